@@ -1,0 +1,3 @@
+module github.com/sessiond/sessiond
+
+go 1.26.8

@@ -1,0 +1,55 @@
+// Package revocationpush is the contract that carries revocation to registered clients: a
+// not-before policy, a logout, or an OpenID Connect back-channel logout token.
+//
+// The core signs what needs the realm key (adapter actions, logout tokens) and hands the
+// provider ready notices, so realm keys never leave the sessiond process.
+package revocationpush
+
+import (
+	"context"
+	"time"
+
+	"github.com/sessiond/sessiond/spi"
+)
+
+// Action names, as in Keycloak's adapter protocol.
+const (
+	PushNotBefore     = "PUSH_NOT_BEFORE"
+	Logout            = "LOGOUT"
+	BackchannelLogout = "BACKCHANNEL_LOGOUT"
+)
+
+// Notice is one message for one client.
+type Notice struct {
+	ID         string // delivery id, stable across retries
+	Action     string
+	RealmID    string
+	ClientID   string // the client's clientId
+	AdminURL   string // the client's management URL ("" when it registered none)
+	LogoutURL  string // the client's back-channel logout URL, for BackchannelLogout
+	NotBefore  time.Time
+	SessionIDs []string // adapter session ids, for Logout
+	// Token is the realm-signed JWS the adapter protocol POSTs (for PushNotBefore and
+	// Logout) or the logout_token (for BackchannelLogout).
+	Token   string
+	Expires time.Time // the token's own expiry
+}
+
+// Result is the outcome of delivering one notice.
+type Result struct {
+	NoticeID string
+	Target   string // the URL or topic delivered to
+	OK       bool
+	Status   int    // HTTP status when there was one
+	Error    string // why it failed
+	// Retry says whether trying again later may succeed (a down client, a 5xx) rather
+	// than never (the client said 4xx, or has no target).
+	Retry bool
+}
+
+// Provider delivers notices. It returns one Result per notice in order; an error return
+// means the whole batch could not be attempted.
+type Provider interface {
+	spi.Provider
+	Push(ctx context.Context, notices []Notice) ([]Result, error)
+}

@@ -1,0 +1,320 @@
+// Package usersessions is the storage contract of sessiond: user sessions and their client
+// sessions, online and offline, plus the small records and the delivery outbox the runtime keeps.
+//
+// A provider stores what the core hands it; it never computes expiry itself. Every row carries
+// ExpiresAt as the core computed it, so cleanup is a range scan on one column.
+package usersessions
+
+import (
+	"context"
+	"time"
+
+	"github.com/sessiond/sessiond/spi"
+)
+
+// State of a user session, as in Keycloak.
+type State string
+
+const (
+	LoggedIn   State = "LOGGED_IN"
+	LoggingOut State = "LOGGING_OUT"
+	LoggedOut  State = "LOGGED_OUT"
+)
+
+// Key addresses one user session. Online and offline sessions with the same ID are
+// distinct rows (an offline session is created from an online one and keeps its id).
+type Key struct {
+	RealmID string
+	ID      string
+	Offline bool
+}
+
+// ClientKey addresses one client session.
+type ClientKey struct {
+	Session  Key
+	ClientID string
+}
+
+// UserSession is one person's login in one realm. Timestamps have microsecond precision
+// (providers may truncate to it); all are UTC.
+type UserSession struct {
+	ID              string
+	RealmID         string
+	UserID          string
+	LoginUsername   string
+	IPAddress       string
+	UserAgent       string
+	AuthMethod      string // e.g. "openid-connect"
+	BrokerSessionID string // identity-brokering session id, "" when none
+	BrokerUserID    string
+	RememberMe      bool
+	Offline         bool
+	State           State
+	Started         time.Time
+	LastRefresh     time.Time
+	// ExpiresAt is when this session ends by its own rules (idle, max, remember-me,
+	// offline), as computed by the core. Cleanup deletes rows whose ExpiresAt has passed.
+	ExpiresAt time.Time
+	Notes     map[string]string
+	// Version is the optimistic-locking counter: a provider sets it to 1 on create,
+	// increments it on every write, and refuses an Update whose Version differs from the
+	// stored one with spi.ErrConflict.
+	Version int64
+	// Clients holds the client sessions, keyed by client id. Get and List fill it;
+	// Create stores the ones given.
+	Clients map[string]*ClientSession
+}
+
+// Key returns the session's key.
+func (s *UserSession) Key() Key { return Key{RealmID: s.RealmID, ID: s.ID, Offline: s.Offline} }
+
+// ClientSession is one client's part of a user session; it carries the refresh-token
+// rotation state of that client.
+type ClientSession struct {
+	UserSessionID string
+	RealmID       string
+	ClientID      string
+	Offline       bool
+	Started       time.Time
+	LastRefresh   time.Time
+	ExpiresAt     time.Time
+	AuthMethod    string
+	RedirectURI   string
+	Action        string // e.g. "AUTHENTICATE", "LOGGED_OUT"
+	Scope         string // granted scope, space separated
+	Notes         map[string]string
+	// CurrentRefreshToken is the id (jti) of the refresh token last issued to this
+	// client session; CurrentRefreshTokenUseCount counts its uses (Revoke Refresh Token).
+	CurrentRefreshToken         string
+	CurrentRefreshTokenUseCount int
+	// PreviousRefreshToken and RotatedAt let the core honour a rotation grace window:
+	// the token rotated out at RotatedAt may still be presented shortly after.
+	PreviousRefreshToken string
+	RotatedAt            time.Time
+	Version              int64
+}
+
+// Key returns the client session's key.
+func (c *ClientSession) Key() ClientKey {
+	return ClientKey{Session: Key{RealmID: c.RealmID, ID: c.UserSessionID, Offline: c.Offline}, ClientID: c.ClientID}
+}
+
+// Touch moves the idle clock of a user session and, when ClientID is set, of one of its
+// client sessions. Touches are the write a refresh makes; they come in batches.
+type Touch struct {
+	Session         Key
+	LastRefresh     time.Time
+	ExpiresAt       time.Time
+	ClientID        string // "" touches the user session only
+	ClientExpiresAt time.Time
+}
+
+// Filter selects sessions for List, Count and Delete. Empty fields match everything;
+// RealmID is required.
+type Filter struct {
+	RealmID  string
+	UserID   string
+	ClientID string          // sessions that have a client session for this client
+	Offline  OfflineSelector //
+	// ActiveSince, when set, keeps sessions whose LastRefresh is at or after it.
+	ActiveSince time.Time
+}
+
+// OfflineSelector picks online, offline or both kinds of session.
+type OfflineSelector int
+
+const (
+	OnlineOnly OfflineSelector = iota
+	OfflineOnly
+	Both
+)
+
+// Matches reports whether the selector accepts a session with that offline flag.
+func (o OfflineSelector) Matches(offline bool) bool {
+	switch o {
+	case OnlineOnly:
+		return !offline
+	case OfflineOnly:
+		return offline
+	default:
+		return true
+	}
+}
+
+// Page asks for one page of a listing in key order (session id ascending). After is the
+// last id of the previous page ("" for the first): keyset paging, so a listing of millions
+// never needs an offset scan or holds more than one page.
+type Page struct {
+	After string
+	Limit int
+}
+
+// Partition splits a stream into disjoint parts that parallel workers read at once.
+// Index runs from 0 to Count-1; a zero Partition means the whole set.
+type Partition struct {
+	Index int
+	Count int
+}
+
+// StreamRequest asks for sessions in pages, for preloading.
+type StreamRequest struct {
+	Filter    Filter
+	PageSize  int
+	Partition Partition
+}
+
+// ChangeKind says what happened to a session.
+type ChangeKind int
+
+const (
+	Upserted ChangeKind = iota + 1 // created or updated (including touches)
+	Removed                        // deleted, logged out, expired
+	Flushed                        // many sessions at once (delete by realm, user or client): drop everything matching
+)
+
+// Change is one entry of the change feed. Nodes sharing a store use it to invalidate their
+// caches; Origin lets a node ignore its own writes.
+type Change struct {
+	Kind     ChangeKind
+	Session  Key    // for Upserted and Removed
+	ClientID string // set when only a client session changed
+	Filter   Filter // for Flushed
+	Origin   string // node id given to Configure as the "node-id" host option, "" if unknown
+}
+
+// Record is a small versioned value the runtime persists beside sessions: realm signing
+// keys, not-before policies, realm settings changed through the admin API.
+type Record struct {
+	Kind    string // e.g. "realm-keys", "not-before"
+	Key     string
+	Value   []byte
+	Version int64 // optimistic locking as for sessions; 0 on Put means "must not exist"
+	Updated time.Time
+}
+
+// DeliveryState is where a revocation-push delivery is in its life.
+type DeliveryState string
+
+const (
+	Pending   DeliveryState = "pending"
+	Delivered DeliveryState = "delivered"
+	Failed    DeliveryState = "failed" // gave up after the last attempt
+)
+
+// Delivery is one entry of the durable revocation-push outbox: one notice to one client.
+type Delivery struct {
+	ID          string
+	RealmID     string
+	ClientID    string
+	Kind        string // notice action, e.g. "PUSH_NOT_BEFORE", "LOGOUT", "BACKCHANNEL_LOGOUT"
+	Target      string // URL or topic
+	Payload     []byte // the notice, as the revocation-push SPI encodes it
+	State       DeliveryState
+	Attempts    int
+	NextAttempt time.Time
+	LastError   string
+	Created     time.Time
+	Updated     time.Time
+}
+
+// DeliveryOutcome records the result of one attempt.
+type DeliveryOutcome struct {
+	ID          string
+	State       DeliveryState // Pending (retry at NextAttempt), Delivered or Failed
+	NextAttempt time.Time
+	Error       string
+}
+
+// DeliveryFilter selects deliveries for listing.
+type DeliveryFilter struct {
+	RealmID string
+	State   DeliveryState // "" means all
+	Page    Page
+}
+
+// Provider stores user sessions. Every method that takes a batch applies it item by item:
+// an error for one item (returned in the per-item result) does not undo the others, except
+// where the doc says the batch is atomic. Batches exist because a call across the plugin
+// boundary costs about 100 µs; callers group work to pay it once.
+type Provider interface {
+	spi.Provider
+
+	// Create stores new user sessions together with the client sessions in their Clients
+	// map. It returns one error per session (nil on success, spi.ErrExists for a
+	// duplicate key). Versions are set to 1.
+	Create(ctx context.Context, sessions []*UserSession) ([]error, error)
+
+	// Get returns the sessions with those keys, with their client sessions, in the order
+	// asked; a missing session is a nil entry.
+	Get(ctx context.Context, keys []Key) ([]*UserSession, error)
+
+	// Update replaces the stored user session's fields (not its client sessions) when its
+	// stored Version equals the given one, and increments it. Per-item errors:
+	// spi.ErrNotFound, spi.ErrConflict.
+	Update(ctx context.Context, sessions []*UserSession) ([]error, error)
+
+	// Touch applies idle-clock moves. A touch never moves LastRefresh backwards and does not
+	// change Version (touches of one session from two nodes commute). Missing sessions are
+	// reported per item with spi.ErrNotFound.
+	Touch(ctx context.Context, touches []Touch) ([]error, error)
+
+	// PutClientSessions creates or replaces client sessions. A Version of 0 creates (and
+	// fails with spi.ErrExists if present); otherwise it must equal the stored Version
+	// (spi.ErrConflict), which is how refresh-token rotation is made safe between nodes.
+	// The parent user session must exist (spi.ErrNotFound).
+	PutClientSessions(ctx context.Context, clients []*ClientSession) ([]error, error)
+
+	// DeleteClientSessions removes client sessions; missing ones are not an error.
+	DeleteClientSessions(ctx context.Context, keys []ClientKey) error
+
+	// Delete removes user sessions and their client sessions; missing ones are not an
+	// error. It returns how many user sessions were removed.
+	Delete(ctx context.Context, keys []Key) (int, error)
+
+	// DeleteMatching removes every session the filter selects (logout of a user, sign out
+	// all, removal of a client's sessions) and returns how many user sessions went. With a
+	// ClientID, only that client's client sessions are removed, not the user sessions.
+	DeleteMatching(ctx context.Context, f Filter) (int, error)
+
+	// DeleteExpired removes at most limit user sessions whose ExpiresAt is before the given
+	// time, with their client sessions, then client sessions that expired on their own or
+	// whose user session is gone. It returns the number of user and client sessions removed;
+	// callers repeat until both are below limit.
+	DeleteExpired(ctx context.Context, before time.Time, limit int) (users, clients int, err error)
+
+	// List returns one page of the sessions the filter selects, with their client sessions,
+	// ordered by id.
+	List(ctx context.Context, f Filter, p Page) ([]*UserSession, error)
+
+	// Count returns how many sessions the filter selects.
+	Count(ctx context.Context, f Filter) (int64, error)
+
+	// CountByClient returns, for a realm, the number of sessions per client id.
+	CountByClient(ctx context.Context, realmID string, offline bool) (map[string]int64, error)
+
+	// Stream calls fn with successive pages of the sessions the request selects, in id order
+	// within the partition, until the set is exhausted, fn returns an error, or ctx ends.
+	Stream(ctx context.Context, req StreamRequest, fn func(page []*UserSession) error) error
+
+	// Watch calls fn with every change made through any node sharing this store, from the
+	// moment it is called until ctx ends. Providers without a shared backend report only
+	// their own changes. It returns when ctx ends (nil) or the feed breaks (an error; the
+	// caller treats its cache as stale and calls again).
+	Watch(ctx context.Context, fn func(Change) error) error
+
+	// Records.
+	GetRecords(ctx context.Context, kind string, keys []string) ([]*Record, error) // nil entries for missing
+	// PutRecord writes a record if its Version matches the stored one (0: must not exist)
+	// and returns the stored record with its new Version.
+	PutRecord(ctx context.Context, r *Record) (*Record, error)
+	ListRecords(ctx context.Context, kind string) ([]*Record, error)
+	DeleteRecord(ctx context.Context, kind, key string) error
+
+	// Outbox of revocation-push deliveries.
+	Enqueue(ctx context.Context, deliveries []*Delivery) error
+	// Claim returns up to limit pending deliveries due at now and leases them until
+	// now+lease, so that another node does not attempt them at the same time.
+	Claim(ctx context.Context, now time.Time, lease time.Duration, limit int) ([]*Delivery, error)
+	Finish(ctx context.Context, outcomes []DeliveryOutcome) error
+	ListDeliveries(ctx context.Context, f DeliveryFilter) ([]*Delivery, error)
+}
