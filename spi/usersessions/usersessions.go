@@ -179,7 +179,7 @@ type Change struct {
 	Session  Key    // for Upserted and Removed
 	ClientID string // set when only a client session changed
 	Filter   Filter // for Flushed
-	Origin   string // node id given to Configure as the "node-id" host option, "" if unknown
+	Origin   string // node id given to Configure under spi.HostNodeID, "" if unknown
 }
 
 // Record is a small versioned value the runtime persists beside sessions: realm signing

@@ -1,0 +1,19 @@
+# The two commands of README.md live here so CI and people run the same thing.
+GO ?= go
+export PATH := $(PATH):$(shell $(GO) env GOPATH)/bin
+
+.PHONY: run test vet generate build
+run:
+	$(GO) run ./cmd/sessiond start-dev
+
+build:
+	$(GO) build -o bin/sessiond ./cmd/sessiond
+
+# test brings up the services the suite needs, then runs every test with the race detector.
+test:
+	.ci/services
+	$(GO) vet ./...
+	$(GO) test -race -count=1 -timeout 20m ./...
+
+generate:
+	$(GO) generate ./...

@@ -1,0 +1,199 @@
+// Command sessiond is the user-session runtime daemon. One binary: it runs the server, prints
+// its configuration and plugins, and serves its own built-in providers as plugin processes.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+	"text/tabwriter"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/sessiond/sessiond/conf"
+	"github.com/sessiond/sessiond/core/runtime"
+	"github.com/sessiond/sessiond/plugins/sdk"
+	"github.com/sessiond/sessiond/providers/builtin"
+)
+
+// version is set at build time with -ldflags "-X main.version=…".
+var version = "dev"
+
+const usage = `Usage: sessiond <command> [options]
+
+Commands:
+  start            run sessiond (production defaults: listens on all interfaces)
+  start-dev        run sessiond for development (127.0.0.1:8080, demo realm)
+  show-config      print the effective configuration and where each value comes from
+                   (add start-dev to see that profile's defaults: sessiond show-config start-dev)
+  plugins list     start each configured provider, verify it, and print its state
+  config reference print the configuration reference (Markdown)
+  version          print the version
+
+Options are Keycloak-style keys: --http-port=8080, --spi-user-sessions-provider=memory,
+--spi-<spi>-<provider>-<option>=<value>. The same keys work in conf/sessiond.conf and as
+SESSIOND_* environment variables. See docs/configuration.md.
+`
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	cmd, rest := args[0], args[1:]
+	var err error
+	switch cmd {
+	case "start":
+		err = serve(conf.ProfileStart, rest, stdout, stderr)
+	case "start-dev":
+		err = serve(conf.ProfileDev, rest, stdout, stderr)
+	case "show-config":
+		err = showConfig(rest, stdout)
+	case "plugins":
+		if len(rest) == 0 || rest[0] != "list" {
+			fmt.Fprint(stderr, "Usage: sessiond plugins list [options]\n")
+			return 2
+		}
+		err = pluginsList(rest[1:], stdout, stderr)
+	case "plugin":
+		// Hidden: how the host runs a built-in provider as a plugin process.
+		if len(rest) != 3 || rest[0] != "serve" {
+			fmt.Fprint(stderr, "Usage: sessiond plugin serve <spi> <provider>\n")
+			return 2
+		}
+		err = servePlugin(rest[1], rest[2])
+	case "config":
+		if len(rest) != 1 || rest[0] != "reference" {
+			fmt.Fprint(stderr, "Usage: sessiond config reference\n")
+			return 2
+		}
+		err = conf.WriteReference(stdout, runtime.BuiltinDescriptors())
+	case "version", "--version", "-v":
+		fmt.Fprintf(stdout, "sessiond %s\n", version)
+	case "help", "--help", "-h":
+		fmt.Fprint(stdout, usage)
+	default:
+		fmt.Fprintf(stderr, "sessiond: unknown command %q\n\n%s", cmd, usage)
+		return 2
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "sessiond: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+func newLogger(stderr io.Writer, args []string) hclog.Logger {
+	// The level and format are configuration too, but the logger must exist before the
+	// configuration is loaded (loading logs), so peek at them here; conf validates them.
+	level, json := "info", false
+	for _, e := range conf.Peek(args, os.Environ(), "log-level", "log-format") {
+		switch e.Key {
+		case "log-level":
+			level = e.Value
+		case "log-format":
+			json = e.Value == "json"
+		}
+	}
+	return hclog.New(&hclog.LoggerOptions{
+		Name:       "sessiond",
+		Level:      hclog.LevelFromString(level),
+		Output:     stderr,
+		JSONFormat: json,
+	})
+}
+
+func serve(profile conf.Profile, args []string, stdout, stderr io.Writer) error {
+	log := newLogger(stderr, args)
+	exe, err := os.Executable()
+	if err != nil {
+		return fmt.Errorf("find the sessiond binary: %w", err)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+
+	rt, err := runtime.Start(ctx, log, runtime.Options{
+		Profile: profile, Args: args, Environ: os.Environ(), Executable: exe, Stdout: stdout,
+	})
+	if err != nil {
+		return err
+	}
+	select {
+	case <-ctx.Done():
+		log.Info("shutting down", "reason", "signal")
+	case err := <-rt.Done():
+		log.Error("http server stopped", "error", err)
+	}
+	return rt.Stop(context.Background())
+}
+
+func showConfig(args []string, stdout io.Writer) error {
+	profile := conf.ProfileStart
+	if len(args) > 0 && args[0] == "start-dev" {
+		profile, args = conf.ProfileDev, args[1:]
+	}
+	loaded, err := conf.Load(profile, args, os.Environ())
+	if err != nil {
+		return err
+	}
+	settings, err := loaded.Resolve(runtime.BuiltinDescriptors())
+	if err != nil {
+		return err
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "KEY\tVALUE\tSOURCE")
+	for _, e := range settings.Effective() {
+		fmt.Fprintf(tw, "%s\t%s\t%s\n", e.Key, e.Value, e.Source)
+	}
+	return tw.Flush()
+}
+
+func pluginsList(args []string, stdout, stderr io.Writer) error {
+	log := newLogger(stderr, args)
+	exe, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	ctx := context.Background()
+	_, h, _, err := runtime.StartProviders(ctx, log, runtime.Options{
+		Profile: conf.ProfileStart, Args: args, Environ: os.Environ(), Executable: exe,
+	})
+	if err != nil {
+		return err
+	}
+	defer h.Stop(ctx)
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "SPI\tPROVIDER\tVERSION\tPROTOCOL\tMODE\tPID\tSTATE\tSHA256\tCOMMAND")
+	for _, s := range h.Status() {
+		mode, pid, proto := "plugin", fmt.Sprint(s.PID), fmt.Sprint(s.Protocol)
+		if s.InProcess {
+			mode, pid, proto = "in-process", "-", "-"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", s.SPI, s.ID, s.Version, proto, mode, pid, s.State, orDash(s.SHA256), orDash(s.Command))
+	}
+	return tw.Flush()
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func servePlugin(spiName, id string) error {
+	f, ok := builtin.Lookup(spiName, id)
+	if !ok {
+		return errors.New("no built-in provider " + spiName + "/" + id)
+	}
+	sdk.Serve(f.New(sdk.Logger(spiName + "." + id)))
+	return nil
+}

@@ -1,0 +1,148 @@
+package conf
+
+import (
+	"github.com/sessiond/sessiond/spi"
+)
+
+// List is the type of an option holding comma-separated values. It extends
+// spi.OptionType for server options; providers use the spi types only.
+const List spi.OptionType = "list"
+
+// ServerOption declares one option of sessiond itself (not of a provider).
+type ServerOption struct {
+	Name     string
+	Type     spi.OptionType
+	Default  string             // as written on the command line; "" means unset
+	Profiles map[Profile]string // defaults that differ by profile, overriding Default
+	Help     string
+	Secret   bool
+	Allowed  []string // for spi.Enum
+}
+
+// DefaultFor is the option's default under profile p.
+func (o ServerOption) DefaultFor(p Profile) string {
+	if v, ok := o.Profiles[p]; ok {
+		return v
+	}
+	return o.Default
+}
+
+// The server options. Keeping them as data lets Load, show-config, the suggestions for a
+// misspelt key and the reference all agree.
+const (
+	keyConfig               = "config"
+	keyHTTPHost             = "http-host"
+	keyHTTPPort             = "http-port"
+	keyFeatures             = "features"
+	keyFeaturesDisabled     = "features-disabled"
+	keyLogLevel             = "log-level"
+	keyLogFormat            = "log-format"
+	keyNodeID               = "node-id"
+	keyRealmFile            = "realm-file"
+	keyPluginDir            = "plugin-dir"
+	keyPluginSocketDir      = "plugin-socket-dir"
+	keyPluginRestartBackoff = "plugin-restart-backoff"
+	keyShutdownTimeout      = "shutdown-timeout"
+)
+
+// DefaultConfigFile is read when no --config is given; its absence is not an error.
+const DefaultConfigFile = "conf/sessiond.conf"
+
+// ServerOptions lists sessiond's own options, then the provider selection key of each SPI
+// (spi-<spi>-provider), in the order show-config and the reference print them.
+func ServerOptions() []ServerOption {
+	return []ServerOption{
+		{Name: keyConfig, Type: spi.String, Default: DefaultConfigFile,
+			Help: "Configuration file, relative to the working directory. Set it as a flag or env var; a missing default file is ignored, a missing named one is an error."},
+		{Name: keyHTTPHost, Type: spi.String, Default: "0.0.0.0", Profiles: map[Profile]string{ProfileDev: "127.0.0.1"},
+			Help: "Address the HTTP server listens on."},
+		{Name: keyHTTPPort, Type: spi.Int, Default: "8080",
+			Help: "Port the HTTP server listens on; 0 picks a free port."},
+		{Name: keyFeatures, Type: List,
+			Help: "Features to enable, comma-separated."},
+		{Name: keyFeaturesDisabled, Type: List,
+			Help: "Features to disable, comma-separated."},
+		{Name: keyLogLevel, Type: spi.Enum, Default: "info", Allowed: []string{"trace", "debug", "info", "warn", "error"},
+			Help: "Lowest level logged, for sessiond and its plugins."},
+		{Name: keyLogFormat, Type: spi.Enum, Default: "text", Allowed: []string{"text", "json"},
+			Help: "Log format on standard error."},
+		{Name: keyNodeID, Type: spi.String,
+			Help: "Name of this node among the nodes sharing a store; defaults to `<hostname>-<pid>`."},
+		{Name: keyRealmFile, Type: List,
+			Help: "Realm JSON files to load, comma-separated; start-dev uses a built-in demo realm when unset."},
+		{Name: keyPluginDir, Type: spi.String, Default: "plugins",
+			Help: "Directory that relative plugin command paths are resolved against, relative to the working directory."},
+		{Name: keyPluginSocketDir, Type: spi.String, Default: "/tmp",
+			Help: "Directory for plugin unix sockets; keep it short, a socket path is limited to about 108 bytes."},
+		{Name: keyPluginRestartBackoff, Type: spi.Duration, Default: "100ms",
+			Help: "Delay before a crashed plugin is first restarted; it doubles with each further failure up to 30s."},
+		{Name: keyShutdownTimeout, Type: spi.Duration, Default: "10s",
+			Help: "How long a shutdown waits for requests in flight and plugins to finish."},
+
+		// Built-in defaults; a profile can pick another one here.
+		{Name: selectionKey(spi.UserSessions), Type: spi.String, Default: "memory",
+			Help: "Provider of the user-sessions SPI (session storage)."},
+		{Name: selectionKey(spi.OfflinePreload), Type: spi.String, Default: "lazy",
+			Help: "Provider of the offline-preload SPI (how offline sessions reach the cache)."},
+		{Name: selectionKey(spi.CacheLifespan), Type: spi.String, Default: "default",
+			Help: "Provider of the cache-lifespan SPI (how long a session stays cached)."},
+		{Name: selectionKey(spi.RevocationPush), Type: spi.String, Default: "log-only",
+			Help: "Provider of the revocation-push SPI (how a not-before policy reaches clients)."},
+	}
+}
+
+func selectionKey(spiName string) string { return "spi-" + spiName + "-provider" }
+
+// Feature declares a feature toggle.
+type Feature struct {
+	Name    string
+	Default bool
+	Help    string
+}
+
+// Feature names that the runtime branches on.
+const (
+	FeaturePersistentUserSessions = "persistent-user-sessions"
+	FeatureTransientSessions      = "transient-sessions"
+)
+
+// KnownFeatures lists every feature toggle.
+func KnownFeatures() []Feature {
+	return []Feature{
+		{Name: FeaturePersistentUserSessions, Default: true,
+			Help: "Online user sessions are written to the store and survive a restart; when off they live in the cache only and the 2-minute idle grace window applies."},
+		{Name: FeatureTransientSessions, Default: true,
+			Help: "Logins may ask for a transient session, which is never stored and cannot be refreshed or introspected."},
+	}
+}
+
+// Features is the state of every known feature.
+type Features map[string]bool
+
+// Enabled reports whether the feature is on. Unknown names are off.
+func (f Features) Enabled(name string) bool { return f[name] }
+
+// The reserved per-provider options sessiond itself reads.
+const (
+	optInProcess = "in-process" // built-ins: run inside sessiond instead of as a plugin process
+	optCommand   = "command"    // third-party: plugin binary, relative to plugin-dir
+	optSHA256    = "sha256"     // third-party: hex SHA-256 the binary must have
+)
+
+func reservedOption(name string) bool {
+	return name == optInProcess || name == optCommand || name == optSHA256
+}
+
+// reservedOptions are the host options of a provider, declared like its own, for
+// show-config and the reference.
+func reservedOptions(thirdParty bool) []spi.Option {
+	if thirdParty {
+		return []spi.Option{
+			{Name: optCommand, Type: spi.String, Help: "Plugin binary of this third-party provider, relative to plugin-dir unless absolute; registers the provider."},
+			{Name: optSHA256, Type: spi.String, Help: "Hex SHA-256 the plugin binary must have; required with command."},
+		}
+	}
+	return []spi.Option{
+		{Name: optInProcess, Type: spi.Bool, Default: "false", Help: "Run this built-in provider inside the sessiond process instead of as a plugin process."},
+	}
+}

@@ -1,0 +1,478 @@
+package conf
+
+import (
+	"encoding/hex"
+	"fmt"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/sessiond/sessiond/spi"
+)
+
+// Settings is the configuration resolved against the providers' descriptors, typed and
+// checked.
+type Settings struct {
+	Profile              Profile
+	HTTPHost             string
+	HTTPPort             int
+	Features             Features
+	LogLevel             string // trace, debug, info, warn, error
+	LogFormat            string // text, json
+	NodeID               string
+	RealmFiles           []string
+	PluginDir            string
+	PluginSocketDir      string
+	PluginRestartBackoff time.Duration
+	ShutdownTimeout      time.Duration
+	SPIs                 map[string]SPISettings // by SPI name, one for each of spi.Names()
+
+	// Unchecked are spi-* keys that no known provider claims while a registered
+	// third-party provider has not described itself (it was not started), so they may
+	// be its aliases. They are ignored; values masked.
+	Unchecked []Entry
+
+	effective []Entry
+}
+
+// SPISettings is the configuration of one SPI.
+type SPISettings struct {
+	Provider  string                      // id of the selected provider
+	Providers map[string]ProviderSettings // every built-in and registered provider, by id
+}
+
+// ProviderSettings is the configuration of one provider.
+type ProviderSettings struct {
+	ID         string
+	ThirdParty bool // registered by its command and sha256 keys
+	Described  bool // its options were checked against its descriptor
+	InProcess  bool // built-ins: run inside sessiond rather than as a plugin process
+	Command    string
+	SHA256     string // lower-case hex
+	// Config holds the provider's own options, checked and normalised: bools "true" or
+	// "false", ints in decimal, durations in Go syntax ("1m30s", so time.ParseDuration
+	// reads them), unset options with their default. A provider that has not described
+	// itself gets its values as written.
+	Config spi.Config
+}
+
+// Effective lists every key with its effective value and source, for show-config.
+// Secret values are masked.
+func (s *Settings) Effective() []Entry { return slices.Clone(s.effective) }
+
+// Registrations is what must be started before the configuration can be resolved.
+type Registrations struct {
+	Selected   map[string]string // SPI → id of the selected provider
+	ThirdParty []Registration    // every registered plugin, selected or not
+}
+
+// Registration is a third-party provider registered by its command and sha256 keys.
+type Registration struct {
+	SPI, ID string
+	Command string // joined to plugin-dir when relative
+	SHA256  string // lower-case hex
+}
+
+// Registrations reads which provider each SPI selects and which third-party providers
+// are registered. It checks everything that does not need a provider's descriptor
+// (server options, features, the command/sha256 pairs); Resolve checks the rest.
+func (l *Loaded) Registrations() (Registrations, error) {
+	s, probs := l.resolve(nil, false)
+	if err := probs.err(); err != nil {
+		return Registrations{}, err
+	}
+	regs := Registrations{Selected: map[string]string{}}
+	for _, name := range spi.Names() {
+		ss := s.SPIs[name]
+		regs.Selected[name] = ss.Provider
+		for _, id := range sortedIDs(ss.Providers) {
+			if p := ss.Providers[id]; p.ThirdParty {
+				regs.ThirdParty = append(regs.ThirdParty, Registration{SPI: name, ID: id, Command: p.Command, SHA256: p.SHA256})
+			}
+		}
+	}
+	return regs, nil
+}
+
+// Resolve checks every key against descs (the built-in providers' descriptors and those
+// of the third-party providers started so far) and returns the typed settings, or an
+// *Error listing every problem.
+func (l *Loaded) Resolve(descs []spi.Descriptor) (*Settings, error) {
+	s, probs := l.resolve(descs, true)
+	if err := probs.err(); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// setting is the value a key got from the highest layer that set it.
+type setting struct {
+	key   string // as written
+	value string
+	bare  bool
+	src   Source
+	layer int
+}
+
+type resolver struct {
+	l      *Loaded
+	c      *catalog
+	values map[ref]setting
+	probs  problems
+	s      *Settings
+}
+
+func (l *Loaded) resolve(descs []spi.Descriptor, described bool) (*Settings, problems) {
+	r := &resolver{l: l, values: map[ref]setting{}, s: &Settings{Profile: l.profile, SPIs: map[string]SPISettings{}}}
+	r.c = newCatalog(descs, described, &r.probs)
+	for _, ly := range l.layers {
+		for _, k := range ly.k.Keys() {
+			r.c.register(k)
+		}
+	}
+	r.collect()
+	server := r.server()
+	r.features(server)
+	for _, name := range spi.Names() {
+		r.spi(name)
+	}
+	r.s.effective = append(r.s.effective, r.s.Unchecked...)
+	return r.s, r.probs
+}
+
+// collect places every key of every layer; a higher layer overrides a lower one
+// whatever spelling (alias, "--" form, env) each used.
+func (r *resolver) collect() {
+	var known []string
+	for li, ly := range r.l.layers {
+		for _, key := range ly.k.Keys() {
+			st := setting{key: key, value: ly.k.String(key), bare: ly.bare[key], src: ly.src[key], layer: li}
+			p := r.c.place(key)
+			if !p.ok {
+				if known == nil {
+					known = r.c.keys()
+				}
+				sug := suggest(key, known)
+				// Once the built-ins are described, a key close to a known one is a typo,
+				// even while a plugin that might claim unknown keys has not described itself.
+				if p.deferrable && (sug == "" || !r.c.described) {
+					r.s.Unchecked = append(r.s.Unchecked, Entry{Key: key, Value: mask(st.value, true), Source: st.src})
+					continue
+				}
+				msg := "unknown option " + st.src.spell(key)
+				if sug != "" {
+					msg += "; did you mean " + st.src.spell(sug) + "?"
+				}
+				if p.why != "" {
+					msg += " (" + p.why + ")"
+				}
+				r.probs.add(st.src, key, "%s", msg)
+				continue
+			}
+			if prev, dup := r.values[p.ref]; dup && prev.layer == li {
+				r.probs.add(st.src, key, "%s and %s (%s) both set %s; keep one", st.src.spell(key), prev.src.spell(prev.key), prev.src, p.ref.key())
+				continue
+			}
+			r.values[p.ref] = st
+		}
+	}
+}
+
+// value is the checked, normalised value of an option, its source, and whether it is
+// usable (problems are recorded).
+func (r *resolver) value(rf ref, def string, typ spi.OptionType, allowed []string) (string, Source, bool) {
+	st, set := r.values[rf]
+	if !set {
+		if def == "" {
+			return "", Source{}, true
+		}
+		st = setting{key: rf.key(), value: def}
+	}
+	if st.bare {
+		if typ != spi.Bool {
+			r.probs.add(st.src, st.key, "%s needs a value: %s=<value>", st.src.spell(st.key), st.src.spell(st.key))
+			return "", st.src, false
+		}
+		st.value = "true"
+	}
+	v, want := checkValue(typ, allowed, st.value)
+	if want != "" {
+		r.invalid(st, want)
+		return "", st.src, false
+	}
+	return v, st.src, true
+}
+
+func (r *resolver) invalid(st setting, want string) {
+	r.probs.add(st.src, st.key, "invalid value %q for %s: want %s", st.value, st.src.spell(st.key), want)
+}
+
+func (r *resolver) entry(key, value string, src Source, secret bool) {
+	r.s.effective = append(r.s.effective, Entry{Key: key, Value: mask(value, secret), Source: src})
+}
+
+// server sets the server options and returns their values by name.
+func (r *resolver) server() map[string]string {
+	vals := map[string]string{}
+	for _, o := range ServerOptions() {
+		if strings.HasPrefix(o.Name, "spi-") {
+			continue // provider selections are printed with their SPI
+		}
+		v, src, ok := r.value(ref{option: o.Name}, o.DefaultFor(r.l.profile), o.Type, o.Allowed)
+		r.entry(o.Name, v, src, o.Secret)
+		if !ok {
+			continue
+		}
+		vals[o.Name] = v
+		st := r.values[ref{option: o.Name}]
+		switch o.Name {
+		case keyHTTPHost:
+			r.s.HTTPHost = v
+		case keyHTTPPort:
+			n, _ := strconv.Atoi(v)
+			if n < 0 || n > 65535 {
+				r.invalid(st, "a port from 0 to 65535")
+			}
+			r.s.HTTPPort = n
+		case keyLogLevel:
+			r.s.LogLevel = v
+		case keyLogFormat:
+			r.s.LogFormat = v
+		case keyNodeID:
+			r.s.NodeID = v
+			if v == "" {
+				r.s.NodeID = fmt.Sprintf("%s-%d", r.l.hostname, r.l.pid)
+			}
+		case keyRealmFile:
+			r.s.RealmFiles = splitList(v)
+		case keyPluginDir:
+			r.s.PluginDir = v
+		case keyPluginSocketDir:
+			// go-plugin puts a socket at <dir>/plugin<digits>/plugin<digits> and the kernel
+			// limits the path to 108 bytes.
+			if len(v) > 70 {
+				r.invalid(st, "a directory path of at most 70 bytes (unix socket paths are limited to 108)")
+			}
+			r.s.PluginSocketDir = v
+		case keyPluginRestartBackoff:
+			r.s.PluginRestartBackoff, _ = time.ParseDuration(v)
+			if r.s.PluginRestartBackoff <= 0 {
+				r.invalid(st, "a positive duration")
+			}
+		case keyShutdownTimeout:
+			r.s.ShutdownTimeout, _ = time.ParseDuration(v)
+			if r.s.ShutdownTimeout < 0 {
+				r.invalid(st, "a duration of 0 or more")
+			}
+		}
+	}
+	return vals
+}
+
+func (r *resolver) features(server map[string]string) {
+	r.s.Features = Features{}
+	var names []string
+	for _, f := range KnownFeatures() {
+		r.s.Features[f.Name] = f.Default
+		names = append(names, f.Name)
+	}
+	enabled := map[string]bool{}
+	for _, key := range []string{keyFeatures, keyFeaturesDisabled} {
+		st := r.values[ref{option: key}]
+		on := key == keyFeatures
+		for _, f := range splitList(server[key]) {
+			if _, ok := r.s.Features[f]; !ok {
+				r.probs.add(st.src, key, "unknown feature %q in %s; the features are %s", f, st.src.spell(key), strings.Join(names, ", "))
+				continue
+			}
+			if !on && enabled[f] {
+				en := r.values[ref{option: keyFeatures}]
+				r.probs.add(st.src, key, "feature %q is both enabled (%s) and disabled (%s)", f, en.src, st.src)
+				continue
+			}
+			enabled[f] = on
+			r.s.Features[f] = on
+		}
+	}
+}
+
+// spi resolves one SPI: its selected provider and every provider it knows.
+func (r *resolver) spi(name string) {
+	key := selectionKey(name)
+	o := r.c.server[key]
+	id, src, _ := r.value(ref{option: key}, o.DefaultFor(r.l.profile), o.Type, o.Allowed)
+	r.entry(key, id, src, false)
+	ss := SPISettings{Provider: id, Providers: map[string]ProviderSettings{}}
+	ids := r.c.ids(name)
+	sort.Strings(ids)
+	if r.c.described && !slices.Contains(ids, id) {
+		st, set := r.values[ref{option: key}]
+		if !set {
+			st = setting{key: key}
+		}
+		r.probs.add(src, key, "unknown %s provider %q in %s; %s; a plugin is registered with %s and %s",
+			name, id, src.spell(st.key), r.c.knownProviders(name),
+			src.spell(providerKey(name, "<id>", optCommand)), src.spell(providerKey(name, "<id>", optSHA256)))
+	}
+	for _, pid := range ids {
+		ss.Providers[pid] = r.provider(name, pid)
+	}
+	r.s.SPIs[name] = ss
+}
+
+func (r *resolver) provider(s, id string) ProviderSettings {
+	ps := ProviderSettings{ID: id, ThirdParty: r.c.thirdParty[s][id], Config: spi.Config{}}
+	_, ps.Described = r.c.descs[s][id]
+	for _, o := range r.c.options(s, id) {
+		rf := ref{s, id, o.Name}
+		v, src, ok := r.value(rf, o.Default, o.Type, o.Allowed)
+		if o.Name == optSHA256 {
+			v = strings.ToLower(v)
+		}
+		r.entry(r.c.keyFor(s, id, o.Name), v, src, o.Secret)
+		if !ok {
+			continue
+		}
+		switch o.Name {
+		case optInProcess:
+			ps.InProcess = v == "true"
+		case optCommand:
+			ps.Command = v
+		case optSHA256:
+			ps.SHA256 = v
+		default:
+			if v != "" {
+				ps.Config[o.Name] = v
+			}
+		}
+	}
+	if ps.ThirdParty {
+		r.thirdParty(s, &ps)
+	}
+	if !ps.Described {
+		// Not described: pass its options through as written; their types are unknown,
+		// so mask them in case one is a secret.
+		for _, rf := range sortedRefs(r.values) {
+			if rf.spi == s && rf.provider == id && !reservedOption(rf.option) {
+				st := r.values[rf]
+				ps.Config[rf.option] = st.value
+				r.entry(r.c.keyFor(s, id, rf.option), mask(st.value, true), st.src, false)
+			}
+		}
+	}
+	return ps
+}
+
+// thirdParty checks a plugin's registration: both keys, a well-formed digest, no
+// in-process.
+func (r *resolver) thirdParty(s string, ps *ProviderSettings) {
+	cmd, hasCmd := r.values[ref{s, ps.ID, optCommand}]
+	sum, hasSum := r.values[ref{s, ps.ID, optSHA256}]
+	switch {
+	case !hasCmd:
+		r.probs.add(sum.src, sum.key, "%s is set but %s is not: a plugin is registered with both",
+			sum.src.spell(sum.key), sum.src.spell(providerKey(s, ps.ID, optCommand)))
+	case !hasSum:
+		r.probs.add(cmd.src, cmd.key, "%s is set but %s is not: a plugin binary is only run when its SHA-256 is given",
+			cmd.src.spell(cmd.key), cmd.src.spell(providerKey(s, ps.ID, optSHA256)))
+	}
+	if hasSum && ps.SHA256 != "" {
+		b, err := hex.DecodeString(ps.SHA256)
+		if err != nil || len(b) != 32 {
+			r.invalid(sum, "64 hexadecimal digits (sha256sum prints them)")
+		}
+	}
+	if hasCmd && ps.Command == "" {
+		r.invalid(cmd, "the path of the plugin binary")
+	}
+	if ps.Command != "" && !filepath.IsAbs(ps.Command) {
+		ps.Command = filepath.Join(r.s.PluginDir, ps.Command)
+	}
+	if st, set := r.values[ref{s, ps.ID, optInProcess}]; set {
+		r.probs.add(st.src, st.key, "%s: only built-in providers run in-process; %s is a plugin", st.src.spell(st.key), ps.ID)
+	}
+}
+
+// checkValue checks v against an option type and returns it normalised, or what is
+// allowed instead.
+func checkValue(t spi.OptionType, allowed []string, v string) (norm, want string) {
+	switch t {
+	case spi.Int:
+		n, err := strconv.Atoi(strings.TrimSpace(v))
+		if err != nil {
+			return "", "a whole number"
+		}
+		return strconv.Itoa(n), ""
+	case spi.Bool:
+		switch b := strings.ToLower(strings.TrimSpace(v)); b {
+		case "true", "false":
+			return b, ""
+		}
+		return "", "true or false"
+	case spi.Duration:
+		d, ok := parseDuration(v)
+		if !ok {
+			return "", "a duration such as 30s, 5m or 1h30m, or whole seconds"
+		}
+		return d.String(), ""
+	case spi.Enum:
+		if slices.Contains(allowed, v) {
+			return v, ""
+		}
+		return "", "one of " + strings.Join(allowed, ", ")
+	case List:
+		return strings.Join(splitList(v), ","), ""
+	}
+	return v, ""
+}
+
+// parseDuration reads Go duration syntax or whole seconds, as Keycloak's options give them.
+func parseDuration(v string) (time.Duration, bool) {
+	v = strings.TrimSpace(v)
+	if n, err := strconv.ParseInt(v, 10, 64); err == nil {
+		if n > int64(time.Duration(1<<63-1)/time.Second) || n < -int64(time.Duration(1<<63-1)/time.Second) {
+			return 0, false
+		}
+		return time.Duration(n) * time.Second, true
+	}
+	d, err := time.ParseDuration(v)
+	return d, err == nil
+}
+
+func splitList(v string) []string {
+	var out []string
+	for _, p := range strings.Split(v, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func mask(v string, secret bool) string {
+	if secret && v != "" {
+		return "*****"
+	}
+	return v
+}
+
+func sortedIDs(m map[string]ProviderSettings) []string {
+	ids := make([]string, 0, len(m))
+	for id := range m {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	return ids
+}
+
+func sortedRefs(m map[ref]setting) []ref {
+	refs := make([]ref, 0, len(m))
+	for rf := range m {
+		refs = append(refs, rf)
+	}
+	sort.Slice(refs, func(i, j int) bool { return refs[i].key() < refs[j].key() })
+	return refs
+}

@@ -1,0 +1,232 @@
+// Package runtime wires sessiond together: it reads the configuration, starts each SPI's
+// provider (in-process or as a verified plugin process), loads the realms and serves HTTP.
+//
+// It owns every long-lived goroutine of the daemon and stops them, and the plugin processes,
+// on shutdown.
+package runtime
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/sessiond/sessiond/conf"
+	"github.com/sessiond/sessiond/core/httpapi"
+	"github.com/sessiond/sessiond/core/realm"
+	"github.com/sessiond/sessiond/plugins/host"
+	"github.com/sessiond/sessiond/providers/builtin"
+	"github.com/sessiond/sessiond/spi"
+)
+
+// Providers are the configured provider of each SPI, as the core calls them.
+type Providers struct {
+	plugins map[string]*host.Plugin
+}
+
+// Get returns the provider of an SPI.
+func (p Providers) Get(spiName string) spi.Provider { return p.plugins[spiName].Provider() }
+
+// Runtime is a started sessiond.
+type Runtime struct {
+	log       hclog.Logger
+	settings  *conf.Settings
+	host      *host.Host
+	providers Providers
+	realms    *realm.Realms
+	http      *http.Server
+	listener  net.Listener
+	serveDone chan error
+}
+
+// Options are what the command line hands the runtime besides configuration.
+type Options struct {
+	Profile conf.Profile
+	Args    []string
+	Environ []string
+	// Executable is the sessiond binary that serves built-in providers as plugins
+	// ("sessiond plugin serve <spi> <id>").
+	Executable string
+	// Stdout receives what must reach the operator once, outside the log (start-dev's
+	// generated credentials).
+	Stdout io.Writer
+}
+
+// Start loads the configuration, starts every provider and begins serving HTTP. On error
+// everything already started is stopped again.
+func Start(ctx context.Context, log hclog.Logger, opts Options) (rt *Runtime, err error) {
+	settings, h, plugins, err := StartProviders(ctx, log, opts)
+	if err != nil {
+		return nil, err
+	}
+	rt = &Runtime{log: log, settings: settings, host: h, providers: Providers{plugins: plugins}}
+	defer func() {
+		if err != nil {
+			_ = h.Stop(context.Background())
+		}
+	}()
+
+	if rt.realms, err = loadRealms(log, settings, opts.Profile, opts.Stdout); err != nil {
+		return nil, err
+	}
+
+	addr := net.JoinHostPort(settings.HTTPHost, strconv.Itoa(settings.HTTPPort))
+	rt.listener, err = net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s (http-host, http-port): %w", addr, err)
+	}
+	rt.http = &http.Server{
+		Handler:           httpapi.New(log.Named("http"), rt),
+		ReadHeaderTimeout: 10 * time.Second,
+	}
+	rt.serveDone = make(chan error, 1)
+	go func() { rt.serveDone <- rt.http.Serve(rt.listener) }()
+	log.Info("sessiond started", "address", "http://"+rt.listener.Addr().String(), "node-id", settings.NodeID)
+	return rt, nil
+}
+
+// Addr is the address the HTTP server listens on.
+func (rt *Runtime) Addr() net.Addr { return rt.listener.Addr() }
+
+// Done is closed with the HTTP server's error when it stops serving on its own.
+func (rt *Runtime) Done() <-chan error { return rt.serveDone }
+
+// Checks implements httpapi.Readiness.
+func (rt *Runtime) Checks(context.Context) []httpapi.Check {
+	checks := []httpapi.Check{}
+	for _, st := range rt.host.Status() {
+		c := httpapi.Check{Name: "provider " + st.SPI + "/" + st.ID, Status: "UP"}
+		if st.State != host.StateRunning && st.State != host.StateInProcess {
+			c.Status = "DOWN"
+			c.Reason = string(st.State)
+			if st.LastError != "" {
+				c.Reason += ": " + st.LastError
+			}
+		}
+		checks = append(checks, c)
+	}
+	return checks
+}
+
+// Stop shuts down HTTP (letting requests in flight finish), then the providers.
+func (rt *Runtime) Stop(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, rt.settings.ShutdownTimeout)
+	defer cancel()
+	err := rt.http.Shutdown(ctx)
+	// A provider that cannot be closed politely has been killed by now; that is worth a
+	// warning, not a failed shutdown.
+	if perr := rt.host.Stop(ctx); perr != nil {
+		rt.log.Warn("providers did not all close cleanly", "error", perr)
+	}
+	rt.log.Info("sessiond stopped")
+	return err
+}
+
+// StartProviders resolves the configuration and starts the selected provider of every SPI.
+// It is the part of Start that `plugins list` and `show-config` need too.
+func StartProviders(ctx context.Context, log hclog.Logger, opts Options) (*conf.Settings, *host.Host, map[string]*host.Plugin, error) {
+	loaded, err := conf.Load(opts.Profile, opts.Args, opts.Environ)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	regs, err := loaded.Registrations()
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	// A first resolution with the built-ins alone settles the server options the host
+	// needs; third-party plugins' own keys wait, unchecked, for their descriptors.
+	descs := builtinDescriptors()
+	settings, err := loaded.Resolve(descs)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	h := host.New(log.Named("plugins"), host.Options{
+		SocketDir:      settings.PluginSocketDir,
+		InitialBackoff: settings.PluginRestartBackoff,
+	})
+	ok := false
+	defer func() {
+		if !ok {
+			_ = h.Stop(context.Background())
+		}
+	}()
+
+	// Third-party plugins must be running before their options can be validated: their
+	// descriptor, which lists the options, comes over the plugin protocol.
+	thirdParty := map[string]*host.Plugin{}
+	for _, r := range regs.ThirdParty {
+		if _, isBuiltin := builtin.Lookup(r.SPI, r.ID); isBuiltin {
+			return nil, nil, nil, fmt.Errorf("spi-%s-%s-command: %q is a built-in provider of %s; a plugin needs its own id", r.SPI, r.ID, r.ID, r.SPI)
+		}
+		if regs.Selected[r.SPI] != r.ID {
+			continue // registered but not selected: nothing to start
+		}
+		p, err := h.Start(ctx, host.Spec{SPI: r.SPI, ID: r.ID, Command: r.Command, SHA256: r.SHA256})
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		thirdParty[r.SPI] = p
+		descs = append(descs, p.Descriptor())
+	}
+	if len(thirdParty) > 0 {
+		if settings, err = loaded.Resolve(descs); err != nil {
+			return nil, nil, nil, err
+		}
+	}
+
+	selfSum := ""
+	plugins := map[string]*host.Plugin{}
+	for _, spiName := range spi.Names() {
+		ss := settings.SPIs[spiName]
+		ps := ss.Providers[ss.Provider]
+		p := thirdParty[spiName]
+		if p == nil {
+			f, found := builtin.Lookup(spiName, ss.Provider)
+			if !found {
+				return nil, nil, nil, fmt.Errorf("spi-%s-provider: no provider %q", spiName, ss.Provider)
+			}
+			spec := host.Spec{SPI: spiName, ID: ss.Provider}
+			if ps.InProcess {
+				spec.InProcess = f.New(log.Named(spiName + "." + ss.Provider))
+			} else {
+				if selfSum == "" {
+					if selfSum, err = host.FileSHA256(opts.Executable); err != nil {
+						return nil, nil, nil, fmt.Errorf("checksum of the sessiond binary that serves built-in providers: %w", err)
+					}
+				}
+				spec.Command, spec.SHA256 = opts.Executable, selfSum
+				spec.Args = []string{"plugin", "serve", spiName, ss.Provider}
+			}
+			if p, err = h.Start(ctx, spec); err != nil {
+				return nil, nil, nil, err
+			}
+		}
+		cfg := spi.Config{spi.HostNodeID: settings.NodeID}
+		for k, v := range ps.Config {
+			cfg[k] = v
+		}
+		if err := p.Configure(ctx, cfg); err != nil {
+			return nil, nil, nil, fmt.Errorf("configure %s provider %q: %w", spiName, ss.Provider, err)
+		}
+		plugins[spiName] = p
+	}
+	ok = true
+	return settings, h, plugins, nil
+}
+
+func builtinDescriptors() []spi.Descriptor {
+	var descs []spi.Descriptor
+	for _, f := range builtin.Catalog() {
+		descs = append(descs, f.New(hclog.NewNullLogger()).Describe())
+	}
+	return descs
+}
+
+// BuiltinDescriptors lists every built-in provider's descriptor, for the configuration
+// reference.
+func BuiltinDescriptors() []spi.Descriptor { return builtinDescriptors() }

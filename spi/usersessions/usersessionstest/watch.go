@@ -1,0 +1,163 @@
+package usersessionstest
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/sessiond/sessiond/spi/usersessions"
+)
+
+// How long the suite waits for a change to arrive: generous, because a provider may poll
+// a shared store.
+const watchPatience = 15 * time.Second
+
+// feed is one running Watch.
+type feed struct {
+	changes chan usersessions.Change
+	done    chan error
+	cancel  context.CancelFunc
+}
+
+func watch(t *testing.T, p usersessions.Provider) *feed {
+	t.Helper()
+	// The suite touches a probe session until the new watcher reports it: Watch gives no
+	// signal that it has subscribed, so this is how the suite knows later writes are seen.
+	probeKey := usersessions.Key{RealmID: "watch-probe", ID: "probe"}
+	ctx, cancel := context.WithCancel(t.Context())
+	f := &feed{changes: make(chan usersessions.Change, 1024), done: make(chan error, 1), cancel: cancel}
+	go func() {
+		f.done <- p.Watch(ctx, func(c usersessions.Change) error {
+			select {
+			case f.changes <- c:
+			case <-ctx.Done():
+			}
+			return nil
+		})
+	}()
+	t.Cleanup(func() {
+		cancel()
+		<-f.done
+	})
+	if get(t, p, probeKey) == nil {
+		create(t, p, session(probeKey.RealmID, probeKey.ID, "probe", false))
+	}
+	deadline := time.Now().Add(watchPatience)
+	for i := 1; time.Now().Before(deadline); i++ {
+		touch := usersessions.Touch{Session: probeKey, LastRefresh: at(time.Duration(i) * time.Millisecond), ExpiresAt: at(time.Hour)}
+		errs, err := p.Touch(t.Context(), []usersessions.Touch{touch})
+		wantErr(t, "probe touch", batch(t, errs, err, 1)[0])
+		if _, ok := f.wait(100*time.Millisecond, func(c usersessions.Change) bool { return c.Session == probeKey }); ok {
+			return f
+		}
+		select {
+		case err := <-f.done:
+			t.Fatalf("Watch returned before ctx ended: %v", err)
+		default:
+		}
+	}
+	t.Fatalf("Watch reported no change to %s within %v", keyString(probeKey), watchPatience)
+	return nil
+}
+
+// wait reads changes until one satisfies want or patience runs out.
+func (f *feed) wait(patience time.Duration, want func(usersessions.Change) bool) (usersessions.Change, bool) {
+	timeout := time.After(patience)
+	for {
+		select {
+		case c := <-f.changes:
+			if want(c) {
+				return c, true
+			}
+		case <-timeout:
+			return usersessions.Change{}, false
+		}
+	}
+}
+
+func (f *feed) expect(t *testing.T, what string, want func(usersessions.Change) bool) {
+	t.Helper()
+	if _, ok := f.wait(watchPatience, want); !ok {
+		t.Fatalf("Watch did not report %s within %v", what, watchPatience)
+	}
+}
+
+func kindIs(kind usersessions.ChangeKind, k usersessions.Key) func(usersessions.Change) bool {
+	return func(c usersessions.Change) bool { return c.Kind == kind && c.Session == k }
+}
+
+func watchChecks() []check {
+	return []check{
+		{"reports Upserted, Removed and Flushed for writes through the same provider", func(t *testing.T, p usersessions.Provider) {
+			f := watch(t, p)
+			s := session("r1", "s1", "u1", false, "app")
+			off := session("r1", "s1", "u1", true)
+			other := session("r1", "s2", "u2", false)
+			create(t, p, s, off, other)
+			f.expect(t, "Upserted for Create", kindIs(usersessions.Upserted, s.Key()))
+
+			u := mustGet(t, p, s.Key())
+			u.State = usersessions.LoggingOut
+			errs, err := p.Update(t.Context(), []*usersessions.UserSession{u})
+			wantErr(t, "update", batch(t, errs, err, 1)[0])
+			f.expect(t, "Upserted for Update", kindIs(usersessions.Upserted, s.Key()))
+
+			errs, err = p.Touch(t.Context(), []usersessions.Touch{{Session: off.Key(), LastRefresh: at(time.Minute), ExpiresAt: at(time.Hour)}})
+			wantErr(t, "touch", batch(t, errs, err, 1)[0])
+			f.expect(t, "Upserted for Touch of the offline session", kindIs(usersessions.Upserted, off.Key()))
+
+			wantErr(t, "put client", putClients(t, p, client(s, "spa"))[0])
+			f.expect(t, "Upserted for PutClientSessions", kindIs(usersessions.Upserted, s.Key()))
+
+			wantErr(t, "delete client", p.DeleteClientSessions(t.Context(), []usersessions.ClientKey{{Session: s.Key(), ClientID: "app"}}))
+			f.expect(t, "Removed with ClientID for DeleteClientSessions", func(c usersessions.Change) bool {
+				return c.Kind == usersessions.Removed && c.Session == s.Key() && c.ClientID == "app"
+			})
+
+			if _, err := p.Delete(t.Context(), []usersessions.Key{off.Key()}); err != nil {
+				t.Fatal(err)
+			}
+			f.expect(t, "Removed for Delete", func(c usersessions.Change) bool {
+				return c.Kind == usersessions.Removed && c.Session == off.Key() && c.ClientID == ""
+			})
+
+			byUser := usersessions.Filter{RealmID: "r1", UserID: "u2", Offline: usersessions.Both}
+			if _, err := p.DeleteMatching(t.Context(), byUser); err != nil {
+				t.Fatal(err)
+			}
+			f.expect(t, "Flushed with the filter for DeleteMatching", func(c usersessions.Change) bool {
+				return c.Kind == usersessions.Flushed && c.Filter.RealmID == byUser.RealmID && c.Filter.UserID == byUser.UserID
+			})
+
+			u = mustGet(t, p, s.Key())
+			expired := *u
+			expired.ExpiresAt = at(-time.Hour)
+			errs, err = p.Update(t.Context(), []*usersessions.UserSession{&expired})
+			wantErr(t, "update", batch(t, errs, err, 1)[0])
+			expireAll(t, p, at(0), 10)
+			f.expect(t, "Removed for DeleteExpired", kindIs(usersessions.Removed, s.Key()))
+		}},
+		{"every active watcher receives each change", func(t *testing.T, p usersessions.Provider) {
+			feeds := []*feed{watch(t, p), watch(t, p), watch(t, p)}
+			s := session("r1", "s1", "u1", false)
+			create(t, p, s)
+			for i, f := range feeds {
+				f.expect(t, fmt.Sprintf("Upserted to watcher %d", i), kindIs(usersessions.Upserted, s.Key()))
+			}
+		}},
+		{"returns nil when ctx ends", func(t *testing.T, p usersessions.Provider) {
+			f := watch(t, p)
+			f.cancel()
+			select {
+			case err := <-f.done:
+				if err != nil {
+					t.Errorf("Watch returned %v after ctx ended, want nil", err)
+				}
+				f.done <- err // for the cleanup registered by watch
+			case <-time.After(watchPatience):
+				t.Fatalf("Watch did not return within %v of ctx ending", watchPatience)
+			}
+		}},
+	}
+}
