@@ -141,9 +141,11 @@ func (o OfflineSelector) Matches(offline bool) bool {
 	}
 }
 
-// Page asks for one page of a listing in key order (session id ascending). After is the
-// last id of the previous page ("" for the first): keyset paging, so a listing of millions
-// never needs an offset scan or holds more than one page.
+// Page asks for one page of a listing in key order (session id ascending, online before
+// offline for the same id). After is the last id of the previous page ("" for the first):
+// keyset paging, so a listing of millions never needs an offset scan or holds more than one
+// page. With OfflineSelector Both, the online and offline session of one id always share a
+// page, so a page may hold Limit+1 sessions. A Limit ≤ 0 means 100.
 type Page struct {
 	After string
 	Limit int
@@ -254,14 +256,16 @@ type Provider interface {
 	Update(ctx context.Context, sessions []*UserSession) ([]error, error)
 
 	// Touch applies idle-clock moves. A touch never moves LastRefresh backwards and does not
-	// change Version (touches of one session from two nodes commute). Missing sessions are
-	// reported per item with spi.ErrNotFound.
+	// change Version (touches of one session from two nodes commute). A missing session, or
+	// a missing client session named by ClientID, is reported per item with spi.ErrNotFound
+	// and nothing of that item is applied.
 	Touch(ctx context.Context, touches []Touch) ([]error, error)
 
 	// PutClientSessions creates or replaces client sessions. A Version of 0 creates (and
 	// fails with spi.ErrExists if present); otherwise it must equal the stored Version
-	// (spi.ErrConflict), which is how refresh-token rotation is made safe between nodes.
-	// The parent user session must exist (spi.ErrNotFound).
+	// (spi.ErrConflict; spi.ErrNotFound when nothing is stored), which is how refresh-token
+	// rotation is made safe between nodes. The parent user session must exist
+	// (spi.ErrNotFound).
 	PutClientSessions(ctx context.Context, clients []*ClientSession) ([]error, error)
 
 	// DeleteClientSessions removes client sessions; missing ones are not an error.
@@ -273,7 +277,9 @@ type Provider interface {
 
 	// DeleteMatching removes every session the filter selects (logout of a user, sign out
 	// all, removal of a client's sessions) and returns how many user sessions went. With a
-	// ClientID, only that client's client sessions are removed, not the user sessions.
+	// ClientID, only that client's client sessions are removed, not the user sessions, and
+	// the count is of client sessions. An empty RealmID is spi.ErrInvalid (as for List,
+	// Count and Stream). Watchers see one Flushed change carrying the filter.
 	DeleteMatching(ctx context.Context, f Filter) (int, error)
 
 	// DeleteExpired removes at most limit user sessions whose ExpiresAt is before the given
@@ -305,7 +311,8 @@ type Provider interface {
 	// Records.
 	GetRecords(ctx context.Context, kind string, keys []string) ([]*Record, error) // nil entries for missing
 	// PutRecord writes a record if its Version matches the stored one (0: must not exist)
-	// and returns the stored record with its new Version.
+	// and returns the stored record with its new Version. Any mismatch, including a
+	// Version > 0 for a record that does not exist, is spi.ErrConflict.
 	PutRecord(ctx context.Context, r *Record) (*Record, error)
 	ListRecords(ctx context.Context, kind string) ([]*Record, error)
 	DeleteRecord(ctx context.Context, kind, key string) error
@@ -313,8 +320,11 @@ type Provider interface {
 	// Outbox of revocation-push deliveries.
 	Enqueue(ctx context.Context, deliveries []*Delivery) error
 	// Claim returns up to limit pending deliveries due at now and leases them until
-	// now+lease, so that another node does not attempt them at the same time.
+	// now+lease, so that another node does not attempt them at the same time. Claiming
+	// counts as an attempt (Attempts is incremented).
 	Claim(ctx context.Context, now time.Time, lease time.Duration, limit int) ([]*Delivery, error)
+	// Finish records outcomes; outcomes for unknown ids are ignored.
 	Finish(ctx context.Context, outcomes []DeliveryOutcome) error
+	// ListDeliveries pages deliveries by id; an empty RealmID lists every realm.
 	ListDeliveries(ctx context.Context, f DeliveryFilter) ([]*Delivery, error)
 }
