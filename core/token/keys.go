@@ -1,0 +1,413 @@
+package token
+
+import (
+	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/go-jose/go-jose/v4"
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/sessiond/sessiond/spi"
+	"github.com/sessiond/sessiond/spi/usersessions"
+)
+
+// RecordKind is the record kind under which a realm's keys are stored, one record per realm
+// keyed by the realm name.
+const RecordKind = "realm-keys"
+
+// Store persists realm keys. The user-sessions provider's record methods satisfy it.
+type Store interface {
+	GetRecords(ctx context.Context, kind string, keys []string) ([]*usersessions.Record, error)
+	// PutRecord writes when r.Version equals the stored version (0: must not exist) and
+	// fails with spi.ErrConflict otherwise.
+	PutRecord(ctx context.Context, r *usersessions.Record) (*usersessions.Record, error)
+}
+
+// Algorithm is a JWS signature algorithm a realm key can have.
+type Algorithm string
+
+const (
+	ES256 Algorithm = "ES256" // ECDSA P-256 with SHA-256; the default
+	RS256 Algorithm = "RS256" // RSASSA-PKCS1-v1_5 with SHA-256, 2048-bit keys; what many adapters expect
+)
+
+const (
+	rsaBits = 2048
+	// defaultReload is how long a node trusts its cached copy of a realm's keys before it
+	// reads them again, so that a key another node added is picked up.
+	defaultReload = time.Minute
+	// minReload bounds how often a token with an unknown kid makes this node re-read a
+	// realm's keys: garbage tokens must not turn into a store read each.
+	minReload = time.Second
+	// maxPutAttempts bounds the re-read-and-retry loop when nodes race to add a key.
+	maxPutAttempts = 5
+)
+
+// KeyOptions configure a KeyManager. The zero value is usable.
+type KeyOptions struct {
+	// Algorithm of the keys this manager creates ("" means ES256). A realm that already has
+	// an active key keeps it, whatever its algorithm.
+	Algorithm Algorithm
+	// Reload is how long a realm's cached keys are used before being read again (0: 1 min).
+	Reload time.Duration
+	// Now stamps new keys and decides which retired keys still verify (nil: time.Now).
+	Now func() time.Time
+	Log hclog.Logger
+}
+
+// KeyManager holds the signing keys of every realm: it creates a realm's first key on
+// demand, persists keys through a Store and caches them. It is safe for concurrent use,
+// and several nodes may share one Store.
+//
+// Callers pass only realms that exist: the manager keeps a cache entry for every realm name
+// it is asked about.
+type KeyManager struct {
+	store  Store
+	alg    Algorithm
+	reload time.Duration
+	now    func() time.Time
+	log    hclog.Logger
+
+	realms sync.Map // realm name → *realmKeys
+}
+
+// realmKeys is one realm's cache entry. Readers take set without locking; load serialises
+// this node's store reads and writes for the realm.
+type realmKeys struct {
+	load sync.Mutex
+	set  atomic.Pointer[keySet]
+}
+
+// keySet is an immutable copy of a realm's stored keys.
+type keySet struct {
+	version int64    // of the record; 0 when none is stored
+	stored  []stored // as in the record, for the next write
+	keys    []*key   // newest first
+	byID    map[string]*key
+	active  *key // signs; nil when the realm has no key yet
+	loaded  time.Time
+}
+
+// key is one parsed realm key.
+type key struct {
+	id          string
+	alg         Algorithm
+	created     time.Time
+	verifyUntil time.Time // zero: the active key
+	public      crypto.PublicKey
+	private     crypto.Signer
+	signer      jose.Signer // active key only
+}
+
+// usable reports whether the key still verifies tokens at now.
+func (k *key) usable(now time.Time) bool { return k.verifyUntil.IsZero() || now.Before(k.verifyUntil) }
+
+// storedKeys is the JSON value of a realm-keys record.
+type storedKeys struct {
+	Keys []stored `json:"keys"`
+}
+
+type stored struct {
+	ID        string    `json:"kid"` // RFC 7638 thumbprint of the public key
+	Algorithm Algorithm `json:"alg"`
+	Created   time.Time `json:"created"`
+	// VerifyUntil is zero while the key signs. Rotation sets it: the key then only verifies,
+	// and stays published in JWKS, until that time.
+	VerifyUntil time.Time `json:"verify_until,omitzero"`
+	PKCS8       []byte    `json:"pkcs8"` // private key, PKCS #8 DER
+}
+
+// NewKeyManager returns a manager over store. It fails only on an unsupported Algorithm.
+func NewKeyManager(store Store, opts KeyOptions) (*KeyManager, error) {
+	m := &KeyManager{
+		store:  store,
+		alg:    opts.Algorithm,
+		reload: opts.Reload,
+		now:    opts.Now,
+		log:    opts.Log,
+	}
+	if m.alg == "" {
+		m.alg = ES256
+	}
+	if m.alg != ES256 && m.alg != RS256 {
+		return nil, fmt.Errorf("token keys: algorithm %q is not supported (use %s or %s): %w", m.alg, ES256, RS256, spi.ErrInvalid)
+	}
+	if m.reload <= 0 {
+		m.reload = defaultReload
+	}
+	if m.now == nil {
+		m.now = time.Now
+	}
+	if m.log == nil {
+		m.log = hclog.NewNullLogger()
+	}
+	return m, nil
+}
+
+// JWKS returns the realm's public keys that verify tokens now: the active key first, then
+// retired keys still within their retirement period. It creates the realm's first key if
+// it has none, so that clients can fetch keys before the first token is issued.
+func (m *KeyManager) JWKS(ctx context.Context, realm string) (jose.JSONWebKeySet, error) {
+	set, err := m.signing(ctx, realm)
+	if err != nil {
+		return jose.JSONWebKeySet{}, err
+	}
+	now := m.now()
+	published := []*key{set.active}
+	for _, k := range set.keys {
+		if k != set.active && k.usable(now) {
+			published = append(published, k)
+		}
+	}
+	out := jose.JSONWebKeySet{Keys: make([]jose.JSONWebKey, len(published))}
+	for i, k := range published {
+		out.Keys[i] = jose.JSONWebKey{Key: k.public, KeyID: k.id, Algorithm: string(k.alg), Use: "sig"}
+	}
+	return out, nil
+}
+
+// signing returns the realm's keys with an active key, creating one if needed.
+func (m *KeyManager) signing(ctx context.Context, realm string) (*keySet, error) {
+	e := m.entry(realm)
+	set, err := m.cached(ctx, realm, e)
+	if err != nil {
+		return nil, err
+	}
+	if set.active != nil {
+		return set, nil
+	}
+	e.load.Lock()
+	defer e.load.Unlock()
+	for attempt := 1; ; attempt++ {
+		// Re-read first: another node, or another goroutine here, may have created it.
+		set, err := m.read(ctx, realm)
+		if err != nil {
+			return nil, err
+		}
+		if set.active != nil {
+			e.set.Store(set)
+			return set, nil
+		}
+		set, err = m.create(ctx, realm, set)
+		switch {
+		case err == nil:
+			e.set.Store(set)
+			return set, nil
+		case errors.Is(err, spi.ErrConflict) && attempt < maxPutAttempts:
+			m.log.Debug("another node wrote the realm's keys first; re-reading", "realm", realm)
+		default:
+			return nil, err
+		}
+	}
+}
+
+// verifying returns the realm's keys for verifying a token signed with kid. It never creates
+// a key. An unknown kid makes it re-read the store, at most once per minReload, so that a key
+// another node created is found.
+func (m *KeyManager) verifying(ctx context.Context, realm, kid string) (*keySet, error) {
+	e := m.entry(realm)
+	set, err := m.cached(ctx, realm, e)
+	if err != nil || set.byID[kid] != nil || m.now().Sub(set.loaded) < minReload {
+		return set, err
+	}
+	fresh, err := m.refresh(ctx, realm, e, set)
+	if err != nil {
+		// The kid is unknown to the keys we have; an outage does not make it less so.
+		return m.keepStale(realm, e, set, err), nil
+	}
+	return fresh, nil
+}
+
+func (m *KeyManager) entry(realm string) *realmKeys {
+	if e, ok := m.realms.Load(realm); ok {
+		return e.(*realmKeys)
+	}
+	e, _ := m.realms.LoadOrStore(realm, &realmKeys{})
+	return e.(*realmKeys)
+}
+
+// cached returns the cached set, reading the store when there is none or it is older than
+// the reload interval. A failed re-read keeps the old set: keys do not go bad because the
+// store is briefly down.
+func (m *KeyManager) cached(ctx context.Context, realm string, e *realmKeys) (*keySet, error) {
+	set := e.set.Load()
+	if set != nil && m.now().Sub(set.loaded) < m.reload {
+		return set, nil
+	}
+	fresh, err := m.refresh(ctx, realm, e, set)
+	if err != nil && set != nil {
+		return m.keepStale(realm, e, set, err), nil
+	}
+	return fresh, err
+}
+
+// keepStale keeps using set after a failed re-read, and counts the failure as a read so
+// that an outage costs one store call per interval, not one per token.
+func (m *KeyManager) keepStale(realm string, e *realmKeys, set *keySet, err error) *keySet {
+	m.log.Warn("cannot re-read realm keys; using the cached ones", "realm", realm, "error", err)
+	retry := *set
+	retry.loaded = m.now()
+	e.set.CompareAndSwap(set, &retry)
+	return &retry
+}
+
+// refresh re-reads the realm's keys unless another goroutine replaced seen meanwhile.
+func (m *KeyManager) refresh(ctx context.Context, realm string, e *realmKeys, seen *keySet) (*keySet, error) {
+	e.load.Lock()
+	defer e.load.Unlock()
+	if cur := e.set.Load(); cur != seen {
+		return cur, nil
+	}
+	set, err := m.read(ctx, realm)
+	if err != nil {
+		return nil, err
+	}
+	e.set.Store(set)
+	return set, nil
+}
+
+func (m *KeyManager) read(ctx context.Context, realm string) (*keySet, error) {
+	recs, err := m.store.GetRecords(ctx, RecordKind, []string{realm})
+	if err != nil {
+		return nil, fmt.Errorf("read keys of realm %q: %w", realm, err)
+	}
+	if len(recs) != 1 || recs[0] == nil {
+		return &keySet{loaded: m.now(), byID: map[string]*key{}}, nil
+	}
+	var sk storedKeys
+	if err := json.Unmarshal(recs[0].Value, &sk); err != nil {
+		return nil, fmt.Errorf("keys of realm %q: record is not valid: %w", realm, err)
+	}
+	return m.parse(realm, recs[0].Version, sk.Keys)
+}
+
+// create adds a new active key to the realm's keys, as read in set, and writes them with the
+// version read, so that of two nodes creating a key at once one wins and the other gets
+// spi.ErrConflict.
+func (m *KeyManager) create(ctx context.Context, realm string, set *keySet) (*keySet, error) {
+	sk, err := generate(m.alg, m.now())
+	if err != nil {
+		return nil, fmt.Errorf("create a key for realm %q: %w", realm, err)
+	}
+	all := append([]stored{sk}, set.stored...)
+	value, err := json.Marshal(storedKeys{Keys: all})
+	if err != nil {
+		return nil, err
+	}
+	rec, err := m.store.PutRecord(ctx, &usersessions.Record{Kind: RecordKind, Key: realm, Value: value, Version: set.version})
+	if err != nil {
+		return nil, fmt.Errorf("store a new key for realm %q: %w", realm, err)
+	}
+	m.log.Info("created realm signing key", "realm", realm, "kid", sk.ID, "alg", sk.Algorithm)
+	return m.parse(realm, rec.Version, all)
+}
+
+// parse turns stored keys into a key set, newest first.
+func (m *KeyManager) parse(realm string, version int64, all []stored) (*keySet, error) {
+	set := &keySet{version: version, stored: all, byID: make(map[string]*key, len(all)), loaded: m.now()}
+	for _, sk := range all {
+		k, err := parseKey(sk)
+		if err != nil {
+			return nil, fmt.Errorf("keys of realm %q: key %q: %w", realm, sk.ID, err)
+		}
+		set.keys = append(set.keys, k)
+		set.byID[k.id] = k
+	}
+	slices.SortStableFunc(set.keys, func(a, b *key) int { return b.created.Compare(a.created) })
+	for _, k := range set.keys {
+		if k.verifyUntil.IsZero() {
+			set.active = k
+			break
+		}
+	}
+	if set.active != nil {
+		signer, err := jose.NewSigner(
+			jose.SigningKey{Algorithm: jose.SignatureAlgorithm(set.active.alg), Key: jose.JSONWebKey{Key: set.active.private, KeyID: set.active.id}},
+			(&jose.SignerOptions{}).WithType("JWT"))
+		if err != nil {
+			return nil, fmt.Errorf("keys of realm %q: signer for %q: %w", realm, set.active.id, err)
+		}
+		set.active.signer = signer
+	}
+	return set, nil
+}
+
+// parseKey checks a stored key: its private key parses, fits its algorithm, and has the kid
+// its public key gives.
+func parseKey(sk stored) (*key, error) {
+	priv, err := x509.ParsePKCS8PrivateKey(sk.PKCS8)
+	if err != nil {
+		return nil, fmt.Errorf("private key: %w", err)
+	}
+	var signer crypto.Signer
+	switch p := priv.(type) {
+	case *ecdsa.PrivateKey:
+		if sk.Algorithm != ES256 || p.Curve != elliptic.P256() {
+			return nil, fmt.Errorf("ECDSA %s key does not fit algorithm %q", p.Curve.Params().Name, sk.Algorithm)
+		}
+		signer = p
+	case *rsa.PrivateKey:
+		if sk.Algorithm != RS256 || p.N.BitLen() < rsaBits {
+			return nil, fmt.Errorf("%d-bit RSA key does not fit algorithm %q", p.N.BitLen(), sk.Algorithm)
+		}
+		signer = p
+	default:
+		return nil, fmt.Errorf("unsupported private key type %T", priv)
+	}
+	kid, err := thumbprint(signer.Public())
+	if err != nil {
+		return nil, err
+	}
+	if kid != sk.ID {
+		return nil, fmt.Errorf("kid does not match the key (its thumbprint is %q)", kid)
+	}
+	return &key{id: sk.ID, alg: sk.Algorithm, created: sk.Created, verifyUntil: sk.VerifyUntil, public: signer.Public(), private: signer}, nil
+}
+
+// generate makes a new key. Its kid is the RFC 7638 thumbprint of the public key, so the same
+// key always has the same kid and two different keys practically never share one.
+func generate(alg Algorithm, now time.Time) (stored, error) {
+	var priv crypto.Signer
+	var err error
+	switch alg {
+	case ES256:
+		priv, err = ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	case RS256:
+		priv, err = rsa.GenerateKey(rand.Reader, rsaBits)
+	default:
+		err = fmt.Errorf("algorithm %q is not supported", alg)
+	}
+	if err != nil {
+		return stored{}, err
+	}
+	der, err := x509.MarshalPKCS8PrivateKey(priv)
+	if err != nil {
+		return stored{}, err
+	}
+	kid, err := thumbprint(priv.Public())
+	if err != nil {
+		return stored{}, err
+	}
+	return stored{ID: kid, Algorithm: alg, Created: now.UTC(), PKCS8: der}, nil
+}
+
+func thumbprint(pub crypto.PublicKey) (string, error) {
+	tp, err := (&jose.JSONWebKey{Key: pub}).Thumbprint(crypto.SHA256)
+	if err != nil {
+		return "", fmt.Errorf("key thumbprint: %w", err)
+	}
+	return base64.RawURLEncoding.EncodeToString(tp), nil
+}

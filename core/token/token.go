@@ -1,0 +1,297 @@
+// Package token issues and verifies the tokens of sessiond (access, refresh and offline
+// tokens, signed JWTs shaped like Keycloak's) and keeps each realm's signing keys.
+//
+// JOSE is github.com/go-jose/go-jose/v4: maintained, used by go-oidc, Vault and Kubernetes,
+// and it makes the caller name the algorithms it accepts when parsing, so "none" and
+// HMAC-with-the-public-key confusion are closed by construction rather than by checks we
+// could forget. Claims are encoded here (not with go-jose/jwt) to control their exact shape.
+package token
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/url"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/go-jose/go-jose/v4"
+
+	"github.com/sessiond/sessiond/spi"
+)
+
+// MaxSize is the longest token Verify parses; longer ones are refused before any decoding.
+const MaxSize = 16 << 10
+
+// Type is a token's "typ" claim, as Keycloak sets it.
+type Type string
+
+const (
+	Bearer  Type = "Bearer"  // access token
+	Refresh Type = "Refresh" // refresh token of an online session
+	Offline Type = "Offline" // refresh token of an offline session
+)
+
+// Claims are what the caller decides about a token. Issue adds iss, jti, typ and, for
+// access tokens, session_state.
+type Claims struct {
+	Type      Type
+	Subject   string   // sub: the user id
+	Audience  []string // aud: one value is encoded as a string, several as an array
+	ClientID  string   // azp
+	SessionID string   // sid: the user session id (required for refresh and offline tokens)
+	Scope     string   // space separated
+	Username  string   // preferred_username; access tokens only
+	// IssuedAt and Expiry are encoded in whole seconds, rounded down: a token never
+	// outlives the expiry the caller computed.
+	IssuedAt time.Time
+	Expiry   time.Time
+}
+
+// Token is an issued or verified token.
+type Token struct {
+	Claims
+	Issuer string // iss
+	ID     string // jti, random
+	KeyID  string // kid of the key that signed it
+	Raw    string // the compact JWS
+}
+
+// Options configure a Service.
+type Options struct {
+	// IssuerBase is the public base URL, e.g. "https://sso.example.com"; a realm's issuer
+	// is IssuerBase + "/realms/" + realm.
+	IssuerBase string
+	// Leeway is how long after exp an access token is still accepted, for clock skew
+	// between nodes. Refresh and offline tokens get none.
+	Leeway time.Duration
+	// Now is the clock for expiry checks (nil: time.Now).
+	Now func() time.Time
+}
+
+// Service issues and verifies tokens with the keys of a KeyManager. It is safe for
+// concurrent use.
+type Service struct {
+	keys   *KeyManager
+	base   string
+	leeway time.Duration
+	now    func() time.Time
+}
+
+// New returns a Service signing with keys.
+func New(keys *KeyManager, opts Options) *Service {
+	s := &Service{keys: keys, base: strings.TrimRight(opts.IssuerBase, "/"), leeway: max(opts.Leeway, 0), now: opts.Now}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	return s
+}
+
+// Issuer returns the realm's issuer URL (the iss claim and the discovery document's issuer).
+func (s *Service) Issuer(realm string) string {
+	return s.base + "/realms/" + url.PathEscape(realm)
+}
+
+// wire is the JWT payload, in Keycloak's claim order.
+type wire struct {
+	Exp          int64    `json:"exp"`
+	Iat          int64    `json:"iat"`
+	Jti          string   `json:"jti"`
+	Iss          string   `json:"iss"`
+	Aud          audience `json:"aud,omitempty"`
+	Sub          string   `json:"sub"`
+	Typ          Type     `json:"typ"`
+	Azp          string   `json:"azp"`
+	Sid          string   `json:"sid,omitempty"`
+	SessionState string   `json:"session_state,omitempty"`
+	Scope        string   `json:"scope,omitempty"`
+	Username     string   `json:"preferred_username,omitempty"`
+}
+
+// audience is "aud": a string for one value, an array for several (RFC 7519 allows both,
+// Keycloak emits both).
+type audience []string
+
+func (a audience) MarshalJSON() ([]byte, error) {
+	if len(a) == 1 {
+		return json.Marshal(a[0])
+	}
+	return json.Marshal([]string(a))
+}
+
+func (a *audience) UnmarshalJSON(b []byte) error {
+	var one string
+	if err := json.Unmarshal(b, &one); err == nil {
+		*a = audience{one}
+		return nil
+	}
+	return json.Unmarshal(b, (*[]string)(a))
+}
+
+// Issue signs a token for realm with its active key, creating the realm's first key if it
+// has none. Claims the token type requires but c lacks are spi.ErrInvalid.
+func (s *Service) Issue(ctx context.Context, realm string, c Claims) (*Token, error) {
+	if err := c.check(); err != nil {
+		return nil, fmt.Errorf("issue %s token in realm %q: %w: %w", c.Type, realm, err, spi.ErrInvalid)
+	}
+	w := wire{
+		Exp: c.Expiry.Unix(), Iat: c.IssuedAt.Unix(), Jti: rand.Text(), Iss: s.Issuer(realm),
+		Aud: audience(c.Audience), Sub: c.Subject, Typ: c.Type, Azp: c.ClientID, Sid: c.SessionID,
+		Scope: c.Scope,
+	}
+	if c.Type == Bearer {
+		w.SessionState, w.Username = c.SessionID, c.Username
+	}
+	payload, err := json.Marshal(w)
+	if err != nil {
+		return nil, err
+	}
+	raw, kid, err := s.sign(ctx, realm, payload)
+	if err != nil {
+		return nil, err
+	}
+	return w.token(raw, kid), nil
+}
+
+func (c Claims) check() error {
+	switch {
+	case c.Type != Bearer && c.Type != Refresh && c.Type != Offline:
+		return fmt.Errorf("unknown token type %q", c.Type)
+	case c.Subject == "" || c.ClientID == "":
+		return errors.New("subject and client id are required")
+	case c.SessionID == "" && c.Type != Bearer:
+		return errors.New("a session id is required")
+	case c.IssuedAt.IsZero() || !c.Expiry.After(c.IssuedAt):
+		return fmt.Errorf("expiry %s must be after issued-at %s", c.Expiry, c.IssuedAt)
+	}
+	return nil
+}
+
+func (s *Service) sign(ctx context.Context, realm string, payload []byte) (raw, kid string, err error) {
+	set, err := s.keys.signing(ctx, realm)
+	if err != nil {
+		return "", "", err
+	}
+	jws, err := set.active.signer.Sign(payload)
+	if err != nil {
+		return "", "", fmt.Errorf("sign a token in realm %q: %w", realm, err)
+	}
+	raw, err = jws.CompactSerialize()
+	return raw, set.active.id, err
+}
+
+func (w *wire) token(raw, kid string) *Token {
+	return &Token{
+		Claims: Claims{
+			Type: w.Typ, Subject: w.Sub, Audience: w.Aud, ClientID: w.Azp, SessionID: w.Sid,
+			Scope: w.Scope, Username: w.Username,
+			IssuedAt: time.Unix(w.Iat, 0).UTC(), Expiry: time.Unix(w.Exp, 0).UTC(),
+		},
+		Issuer: w.Iss, ID: w.Jti, KeyID: kid, Raw: raw,
+	}
+}
+
+// Verify checks a token presented to realm and returns it if it holds, in this order: size,
+// JWS shape, algorithm (only those of the realm's keys), key (by kid, among the keys the
+// realm verifies with now), signature, issuer, type (one of expect), expiry. A refused token
+// is an *Error (see the Err* kinds); any other error is a failure to read the realm's keys.
+// Verify never creates a key.
+func (s *Service) Verify(ctx context.Context, realm, raw string, expect ...Type) (*Token, error) {
+	if len(expect) == 0 {
+		return nil, fmt.Errorf("verify a token in realm %q: no token type expected: %w", realm, spi.ErrInvalid)
+	}
+	if len(raw) > MaxSize {
+		return nil, refuse(ErrMalformed, fmt.Sprintf("token is %d bytes, more than the %d accepted", len(raw), MaxSize))
+	}
+	jws, err := jose.ParseSignedCompact(raw, []jose.SignatureAlgorithm{jose.ES256, jose.RS256})
+	if err != nil {
+		var alg *jose.ErrUnexpectedSignatureAlgorithm
+		if errors.As(err, &alg) && alg.Got != "" {
+			return nil, refuse(ErrAlgorithm, fmt.Sprintf("token is signed with %s; only ES256 and RS256 are accepted", quote(string(alg.Got))))
+		}
+		return nil, refuse(ErrMalformed, "token is not a compact JWS")
+	}
+	header := jws.Signatures[0].Protected
+	if header.KeyID == "" {
+		return nil, refuse(ErrMalformed, "token header has no kid")
+	}
+	if _, ok := header.ExtraHeaders["crit"]; ok {
+		// sessiond never sets crit; refusing it here keeps the failure a malformed token
+		// rather than a signature error from the library.
+		return nil, refuse(ErrMalformed, "token header has crit parameters, which sessiond does not use")
+	}
+	set, err := s.keys.verifying(ctx, realm, header.KeyID)
+	if err != nil {
+		return nil, err
+	}
+	k, err := set.verifier(realm, header.KeyID, Algorithm(header.Algorithm), s.keys.now())
+	if err != nil {
+		return nil, err
+	}
+	payload, err := jws.Verify(k.public)
+	if err != nil {
+		return nil, refuse(ErrSignature, fmt.Sprintf("token signature does not verify with key %s of realm %q", quote(k.id), realm))
+	}
+	var w wire
+	if err := json.Unmarshal(payload, &w); err != nil {
+		return nil, refuse(ErrMalformed, "token claims are not valid JSON of the expected types")
+	}
+	return s.check(realm, &w, raw, k.id, expect)
+}
+
+// verifier returns the key that must have signed a token with that kid and alg.
+func (set *keySet) verifier(realm, kid string, alg Algorithm, now time.Time) (*key, error) {
+	k := set.byID[kid]
+	switch {
+	case k == nil:
+		return nil, refuse(ErrUnknownKey, fmt.Sprintf("token is signed with key %s, which realm %q does not have", quote(kid), realm))
+	case !k.usable(now):
+		return nil, refuse(ErrUnknownKey, fmt.Sprintf("token is signed with key %s, retired from realm %q at %s", quote(kid), realm, k.verifyUntil.Format(time.RFC3339)))
+	case k.alg != alg:
+		return nil, refuse(ErrAlgorithm, fmt.Sprintf("token says %s but key %s of realm %q is %s", quote(string(alg)), quote(kid), realm, k.alg))
+	}
+	return k, nil
+}
+
+// check verifies the claims of a token whose signature holds.
+func (s *Service) check(realm string, w *wire, raw, kid string, expect []Type) (*Token, error) {
+	if want := s.Issuer(realm); w.Iss != want {
+		return nil, refuse(ErrWrongRealm, fmt.Sprintf("token was issued by %s, not by realm %q", quote(w.Iss), realm))
+	}
+	if !slices.Contains(expect, w.Typ) {
+		return nil, refuse(ErrWrongType, fmt.Sprintf("token type is %s, expected %s", quote(string(w.Typ)), joinTypes(expect)))
+	}
+	if w.Exp == 0 {
+		return nil, refuse(ErrMalformed, "token has no exp")
+	}
+	exp := time.Unix(w.Exp, 0).UTC()
+	leeway := time.Duration(0)
+	if w.Typ == Bearer {
+		leeway = s.leeway
+	}
+	if now := s.now(); !now.Before(exp.Add(leeway)) {
+		return nil, refuse(ErrExpired, fmt.Sprintf("%s token expired at %s", w.Typ, exp.Format(time.RFC3339)))
+	}
+	return w.token(raw, kid), nil
+}
+
+func joinTypes(ts []Type) string {
+	out := make([]string, len(ts))
+	for i, t := range ts {
+		out[i] = string(t)
+	}
+	return strings.Join(out, " or ")
+}
+
+// quote renders a value taken from a token for an error description: quoted, escaped and
+// cut short, so that a crafted token cannot fill or forge the message.
+func quote(s string) string {
+	const limit = 64
+	if len(s) > limit {
+		s = s[:limit] + "…"
+	}
+	return fmt.Sprintf("%q", s)
+}
