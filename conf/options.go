@@ -43,6 +43,9 @@ const (
 	keyPluginSocketDir      = "plugin-socket-dir"
 	keyPluginRestartBackoff = "plugin-restart-backoff"
 	keyShutdownTimeout      = "shutdown-timeout"
+	keyHostname             = "hostname"
+	keyFrontendToken        = "frontend-token"
+	keyAdminToken           = "admin-token"
 )
 
 // DefaultConfigFile is read when no --config is given; its absence is not an error.
@@ -76,6 +79,12 @@ func ServerOptions() []ServerOption {
 			Help: "Directory for plugin unix sockets; keep it short, a socket path is limited to about 108 bytes."},
 		{Name: keyPluginRestartBackoff, Type: spi.Duration, Default: "100ms",
 			Help: "Delay before a crashed plugin is first restarted; it doubles with each further failure up to 30s."},
+		{Name: keyHostname, Type: spi.String,
+			Help: "Public base URL of sessiond (e.g. `https://sso.example.com`); token issuers are `<hostname>/realms/<realm>`. Unset: `http://<http-host>:<http-port>` as bound."},
+		{Name: keyFrontendToken, Type: spi.String, Secret: true,
+			Help: "Bearer credential of the login front-end, which opens sessions. Unset: start-dev generates one and prints it once; start refuses every front-end call."},
+		{Name: keyAdminToken, Type: spi.String, Secret: true,
+			Help: "Bearer credential of the bootstrap administrator (session explanations, and the admin API). Unset: start-dev generates one and prints it once; start refuses every admin call."},
 		{Name: keyShutdownTimeout, Type: spi.Duration, Default: "10s",
 			Help: "How long a shutdown waits for requests in flight and plugins to finish."},
 

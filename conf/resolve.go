@@ -3,6 +3,7 @@ package conf
 import (
 	"encoding/hex"
 	"fmt"
+	"net/url"
 	"path/filepath"
 	"slices"
 	"sort"
@@ -28,7 +29,11 @@ type Settings struct {
 	PluginSocketDir      string
 	PluginRestartBackoff time.Duration
 	ShutdownTimeout      time.Duration
-	SPIs                 map[string]SPISettings // by SPI name, one for each of spi.Names()
+	// Hostname is the public base URL ("" means derive it from the bound address).
+	Hostname string
+	// FrontendToken and AdminToken are bearer credentials ("" means none configured).
+	FrontendToken, AdminToken string
+	SPIs                      map[string]SPISettings // by SPI name, one for each of spi.Names()
 
 	// Unchecked are spi-* keys that no known provider claims while a registered
 	// third-party provider has not described itself (it was not started), so they may
@@ -262,6 +267,19 @@ func (r *resolver) server() map[string]string {
 			if r.s.PluginRestartBackoff <= 0 {
 				r.invalid(st, "a positive duration")
 			}
+		case keyHostname:
+			if v != "" {
+				u, err := url.Parse(v)
+				if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" {
+					r.invalid(st, "an absolute http(s) URL with no path, e.g. https://sso.example.com")
+				}
+				v = strings.TrimSuffix(v, "/")
+			}
+			r.s.Hostname = v
+		case keyFrontendToken:
+			r.s.FrontendToken = v
+		case keyAdminToken:
+			r.s.AdminToken = v
 		case keyShutdownTimeout:
 			r.s.ShutdownTimeout, _ = time.ParseDuration(v)
 			if r.s.ShutdownTimeout < 0 {

@@ -1,5 +1,6 @@
-// Package httpapi is sessiond's HTTP surface: health endpoints now, the session, token and
-// admin endpoints as they arrive. Errors become HTTP statuses here and nowhere else.
+// Package httpapi is sessiond's HTTP surface: health, the OpenID Connect endpoints relying
+// parties call, and the login front-end's session API. Errors become HTTP statuses here and
+// nowhere else (errors.go).
 package httpapi
 
 import (
@@ -8,6 +9,8 @@ import (
 	"net/http"
 
 	"github.com/hashicorp/go-hclog"
+
+	"github.com/sessiond/sessiond/core/realm"
 )
 
 // Check is one named readiness condition.
@@ -23,19 +26,42 @@ type Readiness interface {
 	Checks(ctx context.Context) []Check
 }
 
+// Deps are what the handlers call.
+type Deps struct {
+	Ready    Readiness
+	Sessions Sessions
+	Keys     KeySets
+	Realms   *realm.Realms
+	// Issuer is a realm's issuer URL, as written into its tokens.
+	Issuer func(realm string) string
+	// FrontendToken and AdminToken are the bearer credentials of the login front-end and
+	// of the administrator; "" refuses every caller.
+	FrontendToken, AdminToken string
+}
+
 // Server is the HTTP handler tree.
 type Server struct {
-	log   hclog.Logger
-	ready Readiness
-	mux   *http.ServeMux
+	log                       hclog.Logger
+	ready                     Readiness
+	sessions                  Sessions
+	keys                      KeySets
+	realms                    *realm.Realms
+	issuer                    func(string) string
+	frontendToken, adminToken string
+	mux                       *http.ServeMux
 }
 
 // New builds the handler tree.
-func New(log hclog.Logger, ready Readiness) *Server {
-	s := &Server{log: log, ready: ready, mux: http.NewServeMux()}
+func New(log hclog.Logger, d Deps) *Server {
+	s := &Server{
+		log: log, ready: d.Ready, sessions: d.Sessions, keys: d.Keys, realms: d.Realms, issuer: d.Issuer,
+		frontendToken: d.FrontendToken, adminToken: d.AdminToken, mux: http.NewServeMux(),
+	}
 	s.mux.HandleFunc("GET /health/live", s.live)
 	s.mux.HandleFunc("GET /health/ready", s.readyHandler)
 	s.mux.HandleFunc("GET /health", s.readyHandler)
+	s.oidcRoutes()
+	s.frontendRoutes()
 	return s
 }
 

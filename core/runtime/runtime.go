@@ -80,10 +80,16 @@ func Start(ctx context.Context, log hclog.Logger, opts Options) (rt *Runtime, er
 	if err != nil {
 		return nil, fmt.Errorf("listen on %s (http-host, http-port): %w", addr, err)
 	}
-	rt.http = &http.Server{
-		Handler:           httpapi.New(log.Named("http"), rt),
-		ReadHeaderTimeout: 10 * time.Second,
+	defer func() {
+		if err != nil {
+			_ = rt.listener.Close()
+		}
+	}()
+	handler, err := rt.wire(opts, "http://"+rt.listener.Addr().String())
+	if err != nil {
+		return nil, err
 	}
+	rt.http = &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
 	rt.serveDone = make(chan error, 1)
 	go func() { rt.serveDone <- rt.http.Serve(rt.listener) }()
 	log.Info("sessiond started", "address", "http://"+rt.listener.Addr().String(), "node-id", settings.NodeID)

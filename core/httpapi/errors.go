@@ -1,0 +1,85 @@
+package httpapi
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/sessiond/sessiond/core/session"
+	"github.com/sessiond/sessiond/spi"
+)
+
+// retryAfter is what a client is told to wait when a provider is unavailable: a plugin
+// restart takes a few hundred milliseconds, a database failover longer, so one second is
+// the shortest honest hint.
+const retryAfter = time.Second
+
+// errorBody is the OAuth 2.0 error shape (RFC 6749 §5.2), used for every error answer.
+type errorBody struct {
+	Error       string `json:"error"`
+	Description string `json:"error_description,omitempty"`
+}
+
+// errBodyTooLarge marks a request body over maxBody.
+var errBodyTooLarge = errors.New("request body too large")
+
+// oauthStatus is the HTTP status of each OAuth error code (RFC 6749 §5.2, RFC 7009).
+var oauthStatus = map[string]int{
+	session.InvalidRequest:         http.StatusBadRequest,
+	session.InvalidClient:          http.StatusUnauthorized,
+	session.InvalidGrant:           http.StatusBadRequest,
+	session.UnauthorizedClient:     http.StatusBadRequest,
+	session.UnsupportedGrantType:   http.StatusBadRequest,
+	session.InvalidScope:           http.StatusBadRequest,
+	session.UnsupportedTokenType:   http.StatusBadRequest,
+	session.TemporarilyUnavailable: http.StatusServiceUnavailable,
+}
+
+// writeError maps an error from the core or a provider to its HTTP answer. It is the one
+// place where errors meet status codes.
+func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	code, body := s.classify(err)
+	switch code {
+	case http.StatusServiceUnavailable:
+		w.Header().Set("Retry-After", strconv.Itoa(int(retryAfter/time.Second)))
+	case http.StatusUnauthorized:
+		w.Header().Set("WWW-Authenticate", `Basic realm="sessiond"`)
+	}
+	if code >= 500 {
+		s.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "status", code, "error", err)
+	} else {
+		s.log.Debug("request refused", "method", r.Method, "path", r.URL.Path, "status", code, "error", err)
+	}
+	writeJSON(w, code, body)
+}
+
+func (s *Server) classify(err error) (int, errorBody) {
+	var se *session.Error
+	switch {
+	case errors.As(err, &se):
+		code, ok := oauthStatus[se.Code]
+		if !ok {
+			code = http.StatusBadRequest
+		}
+		return code, errorBody{Error: se.Code, Description: se.Description}
+	case errors.Is(err, errBodyTooLarge):
+		return http.StatusRequestEntityTooLarge, errorBody{Error: session.InvalidRequest, Description: err.Error()}
+	case errors.Is(err, errUnauthenticated):
+		return http.StatusUnauthorized, errorBody{Error: "unauthorized", Description: err.Error()}
+	case errors.Is(err, errForbidden):
+		return http.StatusForbidden, errorBody{Error: "forbidden", Description: err.Error()}
+	case errors.Is(err, spi.ErrUnavailable), errors.Is(err, context.DeadlineExceeded):
+		return http.StatusServiceUnavailable, errorBody{Error: session.TemporarilyUnavailable, Description: "a provider is unavailable; retry shortly"}
+	case errors.Is(err, spi.ErrNotFound):
+		return http.StatusNotFound, errorBody{Error: "not_found", Description: err.Error()}
+	case errors.Is(err, spi.ErrInvalid):
+		return http.StatusBadRequest, errorBody{Error: session.InvalidRequest, Description: err.Error()}
+	case errors.Is(err, spi.ErrConflict), errors.Is(err, spi.ErrExists):
+		return http.StatusConflict, errorBody{Error: "conflict", Description: err.Error()}
+	default:
+		// The details go to the log, not to the caller.
+		return http.StatusInternalServerError, errorBody{Error: "server_error", Description: "internal error"}
+	}
+}

@@ -1,0 +1,292 @@
+package httpapi
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"strings"
+
+	"github.com/go-jose/go-jose/v4"
+
+	"github.com/sessiond/sessiond/core/session"
+)
+
+// maxBody bounds every request body: the largest legitimate one is a form carrying a
+// token (16 KiB at most) or a front-end's JSON login request.
+const maxBody = 64 << 10
+
+// Sessions is the session service as the HTTP layer uses it; *session.Service implements it.
+type Sessions interface {
+	Open(ctx context.Context, req session.OpenRequest) (*session.Grant, error)
+	Attach(ctx context.Context, req session.AttachRequest) (*session.Grant, error)
+	Refresh(ctx context.Context, req session.RefreshRequest) (*session.Grant, error)
+	Introspect(ctx context.Context, realmName, raw string) (*session.Introspection, error)
+	Revoke(ctx context.Context, realmName, clientID, raw string) error
+	Logout(ctx context.Context, req session.LogoutRequest) error
+	Explain(ctx context.Context, realmName, sessionID string) (*session.Explanation, error)
+}
+
+// KeySets publishes a realm's public signing keys; *token.KeyManager implements it.
+type KeySets interface {
+	JWKS(ctx context.Context, realm string) (jose.JSONWebKeySet, error)
+}
+
+func (s *Server) oidcRoutes() {
+	s.mux.HandleFunc("GET /realms/{realm}/.well-known/openid-configuration", s.discovery)
+	s.mux.HandleFunc("GET /realms/{realm}/protocol/openid-connect/certs", s.certs)
+	s.mux.HandleFunc("POST /realms/{realm}/protocol/openid-connect/token", s.token)
+	s.mux.HandleFunc("POST /realms/{realm}/protocol/openid-connect/token/introspect", s.introspect)
+	s.mux.HandleFunc("POST /realms/{realm}/protocol/openid-connect/revoke", s.revoke)
+	s.mux.HandleFunc("POST /realms/{realm}/protocol/openid-connect/logout", s.logout)
+}
+
+// discoveryDoc is the subset of OpenID Connect Discovery 1.0 that sessiond serves. The
+// authorization endpoint belongs to the login front-end, not to sessiond.
+type discoveryDoc struct {
+	Issuer                           string   `json:"issuer"`
+	TokenEndpoint                    string   `json:"token_endpoint"`
+	IntrospectionEndpoint            string   `json:"introspection_endpoint"`
+	RevocationEndpoint               string   `json:"revocation_endpoint"`
+	EndSessionEndpoint               string   `json:"end_session_endpoint"`
+	JWKSURI                          string   `json:"jwks_uri"`
+	GrantTypes                       []string `json:"grant_types_supported"`
+	ResponseTypes                    []string `json:"response_types_supported"`
+	SubjectTypes                     []string `json:"subject_types_supported"`
+	IDTokenAlgs                      []string `json:"id_token_signing_alg_values_supported"`
+	TokenEndpointAuthMethods         []string `json:"token_endpoint_auth_methods_supported"`
+	IntrospectionEndpointAuthMethods []string `json:"introspection_endpoint_auth_methods_supported"`
+	RevocationEndpointAuthMethods    []string `json:"revocation_endpoint_auth_methods_supported"`
+	ScopesSupported                  []string `json:"scopes_supported"`
+}
+
+func (s *Server) discovery(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("realm")
+	if _, err := s.knownRealm(name); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	iss := s.issuer(name)
+	oidc := iss + "/protocol/openid-connect"
+	auth := []string{"client_secret_basic", "client_secret_post", "none"}
+	writeJSON(w, http.StatusOK, discoveryDoc{
+		Issuer:                           iss,
+		TokenEndpoint:                    oidc + "/token",
+		IntrospectionEndpoint:            oidc + "/token/introspect",
+		RevocationEndpoint:               oidc + "/revoke",
+		EndSessionEndpoint:               oidc + "/logout",
+		JWKSURI:                          oidc + "/certs",
+		GrantTypes:                       []string{"refresh_token"},
+		ResponseTypes:                    []string{"code", "token"},
+		SubjectTypes:                     []string{"public"},
+		IDTokenAlgs:                      []string{"ES256", "RS256"},
+		TokenEndpointAuthMethods:         auth,
+		IntrospectionEndpointAuthMethods: auth[:2],
+		RevocationEndpointAuthMethods:    auth,
+		ScopesSupported:                  []string{"openid", "offline_access"},
+	})
+}
+
+func (s *Server) certs(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("realm")
+	if _, err := s.knownRealm(name); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	set, err := s.keys.JWKS(r.Context(), name)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, set)
+}
+
+// tokenResponse is RFC 6749 §5.1 plus Keycloak's members, so Keycloak adapters read it too.
+type tokenResponse struct {
+	AccessToken      string `json:"access_token"`
+	ExpiresIn        int64  `json:"expires_in"`
+	RefreshExpiresIn int64  `json:"refresh_expires_in"`
+	RefreshToken     string `json:"refresh_token,omitempty"`
+	TokenType        string `json:"token_type"`
+	NotBeforePolicy  int64  `json:"not-before-policy"`
+	SessionState     string `json:"session_state,omitempty"`
+	Scope            string `json:"scope,omitempty"`
+}
+
+func grantResponse(g *session.Grant) tokenResponse {
+	resp := tokenResponse{
+		AccessToken:      g.AccessToken,
+		ExpiresIn:        g.ExpiresIn(),
+		RefreshExpiresIn: g.RefreshExpiresIn(),
+		RefreshToken:     g.RefreshToken,
+		TokenType:        g.TokenType,
+		Scope:            g.Scope,
+	}
+	if !g.Transient {
+		resp.SessionState = g.SessionID
+	}
+	if !g.NotBefore.IsZero() {
+		resp.NotBeforePolicy = g.NotBefore.Unix()
+	}
+	return resp
+}
+
+func (s *Server) token(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("realm")
+	err := s.form(w, r, name)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	client, err := s.authenticateClient(r, name)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	switch gt := r.PostForm.Get("grant_type"); gt {
+	case "refresh_token":
+		rt := r.PostForm.Get("refresh_token")
+		if rt == "" {
+			s.writeError(w, r, &session.Error{Code: session.InvalidRequest, Description: "missing refresh_token"})
+			return
+		}
+		g, err := s.sessions.Refresh(r.Context(), session.RefreshRequest{
+			Realm: name, Client: client, RefreshToken: rt, Scope: r.PostForm.Get("scope"),
+		})
+		if err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, grantResponse(g))
+	case "":
+		s.writeError(w, r, &session.Error{Code: session.InvalidRequest, Description: "missing grant_type"})
+	default:
+		s.writeError(w, r, &session.Error{Code: session.UnsupportedGrantType, Description: fmt.Sprintf("unsupported grant_type %q: sessiond's token endpoint serves refresh_token; logins go through the login front-end", gt)})
+	}
+}
+
+func (s *Server) introspect(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("realm")
+	if err := s.form(w, r, name); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if _, err := s.authenticateClient(r, name); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	raw := r.PostForm.Get("token")
+	if raw == "" {
+		s.writeError(w, r, &session.Error{Code: session.InvalidRequest, Description: "missing token"})
+		return
+	}
+	res, err := s.sessions.Introspect(r.Context(), name, raw)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, res)
+}
+
+func (s *Server) revoke(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("realm")
+	if err := s.form(w, r, name); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	client, err := s.authenticateClient(r, name)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	raw := r.PostForm.Get("token")
+	if raw == "" {
+		s.writeError(w, r, &session.Error{Code: session.InvalidRequest, Description: "missing token"})
+		return
+	}
+	if err := s.sessions.Revoke(r.Context(), name, client, raw); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusOK)
+}
+
+// logout is Keycloak's back-channel logout by refresh token: the client authenticates and
+// presents the session's refresh token; 204 when the session has ended.
+func (s *Server) logout(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("realm")
+	if err := s.form(w, r, name); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	client, err := s.authenticateClient(r, name)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	rt := r.PostForm.Get("refresh_token")
+	if rt == "" {
+		s.writeError(w, r, &session.Error{Code: session.InvalidRequest, Description: "missing refresh_token"})
+		return
+	}
+	if err := s.sessions.Logout(r.Context(), session.LogoutRequest{Realm: name, Client: client, RefreshToken: rt}); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// form checks the realm, then reads an application/x-www-form-urlencoded body of at most
+// maxBody bytes into r.PostForm.
+func (s *Server) form(w http.ResponseWriter, r *http.Request, realmName string) error {
+	if _, err := s.knownRealm(realmName); err != nil {
+		return err
+	}
+	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if err != nil || mt != "application/x-www-form-urlencoded" {
+		return &session.Error{Code: session.InvalidRequest, Description: "the body must be application/x-www-form-urlencoded"}
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, maxBody)
+	if err := r.ParseForm(); err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			return fmt.Errorf("%w: the limit is %d bytes", errBodyTooLarge, maxBody)
+		}
+		return &session.Error{Code: session.InvalidRequest, Description: "malformed form body"}
+	}
+	for k, v := range r.PostForm {
+		if len(v) > 1 {
+			// RFC 6749 §3.2: parameters must not be included more than once.
+			return &session.Error{Code: session.InvalidRequest, Description: "parameter " + k + " given more than once"}
+		}
+	}
+	return nil
+}
+
+// decodeJSON reads a JSON body of at most maxBody bytes into v, refusing unknown fields
+// and trailing data.
+func decodeJSON(w http.ResponseWriter, r *http.Request, v any) error {
+	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if err != nil || mt != "application/json" {
+		return &session.Error{Code: session.InvalidRequest, Description: "the body must be application/json"}
+	}
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBody))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			return fmt.Errorf("%w: the limit is %d bytes", errBodyTooLarge, maxBody)
+		}
+		return &session.Error{Code: session.InvalidRequest, Description: "malformed JSON body: " + err.Error()}
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return &session.Error{Code: session.InvalidRequest, Description: "malformed JSON body: data after the object"}
+	}
+	return nil
+}
+
+// trimScope normalises a space-separated scope list.
+func trimScope(s string) string { return strings.Join(strings.Fields(s), " ") }

@@ -1,0 +1,100 @@
+package session
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/sessiond/sessiond/core/expiry"
+	"github.com/sessiond/sessiond/core/token"
+	"github.com/sessiond/sessiond/spi"
+	"github.com/sessiond/sessiond/spi/usersessions"
+)
+
+// LogoutRequest names the session to end: by a refresh token (the logout endpoint) or by
+// its id (the admin API). With a token, Client, when set, must be the token's client.
+type LogoutRequest struct {
+	Realm        string
+	Client       string
+	RefreshToken string
+	SessionID    string
+}
+
+// Logout ends an online user session and its client sessions; the offline session with
+// the same id stays (seed 000: offline tokens are "valid after a user logout"). Presenting
+// an offline token instead ends that offline session, as Keycloak's logout endpoint does.
+// Outstanding access tokens are not revoked: they expire, and Introspect reports them
+// inactive from now on.
+//
+// By token, a session that has already ended is not an error (logging out twice is
+// harmless); by id, an unknown session wraps spi.ErrNotFound, for the admin API's 404.
+func (s *Service) Logout(ctx context.Context, req LogoutRequest) error {
+	r, err := s.realm(req.Realm)
+	if err != nil {
+		return err
+	}
+	key := usersessions.Key{RealmID: r.Name, ID: req.SessionID}
+	var userID, clientID string
+	if req.RefreshToken != "" {
+		t, err := s.verify(ctx, r, req.RefreshToken, "refresh token", token.Refresh, token.Offline)
+		if err != nil {
+			return err
+		}
+		if req.Client != "" && t.ClientID != req.Client {
+			return errorf(InvalidGrant, "Invalid refresh token. Token client and authorized client don't match")
+		}
+		key.ID, key.Offline, userID, clientID = t.SessionID, t.Type == token.Offline, t.Subject, t.ClientID
+	}
+	if key.ID == "" {
+		return errorf(InvalidRequest, "A refresh token or a session id is required")
+	}
+	n, err := s.store.Delete(ctx, []usersessions.Key{key})
+	if err != nil {
+		return fmt.Errorf("log out session %s: %w", key.ID, err)
+	}
+	if n == 0 {
+		if req.RefreshToken != "" {
+			return nil
+		}
+		return fmt.Errorf("session %s of realm %q: %w", key.ID, r.Name, spi.ErrNotFound)
+	}
+	s.emit(Event{Type: EventLogout, Realm: r.Name, ClientID: clientID, SessionID: key.ID, UserID: userID, Offline: key.Offline})
+	return nil
+}
+
+// Explanation explains both sessions with one id; either may be nil.
+type Explanation struct {
+	Online  *expiry.Explanation `json:"online,omitempty"`
+	Offline *expiry.Explanation `json:"offline,omitempty"`
+}
+
+// Explain says, for the online and the offline session with that id and each of their
+// client sessions, which timeout governs it, when it ends and why. Neither existing wraps
+// spi.ErrNotFound.
+func (s *Service) Explain(ctx context.Context, realmName, sessionID string) (*Explanation, error) {
+	r, err := s.realm(realmName)
+	if err != nil {
+		return nil, err
+	}
+	keys := []usersessions.Key{{RealmID: r.Name, ID: sessionID}, {RealmID: r.Name, ID: sessionID, Offline: true}}
+	got, err := s.store.Get(ctx, keys)
+	if err != nil {
+		return nil, fmt.Errorf("read session %s: %w", sessionID, err)
+	}
+	rules, now := s.rules(r), s.clock()
+	var out Explanation
+	for i, us := range got {
+		if us == nil || i >= len(keys) {
+			continue
+		}
+		e := rules.Explain(us, now)
+		if keys[i].Offline {
+			out.Offline = &e
+		} else {
+			out.Online = &e
+		}
+	}
+	if out.Online == nil && out.Offline == nil {
+		return nil, fmt.Errorf("session %s of realm %q: %w", sessionID, r.Name, spi.ErrNotFound)
+	}
+	return &out, nil
+}

@@ -1,0 +1,267 @@
+package session
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"strings"
+	"time"
+
+	"github.com/sessiond/sessiond/core/expiry"
+	"github.com/sessiond/sessiond/core/realm"
+	"github.com/sessiond/sessiond/core/token"
+	"github.com/sessiond/sessiond/spi"
+	"github.com/sessiond/sessiond/spi/usersessions"
+)
+
+// RefreshRequest is grant_type=refresh_token from a client the HTTP layer has authenticated.
+type RefreshRequest struct {
+	Realm        string
+	Client       string // the authenticated client's clientId
+	RefreshToken string
+	// Scope narrows the access token's scope; "" keeps the granted one (RFC 6749 §6).
+	Scope string
+}
+
+// concurrentWithin is how close to the last use a refused reuse counts as concurrent (two
+// requests racing) rather than a replay.
+const concurrentWithin = time.Second
+
+// maxAttempts bounds the read-check-write loop of one refresh. A version conflict means
+// another refresh of the same client session committed in between, so every retry follows
+// progress elsewhere; the bound only guards against a store that reports conflicts wrongly.
+const maxAttempts = 32
+
+// Refresh exchanges a refresh or offline token for new tokens. It checks, in this order,
+// and answers the first failure as an *Error (invalid_grant unless OAuth says otherwise)
+// that changed nothing: the signature, the realm, the token type and its expiry (core/token
+// checks these four, and a token of another realm already fails at its signing key), the
+// client, the realm's and the client's not-before, the user session, the client session,
+// the offline rules, the scope, and then, with Revoke Refresh Token on, the rotation
+// lineage. On success it moves the idle clocks of the user and client session; with rotation
+// on, the client session is written with a version check so that two nodes or tabs cannot
+// both rotate one token.
+func (s *Service) Refresh(ctx context.Context, req RefreshRequest) (*Grant, error) {
+	r, c, err := s.client(req.Realm, req.Client)
+	if err != nil {
+		return nil, err
+	}
+	now := s.clock()
+	t, err := s.verify(ctx, r, req.RefreshToken, "refresh token", token.Refresh, token.Offline)
+	if err != nil {
+		return nil, s.refused(r, c, nil, err)
+	}
+	if e := checkRefreshToken(r, c, t); e != nil {
+		return nil, s.refused(r, c, t, e)
+	}
+	key := usersessions.Key{RealmID: r.Name, ID: t.SessionID, Offline: t.Type == token.Offline}
+	for attempt := 1; ; attempt++ {
+		us, err := s.getSession(ctx, key)
+		if err != nil {
+			return nil, err
+		}
+		p, e := s.plan(r, c, t, us, req.Scope, now)
+		if e != nil {
+			return nil, s.refused(r, c, t, s.endOnReuse(ctx, r, us, c, e))
+		}
+		g, err := s.issue(ctx, issue{realm: r, client: c, session: p.session, scope: p.scope, refresh: true, refreshScope: t.Scope})
+		if err != nil {
+			return nil, err
+		}
+		advance(p.client, p.step, t.ID, g.refreshID, now)
+		err = s.commit(ctx, p)
+		if errors.Is(err, spi.ErrConflict) && attempt < maxAttempts {
+			continue
+		}
+		if err != nil {
+			return nil, s.commitFailed(r, c, t, err)
+		}
+		g.Reuse = p.reuse
+		s.emit(Event{Time: now, Type: EventRefresh, Realm: r.Name, ClientID: c.ClientID, SessionID: us.ID,
+			UserID: us.UserID, Offline: us.Offline, Reuse: p.reuse})
+		return g, nil
+	}
+}
+
+// checkRefreshToken runs the checks that need only the verified token: the client and the
+// realm's and client's not-before.
+func checkRefreshToken(r *realm.Realm, c *realm.Client, t *token.Token) *Error {
+	if t.ClientID != c.ClientID {
+		return errorf(InvalidGrant, "Invalid refresh token. Token client and authorized client don't match")
+	}
+	return checkNotBefore(r, c, t)
+}
+
+// checkNotBefore refuses a token issued before the realm's or the client's not-before
+// policy. Both sides are compared in whole seconds, as Keycloak does: a token issued in the
+// same second as "set to now" stays valid.
+func checkNotBefore(r *realm.Realm, c *realm.Client, t *token.Token) *Error {
+	iat := t.IssuedAt.Unix()
+	if !r.NotBefore.IsZero() && iat < r.NotBefore.Unix() {
+		return errorf(InvalidGrant, "Stale token: issued before the realm's not-before policy (%s)", stamp(r.NotBefore))
+	}
+	if !c.NotBefore.IsZero() && iat < c.NotBefore.Unix() {
+		return errorf(InvalidGrant, "Stale token: issued before the client's not-before policy (%s)", stamp(c.NotBefore))
+	}
+	return nil
+}
+
+// checkUserSession checks that a user session exists, is logged in and has not expired.
+func checkUserSession(rules expiry.Rules, us *usersessions.UserSession, offline bool, now time.Time) *Error {
+	kind, notFound := "Session", "Session not active: user session not found"
+	if offline {
+		kind, notFound = "Offline session", "Offline user session not found"
+	}
+	switch {
+	case us == nil:
+		return errorf(InvalidGrant, "%s", notFound)
+	case us.State != usersessions.LoggedIn:
+		return errorf(InvalidGrant, "%s not active: logged out", kind)
+	}
+	if e := rules.UserSession(expiry.SessionOf(us)); !e.Valid(now) {
+		return errorf(InvalidGrant, "%s not active: expired at %s by %s", kind, stamp(e.ExpiresAt), e.Why)
+	}
+	return nil
+}
+
+// checkClientSession checks that the user session has a live client session for c.
+func checkClientSession(rules expiry.Rules, c *realm.Client, us *usersessions.UserSession, now time.Time) *Error {
+	cs, ok := us.Clients[c.ClientID]
+	if !ok {
+		return errorf(InvalidGrant, "Session doesn't have required client %q", c.ClientID)
+	}
+	if e := rules.ClientSession(c, expiry.SessionOf(us), expiry.ClientSessionOf(cs)); !e.Valid(now) {
+		return errorf(InvalidGrant, "Client session not active: expired at %s by %s", stamp(e.ExpiresAt), e.Why)
+	}
+	return nil
+}
+
+// plan is one refresh that passed every check: the session as it will be written, with the
+// client session's new state, and what to issue.
+type plan struct {
+	session *usersessions.UserSession // moved to now; Clients holds the refreshed client session only
+	client  *usersessions.ClientSession
+	step    step // what the presented token does to the lineage; stepNone: only touch
+	scope   string
+	reuse   string
+}
+
+// plan runs the checks that need the stored session, in order, and computes the writes.
+func (s *Service) plan(r *realm.Realm, c *realm.Client, t *token.Token, us *usersessions.UserSession, scope string, now time.Time) (*plan, *Error) {
+	rules := s.rules(r)
+	offline := t.Type == token.Offline
+	if e := checkUserSession(rules, us, offline, now); e != nil {
+		return nil, e
+	}
+	if t.Subject != us.UserID {
+		return nil, errorf(InvalidGrant, "Invalid refresh token: issued to another user than the session's")
+	}
+	if t.IssuedAt.Unix() < us.Started.Unix() {
+		return nil, errorf(InvalidGrant, "Stale token: issued before the user session started")
+	}
+	if e := checkClientSession(rules, c, us, now); e != nil {
+		return nil, e
+	}
+	if offline && !c.OfflineAccess {
+		return nil, errorf(InvalidGrant, "Offline tokens not allowed for the client %q", c.ClientID)
+	}
+	cs := *us.Clients[c.ClientID]
+	cs.Notes = maps.Clone(cs.Notes)
+	granted := orDefault(scope, cs.Scope)
+	if extra := missingScopes(granted, cs.Scope); extra != "" {
+		return nil, errorf(InvalidScope, "Invalid scopes: %s (not granted to this session)", extra)
+	}
+	st, reuse, e := classify(r, &cs, t.ID, now)
+	if e != nil {
+		return nil, e
+	}
+	next := *us
+	next.LastRefresh, cs.LastRefresh = now, now
+	next.Clients = map[string]*usersessions.ClientSession{c.ClientID: &cs}
+	rules.Stamp(&next)
+	return &plan{session: &next, client: &cs, step: st, scope: granted, reuse: reuse}, nil
+}
+
+// missingScopes returns the scope values of requested that granted lacks.
+func missingScopes(requested, granted string) string {
+	var missing []string
+	for _, v := range strings.Fields(requested) {
+		if !hasScope(granted, v) {
+			missing = append(missing, v)
+		}
+	}
+	return strings.Join(missing, " ")
+}
+
+// commit writes a planned refresh. With rotation the client session goes first, version
+// checked: it decides who wins. The user session's touch follows; touches commute, so it
+// needs no check, and it is not undone if the client session write lost.
+func (s *Service) commit(ctx context.Context, p *plan) error {
+	us, cs := p.session, p.client
+	if p.step == stepNone {
+		t := usersessions.Touch{Session: us.Key(), LastRefresh: us.LastRefresh, ExpiresAt: us.ExpiresAt,
+			ClientID: cs.ClientID, ClientExpiresAt: cs.ExpiresAt}
+		return firstErr(s.store.Touch(ctx, []usersessions.Touch{t}))
+	}
+	if err := firstErr(s.store.PutClientSessions(ctx, []*usersessions.ClientSession{cs})); err != nil {
+		return err
+	}
+	t := usersessions.Touch{Session: us.Key(), LastRefresh: us.LastRefresh, ExpiresAt: us.ExpiresAt}
+	if err := firstErr(s.store.Touch(ctx, []usersessions.Touch{t})); err != nil {
+		// The rotation is committed: the new token is the only one that will work, so it
+		// must reach the client. The user session's idle clock moves at the next refresh.
+		s.log.Warn("refresh: the user session's idle clock was not moved", "session", us.ID, "error", err)
+	}
+	return nil
+}
+
+// commitFailed turns a failed write into the caller's error: a session that went away in
+// the meantime is a refusal like any other, everything else (unavailable store) passes.
+func (s *Service) commitFailed(r *realm.Realm, c *realm.Client, t *token.Token, err error) error {
+	switch {
+	case errors.Is(err, spi.ErrNotFound):
+		return s.refused(r, c, t, errorf(InvalidGrant, "Session not active: it ended during the refresh"))
+	case errors.Is(err, spi.ErrConflict):
+		return s.refused(r, c, t, errorf(InvalidGrant, "The client session changed %d times during the refresh; try again", maxAttempts))
+	}
+	return fmt.Errorf("refresh session %s: %w", t.SessionID, err)
+}
+
+// endOnReuse ends the client session when a refused reuse is the realm's sign of a stolen
+// token (EndClientSessionOnRefreshTokenReuse).
+func (s *Service) endOnReuse(ctx context.Context, r *realm.Realm, us *usersessions.UserSession, c *realm.Client, e *Error) *Error {
+	if e.Reuse == "" || !r.EndClientSessionOnRefreshTokenReuse {
+		return e
+	}
+	key := usersessions.ClientKey{Session: us.Key(), ClientID: c.ClientID}
+	if err := s.store.DeleteClientSessions(ctx, []usersessions.ClientKey{key}); err != nil {
+		s.log.Error("refresh token reuse: the client session could not be ended", "session", us.ID, "client", c.ClientID, "error", err)
+		return e
+	}
+	e.Ended = true
+	e.Description += "; the client session was ended"
+	return e
+}
+
+// refused records a refusal in the event log and returns it. Errors that are not refusals
+// (an unavailable store) pass through unrecorded.
+func (s *Service) refused(r *realm.Realm, c *realm.Client, t *token.Token, err error) error {
+	var e *Error
+	if !errors.As(err, &e) {
+		return err
+	}
+	ev := Event{Type: EventRefreshRefused, Realm: r.Name, ClientID: c.ClientID, Reason: e.Description, Reuse: e.Reuse, EndedClientSession: e.Ended}
+	if t != nil {
+		ev.SessionID, ev.UserID, ev.Offline = t.SessionID, t.Subject, t.Type == token.Offline
+	}
+	if e.Reuse != "" {
+		// A refused reuse may be a stolen token: operators should see it without debug logs.
+		s.log.Warn("refresh token reuse refused", "realm", r.Name, "client", c.ClientID, "session", ev.SessionID,
+			"reuse", e.Reuse, "client_session_ended", e.Ended)
+	}
+	s.emit(ev)
+	return e
+}
+
+func stamp(t time.Time) string { return t.UTC().Format(time.RFC3339) }
