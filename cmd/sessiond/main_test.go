@@ -69,9 +69,15 @@ var addrLine = regexp.MustCompile(`sessiond started.*address=http://([0-9.:]+)`)
 
 func startDaemon(t *testing.T, args ...string) *daemon {
 	t.Helper()
+	return startDaemonIn(t, t.TempDir(), append([]string{"--http-port=0"}, args...)...)
+}
+
+// startDaemonIn runs `sessiond start-dev args…` in dir and waits until it serves.
+func startDaemonIn(t *testing.T, dir string, args ...string) *daemon {
+	t.Helper()
 	bin := sessiondBinary(t)
-	cmd := exec.Command(bin, append([]string{"start-dev", "--http-port=0"}, args...)...)
-	cmd.Dir = t.TempDir()
+	cmd := exec.Command(bin, append([]string{"start-dev"}, args...)...)
+	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), "SESSIOND_LOG_LEVEL=debug")
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
@@ -238,7 +244,7 @@ func TestStartDevServesReadinessWithPluginProcesses(t *testing.T) {
 
 func TestKilledPluginIsRestartedAndReadinessTellsTheTruth(t *testing.T) {
 	// A long first backoff keeps the provider down long enough to observe readiness.
-	d := startDaemon(t, "--plugin-restart-backoff=1500ms")
+	d := startDaemon(t, "--plugin-restart-backoff=1500ms", "--frontend-token=fe")
 	kids := pluginChildren(t, d.cmd.Process.Pid)
 	victim := kids["user-sessions/memory"]
 	if victim == 0 {
@@ -253,6 +259,25 @@ func TestKilledPluginIsRestartedAndReadinessTellsTheTruth(t *testing.T) {
 	code, h := d.ready()
 	if code != http.StatusServiceUnavailable || h.Status != "DOWN" {
 		t.Fatalf("ready while the plugin is down = %d %+v, want 503 DOWN", code, h)
+	}
+	// A request that needs the store fails at once with a retriable answer, not a hang.
+	req, _ := http.NewRequest(http.MethodPost, d.base+"/realms/demo/sessions",
+		strings.NewReader(`{"client_id":"demo-app","user_id":"u1","username":"alice"}`))
+	req.Header.Set("Authorization", "Bearer fe")
+	req.Header.Set("Content-Type", "application/json")
+	started := time.Now()
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
+		t.Fatalf("open session while the store plugin is down = %d (Retry-After %q), want 503 with Retry-After",
+			resp.StatusCode, resp.Header.Get("Retry-After"))
+	}
+	// Generous bound: it only tells "answered" from "hung until a timeout".
+	if took := time.Since(started); took > 5*time.Second {
+		t.Errorf("the refused request took %v; it must fail fast, not wait for the plugin", took)
 	}
 	if !d.waitLog(`plugin restarted`, 10*time.Second) {
 		t.Fatal("host did not log a restart")

@@ -1,0 +1,82 @@
+package main
+
+import (
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+// readmeBlock returns the shell block that follows the marker comment in README.md.
+func readmeBlock(t *testing.T, readme, marker string) string {
+	t.Helper()
+	re := regexp.MustCompile("(?s)<!-- " + regexp.QuoteMeta(marker) + " -->\\s*```sh\\n(.*?)```")
+	m := re.FindStringSubmatch(readme)
+	if m == nil {
+		t.Fatalf("README.md has no ```sh block after <!-- %s -->", marker)
+	}
+	return m[1]
+}
+
+func freePort(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return strconv.Itoa(l.Addr().(*net.TCPAddr).Port)
+}
+
+// TestReadmeQuickStart runs README.md's quick start as written: the server command (with the
+// built binary for `go run ./cmd/sessiond`) and then the client commands with bash. Only
+// the port differs, so that the test never collides with a sessiond already on 8080.
+func TestReadmeQuickStart(t *testing.T) {
+	raw, err := os.ReadFile(filepath.Join("..", "..", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	readme := string(raw)
+	port := freePort(t)
+	server := strings.TrimSpace(readmeBlock(t, readme, "quickstart:server"))
+	client := readmeBlock(t, readme, "quickstart:client")
+	client = strings.ReplaceAll(client, "127.0.0.1:8080", "127.0.0.1:"+port)
+
+	args, ok := strings.CutPrefix(server, "go run ./cmd/sessiond ")
+	if !ok {
+		t.Fatalf("quick-start server command does not start with `go run ./cmd/sessiond`: %q", server)
+	}
+	fields := strings.Fields(args)
+	if fields[0] != "start-dev" {
+		t.Fatalf("quick-start server command is not start-dev: %q", server)
+	}
+	// Run from the repository root, as the README says, so docs/quickstart-realm.json resolves.
+	root, _ := filepath.Abs(filepath.Join("..", ".."))
+	startDaemonIn(t, root, append(fields[1:], "--http-port="+port)...)
+
+	cmd := exec.Command("bash", "-euo", "pipefail", "-c", client)
+	cmd.Dir = t.TempDir()
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("quick-start client commands failed: %v\n%s", err, out)
+	}
+	text := string(out)
+	for _, want := range []*regexp.Regexp{
+		regexp.MustCompile(`"access_token":"[^"]+".*"refresh_token":"[^"]+"`), // the refresh answer
+		regexp.MustCompile(`"active":true`),
+		regexp.MustCompile(`"source":"client attribute client.session.idle.timeout`),
+		regexp.MustCompile(`(?m)^204$`),
+		regexp.MustCompile(`\{"active":false\}`),
+	} {
+		if !want.MatchString(text) {
+			t.Errorf("quick-start output does not match %s:\n%s", want, text)
+		}
+	}
+	if strings.Index(text, `"active":true`) > strings.Index(text, `{"active":false}`) {
+		t.Errorf("introspection should be active before logout and inactive after:\n%s", text)
+	}
+}
