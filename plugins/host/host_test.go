@@ -13,6 +13,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/sessiond/sessiond/internal/testpg"
 	"github.com/sessiond/sessiond/plugins/host"
 	"github.com/sessiond/sessiond/providers/builtin"
 	"github.com/sessiond/sessiond/providers/usersessions/memory"
@@ -276,13 +277,18 @@ func TestCrashLoop(t *testing.T) {
 func TestStopLeavesNoProcesses(t *testing.T) {
 	h := host.New(hclog.NewNullLogger(), host.Options{})
 	ctx := context.Background()
+	// Stores that keep data are pointed at the test's own places.
+	set := map[string]map[string]string{
+		"embedded": {"path": filepath.Join(t.TempDir(), "sessions.db")},
+		"postgres": {"url": testpg.URL()},
+	}
 	var pids []int
 	for _, f := range builtin.Catalog() {
 		p, err := h.Start(ctx, selfSpec(t, "serve", f.SPI, f.ID))
 		if err != nil {
 			t.Fatalf("start %s/%s: %v", f.SPI, f.ID, err)
 		}
-		if err := p.Configure(ctx, defaults(p.Descriptor(), nil)); err != nil {
+		if err := p.Configure(ctx, defaults(p.Descriptor(), set[f.ID])); err != nil {
 			t.Fatalf("configure %s/%s: %v", f.SPI, f.ID, err)
 		}
 		pids = append(pids, pidOf(h, p))

@@ -8,7 +8,9 @@ import (
 	"github.com/sessiond/sessiond/providers/cachelifespan/remaining"
 	"github.com/sessiond/sessiond/providers/preload/lazy"
 	"github.com/sessiond/sessiond/providers/revocation/logonly"
+	"github.com/sessiond/sessiond/providers/usersessions/embedded"
 	"github.com/sessiond/sessiond/providers/usersessions/memory"
+	"github.com/sessiond/sessiond/providers/usersessions/postgres"
 	"github.com/sessiond/sessiond/spi"
 )
 
@@ -23,7 +25,9 @@ type Factory struct {
 // is new on every call; callers may keep or change it.
 func Catalog() []Factory {
 	return []Factory{
+		{SPI: spi.UserSessions, ID: embedded.ID, New: func(log hclog.Logger) spi.Provider { return embedded.New(log) }},
 		{SPI: spi.UserSessions, ID: memory.ID, New: func(log hclog.Logger) spi.Provider { return memory.New(log) }},
+		{SPI: spi.UserSessions, ID: postgres.ID, New: func(log hclog.Logger) spi.Provider { return postgres.New(log) }},
 		{SPI: spi.OfflinePreload, ID: lazy.ID, New: func(log hclog.Logger) spi.Provider { return lazy.New(log) }},
 		{SPI: spi.CacheLifespan, ID: remaining.ID, New: func(log hclog.Logger) spi.Provider { return remaining.New(log) }},
 		{SPI: spi.RevocationPush, ID: logonly.ID, New: func(log hclog.Logger) spi.Provider { return logonly.New(log) }},

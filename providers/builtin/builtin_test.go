@@ -85,7 +85,9 @@ func TestLookup(t *testing.T) {
 		{spi.CacheLifespan, "default", true},
 		{spi.RevocationPush, "log-only", true},
 		{spi.UserSessions, "lazy", false}, // an id is only valid under its own SPI
-		{spi.UserSessions, "postgres", false},
+		{spi.UserSessions, "postgres", true},
+		{spi.UserSessions, "embedded", true},
+		{spi.UserSessions, "redis", false}, // third-party: comes from the plugin directory
 		{"no-such-spi", "memory", false},
 	}
 	for _, tt := range tests {

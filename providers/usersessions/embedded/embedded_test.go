@@ -1,0 +1,233 @@
+package embedded_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/jmoiron/sqlx"
+
+	"github.com/sessiond/sessiond/providers/usersessions/embedded"
+	"github.com/sessiond/sessiond/providers/usersessions/sqlstore/sqlstoretest"
+	"github.com/sessiond/sessiond/spi"
+	"github.com/sessiond/sessiond/spi/usersessions"
+	"github.com/sessiond/sessiond/spi/usersessions/usersessionstest"
+)
+
+func TestMain(m *testing.M) {
+	sqlstoretest.Main(m, func(log hclog.Logger) spi.Provider { return embedded.New(log) })
+}
+
+// open returns a provider on the file at path, closed when t ends.
+func open(t testing.TB, path string) *embedded.Provider {
+	t.Helper()
+	p := embedded.New(hclog.NewNullLogger())
+	if err := p.Configure(context.Background(), spi.Config{embedded.OptPath: path}); err != nil {
+		t.Fatalf("Configure: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := p.Close(context.Background()); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	})
+	return p
+}
+
+func TestConformance(t *testing.T) {
+	t.Run("in-process", func(t *testing.T) {
+		t.Parallel()
+		usersessionstest.Run(t, func(t *testing.T) usersessions.Provider {
+			return open(t, filepath.Join(t.TempDir(), "sessions.db"))
+		})
+	})
+	t.Run("plugin", func(t *testing.T) {
+		t.Parallel()
+		// One plugin process for the whole suite; each check gets it with every table
+		// emptied, through a connection of this process (SQLite's file locks keep the two
+		// processes apart).
+		path := filepath.Join(t.TempDir(), "sessions.db")
+		p := sqlstoretest.StartPlugin(t, embedded.ID, spi.Config{embedded.OptPath: path})
+		db, err := sqlx.Open("sqlite", path+"?_pragma=busy_timeout(10000)&_pragma=foreign_keys(1)")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { db.Close() })
+		usersessionstest.Run(t, func(t *testing.T) usersessions.Provider {
+			for _, table := range []string{"client_session", "user_session", "record", "delivery"} {
+				if _, err := db.Exec("DELETE FROM " + table); err != nil {
+					t.Fatal(err)
+				}
+			}
+			return p
+		})
+	})
+}
+
+func fullSession(id string, offline bool) *usersessions.UserSession {
+	at := time.Date(2030, 3, 14, 15, 9, 26, 535897000, time.UTC)
+	s := &usersessions.UserSession{
+		ID: id, RealmID: "r1", UserID: "u1", LoginUsername: "u1@example.test", IPAddress: "192.0.2.7",
+		UserAgent: "test", AuthMethod: "openid-connect", RememberMe: true, Offline: offline,
+		State: usersessions.LoggedIn, Started: at, LastRefresh: at, ExpiresAt: at.Add(time.Hour),
+		Notes: map[string]string{"k": "v ✓"},
+		Clients: map[string]*usersessions.ClientSession{"app": {
+			ClientID: "app", Started: at, LastRefresh: at, ExpiresAt: at.Add(time.Hour), Scope: "openid",
+			Notes: map[string]string{"nonce": "n"}, CurrentRefreshToken: "rt", RotatedAt: at,
+		}},
+	}
+	s.Clients["app"].UserSessionID, s.Clients["app"].RealmID, s.Clients["app"].Offline = id, "r1", offline
+	return s
+}
+
+func mustCreate(t *testing.T, p usersessions.Provider, ss ...*usersessions.UserSession) {
+	t.Helper()
+	errs, err := p.Create(t.Context(), ss)
+	if err == nil {
+		err = errors.Join(errs...)
+	}
+	if err != nil {
+		t.Fatalf("Create: %v", err)
+	}
+}
+
+// TestSurvivesReopen: what was written is there after the provider is closed and a new
+// one opens the same file, as after a restart of sessiond.
+func TestSurvivesReopen(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "sessions.db")
+	first := embedded.New(nil)
+	if err := first.Configure(t.Context(), spi.Config{embedded.OptPath: path}); err != nil {
+		t.Fatal(err)
+	}
+	online, offline := fullSession("s1", false), fullSession("s1", true)
+	mustCreate(t, first, online, offline)
+	rec, err := first.PutRecord(t.Context(), &usersessions.Record{Kind: "not-before", Key: "r1", Value: []byte("42")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := first.Enqueue(t.Context(), []*usersessions.Delivery{{ID: "d1", RealmID: "r1", Payload: []byte("{}")}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := first.Close(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := first.Get(t.Context(), []usersessions.Key{online.Key()}); !errors.Is(err, spi.ErrUnavailable) {
+		t.Errorf("Get after Close: %v, want an error wrapping spi.ErrUnavailable", err)
+	}
+
+	second := open(t, path)
+	got, err := second.Get(t.Context(), []usersessions.Key{online.Key(), offline.Key()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, want := range []*usersessions.UserSession{online, offline} {
+		if got[i] == nil {
+			t.Fatalf("%s/%s is gone after reopening", want.ID, map[bool]string{false: "online", true: "offline"}[want.Offline])
+		}
+		if got[i].UserID != want.UserID || !got[i].ExpiresAt.Equal(want.ExpiresAt) || got[i].Notes["k"] != "v ✓" ||
+			got[i].Version != 1 || got[i].Clients["app"] == nil || got[i].Clients["app"].CurrentRefreshToken != "rt" {
+			t.Errorf("after reopening: %+v, want %+v", got[i], want)
+		}
+	}
+	recs, err := second.GetRecords(t.Context(), "not-before", []string{"r1"})
+	if err != nil || recs[0] == nil || string(recs[0].Value) != "42" || recs[0].Version != rec.Version {
+		t.Errorf("record after reopening: %v, %v", recs, err)
+	}
+	ds, err := second.ListDeliveries(t.Context(), usersessions.DeliveryFilter{})
+	if err != nil || len(ds) != 1 || ds[0].ID != "d1" {
+		t.Errorf("deliveries after reopening: %v, %v", ds, err)
+	}
+}
+
+// TestDefaultPath: by default the file is data/sessiond.db under the working directory,
+// whose data directory is created.
+func TestDefaultPath(t *testing.T) {
+	dir := t.TempDir()
+	t.Chdir(dir)
+	p := embedded.New(nil)
+	cfg := spi.Config{}
+	for _, o := range p.Describe().Options {
+		cfg[o.Name] = o.Default
+	}
+	if err := p.Configure(t.Context(), cfg); err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close(t.Context())
+	mustCreate(t, p, fullSession("s1", false))
+	if _, err := os.Stat(filepath.Join(dir, "data", "sessiond.db")); err != nil {
+		t.Errorf("default database file: %v", err)
+	}
+}
+
+// TestConcurrentWrites: many writers at once all succeed; none sees SQLITE_BUSY.
+func TestConcurrentWrites(t *testing.T) {
+	p := open(t, filepath.Join(t.TempDir(), "sessions.db"))
+	var wg sync.WaitGroup
+	errs := make(chan error, 1000)
+	for w := range 16 {
+		wg.Go(func() {
+			for i := range 20 {
+				s := fullSession(fmt.Sprintf("w%d-%d", w, i), i%2 == 0)
+				res, err := p.Create(context.Background(), []*usersessions.UserSession{s})
+				if err == nil {
+					err = res[0]
+				}
+				if err == nil {
+					var touched []error
+					touched, err = p.Touch(context.Background(), []usersessions.Touch{{Session: s.Key(), LastRefresh: time.Now(), ExpiresAt: time.Now().Add(time.Hour)}})
+					if err == nil {
+						err = touched[0]
+					}
+				}
+				if err == nil {
+					_, err = p.Count(context.Background(), usersessions.Filter{RealmID: "r1", Offline: usersessions.Both})
+				}
+				if err != nil {
+					errs <- err
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	if n, err := p.Count(t.Context(), usersessions.Filter{RealmID: "r1", Offline: usersessions.Both}); err != nil || n != 16*20 {
+		t.Errorf("Count = %d, %v; want %d", n, err, 16*20)
+	}
+}
+
+func TestDescribe(t *testing.T) {
+	d := embedded.New(nil).Describe()
+	if d.SPI != spi.UserSessions || d.ID != embedded.ID {
+		t.Errorf("Describe = %s/%s", d.SPI, d.ID)
+	}
+	for _, tc := range []struct {
+		name, def string
+		typ       spi.OptionType
+	}{
+		{embedded.OptPath, embedded.DefaultPath, spi.String},
+		{embedded.OptBusyTimeout, "5s", spi.Duration},
+	} {
+		if o, ok := d.Option(tc.name); !ok || o.Default != tc.def || o.Type != tc.typ || o.Help == "" {
+			t.Errorf("option %s = %+v, want default %q type %s and help", tc.name, o, tc.def, tc.typ)
+		}
+	}
+}
+
+func TestBadOptions(t *testing.T) {
+	for _, set := range []spi.Config{
+		{embedded.OptBusyTimeout: "a while"},
+		{embedded.OptPath: filepath.Join(t.TempDir(), "what?.db")},
+	} {
+		if err := embedded.New(nil).Configure(t.Context(), set); !errors.Is(err, spi.ErrInvalid) {
+			t.Errorf("Configure(%v) = %v, want an error wrapping spi.ErrInvalid", set, err)
+		}
+	}
+}

@@ -1,0 +1,226 @@
+// Package sqlstore is the SQL both SQL user-sessions providers share: the statements and the
+// logic of every storage call, written once for PostgreSQL and SQLite.
+//
+// A provider opens its database, applies its own migrations (the tables named here, with
+// the DDL its dialect needs) and hands the handles to New; it keeps Describe, Configure,
+// Close and Watch. What differs between the dialects is a method of Dialect: placeholders
+// (statements are written with '?' and rebound with sqlx.Rebind), how a batch of rows
+// travels in one statement (unnest over arrays, or json_each over one JSON document), how a
+// time is bound, and row locking. Every write is one transaction; its changes reach the
+// provider's Feed inside the transaction (PostgreSQL NOTIFY is sent on commit) and after it.
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"sync/atomic"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+
+	"github.com/sessiond/sessiond/spi"
+	"github.com/sessiond/sessiond/spi/usersessions"
+)
+
+// Feed is where a Store announces the changes of each write.
+type Feed interface {
+	// Stage runs inside the writing transaction, before it commits; an error rolls the
+	// write back. PostgreSQL's NOTIFY belongs here: it is delivered on commit only.
+	Stage(ctx context.Context, tx *sqlx.Tx, changes []usersessions.Change) error
+	// Publish runs after the transaction committed.
+	Publish(changes []usersessions.Change)
+}
+
+// Config is what New needs.
+type Config struct {
+	Dialect Dialect
+	// DB serves reads, and writes unless Writer is set.
+	DB *sqlx.DB
+	// Writer, when set, takes every write: SQLite's one writer connection, so that writes
+	// queue in Go instead of failing with SQLITE_BUSY.
+	Writer *sqlx.DB
+	Feed   Feed
+	// Origin is written into every Change (the node id, spi.HostNodeID).
+	Origin string
+	// Errors maps a driver error to one wrapping the spi sentinel callers branch on
+	// (spi.ErrExists, spi.ErrUnavailable, …), or returns it as it is.
+	Errors func(error) error
+	// Now stamps records and deliveries; time.Now when nil.
+	Now func() time.Time
+}
+
+// Store implements every method of usersessions.Provider except those of spi.Provider and
+// Watch. It is safe for concurrent use. A nil *Store fails every call with
+// spi.ErrUnavailable, so a provider that embeds one is safe to call before Configure.
+type Store struct {
+	d      Dialect
+	db, w  *sqlx.DB
+	feed   Feed
+	origin string
+	errs   func(error) error
+	now    func() time.Time
+	closed atomic.Bool
+}
+
+// Page sizes when a Page or StreamRequest asks for none, so that one call never reads a
+// whole realm.
+const defaultPageSize = 100
+
+// New returns a Store over the databases in cfg. It does no I/O.
+func New(cfg Config) *Store {
+	s := &Store{d: cfg.Dialect, db: cfg.DB, w: cfg.Writer, feed: cfg.Feed, origin: cfg.Origin, errs: cfg.Errors, now: cfg.Now}
+	if s.w == nil {
+		s.w = s.db
+	}
+	if s.errs == nil {
+		s.errs = func(err error) error { return err }
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	if s.feed == nil {
+		s.feed = noFeed{}
+	}
+	return s
+}
+
+type noFeed struct{}
+
+func (noFeed) Stage(context.Context, *sqlx.Tx, []usersessions.Change) error { return nil }
+func (noFeed) Publish([]usersessions.Change)                                {}
+
+// Close closes the databases; later calls fail with spi.ErrUnavailable.
+func (s *Store) Close() error {
+	if s == nil || s.closed.Swap(true) {
+		return nil
+	}
+	err := s.db.Close()
+	if s.w != s.db {
+		err = errors.Join(err, s.w.Close())
+	}
+	return err
+}
+
+var (
+	errNotConfigured = fmt.Errorf("user-sessions store is not configured: %w", spi.ErrUnavailable)
+	errClosed        = fmt.Errorf("user-sessions store is closed: %w", spi.ErrUnavailable)
+)
+
+// usable says why the store cannot take a call, if it cannot.
+func (s *Store) usable(ctx context.Context) error {
+	switch {
+	case s == nil:
+		return errNotConfigured
+	case s.closed.Load():
+		return errClosed
+	}
+	return ctx.Err()
+}
+
+// fail gives a failed call its context and its sentinel. Errors the store made itself
+// already wrap a sentinel and keep it.
+func (s *Store) fail(ctx context.Context, op string, err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case ctx.Err() != nil:
+		return fmt.Errorf("%s: %w", op, ctx.Err())
+	case errors.Is(err, errClosed) || errors.Is(err, errNotConfigured):
+		return err
+	case hasSentinel(err):
+		return fmt.Errorf("%s: %w", op, err)
+	case s.closed.Load() || errors.Is(err, sql.ErrConnDone):
+		return fmt.Errorf("%s: %w: %w", op, spi.ErrUnavailable, err)
+	}
+	return fmt.Errorf("%s: %w", op, s.errs(err))
+}
+
+func hasSentinel(err error) bool {
+	for _, s := range []error{spi.ErrNotFound, spi.ErrExists, spi.ErrConflict, spi.ErrUnavailable, spi.ErrInvalid} {
+		if errors.Is(err, s) {
+			return true
+		}
+	}
+	return false
+}
+
+// rebind turns the '?' placeholders of q into the dialect's.
+func (s *Store) rebind(q string) string { return sqlx.Rebind(s.d.bindType(), q) }
+
+// writer is the transaction of one write, collecting the changes it makes.
+type writer struct {
+	s       *Store
+	tx      *sqlx.Tx
+	changes []usersessions.Change
+}
+
+func (w *writer) emit(c usersessions.Change) {
+	c.Origin = w.s.origin
+	w.changes = append(w.changes, c)
+}
+
+func (w *writer) exec(ctx context.Context, q string, args ...any) (int64, error) {
+	res, err := w.tx.ExecContext(ctx, w.s.rebind(q), args...)
+	if err != nil {
+		return 0, err
+	}
+	return res.RowsAffected()
+}
+
+func (w *writer) query(ctx context.Context, dest any, q string, args ...any) error {
+	return sqlx.SelectContext(ctx, w.tx, dest, w.s.rebind(q), args...)
+}
+
+// write runs fn in one transaction, then announces what it changed.
+func (s *Store) write(ctx context.Context, op string, fn func(w *writer) error) error {
+	if err := s.usable(ctx); err != nil {
+		return fmt.Errorf("%s: %w", op, err)
+	}
+	tx, err := s.w.BeginTxx(ctx, nil)
+	if err != nil {
+		return s.fail(ctx, op, err)
+	}
+	defer tx.Rollback() //nolint:errcheck // after Commit it only reports ErrTxDone
+	w := &writer{s: s, tx: tx}
+	if err := fn(w); err != nil {
+		return s.fail(ctx, op, err)
+	}
+	if len(w.changes) > 0 {
+		if err := s.feed.Stage(ctx, tx, w.changes); err != nil {
+			return s.fail(ctx, op, err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return s.fail(ctx, op, err)
+	}
+	if len(w.changes) > 0 {
+		s.feed.Publish(w.changes)
+	}
+	return nil
+}
+
+// read runs fn against one snapshot of the database.
+func (s *Store) read(ctx context.Context, op string, fn func(q sqlx.QueryerContext) error) error {
+	if err := s.usable(ctx); err != nil {
+		return fmt.Errorf("%s: %w", op, err)
+	}
+	tx, err := s.db.BeginTxx(ctx, s.d.readTx())
+	if err != nil {
+		return s.fail(ctx, op, err)
+	}
+	defer tx.Rollback() //nolint:errcheck // read-only
+	if err := fn(tx); err != nil {
+		return s.fail(ctx, op, err)
+	}
+	return s.fail(ctx, op, tx.Commit())
+}
+
+// query runs one reading statement outside a transaction.
+func (s *Store) query(ctx context.Context, op string, dest any, q string, args ...any) error {
+	if err := s.usable(ctx); err != nil {
+		return fmt.Errorf("%s: %w", op, err)
+	}
+	return s.fail(ctx, op, sqlx.SelectContext(ctx, s.db, dest, s.rebind(q), args...))
+}
