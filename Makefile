@@ -9,11 +9,14 @@ run:
 build:
 	$(GO) build -o bin/sessiond ./cmd/sessiond
 
-# test brings up the services the suite needs, then runs every test with the race detector.
+# test brings up the services the suite needs, runs every test with the race detector,
+# then gives each fuzz target a short budget (FUZZTIME) on top of its checked-in corpus.
+FUZZTIME ?= 10s
 test:
 	.ci/services
 	$(GO) vet ./...
 	$(GO) test -race -count=1 -timeout 20m ./...
+	$(GO) test -run '^$$' -fuzz '^FuzzVerify$$' -fuzztime $(FUZZTIME) ./core/token/
 
 generate:
 	$(GO) generate ./...
