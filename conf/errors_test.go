@@ -33,7 +33,7 @@ func TestProblemsNameKeySourceAndFix(t *testing.T) {
 		{"unknown option of a provider lists its options and suggests", "", nil, []string{"--spi-user-sessions-memory-max-sesions=1"},
 			[]string{`user-sessions provider memory has no option "max-sesions"`, "in-process, max-sessions, watch-buffer", "did you mean --spi-user-sessions-memory-max-sessions?"}},
 		{"unknown selected provider lists the known ones", "", nil, []string{"--spi-user-sessions-provider=nosuch"},
-			[]string{"flag --spi-user-sessions-provider", `unknown user-sessions provider "nosuch"`, "its providers are memory", "spi-user-sessions-<id>-command"}},
+			[]string{"flag --spi-user-sessions-provider", `unknown user-sessions provider "nosuch"`, "its providers are embedded, memory, postgres", "spi-user-sessions-<id>-command"}},
 		{"int", "", nil, []string{"--http-port=eighty"},
 			[]string{"flag --http-port", `invalid value "eighty" for --http-port: want a whole number`}},
 		{"port range", "", []string{"SESSIOND_HTTP_PORT=70000"}, nil,

@@ -18,6 +18,12 @@ func testDescs() []spi.Descriptor {
 			{Name: "max-sessions", Type: spi.Int, Default: "0", Help: "Most sessions held; 0 is no limit."},
 			{Name: "watch-buffer", Type: spi.Int, Default: "256", Help: "Change feed buffer."},
 		}},
+		{SPI: spi.UserSessions, ID: "postgres", Help: "Sessions in PostgreSQL.", Options: []spi.Option{
+			{Name: "url", Type: spi.String, Secret: true, Help: "Where."},
+		}},
+		{SPI: spi.UserSessions, ID: "embedded", Help: "Sessions in a local file.", Options: []spi.Option{
+			{Name: "path", Type: spi.String, Default: "data/sessiond.db", Help: "File."},
+		}},
 		{SPI: spi.OfflinePreload, ID: "lazy", Help: "Load on first use."},
 		{SPI: spi.OfflinePreload, ID: "database", Help: "Stream at start.", Options: []spi.Option{
 			{Name: "batch-size", Type: spi.Int, Default: "500", Help: "Sessions per page."},

@@ -154,8 +154,12 @@ func TestFileFormatInLayers(t *testing.T) {
 
 func TestProfilesDifferInDefaults(t *testing.T) {
 	inDir(t, "")
-	if h := resolve(t, ProfileStart, nil, nil, testDescs()).HTTPHost; h != "0.0.0.0" {
-		t.Errorf("start http-host = %q", h)
+	start := resolve(t, ProfileStart, nil, nil, testDescs())
+	if start.HTTPHost != "0.0.0.0" {
+		t.Errorf("start http-host = %q", start.HTTPHost)
+	}
+	if got := start.SPIs[spi.UserSessions].Provider; got != "postgres" {
+		t.Errorf("start user-sessions provider = %q, want postgres", got)
 	}
 	dev := resolve(t, ProfileDev, nil, nil, testDescs())
 	if dev.HTTPHost != "127.0.0.1" {
@@ -168,7 +172,7 @@ func TestProfilesDifferInDefaults(t *testing.T) {
 	if !regexp.MustCompile(`-` + strconv.Itoa(os.Getpid()) + `$`).MatchString(dev.NodeID) {
 		t.Errorf("default node-id %q is not <hostname>-<pid>", dev.NodeID)
 	}
-	want := map[string]string{spi.UserSessions: "memory", spi.OfflinePreload: "lazy", spi.CacheLifespan: "default", spi.RevocationPush: "log-only"}
+	want := map[string]string{spi.UserSessions: "embedded", spi.OfflinePreload: "lazy", spi.CacheLifespan: "default", spi.RevocationPush: "log-only"}
 	for name, id := range want {
 		if got := dev.SPIs[name].Provider; got != id {
 			t.Errorf("%s provider = %q, want %q", name, got, id)

@@ -89,8 +89,8 @@ func ServerOptions() []ServerOption {
 			Help: "How long a shutdown waits for requests in flight and plugins to finish."},
 
 		// Built-in defaults; a profile can pick another one here.
-		{Name: selectionKey(spi.UserSessions), Type: spi.String, Default: "memory",
-			Help: "Provider of the user-sessions SPI (session storage)."},
+		{Name: selectionKey(spi.UserSessions), Type: spi.String, Default: "postgres", Profiles: map[Profile]string{ProfileDev: "embedded"},
+			Help: "Provider of the user-sessions SPI (session storage): `postgres` for production, `embedded` (one local file, nothing to install) under start-dev."},
 		{Name: selectionKey(spi.OfflinePreload), Type: spi.String, Default: "lazy",
 			Help: "Provider of the offline-preload SPI (how offline sessions reach the cache)."},
 		{Name: selectionKey(spi.CacheLifespan), Type: spi.String, Default: "default",

@@ -17,6 +17,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/sessiond/sessiond/internal/testpg"
 )
 
 // The tests in this file run the real binary: real plugin processes, real HTTP.
@@ -230,7 +232,7 @@ func TestStartDevServesReadinessWithPluginProcesses(t *testing.T) {
 		t.Errorf("readiness lists %d checks, want one per SPI (4): %+v", len(h.Checks), h.Checks)
 	}
 	kids := pluginChildren(t, d.cmd.Process.Pid)
-	for _, want := range []string{"user-sessions/memory", "offline-preload/lazy", "cache-lifespan/default", "revocation-push/log-only"} {
+	for _, want := range []string{"user-sessions/embedded", "offline-preload/lazy", "cache-lifespan/default", "revocation-push/log-only"} {
 		if kids[want] == 0 {
 			t.Errorf("no plugin process for %s among children %v", want, kids)
 		}
@@ -246,7 +248,7 @@ func TestKilledPluginIsRestartedAndReadinessTellsTheTruth(t *testing.T) {
 	// A long first backoff keeps the provider down long enough to observe readiness.
 	d := startDaemon(t, "--plugin-restart-backoff=1500ms", "--frontend-token=fe")
 	kids := pluginChildren(t, d.cmd.Process.Pid)
-	victim := kids["user-sessions/memory"]
+	victim := kids["user-sessions/embedded"]
 	if victim == 0 {
 		t.Fatalf("no user-sessions plugin among %v", kids)
 	}
@@ -292,7 +294,7 @@ func TestKilledPluginIsRestartedAndReadinessTellsTheTruth(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	again := pluginChildren(t, d.cmd.Process.Pid)["user-sessions/memory"]
+	again := pluginChildren(t, d.cmd.Process.Pid)["user-sessions/embedded"]
 	if again == 0 || again == victim {
 		t.Fatalf("user-sessions plugin pid after restart = %d (was %d)", again, victim)
 	}
@@ -378,11 +380,12 @@ func TestStartRefusesBadConfiguration(t *testing.T) {
 }
 
 func TestPluginsListShowsEveryProvider(t *testing.T) {
-	code, out := runCLI(t, "plugins", "list")
+	// Under the start profile the store is PostgreSQL.
+	code, out := runCLI(t, "plugins", "list", "--spi-user-sessions-postgres-url="+testpg.URL())
 	if code != 0 {
 		t.Fatalf("plugins list exited %d:\n%s", code, out)
 	}
-	for _, want := range []string{"user-sessions", "memory", "offline-preload", "lazy", "cache-lifespan", "revocation-push", "log-only", "running"} {
+	for _, want := range []string{"user-sessions", "postgres", "offline-preload", "lazy", "cache-lifespan", "revocation-push", "log-only", "running"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("plugins list does not show %q:\n%s", want, out)
 		}

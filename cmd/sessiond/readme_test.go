@@ -56,7 +56,9 @@ func TestReadmeQuickStart(t *testing.T) {
 	}
 	// Run from the repository root, as the README says, so docs/quickstart-realm.json resolves.
 	root, _ := filepath.Abs(filepath.Join("..", ".."))
-	startDaemonIn(t, root, append(fields[1:], "--http-port="+port)...)
+	// The embedded store's file goes to the test's directory, not the checkout's data/.
+	store := "--spi-user-sessions-embedded-path=" + filepath.Join(t.TempDir(), "sessiond.db")
+	startDaemonIn(t, root, append(fields[1:], "--http-port="+port, store)...)
 
 	cmd := exec.Command("bash", "-euo", "pipefail", "-c", client)
 	cmd.Dir = t.TempDir()
