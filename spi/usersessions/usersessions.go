@@ -172,6 +172,10 @@ const (
 	Upserted ChangeKind = iota + 1 // created or updated (including touches)
 	Removed                        // deleted, logged out, expired
 	Flushed                        // many sessions at once (delete by realm, user or client): drop everything matching
+	// Subscribed is the first change of every Watch, sent once the subscription is in
+	// place: every change committed after it was delivered is reported. A caller that
+	// caches sessions starts trusting its cache from here.
+	Subscribed
 )
 
 // Change is one entry of the change feed. Nodes sharing a store use it to invalidate their
@@ -303,7 +307,8 @@ type Provider interface {
 	Stream(ctx context.Context, req StreamRequest, fn func(page []*UserSession) error) error
 
 	// Watch calls fn with every change made through any node sharing this store, from the
-	// moment it is called until ctx ends. Providers without a shared backend report only
+	// moment it has subscribed until ctx ends; its first call of fn is a Subscribed change
+	// that says so. Providers without a shared backend report only
 	// their own changes. It returns when ctx ends (nil) or the feed breaks (an error; the
 	// caller treats its cache as stale and calls again).
 	Watch(ctx context.Context, fn func(Change) error) error

@@ -132,6 +132,9 @@ func TestWatchCarriesTheHostNodeIDAsOrigin(t *testing.T) {
 	changes := make(chan usersessions.Change, 10)
 	go p.Watch(ctx, func(c usersessions.Change) error { changes <- c; return nil })
 	waitWatchers(p, 1)
+	if c := <-changes; c.Kind != usersessions.Subscribed || c.Origin != "node-7" {
+		t.Errorf("first change = %+v, want Subscribed from node-7", c)
+	}
 	if errs, err := p.Create(t.Context(), []*usersessions.UserSession{sess("a")}); err != nil || errs[0] != nil {
 		t.Fatal(err, errs)
 	}
@@ -163,8 +166,17 @@ func TestWatchReturnsTheErrorOfFn(t *testing.T) {
 	p := open(t, nil)
 	stop := errors.New("stop")
 	done := make(chan error, 1)
-	go func() { done <- p.Watch(t.Context(), func(usersessions.Change) error { return stop }) }()
-	waitWatchers(p, 1)
+	subscribed := make(chan struct{})
+	go func() {
+		done <- p.Watch(t.Context(), func(c usersessions.Change) error {
+			if c.Kind == usersessions.Subscribed {
+				close(subscribed)
+				return nil
+			}
+			return stop
+		})
+	}()
+	<-subscribed
 	if _, err := p.Create(t.Context(), []*usersessions.UserSession{sess("a")}); err != nil {
 		t.Fatal(err)
 	}

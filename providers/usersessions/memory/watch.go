@@ -80,6 +80,9 @@ func (p *Provider) Watch(ctx context.Context, fn func(usersessions.Change) error
 		delete(p.watchers, w)
 		p.mu.Unlock()
 	}()
+	if err := fn(usersessions.Change{Kind: usersessions.Subscribed, Origin: p.origin}); err != nil {
+		return err
+	}
 
 	for {
 		select {

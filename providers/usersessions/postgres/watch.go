@@ -174,6 +174,9 @@ func (p *Provider) Watch(ctx context.Context, fn func(usersessions.Change) error
 			return unavailable(err)
 		}
 	}
+	if err := fn(usersessions.Change{Kind: usersessions.Subscribed}); err != nil {
+		return err
+	}
 	ping := time.NewTicker(listenerPing)
 	defer ping.Stop()
 	for {

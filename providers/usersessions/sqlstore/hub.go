@@ -116,6 +116,9 @@ func (h *Hub) Watch(ctx context.Context, fn func(usersessions.Change) error) err
 		delete(h.watchers, w)
 		h.mu.Unlock()
 	}()
+	if err := fn(usersessions.Change{Kind: usersessions.Subscribed}); err != nil {
+		return err
+	}
 	for {
 		select {
 		case <-ctx.Done():

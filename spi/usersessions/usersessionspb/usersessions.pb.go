@@ -81,6 +81,7 @@ const (
 	ChangeKind_UPSERTED                ChangeKind = 1
 	ChangeKind_REMOVED                 ChangeKind = 2
 	ChangeKind_FLUSHED                 ChangeKind = 3
+	ChangeKind_SUBSCRIBED              ChangeKind = 4 // first change of every Watch: the subscription is in place
 )
 
 // Enum value maps for ChangeKind.
@@ -90,12 +91,14 @@ var (
 		1: "UPSERTED",
 		2: "REMOVED",
 		3: "FLUSHED",
+		4: "SUBSCRIBED",
 	}
 	ChangeKind_value = map[string]int32{
 		"CHANGE_KIND_UNSPECIFIED": 0,
 		"UPSERTED":                1,
 		"REMOVED":                 2,
 		"FLUSHED":                 3,
+		"SUBSCRIBED":              4,
 	}
 )
 
@@ -2856,13 +2859,15 @@ const file_spi_usersessions_usersessionspb_usersessions_proto_rawDesc = "" +
 	"\x0fOfflineSelector\x12\x0f\n" +
 	"\vONLINE_ONLY\x10\x00\x12\x10\n" +
 	"\fOFFLINE_ONLY\x10\x01\x12\b\n" +
-	"\x04BOTH\x10\x02*Q\n" +
+	"\x04BOTH\x10\x02*a\n" +
 	"\n" +
 	"ChangeKind\x12\x1b\n" +
 	"\x17CHANGE_KIND_UNSPECIFIED\x10\x00\x12\f\n" +
 	"\bUPSERTED\x10\x01\x12\v\n" +
 	"\aREMOVED\x10\x02\x12\v\n" +
-	"\aFLUSHED\x10\x032\xe4\x0f\n" +
+	"\aFLUSHED\x10\x03\x12\x0e\n" +
+	"\n" +
+	"SUBSCRIBED\x10\x042\xe4\x0f\n" +
 	"\fUserSessions\x12N\n" +
 	"\x06Create\x12'.sessiond.usersessions.v1.CreateRequest\x1a\x1b.sessiond.spi.v1.ItemErrors\x12R\n" +
 	"\x03Get\x12$.sessiond.usersessions.v1.GetRequest\x1a%.sessiond.usersessions.v1.GetResponse\x12N\n" +

@@ -22,9 +22,6 @@ type feed struct {
 
 func watch(t *testing.T, p usersessions.Provider) *feed {
 	t.Helper()
-	// The suite touches a probe session until the new watcher reports it: Watch gives no
-	// signal that it has subscribed, so this is how the suite knows later writes are seen.
-	probeKey := usersessions.Key{RealmID: "watch-probe", ID: "probe"}
 	ctx, cancel := context.WithCancel(t.Context())
 	f := &feed{changes: make(chan usersessions.Change, 1024), done: make(chan error, 1), cancel: cancel}
 	go func() {
@@ -40,25 +37,18 @@ func watch(t *testing.T, p usersessions.Provider) *feed {
 		cancel()
 		<-f.done
 	})
-	if get(t, p, probeKey) == nil {
-		create(t, p, session(probeKey.RealmID, probeKey.ID, "probe", false))
-	}
-	deadline := time.Now().Add(watchPatience)
-	for i := 1; time.Now().Before(deadline); i++ {
-		touch := usersessions.Touch{Session: probeKey, LastRefresh: at(time.Duration(i) * time.Millisecond), ExpiresAt: at(time.Hour)}
-		errs, err := p.Touch(t.Context(), []usersessions.Touch{touch})
-		wantErr(t, "probe touch", batch(t, errs, err, 1)[0])
-		if _, ok := f.wait(100*time.Millisecond, func(c usersessions.Change) bool { return c.Session == probeKey }); ok {
-			return f
+	// The first change of every Watch says it has subscribed; the checks' writes follow it.
+	select {
+	case c := <-f.changes:
+		if c.Kind != usersessions.Subscribed {
+			t.Fatalf("Watch's first change is %+v, want Kind Subscribed", c)
 		}
-		select {
-		case err := <-f.done:
-			t.Fatalf("Watch returned before ctx ended: %v", err)
-		default:
-		}
+	case err := <-f.done:
+		t.Fatalf("Watch returned before ctx ended: %v", err)
+	case <-time.After(watchPatience):
+		t.Fatalf("Watch sent no Subscribed change within %v", watchPatience)
 	}
-	t.Fatalf("Watch reported no change to %s within %v", keyString(probeKey), watchPatience)
-	return nil
+	return f
 }
 
 // wait reads changes until one satisfies want or patience runs out.
