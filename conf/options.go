@@ -1,6 +1,8 @@
 package conf
 
 import (
+	"time"
+
 	"github.com/sessiond/sessiond/spi"
 )
 
@@ -46,6 +48,16 @@ const (
 	keyHostname             = "hostname"
 	keyFrontendToken        = "frontend-token"
 	keyAdminToken           = "admin-token"
+	keyCleanupInterval      = "cleanup-interval"
+	keyCleanupBatchSize     = "cleanup-batch-size"
+)
+
+// Bounds of the cleanup options: a pass more often than every second would keep the store
+// busy for nothing, and a batch above 100,000 rows holds locks long enough to stall the
+// writes that batching is there to let through.
+const (
+	minCleanupInterval  = time.Second
+	maxCleanupBatchSize = 100000
 )
 
 // DefaultConfigFile is read when no --config is given; its absence is not an error.
@@ -87,6 +99,10 @@ func ServerOptions() []ServerOption {
 			Help: "Bearer credential of the bootstrap administrator (session explanations, and the admin API). Unset: start-dev generates one and prints it once; start refuses every admin call."},
 		{Name: keyShutdownTimeout, Type: spi.Duration, Default: "10s",
 			Help: "How long a shutdown waits for requests in flight and plugins to finish."},
+		{Name: keyCleanupInterval, Type: spi.Duration, Default: "15m",
+			Help: "How often expired user and client sessions are removed from the store (Keycloak's scheduled-task interval is 900 s); the first pass runs at start-up. At least 1s."},
+		{Name: keyCleanupBatchSize, Type: spi.Int, Default: "1000",
+			Help: "Most expired user sessions one cleanup statement removes; a pass repeats batches, pausing between them, so live traffic is not held up. Also the page size of the recompute of stored expiries after a realm's timeouts change. From 1 to 100000."},
 
 		// Built-in defaults; a profile can pick another one here.
 		{Name: selectionKey(spi.UserSessions), Type: spi.String, Default: "postgres", Profiles: map[Profile]string{ProfileDev: "embedded"},

@@ -29,6 +29,10 @@ type Settings struct {
 	PluginSocketDir      string
 	PluginRestartBackoff time.Duration
 	ShutdownTimeout      time.Duration
+	// CleanupInterval is how often expired sessions are removed; CleanupBatchSize the most
+	// user sessions one delete removes (core/cleanup Options).
+	CleanupInterval  time.Duration
+	CleanupBatchSize int
 	// Hostname is the public base URL ("" means derive it from the bound address).
 	Hostname string
 	// FrontendToken and AdminToken are bearer credentials ("" means none configured).
@@ -284,6 +288,16 @@ func (r *resolver) server() map[string]string {
 			r.s.ShutdownTimeout, _ = time.ParseDuration(v)
 			if r.s.ShutdownTimeout < 0 {
 				r.invalid(st, "a duration of 0 or more")
+			}
+		case keyCleanupInterval:
+			r.s.CleanupInterval, _ = time.ParseDuration(v)
+			if r.s.CleanupInterval < minCleanupInterval {
+				r.invalid(st, "a duration of at least "+minCleanupInterval.String())
+			}
+		case keyCleanupBatchSize:
+			r.s.CleanupBatchSize, _ = strconv.Atoi(v)
+			if r.s.CleanupBatchSize < 1 || r.s.CleanupBatchSize > maxCleanupBatchSize {
+				r.invalid(st, fmt.Sprintf("a whole number from 1 to %d", maxCleanupBatchSize))
 			}
 		}
 	}
