@@ -12,16 +12,20 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/sessiond/sessiond/conf"
+	"github.com/sessiond/sessiond/core/cache"
+	"github.com/sessiond/sessiond/core/groupcommit"
 	"github.com/sessiond/sessiond/core/httpapi"
 	"github.com/sessiond/sessiond/core/realm"
 	"github.com/sessiond/sessiond/plugins/host"
 	"github.com/sessiond/sessiond/providers/builtin"
 	"github.com/sessiond/sessiond/spi"
+	"github.com/sessiond/sessiond/spi/usersessions"
 )
 
 // Providers are the configured provider of each SPI, as the core calls them.
@@ -42,6 +46,30 @@ type Runtime struct {
 	http      *http.Server
 	listener  net.Listener
 	serveDone chan error
+	cache     *cache.Cache
+	writer    *groupcommit.Writer
+	store     usersessions.Provider // the sessions' store as the core sees it
+
+	// bg is the context of the runtime's background work (change feed, cleanup); Stop
+	// cancels it and waits for every goroutine started with goBackground.
+	bg     context.Context
+	stopBg context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+// goBackground runs fn in a goroutine the runtime owns until Stop.
+func (rt *Runtime) goBackground(fn func(ctx context.Context)) {
+	rt.wg.Add(1)
+	go func() {
+		defer rt.wg.Done()
+		fn(rt.bg)
+	}()
+}
+
+// stopBackground ends the background work and waits for it.
+func (rt *Runtime) stopBackground() {
+	rt.stopBg()
+	rt.wg.Wait()
 }
 
 // Options are what the command line hands the runtime besides configuration.
@@ -65,8 +93,10 @@ func Start(ctx context.Context, log hclog.Logger, opts Options) (rt *Runtime, er
 		return nil, err
 	}
 	rt = &Runtime{log: log, settings: settings, host: h, providers: Providers{plugins: plugins}}
+	rt.bg, rt.stopBg = context.WithCancel(context.WithoutCancel(ctx))
 	defer func() {
 		if err != nil {
+			rt.stopBackground()
 			_ = h.Stop(context.Background())
 		}
 	}()
@@ -102,9 +132,24 @@ func (rt *Runtime) Addr() net.Addr { return rt.listener.Addr() }
 // Done is closed with the HTTP server's error when it stops serving on its own.
 func (rt *Runtime) Done() <-chan error { return rt.serveDone }
 
-// Checks implements httpapi.Readiness.
-func (rt *Runtime) Checks(context.Context) []httpapi.Check {
+// readinessProbe bounds the store round trip of a readiness check.
+const readinessProbe = 2 * time.Second
+
+// Checks implements httpapi.Readiness: every provider process is running, and the session
+// store answers (a plugin can be up while its database is not).
+func (rt *Runtime) Checks(ctx context.Context) []httpapi.Check {
 	checks := []httpapi.Check{}
+	if rt.store != nil {
+		c := httpapi.Check{Name: "user-sessions store", Status: "UP"}
+		ctx, cancel := context.WithTimeout(ctx, readinessProbe)
+		// A key no session has: the read reaches the store, never the cache.
+		_, err := rt.store.Get(ctx, []usersessions.Key{{RealmID: "sessiond.readiness", ID: "probe"}})
+		cancel()
+		if err != nil {
+			c.Status, c.Reason = "DOWN", err.Error()
+		}
+		checks = append(checks, c)
+	}
 	for _, st := range rt.host.Status() {
 		c := httpapi.Check{Name: "provider " + st.SPI + "/" + st.ID, Status: "UP"}
 		if st.State != host.StateRunning && st.State != host.StateInProcess {
@@ -124,6 +169,10 @@ func (rt *Runtime) Stop(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, rt.settings.ShutdownTimeout)
 	defer cancel()
 	err := rt.http.Shutdown(ctx)
+	rt.stopBackground()
+	if rt.writer != nil {
+		rt.writer.Close() // answers every write already taken before the store goes
+	}
 	// A provider that cannot be closed politely has been killed by now; that is worth a
 	// warning, not a failed shutdown.
 	if perr := rt.host.Stop(ctx); perr != nil {

@@ -1,13 +1,19 @@
 package runtime
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 
 	"github.com/sessiond/sessiond/conf"
+	"github.com/sessiond/sessiond/core/cache"
+	"github.com/sessiond/sessiond/core/cleanup"
+	"github.com/sessiond/sessiond/core/groupcommit"
 	"github.com/sessiond/sessiond/core/httpapi"
 	"github.com/sessiond/sessiond/core/session"
 	"github.com/sessiond/sessiond/core/token"
+	"github.com/sessiond/sessiond/core/volatile"
+	"github.com/sessiond/sessiond/providers/usersessions/memory"
 	"github.com/sessiond/sessiond/spi"
 	"github.com/sessiond/sessiond/spi/usersessions"
 )
@@ -29,14 +35,47 @@ func (rt *Runtime) wire(opts Options, boundURL string) (http.Handler, error) {
 	}
 	tokens := token.New(keys, token.Options{IssuerBase: base})
 	features := rt.settings.Features
+	sessionStore := usersessions.Provider(store)
+	if !features.Enabled(conf.FeaturePersistentUserSessions) {
+		// Online sessions live in this process only, as in Keycloak with the feature off;
+		// offline sessions and everything else still go to the store.
+		online := memory.New(rt.log.Named("online-sessions"))
+		if err := online.Configure(rt.bg, spi.Config{spi.HostNodeID: rt.settings.NodeID}); err != nil {
+			return nil, fmt.Errorf("in-memory online sessions: %w", err)
+		}
+		sessionStore = volatile.New(online, store)
+		rt.log.Info("persistent-user-sessions is off: online sessions are kept in memory and lost on restart")
+	}
+	rt.store = sessionStore
+	// Concurrent refreshes share one store call, and so one commit (group commit); each
+	// is answered once its own write is committed.
+	rt.writer = groupcommit.New(sessionStore, groupcommit.Options{})
+	rt.cache = cache.New(groupCommitted{sessionStore, rt.writer}, cache.Options{NodeID: rt.settings.NodeID, Log: rt.log.Named("cache")})
+	rt.goBackground(rt.cache.Follow)
 	sessions := session.New(session.Deps{
-		Store:              store,
+		Store:              rt.cache,
 		Realms:             rt.realms,
 		Tokens:             tokens,
 		PersistentSessions: features.Enabled(conf.FeaturePersistentUserSessions),
 		TransientSessions:  features.Enabled(conf.FeatureTransientSessions),
 		Log:                rt.log.Named("sessions"),
 		Events:             eventLog{rt.log.Named("events")},
+	})
+
+	persistent := features.Enabled(conf.FeaturePersistentUserSessions)
+	cleaner, err := cleanup.New(cleanup.Deps{Store: sessionStore, Log: rt.log.Named("cleanup")},
+		cleanup.Options{Interval: rt.settings.CleanupInterval, BatchSize: rt.settings.CleanupBatchSize})
+	if err != nil {
+		return nil, err
+	}
+	rt.goBackground(func(ctx context.Context) {
+		// Stored expiries first: a pass over stale ones could remove sessions a longer
+		// timeout keeps. A realm whose recompute fails is retried by every pass, which
+		// deletes nothing until it succeeds.
+		if done, _ := cleaner.Recompute(ctx, cleanup.RulesFor(persistent, rt.realms.List()...)...); rewrote(done) {
+			rt.cache.Forget() // the cleaner wrote behind the cache's back
+		}
+		cleaner.Run(ctx)
 	})
 
 	frontend, admin, err := rt.credentials(opts)
@@ -52,6 +91,34 @@ func (rt *Runtime) wire(opts Options, boundURL string) (http.Handler, error) {
 		FrontendToken: frontend,
 		AdminToken:    admin,
 	}), nil
+}
+
+// groupCommitted is the session store with its session writes going through group commit.
+type groupCommitted struct {
+	usersessions.Provider
+	w *groupcommit.Writer
+}
+
+func (g groupCommitted) Create(ctx context.Context, s []*usersessions.UserSession) ([]error, error) {
+	return g.w.Create(ctx, s)
+}
+
+func (g groupCommitted) Touch(ctx context.Context, t []usersessions.Touch) ([]error, error) {
+	return g.w.Touch(ctx, t)
+}
+
+func (g groupCommitted) PutClientSessions(ctx context.Context, c []*usersessions.ClientSession) ([]error, error) {
+	return g.w.PutClientSessions(ctx, c)
+}
+
+// rewrote reports whether a recompute changed stored sessions.
+func rewrote(done []cleanup.RealmRecompute) bool {
+	for _, d := range done {
+		if d.Sessions > 0 || d.Clients > 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // credentials returns the front-end and admin bearer credentials. start-dev generates the

@@ -23,9 +23,20 @@ import (
 	"github.com/sessiond/sessiond/spi/usersessions"
 )
 
+// Store is the part of the user-sessions store the Service uses. The runtime hands it the
+// session cache in front of the provider; tests may hand it a provider directly.
+type Store interface {
+	Create(ctx context.Context, sessions []*usersessions.UserSession) ([]error, error)
+	Get(ctx context.Context, keys []usersessions.Key) ([]*usersessions.UserSession, error)
+	Touch(ctx context.Context, touches []usersessions.Touch) ([]error, error)
+	PutClientSessions(ctx context.Context, clients []*usersessions.ClientSession) ([]error, error)
+	DeleteClientSessions(ctx context.Context, keys []usersessions.ClientKey) error
+	Delete(ctx context.Context, keys []usersessions.Key) (int, error)
+}
+
 // Deps are the Service's dependencies.
 type Deps struct {
-	Store  usersessions.Provider
+	Store  Store
 	Realms *realm.Realms
 	Tokens Tokens
 	// Now is the clock; nil means time.Now.
@@ -43,7 +54,7 @@ type Deps struct {
 // Service applies the session rules. It is safe for concurrent use; it keeps no state of
 // its own beyond its dependencies, so several Services (or nodes) may share one store.
 type Service struct {
-	store      usersessions.Provider
+	store      Store
 	realms     *realm.Realms
 	tokens     Tokens
 	now        func() time.Time
