@@ -20,8 +20,9 @@ var (
 // bearer checks an "Authorization: Bearer <token>" header against the configured
 // credential in constant time. An unset credential refuses everyone.
 func bearer(r *http.Request, want string) error {
-	got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-	if !ok || got == "" {
+	// The scheme name is case-insensitive (RFC 9110 §11.1).
+	scheme, got, ok := strings.Cut(r.Header.Get("Authorization"), " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") || got == "" {
 		return fmt.Errorf("%w: an Authorization: Bearer header is required", errUnauthenticated)
 	}
 	if want == "" || subtle.ConstantTimeCompare([]byte(got), []byte(want)) != 1 {

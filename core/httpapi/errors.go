@@ -45,7 +45,13 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	case http.StatusServiceUnavailable:
 		w.Header().Set("Retry-After", strconv.Itoa(int(retryAfter/time.Second)))
 	case http.StatusUnauthorized:
-		w.Header().Set("WWW-Authenticate", `Basic realm="sessiond"`)
+		// The front-end and admin APIs take a bearer credential (RFC 6750); the OAuth
+		// endpoints authenticate clients with HTTP Basic (RFC 6749 §2.3.1).
+		if errors.Is(err, errUnauthenticated) {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="sessiond"`)
+		} else {
+			w.Header().Set("WWW-Authenticate", `Basic realm="sessiond"`)
+		}
 	}
 	if code >= 500 {
 		s.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "status", code, "error", err)

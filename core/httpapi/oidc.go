@@ -174,8 +174,15 @@ func (s *Server) introspect(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	if _, err := s.authenticateClient(r, name); err != nil {
+	client, err := s.authenticateClient(r, name)
+	if err != nil {
 		s.writeError(w, r, err)
+		return
+	}
+	// As in Keycloak, only a client that proves who it is may learn about tokens: a public
+	// client's id is no secret.
+	if _, c, _ := s.realms.Client(name, client); c != nil && c.PublicClient {
+		s.writeError(w, r, &session.Error{Code: session.InvalidClient, Description: "public clients may not introspect tokens"})
 		return
 	}
 	raw := r.PostForm.Get("token")

@@ -199,12 +199,22 @@ func (w *wire) token(raw, kid string) *Token {
 // realm verifies with now), signature, issuer, type (one of expect), expiry. A refused token
 // is an *Error (see the Err* kinds); any other error is a failure to read the realm's keys.
 // Verify never creates a key.
+// notCompactJWS reports a rune that cannot appear in a compact JWS.
+func notCompactJWS(r rune) bool {
+	return !('a' <= r && r <= 'z' || 'A' <= r && r <= 'Z' || '0' <= r && r <= '9' || r == '-' || r == '_' || r == '.')
+}
+
 func (s *Service) Verify(ctx context.Context, realm, raw string, expect ...Type) (*Token, error) {
 	if len(expect) == 0 {
 		return nil, fmt.Errorf("verify a token in realm %q: no token type expected: %w", realm, spi.ErrInvalid)
 	}
 	if len(raw) > MaxSize {
 		return nil, refuse(ErrMalformed, fmt.Sprintf("token is %d bytes, more than the %d accepted", len(raw), MaxSize))
+	}
+	// Base64 decoders skip CR and LF, so without this one token would have many spellings,
+	// and anything keyed by the raw string would see several tokens.
+	if i := strings.IndexFunc(raw, notCompactJWS); i >= 0 {
+		return nil, refuse(ErrMalformed, fmt.Sprintf("token has a character outside base64url and '.' at offset %d", i))
 	}
 	jws, err := jose.ParseSignedCompact(raw, []jose.SignatureAlgorithm{jose.ES256, jose.RS256})
 	if err != nil {

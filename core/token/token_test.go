@@ -212,7 +212,12 @@ func TestVerifyRefuses(t *testing.T) {
 			raw := access(t, f)
 			return raw[:len(raw)-12]
 		}, want: ErrSignature},
-		{name: "garbage", token: func(*testing.T, *fixture) string { return "not a token at all" }, want: ErrMalformed, desc: "not a compact JWS"},
+		{name: "garbage", token: func(*testing.T, *fixture) string { return "not a token at all" }, want: ErrMalformed, desc: "outside base64url"},
+		{name: "not three parts", token: func(*testing.T, *fixture) string { return "abc.def" }, want: ErrMalformed, desc: "not a compact JWS"},
+		{name: "line break inside a valid token", token: func(t *testing.T, f *fixture) string {
+			raw := access(t, f)
+			return raw[:10] + "\r\n" + raw[10:]
+		}, want: ErrMalformed, desc: "outside base64url"},
 		{name: "empty", token: func(*testing.T, *fixture) string { return "" }, want: ErrMalformed},
 		{name: "three empty parts", token: func(*testing.T, *fixture) string { return ".." }, want: ErrMalformed},
 		{name: "JSON serialization", token: func(*testing.T, *fixture) string {
