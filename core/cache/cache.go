@@ -142,10 +142,13 @@ func (c *Cache) Stats() Stats {
 // ends; its caller owns it. When the feed breaks, the cache is emptied, imports stop, and
 // Follow subscribes again after backoff (doubling from 100ms up to 10s).
 func (c *Cache) Follow(ctx context.Context) {
-	backoff := 100 * time.Millisecond
+	const firstBackoff = 100 * time.Millisecond
+	backoff := firstBackoff
 	for ctx.Err() == nil {
 		err := c.store.Watch(ctx, c.apply)
-		c.unfollow()
+		if c.unfollow() {
+			backoff = firstBackoff // it had subscribed: this is a new outage
+		}
 		if ctx.Err() != nil {
 			return
 		}
@@ -159,15 +162,18 @@ func (c *Cache) Follow(ctx context.Context) {
 	}
 }
 
-// unfollow stops imports and forgets everything: changes may be missed from now on.
-func (c *Cache) unfollow() {
+// unfollow stops imports and forgets everything: changes may be missed from now on. It
+// reports whether the feed had been subscribed.
+func (c *Cache) unfollow() bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.following {
+	was := c.following
+	if was {
 		c.log.Info("session cache stops importing until the change feed is back")
 	}
 	c.following = false
 	c.clearLocked()
+	return was
 }
 
 func (c *Cache) clearLocked() {

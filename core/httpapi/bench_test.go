@@ -41,9 +41,9 @@ var benchStores = []struct {
 }{
 	// As --spi-user-sessions-memory-in-process=true runs it: the host hands the core the
 	// provider itself.
-	{"in-process", func(testing.TB) usersessions.Provider { return memory.New(hclog.NewNullLogger()) }},
+	{"in-process", func(tb testing.TB) usersessions.Provider { return memoryStore(tb) }},
 	// As sessiond runs it by default: a verified, supervised plugin process.
-	{"plugin", func(tb testing.TB) usersessions.Provider { return sqlstoretest.StartPlugin(tb, memory.ID, nil) }},
+	{"plugin", func(tb testing.TB) usersessions.Provider { return sqlstoretest.StartPlugin(tb, memory.ID, spi.Config{spi.HostNodeID: testNode}) }},
 }
 
 // counting counts the store calls the session and token services make on the paths

@@ -81,7 +81,7 @@ func (h *fuzzStack) reset(tb testing.TB) {
 	for _, us := range h.snapshot(tb) {
 		keys = append(keys, us.Key())
 	}
-	if _, err := h.store.Delete(h.ctx, keys); err != nil {
+	if _, err := h.cache.Delete(h.ctx, keys); err != nil {
 		tb.Fatal(err)
 	}
 	online := h.open(tb, login{})
@@ -469,7 +469,7 @@ func runOpen(h *fuzzStack, t *testing.T, in input) answer {
 	if !req.Transient && (len(mine) == 0 || !slices.ContainsFunc(mine, func(k usersessions.Key) bool { return !k.Offline })) {
 		t.Fatalf("the login answered 201 with session %q but stored no online session of it", got.SessionID)
 	}
-	if _, err := h.store.Delete(h.ctx, mine); err != nil {
+	if _, err := h.cache.Delete(h.ctx, mine); err != nil {
 		t.Fatal(err)
 	}
 	h.settle(t, a, func() bool { return false })

@@ -16,11 +16,14 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/sessiond/sessiond/core/cache"
+	"github.com/sessiond/sessiond/core/groupcommit"
 	"github.com/sessiond/sessiond/core/httpapi"
 	"github.com/sessiond/sessiond/core/realm"
 	"github.com/sessiond/sessiond/core/session"
 	"github.com/sessiond/sessiond/core/token"
 	"github.com/sessiond/sessiond/providers/usersessions/memory"
+	"github.com/sessiond/sessiond/spi"
 	"github.com/sessiond/sessiond/spi/usersessions"
 )
 
@@ -124,6 +127,7 @@ type stack struct {
 	ctx    context.Context
 	clock  *clock
 	store  usersessions.Provider
+	cache  *cache.Cache
 	realms *realm.Realms
 	keys   *token.KeyManager
 	tokens *token.Service
@@ -140,7 +144,7 @@ func newStack(tb testing.TB, opts ...option) *stack {
 	}
 	s := &stack{ctx: context.Background(), clock: newClock(), store: cfg.store}
 	if s.store == nil {
-		s.store = memory.New(hclog.NewNullLogger())
+		s.store = memoryStore(tb)
 	}
 	var err error
 	if s.realms, _, err = realm.NewRealms(testRealms(cfg.realm)...); err != nil {
@@ -158,8 +162,19 @@ func newStack(tb testing.TB, opts ...option) *stack {
 		tb.Fatal(err)
 	}
 	s.tokens = token.New(s.keys, token.Options{IssuerBase: s.srv.URL, Now: s.clock.Now})
+	// As the runtime: the session cache, over group commit, over the provider.
+	writer := groupcommit.New(s.store, groupcommit.Options{})
+	tb.Cleanup(writer.Close)
+	s.cache = cache.New(groupcommit.Front(s.store, writer), cache.Options{NodeID: testNode, Now: s.clock.Now, Log: log})
+	follow, stop := context.WithCancel(context.Background())
+	followed := make(chan struct{})
+	go func() { defer close(followed); s.cache.Follow(follow) }()
+	tb.Cleanup(func() { stop(); <-followed })
+	for !s.cache.Stats().Following {
+		time.Sleep(time.Millisecond)
+	}
 	sessions := session.New(session.Deps{
-		Store:              s.store,
+		Store:              s.cache,
 		Realms:             s.realms,
 		Tokens:             s.tokens,
 		Now:                s.clock.Now,
@@ -178,6 +193,21 @@ func newStack(tb testing.TB, opts ...option) *stack {
 	})
 	mux.Handle("/", s.api)
 	return s
+}
+
+// testNode is the node id of the stack: its own writes come back on the change feed with
+// it, and the cache skips them as the runtime's does.
+const testNode = "node-test"
+
+// memoryStore is a memory provider configured as the runtime configures it.
+func memoryStore(tb testing.TB) *memory.Provider {
+	tb.Helper()
+	p := memory.New(hclog.NewNullLogger())
+	if err := p.Configure(context.Background(), spi.Config{spi.HostNodeID: testNode}); err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { p.Close(context.Background()) })
+	return p
 }
 
 type ready struct{}

@@ -142,8 +142,9 @@ func (rt *Runtime) Checks(ctx context.Context) []httpapi.Check {
 	if rt.store != nil {
 		c := httpapi.Check{Name: "user-sessions store", Status: "UP"}
 		ctx, cancel := context.WithTimeout(ctx, readinessProbe)
-		// A key no session has: the read reaches the store, never the cache.
-		_, err := rt.store.Get(ctx, []usersessions.Key{{RealmID: "sessiond.readiness", ID: "probe"}})
+		// A key no session has: the read reaches the store, never the cache. Offline, so
+		// that it reaches the database even with online sessions kept in memory.
+		_, err := rt.store.Get(ctx, []usersessions.Key{{RealmID: "sessiond.readiness", ID: "probe", Offline: true}})
 		cancel()
 		if err != nil {
 			c.Status, c.Reason = "DOWN", err.Error()

@@ -50,7 +50,7 @@ func (rt *Runtime) wire(opts Options, boundURL string) (http.Handler, error) {
 	// Concurrent refreshes share one store call, and so one commit (group commit); each
 	// is answered once its own write is committed.
 	rt.writer = groupcommit.New(sessionStore, groupcommit.Options{})
-	rt.cache = cache.New(groupCommitted{sessionStore, rt.writer}, cache.Options{NodeID: rt.settings.NodeID, Log: rt.log.Named("cache")})
+	rt.cache = cache.New(groupcommit.Front(sessionStore, rt.writer), cache.Options{NodeID: rt.settings.NodeID, Log: rt.log.Named("cache")})
 	rt.goBackground(rt.cache.Follow)
 	sessions := session.New(session.Deps{
 		Store:              rt.cache,
@@ -91,24 +91,6 @@ func (rt *Runtime) wire(opts Options, boundURL string) (http.Handler, error) {
 		FrontendToken: frontend,
 		AdminToken:    admin,
 	}), nil
-}
-
-// groupCommitted is the session store with its session writes going through group commit.
-type groupCommitted struct {
-	usersessions.Provider
-	w *groupcommit.Writer
-}
-
-func (g groupCommitted) Create(ctx context.Context, s []*usersessions.UserSession) ([]error, error) {
-	return g.w.Create(ctx, s)
-}
-
-func (g groupCommitted) Touch(ctx context.Context, t []usersessions.Touch) ([]error, error) {
-	return g.w.Touch(ctx, t)
-}
-
-func (g groupCommitted) PutClientSessions(ctx context.Context, c []*usersessions.ClientSession) ([]error, error) {
-	return g.w.PutClientSessions(ctx, c)
 }
 
 // rewrote reports whether a recompute changed stored sessions.

@@ -1,0 +1,29 @@
+package groupcommit
+
+import (
+	"context"
+
+	"github.com/sessiond/sessiond/spi/usersessions"
+)
+
+// Fronted is a user-sessions provider whose session writes (Create, Touch,
+// PutClientSessions) go through a Writer; every other call goes to the provider.
+type Fronted struct {
+	usersessions.Provider
+	w *Writer
+}
+
+// Front returns p with its session writes going through w, which must write to p.
+func Front(p usersessions.Provider, w *Writer) Fronted { return Fronted{Provider: p, w: w} }
+
+func (f Fronted) Create(ctx context.Context, s []*usersessions.UserSession) ([]error, error) {
+	return f.w.Create(ctx, s)
+}
+
+func (f Fronted) Touch(ctx context.Context, t []usersessions.Touch) ([]error, error) {
+	return f.w.Touch(ctx, t)
+}
+
+func (f Fronted) PutClientSessions(ctx context.Context, c []*usersessions.ClientSession) ([]error, error) {
+	return f.w.PutClientSessions(ctx, c)
+}
