@@ -43,7 +43,9 @@ var benchStores = []struct {
 	// provider itself.
 	{"in-process", func(tb testing.TB) usersessions.Provider { return memoryStore(tb) }},
 	// As sessiond runs it by default: a verified, supervised plugin process.
-	{"plugin", func(tb testing.TB) usersessions.Provider { return sqlstoretest.StartPlugin(tb, memory.ID, spi.Config{spi.HostNodeID: testNode}) }},
+	{"plugin", func(tb testing.TB) usersessions.Provider {
+		return sqlstoretest.StartPlugin(tb, memory.ID, spi.Config{spi.HostNodeID: testNode})
+	}},
 }
 
 // counting counts the store calls the session and token services make on the paths
