@@ -6,12 +6,10 @@ import (
 	"database/sql"
 	"encoding/hex"
 	"errors"
-	"fmt"
 	"net/url"
 	"path/filepath"
 	"slices"
 	"sort"
-	"sync"
 	"testing"
 	"time"
 
@@ -21,6 +19,7 @@ import (
 	"github.com/sessiond/sessiond/core/realm"
 	"github.com/sessiond/sessiond/core/session"
 	"github.com/sessiond/sessiond/core/token"
+	"github.com/sessiond/sessiond/internal/testclock"
 	"github.com/sessiond/sessiond/internal/testpg"
 	"github.com/sessiond/sessiond/providers/usersessions/embedded"
 	"github.com/sessiond/sessiond/providers/usersessions/memory"
@@ -133,25 +132,7 @@ var t0 = time.Date(2026, 3, 1, 8, 0, 0, 0, time.UTC)
 
 // clock is a controllable time source shared by the session service, the token service,
 // the key manager and the cleaner.
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *clock) Set(t time.Time) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if t.Before(c.now) {
-		panic(fmt.Sprintf("clock moved back from %s to %s", c.now, t))
-	}
-	c.now = t
-}
+type clock = testclock.Clock
 
 // core is the session service over a store, as the runtime builds it, with a clock.
 type core struct {
@@ -163,7 +144,7 @@ type core struct {
 
 func newCore(t *testing.T, store usersessions.Provider, start time.Time, realms ...*realm.Realm) *core {
 	t.Helper()
-	c := &core{clock: &clock{now: start}, store: store}
+	c := &core{clock: testclock.New(start), store: store}
 	var err error
 	if c.realms, _, err = realm.NewRealms(realms...); err != nil {
 		t.Fatal(err)

@@ -13,6 +13,7 @@ import (
 
 	"github.com/sessiond/sessiond/core/realm"
 	"github.com/sessiond/sessiond/core/token"
+	"github.com/sessiond/sessiond/internal/testclock"
 	"github.com/sessiond/sessiond/providers/usersessions/memory"
 	"github.com/sessiond/sessiond/spi/usersessions"
 )
@@ -28,22 +29,7 @@ var t0 = time.Date(2026, 3, 1, 8, 0, 0, 0, time.UTC)
 
 // clock is the controllable time source shared by the service, the token service and the
 // key manager.
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
+type clock = testclock.Clock
 
 // recorder keeps the events the service emits.
 type recorder struct {
@@ -106,7 +92,7 @@ func newFixture(t *testing.T, opts ...func(*config)) *fixture {
 	for _, o := range opts {
 		o(cfg)
 	}
-	f := &fixture{t: t, ctx: context.Background(), clock: &clock{now: t0}, store: memory.New(hclog.NewNullLogger()), events: &recorder{}}
+	f := &fixture{t: t, ctx: context.Background(), clock: testclock.New(t0), store: memory.New(hclog.NewNullLogger()), events: &recorder{}}
 	zeta := &realm.Realm{Name: "zeta", Enabled: true, Clients: []*realm.Client{{ClientID: "app", Enabled: true, PublicClient: true}}}
 	var err error
 	if f.realms, _, err = realm.NewRealms(cfg.realm, zeta); err != nil {

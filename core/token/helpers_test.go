@@ -18,6 +18,7 @@ import (
 	"github.com/go-jose/go-jose/v4"
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/sessiond/sessiond/internal/testclock"
 	"github.com/sessiond/sessiond/spi"
 	"github.com/sessiond/sessiond/spi/usersessions"
 )
@@ -28,24 +29,9 @@ var update = flag.Bool("update", false, "rewrite testdata/realm-keys.json and th
 var t0 = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 
 // clock is a controllable time source.
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
+type clock = testclock.Clock
 
-func newClock() *clock { return &clock{now: t0} }
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
+func newClock() *clock { return testclock.New(t0) }
 
 // fakeStore is a map-backed Store with the record semantics of the user-sessions contract.
 type fakeStore struct {

@@ -116,7 +116,7 @@ func TestDatabaseGoingAway(t *testing.T) {
 	t.Run("server unreachable", func(t *testing.T) {
 		feed := watchBreaks(t)
 		terminate(t)
-		proxy.cut()
+		proxy.Cut()
 		for _, call := range []struct {
 			name string
 			do   func() error
@@ -137,7 +137,7 @@ func TestDatabaseGoingAway(t *testing.T) {
 		}
 		expectFeedBroken(t, feed)
 
-		proxy.restore()
+		proxy.Restore()
 		waitFor(t, "the provider to serve again", func() bool {
 			_, err := p.Get(t.Context(), []usersessions.Key{key})
 			return err == nil
