@@ -62,6 +62,16 @@ func (s *Service) Refresh(ctx context.Context, req RefreshRequest) (*Grant, erro
 			return nil, err
 		}
 		p, e := s.plan(r, c, t, us, req.Scope, now)
+		if e != nil && attempt == 1 {
+			// The session may be a cached copy behind another node's latest write (a
+			// rotation, say): a refusal is decided on a fresh read.
+			if fresh, ok, err := s.reload(ctx, key); err != nil {
+				return nil, err
+			} else if ok {
+				us = fresh
+				p, e = s.plan(r, c, t, us, req.Scope, now)
+			}
+		}
 		if e != nil {
 			return nil, s.refused(r, c, t, s.endOnReuse(ctx, r, us, c, e))
 		}

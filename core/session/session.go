@@ -134,7 +134,28 @@ func (s *Service) client(realmName, clientID string) (*realm.Realm, *realm.Clien
 
 // getSession reads one user session; nil when it does not exist.
 func (s *Service) getSession(ctx context.Context, k usersessions.Key) (*usersessions.UserSession, error) {
-	got, err := s.store.Get(ctx, []usersessions.Key{k})
+	return readOne(ctx, k, s.store.Get)
+}
+
+// reloader is a Store with a cache in front of the provider.
+type reloader interface {
+	Reload(ctx context.Context, keys []usersessions.Key) ([]*usersessions.UserSession, error)
+}
+
+// reload reads a user session from the provider itself when the Store caches; ok is false
+// when it does not (what getSession returned was already the provider's answer).
+func (s *Service) reload(ctx context.Context, k usersessions.Key) (us *usersessions.UserSession, ok bool, err error) {
+	r, cached := s.store.(reloader)
+	if !cached {
+		return nil, false, nil
+	}
+	us, err = readOne(ctx, k, r.Reload)
+	return us, err == nil, err
+}
+
+// readOne reads the session k with get, a batch read.
+func readOne(ctx context.Context, k usersessions.Key, get func(context.Context, []usersessions.Key) ([]*usersessions.UserSession, error)) (*usersessions.UserSession, error) {
+	got, err := get(ctx, []usersessions.Key{k})
 	if err != nil {
 		return nil, fmt.Errorf("read user session %s: %w", k.ID, err)
 	}
