@@ -22,7 +22,7 @@ func TestBeforeRestart(t *testing.T) {
 	if p.state != StateRestarting || p.restarts != len(want) {
 		t.Errorf("state %s, restarts %d; want restarting, %d", p.state, p.restarts, len(want))
 	}
-	if _, err := p.conn.conn(); err == nil || err.Error() != "rpc error: code = Unavailable desc = provider user-sessions/x is restarting (attempt 12)" {
+	if _, _, err := p.conn.conn(); err == nil || err.Error() != "rpc error: code = Unavailable desc = provider user-sessions/x is restarting (attempt 12)" {
 		t.Errorf("call while restarting: %v", err)
 	}
 

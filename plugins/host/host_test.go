@@ -247,6 +247,44 @@ func session(id string) *usersessions.UserSession {
 	}
 }
 
+// TestKilledWhileServingIsNotACrashLoop: a plugin that serves calls and is killed again and
+// again (an operator's kill -9, the OOM killer) is restarted each time after the first
+// backoff, never declared crash-looping: only a process that cannot get to work is.
+func TestKilledWhileServingIsNotACrashLoop(t *testing.T) {
+	const kills = 8
+	h, _ := newHost(t, host.Options{
+		InitialBackoff: 10 * time.Millisecond, MaxBackoff: 20 * time.Second,
+		CrashLoopRestarts: 3, CrashLoopWindow: time.Minute,
+	})
+	p, us := startMemory(t, h, "serve", nil)
+	for i := range kills {
+		pid := pidOf(h, p)
+		// It serves a call, then dies.
+		eventually(t, 10*time.Second, "the plugin answers", func() bool {
+			_, err := us.Get(context.Background(), []usersessions.Key{{RealmID: "r", ID: "s"}})
+			return err == nil
+		})
+		if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+		start := time.Now()
+		eventually(t, 10*time.Second, fmt.Sprintf("restart %d", i+1), func() bool {
+			st := h.Status()[0]
+			return st.PID != pid && st.PID > 0
+		})
+		if st := h.Status()[0]; st.State != host.StateRunning {
+			t.Fatalf("after kill %d: %+v, want running", i+1, st)
+		}
+		// The backoff did not grow: far below MaxBackoff (a start takes a few hundred ms).
+		if took := time.Since(start); took > 5*time.Second {
+			t.Errorf("restart %d took %s: the backoff grew for a process that was serving", i+1, took)
+		}
+	}
+	if st := h.Status()[0]; st.Restarts != kills {
+		t.Errorf("restarts = %d, want %d", st.Restarts, kills)
+	}
+}
+
 func TestCrashLoop(t *testing.T) {
 	const maxBackoff = 3 * time.Second
 	h, _ := newHost(t, host.Options{

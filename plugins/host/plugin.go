@@ -87,7 +87,7 @@ func (p *Plugin) setUp(proc *process) {
 	if p.crashLoop {
 		p.state = StateCrashLooping
 	}
-	p.conn.up(proc.conn)
+	proc.served = p.conn.up(proc.conn)
 }
 
 // setDown records why the process is gone and makes calls fail fast.
@@ -111,7 +111,11 @@ func (p *Plugin) supervise() {
 		if !down {
 			return
 		}
-		if o.Now().Sub(proc.started) >= o.StableAfter {
+		// A process that served calls, or ran StableAfter, was not failing to start: its
+		// death (an operator's kill -9, the OOM killer) starts the backoff afresh and is
+		// not part of a crash loop, which is a process that cannot get to work at all.
+		proved := proc.proved(o.Now(), o.StableAfter)
+		if proved {
 			failures = 0
 		}
 		p.log.Error("plugin exited", "pid", proc.pid, "reason", reason)
@@ -121,7 +125,11 @@ func (p *Plugin) supervise() {
 		for proc = nil; proc == nil; {
 			failures++
 			now := o.Now()
-			recent = append(since(recent, now.Add(-o.CrashLoopWindow)), now)
+			recent = since(recent, now.Add(-o.CrashLoopWindow))
+			if !proved {
+				recent = append(recent, now)
+			}
+			proved = false // a restart that fails in turn counts
 			delay := p.beforeRestart(failures, len(recent) > o.CrashLoopRestarts)
 			select {
 			case <-ctx.Done():
@@ -226,10 +234,11 @@ func (p *Plugin) watch(ctx context.Context, proc *process) (string, bool) {
 	}
 }
 
-// settle ends a crash loop once a process has stayed up for StableAfter.
+// settle ends a crash loop once a process has proved itself: it answered a call, or
+// stayed up for StableAfter.
 func (p *Plugin) settle(proc *process) {
 	o := p.host.opts
-	if o.Now().Sub(proc.started) < o.StableAfter {
+	if !proc.proved(o.Now(), o.StableAfter) {
 		return
 	}
 	p.mu.Lock()

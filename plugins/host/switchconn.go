@@ -3,6 +3,7 @@ package host
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -19,28 +20,33 @@ type switchConn struct {
 
 	mu      sync.RWMutex
 	cur     *grpc.ClientConn
+	served  *atomic.Bool // set by the first call cur answers without error
 	attempt int  // restart attempt under way while cur is nil
 	stopped bool // the host stopped; no process will come back
 }
 
-func (c *switchConn) conn() (*grpc.ClientConn, error) {
+func (c *switchConn) conn() (*grpc.ClientConn, *atomic.Bool, error) {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
 	switch {
 	case c.cur != nil:
-		return c.cur, nil
+		return c.cur, c.served, nil
 	case c.stopped:
-		return nil, status.Errorf(codes.Unavailable, "provider %s is stopped", c.name)
+		return nil, nil, status.Errorf(codes.Unavailable, "provider %s is stopped", c.name)
 	default:
-		return nil, status.Errorf(codes.Unavailable, "provider %s is restarting (attempt %d)", c.name, c.attempt)
+		return nil, nil, status.Errorf(codes.Unavailable, "provider %s is restarting (attempt %d)", c.name, c.attempt)
 	}
 }
 
-// up points the conn at a live process.
-func (c *switchConn) up(cc *grpc.ClientConn) {
+// up points the conn at a live process. The flag it returns turns true once that process
+// has answered a call without error: it did useful work, so its death is not part of a
+// crash loop.
+func (c *switchConn) up(cc *grpc.ClientConn) *atomic.Bool {
+	served := new(atomic.Bool)
 	c.mu.Lock()
-	c.cur, c.attempt = cc, 0
+	c.cur, c.attempt, c.served = cc, 0, served
 	c.mu.Unlock()
+	return served
 }
 
 // down makes calls fail fast while restart attempt n is prepared.
@@ -57,15 +63,19 @@ func (c *switchConn) stop() {
 }
 
 func (c *switchConn) Invoke(ctx context.Context, method string, args, reply any, opts ...grpc.CallOption) error {
-	cc, err := c.conn()
+	cc, served, err := c.conn()
 	if err != nil {
 		return err
 	}
-	return cc.Invoke(ctx, method, args, reply, opts...)
+	err = cc.Invoke(ctx, method, args, reply, opts...)
+	if err == nil {
+		served.Store(true)
+	}
+	return err
 }
 
 func (c *switchConn) NewStream(ctx context.Context, desc *grpc.StreamDesc, method string, opts ...grpc.CallOption) (grpc.ClientStream, error) {
-	cc, err := c.conn()
+	cc, _, err := c.conn()
 	if err != nil {
 		return nil, err
 	}
