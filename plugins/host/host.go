@@ -17,6 +17,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -56,11 +57,13 @@ type Options struct {
 	// InitialBackoff is the delay before the first restart (100 ms); it doubles with each
 	// further failure up to MaxBackoff (30 s).
 	InitialBackoff, MaxBackoff time.Duration
-	// StableAfter is how long a process must run for its next failure to start the
-	// backoff afresh (60 s).
+	// A process has proved itself once it answered a call without error, or ran for
+	// StableAfter (60 s); its failure starts the backoff afresh and does not count
+	// towards a crash loop.
 	StableAfter time.Duration
-	// More than CrashLoopRestarts restarts within CrashLoopWindow (5 in 60 s) is a crash
-	// loop: the plugin is reported as such and restarted only every MaxBackoff.
+	// More than CrashLoopRestarts restarts within CrashLoopWindow (5 in 60 s) of processes
+	// that never proved themselves is a crash loop: the plugin is reported as such and
+	// restarted only every MaxBackoff, until a process proves itself.
 	CrashLoopRestarts int
 	CrashLoopWindow   time.Duration
 	// Now is the clock (time.Now).
@@ -427,6 +430,13 @@ type process struct {
 	pid      int
 	protocol int
 	started  time.Time
+	served   *atomic.Bool // set once a call through the switch succeeded; nil before setUp
+}
+
+// proved reports whether the process did useful work: it answered a call, or it has run
+// for stable.
+func (pr *process) proved(now time.Time, stable time.Duration) bool {
+	return (pr.served != nil && pr.served.Load()) || now.Sub(pr.started) >= stable
 }
 
 // exited reports whether the process has ended, and how.
