@@ -21,8 +21,8 @@ type switchConn struct {
 	mu      sync.RWMutex
 	cur     *grpc.ClientConn
 	served  *atomic.Bool // set by the first call cur answers without error
-	attempt int  // restart attempt under way while cur is nil
-	stopped bool // the host stopped; no process will come back
+	attempt int          // restart attempt under way while cur is nil
+	stopped bool         // the host stopped; no process will come back
 }
 
 func (c *switchConn) conn() (*grpc.ClientConn, *atomic.Bool, error) {
