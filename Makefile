@@ -9,13 +9,16 @@ run:
 build:
 	$(GO) build -o bin/sessiond ./cmd/sessiond
 
-# test brings up the services the suite needs, runs every test with the race detector,
-# then gives each fuzz target a short budget (FUZZTIME) on top of its checked-in corpus.
+# test brings up the services the suite needs (PostgreSQL; Redis and NATS for the example
+# plugins), runs every test with the race detector, then vets and tests the example plugins,
+# a Go module of their own (plugins/examples), then gives each fuzz target a short budget
+# (FUZZTIME) on top of its checked-in corpus.
 FUZZTIME ?= 10s
 test:
 	.ci/services
 	$(GO) vet ./...
 	$(GO) test -race -count=1 -timeout 20m ./...
+	cd plugins/examples && $(GO) vet ./... && $(GO) test -race -count=1 -timeout 20m ./...
 	$(GO) test -run '^$$' -fuzz '^FuzzVerify$$' -fuzztime $(FUZZTIME) ./core/token/
 	$(GO) test -run '^$$' -fuzz '^FuzzTokenEndpoint$$' -fuzztime $(FUZZTIME) ./core/httpapi/
 	$(GO) test -run '^$$' -fuzz '^FuzzIntrospect$$' -fuzztime $(FUZZTIME) ./core/httpapi/

@@ -31,7 +31,8 @@ Commands:
   show-config      print the effective configuration and where each value comes from
                    (add start-dev to see that profile's defaults: sessiond show-config start-dev)
   plugins list     start each configured provider, verify it, and print its state
-  config reference print the configuration reference (Markdown)
+  config reference print the configuration reference (Markdown); with a plugin's
+                   --spi-<spi>-<id>-command and -sha256, its options too
   version          print the version
 
 Options are Keycloak-style keys: --http-port=8080, --spi-user-sessions-provider=memory,
@@ -56,7 +57,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case "start-dev":
 		err = serve(conf.ProfileDev, rest, stdout, stderr)
 	case "show-config":
-		err = showConfig(rest, stdout)
+		err = showConfig(rest, stdout, stderr)
 	case "plugins":
 		if len(rest) == 0 || rest[0] != "list" {
 			fmt.Fprint(stderr, "Usage: sessiond plugins list [options]\n")
@@ -71,11 +72,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 		err = servePlugin(rest[1], rest[2])
 	case "config":
-		if len(rest) != 1 || rest[0] != "reference" {
-			fmt.Fprint(stderr, "Usage: sessiond config reference\n")
+		if len(rest) < 1 || rest[0] != "reference" {
+			fmt.Fprint(stderr, "Usage: sessiond config reference [options]\n")
 			return 2
 		}
-		err = conf.WriteReference(stdout, runtime.BuiltinDescriptors())
+		err = configReference(rest[1:], stdout, stderr)
 	case "version", "--version", "-v":
 		fmt.Fprintf(stdout, "sessiond %s\n", version)
 	case "help", "--help", "-h":
@@ -135,7 +136,7 @@ func serve(profile conf.Profile, args []string, stdout, stderr io.Writer) error 
 	return rt.Stop(context.Background())
 }
 
-func showConfig(args []string, stdout io.Writer) error {
+func showConfig(args []string, stdout, stderr io.Writer) error {
 	profile := conf.ProfileStart
 	if len(args) > 0 && args[0] == "start-dev" {
 		profile, args = conf.ProfileDev, args[1:]
@@ -144,7 +145,12 @@ func showConfig(args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	settings, err := loaded.Resolve(runtime.BuiltinDescriptors())
+	// Registered plugins are asked for their options, so theirs show typed and defaulted too.
+	third, err := thirdPartyDescriptors(loaded, stderr, false)
+	if err != nil {
+		return err
+	}
+	settings, err := loaded.Resolve(append(runtime.BuiltinDescriptors(), third...))
 	if err != nil {
 		return err
 	}

@@ -252,7 +252,7 @@ func (h *Host) launch(ctx context.Context, s Spec, log hclog.Logger) (*process, 
 	proc := &process{client: client, cmd: cmd}
 	if err := h.spawner.do(ctx, func() error { _, err := client.Start(); return err }); err != nil {
 		proc.kill(ctx)
-		return fail(err)
+		return fail(wire.ExplainStart(err)) // names both sides' versions when they share none
 	}
 	proc.started = h.opts.Now()
 	proc.pid = client.ReattachConfig().Pid

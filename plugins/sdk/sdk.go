@@ -1,9 +1,11 @@
-// Package sdk is what a sessiond plugin binary calls: a logger the host understands, and
-// Serve, which speaks the plugin protocol until sessiond goes away.
+// Package sdk is what a sessiond plugin binary calls: Serve, which speaks the plugin
+// protocol until sessiond goes away; Logger, a logger whose lines land in sessiond's own log;
+// and ReadConfig, which reads the provider's options by their declared types.
 //
 // A plugin author implements spi.Provider plus one SPI interface (spi/usersessions,
 // spi/offlinepreload, spi/cachelifespan or spi/revocationpush) with Describe reporting that
-// SPI's name, and writes a main that builds the provider and hands it to Serve:
+// SPI's name, and writes a main that builds the provider and hands it to Serve, whichever
+// the SPI:
 //
 //	func main() {
 //		log := sdk.Logger("my-store")
@@ -13,14 +15,27 @@
 // The operator registers the binary with sessiond by path and SHA-256. The binary must not
 // write to stdout (go-plugin's handshake travels there) and should log only through Logger:
 // its JSON lines on stderr are re-emitted by the host at their own level. Serve sets no
-// flags and reads no configuration; options arrive through Configure, validated against
-// the Descriptor.
+// flags and reads no configuration; options arrive through Configure, checked against the
+// Descriptor and with defaults filled in (see ReadConfig).
+//
+// Serve offers the host every plugin protocol version this SDK speaks (wire.ProtocolVersions)
+// and go-plugin settles on the newest both speak. When they share none the plugin logs both
+// lists, and the host refuses it with a wire.VersionError naming both sides' versions.
+//
+// Package sdktest runs a plugin under sessiond's own host in tests, and
+// spi/usersessions/usersessionstest is the conformance suite of the user-sessions contract.
+// docs/plugin-author-guide.md walks through writing, testing, building, registering,
+// configuring and running one.
 package sdk
 
 import (
 	"context"
+	"maps"
 	"math"
 	"os"
+	"slices"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -58,12 +73,22 @@ func Logger(name string) hclog.Logger {
 // it, dies, or the process is re-parented (go-plugin asks for no parent-death signal, and a
 // plugin must never outlive sessiond). It exits with status 1 when p cannot be served.
 func Serve(p spi.Provider) {
+	serve(p, nil)
+}
+
+// serve is Serve with the plugin sets (one per protocol version) passed through versions
+// first, when it is set: how the tests play a plugin built for other protocol versions.
+func serve(p spi.Provider, versions func(map[int]plugin.PluginSet) map[int]plugin.PluginSet) {
 	log := Logger("plugin")
 	plugins, err := wire.ServerPlugins(p)
 	if err != nil {
 		log.Error("cannot serve provider", "error", err)
 		os.Exit(1)
 	}
+	if versions != nil {
+		plugins = versions(plugins)
+	}
+	checkVersions(log, slices.Sorted(maps.Keys(plugins)), os.Getenv(hostVersionsEnv))
 	go watchParent(os.Getppid(), func() {
 		log.Info("sessiond went away; exiting")
 		closeAndExit(p, log)
@@ -76,6 +101,33 @@ func Serve(p spi.Provider) {
 	})
 	// Serve returns when the host shut the plugin down, after it called Close itself.
 	os.Exit(0)
+}
+
+// hostVersionsEnv is where go-plugin's client lists the protocol versions the host speaks.
+const hostVersionsEnv = "PLUGIN_PROTOCOL_VERSIONS"
+
+// checkVersions logs the protocol versions this plugin speaks, and, when none of them is
+// one the host speaks, an error naming both lists. go-plugin then answers the handshake
+// with the plugin's oldest version and the host refuses it (wire.VersionError); this line,
+// which the host copies into its own log, is the half of the story only the plugin knows.
+func checkVersions(log hclog.Logger, ours []int, hostList string) {
+	var host []int
+	for _, f := range strings.Split(hostList, ",") {
+		if v, err := strconv.Atoi(strings.TrimSpace(f)); err == nil {
+			host = append(host, v)
+		}
+	}
+	log.Debug("plugin protocol", "plugin_versions", ours, "sessiond_versions", host)
+	if len(host) == 0 {
+		return // started by something other than go-plugin; its handshake will say
+	}
+	for _, v := range ours {
+		if slices.Contains(host, v) {
+			return
+		}
+	}
+	log.Error("no plugin protocol version in common with sessiond: rebuild the plugin against an SDK that speaks one of sessiond's versions, or run a sessiond that speaks one of the plugin's",
+		"plugin_versions", ours, "sessiond_versions", host)
 }
 
 // grpcServer is go-plugin's default server without gRPC's 4 MB limit on what it receives:
