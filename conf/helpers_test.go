@@ -27,13 +27,14 @@ func testDescs() []spi.Descriptor {
 		{SPI: spi.OfflinePreload, ID: "lazy", Help: "Load on first use."},
 		{SPI: spi.OfflinePreload, ID: "database", Help: "Stream at start.", Options: []spi.Option{
 			{Name: "batch-size", Type: spi.Int, Default: "500", Help: "Sessions per page."},
-			{Name: "all-at-start", Type: spi.Bool, Default: "false", Help: "Preload everything.",
-				Aliases: []string{"spi-user-sessions-infinispan-preload-offline-sessions-from-database"}},
+			{Name: "all-at-start", Type: spi.Bool, Default: "false", Help: "Preload everything."},
 		}},
 		{SPI: spi.CacheLifespan, ID: "default", Help: "Own remaining lifetime."},
 		{SPI: spi.CacheLifespan, ID: "override", Options: []spi.Option{
 			{Name: "offline-session-lifespan", Type: spi.Duration, Help: "Fixed lifespan of imported offline sessions.",
 				Aliases: []string{"spi-user-sessions-infinispan-offline-session-cache-entry-lifespan-override"}},
+			{Name: "offline-client-session-lifespan", Type: spi.Duration, Help: "Fixed lifespan of imported offline client sessions.",
+				Aliases: []string{"spi-user-sessions-infinispan-offline-client-session-cache-entry-lifespan-override"}},
 		}},
 		{SPI: spi.RevocationPush, ID: "log", Options: []spi.Option{
 			{Name: "only-errors", Type: spi.Bool, Default: "false", Help: "Log failures only."},

@@ -82,6 +82,11 @@ func newCatalog(descs []spi.Descriptor, described bool, probs *problems) *catalo
 				probs.add(Source{}, "", "%s provider %q declares option %q, which sessiond reserves", d.SPI, d.ID, o.Name)
 			}
 			for _, a := range o.Aliases {
+				if sa, ok := selectionAlias(a); ok {
+					probs.add(Source{}, "", "%s provider %q declares alias %q of option %q, which sessiond reserves: it selects the %s provider",
+						d.SPI, d.ID, a, o.Name, sa.SPI)
+					continue
+				}
 				c.aliases[a] = ref{d.SPI, d.ID, o.Name}
 			}
 		}
@@ -209,6 +214,9 @@ func (c *catalog) place(key string) placement {
 	if _, ok := c.server[key]; ok {
 		return placement{ref: ref{option: key}, ok: true}
 	}
+	if a, ok := selectionAlias(key); ok {
+		return placement{ref: ref{option: selectionKey(a.SPI)}, ok: true}
+	}
 	if r, ok := c.aliases[key]; ok {
 		return placement{ref: r, ok: true}
 	}
@@ -309,6 +317,9 @@ func (c *catalog) keys() []string {
 	}
 	for a := range c.aliases {
 		keys = append(keys, a)
+	}
+	for _, a := range SelectionAliases() {
+		keys = append(keys, a.Key)
 	}
 	for _, s := range spi.Names() {
 		for _, id := range c.ids(s) {

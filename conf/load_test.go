@@ -93,33 +93,117 @@ func TestLongestMatchResolvesHyphens(t *testing.T) {
 }
 
 func TestAliasesMapOntoTheirOption(t *testing.T) {
-	inDir(t, "spi-user-sessions-infinispan-preload-offline-sessions-from-database=true\n")
-	env := []string{"SESSIOND_SPI_USER_SESSIONS_INFINISPAN_OFFLINE_SESSION_CACHE_ENTRY_LIFESPAN_OVERRIDE=3600"}
+	inDir(t, "spi-user-sessions-infinispan-offline-session-cache-entry-lifespan-override=3600\n")
+	env := []string{"SESSIOND_SPI_USER_SESSIONS_INFINISPAN_OFFLINE_CLIENT_SESSION_CACHE_ENTRY_LIFESPAN_OVERRIDE=600"}
 	s := resolve(t, ProfileStart, nil, env, testDescs())
-	if got := s.SPIs[spi.OfflinePreload].Providers["database"].Config["all-at-start"]; got != "true" {
-		t.Errorf("all-at-start via alias = %q", got)
+	override := s.SPIs[spi.CacheLifespan].Providers["override"].Config
+	if got := override["offline-session-lifespan"]; got != "1h0m0s" {
+		t.Errorf("offline-session-lifespan via file alias = %q", got)
 	}
-	if got := s.SPIs[spi.CacheLifespan].Providers["override"].Config["offline-session-lifespan"]; got != "1h0m0s" {
-		t.Errorf("offline-session-lifespan via env alias = %q", got)
+	if got := override["offline-client-session-lifespan"]; got != "10m0s" {
+		t.Errorf("offline-client-session-lifespan via env alias = %q", got)
 	}
-	e := entry(t, s, "spi-offline-preload-database-all-at-start")
+	e := entry(t, s, "spi-cache-lifespan-override-offline-session-lifespan")
 	if e.Source.String() != DefaultConfigFile+":1" {
 		t.Errorf("alias source = %q", e.Source)
 	}
 	// The alias and the option's own key in one layer contradict each other.
-	_, err := loadResolve(ProfileStart, []string{"--spi-offline-preload-database-all-at-start=false"}, nil, testDescs())
+	_, err := loadResolve(ProfileStart, []string{"--spi-cache-lifespan-override-offline-session-lifespan=60"}, nil, testDescs())
 	if err != nil {
 		t.Fatalf("flag over file alias: %v", err)
 	}
 	_, err = loadResolve(ProfileStart, []string{
-		"--spi-offline-preload-database-all-at-start=false",
-		"--spi-user-sessions-infinispan-preload-offline-sessions-from-database=true",
+		"--spi-cache-lifespan-override-offline-session-lifespan=60",
+		"--spi-user-sessions-infinispan-offline-session-cache-entry-lifespan-override=3600",
 	}, nil, testDescs())
 	ps := problemsOf(t, err)
 	if len(ps) != 1 {
 		t.Fatalf("problems = %v", ps)
 	}
-	mustContainAll(t, ps[0].Error(), "--spi-user-sessions-infinispan-preload-offline-sessions-from-database", "--spi-offline-preload-database-all-at-start", "keep one")
+	mustContainAll(t, ps[0].Error(), "--spi-user-sessions-infinispan-offline-session-cache-entry-lifespan-override", "--spi-cache-lifespan-override-offline-session-lifespan", "keep one")
+}
+
+// The seed's --spi-user-sessions-infinispan-preload-offline-sessions-from-database is a
+// boolean that picks the offline-preload provider, not an option of one: true selects
+// database, false lazy.
+func TestSelectionAliasPicksTheProvider(t *testing.T) {
+	const alias = "spi-user-sessions-infinispan-preload-offline-sessions-from-database"
+	selected := func(t *testing.T, args, environ []string) string {
+		t.Helper()
+		return resolve(t, ProfileStart, args, environ, testDescs()).SPIs[spi.OfflinePreload].Provider
+	}
+	t.Run("file true selects database, with its source", func(t *testing.T) {
+		inDir(t, alias+"=true\n")
+		s := resolve(t, ProfileStart, nil, nil, testDescs())
+		if got := s.SPIs[spi.OfflinePreload].Provider; got != "database" {
+			t.Errorf("provider = %q, want database", got)
+		}
+		if e := entry(t, s, "spi-offline-preload-provider"); e.Value != "database" || e.Source.String() != DefaultConfigFile+":1" {
+			t.Errorf("show-config entry = %+v", e)
+		}
+	})
+	t.Run("env false over file true selects lazy", func(t *testing.T) {
+		inDir(t, alias+"=true\n")
+		if got := selected(t, nil, []string{EnvVar(alias) + "=FALSE"}); got != "lazy" {
+			t.Errorf("provider = %q, want lazy", got)
+		}
+	})
+	t.Run("bare flag means true", func(t *testing.T) {
+		inDir(t, "")
+		if got := selected(t, []string{"--" + alias}, nil); got != "database" {
+			t.Errorf("provider = %q, want database", got)
+		}
+	})
+	t.Run("the selection key in a higher layer wins", func(t *testing.T) {
+		inDir(t, alias+"=true\n")
+		if got := selected(t, []string{"--spi-offline-preload-provider=lazy"}, nil); got != "lazy" {
+			t.Errorf("provider = %q, want lazy", got)
+		}
+	})
+	t.Run("registrations see it before any provider is described", func(t *testing.T) {
+		inDir(t, "")
+		l, err := Load(ProfileStart, []string{"--" + alias + "=true"}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		regs, err := l.Registrations()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := regs.Selected[spi.OfflinePreload]; got != "database" {
+			t.Errorf("Registrations().Selected = %q, want database", got)
+		}
+	})
+	t.Run("not a boolean", func(t *testing.T) {
+		inDir(t, "")
+		_, err := loadResolve(ProfileStart, []string{"--" + alias + "=yes"}, nil, testDescs())
+		ps := problemsOf(t, err)
+		if len(ps) != 1 {
+			t.Fatalf("problems = %v", ps)
+		}
+		mustContainAll(t, ps[0].Error(), `"yes"`, "--"+alias, "true", "database", "false", "lazy")
+	})
+	t.Run("with the selection key in one layer", func(t *testing.T) {
+		inDir(t, "")
+		_, err := loadResolve(ProfileStart, []string{"--" + alias + "=true", "--spi-offline-preload-provider=lazy"}, nil, testDescs())
+		ps := problemsOf(t, err)
+		if len(ps) != 1 {
+			t.Fatalf("problems = %v", ps)
+		}
+		mustContainAll(t, ps[0].Error(), "--"+alias, "--spi-offline-preload-provider", "keep one")
+	})
+	t.Run("a provider may not claim it as an option alias", func(t *testing.T) {
+		inDir(t, "")
+		descs := append(testDescs(), spi.Descriptor{SPI: spi.OfflinePreload, ID: "eager", Options: []spi.Option{
+			{Name: "on", Type: spi.Bool, Help: "On.", Aliases: []string{alias}},
+		}})
+		_, err := loadResolve(ProfileStart, nil, nil, descs)
+		ps := problemsOf(t, err)
+		if len(ps) != 1 {
+			t.Fatalf("problems = %v", ps)
+		}
+		mustContainAll(t, ps[0].Error(), "eager", alias, "reserves")
+	})
 }
 
 func TestFileFormatInLayers(t *testing.T) {

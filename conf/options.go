@@ -50,6 +50,7 @@ const (
 	keyAdminToken           = "admin-token"
 	keyCleanupInterval      = "cleanup-interval"
 	keyCleanupBatchSize     = "cleanup-batch-size"
+	keyCacheMaxEntries      = "cache-max-entries"
 )
 
 // Bounds of the cleanup options: a pass more often than every second would keep the store
@@ -58,6 +59,8 @@ const (
 const (
 	minCleanupInterval  = time.Second
 	maxCleanupBatchSize = 100000
+	// A billion compact entries would be about a terabyte: anything above is a typo.
+	maxCacheMaxEntries = 1000000000
 )
 
 // DefaultConfigFile is read when no --config is given; its absence is not an error.
@@ -103,6 +106,8 @@ func ServerOptions() []ServerOption {
 			Help: "How often expired user and client sessions are removed from the store (Keycloak's scheduled-task interval is 900 s); the first pass runs at start-up. At least 1s."},
 		{Name: keyCleanupBatchSize, Type: spi.Int, Default: "1000",
 			Help: "Most expired user sessions one cleanup statement removes; a pass repeats batches, pausing between them, so live traffic is not held up. Also the page size of the recompute of stored expiries after a realm's timeouts change. From 1 to 100000."},
+		{Name: keyCacheMaxEntries, Type: spi.Int, Default: "10000",
+			Help: "Most user sessions (online and offline) kept in the in-process session cache; the least recently used is forgotten first, never deleted from the store. The offline preload stops when the cache is full. About 800 bytes of heap a cached session. From 1 to 1000000000."},
 
 		// Built-in defaults; a profile can pick another one here.
 		{Name: selectionKey(spi.UserSessions), Type: spi.String, Default: "postgres", Profiles: map[Profile]string{ProfileDev: "embedded"},
@@ -117,6 +122,35 @@ func ServerOptions() []ServerOption {
 }
 
 func selectionKey(spiName string) string { return "spi-" + spiName + "-provider" }
+
+// SelectionAlias is a key of the seed (Keycloak) that, rather than setting an option of a
+// provider, picks the provider of an SPI: a boolean, true selecting IfTrue and false
+// IfFalse. It is written and layered like any key (file, env, flag; a higher layer wins,
+// and one layer may not set it together with the selection key it stands for).
+type SelectionAlias struct {
+	Key             string
+	SPI             string
+	IfTrue, IfFalse string
+}
+
+// SelectionAliases lists the selection aliases. An option alias (spi.Option.Aliases) maps
+// a key onto one option of one provider and cannot say "use this provider"; these can.
+func SelectionAliases() []SelectionAlias {
+	return []SelectionAlias{
+		// Keycloak: --spi-user-sessions-infinispan-preload-offline-sessions-from-database=true
+		// preloads offline sessions at start-up (false, its default since 17, loads them lazily).
+		{Key: "spi-user-sessions-infinispan-preload-offline-sessions-from-database", SPI: spi.OfflinePreload, IfTrue: "database", IfFalse: "lazy"},
+	}
+}
+
+func selectionAlias(key string) (SelectionAlias, bool) {
+	for _, a := range SelectionAliases() {
+		if a.Key == key {
+			return a, true
+		}
+	}
+	return SelectionAlias{}, false
+}
 
 // Feature declares a feature toggle.
 type Feature struct {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"slices"
 	"sort"
 	"strings"
 
@@ -14,10 +15,19 @@ import (
 // the features, and for each SPI its selection key and the options of each provider in
 // descs. It is generated from the same data Load checks against, so the two agree.
 func WriteReference(w io.Writer, descs []spi.Descriptor) error {
+	return WriteReferenceWith(w, descs, nil)
+}
+
+// WriteReferenceWith is WriteReference with the descriptors of third-party plugins besides
+// the built-ins': their tables list the command and sha256 keys that register them.
+func WriteReferenceWith(w io.Writer, descs, thirdParty []spi.Descriptor) error {
 	var probs problems
-	c := newCatalog(descs, true, &probs)
+	c := newCatalog(append(slices.Clip(descs), thirdParty...), true, &probs)
 	if err := probs.err(); err != nil {
 		return err
+	}
+	for _, d := range thirdParty {
+		c.thirdParty[d.SPI][d.ID] = true
 	}
 	var b bytes.Buffer
 	b.WriteString(`# Configuration reference
@@ -83,6 +93,12 @@ Besides its own options, every provider has options that sessiond reads:
 		}
 		fmt.Fprintf(&b, "\n### %s\n\n%s Select it with `%s` (`%s`); default %s.\n",
 			s, sel.Help, key, EnvVar(key), code(sel.DefaultFor(ProfileStart)))
+		for _, a := range SelectionAliases() {
+			if a.SPI == s {
+				fmt.Fprintf(&b, "The seed's boolean `%s` (`%s`) is accepted as an alias of the selection: `true` selects `%s`, `false` selects `%s`.\n",
+					a.Key, EnvVar(a.Key), a.IfTrue, a.IfFalse)
+			}
+		}
 		ids := c.ids(s)
 		sort.Strings(ids)
 		for _, id := range ids {

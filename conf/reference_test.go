@@ -58,7 +58,8 @@ func TestReferenceCoversEveryKey(t *testing.T) {
 		mustContainAll(t, doc, "`"+f.Name+"`")
 	}
 	mustContainAll(t, doc, "`0.0.0.0` (start-dev: `127.0.0.1`)", "Secret: masked in show-config.",
-		"Alias: `spi-user-sessions-infinispan-preload-offline-sessions-from-database`.")
+		"Alias: `spi-user-sessions-infinispan-offline-session-cache-entry-lifespan-override`.",
+		"`spi-user-sessions-infinispan-preload-offline-sessions-from-database` (`SESSIOND_SPI_USER_SESSIONS_INFINISPAN_PRELOAD_OFFLINE_SESSIONS_FROM_DATABASE`) is accepted as an alias of the selection: `true` selects `database`, `false` selects `lazy`.")
 }
 
 func TestWriteReferenceRejectsBadDescriptors(t *testing.T) {

@@ -33,6 +33,8 @@ type Settings struct {
 	// user sessions one delete removes (core/cleanup Options).
 	CleanupInterval  time.Duration
 	CleanupBatchSize int
+	// CacheMaxEntries bounds the in-process session cache (core/cache Options.MaxEntries).
+	CacheMaxEntries int
 	// Hostname is the public base URL ("" means derive it from the bound address).
 	Hostname string
 	// FrontendToken and AdminToken are bearer credentials ("" means none configured).
@@ -181,6 +183,24 @@ func (r *resolver) collect() {
 				r.probs.add(st.src, key, "%s", msg)
 				continue
 			}
+			if a, ok := selectionAlias(key); ok {
+				// A boolean that stands for a provider selection.
+				v := "true"
+				if !st.bare {
+					v = strings.ToLower(strings.TrimSpace(st.value))
+				}
+				switch v {
+				case "true":
+					st.value = a.IfTrue
+				case "false":
+					st.value = a.IfFalse
+				default:
+					r.probs.add(st.src, key, "invalid value %q for %s: want true (selects %s provider %s) or false (selects %s)",
+						st.value, st.src.spell(key), a.SPI, a.IfTrue, a.IfFalse)
+					continue
+				}
+				st.bare = false
+			}
 			if prev, dup := r.values[p.ref]; dup && prev.layer == li {
 				r.probs.add(st.src, key, "%s and %s (%s) both set %s; keep one", st.src.spell(key), prev.src.spell(prev.key), prev.src, p.ref.key())
 				continue
@@ -293,6 +313,11 @@ func (r *resolver) server() map[string]string {
 			r.s.CleanupInterval, _ = time.ParseDuration(v)
 			if r.s.CleanupInterval < minCleanupInterval {
 				r.invalid(st, "a duration of at least "+minCleanupInterval.String())
+			}
+		case keyCacheMaxEntries:
+			r.s.CacheMaxEntries, _ = strconv.Atoi(v)
+			if r.s.CacheMaxEntries < 1 || r.s.CacheMaxEntries > maxCacheMaxEntries {
+				r.invalid(st, fmt.Sprintf("a whole number from 1 to %d", maxCacheMaxEntries))
 			}
 		case keyCleanupBatchSize:
 			r.s.CleanupBatchSize, _ = strconv.Atoi(v)

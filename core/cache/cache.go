@@ -6,14 +6,18 @@
 // taken them, so the cache never holds what the store does not. Evicting an entry only
 // forgets it. Until the change feed has subscribed (and again after it breaks), the cache
 // imports nothing: every read goes to the store, because a change on another node could
-// otherwise go unseen.
+// otherwise go unseen. The offline preload imports through a window (BeginPreload) that
+// follows the same rule.
+//
+// How long an entry stays is the cache-lifespan SPI's answer (Options.Lifespans), asked
+// once per batch of sessions, outside the cache's lock. Entries are kept in a compact form
+// (entry.go): under a kibibyte a session, so that a million preloaded offline sessions fit
+// in well under a gigabyte.
 package cache
 
 import (
-	"container/list"
 	"context"
 	"fmt"
-	"maps"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -35,10 +39,6 @@ type Store interface {
 	Watch(ctx context.Context, fn func(usersessions.Change) error) error
 }
 
-// Lifespan says until when a session read from the store may stay cached. The zero time
-// means "as long as the session itself can live" (its ExpiresAt).
-type Lifespan func(s *usersessions.UserSession, now time.Time) time.Time
-
 // Options tune a Cache.
 type Options struct {
 	// MaxEntries bounds the number of cached user sessions; the least recently used one is
@@ -47,8 +47,9 @@ type Options struct {
 	// NodeID is this node's id in the change feed: changes it made itself are already in
 	// the cache and are skipped.
 	NodeID string
-	// Lifespan, when set, limits how long an imported session stays (the cache-lifespan SPI).
-	Lifespan Lifespan
+	// Lifespans, when set, limits how long sessions stay (the cache-lifespan SPI, see
+	// ProviderLifespans). Unset, an entry lives as long as its session.
+	Lifespans Lifespans
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 	Log hclog.Logger
@@ -63,24 +64,26 @@ type Stats struct {
 	Hits, Misses int64 // sessions asked for
 	StoreReads   int64 // Get calls that reached the store
 	Imports      int64 // sessions put in from store reads and creates
+	Preloaded    int64 // sessions put in by the offline preload
 	Evictions    int64 // forgotten for room or lifespan (not invalidations)
 	Invalid      int64 // dropped because the feed said another node changed them
 	Entries      int
+	MaxEntries   int
 	Following    bool // the change feed is subscribed: imports are on
 }
 
 // Cache is a bounded, feed-coherent session cache. It is safe for concurrent use.
 type Cache struct {
-	store    Store
-	max      int
-	node     string
-	lifespan Lifespan
-	now      func() time.Time
-	log      hclog.Logger
+	store     Store
+	max       int
+	node      string
+	lifespans Lifespans
+	now       func() time.Time
+	log       hclog.Logger
 
 	mu      sync.Mutex
-	entries map[usersessions.Key]*list.Element // of *entry
-	lru     list.List                          // front: most recently used
+	entries map[usersessions.Key]*entry
+	lru     entry // sentinel of the LRU ring: lru.next is the most recently used
 	// Imports race with writes and invalidations: a read that began before a key changed
 	// must not import what it read. seq counts changes; changed holds the seq of each key's
 	// last change, and a read that began at seq s imports a key only if it has not changed
@@ -89,13 +92,10 @@ type Cache struct {
 	floor     uint64
 	changed   map[usersessions.Key]uint64
 	following bool
+	window    *window // the open preload window, or nil
 
-	hits, misses, reads, imports, evictions, invalid atomic.Int64
-}
-
-type entry struct {
-	s     *usersessions.UserSession
-	until time.Time
+	hits, misses, reads, imports, preloaded, evictions, invalid atomic.Int64
+	lifespanFailures                                            failureLog
 }
 
 // maxChanged bounds the changed-keys map between two clears.
@@ -105,15 +105,16 @@ const maxChanged = 1 << 16
 // to the change feed.
 func New(store Store, opts Options) *Cache {
 	c := &Cache{
-		store:    store,
-		max:      opts.MaxEntries,
-		node:     opts.NodeID,
-		lifespan: opts.Lifespan,
-		now:      opts.Now,
-		log:      opts.Log,
-		entries:  map[usersessions.Key]*list.Element{},
-		changed:  map[usersessions.Key]uint64{},
+		store:     store,
+		max:       opts.MaxEntries,
+		node:      opts.NodeID,
+		lifespans: opts.Lifespans,
+		now:       opts.Now,
+		log:       opts.Log,
+		entries:   map[usersessions.Key]*entry{},
+		changed:   map[usersessions.Key]uint64{},
 	}
+	c.lru.next, c.lru.prev = &c.lru, &c.lru
 	if c.max <= 0 {
 		c.max = DefaultMaxEntries
 	}
@@ -133,8 +134,8 @@ func (c *Cache) Stats() Stats {
 	c.mu.Unlock()
 	return Stats{
 		Hits: c.hits.Load(), Misses: c.misses.Load(), StoreReads: c.reads.Load(),
-		Imports: c.imports.Load(), Evictions: c.evictions.Load(), Invalid: c.invalid.Load(),
-		Entries: n, Following: following,
+		Imports: c.imports.Load(), Preloaded: c.preloaded.Load(), Evictions: c.evictions.Load(),
+		Invalid: c.invalid.Load(), Entries: n, MaxEntries: c.max, Following: following,
 	}
 }
 
@@ -172,16 +173,20 @@ func (c *Cache) unfollow() bool {
 		c.log.Info("session cache stops importing until the change feed is back")
 	}
 	c.following = false
-	c.clearLocked()
+	c.clearLocked("the session change feed broke")
 	return was
 }
 
-func (c *Cache) clearLocked() {
-	c.entries = map[usersessions.Key]*list.Element{}
-	c.lru.Init()
+// clearLocked forgets every entry; why is what an open preload window is told.
+func (c *Cache) clearLocked(why string) {
+	c.entries = map[usersessions.Key]*entry{}
+	c.lru.next, c.lru.prev = &c.lru, &c.lru
 	c.seq++
 	c.floor = c.seq
 	clear(c.changed)
+	if c.window != nil {
+		c.window.breakLocked(why)
+	}
 }
 
 // apply takes one change from the feed.
@@ -215,14 +220,14 @@ func (c *Cache) Get(ctx context.Context, keys []usersessions.Key) ([]*usersessio
 	now := c.now()
 	c.mu.Lock()
 	for i, k := range keys {
-		if s := c.lookupLocked(k, now); s != nil {
-			out[i] = clone(s)
+		if e := c.lookupLocked(k, now); e != nil {
+			out[i] = e.materialize()
 			continue
 		}
 		missing = append(missing, k)
 		at = append(at, i)
 	}
-	began := c.seq
+	began, following := c.seq, c.following
 	c.mu.Unlock()
 	c.hits.Add(int64(len(keys) - len(missing)))
 	c.misses.Add(int64(len(missing)))
@@ -237,111 +242,154 @@ func (c *Cache) Get(ctx context.Context, keys []usersessions.Key) ([]*usersessio
 	if len(got) != len(missing) {
 		return nil, fmt.Errorf("session store answered %d sessions for %d keys", len(got), len(missing))
 	}
-	c.mu.Lock()
+	// The store's sessions go to the caller as they are: the cache keeps its own compact
+	// copies, made here, outside the lock, as is the one lifespan question for them all.
+	var found []*usersessions.UserSession
 	for j, s := range got {
 		out[at[j]] = s
 		if s != nil {
-			c.importLocked(s, began, now)
+			found = append(found, s)
 		}
 	}
-	c.mu.Unlock()
-	for j, s := range got {
-		if s != nil {
-			out[at[j]] = clone(s) // the cached copy must not be what the caller changes
-		}
+	if !following || len(found) == 0 {
+		return out, nil // nothing could be imported; do not ask for lifespans
 	}
+	c.importAll(ctx, found, true, began, now)
 	return out, nil
 }
 
-// lookupLocked returns the cached session, or nil; it forgets an entry past its lifespan.
-func (c *Cache) lookupLocked(k usersessions.Key, now time.Time) *usersessions.UserSession {
-	el, ok := c.entries[k]
+// importAll caches sessions read or written at seq began: their lifespans are asked in one
+// call and their compact copies made before the lock is taken.
+func (c *Cache) importAll(ctx context.Context, sessions []*usersessions.UserSession, imported bool, began uint64, now time.Time) {
+	untils := c.untils(ctx, sessions, imported, now)
+	es := make([]*entry, len(sessions))
+	for i, s := range sessions {
+		es[i] = compact(s)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for i, e := range es {
+		c.importLocked(e, sessions[i].ExpiresAt, untils[i], began, now)
+	}
+}
+
+// lookupLocked returns the cached entry, or nil; it forgets an entry past its lifespan.
+func (c *Cache) lookupLocked(k usersessions.Key, now time.Time) *entry {
+	e, ok := c.entries[k]
 	if !ok {
 		return nil
 	}
-	e := el.Value.(*entry)
-	if !now.Before(e.until) {
-		c.removeLocked(k, el)
+	if nanos(now) >= e.until {
+		c.removeLocked(e)
 		c.evictions.Add(1)
 		return nil
 	}
-	c.lru.MoveToFront(el)
-	return e.s
+	c.toFrontLocked(e)
+	return e
 }
 
-// importLocked caches a copy of s read at seq began, unless that could be stale.
-func (c *Cache) importLocked(s *usersessions.UserSession, began uint64, now time.Time) {
-	k := s.Key()
+// cacheUntil is when an entry of a session ending at expires, with lifespan answer until,
+// leaves the cache; ok is false when it should not be cached at all.
+func cacheUntil(expires, until, now time.Time) (int64, bool) {
+	u := expires
+	if !until.IsZero() && (u.IsZero() || until.Before(u)) {
+		u = until
+	}
+	if u.IsZero() || !now.Before(u) {
+		return 0, false
+	}
+	return nanos(u), true
+}
+
+// importLocked caches e, the compact copy of a session read (or written) at seq began,
+// unless that could be stale.
+func (c *Cache) importLocked(e *entry, expires, until time.Time, began uint64, now time.Time) {
+	k := e.key()
 	if !c.following || began < c.floor || c.changed[k] > began {
 		return
 	}
-	until := s.ExpiresAt
-	if c.lifespan != nil {
-		if l := c.lifespan(s, now); !l.IsZero() && (until.IsZero() || l.Before(until)) {
-			until = l
-		}
-	}
-	if until.IsZero() || !now.Before(until) {
+	u, ok := cacheUntil(expires, until, now)
+	if !ok {
 		return
 	}
-	if el, ok := c.entries[k]; ok {
-		el.Value = &entry{s: clone(s), until: until}
-		c.lru.MoveToFront(el)
-		return
+	e.until = u
+	if old, ok := c.entries[k]; ok {
+		c.removeLocked(old)
+	} else {
+		c.imports.Add(1)
 	}
-	c.entries[k] = c.lru.PushFront(&entry{s: clone(s), until: until})
-	c.imports.Add(1)
+	c.insertLocked(k, e)
+}
+
+// insertLocked adds e as the most recently used entry, forgetting the least recently used
+// ones beyond the bound.
+func (c *Cache) insertLocked(k usersessions.Key, e *entry) {
+	c.entries[k] = e
+	e.prev, e.next = &c.lru, c.lru.next
+	e.next.prev = e
+	c.lru.next = e
 	for len(c.entries) > c.max {
-		last := c.lru.Back()
-		c.removeLocked(last.Value.(*entry).s.Key(), last)
+		c.removeLocked(c.lru.prev)
 		c.evictions.Add(1)
 	}
 }
 
-func (c *Cache) removeLocked(k usersessions.Key, el *list.Element) {
-	c.lru.Remove(el)
-	delete(c.entries, k)
+func (c *Cache) toFrontLocked(e *entry) {
+	if c.lru.next == e {
+		return
+	}
+	e.prev.next, e.next.prev = e.next, e.prev
+	e.prev, e.next = &c.lru, c.lru.next
+	e.next.prev = e
+	c.lru.next = e
+}
+
+func (c *Cache) removeLocked(e *entry) {
+	e.prev.next, e.next.prev = e.next, e.prev
+	e.prev, e.next = nil, nil
+	delete(c.entries, e.key())
 }
 
 // dropLocked forgets k and marks it changed, so that reads in flight do not import it.
 // It reports whether an entry was dropped.
 func (c *Cache) dropLocked(k usersessions.Key) bool {
 	c.markLocked(k)
-	el, ok := c.entries[k]
+	e, ok := c.entries[k]
 	if ok {
-		c.removeLocked(k, el)
+		c.removeLocked(e)
 	}
 	return ok
 }
 
 // flushLocked forgets every session f selects and stops imports of reads in flight.
 func (c *Cache) flushLocked(f usersessions.Filter) {
-	for k, el := range c.entries {
-		if matches(f, el.Value.(*entry).s) {
-			c.removeLocked(k, el)
+	for _, e := range c.entries {
+		if matches(f, e) {
+			c.removeLocked(e)
 			c.invalid.Add(1)
 		}
 	}
 	c.seq++
 	c.floor = c.seq
 	clear(c.changed)
+	if c.window != nil {
+		c.window.flushLocked(f)
+	}
 }
 
-// matches reports whether f selects s, as DeleteMatching does (a ClientID selects the
-// sessions that have that client).
-func matches(f usersessions.Filter, s *usersessions.UserSession) bool {
-	if f.RealmID != "" && f.RealmID != s.RealmID {
+// matches reports whether f selects e's session, as DeleteMatching does (a ClientID
+// selects the sessions that have that client).
+func matches(f usersessions.Filter, e *entry) bool {
+	if f.RealmID != "" && f.RealmID != e.realm {
 		return false
 	}
-	if f.UserID != "" && f.UserID != s.UserID {
+	if f.UserID != "" && f.UserID != e.userID {
 		return false
 	}
-	if f.ClientID != "" {
-		if _, ok := s.Clients[f.ClientID]; !ok {
-			return false
-		}
+	if f.ClientID != "" && e.client(f.ClientID) == nil {
+		return false
 	}
-	return f.Offline.Matches(s.Offline)
+	return f.Offline.Matches(e.offline)
 }
 
 // Create stores new sessions and caches the ones the store took.
@@ -354,20 +402,53 @@ func (c *Cache) Create(ctx context.Context, sessions []*usersessions.UserSession
 		return errs, err
 	}
 	now := c.now()
-	c.mu.Lock()
-	defer c.mu.Unlock()
+	var stored []*usersessions.UserSession
 	for i, s := range sessions {
 		if errs[i] != nil || s == nil {
 			continue
 		}
-		stored := clone(s)
-		stored.Version = 1
-		for _, cs := range stored.Clients {
-			cs.Version = 1
+		st := *s
+		st.Version = 1
+		// The compact copy takes the client sessions' fields but not their Version: it
+		// is set below on the copy.
+		stored = append(stored, &st)
+	}
+	c.noteWrites(stored)
+	if len(stored) == 0 || !c.isFollowing() {
+		return errs, nil
+	}
+	untils := c.untils(ctx, stored, false, now)
+	es := make([]*entry, len(stored))
+	for i, s := range stored {
+		es[i] = compact(s)
+		for j := range es[i].clients {
+			es[i].clients[j].version = 1
 		}
-		c.importLocked(stored, began, now)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for i, e := range es {
+		c.importLocked(e, stored[i].ExpiresAt, untils[i], began, now)
 	}
 	return errs, nil
+}
+
+func (c *Cache) isFollowing() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.following
+}
+
+// noteWrites tells an open preload window that these sessions were written.
+func (c *Cache) noteWrites(sessions []*usersessions.UserSession) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.window == nil {
+		return
+	}
+	for _, s := range sessions {
+		c.window.noteLocked(s.Key())
+	}
 }
 
 // Touch moves idle clocks in the store, then in the cached copies the store moved.
@@ -376,20 +457,26 @@ func (c *Cache) Touch(ctx context.Context, touches []usersessions.Touch) ([]erro
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for i, t := range touches {
+		if c.window != nil {
+			c.window.noteLocked(t.Session)
+		}
 		if err != nil || len(errs) != len(touches) || errs[i] != nil {
 			c.dropLocked(t.Session) // the store's state is not known: read it again
 			continue
 		}
-		el, ok := c.entries[t.Session]
+		e, ok := c.entries[t.Session]
 		if !ok {
 			continue
 		}
-		s := el.Value.(*entry).s
-		if !t.LastRefresh.Before(s.LastRefresh) {
-			s.LastRefresh, s.ExpiresAt = t.LastRefresh, t.ExpiresAt
+		last := nanos(t.LastRefresh)
+		if last >= e.lastRefresh {
+			e.lastRefresh, e.expiresAt = last, nanos(t.ExpiresAt)
 		}
-		if cs := s.Clients[t.ClientID]; t.ClientID != "" && cs != nil && !t.LastRefresh.Before(cs.LastRefresh) {
-			cs.LastRefresh, cs.ExpiresAt = t.LastRefresh, t.ClientExpiresAt
+		if t.ClientID == "" {
+			continue
+		}
+		if cs := e.client(t.ClientID); cs != nil && last >= cs.lastRefresh {
+			cs.lastRefresh, cs.expiresAt = last, nanos(t.ClientExpiresAt)
 		}
 	}
 	return errs, err
@@ -406,24 +493,30 @@ func (c *Cache) PutClientSessions(ctx context.Context, clients []*usersessions.C
 			continue
 		}
 		k := cs.Key().Session
+		if c.window != nil {
+			c.window.noteLocked(k)
+		}
 		if err != nil || len(errs) != len(clients) || errs[i] != nil {
 			c.dropLocked(k)
 			continue
 		}
-		el, ok := c.entries[k]
+		e, ok := c.entries[k]
 		if !ok {
 			c.markLocked(k)
 			continue
 		}
-		stored := cloneClient(cs)
+		stored := *cs
 		stored.Version = cs.Version + 1
-		el.Value.(*entry).s.Clients[cs.ClientID] = stored
+		e.putClient(&stored)
 	}
 	return errs, err
 }
 
 // markLocked records that k changed, without an entry to update.
 func (c *Cache) markLocked(k usersessions.Key) {
+	if c.window != nil {
+		c.window.noteLocked(k)
+	}
 	c.seq++
 	if len(c.changed) >= maxChanged {
 		c.floor = c.seq
@@ -439,8 +532,11 @@ func (c *Cache) DeleteClientSessions(ctx context.Context, keys []usersessions.Cl
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for _, k := range keys {
-		if el, ok := c.entries[k.Session]; ok && err == nil {
-			delete(el.Value.(*entry).s.Clients, k.ClientID)
+		if c.window != nil {
+			c.window.noteLocked(k.Session)
+		}
+		if e, ok := c.entries[k.Session]; ok && err == nil {
+			e.deleteClient(k.ClientID)
 			continue
 		}
 		c.dropLocked(k.Session)
@@ -472,21 +568,5 @@ func (c *Cache) DeleteMatching(ctx context.Context, f usersessions.Filter) (int,
 func (c *Cache) Forget() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.clearLocked()
-}
-
-func clone(s *usersessions.UserSession) *usersessions.UserSession {
-	out := *s
-	out.Notes = maps.Clone(s.Notes)
-	out.Clients = make(map[string]*usersessions.ClientSession, len(s.Clients))
-	for id, cs := range s.Clients {
-		out.Clients[id] = cloneClient(cs)
-	}
-	return &out
-}
-
-func cloneClient(cs *usersessions.ClientSession) *usersessions.ClientSession {
-	out := *cs
-	out.Notes = maps.Clone(cs.Notes)
-	return &out
+	c.clearLocked("the session cache was emptied (stored sessions were rewritten behind it)")
 }

@@ -210,7 +210,13 @@ func TestBoundsAndLifespan(t *testing.T) {
 		mustCreate(t, store, session(ids[i]))
 	}
 	c := cache.New(store, cache.Options{NodeID: "n1", MaxEntries: 3, Now: func() time.Time { return now },
-		Lifespan: func(*usersessions.UserSession, time.Time) time.Time { return now.Add(10 * time.Minute) }})
+		Lifespans: func(_ context.Context, ss []*usersessions.UserSession, _ bool, now time.Time) ([]time.Time, error) {
+			out := make([]time.Time, len(ss))
+			for i := range out {
+				out[i] = now.Add(10 * time.Minute)
+			}
+			return out, nil
+		}})
 	following(t, c)
 	for _, id := range ids {
 		get(t, c, usersessions.Key{RealmID: "r", ID: id})

@@ -21,6 +21,7 @@ import (
 	"github.com/sessiond/sessiond/core/cache"
 	"github.com/sessiond/sessiond/core/groupcommit"
 	"github.com/sessiond/sessiond/core/httpapi"
+	"github.com/sessiond/sessiond/core/preload"
 	"github.com/sessiond/sessiond/core/realm"
 	"github.com/sessiond/sessiond/plugins/host"
 	"github.com/sessiond/sessiond/providers/builtin"
@@ -49,6 +50,7 @@ type Runtime struct {
 	cache     *cache.Cache
 	writer    *groupcommit.Writer
 	store     usersessions.Provider // the sessions' store as the core sees it
+	preload   *preload.Runner       // the offline preload, run once at start-up
 
 	// bg is the context of the runtime's background work (change feed, cleanup); Stop
 	// cancels it and waits for every goroutine started with goBackground.
@@ -83,6 +85,12 @@ type Options struct {
 	// Stdout receives what must reach the operator once, outside the log (start-dev's
 	// generated credentials).
 	Stdout io.Writer
+
+	// Seams for this package's tests: wrapStore wraps the user-sessions provider before
+	// anything uses it (to count or break its calls); now is the clock of the session
+	// service, tokens and the cache.
+	wrapStore func(usersessions.Provider) usersessions.Provider
+	now       func() time.Time
 }
 
 // Start loads the configuration, starts every provider and begins serving HTTP. On error
@@ -151,6 +159,16 @@ func (rt *Runtime) Checks(ctx context.Context) []httpapi.Check {
 		}
 		checks = append(checks, c)
 	}
+	if st := rt.preloadStatus(); st != nil && st.State != preload.Lazy {
+		// DOWN with the progress while offline sessions are preloaded; UP once done, or
+		// once a failed preload fell back to lazy loading, with the reason. Lazy loading
+		// has nothing to report.
+		c := httpapi.Check{Name: "offline preload", Status: "UP", Reason: st.String()}
+		if !st.Ready() {
+			c.Status = "DOWN"
+		}
+		checks = append(checks, c)
+	}
 	for _, st := range rt.host.Status() {
 		c := httpapi.Check{Name: "provider " + st.SPI + "/" + st.ID, Status: "UP"}
 		if st.State != host.StateRunning && st.State != host.StateInProcess {
@@ -163,6 +181,14 @@ func (rt *Runtime) Checks(ctx context.Context) []httpapi.Check {
 		checks = append(checks, c)
 	}
 	return checks
+}
+
+func (rt *Runtime) preloadStatus() *preload.Status {
+	if rt.preload == nil {
+		return nil
+	}
+	st := rt.preload.Status()
+	return &st
 }
 
 // Stop shuts down HTTP (letting requests in flight finish), then the providers.
@@ -237,7 +263,15 @@ func StartProviders(ctx context.Context, log hclog.Logger, opts Options) (*conf.
 
 	selfSum := ""
 	plugins := map[string]*host.Plugin{}
-	for _, spiName := range spi.Names() {
+	// Each provider is configured while the next ones start: the store's Configure
+	// (connect, check the migrations) takes as long as starting a plugin process, and a
+	// start-up should be ready in well under a second. Providers do not depend on one
+	// another. Every Configure has returned before StartProviders does (this defer runs
+	// before the one that stops the host on failure).
+	var configures sync.WaitGroup
+	defer configures.Wait()
+	configErrs := make([]error, len(spi.Names()))
+	for i, spiName := range spi.Names() {
 		ss := settings.SPIs[spiName]
 		ps := ss.Providers[ss.Provider]
 		p := thirdParty[spiName]
@@ -266,10 +300,20 @@ func StartProviders(ctx context.Context, log hclog.Logger, opts Options) (*conf.
 		for k, v := range ps.Config {
 			cfg[k] = v
 		}
-		if err := p.Configure(ctx, cfg); err != nil {
-			return nil, nil, nil, fmt.Errorf("configure %s provider %q: %w", spiName, ss.Provider, err)
-		}
+		configures.Add(1)
+		go func() {
+			defer configures.Done()
+			if err := p.Configure(ctx, cfg); err != nil {
+				configErrs[i] = fmt.Errorf("configure %s provider %q: %w", spiName, ss.Provider, err)
+			}
+		}()
 		plugins[spiName] = p
+	}
+	configures.Wait()
+	for _, err := range configErrs {
+		if err != nil {
+			return nil, nil, nil, err
+		}
 	}
 	ok = true
 	return settings, h, plugins, nil

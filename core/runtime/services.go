@@ -10,11 +10,15 @@ import (
 	"github.com/sessiond/sessiond/core/cleanup"
 	"github.com/sessiond/sessiond/core/groupcommit"
 	"github.com/sessiond/sessiond/core/httpapi"
+	"github.com/sessiond/sessiond/core/preload"
 	"github.com/sessiond/sessiond/core/session"
 	"github.com/sessiond/sessiond/core/token"
 	"github.com/sessiond/sessiond/core/volatile"
+	"github.com/sessiond/sessiond/providers/cachelifespan/remaining"
 	"github.com/sessiond/sessiond/providers/usersessions/memory"
 	"github.com/sessiond/sessiond/spi"
+	"github.com/sessiond/sessiond/spi/cachelifespan"
+	"github.com/sessiond/sessiond/spi/offlinepreload"
 	"github.com/sessiond/sessiond/spi/usersessions"
 )
 
@@ -25,7 +29,18 @@ func (rt *Runtime) wire(opts Options, boundURL string) (http.Handler, error) {
 	if !ok {
 		return nil, fmt.Errorf("the user-sessions provider does not implement the user-sessions SPI")
 	}
-	keys, err := token.NewKeyManager(store, token.KeyOptions{Log: rt.log.Named("keys")})
+	lifespans, ok := rt.providers.Get(spi.CacheLifespan).(cachelifespan.Provider)
+	if !ok {
+		return nil, fmt.Errorf("the cache-lifespan provider does not implement the cache-lifespan SPI")
+	}
+	planner, ok := rt.providers.Get(spi.OfflinePreload).(offlinepreload.Provider)
+	if !ok {
+		return nil, fmt.Errorf("the offline-preload provider does not implement the offline-preload SPI")
+	}
+	if opts.wrapStore != nil {
+		store = opts.wrapStore(store)
+	}
+	keys, err := token.NewKeyManager(store, token.KeyOptions{Now: opts.now, Log: rt.log.Named("keys")})
 	if err != nil {
 		return nil, err
 	}
@@ -33,7 +48,7 @@ func (rt *Runtime) wire(opts Options, boundURL string) (http.Handler, error) {
 	if base == "" {
 		base = boundURL
 	}
-	tokens := token.New(keys, token.Options{IssuerBase: base})
+	tokens := token.New(keys, token.Options{IssuerBase: base, Now: opts.now})
 	features := rt.settings.Features
 	sessionStore := usersessions.Provider(store)
 	if !features.Enabled(conf.FeaturePersistentUserSessions) {
@@ -50,12 +65,41 @@ func (rt *Runtime) wire(opts Options, boundURL string) (http.Handler, error) {
 	// Concurrent refreshes share one store call, and so one commit (group commit); each
 	// is answered once its own write is committed.
 	rt.writer = groupcommit.New(sessionStore, groupcommit.Options{})
-	rt.cache = cache.New(groupcommit.Front(sessionStore, rt.writer), cache.Options{NodeID: rt.settings.NodeID, Log: rt.log.Named("cache")})
+	// The cache asks the cache-lifespan provider once per batch of sessions it takes in.
+	// The built-in default's answer is each session's own end, which is what the cache
+	// does when not told: it is not asked, saving a plugin round trip per cache miss.
+	var cacheLifespans cache.Lifespans
+	if rt.settings.SPIs[spi.CacheLifespan].Provider != remaining.ID {
+		cacheLifespans = cache.ProviderLifespans(lifespans)
+	}
+	rt.cache = cache.New(groupcommit.Front(sessionStore, rt.writer), cache.Options{
+		NodeID: rt.settings.NodeID, MaxEntries: rt.settings.CacheMaxEntries,
+		Lifespans: cacheLifespans, Now: opts.now, Log: rt.log.Named("cache"),
+	})
 	rt.goBackground(rt.cache.Follow)
+	// An eager offline preload starts once the stored expiries are current (below): a
+	// recompute rewrites sessions behind the cache, which would void a preload beside it.
+	recomputed := make(chan struct{})
+	rt.preload = preload.New(preload.Deps{
+		Store: sessionStore, Cache: rt.cache, Planner: planner, Now: opts.now, Log: rt.log.Named("preload"),
+		Wait: recomputed,
+		Realms: func() []string {
+			var names []string
+			for _, r := range rt.realms.List() {
+				names = append(names, r.Name)
+			}
+			return names
+		},
+	})
+	// Planned before the runtime serves, so that readiness is right from the first probe;
+	// executed in the background.
+	rt.preload.Plan(rt.bg)
+	rt.goBackground(rt.preload.Execute)
 	sessions := session.New(session.Deps{
 		Store:              rt.cache,
 		Realms:             rt.realms,
 		Tokens:             tokens,
+		Now:                opts.now,
 		PersistentSessions: features.Enabled(conf.FeaturePersistentUserSessions),
 		TransientSessions:  features.Enabled(conf.FeatureTransientSessions),
 		Log:                rt.log.Named("sessions"),
@@ -75,6 +119,7 @@ func (rt *Runtime) wire(opts Options, boundURL string) (http.Handler, error) {
 		if done, _ := cleaner.Recompute(ctx, cleanup.RulesFor(persistent, rt.realms.List()...)...); rewrote(done) {
 			rt.cache.Forget() // the cleaner wrote behind the cache's back
 		}
+		close(recomputed)
 		cleaner.Run(ctx)
 	})
 

@@ -5,7 +5,9 @@ package builtin
 import (
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/sessiond/sessiond/providers/cachelifespan/override"
 	"github.com/sessiond/sessiond/providers/cachelifespan/remaining"
+	"github.com/sessiond/sessiond/providers/preload/database"
 	"github.com/sessiond/sessiond/providers/preload/lazy"
 	"github.com/sessiond/sessiond/providers/revocation/logonly"
 	"github.com/sessiond/sessiond/providers/usersessions/embedded"
@@ -28,8 +30,10 @@ func Catalog() []Factory {
 		{SPI: spi.UserSessions, ID: embedded.ID, New: func(log hclog.Logger) spi.Provider { return embedded.New(log) }},
 		{SPI: spi.UserSessions, ID: memory.ID, New: func(log hclog.Logger) spi.Provider { return memory.New(log) }},
 		{SPI: spi.UserSessions, ID: postgres.ID, New: func(log hclog.Logger) spi.Provider { return postgres.New(log) }},
+		{SPI: spi.OfflinePreload, ID: database.ID, New: func(log hclog.Logger) spi.Provider { return database.New(log) }},
 		{SPI: spi.OfflinePreload, ID: lazy.ID, New: func(log hclog.Logger) spi.Provider { return lazy.New(log) }},
 		{SPI: spi.CacheLifespan, ID: remaining.ID, New: func(log hclog.Logger) spi.Provider { return remaining.New(log) }},
+		{SPI: spi.CacheLifespan, ID: override.ID, New: func(log hclog.Logger) spi.Provider { return override.New(log) }},
 		{SPI: spi.RevocationPush, ID: logonly.ID, New: func(log hclog.Logger) spi.Provider { return logonly.New(log) }},
 	}
 }

@@ -83,6 +83,8 @@ func TestLookup(t *testing.T) {
 		{spi.UserSessions, "memory", true},
 		{spi.OfflinePreload, "lazy", true},
 		{spi.CacheLifespan, "default", true},
+		{spi.CacheLifespan, "override", true},
+		{spi.OfflinePreload, "database", true},
 		{spi.RevocationPush, "log-only", true},
 		{spi.UserSessions, "lazy", false}, // an id is only valid under its own SPI
 		{spi.UserSessions, "postgres", true},

@@ -611,15 +611,20 @@ func (s *Store) Stream(ctx context.Context, req usersessions.StreamRequest, fn f
 		if err := ctx.Err(); err != nil {
 			return err
 		}
+		// The keyset condition and the order are over the whole primary key (realm_id, id,
+		// offline): only so does PostgreSQL read a page as a range of the key's index. A
+		// row comparison on (id, offline) alone is not an index condition there, and each
+		// page became a scan and sort of the realm's whole table (a preload of N sessions
+		// cost O(N²)).
 		cond, condArgs := where, args
 		if last != nil {
-			cond += " AND (s.id, s.offline) > (?, ?)"
-			condArgs = append(slices.Clip(args), last.ID, last.Offline)
+			cond += " AND (s.realm_id, s.id, s.offline) > (?, ?, ?)"
+			condArgs = append(slices.Clip(args), last.RealmID, last.ID, last.Offline)
 		}
 		var page []*usersessions.UserSession
 		err := s.read(ctx, "stream user sessions", func(q sqlx.QueryerContext) error {
 			var err error
-			page, err = s.load(ctx, q, cond, "ORDER BY s.id, s.offline LIMIT ?", append(condArgs, size)...)
+			page, err = s.load(ctx, q, cond, "ORDER BY s.realm_id, s.id, s.offline LIMIT ?", append(condArgs, size)...)
 			return err
 		})
 		if err != nil || len(page) == 0 {

@@ -1,0 +1,752 @@
+// Command preload measures sessiond's offline preload against PostgreSQL, in one run:
+//
+//   - it fills a fresh schema with N offline sessions, one client session each, for each
+//     N of -n (default 100k and 1M), with COPY;
+//   - the floor: the time of PostgreSQL's own `COPY (SELECT … the columns the provider
+//     reads … FROM user_session JOIN client_session …) TO STDOUT` for the same rows, run
+//     with psql into /dev/null;
+//   - the preload in-process: core/preload with the database provider's plan, over the
+//     postgres provider, into a core/cache sized for N, and the heap bytes per cached
+//     session (runtime.ReadMemStats after GC, before and after);
+//   - the preload as sessiond runs it: the sessiond binary (built here) with every
+//     provider a plugin process, `--spi-user-sessions-infinispan-preload-offline-sessions-from-database=true`,
+//     timed from exec to /health/ready 200, and the preload's own elapsed from its log;
+//   - a lazy start-up of the same binary on the same N: exec to /health/ready 200.
+//
+// It prints each figure and its ratio to its target: preload of 1M within 2× the COPY
+// floor, under 1 KiB of heap per cached session, lazy start-up ready under 1 s.
+//
+//	go run ./bench/preload                  # -h for flags; README.md has results
+package main
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"hash/fnv"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"runtime/pprof"
+	"slices"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/jmoiron/sqlx"
+	"github.com/lib/pq"
+
+	"github.com/sessiond/sessiond/core/cache"
+	"github.com/sessiond/sessiond/core/preload"
+	"github.com/sessiond/sessiond/internal/testpg"
+	"github.com/sessiond/sessiond/plugins/host"
+	"github.com/sessiond/sessiond/providers/preload/database"
+	"github.com/sessiond/sessiond/providers/usersessions/postgres"
+	"github.com/sessiond/sessiond/spi"
+	"github.com/sessiond/sessiond/spi/usersessions"
+)
+
+const realm = "bench"
+
+var profileTo, pluginProfileTo *os.File
+
+type config struct {
+	url           string
+	sizes         []int
+	runs          int
+	workers       int
+	pageSize      int
+	keep          bool
+	binary        bool
+	sessiond      string
+	psql          string
+	profile       string
+	pluginProfile string
+}
+
+func main() {
+	var cfg config
+	var sizes string
+	flag.StringVar(&cfg.url, "url", testpg.URL(), "PostgreSQL URL; a schema is created in it for each N and dropped after")
+	flag.StringVar(&sizes, "n", "100000,1000000", "numbers of offline sessions, comma-separated")
+	flag.IntVar(&cfg.runs, "runs", 3, "runs of the floor and of each preload; the best is reported")
+	flag.IntVar(&cfg.workers, "workers", database.DefaultWorkers, "preload workers (spi-offline-preload-database-workers)")
+	flag.IntVar(&cfg.pageSize, "page-size", database.DefaultPageSize, "preload page size (spi-offline-preload-database-page-size)")
+	flag.BoolVar(&cfg.keep, "keep", false, "keep the schemas")
+	flag.BoolVar(&cfg.binary, "binary", true, "also measure the sessiond binary with plugin processes (preload and lazy start-up)")
+	flag.StringVar(&cfg.psql, "psql", "psql", "psql command for the COPY floor")
+	flag.StringVar(&cfg.profile, "cpuprofile", "", "write a CPU profile of the first in-process preload to this file")
+	flag.StringVar(&cfg.pluginProfile, "plugin-cpuprofile", "", "write a CPU profile of this process during the first preload through the store plugin")
+	flag.Parse()
+	for _, s := range strings.Split(sizes, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(s))
+		if err != nil || n <= 0 {
+			fatalf("-n: %q is not a positive number", s)
+		}
+		cfg.sizes = append(cfg.sizes, n)
+	}
+	if _, err := exec.LookPath(cfg.psql); err != nil {
+		fatalf("psql is needed for the COPY floor: %v", err)
+	}
+	tmp, err := os.MkdirTemp("", "bench-preload-")
+	if err != nil {
+		fatalf("%v", err)
+	}
+	defer os.RemoveAll(tmp)
+	if cfg.binary {
+		cfg.sessiond = filepath.Join(tmp, "sessiond")
+		fmt.Fprintln(os.Stderr, "building sessiond …")
+		if out, err := exec.Command("go", "build", "-o", cfg.sessiond, "./cmd/sessiond").CombinedOutput(); err != nil {
+			fatalf("go build ./cmd/sessiond (run from the repository root): %v\n%s", err, out)
+		}
+	}
+	fmt.Printf("preload benchmark: %d CPUs, GOMAXPROCS %d, %s, workers %d, page size %d, best of %d runs\n\n",
+		runtime.NumCPU(), runtime.GOMAXPROCS(0), runtime.Version(), cfg.workers, cfg.pageSize, cfg.runs)
+	if cfg.profile != "" {
+		f, err := os.Create(cfg.profile)
+		if err != nil {
+			fatalf("%v", err)
+		}
+		profileTo = f
+		defer f.Close()
+	}
+	if cfg.pluginProfile != "" {
+		f, err := os.Create(cfg.pluginProfile)
+		if err != nil {
+			fatalf("%v", err)
+		}
+		pluginProfileTo = f
+		defer f.Close()
+	}
+	var results []result
+	for _, n := range cfg.sizes {
+		r, err := bench(cfg, tmp, n)
+		if err != nil {
+			fatalf("N=%d: %v", n, err)
+		}
+		results = append(results, r)
+	}
+	report(results)
+}
+
+func fatalf(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "preload bench: "+format+"\n", args...)
+	os.Exit(1)
+}
+
+func logf(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, time.Now().Format("15:04:05 ")+format+"\n", args...)
+}
+
+type result struct {
+	n             int
+	fill          time.Duration
+	floor         time.Duration
+	stream        time.Duration // the provider's Stream alone, in-process, best run
+	preload       time.Duration // in-process, best run
+	preloadRuns   []time.Duration
+	heapPer       int64
+	pluginPreload time.Duration // in this process, the store a plugin process
+	goCPU         time.Duration // CPU time of this process during the best in-process preload
+	binPreload    time.Duration // the preload's own elapsed in the binary, from its log
+	binReady      time.Duration // exec to ready with the preload
+	lazyReady     time.Duration // exec to ready, lazy
+	binMeasured   bool
+	importedLast  int64
+}
+
+func bench(cfg config, tmp string, n int) (result, error) {
+	res := result{n: n}
+	ctx := context.Background()
+	admin, err := sqlx.Open("postgres", cfg.url)
+	if err != nil {
+		return res, err
+	}
+	defer admin.Close()
+	b := make([]byte, 4)
+	rand.Read(b)
+	schema := "bench_preload_" + hex.EncodeToString(b)
+	if _, err := admin.Exec("CREATE SCHEMA " + schema); err != nil {
+		return res, fmt.Errorf("PostgreSQL at %s: %w", cfg.url, err)
+	}
+	if !cfg.keep {
+		defer admin.Exec("DROP SCHEMA " + schema + " CASCADE")
+	}
+	u, err := url.Parse(cfg.url)
+	if err != nil {
+		return res, err
+	}
+	q := u.Query()
+	q.Set("search_path", schema)
+	u.RawQuery = q.Encode()
+	schemaURL := u.String()
+
+	// The provider creates its tables (its migrations) in the fresh schema.
+	store := postgres.New(hclog.NewNullLogger())
+	if err := store.Configure(ctx, spi.Config{postgres.OptURL: schemaURL, spi.HostNodeID: "bench", postgres.OptStatementTimeout: "1m"}); err != nil {
+		return res, err
+	}
+	defer store.Close(ctx)
+
+	logf("N=%d: filling schema %s", n, schema)
+	start := time.Now()
+	if err := fill(ctx, schemaURL, n); err != nil {
+		return res, fmt.Errorf("fill: %w", err)
+	}
+	if _, err := admin.Exec(fmt.Sprintf("VACUUM (ANALYZE) %s.user_session, %s.client_session", schema, schema)); err != nil {
+		return res, err
+	}
+	res.fill = time.Since(start)
+	logf("N=%d: filled in %s", n, res.fill.Round(time.Millisecond))
+
+	// The floor.
+	res.floor = -1
+	for range cfg.runs {
+		d, rows, err := copyFloor(cfg, schema)
+		if err != nil {
+			return res, err
+		}
+		if rows != n {
+			return res, fmt.Errorf("the COPY floor wrote %d rows, want %d", rows, n)
+		}
+		if res.floor < 0 || d < res.floor {
+			res.floor = d
+		}
+		logf("N=%d: COPY floor %s", n, d.Round(time.Millisecond))
+	}
+
+	// The provider's Stream alone, pages dropped: what the store side costs.
+	res.stream = -1
+	for range cfg.runs {
+		d, rows, err := streamOnly(ctx, cfg, store)
+		if err != nil {
+			return res, err
+		}
+		if rows != n {
+			return res, fmt.Errorf("the stream read %d sessions, want %d", rows, n)
+		}
+		if res.stream < 0 || d < res.stream {
+			res.stream = d
+		}
+		logf("N=%d: provider Stream alone %s", n, d.Round(time.Millisecond))
+	}
+
+	// In-process preloads.
+	for run := range cfg.runs {
+		d, heapPer, imported, err := preloadInProcess(ctx, cfg, store, n)
+		if err != nil {
+			return res, err
+		}
+		if imported != int64(n) {
+			return res, fmt.Errorf("preloaded %d sessions, want %d", imported, n)
+		}
+		res.preloadRuns = append(res.preloadRuns, d)
+		if run == 0 || d < res.preload {
+			res.preload, res.goCPU = d, lastGoCPU
+		}
+		if run == 0 || heapPer < res.heapPer {
+			res.heapPer = heapPer
+		}
+		logf("N=%d: in-process preload %s (%.0f/s, Go CPU %s), %d bytes of heap per session", n, d.Round(time.Millisecond), float64(n)/d.Seconds(), lastGoCPU.Round(time.Millisecond), heapPer)
+	}
+
+	if cfg.binary {
+		// The store as a plugin process under this process's plugins/host, the preload
+		// here: where the gRPC stream costs.
+		for run := range cfg.runs {
+			d, imported, err := preloadViaPlugin(ctx, cfg, schemaURL, n)
+			if err != nil {
+				return res, fmt.Errorf("preload through the store plugin: %w", err)
+			}
+			if imported != int64(n) {
+				return res, fmt.Errorf("preloaded %d sessions through the plugin, want %d", imported, n)
+			}
+			if run == 0 || d < res.pluginPreload {
+				res.pluginPreload = d
+			}
+			logf("N=%d: preload through the store plugin %s (%.0f/s)", n, d.Round(time.Millisecond), float64(n)/d.Seconds())
+		}
+		res.binMeasured = true
+		// A first start records the realm's expiry rules: it scans the stored sessions
+		// once (cleanup's recompute), and a preload waits for that. It happens once per
+		// database, and again only when a realm's timeouts change; it is not measured.
+		if _, _, err := startBinary(cfg, tmp, schemaURL, n, false, "stored session expiries recomputed"); err != nil {
+			return res, fmt.Errorf("sessiond warm-up start: %w", err)
+		}
+		for run := range cfg.runs {
+			ready, elapsed, err := startBinary(cfg, tmp, schemaURL, n, true, "")
+			if err != nil {
+				return res, fmt.Errorf("sessiond with preload: %w", err)
+			}
+			if run == 0 || elapsed < res.binPreload {
+				res.binPreload, res.binReady = elapsed, ready
+			}
+			logf("N=%d: sessiond (plugins) preload %s, ready after %s", n, elapsed.Round(time.Millisecond), ready.Round(time.Millisecond))
+		}
+		for run := range cfg.runs {
+			ready, _, err := startBinary(cfg, tmp, schemaURL, n, false, "")
+			if err != nil {
+				return res, fmt.Errorf("sessiond lazy: %w", err)
+			}
+			if run == 0 || ready < res.lazyReady {
+				res.lazyReady = ready
+			}
+			logf("N=%d: sessiond (plugins) lazy start-up ready after %s", n, ready.Round(time.Millisecond))
+		}
+	}
+	return res, nil
+}
+
+// idHash is sqlstore's stream partition of a session id (providers/usersessions/sqlstore,
+// rows.go): FNV-1a 32, top bit cleared. The bench writes rows as the provider would.
+func idHash(id string) int64 {
+	h := fnv.New32a()
+	h.Write([]byte(id))
+	return int64(h.Sum32() & 0x7fffffff)
+}
+
+var userAgents = []string{
+	"Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0",
+	"Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0.0.0 Safari/537.36",
+	"Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1",
+	"okhttp/4.12.0",
+}
+
+func uuidish(kind byte, i int) string {
+	return fmt.Sprintf("%08x-%04x-4%03x-8%03x-%012x", i, kind, i&0xfff, (i>>12)&0xfff, i*7919)
+}
+
+// fill writes n offline sessions of realm "bench", one client session each, as sessiond
+// writes an offline login (the offline-access note, a refresh token id), last used within
+// the past 30 days, with COPY in one transaction.
+func fill(ctx context.Context, schemaURL string, n int) error {
+	db, err := sqlx.Open("postgres", schemaURL)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	now := time.Now().UTC().Truncate(time.Microsecond)
+	zero := time.Time{}
+	us, err := tx.Prepare(pq.CopyIn("user_session", "realm_id", "id", "offline", "id_hash", "user_id", "login_username",
+		"ip_address", "user_agent", "auth_method", "broker_session_id", "broker_user_id", "remember_me", "state",
+		"started", "last_refresh", "expires_at", "notes", "version"))
+	if err != nil {
+		return err
+	}
+	for i := range n {
+		id := uuidish(1, i)
+		last := now.Add(-time.Duration(i%(30*24*60)) * time.Minute)
+		if _, err := us.Exec(realm, id, true, idHash(id), uuidish(2, i), fmt.Sprint("user", i),
+			fmt.Sprintf("10.%d.%d.%d", i>>16&255, i>>8&255, i&255), userAgents[i%len(userAgents)], "openid-connect", "", "", false, "LOGGED_IN",
+			last.Add(-time.Hour), last, last.Add(30*24*time.Hour), `{"sessiond.offline_access": "true"}`, 1); err != nil {
+			return err
+		}
+	}
+	if _, err := us.Exec(); err != nil {
+		return err
+	}
+	if err := us.Close(); err != nil {
+		return err
+	}
+	cs, err := tx.Prepare(pq.CopyIn("client_session", "realm_id", "user_session_id", "offline", "client_id", "started",
+		"last_refresh", "expires_at", "auth_method", "redirect_uri", "action", "scope", "notes", "current_refresh_token",
+		"current_refresh_token_use_count", "previous_refresh_token", "rotated_at", "version"))
+	if err != nil {
+		return err
+	}
+	for i := range n {
+		last := now.Add(-time.Duration(i%(30*24*60)) * time.Minute)
+		if _, err := cs.Exec(realm, uuidish(1, i), true, "app", last.Add(-time.Hour), last, last.Add(30*24*time.Hour),
+			"openid-connect", "https://app.example.com/callback", "AUTHENTICATE", "openid offline_access", "{}",
+			uuidish(3, i), 0, "", zero, 1); err != nil {
+			return err
+		}
+	}
+	if _, err := cs.Exec(); err != nil {
+		return err
+	}
+	if err := cs.Close(); err != nil {
+		return err
+	}
+	return tx.Commit()
+}
+
+// floorQuery reads every column the provider's Stream reads (sqlstore's sessionSelect and
+// clientSelect) of the same rows, in one statement.
+func floorQuery(schema string) string {
+	return fmt.Sprintf(`COPY (SELECT s.realm_id, s.id, s.offline, s.user_id, s.login_username, s.ip_address, s.user_agent,
+  s.auth_method, s.broker_session_id, s.broker_user_id, s.remember_me, s.state, s.started, s.last_refresh, s.expires_at,
+  s.notes, s.version, c.realm_id, c.user_session_id, c.offline, c.client_id, c.started, c.last_refresh, c.expires_at,
+  c.auth_method, c.redirect_uri, c.action, c.scope, c.notes, c.current_refresh_token, c.current_refresh_token_use_count,
+  c.previous_refresh_token, c.rotated_at, c.version
+FROM %[1]s.user_session s JOIN %[1]s.client_session c
+  ON c.realm_id = s.realm_id AND c.user_session_id = s.id AND c.offline = s.offline
+WHERE s.realm_id = '%[2]s' AND s.offline) TO STDOUT`, schema, realm)
+}
+
+// copyFloor runs the floor query with psql, its output counted and dropped.
+func copyFloor(cfg config, schema string) (time.Duration, int, error) {
+	u, _ := url.Parse(cfg.url)
+	q := u.Query()
+	q.Del("search_path")
+	u.RawQuery = q.Encode()
+	cmd := exec.Command(cfg.psql, u.String(), "-X", "-q", "-v", "ON_ERROR_STOP=1", "-c", floorQuery(schema))
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return 0, 0, err
+	}
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	start := time.Now()
+	if err := cmd.Start(); err != nil {
+		return 0, 0, err
+	}
+	rows := 0
+	r := bufio.NewReaderSize(out, 1<<20)
+	for {
+		line, err := r.ReadSlice('\n')
+		if len(line) > 0 && line[len(line)-1] == '\n' {
+			rows++
+		}
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil && !errors.Is(err, bufio.ErrBufferFull) {
+			return 0, 0, err
+		}
+	}
+	if err := cmd.Wait(); err != nil {
+		return 0, 0, fmt.Errorf("psql: %v: %s", err, stderr.String())
+	}
+	return time.Since(start), rows, nil
+}
+
+// preloadViaPlugin runs the preload here over the postgres provider served as a plugin
+// process (sessiond plugin serve user-sessions postgres) through plugins/host, as sessiond
+// runs it, without the rest of sessiond.
+func preloadViaPlugin(ctx context.Context, cfg config, schemaURL string, n int) (time.Duration, int64, error) {
+	sum, err := host.FileSHA256(cfg.sessiond)
+	if err != nil {
+		return 0, 0, err
+	}
+	h := host.New(hclog.New(&hclog.LoggerOptions{Name: "bench", Level: hclog.Warn, Output: os.Stderr}), host.Options{})
+	defer h.Stop(context.Background())
+	plug, err := h.Start(ctx, host.Spec{SPI: spi.UserSessions, ID: postgres.ID, Command: cfg.sessiond,
+		Args: []string{"plugin", "serve", spi.UserSessions, postgres.ID}, SHA256: sum})
+	if err != nil {
+		return 0, 0, err
+	}
+	if err := plug.Configure(ctx, spi.Config{postgres.OptURL: schemaURL, spi.HostNodeID: "bench"}); err != nil {
+		return 0, 0, err
+	}
+	store := plug.Provider().(usersessions.Provider)
+	planner := database.New(hclog.NewNullLogger())
+	if err := planner.Configure(ctx, spi.Config{database.OptWorkers: strconv.Itoa(cfg.workers), database.OptPageSize: strconv.Itoa(cfg.pageSize),
+		database.OptProgressInterval: "1h"}); err != nil {
+		return 0, 0, err
+	}
+	c := cache.New(store, cache.Options{NodeID: "bench", MaxEntries: n})
+	followCtx, stopFollow := context.WithCancel(ctx)
+	followed := make(chan struct{})
+	go func() { defer close(followed); c.Follow(followCtx) }()
+	defer func() { stopFollow(); <-followed }()
+	for !c.Stats().Following {
+		time.Sleep(time.Millisecond)
+	}
+	r := preload.New(preload.Deps{Store: store, Cache: c, Planner: planner, Realms: func() []string { return []string{realm} }})
+	if pluginProfileTo != nil {
+		pprof.StartCPUProfile(pluginProfileTo)
+	}
+	start := time.Now()
+	r.Run(ctx)
+	elapsed := time.Since(start)
+	if pluginProfileTo != nil {
+		pprof.StopCPUProfile()
+		pluginProfileTo = nil
+	}
+	if st := r.Status(); st.State != preload.Done {
+		return 0, 0, fmt.Errorf("preload ended %s", st)
+	}
+	return elapsed, r.Status().Imported, nil
+}
+
+// streamOnly reads every offline session with the provider's Stream, partitioned as the
+// preload reads them, and drops the pages.
+func streamOnly(ctx context.Context, cfg config, store *postgres.Provider) (time.Duration, int, error) {
+	start := time.Now()
+	var rows atomic.Int64
+	errs := make(chan error, cfg.workers)
+	for i := range cfg.workers {
+		go func() {
+			part := usersessions.Partition{Index: i, Count: cfg.workers}
+			if cfg.workers == 1 {
+				part = usersessions.Partition{}
+			}
+			errs <- store.Stream(ctx, usersessions.StreamRequest{
+				Filter:   usersessions.Filter{RealmID: realm, Offline: usersessions.OfflineOnly},
+				PageSize: cfg.pageSize, Partition: part,
+			}, func(page []*usersessions.UserSession) error {
+				rows.Add(int64(len(page)))
+				return nil
+			})
+		}()
+	}
+	var err error
+	for range cfg.workers {
+		err = errors.Join(err, <-errs)
+	}
+	return time.Since(start), int(rows.Load()), err
+}
+
+// preloadInProcess runs core/preload with the database provider's plan over the postgres
+// provider into a fresh cache sized for n, as the runtime wires it (the cache follows the
+// feed; the provider is in-process), and measures the heap the cache holds after.
+func preloadInProcess(ctx context.Context, cfg config, store *postgres.Provider, n int) (time.Duration, int64, int64, error) {
+	planner := database.New(hclog.NewNullLogger())
+	if err := planner.Configure(ctx, spi.Config{database.OptWorkers: strconv.Itoa(cfg.workers), database.OptPageSize: strconv.Itoa(cfg.pageSize),
+		database.OptProgressInterval: "1h"}); err != nil {
+		return 0, 0, 0, err
+	}
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	c := cache.New(store, cache.Options{NodeID: "bench", MaxEntries: n})
+	followCtx, stopFollow := context.WithCancel(ctx)
+	followed := make(chan struct{})
+	go func() { defer close(followed); c.Follow(followCtx) }()
+	defer func() { stopFollow(); <-followed }()
+	for !c.Stats().Following {
+		time.Sleep(time.Millisecond)
+	}
+	r := preload.New(preload.Deps{Store: store, Cache: c, Planner: planner, Realms: func() []string { return []string{realm} }})
+	if profileTo != nil {
+		pprof.StartCPUProfile(profileTo)
+	}
+	cpu0 := cpuTime()
+	start := time.Now()
+	r.Run(ctx)
+	elapsed := time.Since(start)
+	lastGoCPU = cpuTime() - cpu0
+	if profileTo != nil {
+		pprof.StopCPUProfile()
+		profileTo = nil // one profile: the first in-process preload
+	}
+	st := r.Status()
+	if st.State != preload.Done {
+		return 0, 0, 0, fmt.Errorf("preload ended %s", st)
+	}
+	runtime.GC()
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	entries := c.Stats().Entries
+	heapPer := (int64(after.HeapAlloc) - int64(before.HeapAlloc)) / int64(max(entries, 1))
+	runtime.KeepAlive(c)
+	return elapsed, heapPer, st.Imported, nil
+}
+
+const benchRealmJSON = `{"realm": "bench", "clients": [{"clientId": "app", "secret": "app-secret", "optionalClientScopes": ["offline_access"]}]}`
+
+// startBinary starts sessiond (start profile, every provider a plugin process) on the
+// filled schema, waits for /health/ready 200 (and, if waitFor is set, for a log line with
+// that message) and stops it. It returns the time from exec to ready and, with preload,
+// the preload's own elapsed from its log line.
+func startBinary(cfg config, tmp, schemaURL string, n int, withPreload bool, waitFor string) (ready, preloadElapsed time.Duration, err error) {
+	realmFile := filepath.Join(tmp, "bench-realm.json")
+	if err := os.WriteFile(realmFile, []byte(benchRealmJSON), 0o600); err != nil {
+		return 0, 0, err
+	}
+	port, err := freePort()
+	if err != nil {
+		return 0, 0, err
+	}
+	args := []string{"start", "--http-host=127.0.0.1", "--http-port=" + strconv.Itoa(port), "--log-format=json",
+		"--realm-file=" + realmFile, "--plugin-socket-dir=" + tmp, "--cleanup-interval=1h",
+		"--spi-user-sessions-postgres-url=" + schemaURL, "--cache-max-entries=" + strconv.Itoa(n)}
+	if withPreload {
+		args = append(args, "--spi-user-sessions-infinispan-preload-offline-sessions-from-database=true",
+			"--spi-offline-preload-database-workers="+strconv.Itoa(cfg.workers),
+			"--spi-offline-preload-database-page-size="+strconv.Itoa(cfg.pageSize))
+	}
+	cmd := exec.Command(cfg.sessiond, args...)
+	cmd.Dir = tmp
+	logs, err := cmd.StderrPipe()
+	if err != nil {
+		return 0, 0, err
+	}
+	lines := make(chan logLine, 1024)
+	go scanLog(logs, lines)
+	start := time.Now()
+	if err := cmd.Start(); err != nil {
+		return 0, 0, err
+	}
+	defer func() {
+		cmd.Process.Signal(os.Interrupt)
+		done := make(chan struct{})
+		go func() { cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(15 * time.Second):
+			cmd.Process.Kill()
+			<-done
+		}
+	}()
+	client := &http.Client{Timeout: 2 * time.Second}
+	readyURL := fmt.Sprintf("http://127.0.0.1:%d/health/ready", port)
+	deadline := start.Add(10 * time.Minute)
+	for {
+		resp, err := client.Get(readyURL)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				ready = time.Since(start)
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			return 0, 0, errors.New("not ready within 10 minutes")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	needPreload := withPreload
+	for needPreload || waitFor != "" {
+		select {
+		case l, ok := <-lines:
+			if !ok {
+				return 0, 0, errors.New("sessiond's log ended")
+			}
+			switch {
+			case l.msg == "offline sessions preloaded":
+				preloadElapsed, needPreload = l.elapsed, false
+			case strings.HasPrefix(l.msg, "offline preload failed"):
+				return 0, 0, fmt.Errorf("the preload failed: %s", l.raw)
+			case waitFor != "" && strings.HasPrefix(l.msg, waitFor):
+				waitFor = ""
+			}
+		case <-time.After(time.Until(deadline)):
+			return 0, 0, fmt.Errorf("ready, but no %q log line", waitFor)
+		}
+	}
+	return ready, preloadElapsed, nil
+}
+
+type logLine struct {
+	msg     string
+	elapsed time.Duration
+	raw     string
+}
+
+// scanLog hands on each line of sessiond's JSON log with its message and "elapsed".
+func scanLog(r io.Reader, lines chan<- logLine) {
+	defer close(lines)
+	s := bufio.NewScanner(r)
+	s.Buffer(make([]byte, 64<<10), 1<<20)
+	for s.Scan() {
+		var line map[string]any
+		if json.Unmarshal(s.Bytes(), &line) != nil {
+			continue
+		}
+		l := logLine{raw: s.Text()}
+		l.msg, _ = line["@message"].(string)
+		switch v := line["elapsed"].(type) {
+		case float64: // hclog's JSON writes a time.Duration as nanoseconds
+			l.elapsed = time.Duration(v)
+		case string:
+			l.elapsed, _ = time.ParseDuration(v)
+		}
+		select {
+		case lines <- l:
+		default: // nobody is waiting for it
+		}
+	}
+}
+
+// lastGoCPU is the CPU time this process used during the last in-process preload.
+var lastGoCPU time.Duration
+
+// cpuTime is the user and system CPU time this process has used.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+func report(results []result) {
+	w := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(w, "N\tfill\tCOPY floor\tStream alone\tpreload (in-process)\tGo CPU\trate\t× floor\theap/session\tpreload (store plugin)\t× floor\tpreload (sessiond)\t× floor\tready (preload)\tready (lazy)\t")
+	for _, r := range results {
+		row := []string{
+			strconv.Itoa(r.n), dur(r.fill), dur(r.floor), dur(r.stream), dur(r.preload), dur(r.goCPU), fmt.Sprintf("%.0f/s", float64(r.n)/r.preload.Seconds()),
+			fmt.Sprintf("%.2f", r.preload.Seconds()/r.floor.Seconds()), fmt.Sprintf("%d B", r.heapPer),
+		}
+		if r.binMeasured {
+			row = append(row, dur(r.pluginPreload), fmt.Sprintf("%.2f", r.pluginPreload.Seconds()/r.floor.Seconds()),
+				dur(r.binPreload), fmt.Sprintf("%.2f", r.binPreload.Seconds()/r.floor.Seconds()), dur(r.binReady), dur(r.lazyReady))
+		} else {
+			row = append(row, "-", "-", "-", "-", "-", "-")
+		}
+		fmt.Fprintln(w, strings.Join(row, "\t")+"\t")
+	}
+	w.Flush()
+	fmt.Println()
+	largest := slices.MaxFunc(results, func(a, b result) int { return a.n - b.n })
+	check := func(ok bool, format string, args ...any) {
+		mark := "met   "
+		if !ok {
+			mark = "MISSED"
+		}
+		fmt.Printf("%s "+format+"\n", append([]any{mark}, args...)...)
+	}
+	ratio := largest.preload.Seconds() / largest.floor.Seconds()
+	check(ratio <= 2, "preload of %d in-process within 2× the COPY floor: %.2f× (%s vs %s)", largest.n, ratio, dur(largest.preload), dur(largest.floor))
+	if largest.binMeasured {
+		r := largest.binPreload.Seconds() / largest.floor.Seconds()
+		check(r <= 2, "preload of %d in sessiond (store plugin) within 2× the COPY floor: %.2f× (%s vs %s)", largest.n, r, dur(largest.binPreload), dur(largest.floor))
+	}
+	worstHeap := slices.MaxFunc(results, func(a, b result) int { return int(a.heapPer - b.heapPer) })
+	check(worstHeap.heapPer < 1024, "heap per cached session under 1 KiB: %d B (N=%d)", worstHeap.heapPer, worstHeap.n)
+	if largest.binMeasured {
+		worstLazy := slices.MaxFunc(results, func(a, b result) int { return int(a.lazyReady - b.lazyReady) })
+		check(worstLazy.lazyReady < time.Second, "lazy start-up ready under 1 s: %s (N=%d)", dur(worstLazy.lazyReady), worstLazy.n)
+	}
+}
+
+func dur(d time.Duration) string {
+	switch {
+	case d >= 10*time.Second:
+		return d.Round(100 * time.Millisecond).String()
+	case d >= time.Second:
+		return d.Round(10 * time.Millisecond).String()
+	}
+	return d.Round(time.Millisecond).String()
+}
