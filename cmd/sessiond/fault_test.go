@@ -138,10 +138,10 @@ func TestStoragePluginKilledTwentyTimes(t *testing.T) {
 		pendingLimit   = comeBackWithin + 5*time.Second
 		verifyAttempts = 20
 		minRefreshes   = 2000 // "several thousand refreshes"
-		budget         = 90 * time.Second
+		budget         = 150 * time.Second
 		// No kill starts later than this into the test, so that the rest (a restart,
 		// traffic, the check of every session) fits in the budget.
-		killsUntil = 65 * time.Second
+		killsUntil = 120 * time.Second
 	)
 	sessiondBinary(t) // built before the clock starts
 	testStart := time.Now()
