@@ -1,22 +1,24 @@
-// Command preload measures sessiond's offline preload against PostgreSQL, in one run:
+// Command preload measures sessiond's offline preload against PostgreSQL, in one run, for
+// each N of -n (default 100k and 1M): it fills a fresh schema with N offline sessions, one
+// client session each, with COPY, then measures, interleaved run by run:
 //
-//   - it fills a fresh schema with N offline sessions, one client session each, for each
-//     N of -n (default 100k and 1M), with COPY;
-//   - the floor: the time of PostgreSQL's own `COPY (SELECT … the columns the provider
-//     reads … FROM user_session JOIN client_session …) TO STDOUT` for the same rows, run
-//     with psql into /dev/null;
+//   - the floor: PostgreSQL's own `COPY (SELECT … the columns the provider reads … FROM
+//     user_session JOIN client_session …) TO STDOUT` for the same rows, run with psql;
+//   - the postgres provider's Stream alone, pages dropped;
 //   - the preload in-process: core/preload with the database provider's plan, over the
-//     postgres provider, into a core/cache sized for N, and the heap bytes per cached
-//     session (runtime.ReadMemStats after GC, before and after);
-//   - the preload as sessiond runs it: the sessiond binary (built here) with every
-//     provider a plugin process, `--spi-user-sessions-infinispan-preload-offline-sessions-from-database=true`,
-//     timed from exec to /health/ready 200, and the preload's own elapsed from its log;
-//   - a lazy start-up of the same binary on the same N: exec to /health/ready 200.
+//     postgres provider, into a core/cache sized for N, with the Go CPU it used and the
+//     heap bytes per cached session (runtime.ReadMemStats after GC, before and after);
 //
-// It prints each figure and its ratio to its target: preload of 1M within 2× the COPY
-// floor, under 1 KiB of heap per cached session, lazy start-up ready under 1 s.
+// and, with -binary, the same preload with the store a plugin process, the preload of the
+// sessiond binary (every provider a plugin process, the seed's
+// --spi-user-sessions-infinispan-preload-offline-sessions-from-database=true) and its lazy
+// start-up, each timed to /health/ready 200.
 //
-//	go run ./bench/preload                  # -h for flags; README.md has results
+// It prints each figure and checks the targets: a preload of 1M within 2× the COPY floor,
+// under 1 KiB of heap per cached session, a lazy start-up ready under 1 s. README.md has
+// the method and results.
+//
+//	go run ./bench/preload                  # -h for flags
 package main
 
 import (

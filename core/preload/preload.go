@@ -187,8 +187,10 @@ func (r *Runner) set(s State, reason string) {
 }
 
 // countBudget bounds the count of offline sessions the provider is told of when it plans:
-// a lazy start-up must be ready in well under a second whatever the store holds.
-const countBudget = 500 * time.Millisecond
+// planning holds start-up, and a lazy start-up must be ready in well under a second
+// whatever the store holds (a million rows take PostgreSQL about 0.2 s to count). Past it
+// the provider is told -1; an eager preload counts again beside the stream, for progress.
+const countBudget = 100 * time.Millisecond
 
 // planTimeout bounds the provider's answer: a provider that hangs must not hold start-up.
 const planTimeout = 10 * time.Second

@@ -592,7 +592,7 @@ func (s *Store) CountByClient(ctx context.Context, realmID string, offline bool)
 
 // Stream implements usersessions.Provider: one keyset-paged read per page, after the last
 // (id, offline) of the page before, so a page costs the same at any depth. Partition i of
-// n holds the sessions whose stored id hash is i modulo n.
+// n holds the sessions whose stored id hash is in the i-th n-th of its range.
 func (s *Store) Stream(ctx context.Context, req usersessions.StreamRequest, fn func(page []*usersessions.UserSession) error) error {
 	if err := validFilter(req.Filter); err != nil {
 		return err
@@ -611,20 +611,21 @@ func (s *Store) Stream(ctx context.Context, req usersessions.StreamRequest, fn f
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		// The keyset condition and the order are over the whole primary key (realm_id, id,
-		// offline): only so does PostgreSQL read a page as a range of the key's index. A
-		// row comparison on (id, offline) alone is not an index condition there, and each
-		// page became a scan and sort of the realm's whole table (a preload of N sessions
-		// cost O(N²)).
+		// "After (id, offline)" is written as a plain bound on id, which PostgreSQL starts
+		// the scan of the primary key's index at, and a filter for the one row with that
+		// id. As a row comparison, (id, offline) > (?, ?) is no index condition there, and
+		// every page became a scan and sort of the realm's whole table (a preload of N
+		// sessions cost O(N²)); even (realm_id, id, offline) > (?, ?, ?) is checked row by
+		// row from the start of the realm, not used as the start of the scan.
 		cond, condArgs := where, args
 		if last != nil {
-			cond += " AND (s.realm_id, s.id, s.offline) > (?, ?, ?)"
-			condArgs = append(slices.Clip(args), last.RealmID, last.ID, last.Offline)
+			cond += " AND s.id >= ? AND (s.id > ? OR s.offline > ?)"
+			condArgs = append(slices.Clip(args), last.ID, last.ID, last.Offline)
 		}
 		var page []*usersessions.UserSession
 		err := s.read(ctx, "stream user sessions", func(q sqlx.QueryerContext) error {
 			var err error
-			page, err = s.load(ctx, q, cond, "ORDER BY s.realm_id, s.id, s.offline LIMIT ?", append(condArgs, size)...)
+			page, err = s.load(ctx, q, cond, "ORDER BY s.id, s.offline LIMIT ?", append(condArgs, size)...)
 			return err
 		})
 		if err != nil || len(page) == 0 {
@@ -638,6 +639,12 @@ func (s *Store) Stream(ctx context.Context, req usersessions.StreamRequest, fn f
 		}
 		last = page[len(page)-1]
 	}
+}
+
+// partitionBounds is the id_hash range [lo, hi) of partition p: idHash is in [0, 2³¹).
+func partitionBounds(p usersessions.Partition) (lo, hi int64) {
+	const space = int64(1) << 31
+	return space * int64(p.Index) / int64(p.Count), space * int64(p.Index+1) / int64(p.Count)
 }
 
 func validFilter(f usersessions.Filter) error {
@@ -672,7 +679,16 @@ func (s *Store) filter(f usersessions.Filter, p usersessions.Partition) (string,
 		and("s.last_refresh >= ?", s.d.bindTime(f.ActiveSince))
 	}
 	if p.Count > 1 {
-		and("s.id_hash % ? = ?", int64(p.Count), int64(p.Index))
+		// A range of the hash, which the planner estimates from the column's statistics
+		// (1/Count of the rows). "id_hash % Count = Index" selects the same share, but the
+		// planner guesses it at 0.5% and, below a page's LIMIT, reads the whole table and
+		// sorts it for every page.
+		lo, hi := partitionBounds(p)
+		if p.Index == p.Count-1 {
+			and("s.id_hash >= ?", lo) // hi is 2³¹, beyond the column's type
+		} else {
+			and("s.id_hash >= ? AND s.id_hash < ?", lo, hi)
+		}
 	}
 	return where, args
 }
