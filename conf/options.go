@@ -48,9 +48,26 @@ const (
 	keyHostname             = "hostname"
 	keyFrontendToken        = "frontend-token"
 	keyAdminToken           = "admin-token"
+	keyAdminViewerToken     = "admin-viewer-token"
 	keyCleanupInterval      = "cleanup-interval"
 	keyCleanupBatchSize     = "cleanup-batch-size"
 	keyCacheMaxEntries      = "cache-max-entries"
+	keyMetricsEnabled       = "metrics-enabled"
+	keyEventLogFile         = "event-log-file"
+	keyPushMaxAttempts      = "push-max-attempts"
+	keyPushBackoffInitial   = "push-backoff-initial"
+	keyPushBackoffMax       = "push-backoff-max"
+	keyPushLease            = "push-lease"
+	keyPushBatchSize        = "push-batch-size"
+)
+
+// Bounds of the revocation-push outbox options: a retry more often than ten times a second
+// hammers a client that is down, and a lease under a second is shorter than one request.
+const (
+	maxPushMaxAttempts    = 1000
+	minPushBackoffInitial = 100 * time.Millisecond
+	minPushLease          = time.Second
+	maxPushBatchSize      = 10000
 )
 
 // Bounds of the cleanup options: a pass more often than every second would keep the store
@@ -100,6 +117,8 @@ func ServerOptions() []ServerOption {
 			Help: "Bearer credential of the login front-end, which opens sessions. Unset: start-dev generates one and prints it once; start refuses every front-end call."},
 		{Name: keyAdminToken, Type: spi.String, Secret: true,
 			Help: "Bearer credential of the bootstrap administrator (session explanations, and the admin API). Unset: start-dev generates one and prints it once; start refuses every admin call."},
+		{Name: keyAdminViewerToken, Type: spi.String, Secret: true,
+			Help: "Bearer credential that may only view the admin API (its GET routes: sessions, statistics, not-before policies, push deliveries); acting routes answer 403 to it. Unset: no view-only access."},
 		{Name: keyShutdownTimeout, Type: spi.Duration, Default: "10s",
 			Help: "How long a shutdown waits for requests in flight and plugins to finish."},
 		{Name: keyCleanupInterval, Type: spi.Duration, Default: "15m",
@@ -108,6 +127,21 @@ func ServerOptions() []ServerOption {
 			Help: "Most expired user sessions one cleanup statement removes; a pass repeats batches, pausing between them, so live traffic is not held up. Also the page size of the recompute of stored expiries after a realm's timeouts change. From 1 to 100000."},
 		{Name: keyCacheMaxEntries, Type: spi.Int, Default: "10000",
 			Help: "Most user sessions (online and offline) kept in the in-process session cache; the least recently used is forgotten first, never deleted from the store. The offline preload stops when the cache is full. About 800 bytes of heap a cached session. From 1 to 1000000000."},
+		{Name: keyMetricsEnabled, Type: spi.Bool, Default: "false",
+			Help: "Serve Prometheus metrics at `GET /metrics` on the HTTP listener (Keycloak's key): sessions per realm and client, refreshes, refusals and token endpoint latency, cleanup, preload, plugins, push deliveries."},
+		{Name: keyEventLogFile, Type: spi.String,
+			Help: "File the security event log (logins, refreshes, refusals, logouts, admin actions) is appended to as JSON lines for a SIEM; `-` is standard output. Unset: events go to the log under `sessiond.events`."},
+
+		{Name: keyPushMaxAttempts, Type: spi.Int, Default: "10",
+			Help: "Attempts a revocation push delivery gets, the first included, before it is marked failed (the admin API lists failed deliveries). From 1 to 1000."},
+		{Name: keyPushBackoffInitial, Type: spi.Duration, Default: "5s",
+			Help: "Wait before a revocation push to a client that is down is retried; it doubles with each further failure up to push-backoff-max, less a random part of up to half. Also how often each node looks for due deliveries. At least 100ms."},
+		{Name: keyPushBackoffMax, Type: spi.Duration, Default: "10m",
+			Help: "Longest wait between two attempts of a revocation push delivery; a value below push-backoff-initial counts as push-backoff-initial. At least 100ms."},
+		{Name: keyPushLease, Type: spi.Duration, Default: "1m",
+			Help: "How long a node holds the deliveries it is attempting before another node sharing the store may take them over; make it longer than one push takes. At least 1s."},
+		{Name: keyPushBatchSize, Type: spi.Int, Default: "100",
+			Help: "Most due revocation push deliveries one retry pass takes at once. From 1 to 10000."},
 
 		// Built-in defaults; a profile can pick another one here.
 		{Name: selectionKey(spi.UserSessions), Type: spi.String, Default: "postgres", Profiles: map[Profile]string{ProfileDev: "embedded"},

@@ -35,11 +35,23 @@ type Settings struct {
 	CleanupBatchSize int
 	// CacheMaxEntries bounds the in-process session cache (core/cache Options.MaxEntries).
 	CacheMaxEntries int
+	// MetricsEnabled serves /metrics; EventLogFile is the JSON-lines event log ("-" is
+	// standard output, "" means the event log goes to the logger).
+	MetricsEnabled bool
+	EventLogFile   string
+	// The revocation-push outbox (core/push Options): attempts per delivery, the backoff
+	// between them, the lease a node holds deliveries under, the deliveries one pass takes.
+	PushMaxAttempts                    int
+	PushBackoffInitial, PushBackoffMax time.Duration
+	PushLease                          time.Duration
+	PushBatchSize                      int
 	// Hostname is the public base URL ("" means derive it from the bound address).
 	Hostname string
 	// FrontendToken and AdminToken are bearer credentials ("" means none configured).
 	FrontendToken, AdminToken string
-	SPIs                      map[string]SPISettings // by SPI name, one for each of spi.Names()
+	// AdminViewerToken is the view-only admin credential ("" means none).
+	AdminViewerToken string
+	SPIs             map[string]SPISettings // by SPI name, one for each of spi.Names()
 
 	// Unchecked are spi-* keys that no known provider claims while a registered
 	// third-party provider has not described itself (it was not started), so they may
@@ -304,6 +316,8 @@ func (r *resolver) server() map[string]string {
 			r.s.FrontendToken = v
 		case keyAdminToken:
 			r.s.AdminToken = v
+		case keyAdminViewerToken:
+			r.s.AdminViewerToken = v
 		case keyShutdownTimeout:
 			r.s.ShutdownTimeout, _ = time.ParseDuration(v)
 			if r.s.ShutdownTimeout < 0 {
@@ -318,6 +332,35 @@ func (r *resolver) server() map[string]string {
 			r.s.CacheMaxEntries, _ = strconv.Atoi(v)
 			if r.s.CacheMaxEntries < 1 || r.s.CacheMaxEntries > maxCacheMaxEntries {
 				r.invalid(st, fmt.Sprintf("a whole number from 1 to %d", maxCacheMaxEntries))
+			}
+		case keyMetricsEnabled:
+			r.s.MetricsEnabled = v == "true"
+		case keyEventLogFile:
+			r.s.EventLogFile = v
+		case keyPushMaxAttempts:
+			r.s.PushMaxAttempts, _ = strconv.Atoi(v)
+			if r.s.PushMaxAttempts < 1 || r.s.PushMaxAttempts > maxPushMaxAttempts {
+				r.invalid(st, fmt.Sprintf("a whole number from 1 to %d", maxPushMaxAttempts))
+			}
+		case keyPushBackoffInitial:
+			r.s.PushBackoffInitial, _ = time.ParseDuration(v)
+			if r.s.PushBackoffInitial < minPushBackoffInitial {
+				r.invalid(st, "a duration of at least "+minPushBackoffInitial.String())
+			}
+		case keyPushBackoffMax:
+			r.s.PushBackoffMax, _ = time.ParseDuration(v)
+			if r.s.PushBackoffMax < minPushBackoffInitial {
+				r.invalid(st, "a duration of at least "+minPushBackoffInitial.String())
+			}
+		case keyPushLease:
+			r.s.PushLease, _ = time.ParseDuration(v)
+			if r.s.PushLease < minPushLease {
+				r.invalid(st, "a duration of at least "+minPushLease.String())
+			}
+		case keyPushBatchSize:
+			r.s.PushBatchSize, _ = strconv.Atoi(v)
+			if r.s.PushBatchSize < 1 || r.s.PushBatchSize > maxPushBatchSize {
+				r.invalid(st, fmt.Sprintf("a whole number from 1 to %d", maxPushBatchSize))
 			}
 		case keyCleanupBatchSize:
 			r.s.CleanupBatchSize, _ = strconv.Atoi(v)

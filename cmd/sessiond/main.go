@@ -33,6 +33,8 @@ Commands:
   plugins list     start each configured provider, verify it, and print its state
   config reference print the configuration reference (Markdown); with a plugin's
                    --spi-<spi>-<id>-command and -sha256, its options too
+  admin …          call a running sessiond's admin API: sessions, logout, logout-all,
+                   revoke, deliveries, stats (sessiond admin help)
   version          print the version
 
 Options are Keycloak-style keys: --http-port=8080, --spi-user-sessions-provider=memory,
@@ -77,6 +79,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 			return 2
 		}
 		err = configReference(rest[1:], stdout, stderr)
+	case "admin":
+		return adminMain(rest, stdout, stderr, os.Environ())
 	case "version", "--version", "-v":
 		fmt.Fprintf(stdout, "sessiond %s\n", version)
 	case "help", "--help", "-h":

@@ -228,8 +228,8 @@ func TestStartDevServesReadinessWithPluginProcesses(t *testing.T) {
 	if code != http.StatusOK || h.Status != "UP" {
 		t.Fatalf("ready = %d %+v, want 200 UP", code, h)
 	}
-	if len(h.Checks) != 5 || h.Checks[0].Name != "user-sessions store" {
-		t.Errorf("readiness lists %d checks, want the session store's and one per SPI (5): %+v", len(h.Checks), h.Checks)
+	if len(h.Checks) != 6 || h.Checks[0].Name != "user-sessions store" || h.Checks[1].Name != "not-before policies" {
+		t.Errorf("readiness lists %d checks, want the session store's, the not-before policies' and one per SPI (6): %+v", len(h.Checks), h.Checks)
 	}
 	kids := pluginChildren(t, d.cmd.Process.Pid)
 	for _, want := range []string{"user-sessions/embedded", "offline-preload/lazy", "cache-lifespan/default", "revocation-push/log-only"} {

@@ -199,6 +199,8 @@ func (c *Cache) apply(ch usersessions.Change) error {
 			c.log.Info("session change feed subscribed; cache imports on")
 		}
 		c.following = true
+	case ch.Kind == usersessions.RecordChanged:
+		// Records are not cached; core/revocation follows them itself.
 	case ch.Origin != "" && ch.Origin == c.node:
 		// Our own write: the cache took it when the store acknowledged it.
 	case ch.Kind == usersessions.Flushed:

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/sessiond/sessiond/core/admin"
 	"github.com/sessiond/sessiond/core/session"
 	"github.com/sessiond/sessiond/spi"
 )
@@ -76,6 +77,8 @@ func (s *Server) classify(err error) (int, errorBody) {
 		return http.StatusUnauthorized, errorBody{Error: "unauthorized", Description: err.Error()}
 	case errors.Is(err, errForbidden):
 		return http.StatusForbidden, errorBody{Error: "forbidden", Description: err.Error()}
+	case errors.Is(err, admin.ErrNotConfigured):
+		return http.StatusNotImplemented, errorBody{Error: "not_implemented", Description: err.Error()}
 	case errors.Is(err, spi.ErrUnavailable), errors.Is(err, context.DeadlineExceeded):
 		return http.StatusServiceUnavailable, errorBody{Error: session.TemporarilyUnavailable, Description: "a provider is unavailable; retry shortly"}
 	case errors.Is(err, spi.ErrNotFound):

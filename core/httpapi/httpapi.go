@@ -37,6 +37,10 @@ type Deps struct {
 	// FrontendToken and AdminToken are the bearer credentials of the login front-end and
 	// of the administrator; "" refuses every caller.
 	FrontendToken, AdminToken string
+	// AdminViewerToken is a view-only admin credential: GET routes of the admin API only.
+	AdminViewerToken string
+	// Admin serves the admin API (/admin/realms/…); nil leaves it out.
+	Admin Admin
 }
 
 // Server is the HTTP handler tree.
@@ -48,6 +52,8 @@ type Server struct {
 	realms                    *realm.Realms
 	issuer                    func(string) string
 	frontendToken, adminToken string
+	viewerToken               string
+	admin                     Admin
 	mux                       *http.ServeMux
 }
 
@@ -56,12 +62,16 @@ func New(log hclog.Logger, d Deps) *Server {
 	s := &Server{
 		log: log, ready: d.Ready, sessions: d.Sessions, keys: d.Keys, realms: d.Realms, issuer: d.Issuer,
 		frontendToken: d.FrontendToken, adminToken: d.AdminToken, mux: http.NewServeMux(),
+		viewerToken: d.AdminViewerToken, admin: d.Admin,
 	}
 	s.mux.HandleFunc("GET /health/live", s.live)
 	s.mux.HandleFunc("GET /health/ready", s.readyHandler)
 	s.mux.HandleFunc("GET /health", s.readyHandler)
 	s.oidcRoutes()
 	s.frontendRoutes()
+	if s.admin != nil {
+		s.adminRoutes()
+	}
 	return s
 }
 

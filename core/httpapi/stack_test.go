@@ -119,6 +119,7 @@ type stack struct {
 	api    *httpapi.Server
 	srv    *httptest.Server
 	client *http.Client
+	adm    *adminFixture // the admin API's service and what it is wired to (admin_test.go)
 }
 
 func newStack(tb testing.TB, opts ...option) *stack {
@@ -167,6 +168,7 @@ func newStack(tb testing.TB, opts ...option) *stack {
 		TransientSessions:  !cfg.noTransient,
 		Log:                log,
 	})
+	s.adm = newAdminFixture(s)
 	s.api = httpapi.New(log, httpapi.Deps{
 		Ready:         ready{},
 		Sessions:      sessions,
@@ -175,6 +177,9 @@ func newStack(tb testing.TB, opts ...option) *stack {
 		Issuer:        s.tokens.Issuer,
 		FrontendToken: frontendToken,
 		AdminToken:    adminToken,
+		// The admin API (admin_test.go).
+		AdminViewerToken: viewerToken,
+		Admin:            s.adm.service,
 	})
 	mux.Handle("/", s.api)
 	return s

@@ -22,7 +22,9 @@ import (
 	"github.com/sessiond/sessiond/core/groupcommit"
 	"github.com/sessiond/sessiond/core/httpapi"
 	"github.com/sessiond/sessiond/core/preload"
+	"github.com/sessiond/sessiond/core/push"
 	"github.com/sessiond/sessiond/core/realm"
+	"github.com/sessiond/sessiond/core/revocation"
 	"github.com/sessiond/sessiond/plugins/host"
 	"github.com/sessiond/sessiond/providers/builtin"
 	"github.com/sessiond/sessiond/spi"
@@ -51,6 +53,9 @@ type Runtime struct {
 	writer    *groupcommit.Writer
 	store     usersessions.Provider // the sessions' store as the core sees it
 	preload   *preload.Runner       // the offline preload, run once at start-up
+	policies  *revocation.Policies  // the not-before policies in force
+	push      *push.Outbox          // the revocation-push outbox and its retry worker
+	obs       observability         // metrics and event log
 
 	// bg is the context of the runtime's background work (change feed, cleanup); Stop
 	// cancels it and waits for every goroutine started with goBackground.
@@ -102,9 +107,10 @@ func Start(ctx context.Context, log hclog.Logger, opts Options) (rt *Runtime, er
 	}
 	rt = &Runtime{log: log, settings: settings, host: h, providers: Providers{plugins: plugins}}
 	rt.bg, rt.stopBg = context.WithCancel(context.WithoutCancel(ctx))
+	started := rt // rt is nil by the time a failure's deferred cleanup runs
 	defer func() {
 		if err != nil {
-			rt.stopBackground()
+			started.stopBackground()
 			_ = h.Stop(context.Background())
 		}
 	}()
@@ -120,13 +126,14 @@ func Start(ctx context.Context, log hclog.Logger, opts Options) (rt *Runtime, er
 	}
 	defer func() {
 		if err != nil {
-			_ = rt.listener.Close()
+			_ = started.listener.Close()
 		}
 	}()
 	handler, err := rt.wire(opts, "http://"+rt.listener.Addr().String())
 	if err != nil {
 		return nil, err
 	}
+	rt.awaitPolicies(ctx)
 	rt.http = &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
 	rt.serveDone = make(chan error, 1)
 	go func() { rt.serveDone <- rt.http.Serve(rt.listener) }()
@@ -158,6 +165,9 @@ func (rt *Runtime) Checks(ctx context.Context) []httpapi.Check {
 			c.Status, c.Reason = "DOWN", err.Error()
 		}
 		checks = append(checks, c)
+	}
+	if rt.policies != nil {
+		checks = append(checks, rt.policiesCheck())
 	}
 	if st := rt.preloadStatus(); st != nil && st.State != preload.Lazy {
 		// DOWN with the progress while offline sessions are preloaded; UP once done, or

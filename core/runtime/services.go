@@ -95,21 +95,32 @@ func (rt *Runtime) wire(opts Options, boundURL string) (http.Handler, error) {
 	// executed in the background.
 	rt.preload.Plan(rt.bg)
 	rt.goBackground(rt.preload.Execute)
+	events, err := rt.observe(sessionStore)
+	if err != nil {
+		return nil, err
+	}
 	sessions := session.New(session.Deps{
 		Store:              rt.cache,
 		Realms:             rt.realms,
 		Tokens:             tokens,
+		NotBefore:          rt.startPolicies(store, opts.now),
 		Now:                opts.now,
 		PersistentSessions: features.Enabled(conf.FeaturePersistentUserSessions),
 		TransientSessions:  features.Enabled(conf.FeatureTransientSessions),
 		Log:                rt.log.Named("sessions"),
-		Events:             eventLog{rt.log.Named("events")},
+		Events:             events,
 	})
+	if err := rt.startPush(store, keys, tokens, opts.now); err != nil {
+		return nil, err
+	}
 
 	persistent := features.Enabled(conf.FeaturePersistentUserSessions)
 	cleaner, err := cleanup.New(cleanup.Deps{Store: sessionStore, Log: rt.log.Named("cleanup")},
 		cleanup.Options{Interval: rt.settings.CleanupInterval, BatchSize: rt.settings.CleanupBatchSize})
 	if err != nil {
+		return nil, err
+	}
+	if err := rt.watch(cleaner); err != nil {
 		return nil, err
 	}
 	rt.goBackground(func(ctx context.Context) {
@@ -127,7 +138,7 @@ func (rt *Runtime) wire(opts Options, boundURL string) (http.Handler, error) {
 	if err != nil {
 		return nil, err
 	}
-	return httpapi.New(rt.log.Named("http"), httpapi.Deps{
+	return rt.serveMetrics(httpapi.New(rt.log.Named("http"), httpapi.Deps{
 		Ready:         rt,
 		Sessions:      sessions,
 		Keys:          keys,
@@ -135,7 +146,10 @@ func (rt *Runtime) wire(opts Options, boundURL string) (http.Handler, error) {
 		Issuer:        tokens.Issuer,
 		FrontendToken: frontend,
 		AdminToken:    admin,
-	}), nil
+		// The view-only admin credential is never generated: start-dev's admin one does all.
+		AdminViewerToken: rt.settings.AdminViewerToken,
+		Admin:            rt.adminService(sessionStore, opts.now),
+	})), nil
 }
 
 // rewrote reports whether a recompute changed stored sessions.
@@ -189,7 +203,9 @@ func (e eventLog) Emit(ev session.Event) {
 	add("client", ev.ClientID)
 	add("session", ev.SessionID)
 	add("user", ev.UserID)
+	add("ip", ev.IP)
 	add("reason", ev.Reason)
+	add("refusal", ev.Refusal)
 	add("reuse", ev.Reuse)
 	if ev.Offline {
 		args = append(args, "offline", true)

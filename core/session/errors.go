@@ -30,6 +30,24 @@ const (
 	ReuseStaleLineage = "stale lineage"
 )
 
+// Why a refresh was refused, as Error.Refusal and Event.Refusal: a small closed set that
+// metrics may use as a label and SIEM rules may match, where Description is free text.
+const (
+	RefusedInvalidToken   = "invalid_token"   // bad signature, shape, type or realm; another client's or user's
+	RefusedTokenExpired   = "token_expired"   // the token's own exp has passed
+	RefusedNotBefore      = "not_before"      // issued before the realm's or the client's not-before
+	RefusedStaleToken     = "stale_token"     // issued before its user session started
+	RefusedUnknownSession = "unknown_session" // no such user session (or it ended meanwhile)
+	RefusedLoggedOut      = "logged_out"
+	RefusedSessionExpired = "session_expired"
+	RefusedClientSession  = "client_session" // the client session is missing or expired
+	RefusedNotAllowed     = "not_allowed"    // offline tokens not allowed for the client
+	RefusedInvalidScope   = "invalid_scope"
+	RefusedReuse          = "reuse" // a rotated refresh token presented again (Error.Reuse says how)
+	RefusedConflict       = "conflict"
+	RefusedOther          = "other"
+)
+
 // Error is a refusal with an OAuth error code and a precise description. Nothing was
 // changed in the store, except where Ended says a client session was ended on reuse.
 type Error struct {
@@ -40,10 +58,33 @@ type Error struct {
 	// Ended is set when the refusal ended the client session (the realm's
 	// EndClientSessionOnRefreshTokenReuse).
 	Ended bool
+	// Refusal classifies an invalid_grant of a refresh (a Refused* value; "" elsewhere).
+	Refusal string
 }
 
 func (e *Error) Error() string { return e.Code + ": " + e.Description }
 
 func errorf(code, format string, args ...any) *Error {
 	return &Error{Code: code, Description: fmt.Sprintf(format, args...)}
+}
+
+// refuse is an invalid_grant classified for metrics and the event log.
+func refuse(kind, format string, args ...any) *Error {
+	e := errorf(InvalidGrant, format, args...)
+	e.Refusal = kind
+	return e
+}
+
+// refusalClass is e's Refused* class; refusals decided without one (a reuse, a scope, a check
+// added later) still fall into the closed set.
+func (e *Error) refusalClass() string {
+	switch {
+	case e.Refusal != "":
+		return e.Refusal
+	case e.Reuse != "":
+		return RefusedReuse
+	case e.Code == InvalidScope:
+		return RefusedInvalidScope
+	}
+	return RefusedOther
 }

@@ -22,8 +22,12 @@ type Event struct {
 	UserID    string
 	Offline   bool
 	Transient bool
+	// IP is the user's address as the login front-end reported it (EventLogin, EventAttach).
+	IP string
 	// Reason is the refusal's description (EventRefreshRefused), or what ended (EventLogout).
 	Reason string
+	// Refusal classifies an EventRefreshRefused: one of the Refused* values.
+	Refusal string
 	// Reuse classifies a reused refresh token: allowed (EventRefresh) or refused.
 	Reuse string
 	// EndedClientSession: the refusal ended the client session (reuse, when configured).

@@ -78,7 +78,7 @@ func (s *Service) live(ctx context.Context, r *realm.Realm, raw string) (*token.
 		return nil, nil, nil, nil
 	}
 	c, ok := r.Client(t.ClientID)
-	if !ok || !c.Enabled || t.SessionID == "" || checkNotBefore(r, c, t) != nil {
+	if !ok || !c.Enabled || t.SessionID == "" || s.checkNotBefore(r, c, t) != nil {
 		return nil, nil, nil, nil
 	}
 	key := usersessions.Key{RealmID: r.Name, ID: t.SessionID, Offline: sessionIsOffline(t)}

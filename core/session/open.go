@@ -155,7 +155,7 @@ func (s *Service) Open(ctx context.Context, req OpenRequest) (*Grant, error) {
 		}
 	}
 	s.emit(Event{Time: now, Type: EventLogin, Realm: r.Name, ClientID: c.ClientID, SessionID: us.ID,
-		UserID: us.UserID, Offline: offline, Transient: req.Transient})
+		UserID: us.UserID, Offline: offline, Transient: req.Transient, IP: us.IPAddress})
 	return g, nil
 }
 
@@ -203,6 +203,11 @@ func (s *Service) Attach(ctx context.Context, req AttachRequest) (*Grant, error)
 	if e := checkUserSession(rules, us, false, now); e != nil {
 		return nil, e
 	}
+	// A session that began before the realm's not-before is revoked with its tokens, as
+	// Keycloak refuses an SSO cookie issued before it: the user logs in again.
+	if nb := s.realmNotBefore(r); !nb.IsZero() && us.Started.Unix() < nb.Unix() {
+		return nil, errorf(InvalidGrant, "Session not active: started before the realm's not-before policy (%s)", stamp(nb))
+	}
 	scope, offline := grantScope(req.Scope, us.Notes[NoteOfflineAccess] == "true" && c.OfflineAccess && !req.Implicit)
 	cs := attachTo(us, c.ClientID, scope, now)
 	rules.Stamp(us)
@@ -242,7 +247,8 @@ func (s *Service) Attach(ctx context.Context, req AttachRequest) (*Grant, error)
 			return nil, err
 		}
 	}
-	s.emit(Event{Time: now, Type: EventAttach, Realm: r.Name, ClientID: c.ClientID, SessionID: us.ID, UserID: us.UserID, Offline: offline})
+	s.emit(Event{Time: now, Type: EventAttach, Realm: r.Name, ClientID: c.ClientID, SessionID: us.ID, UserID: us.UserID, Offline: offline,
+		IP: us.IPAddress})
 	return g, nil
 }
 

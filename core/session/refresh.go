@@ -52,7 +52,7 @@ func (s *Service) Refresh(ctx context.Context, req RefreshRequest) (*Grant, erro
 	if err != nil {
 		return nil, s.refused(r, c, nil, err)
 	}
-	if e := checkRefreshToken(r, c, t); e != nil {
+	if e := s.checkRefreshToken(r, c, t); e != nil {
 		return nil, s.refused(r, c, t, e)
 	}
 	key := usersessions.Key{RealmID: r.Name, ID: t.SessionID, Offline: t.Type == token.Offline}
@@ -96,23 +96,24 @@ func (s *Service) Refresh(ctx context.Context, req RefreshRequest) (*Grant, erro
 
 // checkRefreshToken runs the checks that need only the verified token: the client and the
 // realm's and client's not-before.
-func checkRefreshToken(r *realm.Realm, c *realm.Client, t *token.Token) *Error {
+func (s *Service) checkRefreshToken(r *realm.Realm, c *realm.Client, t *token.Token) *Error {
 	if t.ClientID != c.ClientID {
-		return errorf(InvalidGrant, "Invalid refresh token. Token client and authorized client don't match")
+		return refuse(RefusedInvalidToken, "Invalid refresh token. Token client and authorized client don't match")
 	}
-	return checkNotBefore(r, c, t)
+	return s.checkNotBefore(r, c, t)
 }
 
 // checkNotBefore refuses a token issued before the realm's or the client's not-before
 // policy. Both sides are compared in whole seconds, as Keycloak does: a token issued in the
 // same second as "set to now" stays valid.
-func checkNotBefore(r *realm.Realm, c *realm.Client, t *token.Token) *Error {
+func (s *Service) checkNotBefore(r *realm.Realm, c *realm.Client, t *token.Token) *Error {
+	realmNB, clientNB := s.policies(r, c)
 	iat := t.IssuedAt.Unix()
-	if !r.NotBefore.IsZero() && iat < r.NotBefore.Unix() {
-		return errorf(InvalidGrant, "Stale token: issued before the realm's not-before policy (%s)", stamp(r.NotBefore))
+	if !realmNB.IsZero() && iat < realmNB.Unix() {
+		return refuse(RefusedNotBefore, "Stale token: issued before the realm's not-before policy (%s)", stamp(realmNB))
 	}
-	if !c.NotBefore.IsZero() && iat < c.NotBefore.Unix() {
-		return errorf(InvalidGrant, "Stale token: issued before the client's not-before policy (%s)", stamp(c.NotBefore))
+	if !clientNB.IsZero() && iat < clientNB.Unix() {
+		return refuse(RefusedNotBefore, "Stale token: issued before the client's not-before policy (%s)", stamp(clientNB))
 	}
 	return nil
 }
@@ -125,12 +126,12 @@ func checkUserSession(rules expiry.Rules, us *usersessions.UserSession, offline 
 	}
 	switch {
 	case us == nil:
-		return errorf(InvalidGrant, "%s", notFound)
+		return refuse(RefusedUnknownSession, "%s", notFound)
 	case us.State != usersessions.LoggedIn:
-		return errorf(InvalidGrant, "%s not active: logged out", kind)
+		return refuse(RefusedLoggedOut, "%s not active: logged out", kind)
 	}
 	if e := rules.UserSession(expiry.SessionOf(us)); !e.Valid(now) {
-		return errorf(InvalidGrant, "%s not active: expired at %s by %s", kind, stamp(e.ExpiresAt), e.Why)
+		return refuse(RefusedSessionExpired, "%s not active: expired at %s by %s", kind, stamp(e.ExpiresAt), e.Why)
 	}
 	return nil
 }
@@ -139,10 +140,10 @@ func checkUserSession(rules expiry.Rules, us *usersessions.UserSession, offline 
 func checkClientSession(rules expiry.Rules, c *realm.Client, us *usersessions.UserSession, now time.Time) *Error {
 	cs, ok := us.Clients[c.ClientID]
 	if !ok {
-		return errorf(InvalidGrant, "Session doesn't have required client %q", c.ClientID)
+		return refuse(RefusedClientSession, "Session doesn't have required client %q", c.ClientID)
 	}
 	if e := rules.ClientSession(c, expiry.SessionOf(us), expiry.ClientSessionOf(cs)); !e.Valid(now) {
-		return errorf(InvalidGrant, "Client session not active: expired at %s by %s", stamp(e.ExpiresAt), e.Why)
+		return refuse(RefusedClientSession, "Client session not active: expired at %s by %s", stamp(e.ExpiresAt), e.Why)
 	}
 	return nil
 }
@@ -165,16 +166,16 @@ func (s *Service) plan(r *realm.Realm, c *realm.Client, t *token.Token, us *user
 		return nil, e
 	}
 	if t.Subject != us.UserID {
-		return nil, errorf(InvalidGrant, "Invalid refresh token: issued to another user than the session's")
+		return nil, refuse(RefusedInvalidToken, "Invalid refresh token: issued to another user than the session's")
 	}
 	if t.IssuedAt.Unix() < us.Started.Unix() {
-		return nil, errorf(InvalidGrant, "Stale token: issued before the user session started")
+		return nil, refuse(RefusedStaleToken, "Stale token: issued before the user session started")
 	}
 	if e := checkClientSession(rules, c, us, now); e != nil {
 		return nil, e
 	}
 	if offline && !c.OfflineAccess {
-		return nil, errorf(InvalidGrant, "Offline tokens not allowed for the client %q", c.ClientID)
+		return nil, refuse(RefusedNotAllowed, "Offline tokens not allowed for the client %q", c.ClientID)
 	}
 	cs := *us.Clients[c.ClientID]
 	cs.Notes = maps.Clone(cs.Notes)
@@ -231,9 +232,9 @@ func (s *Service) commit(ctx context.Context, p *plan) error {
 func (s *Service) commitFailed(r *realm.Realm, c *realm.Client, t *token.Token, err error) error {
 	switch {
 	case errors.Is(err, spi.ErrNotFound):
-		return s.refused(r, c, t, errorf(InvalidGrant, "Session not active: it ended during the refresh"))
+		return s.refused(r, c, t, refuse(RefusedUnknownSession, "Session not active: it ended during the refresh"))
 	case errors.Is(err, spi.ErrConflict):
-		return s.refused(r, c, t, errorf(InvalidGrant, "The client session changed %d times during the refresh; try again", maxAttempts))
+		return s.refused(r, c, t, refuse(RefusedConflict, "The client session changed %d times during the refresh; try again", maxAttempts))
 	}
 	return fmt.Errorf("refresh session %s: %w", t.SessionID, err)
 }
@@ -261,7 +262,8 @@ func (s *Service) refused(r *realm.Realm, c *realm.Client, t *token.Token, err e
 	if !errors.As(err, &e) {
 		return err
 	}
-	ev := Event{Type: EventRefreshRefused, Realm: r.Name, ClientID: c.ClientID, Reason: e.Description, Reuse: e.Reuse, EndedClientSession: e.Ended}
+	ev := Event{Type: EventRefreshRefused, Realm: r.Name, ClientID: c.ClientID, Reason: e.Description, Refusal: e.refusalClass(),
+		Reuse: e.Reuse, EndedClientSession: e.Ended}
 	if t != nil {
 		ev.SessionID, ev.UserID, ev.Offline = t.SessionID, t.Subject, t.Type == token.Offline
 	}

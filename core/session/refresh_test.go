@@ -164,6 +164,7 @@ func TestRefreshChecksInOrder(t *testing.T) {
 			if !ok || ev.Reason != e.Description || ev.Realm != realmName {
 				t.Errorf("refused event %+v (found %v), want reason %q", ev, ok, e.Description)
 			}
+			checkRefusalClass(t, tc.name, ev)
 		})
 	}
 }

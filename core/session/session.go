@@ -34,11 +34,20 @@ type Store interface {
 	Delete(ctx context.Context, keys []usersessions.Key) (int, error)
 }
 
+// NotBefore answers the not-before policies in force: the later of a realm's (or client's)
+// own setting and the one an operator set at run time. *revocation.Policies implements it.
+type NotBefore interface {
+	Realm(realmName string) time.Time
+	Client(realmName, clientID string) time.Time
+}
+
 // Deps are the Service's dependencies.
 type Deps struct {
 	Store  Store
 	Realms *realm.Realms
 	Tokens Tokens
+	// NotBefore is the source of not-before policies; nil means the realm settings' own.
+	NotBefore NotBefore
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 	// PersistentSessions is the persistent-user-sessions feature: when off, idle timeouts get
@@ -57,6 +66,7 @@ type Service struct {
 	store      Store
 	realms     *realm.Realms
 	tokens     Tokens
+	notBefore  NotBefore
 	now        func() time.Time
 	persistent bool
 	transient  bool
@@ -70,6 +80,7 @@ func New(d Deps) *Service {
 		store:      d.Store,
 		realms:     d.Realms,
 		tokens:     d.Tokens,
+		notBefore:  d.NotBefore,
 		now:        d.Now,
 		persistent: d.PersistentSessions,
 		transient:  d.TransientSessions,
@@ -95,6 +106,22 @@ var ErrUnknownRealm = fmt.Errorf("realm does not exist: %w", spi.ErrNotFound)
 // rules are the expiry rules of one realm under this Service's features.
 func (s *Service) rules(r *realm.Realm) expiry.Rules {
 	return expiry.Rules{Realm: r, PersistentSessions: s.persistent}
+}
+
+// policies returns the realm's and the client's not-before in force.
+func (s *Service) policies(r *realm.Realm, c *realm.Client) (realmNB, clientNB time.Time) {
+	if s.notBefore == nil {
+		return r.NotBefore, c.NotBefore
+	}
+	return s.notBefore.Realm(r.Name), s.notBefore.Client(r.Name, c.ClientID)
+}
+
+// realmNotBefore returns the realm's not-before in force.
+func (s *Service) realmNotBefore(r *realm.Realm) time.Time {
+	if s.notBefore == nil {
+		return r.NotBefore
+	}
+	return s.notBefore.Realm(r.Name)
 }
 
 // clock returns the current time at the precision the store keeps (microseconds, UTC), so

@@ -37,9 +37,9 @@ func (s *Service) verify(ctx context.Context, r *realm.Realm, raw, what string, 
 	case !errors.As(err, &bad):
 		return nil, fmt.Errorf("verify the %s: %w", what, err)
 	case errors.Is(err, token.ErrExpired):
-		return nil, errorf(InvalidGrant, "Token is not active: %s", bad.Description)
+		return nil, refuse(RefusedTokenExpired, "Token is not active: %s", bad.Description)
 	}
-	return nil, errorf(InvalidGrant, "Invalid %s: %s", what, bad.Description)
+	return nil, refuse(RefusedInvalidToken, "Invalid %s: %s", what, bad.Description)
 }
 
 // issue is one token issuance for a stored (or, for transient sessions, unstored) session.
@@ -74,7 +74,7 @@ func (s *Service) issue(ctx context.Context, in issue) (*Grant, error) {
 	}
 	g := &Grant{
 		SessionID: us.ID, UserID: us.UserID, TokenType: string(token.Bearer), IssuedAt: now,
-		Scope: in.scope, Offline: us.Offline, NotBefore: in.realm.NotBefore,
+		Scope: in.scope, Offline: us.Offline, NotBefore: s.realmNotBefore(in.realm),
 	}
 	at, err := s.tokens.Issue(ctx, in.realm.Name, access)
 	if err != nil {

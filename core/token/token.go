@@ -171,16 +171,7 @@ func (c Claims) check() error {
 }
 
 func (s *Service) sign(ctx context.Context, realm string, payload []byte) (raw, kid string, err error) {
-	set, err := s.keys.signing(ctx, realm)
-	if err != nil {
-		return "", "", err
-	}
-	jws, err := set.active.signer.Sign(payload)
-	if err != nil {
-		return "", "", fmt.Errorf("sign a token in realm %q: %w", realm, err)
-	}
-	raw, err = jws.CompactSerialize()
-	return raw, set.active.id, err
+	return s.keys.sign(ctx, realm, payload)
 }
 
 func (w *wire) token(raw, kid string) *Token {

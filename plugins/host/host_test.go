@@ -315,10 +315,12 @@ func TestCrashLoop(t *testing.T) {
 func TestStopLeavesNoProcesses(t *testing.T) {
 	h := host.New(hclog.NewNullLogger(), host.Options{})
 	ctx := context.Background()
-	// Stores that keep data are pointed at the test's own places.
+	// Stores that keep data are pointed at the test's own places; the webhook needs its
+	// secret.
 	set := map[string]map[string]string{
 		"embedded": {"path": filepath.Join(t.TempDir(), "sessions.db")},
 		"postgres": {"url": testpg.URL()},
+		"webhook":  {"secret": "test-secret"},
 	}
 	var pids []int
 	for _, f := range builtin.Catalog() {

@@ -218,7 +218,16 @@ func changeToPB(c us.Change) *pb.Change {
 		ClientId: c.ClientID,
 		Filter:   filterToPB(c.Filter),
 		Origin:   c.Origin,
+		Record:   recordKeyToPB(c.Record),
 	}
+}
+
+// recordKeyToPB is nil for the zero key, which every change but RecordChanged has.
+func recordKeyToPB(k us.RecordKey) *pb.RecordKey {
+	if k == (us.RecordKey{}) {
+		return nil
+	}
+	return &pb.RecordKey{Kind: k.Kind, Key: k.Key}
 }
 
 func changeFromPB(p *pb.Change) us.Change {
@@ -228,6 +237,7 @@ func changeFromPB(p *pb.Change) us.Change {
 		ClientID: p.GetClientId(),
 		Filter:   filterFromPB(p.GetFilter()),
 		Origin:   p.GetOrigin(),
+		Record:   us.RecordKey{Kind: p.GetRecord().GetKind(), Key: p.GetRecord().GetKey()},
 	}
 }
 

@@ -90,6 +90,7 @@ func userSessionsCases() []usCase {
 		{Kind: us.Upserted, Session: k1, ClientID: "app", Origin: "node-a"},
 		{Kind: us.Removed, Session: k2},
 		{Kind: us.Flushed, Filter: sampleFilter, Origin: "node-b"},
+		{Kind: us.RecordChanged, Record: us.RecordKey{Kind: "not-before", Key: "realm-1/app"}, Origin: "node-a"},
 	}
 	return []usCase{
 		{

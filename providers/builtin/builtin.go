@@ -9,7 +9,9 @@ import (
 	"github.com/sessiond/sessiond/providers/cachelifespan/remaining"
 	"github.com/sessiond/sessiond/providers/preload/database"
 	"github.com/sessiond/sessiond/providers/preload/lazy"
+	"github.com/sessiond/sessiond/providers/revocation/adapter"
 	"github.com/sessiond/sessiond/providers/revocation/logonly"
+	"github.com/sessiond/sessiond/providers/revocation/webhook"
 	"github.com/sessiond/sessiond/providers/usersessions/embedded"
 	"github.com/sessiond/sessiond/providers/usersessions/memory"
 	"github.com/sessiond/sessiond/providers/usersessions/postgres"
@@ -34,7 +36,9 @@ func Catalog() []Factory {
 		{SPI: spi.OfflinePreload, ID: lazy.ID, New: func(log hclog.Logger) spi.Provider { return lazy.New(log) }},
 		{SPI: spi.CacheLifespan, ID: remaining.ID, New: func(log hclog.Logger) spi.Provider { return remaining.New(log) }},
 		{SPI: spi.CacheLifespan, ID: override.ID, New: func(log hclog.Logger) spi.Provider { return override.New(log) }},
+		{SPI: spi.RevocationPush, ID: adapter.ID, New: func(log hclog.Logger) spi.Provider { return adapter.New(log) }},
 		{SPI: spi.RevocationPush, ID: logonly.ID, New: func(log hclog.Logger) spi.Provider { return logonly.New(log) }},
+		{SPI: spi.RevocationPush, ID: webhook.ID, New: func(log hclog.Logger) spi.Provider { return webhook.New(log) }},
 	}
 }
 

@@ -86,6 +86,9 @@ func TestLookup(t *testing.T) {
 		{spi.CacheLifespan, "override", true},
 		{spi.OfflinePreload, "database", true},
 		{spi.RevocationPush, "log-only", true},
+		{spi.RevocationPush, "adapter", true},
+		{spi.RevocationPush, "webhook", true},
+		{spi.UserSessions, "webhook", false},
 		{spi.UserSessions, "lazy", false}, // an id is only valid under its own SPI
 		{spi.UserSessions, "postgres", true},
 		{spi.UserSessions, "embedded", true},

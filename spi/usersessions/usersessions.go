@@ -176,16 +176,27 @@ const (
 	// place: every change committed after it was delivered is reported. A caller that
 	// caches sessions starts trusting its cache from here.
 	Subscribed
+	// RecordChanged says a Record was put or deleted; Change.Record names it. It carries no
+	// value: a watcher that keeps records (a node's not-before policies) re-reads it, and
+	// watchers of sessions ignore it.
+	RecordChanged
 )
+
+// RecordKey addresses one Record.
+type RecordKey struct {
+	Kind string
+	Key  string
+}
 
 // Change is one entry of the change feed. Nodes sharing a store use it to invalidate their
 // caches; Origin lets a node ignore its own writes.
 type Change struct {
 	Kind     ChangeKind
-	Session  Key    // for Upserted and Removed
-	ClientID string // set when only a client session changed
-	Filter   Filter // for Flushed
-	Origin   string // node id given to Configure under spi.HostNodeID, "" if unknown
+	Session  Key       // for Upserted and Removed
+	ClientID string    // set when only a client session changed
+	Filter   Filter    // for Flushed
+	Record   RecordKey // for RecordChanged
+	Origin   string    // node id given to Configure under spi.HostNodeID, "" if unknown
 }
 
 // Record is a small versioned value the runtime persists beside sessions: realm signing
@@ -313,7 +324,8 @@ type Provider interface {
 	// caller treats its cache as stale and calls again).
 	Watch(ctx context.Context, fn func(Change) error) error
 
-	// Records.
+	// Records. Watchers see every PutRecord and every DeleteRecord of a record that
+	// existed as a RecordChanged change (a delete of a missing one may be reported too).
 	GetRecords(ctx context.Context, kind string, keys []string) ([]*Record, error) // nil entries for missing
 	// PutRecord writes a record if its Version matches the stored one (0: must not exist)
 	// and returns the stored record with its new Version. Any mismatch, including a

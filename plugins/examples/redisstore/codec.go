@@ -132,7 +132,13 @@ type change struct {
 	Offline  bool                    `json:"o,omitempty"`
 	ClientID string                  `json:"c,omitempty"`
 	Filter   *filter                 `json:"f,omitempty"`
+	Record   *recordKey              `json:"d,omitempty"`
 	Origin   string                  `json:"n,omitempty"`
+}
+
+type recordKey struct {
+	Kind string `json:"k"`
+	Key  string `json:"i"`
 }
 
 type filter struct {
@@ -149,6 +155,9 @@ func toChange(c usersessions.Change) change {
 		f := c.Filter
 		out.Filter = &filter{RealmID: f.RealmID, UserID: f.UserID, ClientID: f.ClientID, Offline: int(f.Offline), ActiveSince: micros(f.ActiveSince)}
 	}
+	if c.Kind == usersessions.RecordChanged {
+		out.Record = &recordKey{Kind: c.Record.Kind, Key: c.Record.Key}
+	}
 	return out
 }
 
@@ -157,6 +166,9 @@ func (c change) change() usersessions.Change {
 	if f := c.Filter; f != nil {
 		out.Filter = usersessions.Filter{RealmID: f.RealmID, UserID: f.UserID, ClientID: f.ClientID,
 			Offline: usersessions.OfflineSelector(f.Offline), ActiveSince: fromMicros(f.ActiveSince)}
+	}
+	if r := c.Record; r != nil {
+		out.Record = usersessions.RecordKey{Kind: r.Kind, Key: r.Key}
 	}
 	return out
 }

@@ -90,6 +90,7 @@ func (p *Provider) PutRecord(ctx context.Context, r *usersessions.Record) (*user
 		_, err = tx.TxPipelined(ctx, func(pipe redis.Pipeliner) error {
 			pipe.Set(ctx, rk, encode(sr), 0)
 			pipe.SAdd(ctx, k.recordSet(r.Kind), r.Key)
+			p.publish(ctx, pipe, k, usersessions.Change{Kind: usersessions.RecordChanged, Record: usersessions.RecordKey{Kind: r.Kind, Key: r.Key}})
 			return nil
 		})
 		out = &usersessions.Record{Kind: r.Kind, Key: r.Key, Value: sr.Value, Version: sr.Version, Updated: fromMicros(sr.Updated)}
@@ -124,7 +125,8 @@ func (p *Provider) ListRecords(ctx context.Context, kind string) ([]*usersession
 	return out, nil
 }
 
-// DeleteRecord implements usersessions.Provider.
+// DeleteRecord implements usersessions.Provider. Its change is published whether or not the
+// record existed: watchers re-read it and find it gone either way.
 func (p *Provider) DeleteRecord(ctx context.Context, kind, key string) error {
 	rdb, k, err := p.state()
 	if err != nil {
@@ -133,6 +135,7 @@ func (p *Provider) DeleteRecord(ctx context.Context, kind, key string) error {
 	_, err = rdb.TxPipelined(ctx, func(pipe redis.Pipeliner) error {
 		pipe.Del(ctx, k.record(kind, key))
 		pipe.SRem(ctx, k.recordSet(kind), key)
+		p.publish(ctx, pipe, k, usersessions.Change{Kind: usersessions.RecordChanged, Record: usersessions.RecordKey{Kind: kind, Key: key}})
 		return nil
 	})
 	return fail(ctx, "delete record", err)

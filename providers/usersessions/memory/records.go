@@ -51,6 +51,7 @@ func (p *Provider) PutRecord(ctx context.Context, r *usersessions.Record) (*user
 	next.Version = stored + 1
 	next.Updated = utcMicro(p.now())
 	p.records[rk] = next
+	p.publish(usersessions.Change{Kind: usersessions.RecordChanged, Record: usersessions.RecordKey{Kind: r.Kind, Key: r.Key}})
 	return cloneRecord(next), nil
 }
 
@@ -76,7 +77,11 @@ func (p *Provider) DeleteRecord(ctx context.Context, kind, key string) error {
 		return err
 	}
 	defer p.mu.Unlock()
-	delete(p.records, recordKey{kind, key})
+	rk := recordKey{kind, key}
+	if _, ok := p.records[rk]; ok {
+		delete(p.records, rk)
+		p.publish(usersessions.Change{Kind: usersessions.RecordChanged, Record: usersessions.RecordKey{Kind: kind, Key: key}})
+	}
 	return nil
 }
 

@@ -34,6 +34,12 @@ type wireChange struct {
 	Offline  bool                    `json:"o,omitempty"`
 	ClientID string                  `json:"c,omitempty"`
 	Filter   *wireFilter             `json:"f,omitempty"`
+	Record   *wireRecord             `json:"d,omitempty"`
+}
+
+type wireRecord struct {
+	Kind string `json:"k"`
+	Key  string `json:"i"`
 }
 
 type wireFilter struct {
@@ -50,6 +56,9 @@ func toWire(c usersessions.Change) wireChange {
 		f := c.Filter
 		w.Filter = &wireFilter{Realm: f.RealmID, User: f.UserID, Client: f.ClientID, Offline: f.Offline, ActiveSince: f.ActiveSince}
 	}
+	if c.Kind == usersessions.RecordChanged {
+		w.Record = &wireRecord{Kind: c.Record.Kind, Key: c.Record.Key}
+	}
 	return w
 }
 
@@ -62,6 +71,9 @@ func (w wireChange) change(origin string) usersessions.Change {
 	}
 	if f := w.Filter; f != nil {
 		c.Filter = usersessions.Filter{RealmID: f.Realm, UserID: f.User, ClientID: f.Client, Offline: f.Offline, ActiveSince: f.ActiveSince}
+	}
+	if r := w.Record; r != nil {
+		c.Record = usersessions.RecordKey{Kind: r.Kind, Key: r.Key}
 	}
 	return c
 }
@@ -89,6 +101,10 @@ func encode(changes []usersessions.Change) ([]string, error) {
 		b, err := json.Marshal(w)
 		if err != nil {
 			return nil, err
+		}
+		if len(b)+len(origin)+16 > maxPayload && c.Kind == usersessions.RecordChanged {
+			// A watcher could not tell which record to re-read; the write is refused instead.
+			return nil, fmt.Errorf("change of record %.40q… is too large for a notification: %w", c.Record.Kind+"/"+c.Record.Key, spi.ErrInvalid)
 		}
 		if len(b)+len(origin)+16 > maxPayload {
 			// Ids this long are not expected; a flush of the realm tells watchers enough.

@@ -96,6 +96,9 @@ func (s *Store) PutRecord(ctx context.Context, r *usersessions.Record) (*userses
 			n, err = w.exec(ctx, "UPDATE record SET value = ?, version = version + 1, updated = ? WHERE kind = ? AND record_key = ? AND version = ?",
 				value, s.d.bindTime(now), r.Kind, r.Key, r.Version)
 		}
+		if err == nil && n > 0 {
+			w.emit(usersessions.Change{Kind: usersessions.RecordChanged, Record: usersessions.RecordKey{Kind: r.Kind, Key: r.Key}})
+		}
 		return err
 	})
 	switch {
@@ -120,7 +123,10 @@ func (s *Store) ListRecords(ctx context.Context, kind string) ([]*usersessions.R
 // DeleteRecord implements usersessions.Provider.
 func (s *Store) DeleteRecord(ctx context.Context, kind, key string) error {
 	return s.write(ctx, "delete record", func(w *writer) error {
-		_, err := w.exec(ctx, "DELETE FROM record WHERE kind = ? AND record_key = ?", kind, key)
+		n, err := w.exec(ctx, "DELETE FROM record WHERE kind = ? AND record_key = ?", kind, key)
+		if err == nil && n > 0 {
+			w.emit(usersessions.Change{Kind: usersessions.RecordChanged, Record: usersessions.RecordKey{Kind: kind, Key: key}})
+		}
 		return err
 	})
 }

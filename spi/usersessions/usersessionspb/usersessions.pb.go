@@ -82,6 +82,7 @@ const (
 	ChangeKind_REMOVED                 ChangeKind = 2
 	ChangeKind_FLUSHED                 ChangeKind = 3
 	ChangeKind_SUBSCRIBED              ChangeKind = 4 // first change of every Watch: the subscription is in place
+	ChangeKind_RECORD_CHANGED          ChangeKind = 5 // a record was put or deleted; Change.record names it
 )
 
 // Enum value maps for ChangeKind.
@@ -92,6 +93,7 @@ var (
 		2: "REMOVED",
 		3: "FLUSHED",
 		4: "SUBSCRIBED",
+		5: "RECORD_CHANGED",
 	}
 	ChangeKind_value = map[string]int32{
 		"CHANGE_KIND_UNSPECIFIED": 0,
@@ -99,6 +101,7 @@ var (
 		"REMOVED":                 2,
 		"FLUSHED":                 3,
 		"SUBSCRIBED":              4,
+		"RECORD_CHANGED":          5,
 	}
 )
 
@@ -901,6 +904,7 @@ type Change struct {
 	ClientId      string                 `protobuf:"bytes,3,opt,name=client_id,json=clientId,proto3" json:"client_id,omitempty"`
 	Filter        *Filter                `protobuf:"bytes,4,opt,name=filter,proto3" json:"filter,omitempty"`
 	Origin        string                 `protobuf:"bytes,5,opt,name=origin,proto3" json:"origin,omitempty"`
+	Record        *RecordKey             `protobuf:"bytes,6,opt,name=record,proto3" json:"record,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -970,6 +974,65 @@ func (x *Change) GetOrigin() string {
 	return ""
 }
 
+func (x *Change) GetRecord() *RecordKey {
+	if x != nil {
+		return x.Record
+	}
+	return nil
+}
+
+type RecordKey struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Kind          string                 `protobuf:"bytes,1,opt,name=kind,proto3" json:"kind,omitempty"`
+	Key           string                 `protobuf:"bytes,2,opt,name=key,proto3" json:"key,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RecordKey) Reset() {
+	*x = RecordKey{}
+	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RecordKey) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RecordKey) ProtoMessage() {}
+
+func (x *RecordKey) ProtoReflect() protoreflect.Message {
+	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RecordKey.ProtoReflect.Descriptor instead.
+func (*RecordKey) Descriptor() ([]byte, []int) {
+	return file_spi_usersessions_usersessionspb_usersessions_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *RecordKey) GetKind() string {
+	if x != nil {
+		return x.Kind
+	}
+	return ""
+}
+
+func (x *RecordKey) GetKey() string {
+	if x != nil {
+		return x.Key
+	}
+	return ""
+}
+
 type Record struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Kind          string                 `protobuf:"bytes,1,opt,name=kind,proto3" json:"kind,omitempty"`
@@ -983,7 +1046,7 @@ type Record struct {
 
 func (x *Record) Reset() {
 	*x = Record{}
-	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[10]
+	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -995,7 +1058,7 @@ func (x *Record) String() string {
 func (*Record) ProtoMessage() {}
 
 func (x *Record) ProtoReflect() protoreflect.Message {
-	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[10]
+	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1008,7 +1071,7 @@ func (x *Record) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Record.ProtoReflect.Descriptor instead.
 func (*Record) Descriptor() ([]byte, []int) {
-	return file_spi_usersessions_usersessionspb_usersessions_proto_rawDescGZIP(), []int{10}
+	return file_spi_usersessions_usersessionspb_usersessions_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *Record) GetKind() string {
@@ -1056,7 +1119,7 @@ type MaybeRecord struct {
 
 func (x *MaybeRecord) Reset() {
 	*x = MaybeRecord{}
-	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[11]
+	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1068,7 +1131,7 @@ func (x *MaybeRecord) String() string {
 func (*MaybeRecord) ProtoMessage() {}
 
 func (x *MaybeRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[11]
+	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1081,7 +1144,7 @@ func (x *MaybeRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MaybeRecord.ProtoReflect.Descriptor instead.
 func (*MaybeRecord) Descriptor() ([]byte, []int) {
-	return file_spi_usersessions_usersessionspb_usersessions_proto_rawDescGZIP(), []int{11}
+	return file_spi_usersessions_usersessionspb_usersessions_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *MaybeRecord) GetRecord() *Record {
@@ -1111,7 +1174,7 @@ type Delivery struct {
 
 func (x *Delivery) Reset() {
 	*x = Delivery{}
-	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[12]
+	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1123,7 +1186,7 @@ func (x *Delivery) String() string {
 func (*Delivery) ProtoMessage() {}
 
 func (x *Delivery) ProtoReflect() protoreflect.Message {
-	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[12]
+	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1136,7 +1199,7 @@ func (x *Delivery) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Delivery.ProtoReflect.Descriptor instead.
 func (*Delivery) Descriptor() ([]byte, []int) {
-	return file_spi_usersessions_usersessionspb_usersessions_proto_rawDescGZIP(), []int{12}
+	return file_spi_usersessions_usersessionspb_usersessions_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *Delivery) GetId() string {
@@ -1235,7 +1298,7 @@ type DeliveryOutcome struct {
 
 func (x *DeliveryOutcome) Reset() {
 	*x = DeliveryOutcome{}
-	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[13]
+	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1247,7 +1310,7 @@ func (x *DeliveryOutcome) String() string {
 func (*DeliveryOutcome) ProtoMessage() {}
 
 func (x *DeliveryOutcome) ProtoReflect() protoreflect.Message {
-	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[13]
+	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1260,7 +1323,7 @@ func (x *DeliveryOutcome) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeliveryOutcome.ProtoReflect.Descriptor instead.
 func (*DeliveryOutcome) Descriptor() ([]byte, []int) {
-	return file_spi_usersessions_usersessionspb_usersessions_proto_rawDescGZIP(), []int{13}
+	return file_spi_usersessions_usersessionspb_usersessions_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *DeliveryOutcome) GetId() string {
@@ -1302,7 +1365,7 @@ type DeliveryFilter struct {
 
 func (x *DeliveryFilter) Reset() {
 	*x = DeliveryFilter{}
-	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[14]
+	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1314,7 +1377,7 @@ func (x *DeliveryFilter) String() string {
 func (*DeliveryFilter) ProtoMessage() {}
 
 func (x *DeliveryFilter) ProtoReflect() protoreflect.Message {
-	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[14]
+	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1327,7 +1390,7 @@ func (x *DeliveryFilter) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeliveryFilter.ProtoReflect.Descriptor instead.
 func (*DeliveryFilter) Descriptor() ([]byte, []int) {
-	return file_spi_usersessions_usersessionspb_usersessions_proto_rawDescGZIP(), []int{14}
+	return file_spi_usersessions_usersessionspb_usersessions_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *DeliveryFilter) GetRealmId() string {
@@ -1360,7 +1423,7 @@ type CreateRequest struct {
 
 func (x *CreateRequest) Reset() {
 	*x = CreateRequest{}
-	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[15]
+	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1372,7 +1435,7 @@ func (x *CreateRequest) String() string {
 func (*CreateRequest) ProtoMessage() {}
 
 func (x *CreateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[15]
+	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1385,7 +1448,7 @@ func (x *CreateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateRequest.ProtoReflect.Descriptor instead.
 func (*CreateRequest) Descriptor() ([]byte, []int) {
-	return file_spi_usersessions_usersessionspb_usersessions_proto_rawDescGZIP(), []int{15}
+	return file_spi_usersessions_usersessionspb_usersessions_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *CreateRequest) GetSessions() []*UserSession {
@@ -1404,7 +1467,7 @@ type GetRequest struct {
 
 func (x *GetRequest) Reset() {
 	*x = GetRequest{}
-	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[16]
+	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1416,7 +1479,7 @@ func (x *GetRequest) String() string {
 func (*GetRequest) ProtoMessage() {}
 
 func (x *GetRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[16]
+	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1429,7 +1492,7 @@ func (x *GetRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRequest.ProtoReflect.Descriptor instead.
 func (*GetRequest) Descriptor() ([]byte, []int) {
-	return file_spi_usersessions_usersessionspb_usersessions_proto_rawDescGZIP(), []int{16}
+	return file_spi_usersessions_usersessionspb_usersessions_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *GetRequest) GetKeys() []*Key {
@@ -1448,7 +1511,7 @@ type GetResponse struct {
 
 func (x *GetResponse) Reset() {
 	*x = GetResponse{}
-	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[17]
+	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1460,7 +1523,7 @@ func (x *GetResponse) String() string {
 func (*GetResponse) ProtoMessage() {}
 
 func (x *GetResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[17]
+	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1473,7 +1536,7 @@ func (x *GetResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetResponse.ProtoReflect.Descriptor instead.
 func (*GetResponse) Descriptor() ([]byte, []int) {
-	return file_spi_usersessions_usersessionspb_usersessions_proto_rawDescGZIP(), []int{17}
+	return file_spi_usersessions_usersessionspb_usersessions_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *GetResponse) GetSessions() []*MaybeSession {
@@ -1492,7 +1555,7 @@ type UpdateRequest struct {
 
 func (x *UpdateRequest) Reset() {
 	*x = UpdateRequest{}
-	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[18]
+	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1504,7 +1567,7 @@ func (x *UpdateRequest) String() string {
 func (*UpdateRequest) ProtoMessage() {}
 
 func (x *UpdateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[18]
+	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1517,7 +1580,7 @@ func (x *UpdateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateRequest.ProtoReflect.Descriptor instead.
 func (*UpdateRequest) Descriptor() ([]byte, []int) {
-	return file_spi_usersessions_usersessionspb_usersessions_proto_rawDescGZIP(), []int{18}
+	return file_spi_usersessions_usersessionspb_usersessions_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *UpdateRequest) GetSessions() []*UserSession {
@@ -1536,7 +1599,7 @@ type TouchRequest struct {
 
 func (x *TouchRequest) Reset() {
 	*x = TouchRequest{}
-	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[19]
+	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1548,7 +1611,7 @@ func (x *TouchRequest) String() string {
 func (*TouchRequest) ProtoMessage() {}
 
 func (x *TouchRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[19]
+	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1561,7 +1624,7 @@ func (x *TouchRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TouchRequest.ProtoReflect.Descriptor instead.
 func (*TouchRequest) Descriptor() ([]byte, []int) {
-	return file_spi_usersessions_usersessionspb_usersessions_proto_rawDescGZIP(), []int{19}
+	return file_spi_usersessions_usersessionspb_usersessions_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *TouchRequest) GetTouches() []*Touch {
@@ -1580,7 +1643,7 @@ type PutClientSessionsRequest struct {
 
 func (x *PutClientSessionsRequest) Reset() {
 	*x = PutClientSessionsRequest{}
-	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[20]
+	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1592,7 +1655,7 @@ func (x *PutClientSessionsRequest) String() string {
 func (*PutClientSessionsRequest) ProtoMessage() {}
 
 func (x *PutClientSessionsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[20]
+	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1605,7 +1668,7 @@ func (x *PutClientSessionsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PutClientSessionsRequest.ProtoReflect.Descriptor instead.
 func (*PutClientSessionsRequest) Descriptor() ([]byte, []int) {
-	return file_spi_usersessions_usersessionspb_usersessions_proto_rawDescGZIP(), []int{20}
+	return file_spi_usersessions_usersessionspb_usersessions_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *PutClientSessionsRequest) GetClients() []*ClientSession {
@@ -1624,7 +1687,7 @@ type DeleteClientSessionsRequest struct {
 
 func (x *DeleteClientSessionsRequest) Reset() {
 	*x = DeleteClientSessionsRequest{}
-	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[21]
+	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1636,7 +1699,7 @@ func (x *DeleteClientSessionsRequest) String() string {
 func (*DeleteClientSessionsRequest) ProtoMessage() {}
 
 func (x *DeleteClientSessionsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[21]
+	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1649,7 +1712,7 @@ func (x *DeleteClientSessionsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteClientSessionsRequest.ProtoReflect.Descriptor instead.
 func (*DeleteClientSessionsRequest) Descriptor() ([]byte, []int) {
-	return file_spi_usersessions_usersessionspb_usersessions_proto_rawDescGZIP(), []int{21}
+	return file_spi_usersessions_usersessionspb_usersessions_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *DeleteClientSessionsRequest) GetKeys() []*ClientKey {
@@ -1668,7 +1731,7 @@ type DeleteRequest struct {
 
 func (x *DeleteRequest) Reset() {
 	*x = DeleteRequest{}
-	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[22]
+	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1680,7 +1743,7 @@ func (x *DeleteRequest) String() string {
 func (*DeleteRequest) ProtoMessage() {}
 
 func (x *DeleteRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[22]
+	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1693,7 +1756,7 @@ func (x *DeleteRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteRequest.ProtoReflect.Descriptor instead.
 func (*DeleteRequest) Descriptor() ([]byte, []int) {
-	return file_spi_usersessions_usersessionspb_usersessions_proto_rawDescGZIP(), []int{22}
+	return file_spi_usersessions_usersessionspb_usersessions_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *DeleteRequest) GetKeys() []*Key {
@@ -1712,7 +1775,7 @@ type DeleteResponse struct {
 
 func (x *DeleteResponse) Reset() {
 	*x = DeleteResponse{}
-	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[23]
+	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1724,7 +1787,7 @@ func (x *DeleteResponse) String() string {
 func (*DeleteResponse) ProtoMessage() {}
 
 func (x *DeleteResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[23]
+	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1737,7 +1800,7 @@ func (x *DeleteResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteResponse.ProtoReflect.Descriptor instead.
 func (*DeleteResponse) Descriptor() ([]byte, []int) {
-	return file_spi_usersessions_usersessionspb_usersessions_proto_rawDescGZIP(), []int{23}
+	return file_spi_usersessions_usersessionspb_usersessions_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *DeleteResponse) GetRemoved() int64 {
@@ -1756,7 +1819,7 @@ type DeleteMatchingRequest struct {
 
 func (x *DeleteMatchingRequest) Reset() {
 	*x = DeleteMatchingRequest{}
-	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[24]
+	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1768,7 +1831,7 @@ func (x *DeleteMatchingRequest) String() string {
 func (*DeleteMatchingRequest) ProtoMessage() {}
 
 func (x *DeleteMatchingRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[24]
+	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1781,7 +1844,7 @@ func (x *DeleteMatchingRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteMatchingRequest.ProtoReflect.Descriptor instead.
 func (*DeleteMatchingRequest) Descriptor() ([]byte, []int) {
-	return file_spi_usersessions_usersessionspb_usersessions_proto_rawDescGZIP(), []int{24}
+	return file_spi_usersessions_usersessionspb_usersessions_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *DeleteMatchingRequest) GetFilter() *Filter {
@@ -1801,7 +1864,7 @@ type DeleteExpiredRequest struct {
 
 func (x *DeleteExpiredRequest) Reset() {
 	*x = DeleteExpiredRequest{}
-	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[25]
+	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1813,7 +1876,7 @@ func (x *DeleteExpiredRequest) String() string {
 func (*DeleteExpiredRequest) ProtoMessage() {}
 
 func (x *DeleteExpiredRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[25]
+	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1826,7 +1889,7 @@ func (x *DeleteExpiredRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteExpiredRequest.ProtoReflect.Descriptor instead.
 func (*DeleteExpiredRequest) Descriptor() ([]byte, []int) {
-	return file_spi_usersessions_usersessionspb_usersessions_proto_rawDescGZIP(), []int{25}
+	return file_spi_usersessions_usersessionspb_usersessions_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *DeleteExpiredRequest) GetBefore() int64 {
@@ -1853,7 +1916,7 @@ type DeleteExpiredResponse struct {
 
 func (x *DeleteExpiredResponse) Reset() {
 	*x = DeleteExpiredResponse{}
-	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[26]
+	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1865,7 +1928,7 @@ func (x *DeleteExpiredResponse) String() string {
 func (*DeleteExpiredResponse) ProtoMessage() {}
 
 func (x *DeleteExpiredResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[26]
+	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1878,7 +1941,7 @@ func (x *DeleteExpiredResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteExpiredResponse.ProtoReflect.Descriptor instead.
 func (*DeleteExpiredResponse) Descriptor() ([]byte, []int) {
-	return file_spi_usersessions_usersessionspb_usersessions_proto_rawDescGZIP(), []int{26}
+	return file_spi_usersessions_usersessionspb_usersessions_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *DeleteExpiredResponse) GetUsers() int64 {
@@ -1905,7 +1968,7 @@ type ListRequest struct {
 
 func (x *ListRequest) Reset() {
 	*x = ListRequest{}
-	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[27]
+	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1917,7 +1980,7 @@ func (x *ListRequest) String() string {
 func (*ListRequest) ProtoMessage() {}
 
 func (x *ListRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[27]
+	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1930,7 +1993,7 @@ func (x *ListRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRequest.ProtoReflect.Descriptor instead.
 func (*ListRequest) Descriptor() ([]byte, []int) {
-	return file_spi_usersessions_usersessionspb_usersessions_proto_rawDescGZIP(), []int{27}
+	return file_spi_usersessions_usersessionspb_usersessions_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *ListRequest) GetFilter() *Filter {
@@ -1956,7 +2019,7 @@ type Sessions struct {
 
 func (x *Sessions) Reset() {
 	*x = Sessions{}
-	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[28]
+	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1968,7 +2031,7 @@ func (x *Sessions) String() string {
 func (*Sessions) ProtoMessage() {}
 
 func (x *Sessions) ProtoReflect() protoreflect.Message {
-	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[28]
+	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1981,7 +2044,7 @@ func (x *Sessions) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Sessions.ProtoReflect.Descriptor instead.
 func (*Sessions) Descriptor() ([]byte, []int) {
-	return file_spi_usersessions_usersessionspb_usersessions_proto_rawDescGZIP(), []int{28}
+	return file_spi_usersessions_usersessionspb_usersessions_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *Sessions) GetSessions() []*UserSession {
@@ -2000,7 +2063,7 @@ type CountRequest struct {
 
 func (x *CountRequest) Reset() {
 	*x = CountRequest{}
-	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[29]
+	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2012,7 +2075,7 @@ func (x *CountRequest) String() string {
 func (*CountRequest) ProtoMessage() {}
 
 func (x *CountRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[29]
+	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2025,7 +2088,7 @@ func (x *CountRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CountRequest.ProtoReflect.Descriptor instead.
 func (*CountRequest) Descriptor() ([]byte, []int) {
-	return file_spi_usersessions_usersessionspb_usersessions_proto_rawDescGZIP(), []int{29}
+	return file_spi_usersessions_usersessionspb_usersessions_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *CountRequest) GetFilter() *Filter {
@@ -2044,7 +2107,7 @@ type CountResponse struct {
 
 func (x *CountResponse) Reset() {
 	*x = CountResponse{}
-	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[30]
+	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2056,7 +2119,7 @@ func (x *CountResponse) String() string {
 func (*CountResponse) ProtoMessage() {}
 
 func (x *CountResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[30]
+	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2069,7 +2132,7 @@ func (x *CountResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CountResponse.ProtoReflect.Descriptor instead.
 func (*CountResponse) Descriptor() ([]byte, []int) {
-	return file_spi_usersessions_usersessionspb_usersessions_proto_rawDescGZIP(), []int{30}
+	return file_spi_usersessions_usersessionspb_usersessions_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *CountResponse) GetCount() int64 {
@@ -2089,7 +2152,7 @@ type CountByClientRequest struct {
 
 func (x *CountByClientRequest) Reset() {
 	*x = CountByClientRequest{}
-	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[31]
+	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2101,7 +2164,7 @@ func (x *CountByClientRequest) String() string {
 func (*CountByClientRequest) ProtoMessage() {}
 
 func (x *CountByClientRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[31]
+	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2114,7 +2177,7 @@ func (x *CountByClientRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CountByClientRequest.ProtoReflect.Descriptor instead.
 func (*CountByClientRequest) Descriptor() ([]byte, []int) {
-	return file_spi_usersessions_usersessionspb_usersessions_proto_rawDescGZIP(), []int{31}
+	return file_spi_usersessions_usersessionspb_usersessions_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *CountByClientRequest) GetRealmId() string {
@@ -2140,7 +2203,7 @@ type CountByClientResponse struct {
 
 func (x *CountByClientResponse) Reset() {
 	*x = CountByClientResponse{}
-	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[32]
+	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2152,7 +2215,7 @@ func (x *CountByClientResponse) String() string {
 func (*CountByClientResponse) ProtoMessage() {}
 
 func (x *CountByClientResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[32]
+	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2165,7 +2228,7 @@ func (x *CountByClientResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CountByClientResponse.ProtoReflect.Descriptor instead.
 func (*CountByClientResponse) Descriptor() ([]byte, []int) {
-	return file_spi_usersessions_usersessionspb_usersessions_proto_rawDescGZIP(), []int{32}
+	return file_spi_usersessions_usersessionspb_usersessions_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *CountByClientResponse) GetCounts() map[string]int64 {
@@ -2186,7 +2249,7 @@ type StreamRequest struct {
 
 func (x *StreamRequest) Reset() {
 	*x = StreamRequest{}
-	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[33]
+	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2198,7 +2261,7 @@ func (x *StreamRequest) String() string {
 func (*StreamRequest) ProtoMessage() {}
 
 func (x *StreamRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[33]
+	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2211,7 +2274,7 @@ func (x *StreamRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StreamRequest.ProtoReflect.Descriptor instead.
 func (*StreamRequest) Descriptor() ([]byte, []int) {
-	return file_spi_usersessions_usersessionspb_usersessions_proto_rawDescGZIP(), []int{33}
+	return file_spi_usersessions_usersessionspb_usersessions_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *StreamRequest) GetFilter() *Filter {
@@ -2243,7 +2306,7 @@ type WatchRequest struct {
 
 func (x *WatchRequest) Reset() {
 	*x = WatchRequest{}
-	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[34]
+	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2255,7 +2318,7 @@ func (x *WatchRequest) String() string {
 func (*WatchRequest) ProtoMessage() {}
 
 func (x *WatchRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[34]
+	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2268,7 +2331,7 @@ func (x *WatchRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchRequest.ProtoReflect.Descriptor instead.
 func (*WatchRequest) Descriptor() ([]byte, []int) {
-	return file_spi_usersessions_usersessionspb_usersessions_proto_rawDescGZIP(), []int{34}
+	return file_spi_usersessions_usersessionspb_usersessions_proto_rawDescGZIP(), []int{35}
 }
 
 type GetRecordsRequest struct {
@@ -2281,7 +2344,7 @@ type GetRecordsRequest struct {
 
 func (x *GetRecordsRequest) Reset() {
 	*x = GetRecordsRequest{}
-	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[35]
+	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2293,7 +2356,7 @@ func (x *GetRecordsRequest) String() string {
 func (*GetRecordsRequest) ProtoMessage() {}
 
 func (x *GetRecordsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[35]
+	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2306,7 +2369,7 @@ func (x *GetRecordsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRecordsRequest.ProtoReflect.Descriptor instead.
 func (*GetRecordsRequest) Descriptor() ([]byte, []int) {
-	return file_spi_usersessions_usersessionspb_usersessions_proto_rawDescGZIP(), []int{35}
+	return file_spi_usersessions_usersessionspb_usersessions_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *GetRecordsRequest) GetKind() string {
@@ -2332,7 +2395,7 @@ type GetRecordsResponse struct {
 
 func (x *GetRecordsResponse) Reset() {
 	*x = GetRecordsResponse{}
-	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[36]
+	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2344,7 +2407,7 @@ func (x *GetRecordsResponse) String() string {
 func (*GetRecordsResponse) ProtoMessage() {}
 
 func (x *GetRecordsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[36]
+	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2357,7 +2420,7 @@ func (x *GetRecordsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRecordsResponse.ProtoReflect.Descriptor instead.
 func (*GetRecordsResponse) Descriptor() ([]byte, []int) {
-	return file_spi_usersessions_usersessionspb_usersessions_proto_rawDescGZIP(), []int{36}
+	return file_spi_usersessions_usersessionspb_usersessions_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *GetRecordsResponse) GetRecords() []*MaybeRecord {
@@ -2376,7 +2439,7 @@ type ListRecordsRequest struct {
 
 func (x *ListRecordsRequest) Reset() {
 	*x = ListRecordsRequest{}
-	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[37]
+	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2388,7 +2451,7 @@ func (x *ListRecordsRequest) String() string {
 func (*ListRecordsRequest) ProtoMessage() {}
 
 func (x *ListRecordsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[37]
+	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2401,7 +2464,7 @@ func (x *ListRecordsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRecordsRequest.ProtoReflect.Descriptor instead.
 func (*ListRecordsRequest) Descriptor() ([]byte, []int) {
-	return file_spi_usersessions_usersessionspb_usersessions_proto_rawDescGZIP(), []int{37}
+	return file_spi_usersessions_usersessionspb_usersessions_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *ListRecordsRequest) GetKind() string {
@@ -2420,7 +2483,7 @@ type Records struct {
 
 func (x *Records) Reset() {
 	*x = Records{}
-	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[38]
+	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2432,7 +2495,7 @@ func (x *Records) String() string {
 func (*Records) ProtoMessage() {}
 
 func (x *Records) ProtoReflect() protoreflect.Message {
-	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[38]
+	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2445,7 +2508,7 @@ func (x *Records) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Records.ProtoReflect.Descriptor instead.
 func (*Records) Descriptor() ([]byte, []int) {
-	return file_spi_usersessions_usersessionspb_usersessions_proto_rawDescGZIP(), []int{38}
+	return file_spi_usersessions_usersessionspb_usersessions_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *Records) GetRecords() []*Record {
@@ -2465,7 +2528,7 @@ type DeleteRecordRequest struct {
 
 func (x *DeleteRecordRequest) Reset() {
 	*x = DeleteRecordRequest{}
-	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[39]
+	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2477,7 +2540,7 @@ func (x *DeleteRecordRequest) String() string {
 func (*DeleteRecordRequest) ProtoMessage() {}
 
 func (x *DeleteRecordRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[39]
+	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2490,7 +2553,7 @@ func (x *DeleteRecordRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteRecordRequest.ProtoReflect.Descriptor instead.
 func (*DeleteRecordRequest) Descriptor() ([]byte, []int) {
-	return file_spi_usersessions_usersessionspb_usersessions_proto_rawDescGZIP(), []int{39}
+	return file_spi_usersessions_usersessionspb_usersessions_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *DeleteRecordRequest) GetKind() string {
@@ -2516,7 +2579,7 @@ type Deliveries struct {
 
 func (x *Deliveries) Reset() {
 	*x = Deliveries{}
-	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[40]
+	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2528,7 +2591,7 @@ func (x *Deliveries) String() string {
 func (*Deliveries) ProtoMessage() {}
 
 func (x *Deliveries) ProtoReflect() protoreflect.Message {
-	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[40]
+	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2541,7 +2604,7 @@ func (x *Deliveries) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Deliveries.ProtoReflect.Descriptor instead.
 func (*Deliveries) Descriptor() ([]byte, []int) {
-	return file_spi_usersessions_usersessionspb_usersessions_proto_rawDescGZIP(), []int{40}
+	return file_spi_usersessions_usersessionspb_usersessions_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *Deliveries) GetDeliveries() []*Delivery {
@@ -2562,7 +2625,7 @@ type ClaimRequest struct {
 
 func (x *ClaimRequest) Reset() {
 	*x = ClaimRequest{}
-	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[41]
+	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2574,7 +2637,7 @@ func (x *ClaimRequest) String() string {
 func (*ClaimRequest) ProtoMessage() {}
 
 func (x *ClaimRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[41]
+	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2587,7 +2650,7 @@ func (x *ClaimRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClaimRequest.ProtoReflect.Descriptor instead.
 func (*ClaimRequest) Descriptor() ([]byte, []int) {
-	return file_spi_usersessions_usersessionspb_usersessions_proto_rawDescGZIP(), []int{41}
+	return file_spi_usersessions_usersessionspb_usersessions_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *ClaimRequest) GetNow() int64 {
@@ -2620,7 +2683,7 @@ type FinishRequest struct {
 
 func (x *FinishRequest) Reset() {
 	*x = FinishRequest{}
-	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[42]
+	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2632,7 +2695,7 @@ func (x *FinishRequest) String() string {
 func (*FinishRequest) ProtoMessage() {}
 
 func (x *FinishRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[42]
+	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2645,7 +2708,7 @@ func (x *FinishRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FinishRequest.ProtoReflect.Descriptor instead.
 func (*FinishRequest) Descriptor() ([]byte, []int) {
-	return file_spi_usersessions_usersessionspb_usersessions_proto_rawDescGZIP(), []int{42}
+	return file_spi_usersessions_usersessionspb_usersessions_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *FinishRequest) GetOutcomes() []*DeliveryOutcome {
@@ -2745,13 +2808,17 @@ const file_spi_usersessions_usersessionspb_usersessions_proto_rawDesc = "" +
 	"\x05limit\x18\x02 \x01(\x03R\x05limit\"7\n" +
 	"\tPartition\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\x03R\x05index\x12\x14\n" +
-	"\x05count\x18\x02 \x01(\x03R\x05count\"\xea\x01\n" +
+	"\x05count\x18\x02 \x01(\x03R\x05count\"\xa7\x02\n" +
 	"\x06Change\x128\n" +
 	"\x04kind\x18\x01 \x01(\x0e2$.sessiond.usersessions.v1.ChangeKindR\x04kind\x127\n" +
 	"\asession\x18\x02 \x01(\v2\x1d.sessiond.usersessions.v1.KeyR\asession\x12\x1b\n" +
 	"\tclient_id\x18\x03 \x01(\tR\bclientId\x128\n" +
 	"\x06filter\x18\x04 \x01(\v2 .sessiond.usersessions.v1.FilterR\x06filter\x12\x16\n" +
-	"\x06origin\x18\x05 \x01(\tR\x06origin\"x\n" +
+	"\x06origin\x18\x05 \x01(\tR\x06origin\x12;\n" +
+	"\x06record\x18\x06 \x01(\v2#.sessiond.usersessions.v1.RecordKeyR\x06record\"1\n" +
+	"\tRecordKey\x12\x12\n" +
+	"\x04kind\x18\x01 \x01(\tR\x04kind\x12\x10\n" +
+	"\x03key\x18\x02 \x01(\tR\x03key\"x\n" +
 	"\x06Record\x12\x12\n" +
 	"\x04kind\x18\x01 \x01(\tR\x04kind\x12\x10\n" +
 	"\x03key\x18\x02 \x01(\tR\x03key\x12\x14\n" +
@@ -2859,7 +2926,7 @@ const file_spi_usersessions_usersessionspb_usersessions_proto_rawDesc = "" +
 	"\x0fOfflineSelector\x12\x0f\n" +
 	"\vONLINE_ONLY\x10\x00\x12\x10\n" +
 	"\fOFFLINE_ONLY\x10\x01\x12\b\n" +
-	"\x04BOTH\x10\x02*a\n" +
+	"\x04BOTH\x10\x02*u\n" +
 	"\n" +
 	"ChangeKind\x12\x1b\n" +
 	"\x17CHANGE_KIND_UNSPECIFIED\x10\x00\x12\f\n" +
@@ -2867,7 +2934,8 @@ const file_spi_usersessions_usersessionspb_usersessions_proto_rawDesc = "" +
 	"\aREMOVED\x10\x02\x12\v\n" +
 	"\aFLUSHED\x10\x03\x12\x0e\n" +
 	"\n" +
-	"SUBSCRIBED\x10\x042\xe4\x0f\n" +
+	"SUBSCRIBED\x10\x04\x12\x12\n" +
+	"\x0eRECORD_CHANGED\x10\x052\xe4\x0f\n" +
 	"\fUserSessions\x12N\n" +
 	"\x06Create\x12'.sessiond.usersessions.v1.CreateRequest\x1a\x1b.sessiond.spi.v1.ItemErrors\x12R\n" +
 	"\x03Get\x12$.sessiond.usersessions.v1.GetRequest\x1a%.sessiond.usersessions.v1.GetResponse\x12N\n" +
@@ -2906,7 +2974,7 @@ func file_spi_usersessions_usersessionspb_usersessions_proto_rawDescGZIP() []byt
 }
 
 var file_spi_usersessions_usersessionspb_usersessions_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes = make([]protoimpl.MessageInfo, 47)
+var file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes = make([]protoimpl.MessageInfo, 48)
 var file_spi_usersessions_usersessionspb_usersessions_proto_goTypes = []any{
 	(OfflineSelector)(0),                // 0: sessiond.usersessions.v1.OfflineSelector
 	(ChangeKind)(0),                     // 1: sessiond.usersessions.v1.ChangeKind
@@ -2920,129 +2988,131 @@ var file_spi_usersessions_usersessionspb_usersessions_proto_goTypes = []any{
 	(*Page)(nil),                        // 9: sessiond.usersessions.v1.Page
 	(*Partition)(nil),                   // 10: sessiond.usersessions.v1.Partition
 	(*Change)(nil),                      // 11: sessiond.usersessions.v1.Change
-	(*Record)(nil),                      // 12: sessiond.usersessions.v1.Record
-	(*MaybeRecord)(nil),                 // 13: sessiond.usersessions.v1.MaybeRecord
-	(*Delivery)(nil),                    // 14: sessiond.usersessions.v1.Delivery
-	(*DeliveryOutcome)(nil),             // 15: sessiond.usersessions.v1.DeliveryOutcome
-	(*DeliveryFilter)(nil),              // 16: sessiond.usersessions.v1.DeliveryFilter
-	(*CreateRequest)(nil),               // 17: sessiond.usersessions.v1.CreateRequest
-	(*GetRequest)(nil),                  // 18: sessiond.usersessions.v1.GetRequest
-	(*GetResponse)(nil),                 // 19: sessiond.usersessions.v1.GetResponse
-	(*UpdateRequest)(nil),               // 20: sessiond.usersessions.v1.UpdateRequest
-	(*TouchRequest)(nil),                // 21: sessiond.usersessions.v1.TouchRequest
-	(*PutClientSessionsRequest)(nil),    // 22: sessiond.usersessions.v1.PutClientSessionsRequest
-	(*DeleteClientSessionsRequest)(nil), // 23: sessiond.usersessions.v1.DeleteClientSessionsRequest
-	(*DeleteRequest)(nil),               // 24: sessiond.usersessions.v1.DeleteRequest
-	(*DeleteResponse)(nil),              // 25: sessiond.usersessions.v1.DeleteResponse
-	(*DeleteMatchingRequest)(nil),       // 26: sessiond.usersessions.v1.DeleteMatchingRequest
-	(*DeleteExpiredRequest)(nil),        // 27: sessiond.usersessions.v1.DeleteExpiredRequest
-	(*DeleteExpiredResponse)(nil),       // 28: sessiond.usersessions.v1.DeleteExpiredResponse
-	(*ListRequest)(nil),                 // 29: sessiond.usersessions.v1.ListRequest
-	(*Sessions)(nil),                    // 30: sessiond.usersessions.v1.Sessions
-	(*CountRequest)(nil),                // 31: sessiond.usersessions.v1.CountRequest
-	(*CountResponse)(nil),               // 32: sessiond.usersessions.v1.CountResponse
-	(*CountByClientRequest)(nil),        // 33: sessiond.usersessions.v1.CountByClientRequest
-	(*CountByClientResponse)(nil),       // 34: sessiond.usersessions.v1.CountByClientResponse
-	(*StreamRequest)(nil),               // 35: sessiond.usersessions.v1.StreamRequest
-	(*WatchRequest)(nil),                // 36: sessiond.usersessions.v1.WatchRequest
-	(*GetRecordsRequest)(nil),           // 37: sessiond.usersessions.v1.GetRecordsRequest
-	(*GetRecordsResponse)(nil),          // 38: sessiond.usersessions.v1.GetRecordsResponse
-	(*ListRecordsRequest)(nil),          // 39: sessiond.usersessions.v1.ListRecordsRequest
-	(*Records)(nil),                     // 40: sessiond.usersessions.v1.Records
-	(*DeleteRecordRequest)(nil),         // 41: sessiond.usersessions.v1.DeleteRecordRequest
-	(*Deliveries)(nil),                  // 42: sessiond.usersessions.v1.Deliveries
-	(*ClaimRequest)(nil),                // 43: sessiond.usersessions.v1.ClaimRequest
-	(*FinishRequest)(nil),               // 44: sessiond.usersessions.v1.FinishRequest
-	nil,                                 // 45: sessiond.usersessions.v1.UserSession.NotesEntry
-	nil,                                 // 46: sessiond.usersessions.v1.UserSession.ClientsEntry
-	nil,                                 // 47: sessiond.usersessions.v1.ClientSession.NotesEntry
-	nil,                                 // 48: sessiond.usersessions.v1.CountByClientResponse.CountsEntry
-	(*spipb.ItemErrors)(nil),            // 49: sessiond.spi.v1.ItemErrors
-	(*spipb.Empty)(nil),                 // 50: sessiond.spi.v1.Empty
+	(*RecordKey)(nil),                   // 12: sessiond.usersessions.v1.RecordKey
+	(*Record)(nil),                      // 13: sessiond.usersessions.v1.Record
+	(*MaybeRecord)(nil),                 // 14: sessiond.usersessions.v1.MaybeRecord
+	(*Delivery)(nil),                    // 15: sessiond.usersessions.v1.Delivery
+	(*DeliveryOutcome)(nil),             // 16: sessiond.usersessions.v1.DeliveryOutcome
+	(*DeliveryFilter)(nil),              // 17: sessiond.usersessions.v1.DeliveryFilter
+	(*CreateRequest)(nil),               // 18: sessiond.usersessions.v1.CreateRequest
+	(*GetRequest)(nil),                  // 19: sessiond.usersessions.v1.GetRequest
+	(*GetResponse)(nil),                 // 20: sessiond.usersessions.v1.GetResponse
+	(*UpdateRequest)(nil),               // 21: sessiond.usersessions.v1.UpdateRequest
+	(*TouchRequest)(nil),                // 22: sessiond.usersessions.v1.TouchRequest
+	(*PutClientSessionsRequest)(nil),    // 23: sessiond.usersessions.v1.PutClientSessionsRequest
+	(*DeleteClientSessionsRequest)(nil), // 24: sessiond.usersessions.v1.DeleteClientSessionsRequest
+	(*DeleteRequest)(nil),               // 25: sessiond.usersessions.v1.DeleteRequest
+	(*DeleteResponse)(nil),              // 26: sessiond.usersessions.v1.DeleteResponse
+	(*DeleteMatchingRequest)(nil),       // 27: sessiond.usersessions.v1.DeleteMatchingRequest
+	(*DeleteExpiredRequest)(nil),        // 28: sessiond.usersessions.v1.DeleteExpiredRequest
+	(*DeleteExpiredResponse)(nil),       // 29: sessiond.usersessions.v1.DeleteExpiredResponse
+	(*ListRequest)(nil),                 // 30: sessiond.usersessions.v1.ListRequest
+	(*Sessions)(nil),                    // 31: sessiond.usersessions.v1.Sessions
+	(*CountRequest)(nil),                // 32: sessiond.usersessions.v1.CountRequest
+	(*CountResponse)(nil),               // 33: sessiond.usersessions.v1.CountResponse
+	(*CountByClientRequest)(nil),        // 34: sessiond.usersessions.v1.CountByClientRequest
+	(*CountByClientResponse)(nil),       // 35: sessiond.usersessions.v1.CountByClientResponse
+	(*StreamRequest)(nil),               // 36: sessiond.usersessions.v1.StreamRequest
+	(*WatchRequest)(nil),                // 37: sessiond.usersessions.v1.WatchRequest
+	(*GetRecordsRequest)(nil),           // 38: sessiond.usersessions.v1.GetRecordsRequest
+	(*GetRecordsResponse)(nil),          // 39: sessiond.usersessions.v1.GetRecordsResponse
+	(*ListRecordsRequest)(nil),          // 40: sessiond.usersessions.v1.ListRecordsRequest
+	(*Records)(nil),                     // 41: sessiond.usersessions.v1.Records
+	(*DeleteRecordRequest)(nil),         // 42: sessiond.usersessions.v1.DeleteRecordRequest
+	(*Deliveries)(nil),                  // 43: sessiond.usersessions.v1.Deliveries
+	(*ClaimRequest)(nil),                // 44: sessiond.usersessions.v1.ClaimRequest
+	(*FinishRequest)(nil),               // 45: sessiond.usersessions.v1.FinishRequest
+	nil,                                 // 46: sessiond.usersessions.v1.UserSession.NotesEntry
+	nil,                                 // 47: sessiond.usersessions.v1.UserSession.ClientsEntry
+	nil,                                 // 48: sessiond.usersessions.v1.ClientSession.NotesEntry
+	nil,                                 // 49: sessiond.usersessions.v1.CountByClientResponse.CountsEntry
+	(*spipb.ItemErrors)(nil),            // 50: sessiond.spi.v1.ItemErrors
+	(*spipb.Empty)(nil),                 // 51: sessiond.spi.v1.Empty
 }
 var file_spi_usersessions_usersessionspb_usersessions_proto_depIdxs = []int32{
 	2,  // 0: sessiond.usersessions.v1.ClientKey.session:type_name -> sessiond.usersessions.v1.Key
-	45, // 1: sessiond.usersessions.v1.UserSession.notes:type_name -> sessiond.usersessions.v1.UserSession.NotesEntry
-	46, // 2: sessiond.usersessions.v1.UserSession.clients:type_name -> sessiond.usersessions.v1.UserSession.ClientsEntry
-	47, // 3: sessiond.usersessions.v1.ClientSession.notes:type_name -> sessiond.usersessions.v1.ClientSession.NotesEntry
+	46, // 1: sessiond.usersessions.v1.UserSession.notes:type_name -> sessiond.usersessions.v1.UserSession.NotesEntry
+	47, // 2: sessiond.usersessions.v1.UserSession.clients:type_name -> sessiond.usersessions.v1.UserSession.ClientsEntry
+	48, // 3: sessiond.usersessions.v1.ClientSession.notes:type_name -> sessiond.usersessions.v1.ClientSession.NotesEntry
 	4,  // 4: sessiond.usersessions.v1.MaybeSession.session:type_name -> sessiond.usersessions.v1.UserSession
 	2,  // 5: sessiond.usersessions.v1.Touch.session:type_name -> sessiond.usersessions.v1.Key
 	0,  // 6: sessiond.usersessions.v1.Filter.offline:type_name -> sessiond.usersessions.v1.OfflineSelector
 	1,  // 7: sessiond.usersessions.v1.Change.kind:type_name -> sessiond.usersessions.v1.ChangeKind
 	2,  // 8: sessiond.usersessions.v1.Change.session:type_name -> sessiond.usersessions.v1.Key
 	8,  // 9: sessiond.usersessions.v1.Change.filter:type_name -> sessiond.usersessions.v1.Filter
-	12, // 10: sessiond.usersessions.v1.MaybeRecord.record:type_name -> sessiond.usersessions.v1.Record
-	9,  // 11: sessiond.usersessions.v1.DeliveryFilter.page:type_name -> sessiond.usersessions.v1.Page
-	4,  // 12: sessiond.usersessions.v1.CreateRequest.sessions:type_name -> sessiond.usersessions.v1.UserSession
-	2,  // 13: sessiond.usersessions.v1.GetRequest.keys:type_name -> sessiond.usersessions.v1.Key
-	6,  // 14: sessiond.usersessions.v1.GetResponse.sessions:type_name -> sessiond.usersessions.v1.MaybeSession
-	4,  // 15: sessiond.usersessions.v1.UpdateRequest.sessions:type_name -> sessiond.usersessions.v1.UserSession
-	7,  // 16: sessiond.usersessions.v1.TouchRequest.touches:type_name -> sessiond.usersessions.v1.Touch
-	5,  // 17: sessiond.usersessions.v1.PutClientSessionsRequest.clients:type_name -> sessiond.usersessions.v1.ClientSession
-	3,  // 18: sessiond.usersessions.v1.DeleteClientSessionsRequest.keys:type_name -> sessiond.usersessions.v1.ClientKey
-	2,  // 19: sessiond.usersessions.v1.DeleteRequest.keys:type_name -> sessiond.usersessions.v1.Key
-	8,  // 20: sessiond.usersessions.v1.DeleteMatchingRequest.filter:type_name -> sessiond.usersessions.v1.Filter
-	8,  // 21: sessiond.usersessions.v1.ListRequest.filter:type_name -> sessiond.usersessions.v1.Filter
-	9,  // 22: sessiond.usersessions.v1.ListRequest.page:type_name -> sessiond.usersessions.v1.Page
-	4,  // 23: sessiond.usersessions.v1.Sessions.sessions:type_name -> sessiond.usersessions.v1.UserSession
-	8,  // 24: sessiond.usersessions.v1.CountRequest.filter:type_name -> sessiond.usersessions.v1.Filter
-	48, // 25: sessiond.usersessions.v1.CountByClientResponse.counts:type_name -> sessiond.usersessions.v1.CountByClientResponse.CountsEntry
-	8,  // 26: sessiond.usersessions.v1.StreamRequest.filter:type_name -> sessiond.usersessions.v1.Filter
-	10, // 27: sessiond.usersessions.v1.StreamRequest.partition:type_name -> sessiond.usersessions.v1.Partition
-	13, // 28: sessiond.usersessions.v1.GetRecordsResponse.records:type_name -> sessiond.usersessions.v1.MaybeRecord
-	12, // 29: sessiond.usersessions.v1.Records.records:type_name -> sessiond.usersessions.v1.Record
-	14, // 30: sessiond.usersessions.v1.Deliveries.deliveries:type_name -> sessiond.usersessions.v1.Delivery
-	15, // 31: sessiond.usersessions.v1.FinishRequest.outcomes:type_name -> sessiond.usersessions.v1.DeliveryOutcome
-	5,  // 32: sessiond.usersessions.v1.UserSession.ClientsEntry.value:type_name -> sessiond.usersessions.v1.ClientSession
-	17, // 33: sessiond.usersessions.v1.UserSessions.Create:input_type -> sessiond.usersessions.v1.CreateRequest
-	18, // 34: sessiond.usersessions.v1.UserSessions.Get:input_type -> sessiond.usersessions.v1.GetRequest
-	20, // 35: sessiond.usersessions.v1.UserSessions.Update:input_type -> sessiond.usersessions.v1.UpdateRequest
-	21, // 36: sessiond.usersessions.v1.UserSessions.Touch:input_type -> sessiond.usersessions.v1.TouchRequest
-	22, // 37: sessiond.usersessions.v1.UserSessions.PutClientSessions:input_type -> sessiond.usersessions.v1.PutClientSessionsRequest
-	23, // 38: sessiond.usersessions.v1.UserSessions.DeleteClientSessions:input_type -> sessiond.usersessions.v1.DeleteClientSessionsRequest
-	24, // 39: sessiond.usersessions.v1.UserSessions.Delete:input_type -> sessiond.usersessions.v1.DeleteRequest
-	26, // 40: sessiond.usersessions.v1.UserSessions.DeleteMatching:input_type -> sessiond.usersessions.v1.DeleteMatchingRequest
-	27, // 41: sessiond.usersessions.v1.UserSessions.DeleteExpired:input_type -> sessiond.usersessions.v1.DeleteExpiredRequest
-	29, // 42: sessiond.usersessions.v1.UserSessions.List:input_type -> sessiond.usersessions.v1.ListRequest
-	31, // 43: sessiond.usersessions.v1.UserSessions.Count:input_type -> sessiond.usersessions.v1.CountRequest
-	33, // 44: sessiond.usersessions.v1.UserSessions.CountByClient:input_type -> sessiond.usersessions.v1.CountByClientRequest
-	35, // 45: sessiond.usersessions.v1.UserSessions.Stream:input_type -> sessiond.usersessions.v1.StreamRequest
-	36, // 46: sessiond.usersessions.v1.UserSessions.Watch:input_type -> sessiond.usersessions.v1.WatchRequest
-	37, // 47: sessiond.usersessions.v1.UserSessions.GetRecords:input_type -> sessiond.usersessions.v1.GetRecordsRequest
-	12, // 48: sessiond.usersessions.v1.UserSessions.PutRecord:input_type -> sessiond.usersessions.v1.Record
-	39, // 49: sessiond.usersessions.v1.UserSessions.ListRecords:input_type -> sessiond.usersessions.v1.ListRecordsRequest
-	41, // 50: sessiond.usersessions.v1.UserSessions.DeleteRecord:input_type -> sessiond.usersessions.v1.DeleteRecordRequest
-	42, // 51: sessiond.usersessions.v1.UserSessions.Enqueue:input_type -> sessiond.usersessions.v1.Deliveries
-	43, // 52: sessiond.usersessions.v1.UserSessions.Claim:input_type -> sessiond.usersessions.v1.ClaimRequest
-	44, // 53: sessiond.usersessions.v1.UserSessions.Finish:input_type -> sessiond.usersessions.v1.FinishRequest
-	16, // 54: sessiond.usersessions.v1.UserSessions.ListDeliveries:input_type -> sessiond.usersessions.v1.DeliveryFilter
-	49, // 55: sessiond.usersessions.v1.UserSessions.Create:output_type -> sessiond.spi.v1.ItemErrors
-	19, // 56: sessiond.usersessions.v1.UserSessions.Get:output_type -> sessiond.usersessions.v1.GetResponse
-	49, // 57: sessiond.usersessions.v1.UserSessions.Update:output_type -> sessiond.spi.v1.ItemErrors
-	49, // 58: sessiond.usersessions.v1.UserSessions.Touch:output_type -> sessiond.spi.v1.ItemErrors
-	49, // 59: sessiond.usersessions.v1.UserSessions.PutClientSessions:output_type -> sessiond.spi.v1.ItemErrors
-	50, // 60: sessiond.usersessions.v1.UserSessions.DeleteClientSessions:output_type -> sessiond.spi.v1.Empty
-	25, // 61: sessiond.usersessions.v1.UserSessions.Delete:output_type -> sessiond.usersessions.v1.DeleteResponse
-	25, // 62: sessiond.usersessions.v1.UserSessions.DeleteMatching:output_type -> sessiond.usersessions.v1.DeleteResponse
-	28, // 63: sessiond.usersessions.v1.UserSessions.DeleteExpired:output_type -> sessiond.usersessions.v1.DeleteExpiredResponse
-	30, // 64: sessiond.usersessions.v1.UserSessions.List:output_type -> sessiond.usersessions.v1.Sessions
-	32, // 65: sessiond.usersessions.v1.UserSessions.Count:output_type -> sessiond.usersessions.v1.CountResponse
-	34, // 66: sessiond.usersessions.v1.UserSessions.CountByClient:output_type -> sessiond.usersessions.v1.CountByClientResponse
-	30, // 67: sessiond.usersessions.v1.UserSessions.Stream:output_type -> sessiond.usersessions.v1.Sessions
-	11, // 68: sessiond.usersessions.v1.UserSessions.Watch:output_type -> sessiond.usersessions.v1.Change
-	38, // 69: sessiond.usersessions.v1.UserSessions.GetRecords:output_type -> sessiond.usersessions.v1.GetRecordsResponse
-	12, // 70: sessiond.usersessions.v1.UserSessions.PutRecord:output_type -> sessiond.usersessions.v1.Record
-	40, // 71: sessiond.usersessions.v1.UserSessions.ListRecords:output_type -> sessiond.usersessions.v1.Records
-	50, // 72: sessiond.usersessions.v1.UserSessions.DeleteRecord:output_type -> sessiond.spi.v1.Empty
-	50, // 73: sessiond.usersessions.v1.UserSessions.Enqueue:output_type -> sessiond.spi.v1.Empty
-	42, // 74: sessiond.usersessions.v1.UserSessions.Claim:output_type -> sessiond.usersessions.v1.Deliveries
-	50, // 75: sessiond.usersessions.v1.UserSessions.Finish:output_type -> sessiond.spi.v1.Empty
-	42, // 76: sessiond.usersessions.v1.UserSessions.ListDeliveries:output_type -> sessiond.usersessions.v1.Deliveries
-	55, // [55:77] is the sub-list for method output_type
-	33, // [33:55] is the sub-list for method input_type
-	33, // [33:33] is the sub-list for extension type_name
-	33, // [33:33] is the sub-list for extension extendee
-	0,  // [0:33] is the sub-list for field type_name
+	12, // 10: sessiond.usersessions.v1.Change.record:type_name -> sessiond.usersessions.v1.RecordKey
+	13, // 11: sessiond.usersessions.v1.MaybeRecord.record:type_name -> sessiond.usersessions.v1.Record
+	9,  // 12: sessiond.usersessions.v1.DeliveryFilter.page:type_name -> sessiond.usersessions.v1.Page
+	4,  // 13: sessiond.usersessions.v1.CreateRequest.sessions:type_name -> sessiond.usersessions.v1.UserSession
+	2,  // 14: sessiond.usersessions.v1.GetRequest.keys:type_name -> sessiond.usersessions.v1.Key
+	6,  // 15: sessiond.usersessions.v1.GetResponse.sessions:type_name -> sessiond.usersessions.v1.MaybeSession
+	4,  // 16: sessiond.usersessions.v1.UpdateRequest.sessions:type_name -> sessiond.usersessions.v1.UserSession
+	7,  // 17: sessiond.usersessions.v1.TouchRequest.touches:type_name -> sessiond.usersessions.v1.Touch
+	5,  // 18: sessiond.usersessions.v1.PutClientSessionsRequest.clients:type_name -> sessiond.usersessions.v1.ClientSession
+	3,  // 19: sessiond.usersessions.v1.DeleteClientSessionsRequest.keys:type_name -> sessiond.usersessions.v1.ClientKey
+	2,  // 20: sessiond.usersessions.v1.DeleteRequest.keys:type_name -> sessiond.usersessions.v1.Key
+	8,  // 21: sessiond.usersessions.v1.DeleteMatchingRequest.filter:type_name -> sessiond.usersessions.v1.Filter
+	8,  // 22: sessiond.usersessions.v1.ListRequest.filter:type_name -> sessiond.usersessions.v1.Filter
+	9,  // 23: sessiond.usersessions.v1.ListRequest.page:type_name -> sessiond.usersessions.v1.Page
+	4,  // 24: sessiond.usersessions.v1.Sessions.sessions:type_name -> sessiond.usersessions.v1.UserSession
+	8,  // 25: sessiond.usersessions.v1.CountRequest.filter:type_name -> sessiond.usersessions.v1.Filter
+	49, // 26: sessiond.usersessions.v1.CountByClientResponse.counts:type_name -> sessiond.usersessions.v1.CountByClientResponse.CountsEntry
+	8,  // 27: sessiond.usersessions.v1.StreamRequest.filter:type_name -> sessiond.usersessions.v1.Filter
+	10, // 28: sessiond.usersessions.v1.StreamRequest.partition:type_name -> sessiond.usersessions.v1.Partition
+	14, // 29: sessiond.usersessions.v1.GetRecordsResponse.records:type_name -> sessiond.usersessions.v1.MaybeRecord
+	13, // 30: sessiond.usersessions.v1.Records.records:type_name -> sessiond.usersessions.v1.Record
+	15, // 31: sessiond.usersessions.v1.Deliveries.deliveries:type_name -> sessiond.usersessions.v1.Delivery
+	16, // 32: sessiond.usersessions.v1.FinishRequest.outcomes:type_name -> sessiond.usersessions.v1.DeliveryOutcome
+	5,  // 33: sessiond.usersessions.v1.UserSession.ClientsEntry.value:type_name -> sessiond.usersessions.v1.ClientSession
+	18, // 34: sessiond.usersessions.v1.UserSessions.Create:input_type -> sessiond.usersessions.v1.CreateRequest
+	19, // 35: sessiond.usersessions.v1.UserSessions.Get:input_type -> sessiond.usersessions.v1.GetRequest
+	21, // 36: sessiond.usersessions.v1.UserSessions.Update:input_type -> sessiond.usersessions.v1.UpdateRequest
+	22, // 37: sessiond.usersessions.v1.UserSessions.Touch:input_type -> sessiond.usersessions.v1.TouchRequest
+	23, // 38: sessiond.usersessions.v1.UserSessions.PutClientSessions:input_type -> sessiond.usersessions.v1.PutClientSessionsRequest
+	24, // 39: sessiond.usersessions.v1.UserSessions.DeleteClientSessions:input_type -> sessiond.usersessions.v1.DeleteClientSessionsRequest
+	25, // 40: sessiond.usersessions.v1.UserSessions.Delete:input_type -> sessiond.usersessions.v1.DeleteRequest
+	27, // 41: sessiond.usersessions.v1.UserSessions.DeleteMatching:input_type -> sessiond.usersessions.v1.DeleteMatchingRequest
+	28, // 42: sessiond.usersessions.v1.UserSessions.DeleteExpired:input_type -> sessiond.usersessions.v1.DeleteExpiredRequest
+	30, // 43: sessiond.usersessions.v1.UserSessions.List:input_type -> sessiond.usersessions.v1.ListRequest
+	32, // 44: sessiond.usersessions.v1.UserSessions.Count:input_type -> sessiond.usersessions.v1.CountRequest
+	34, // 45: sessiond.usersessions.v1.UserSessions.CountByClient:input_type -> sessiond.usersessions.v1.CountByClientRequest
+	36, // 46: sessiond.usersessions.v1.UserSessions.Stream:input_type -> sessiond.usersessions.v1.StreamRequest
+	37, // 47: sessiond.usersessions.v1.UserSessions.Watch:input_type -> sessiond.usersessions.v1.WatchRequest
+	38, // 48: sessiond.usersessions.v1.UserSessions.GetRecords:input_type -> sessiond.usersessions.v1.GetRecordsRequest
+	13, // 49: sessiond.usersessions.v1.UserSessions.PutRecord:input_type -> sessiond.usersessions.v1.Record
+	40, // 50: sessiond.usersessions.v1.UserSessions.ListRecords:input_type -> sessiond.usersessions.v1.ListRecordsRequest
+	42, // 51: sessiond.usersessions.v1.UserSessions.DeleteRecord:input_type -> sessiond.usersessions.v1.DeleteRecordRequest
+	43, // 52: sessiond.usersessions.v1.UserSessions.Enqueue:input_type -> sessiond.usersessions.v1.Deliveries
+	44, // 53: sessiond.usersessions.v1.UserSessions.Claim:input_type -> sessiond.usersessions.v1.ClaimRequest
+	45, // 54: sessiond.usersessions.v1.UserSessions.Finish:input_type -> sessiond.usersessions.v1.FinishRequest
+	17, // 55: sessiond.usersessions.v1.UserSessions.ListDeliveries:input_type -> sessiond.usersessions.v1.DeliveryFilter
+	50, // 56: sessiond.usersessions.v1.UserSessions.Create:output_type -> sessiond.spi.v1.ItemErrors
+	20, // 57: sessiond.usersessions.v1.UserSessions.Get:output_type -> sessiond.usersessions.v1.GetResponse
+	50, // 58: sessiond.usersessions.v1.UserSessions.Update:output_type -> sessiond.spi.v1.ItemErrors
+	50, // 59: sessiond.usersessions.v1.UserSessions.Touch:output_type -> sessiond.spi.v1.ItemErrors
+	50, // 60: sessiond.usersessions.v1.UserSessions.PutClientSessions:output_type -> sessiond.spi.v1.ItemErrors
+	51, // 61: sessiond.usersessions.v1.UserSessions.DeleteClientSessions:output_type -> sessiond.spi.v1.Empty
+	26, // 62: sessiond.usersessions.v1.UserSessions.Delete:output_type -> sessiond.usersessions.v1.DeleteResponse
+	26, // 63: sessiond.usersessions.v1.UserSessions.DeleteMatching:output_type -> sessiond.usersessions.v1.DeleteResponse
+	29, // 64: sessiond.usersessions.v1.UserSessions.DeleteExpired:output_type -> sessiond.usersessions.v1.DeleteExpiredResponse
+	31, // 65: sessiond.usersessions.v1.UserSessions.List:output_type -> sessiond.usersessions.v1.Sessions
+	33, // 66: sessiond.usersessions.v1.UserSessions.Count:output_type -> sessiond.usersessions.v1.CountResponse
+	35, // 67: sessiond.usersessions.v1.UserSessions.CountByClient:output_type -> sessiond.usersessions.v1.CountByClientResponse
+	31, // 68: sessiond.usersessions.v1.UserSessions.Stream:output_type -> sessiond.usersessions.v1.Sessions
+	11, // 69: sessiond.usersessions.v1.UserSessions.Watch:output_type -> sessiond.usersessions.v1.Change
+	39, // 70: sessiond.usersessions.v1.UserSessions.GetRecords:output_type -> sessiond.usersessions.v1.GetRecordsResponse
+	13, // 71: sessiond.usersessions.v1.UserSessions.PutRecord:output_type -> sessiond.usersessions.v1.Record
+	41, // 72: sessiond.usersessions.v1.UserSessions.ListRecords:output_type -> sessiond.usersessions.v1.Records
+	51, // 73: sessiond.usersessions.v1.UserSessions.DeleteRecord:output_type -> sessiond.spi.v1.Empty
+	51, // 74: sessiond.usersessions.v1.UserSessions.Enqueue:output_type -> sessiond.spi.v1.Empty
+	43, // 75: sessiond.usersessions.v1.UserSessions.Claim:output_type -> sessiond.usersessions.v1.Deliveries
+	51, // 76: sessiond.usersessions.v1.UserSessions.Finish:output_type -> sessiond.spi.v1.Empty
+	43, // 77: sessiond.usersessions.v1.UserSessions.ListDeliveries:output_type -> sessiond.usersessions.v1.Deliveries
+	56, // [56:78] is the sub-list for method output_type
+	34, // [34:56] is the sub-list for method input_type
+	34, // [34:34] is the sub-list for extension type_name
+	34, // [34:34] is the sub-list for extension extendee
+	0,  // [0:34] is the sub-list for field type_name
 }
 
 func init() { file_spi_usersessions_usersessionspb_usersessions_proto_init() }
@@ -3056,7 +3126,7 @@ func file_spi_usersessions_usersessionspb_usersessions_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_spi_usersessions_usersessionspb_usersessions_proto_rawDesc), len(file_spi_usersessions_usersessionspb_usersessions_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   47,
+			NumMessages:   48,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -128,6 +128,27 @@ func watchChecks() []check {
 			expireAll(t, p, at(0), 10)
 			f.expect(t, "Removed for DeleteExpired", kindIs(usersessions.Removed, s.Key()))
 		}},
+		{"reports RecordChanged naming the record for PutRecord and DeleteRecord", func(t *testing.T, p usersessions.Provider) {
+			f := watch(t, p)
+			rk := usersessions.RecordKey{Kind: "not-before", Key: "r1"}
+			recordChanged := func(c usersessions.Change) bool { return c.Kind == usersessions.RecordChanged && c.Record == rk }
+			cur := putRecord(t, p, &usersessions.Record{Kind: rk.Kind, Key: rk.Key, Value: []byte("1")})
+			f.expect(t, "RecordChanged for PutRecord that creates", recordChanged)
+			putRecord(t, p, &usersessions.Record{Kind: rk.Kind, Key: rk.Key, Value: []byte("2"), Version: cur.Version})
+			f.expect(t, "RecordChanged for PutRecord that replaces", recordChanged)
+			if err := p.DeleteRecord(t.Context(), rk.Kind, rk.Key); err != nil {
+				t.Fatal(err)
+			}
+			f.expect(t, "RecordChanged for DeleteRecord", recordChanged)
+			// A session change after them carries no record: watchers of sessions can
+			// tell the two apart by Kind alone.
+			s := session("r1", "s1", "u1", false)
+			create(t, p, s)
+			c, ok := f.wait(watchPatience, func(c usersessions.Change) bool { return c.Kind != usersessions.RecordChanged })
+			if !ok || c.Kind != usersessions.Upserted || c.Session != s.Key() || c.Record != (usersessions.RecordKey{}) {
+				t.Errorf("after the record changes Watch reported %+v (found %v), want Upserted of %v with no Record", c, ok, s.Key())
+			}
+		}},
 		{"every active watcher receives each change", func(t *testing.T, p usersessions.Provider) {
 			feeds := []*feed{watch(t, p), watch(t, p), watch(t, p)}
 			s := session("r1", "s1", "u1", false)

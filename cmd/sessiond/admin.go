@@ -1,0 +1,605 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+	"time"
+)
+
+// The `sessiond admin` commands call a running sessiond's admin API (/admin/realms/…), for
+// operators who live in a terminal.
+
+const adminUsage = `Usage: sessiond admin <command> --realm <realm> [options]
+
+Commands:
+  sessions    list sessions: a user's (--user), a client's (--client), or the realm's;
+              --offline for offline sessions (with --user, give --client too)
+  logout      end one session (--session ID [--offline]) or a user's online sessions (--user U)
+  logout-all  sign out every online session of the realm (offline sessions are kept)
+  revoke      set the not-before policy of the realm or of a --client: --now, --at <RFC 3339
+              time> or --clear; --push sends it to the clients' admin URLs
+  deliveries  list revocation-push deliveries (--state pending|failed|delivered)
+  stats       sessions per client: active and offline
+
+Options of every command:
+  --url       sessiond's base URL (default ` + defaultAdminURL + `, start-dev's address)
+  --token     the admin credential (default: $SESSIOND_ADMIN_TOKEN; prefer the variable,
+              a flag shows in the process list)
+  --json      print the API's JSON instead of a table
+  --timeout   how long one request may take (default 30s)
+`
+
+const defaultAdminURL = "http://127.0.0.1:8080"
+
+// adminMain runs `sessiond admin args…` and returns the exit code: 0, 1 when the server
+// refused or could not be reached, 2 for a usage error.
+func adminMain(args []string, stdout, stderr io.Writer, environ []string) int {
+	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
+		fmt.Fprint(stderr, adminUsage)
+		if len(args) == 0 {
+			return 2
+		}
+		return 0
+	}
+	cmd, ok := adminCommands[args[0]]
+	if !ok {
+		fmt.Fprintf(stderr, "sessiond admin: unknown command %q\n\n%s", args[0], adminUsage)
+		return 2
+	}
+	a := &adminRun{stdout: stdout, flags: flag.NewFlagSet("sessiond admin "+args[0], flag.ContinueOnError)}
+	a.flags.SetOutput(stderr)
+	a.flags.StringVar(&a.url, "url", defaultAdminURL, "sessiond's base URL")
+	a.flags.StringVar(&a.token, "token", "", "the admin credential (default $SESSIOND_ADMIN_TOKEN)")
+	a.flags.StringVar(&a.realm, "realm", "", "the realm")
+	a.flags.BoolVar(&a.json, "json", false, "print JSON")
+	a.flags.DurationVar(&a.timeout, "timeout", 30*time.Second, "how long one request may take")
+	run := cmd(a)
+	if err := a.flags.Parse(args[1:]); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	if err := a.check(environ); err != nil {
+		fmt.Fprintf(stderr, "sessiond admin %s: %v\n", args[0], err)
+		return 2
+	}
+	if err := run(context.Background()); err != nil {
+		var usage usageError
+		fmt.Fprintf(stderr, "sessiond admin %s: %v\n", args[0], err)
+		if errors.As(err, &usage) {
+			return 2
+		}
+		return 1
+	}
+	return 0
+}
+
+// usageError is a wrong combination of flags.
+type usageError string
+
+func (e usageError) Error() string { return string(e) }
+
+// adminRun is one admin command: its flags and the API client they make.
+type adminRun struct {
+	flags   *flag.FlagSet
+	stdout  io.Writer
+	url     string
+	token   string
+	realm   string
+	json    bool
+	timeout time.Duration
+	http    *http.Client
+}
+
+func (a *adminRun) check(environ []string) error {
+	if a.flags.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments %q (every option is a --flag)", a.flags.Args())
+	}
+	if a.realm == "" {
+		return errors.New("--realm is required")
+	}
+	if a.token == "" {
+		for _, kv := range environ {
+			if v, ok := strings.CutPrefix(kv, "SESSIOND_ADMIN_TOKEN="); ok {
+				a.token = v
+			}
+		}
+	}
+	if a.token == "" {
+		return errors.New("no admin credential: set SESSIOND_ADMIN_TOKEN (or give --token) to sessiond's admin-token")
+	}
+	u, err := url.Parse(a.url)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fmt.Errorf("--url %q: want sessiond's base URL, e.g. %s", a.url, defaultAdminURL)
+	}
+	a.url = strings.TrimSuffix(a.url, "/")
+	a.http = &http.Client{Timeout: a.timeout}
+	return nil
+}
+
+// adminCommands builds each command: it declares the command's own flags on a and returns
+// what runs once they are parsed.
+var adminCommands = map[string]func(a *adminRun) func(ctx context.Context) error{
+	"sessions":   (*adminRun).sessions,
+	"logout":     (*adminRun).logout,
+	"logout-all": (*adminRun).logoutAll,
+	"revoke":     (*adminRun).revoke,
+	"deliveries": (*adminRun).deliveries,
+	"stats":      (*adminRun).stats,
+}
+
+// apiError is an error answer of the admin API.
+type apiError struct {
+	Status      int
+	Code        string `json:"error"`
+	Description string `json:"error_description"`
+}
+
+func (e *apiError) Error() string {
+	why := e.Description
+	if why == "" {
+		why = e.Code
+	}
+	switch e.Status {
+	case http.StatusUnauthorized:
+		return "the server refused the credential (401): check SESSIOND_ADMIN_TOKEN or --token against sessiond's admin-token"
+	case http.StatusForbidden:
+		return "this credential may not do that (403): " + why
+	case http.StatusNotFound:
+		return "not found (404): " + why
+	case http.StatusNotImplemented:
+		return "this sessiond cannot do that (501): " + why
+	}
+	return fmt.Sprintf("the server answered %d: %s", e.Status, why)
+}
+
+// call makes one request to the admin API of the realm: path is under
+// /admin/realms/{realm}, or, when it starts with /admin/, a whole path with its query (a
+// Link header's). It decodes a JSON answer into out (when not nil) and returns the
+// answer's headers and body.
+func (a *adminRun) call(ctx context.Context, method, path string, body, out any) (http.Header, []byte, error) {
+	ctx, cancel := context.WithTimeout(ctx, a.timeout)
+	defer cancel()
+	if !strings.HasPrefix(path, "/admin/") {
+		path = "/admin/realms/" + url.PathEscape(a.realm) + path
+	}
+	var rd io.Reader
+	if body != nil {
+		raw, err := json.Marshal(body)
+		if err != nil {
+			return nil, nil, err
+		}
+		rd = bytes.NewReader(raw)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, a.url+path, rd)
+	if err != nil {
+		return nil, nil, err
+	}
+	req.Header.Set("Authorization", "Bearer "+a.token)
+	req.Header.Set("Accept", "application/json")
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := a.http.Do(req)
+	if err != nil {
+		if errors.Is(err, syscall.ECONNREFUSED) {
+			return nil, nil, fmt.Errorf("cannot reach sessiond at %s: connection refused (is it running? is --url right?)", a.url)
+		}
+		return nil, nil, fmt.Errorf("cannot reach sessiond at %s: %w", a.url, err)
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return nil, nil, fmt.Errorf("read the answer of %s %s: %w", method, path, err)
+	}
+	if resp.StatusCode >= 300 {
+		e := &apiError{Status: resp.StatusCode}
+		_ = json.Unmarshal(raw, e)
+		if e.Code == "" && e.Description == "" {
+			e.Description = strings.TrimSpace(string(raw))
+		}
+		return nil, nil, e
+	}
+	if out != nil && len(raw) > 0 {
+		if err := json.Unmarshal(raw, out); err != nil {
+			return nil, nil, fmt.Errorf("the answer of %s %s is not what was expected: %w", method, path, err)
+		}
+	}
+	return resp.Header, raw, nil
+}
+
+// pages follows a listing's Link rel="next" headers from path, handing each page's raw
+// JSON array to fn.
+func (a *adminRun) pages(ctx context.Context, path string, fn func(raw json.RawMessage) error) error {
+	for path != "" {
+		h, raw, err := a.call(ctx, http.MethodGet, path, nil, nil)
+		if err != nil {
+			return err
+		}
+		if err := fn(raw); err != nil {
+			return err
+		}
+		path = nextLink(h.Get("Link"))
+	}
+	return nil
+}
+
+// nextLink is the target of a Link header's rel="next", "" when there is none.
+func nextLink(h string) string {
+	for _, l := range strings.Split(h, ",") {
+		target, params, ok := strings.Cut(strings.TrimSpace(l), ";")
+		if ok && strings.Contains(params, `rel="next"`) {
+			return strings.Trim(strings.TrimSpace(target), "<>")
+		}
+	}
+	return ""
+}
+
+// clientUUID resolves a clientId to the internal id the API's paths take.
+func (a *adminRun) clientUUID(ctx context.Context, clientID string) (string, error) {
+	var cs []struct {
+		ID       string `json:"id"`
+		ClientID string `json:"clientId"`
+	}
+	if _, _, err := a.call(ctx, http.MethodGet, "/clients?clientId="+url.QueryEscape(clientID), nil, &cs); err != nil {
+		return "", err
+	}
+	for _, c := range cs {
+		if c.ClientID == clientID {
+			return c.ID, nil
+		}
+	}
+	return "", fmt.Errorf("no client %q in realm %q", clientID, a.realm)
+}
+
+// jsonList prints the items of successive pages as one JSON array.
+type jsonList struct {
+	w io.Writer
+	n int
+}
+
+func (l *jsonList) add(raw json.RawMessage) error {
+	var items []json.RawMessage
+	if err := json.Unmarshal(raw, &items); err != nil {
+		return fmt.Errorf("the answer is not a JSON array: %w", err)
+	}
+	for _, it := range items {
+		sep := ",\n"
+		if l.n == 0 {
+			sep = "[\n"
+		}
+		if _, err := fmt.Fprintf(l.w, "%s  %s", sep, it); err != nil {
+			return err
+		}
+		l.n++
+	}
+	return nil
+}
+
+func (l *jsonList) close() error {
+	if l.n == 0 {
+		_, err := fmt.Fprintln(l.w, "[]")
+		return err
+	}
+	_, err := fmt.Fprintln(l.w, "\n]")
+	return err
+}
+
+type sessionRep struct {
+	ID         string            `json:"id"`
+	Username   string            `json:"username"`
+	UserID     string            `json:"userId"`
+	IPAddress  string            `json:"ipAddress"`
+	Start      int64             `json:"start"`
+	LastAccess int64             `json:"lastAccess"`
+	RememberMe bool              `json:"rememberMe"`
+	Clients    map[string]string `json:"clients"`
+}
+
+func millis(ms int64) string {
+	if ms == 0 {
+		return "-"
+	}
+	return time.UnixMilli(ms).UTC().Format(time.RFC3339)
+}
+
+func (a *adminRun) sessions() func(context.Context) error {
+	user := a.flags.String("user", "", "a user's sessions")
+	client := a.flags.String("client", "", "a client's sessions (its clientId)")
+	offline := a.flags.Bool("offline", false, "offline sessions")
+	pageSize := a.flags.Int("max", 100, "sessions per request (at most 1000)")
+	return func(ctx context.Context) error {
+		var path string
+		switch {
+		case *user != "" && *offline && *client == "":
+			return usageError("--user with --offline needs --client: offline sessions are listed per client")
+		case *user != "" && *offline:
+			id, err := a.clientUUID(ctx, *client)
+			if err != nil {
+				return err
+			}
+			path = "/users/" + url.PathEscape(*user) + "/offline-sessions/" + url.PathEscape(id)
+		case *user != "" && *client != "":
+			return usageError("give --user or --client, not both (except with --offline)")
+		case *user != "":
+			path = "/users/" + url.PathEscape(*user) + "/sessions"
+		case *client != "":
+			id, err := a.clientUUID(ctx, *client)
+			if err != nil {
+				return err
+			}
+			kind := "/user-sessions"
+			if *offline {
+				kind = "/offline-sessions"
+			}
+			path = "/clients/" + url.PathEscape(id) + kind + "?max=" + strconv.Itoa(*pageSize)
+		default:
+			path = "/sessions?max=" + strconv.Itoa(*pageSize) + "&offline=" + strconv.FormatBool(*offline)
+		}
+		if a.json {
+			l := &jsonList{w: a.stdout}
+			if err := a.pages(ctx, path, l.add); err != nil {
+				return err
+			}
+			return l.close()
+		}
+		tw := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "SESSION\tUSER ID\tUSERNAME\tIP ADDRESS\tSTARTED\tLAST ACCESS\tREMEMBER ME\tCLIENTS")
+		n := 0
+		err := a.pages(ctx, path, func(raw json.RawMessage) error {
+			var reps []sessionRep
+			if err := json.Unmarshal(raw, &reps); err != nil {
+				return fmt.Errorf("the answer is not a list of sessions: %w", err)
+			}
+			for _, s := range reps {
+				clients := make([]string, 0, len(s.Clients))
+				for _, c := range s.Clients {
+					clients = append(clients, c)
+				}
+				slices.Sort(clients)
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%v\t%s\n", s.ID, s.UserID, orDash(s.Username), orDash(s.IPAddress),
+					millis(s.Start), millis(s.LastAccess), s.RememberMe, strings.Join(clients, ","))
+				n++
+			}
+			// Print as it comes: a listing of a large realm must not wait for its end.
+			return tw.Flush()
+		})
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(a.stdout, "%d sessions\n", n)
+		return nil
+	}
+}
+
+func (a *adminRun) logout() func(context.Context) error {
+	session := a.flags.String("session", "", "the session to end")
+	offline := a.flags.Bool("offline", false, "the session is an offline one")
+	user := a.flags.String("user", "", "end every online session of this user")
+	return func(ctx context.Context) error {
+		switch {
+		case (*session == "") == (*user == ""):
+			return usageError("give either --session ID or --user USER")
+		case *user != "" && *offline:
+			return usageError("--offline goes with --session: a user's logout ends online sessions; revoke offline ones per client")
+		case *session != "":
+			path := "/sessions/" + url.PathEscape(*session)
+			if *offline {
+				path += "?isOffline=true"
+			}
+			if _, _, err := a.call(ctx, http.MethodDelete, path, nil, nil); err != nil {
+				return err
+			}
+			return a.done(map[string]any{"loggedOut": "session", "id": *session, "offline": *offline},
+				"ended %s session %s", kindWord(*offline), *session)
+		}
+		if _, _, err := a.call(ctx, http.MethodPost, "/users/"+url.PathEscape(*user)+"/logout", nil, nil); err != nil {
+			return err
+		}
+		return a.done(map[string]any{"loggedOut": "user", "id": *user},
+			"ended every online session of user %s (offline sessions are kept)", *user)
+	}
+}
+
+func kindWord(offline bool) string {
+	if offline {
+		return "offline"
+	}
+	return "online"
+}
+
+// done prints the outcome of an action that answers no body.
+func (a *adminRun) done(v any, format string, args ...any) error {
+	if a.json {
+		return json.NewEncoder(a.stdout).Encode(v)
+	}
+	_, err := fmt.Fprintf(a.stdout, format+"\n", args...)
+	return err
+}
+
+// globalResult is the API's answer to a push: which client URLs took it.
+type globalResult struct {
+	SuccessRequests []string `json:"successRequests"`
+	FailedRequests  []string `json:"failedRequests"`
+}
+
+// printResult prints a push's outcome; failed URLs make it an error, after printing.
+func (a *adminRun) printResult(raw []byte, what string) error {
+	var res globalResult
+	if err := json.Unmarshal(raw, &res); err != nil {
+		return fmt.Errorf("the answer is not a push result: %w", err)
+	}
+	if a.json {
+		fmt.Fprintf(a.stdout, "%s\n", bytes.TrimSpace(raw))
+	} else {
+		tw := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "CLIENT URL\tRESULT")
+		for _, u := range res.SuccessRequests {
+			fmt.Fprintf(tw, "%s\tok\n", u)
+		}
+		for _, u := range res.FailedRequests {
+			fmt.Fprintf(tw, "%s\tfailed\n", u)
+		}
+		tw.Flush()
+	}
+	if n := len(res.FailedRequests); n > 0 {
+		return fmt.Errorf("%s did not reach %d client(s); it is retried from the outbox (sessiond admin deliveries --realm %s --state pending)", what, n, a.realm)
+	}
+	return nil
+}
+
+func (a *adminRun) logoutAll() func(context.Context) error {
+	return func(ctx context.Context) error {
+		_, raw, err := a.call(ctx, http.MethodPost, "/logout-all", nil, nil)
+		if err != nil {
+			return err
+		}
+		if !a.json {
+			fmt.Fprintf(a.stdout, "signed out every online session of realm %s (offline sessions are kept)\n", a.realm)
+		}
+		return a.printResult(raw, "the logout notice")
+	}
+}
+
+func (a *adminRun) revoke() func(context.Context) error {
+	client := a.flags.String("client", "", "the client's own policy (its clientId) instead of the realm's")
+	now := a.flags.Bool("now", false, "set the policy to the current time")
+	at := a.flags.String("at", "", "set the policy to this time (RFC 3339, e.g. 2025-01-31T12:00:00Z)")
+	clearIt := a.flags.Bool("clear", false, "remove the policy")
+	push := a.flags.Bool("push", false, "then send it to the clients' admin URLs")
+	return func(ctx context.Context) error {
+		var body map[string]any
+		chosen := 0
+		if *now {
+			chosen, body = chosen+1, map[string]any{"action": "now"}
+		}
+		if *clearIt {
+			chosen, body = chosen+1, map[string]any{"action": "clear"}
+		}
+		if *at != "" {
+			t, err := time.Parse(time.RFC3339, *at)
+			if err != nil {
+				return usageError(fmt.Sprintf("--at %q: want an RFC 3339 time, e.g. 2025-01-31T12:00:00Z", *at))
+			}
+			if t.Unix() <= 0 {
+				return usageError(fmt.Sprintf("--at %q: want a time after 1970", *at))
+			}
+			chosen, body = chosen+1, map[string]any{"notBefore": t.Unix()}
+		}
+		if chosen != 1 {
+			return usageError("give exactly one of --now, --at TIME and --clear")
+		}
+		base, what := "", "realm "+a.realm
+		if *client != "" {
+			id, err := a.clientUUID(ctx, *client)
+			if err != nil {
+				return err
+			}
+			base, what = "/clients/"+url.PathEscape(id), "client "+*client
+		}
+		var set struct {
+			NotBefore int64 `json:"notBefore"`
+		}
+		_, raw, err := a.call(ctx, http.MethodPut, base+"/not-before", body, &set)
+		if err != nil {
+			return err
+		}
+		switch {
+		case a.json && !*push:
+			fmt.Fprintf(a.stdout, "%s\n", bytes.TrimSpace(raw))
+		case a.json:
+		case set.NotBefore == 0:
+			fmt.Fprintf(a.stdout, "not-before of %s cleared\n", what)
+		default:
+			fmt.Fprintf(a.stdout, "not-before of %s set to %s: tokens issued before it no longer work\n",
+				what, time.Unix(set.NotBefore, 0).UTC().Format(time.RFC3339))
+		}
+		if !*push {
+			return nil
+		}
+		_, raw, err = a.call(ctx, http.MethodPost, base+"/push-revocation", nil, nil)
+		if err != nil {
+			return fmt.Errorf("the policy is set, but the push failed: %w", err)
+		}
+		return a.printResult(raw, "the not-before push")
+	}
+}
+
+func (a *adminRun) deliveries() func(context.Context) error {
+	state := a.flags.String("state", "", "pending, failed or delivered (default: all)")
+	pageSize := a.flags.Int("max", 100, "deliveries per request (at most 1000)")
+	return func(ctx context.Context) error {
+		q := url.Values{"max": {strconv.Itoa(*pageSize)}}
+		if *state != "" {
+			q.Set("state", *state)
+		}
+		path := "/push-deliveries?" + q.Encode()
+		if a.json {
+			l := &jsonList{w: a.stdout}
+			if err := a.pages(ctx, path, l.add); err != nil {
+				return err
+			}
+			return l.close()
+		}
+		tw := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "ID\tCLIENT\tKIND\tSTATE\tATTEMPTS\tNEXT ATTEMPT\tTARGET\tLAST ERROR")
+		return a.pages(ctx, path, func(raw json.RawMessage) error {
+			var ds []struct {
+				ID          string `json:"id"`
+				ClientID    string `json:"clientId"`
+				Kind        string `json:"kind"`
+				Target      string `json:"target"`
+				State       string `json:"state"`
+				Attempts    int    `json:"attempts"`
+				NextAttempt int64  `json:"nextAttempt"`
+				LastError   string `json:"lastError"`
+			}
+			if err := json.Unmarshal(raw, &ds); err != nil {
+				return fmt.Errorf("the answer is not a list of deliveries: %w", err)
+			}
+			for _, d := range ds {
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\n", d.ID, d.ClientID, d.Kind, d.State, d.Attempts,
+					millis(d.NextAttempt), d.Target, orDash(d.LastError))
+			}
+			return tw.Flush()
+		})
+	}
+}
+
+func (a *adminRun) stats() func(context.Context) error {
+	return func(ctx context.Context) error {
+		var stats []struct {
+			ID       string `json:"id"`
+			ClientID string `json:"clientId"`
+			Active   string `json:"active"`
+			Offline  string `json:"offline"`
+		}
+		_, raw, err := a.call(ctx, http.MethodGet, "/client-session-stats", nil, &stats)
+		if err != nil {
+			return err
+		}
+		if a.json {
+			fmt.Fprintf(a.stdout, "%s\n", bytes.TrimSpace(raw))
+			return nil
+		}
+		tw := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "CLIENT\tID\tACTIVE\tOFFLINE")
+		for _, s := range stats {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", s.ClientID, s.ID, s.Active, s.Offline)
+		}
+		return tw.Flush()
+	}
+}

@@ -1,0 +1,222 @@
+package admin
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+
+	"github.com/sessiond/sessiond/spi/usersessions"
+)
+
+// Result is what an action that ends sessions did.
+type Result struct {
+	// Removed counts the user sessions ended (client sessions for RevokeOfflineToken).
+	Removed int
+	// Report is what the clients were told, when a push is wired.
+	Report Report
+	// PushErr is set when the clients could not all be told (the notices were not queued);
+	// the sessions are ended regardless, which is what the action is for.
+	PushErr error
+}
+
+// LogoutSession ends one user session, online or offline, and sends back-channel logouts to
+// its clients (DELETE sessions/{id}?isOffline=). An unknown session is ErrUnknownSession.
+func (s *Service) LogoutSession(ctx context.Context, realmName, id string, offline bool) (Result, error) {
+	r, err := s.realm(realmName)
+	if err != nil {
+		return Result{}, err
+	}
+	if id == "" {
+		return Result{}, invalidf("a session id is required")
+	}
+	key := usersessions.Key{RealmID: r.Name, ID: id, Offline: offline}
+	got, err := s.sessions.Get(ctx, []usersessions.Key{key})
+	if err != nil {
+		return Result{}, fmt.Errorf("read session %s: %w", id, err)
+	}
+	if len(got) != 1 || got[0] == nil {
+		return Result{}, fmt.Errorf("%s session %s of realm %q: %w", kindName(offline), id, r.Name, ErrUnknownSession)
+	}
+	n, err := s.sessions.Delete(ctx, []usersessions.Key{key})
+	if err != nil {
+		return Result{}, fmt.Errorf("delete session %s: %w", id, err)
+	}
+	if n == 0 {
+		// Ended between the read and the delete: by someone else, so not by this call.
+		return Result{}, fmt.Errorf("%s session %s of realm %q: %w", kindName(offline), id, r.Name, ErrUnknownSession)
+	}
+	res := Result{Removed: n}
+	s.notifyLogout(ctx, r.Name, got, &res)
+	return res, nil
+}
+
+// LogoutUser ends every online session of a user and sends back-channel logouts for them
+// (POST users/{id}/logout). Offline sessions stay, as in Keycloak: offline tokens are "valid
+// after a user logout" (seed 000); revoke them with RevokeOfflineToken. A user with no
+// session at all, online or offline, is ErrNoSessions.
+func (s *Service) LogoutUser(ctx context.Context, realmName, userID string) (Result, error) {
+	r, err := s.realm(realmName)
+	if err != nil {
+		return Result{}, err
+	}
+	if userID == "" {
+		return Result{}, invalidf("a user id is required")
+	}
+	res, err := s.endAll(ctx, usersessions.Filter{RealmID: r.Name, UserID: userID, Offline: usersessions.OnlineOnly})
+	if err != nil || res.Removed > 0 {
+		return res, err
+	}
+	n, err := s.store.Count(ctx, usersessions.Filter{RealmID: r.Name, UserID: userID, Offline: usersessions.OfflineOnly})
+	if err != nil {
+		return res, fmt.Errorf("count offline sessions of user %q: %w", userID, err)
+	}
+	if n == 0 {
+		return res, fmt.Errorf("user %q of realm %q: %w", userID, r.Name, ErrNoSessions)
+	}
+	return res, nil
+}
+
+// LogoutAll signs out every online session of the realm (POST logout-all): page by page, it
+// removes the sessions and sends back-channel logouts for them, then tells every client with
+// an admin URL that sessions before now are gone (the adapter's k_logout). Offline sessions
+// and their tokens stay valid; to revoke those too, set the realm's not-before and push it.
+//
+// Unlike Keycloak, the realm's not-before policy is not moved: sessiond's not-before applies
+// to offline tokens as well, so setting it would void the offline sessions the sign-out is
+// meant to keep (seed 000: "Sign out all active sessions does not revoke outstanding access
+// tokens"; offline tokens are "valid after a user logout").
+func (s *Service) LogoutAll(ctx context.Context, realmName string) (Result, error) {
+	r, err := s.realm(realmName)
+	if err != nil {
+		return Result{}, err
+	}
+	before := s.clock()
+	res, err := s.endAll(ctx, usersessions.Filter{RealmID: r.Name, Offline: usersessions.OnlineOnly})
+	if err != nil {
+		return res, err
+	}
+	if s.push == nil {
+		return res, nil
+	}
+	rep, err := s.push.LogoutAll(ctx, r.Name, before)
+	res.Report = merge(res.Report, rep)
+	if err != nil {
+		res.PushErr = errors.Join(res.PushErr, fmt.Errorf("logout notice to the clients of realm %q: %w", r.Name, err))
+	}
+	return res, nil
+}
+
+// endAll removes the sessions f selects a page at a time (only one page is held), and
+// sends back-channel logouts for each page.
+func (s *Service) endAll(ctx context.Context, f usersessions.Filter) (Result, error) {
+	var res Result
+	err := s.walk(ctx, f, func(page []*usersessions.UserSession) error {
+		keys := make([]usersessions.Key, len(page))
+		for i, us := range page {
+			keys[i] = us.Key()
+		}
+		n, err := s.sessions.Delete(ctx, keys)
+		if err != nil {
+			return fmt.Errorf("delete %d sessions: %w", len(keys), err)
+		}
+		res.Removed += n
+		s.notifyLogout(ctx, f.RealmID, page, &res)
+		return nil
+	})
+	return res, err
+}
+
+// notifyLogout sends back-channel logouts for ended sessions, into res.
+func (s *Service) notifyLogout(ctx context.Context, realmName string, ended []*usersessions.UserSession, res *Result) {
+	if s.push == nil || len(ended) == 0 {
+		return
+	}
+	rep, err := s.push.Logout(ctx, realmName, ended)
+	res.Report = merge(res.Report, rep)
+	if err != nil {
+		res.PushErr = errors.Join(res.PushErr, fmt.Errorf("back-channel logout of %d sessions: %w", len(ended), err))
+	}
+}
+
+// RevokeOfflineToken revokes a user's offline tokens of one client (DELETE
+// users/{id}/consents/{clientId}): that client's offline client sessions go, and so do the
+// user's offline sessions left with no client. Removed counts the client sessions; none is
+// ErrNoOfflineToken.
+func (s *Service) RevokeOfflineToken(ctx context.Context, realmName, userID, clientID string) (Result, error) {
+	r, err := s.realm(realmName)
+	if err != nil {
+		return Result{}, err
+	}
+	if userID == "" {
+		return Result{}, invalidf("a user id is required")
+	}
+	c, err := s.clientByClientID(r.Name, clientID)
+	if err != nil {
+		return Result{}, err
+	}
+	var res Result
+	err = s.walk(ctx, usersessions.Filter{RealmID: r.Name, UserID: userID, ClientID: c.ClientID, Offline: usersessions.OfflineOnly},
+		func(page []*usersessions.UserSession) error {
+			clients := make([]usersessions.ClientKey, len(page))
+			keys := make([]usersessions.Key, len(page))
+			for i, us := range page {
+				keys[i] = us.Key()
+				clients[i] = usersessions.ClientKey{Session: keys[i], ClientID: c.ClientID}
+			}
+			if err := s.sessions.DeleteClientSessions(ctx, clients); err != nil {
+				return fmt.Errorf("delete offline client sessions of %q: %w", c.ClientID, err)
+			}
+			res.Removed += len(clients)
+			// Read again rather than trust the page: another client may have joined one of
+			// these sessions meanwhile, and then it stays.
+			now, err := s.sessions.Get(ctx, keys)
+			if err != nil {
+				return fmt.Errorf("read offline sessions of user %q: %w", userID, err)
+			}
+			empty := slices.DeleteFunc(now, func(us *usersessions.UserSession) bool { return us == nil || len(us.Clients) > 0 })
+			if len(empty) == 0 {
+				return nil
+			}
+			gone := make([]usersessions.Key, len(empty))
+			for i, us := range empty {
+				gone[i] = us.Key()
+			}
+			if _, err := s.sessions.Delete(ctx, gone); err != nil {
+				return fmt.Errorf("delete offline sessions left with no client: %w", err)
+			}
+			return nil
+		})
+	if err != nil {
+		return res, err
+	}
+	if res.Removed == 0 {
+		return res, fmt.Errorf("user %q, client %q of realm %q: %w", userID, c.ClientID, r.Name, ErrNoOfflineToken)
+	}
+	return res, nil
+}
+
+// merge adds b's URLs to a's. A URL that failed anywhere is failed: one page of
+// back-channel logouts reaching it does not make up for another that did not.
+func merge(a, b Report) Report {
+	failed := union(a.Failed, b.Failed)
+	ok := slices.DeleteFunc(union(a.Succeeded, b.Succeeded), func(u string) bool { return slices.Contains(failed, u) })
+	return Report{Succeeded: ok, Failed: failed}
+}
+
+func union(a, b []string) []string {
+	out := slices.Clone(a)
+	for _, u := range b {
+		if !slices.Contains(out, u) {
+			out = append(out, u)
+		}
+	}
+	return out
+}
+
+func kindName(offline bool) string {
+	if offline {
+		return "offline"
+	}
+	return "online"
+}

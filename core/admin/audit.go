@@ -1,0 +1,49 @@
+package admin
+
+import "time"
+
+// Actor roles, as audit events name who acted.
+const (
+	ActorAdmin     = "admin"     // the manage credential
+	ActorViewer    = "viewer"    // the view-only credential
+	ActorFrontend  = "frontend"  // the login front-end's credential, refused here
+	ActorAnonymous = "anonymous" // no credential, or one that matched none
+)
+
+// Outcomes of an admin action.
+const (
+	OutcomeSuccess = "success"
+	OutcomeDenied  = "denied" // refused before anything was done: credential or role
+	OutcomeFailed  = "failed" // attempted and refused or broken: bad input, unknown target, store down
+)
+
+// AuditEvent is one admin action, as a SIEM reads it. It never carries a credential.
+type AuditEvent struct {
+	Time    time.Time
+	Actor   string // ActorAdmin, ActorViewer, …
+	Action  string // e.g. "logout-all", "set-not-before"
+	Realm   string
+	Target  string // what was acted on, e.g. "session/abc", "user/u-1", "client/app"
+	IP      string // the caller's address
+	Outcome string
+	Status  int    // the HTTP status answered
+	Detail  string // why it was refused or failed; "" on success
+}
+
+// Auditor receives audit events. Record must not block for long: it runs on the request
+// path.
+type Auditor interface {
+	Record(AuditEvent)
+}
+
+type discard struct{}
+
+func (discard) Record(AuditEvent) {}
+
+// Audit stamps an event with the service's clock and sends it to the audit sink.
+func (s *Service) Audit(e AuditEvent) {
+	if e.Time.IsZero() {
+		e.Time = s.clock()
+	}
+	s.audit.Record(e)
+}

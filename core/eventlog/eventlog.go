@@ -1,0 +1,235 @@
+// Package eventlog writes sessiond's security events (logins, refreshes, refusals, logouts,
+// admin actions) as JSON lines a SIEM ingests, to a file or standard output.
+//
+// Emit and Audit never block the request path: a bounded queue feeds one writer goroutine,
+// and when it is full the event is dropped, counted (Dropped) and reported in the log at
+// most every dropWarnEvery. Lines carry identifiers, never a token or a credential; what
+// looks like one in a free-text field is redacted all the same.
+package eventlog
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"regexp"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/sessiond/sessiond/core/session"
+)
+
+// Outcomes of a Line.
+const (
+	OutcomeSuccess = "success"
+	OutcomeFailure = "failure"
+)
+
+// TypeAdmin is the type of every Line written by Audit.
+const TypeAdmin = "admin"
+
+// Line is one event as written: the stable schema of the log. Fields a kind of event does
+// not have are left out, except Outcome and Type, which every line has.
+type Line struct {
+	Timestamp string `json:"timestamp"` // RFC 3339 with nanoseconds, UTC
+	Type      string `json:"type"`      // session.Event* types, or "admin"
+	Outcome   string `json:"outcome"`   // success or failure
+	Realm     string `json:"realm,omitempty"`
+	ClientID  string `json:"client_id,omitempty"`
+	SessionID string `json:"session_id,omitempty"`
+	UserID    string `json:"user_id,omitempty"`
+	IP        string `json:"ip,omitempty"`
+	// Reason is a closed set (session.Refused* for refused refreshes); Detail the
+	// human-readable description.
+	Reason string `json:"reason,omitempty"`
+	Detail string `json:"detail,omitempty"`
+	// Offline is present on every session event, false included.
+	Offline            *bool  `json:"offline,omitempty"`
+	Transient          bool   `json:"transient,omitempty"`
+	Reuse              string `json:"reuse,omitempty"`
+	EndedClientSession bool   `json:"ended_client_session,omitempty"`
+	// Admin actions.
+	Actor  string `json:"actor,omitempty"`
+	Action string `json:"action,omitempty"`
+	Target string `json:"target,omitempty"`
+}
+
+// AuditEvent is one admin action.
+type AuditEvent struct {
+	Time time.Time
+	// Actor is the role the caller's credential holds (e.g. "admin"); never the credential.
+	Actor string
+	// Action names what was asked, e.g. "logout-user", "push-revocation".
+	Action string
+	Realm  string
+	// Target is what was acted on: a session, user or client id ("" for the whole realm).
+	Target string
+	// IP is the caller's address, when known.
+	IP string
+	// Outcome is OutcomeSuccess or OutcomeFailure.
+	Outcome string
+	// Reason says why it failed.
+	Reason string
+}
+
+// SessionLine maps a session event onto the log's schema.
+func SessionLine(e session.Event) Line {
+	offline := e.Offline
+	l := Line{
+		Timestamp: stamp(e.Time), Type: e.Type, Outcome: OutcomeSuccess,
+		Realm: e.Realm, ClientID: e.ClientID, SessionID: e.SessionID, UserID: e.UserID, IP: e.IP,
+		Offline: &offline, Transient: e.Transient, Reuse: e.Reuse, EndedClientSession: e.EndedClientSession,
+		Detail: redact(e.Reason),
+	}
+	if e.Type == session.EventRefreshRefused {
+		l.Outcome, l.Reason = OutcomeFailure, e.Refusal
+		if l.Reason == "" {
+			l.Reason = session.RefusedOther
+		}
+	}
+	return l
+}
+
+// AuditLine maps an admin action onto the log's schema.
+func AuditLine(a AuditEvent) Line {
+	outcome := a.Outcome
+	if outcome == "" {
+		outcome = OutcomeSuccess
+	}
+	return Line{
+		Timestamp: stamp(a.Time), Type: TypeAdmin, Outcome: outcome, Realm: a.Realm, IP: a.IP,
+		Actor: redact(a.Actor), Action: a.Action, Target: redact(a.Target), Reason: redact(a.Reason),
+	}
+}
+
+func stamp(t time.Time) string {
+	if t.IsZero() {
+		t = time.Now()
+	}
+	return t.UTC().Format(time.RFC3339Nano)
+}
+
+// jwtLike matches a compact JWS or JWE (header segments start with "eyJ", base64url of
+// `{"`) and a credential quoted after "Bearer" (long enough not to be a word of prose).
+var jwtLike = regexp.MustCompile(`eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_.-]*|(?i:bearer)\s+[A-Za-z0-9._~+/=-]{16,}`)
+
+// redact hides what looks like a token in free text.
+func redact(s string) string {
+	if s == "" {
+		return s
+	}
+	return jwtLike.ReplaceAllString(s, "[redacted]")
+}
+
+// Defaults of Options.
+const (
+	DefaultQueue  = 4096
+	dropWarnEvery = 10 * time.Second
+)
+
+// Options tune a Log.
+type Options struct {
+	// Queue is how many events may wait for the writer; 0 means DefaultQueue.
+	Queue int
+	Log   hclog.Logger // where drops and write errors are reported; nil discards
+}
+
+// Log is the event log. Emit and Audit are safe for concurrent use.
+type Log struct {
+	out     io.Writer
+	closer  io.Closer // nil for standard output
+	queue   chan Line
+	log     hclog.Logger
+	dropped atomic.Uint64
+	// lastWarn is the Unix nanoseconds of the last drop warning.
+	lastWarn atomic.Int64
+}
+
+var _ session.Events = (*Log)(nil)
+
+// Open opens the event log at path, "-" meaning standard output; a file is created if
+// missing (mode 0600: events name users and sessions) and appended to.
+func Open(path string, o Options) (*Log, error) {
+	if path == "-" {
+		return New(os.Stdout, nil, o), nil
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("event log file: %w", err)
+	}
+	return New(f, f, o), nil
+}
+
+// New returns a Log writing to out; closer, when not nil, is closed once Run has flushed.
+func New(out io.Writer, closer io.Closer, o Options) *Log {
+	if o.Queue <= 0 {
+		o.Queue = DefaultQueue
+	}
+	if o.Log == nil {
+		o.Log = hclog.NewNullLogger()
+	}
+	return &Log{out: out, closer: closer, queue: make(chan Line, o.Queue), log: o.Log}
+}
+
+// Emit implements session.Events.
+func (l *Log) Emit(e session.Event) { l.enqueue(SessionLine(e)) }
+
+// Audit records an admin action.
+func (l *Log) Audit(a AuditEvent) { l.enqueue(AuditLine(a)) }
+
+// Dropped is the number of events dropped because the queue was full.
+func (l *Log) Dropped() uint64 { return l.dropped.Load() }
+
+func (l *Log) enqueue(line Line) {
+	select {
+	case l.queue <- line:
+		return
+	default:
+	}
+	n := l.dropped.Add(1)
+	now, last := time.Now().UnixNano(), l.lastWarn.Load()
+	if now-last >= int64(dropWarnEvery) && l.lastWarn.CompareAndSwap(last, now) {
+		l.log.Warn("event log queue full: events dropped (sessiond_event_log_dropped_total)", "dropped_total", n, "queue", cap(l.queue))
+	}
+}
+
+// Run writes queued events until ctx ends, then writes what is still queued, flushes and
+// closes the file. The caller owns the goroutine; Run returns once the file is closed.
+func (l *Log) Run(ctx context.Context) {
+	w := bufio.NewWriter(l.out)
+	enc := json.NewEncoder(w)
+	failed := false
+	check := func(err error) {
+		if err != nil && !failed {
+			failed = true // said once: a full disk would otherwise log every event
+			l.log.Error("event log: write failed; events are being lost", "error", err)
+		}
+	}
+	for {
+		select {
+		case line := <-l.queue:
+			check(enc.Encode(line))
+			// Flushed whenever the queue is empty: lines reach the file at once under light
+			// load, in large writes under heavy load.
+			if len(l.queue) == 0 {
+				check(w.Flush())
+			}
+		case <-ctx.Done():
+			// Run is the only receiver: a non-empty queue cannot block it.
+			for len(l.queue) > 0 {
+				check(enc.Encode(<-l.queue))
+			}
+			check(w.Flush())
+			if l.closer != nil {
+				if err := l.closer.Close(); err != nil {
+					l.log.Error("event log: close failed", "error", err)
+				}
+			}
+			return
+		}
+	}
+}

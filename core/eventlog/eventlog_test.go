@@ -1,0 +1,331 @@
+package eventlog_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/sessiond/sessiond/core/eventlog"
+	"github.com/sessiond/sessiond/core/session"
+)
+
+// run starts l's writer and returns a function that stops it and waits until the file is
+// flushed and closed.
+func run(t *testing.T, l *eventlog.Log) (stop func()) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); l.Run(ctx) }()
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			select {
+			case <-done:
+			case <-time.After(10 * time.Second):
+				t.Fatal("Run did not return after its context ended")
+			}
+		})
+	}
+	t.Cleanup(stop)
+	return stop
+}
+
+// readLines decodes every line of the file as one JSON object.
+func readLines(t *testing.T, path string) []map[string]any {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var out []map[string]any
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		dec := json.NewDecoder(bytes.NewReader(sc.Bytes()))
+		dec.UseNumber()
+		var m map[string]any
+		if err := dec.Decode(&m); err != nil {
+			t.Fatalf("line %d is not a JSON object: %v: %s", len(out)+1, err, sc.Text())
+		}
+		if dec.More() {
+			t.Fatalf("line %d holds more than one JSON value: %s", len(out)+1, sc.Text())
+		}
+		out = append(out, m)
+	}
+	if err := sc.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func TestEventsAreJSONLinesWithStableFields(t *testing.T) {
+	at := time.Date(2026, 3, 1, 10, 20, 30, 123456789, time.FixedZone("CET", 3600))
+	const jwt = "eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJ1In0.c2ln"
+	tests := []struct {
+		name  string
+		emit  func(*eventlog.Log)
+		want  map[string]any // fields and values the line must have
+		unset []string       // fields the line must not have
+	}{{
+		name: "login",
+		emit: func(l *eventlog.Log) {
+			l.Emit(session.Event{Time: at, Type: session.EventLogin, Realm: "acme", ClientID: "app", SessionID: "s1", UserID: "u1", IP: "192.0.2.7"})
+		},
+		want: map[string]any{"timestamp": "2026-03-01T09:20:30.123456789Z", "type": "login", "outcome": "success",
+			"realm": "acme", "client_id": "app", "session_id": "s1", "user_id": "u1", "ip": "192.0.2.7", "offline": false},
+		unset: []string{"reason", "actor", "action", "target"},
+	}, {
+		name: "offline refresh",
+		emit: func(l *eventlog.Log) {
+			l.Emit(session.Event{Time: at, Type: session.EventRefresh, Realm: "acme", ClientID: "app", SessionID: "s1", UserID: "u1", Offline: true})
+		},
+		want:  map[string]any{"type": "refresh", "outcome": "success", "offline": true, "session_id": "s1"},
+		unset: []string{"reason", "ip"},
+	}, {
+		name: "refused refresh",
+		emit: func(l *eventlog.Log) {
+			l.Emit(session.Event{Time: at, Type: session.EventRefreshRefused, Realm: "acme", ClientID: "app", SessionID: "s1", UserID: "u1",
+				Reason: "Session not active: logged out", Refusal: session.RefusedLoggedOut})
+		},
+		want: map[string]any{"type": "refresh_refused", "outcome": "failure", "reason": "logged_out", "detail": "Session not active: logged out"},
+	}, {
+		name: "refused refresh without a class",
+		emit: func(l *eventlog.Log) {
+			l.Emit(session.Event{Time: at, Type: session.EventRefreshRefused, Realm: "acme", ClientID: "app", Reason: "something new"})
+		},
+		want: map[string]any{"outcome": "failure", "reason": "other"},
+	}, {
+		name: "reuse ending the client session",
+		emit: func(l *eventlog.Log) {
+			l.Emit(session.Event{Time: at, Type: session.EventRefreshRefused, Realm: "acme", ClientID: "app", Refusal: session.RefusedReuse,
+				Reuse: session.ReuseRepeated, EndedClientSession: true})
+		},
+		want: map[string]any{"reason": "reuse", "reuse": "reuse", "ended_client_session": true},
+	}, {
+		name: "logout",
+		emit: func(l *eventlog.Log) {
+			l.Emit(session.Event{Time: at, Type: session.EventLogout, Realm: "acme", SessionID: "s1"})
+		},
+		want:  map[string]any{"type": "logout", "outcome": "success", "session_id": "s1"},
+		unset: []string{"client_id"},
+	}, {
+		name: "admin action",
+		emit: func(l *eventlog.Log) {
+			l.Audit(eventlog.AuditEvent{Time: at, Actor: "admin", Action: "logout-user", Realm: "acme", Target: "u1", IP: "198.51.100.1",
+				Outcome: eventlog.OutcomeSuccess})
+		},
+		want: map[string]any{"type": "admin", "actor": "admin", "action": "logout-user", "realm": "acme", "target": "u1",
+			"ip": "198.51.100.1", "outcome": "success"},
+		unset: []string{"offline", "session_id"},
+	}, {
+		name: "failed admin action",
+		emit: func(l *eventlog.Log) {
+			l.Audit(eventlog.AuditEvent{Time: at, Actor: "admin", Action: "push-revocation", Realm: "acme", Outcome: eventlog.OutcomeFailure,
+				Reason: "client down"})
+		},
+		want: map[string]any{"action": "push-revocation", "outcome": "failure", "reason": "client down"},
+	}, {
+		name: "tokens in free text are redacted",
+		emit: func(l *eventlog.Log) {
+			l.Emit(session.Event{Time: at, Type: session.EventRefreshRefused, Realm: "acme", Reason: "Invalid refresh token " + jwt})
+			l.Audit(eventlog.AuditEvent{Time: at, Actor: "Bearer s3cr3t-credential", Action: "logout", Target: jwt, Reason: "token " + jwt})
+		},
+		want: map[string]any{"realm": "acme"},
+	}, {
+		name: "prose about a bearer credential is kept",
+		emit: func(l *eventlog.Log) {
+			l.Audit(eventlog.AuditEvent{Time: at, Actor: "anonymous", Action: "list-sessions", Outcome: eventlog.OutcomeFailure,
+				Reason: "missing bearer credential"})
+		},
+		want: map[string]any{"reason": "missing bearer credential"},
+	}}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "events.jsonl")
+			l, err := eventlog.Open(path, eventlog.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			stop := run(t, l)
+			tc.emit(l)
+			stop()
+			raw, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, secret := range []string{jwt, "s3cr3t-credential", "eyJ"} {
+				if strings.Contains(string(raw), secret) {
+					t.Fatalf("the event log holds %q:\n%s", secret, raw)
+				}
+			}
+			lines := readLines(t, path)
+			if len(lines) == 0 {
+				t.Fatal("no line written")
+			}
+			for _, line := range lines {
+				ts, ok := line["timestamp"].(string)
+				if !ok {
+					t.Fatalf("no timestamp: %v", line)
+				}
+				parsed, err := time.Parse(time.RFC3339Nano, ts)
+				if err != nil || !strings.HasSuffix(ts, "Z") || !parsed.Equal(at) {
+					t.Fatalf("timestamp %q: want %s in UTC, RFC 3339 with nanoseconds (%v)", ts, at, err)
+				}
+				for _, f := range []string{"type", "outcome"} {
+					if line[f] == nil || line[f] == "" {
+						t.Fatalf("field %s missing: %v", f, line)
+					}
+				}
+			}
+			line := lines[0]
+			for k, v := range tc.want {
+				if line[k] != v {
+					t.Errorf("%s = %#v, want %#v (line %v)", k, line[k], v, line)
+				}
+			}
+			for _, k := range tc.unset {
+				if _, ok := line[k]; ok {
+					t.Errorf("%s is set: %v", k, line)
+				}
+			}
+		})
+	}
+}
+
+// gate is a writer whose writes block until it is opened, as a stalled disk or a pipe
+// nobody reads.
+type gate struct {
+	entered chan struct{} // receives once a write is blocked
+	open    chan struct{}
+	mu      sync.Mutex
+	buf     bytes.Buffer
+}
+
+func (g *gate) Write(p []byte) (int, error) {
+	select {
+	case g.entered <- struct{}{}:
+	default:
+	}
+	<-g.open
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.buf.Write(p)
+}
+
+func TestFullQueueDropsAndCountsInsteadOfBlocking(t *testing.T) {
+	const queue = 3
+	g := &gate{entered: make(chan struct{}, 1), open: make(chan struct{})}
+	var logged bytes.Buffer
+	var logMu sync.Mutex
+	log := hclog.New(&hclog.LoggerOptions{Output: writerFunc(func(p []byte) (int, error) {
+		logMu.Lock()
+		defer logMu.Unlock()
+		return logged.Write(p)
+	}), Level: hclog.Warn})
+	l := eventlog.New(g, nil, eventlog.Options{Queue: queue, Log: log})
+	stop := run(t, l)
+
+	ev := session.Event{Type: session.EventRefresh, Realm: "acme", ClientID: "app", SessionID: "s"}
+	l.Emit(ev) // taken by the writer, which then blocks in Write
+	select {
+	case <-g.entered:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the writer never wrote")
+	}
+	const more = 50
+	returned := make(chan struct{})
+	go func() {
+		defer close(returned)
+		for range more {
+			l.Emit(ev)
+		}
+		l.Audit(eventlog.AuditEvent{Actor: "admin", Action: "logout"})
+	}()
+	select {
+	case <-returned:
+	case <-time.After(5 * time.Second):
+		t.Fatal("Emit blocked on a full queue")
+	}
+	if got, want := l.Dropped(), uint64(more+1-queue); got != want {
+		t.Fatalf("Dropped() = %d, want %d (queue %d)", got, want, queue)
+	}
+	logMu.Lock()
+	warned := strings.Count(logged.String(), "event log queue full")
+	logMu.Unlock()
+	if warned != 1 {
+		t.Fatalf("the drop was reported %d times, want once (rate limited):\n%s", warned, logged.String())
+	}
+
+	close(g.open) // the disk comes back: what was queued is written, then flushed at stop
+	stop()
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if n := strings.Count(g.buf.String(), "\n"); n != 1+queue {
+		t.Fatalf("%d lines written, want %d (the first and the queued ones):\n%s", n, 1+queue, g.buf.String())
+	}
+}
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
+
+// closeRecorder is a file whose Close is observed.
+type closeRecorder struct {
+	bytes.Buffer
+	closed bool
+}
+
+func (c *closeRecorder) Close() error { c.closed = true; return nil }
+
+func TestStopFlushesQueuedEventsAndClosesTheFile(t *testing.T) {
+	out := &closeRecorder{}
+	l := eventlog.New(out, out, eventlog.Options{})
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel() // stopped before it runs: everything queued must still be written
+	for i := range 100 {
+		l.Emit(session.Event{Type: session.EventLogin, Realm: "acme", SessionID: string(rune('a' + i%26))})
+	}
+	l.Run(ctx)
+	if !out.closed {
+		t.Fatal("the file was not closed")
+	}
+	if n := strings.Count(out.String(), "\n"); n != 100 {
+		t.Fatalf("%d lines after stop, want 100", n)
+	}
+}
+
+func TestOpenRefusesAnUnwritablePath(t *testing.T) {
+	_, err := eventlog.Open(filepath.Join(t.TempDir(), "missing", "dir", "events.jsonl"), eventlog.Options{})
+	if err == nil || !strings.Contains(err.Error(), "event log file") {
+		t.Fatalf("Open in a missing directory: %v", err)
+	}
+}
+
+func TestEventLogAppends(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "events.jsonl")
+	for i := range 2 {
+		l, err := eventlog.Open(path, eventlog.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		stop := run(t, l)
+		l.Emit(session.Event{Type: session.EventLogin, Realm: "acme", SessionID: string(rune('a' + i))})
+		stop()
+	}
+	if lines := readLines(t, path); len(lines) != 2 || lines[0]["session_id"] != "a" || lines[1]["session_id"] != "b" {
+		t.Fatalf("after two runs: %v", lines)
+	}
+	if st, err := os.Stat(path); err != nil || st.Mode().Perm() != 0o600 {
+		t.Fatalf("mode %v (%v), want 0600: events name users", st.Mode().Perm(), err)
+	}
+}

@@ -1,0 +1,153 @@
+package httpapi_test
+
+import (
+	"encoding/base64"
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/sessiond/sessiond/core/admin"
+	"github.com/sessiond/sessiond/core/httpapi"
+)
+
+// flipOne changes one character of a credential, in the middle where a prefix check would
+// not see it.
+func flipOne(s string) string {
+	b := []byte(s)
+	i := len(b) / 2
+	b[i] ^= 0x01
+	return string(b)
+}
+
+// credential is one way of presenting (or not) a credential to the admin API.
+type credential struct {
+	name   string
+	header string // the Authorization header, "" for none
+	actor  string // the audit event's actor
+}
+
+var (
+	noCredential    = credential{"no credential", "", admin.ActorAnonymous}
+	wrongCredential = credential{"wrong credential", "Bearer not-a-credential", admin.ActorAnonymous}
+	badCredentials  = []credential{
+		noCredential,
+		wrongCredential,
+		{"tampered admin credential", "Bearer " + flipOne(adminToken), admin.ActorAnonymous},
+		{"tampered viewer credential", "Bearer " + flipOne(viewerToken), admin.ActorAnonymous},
+		{"admin credential with a character more", "Bearer " + adminToken + "x", admin.ActorAnonymous},
+		{"admin credential cut short", "Bearer " + adminToken[:len(adminToken)-1], admin.ActorAnonymous},
+		{"admin credential as Basic", "Basic " + base64.StdEncoding.EncodeToString([]byte(adminToken)), admin.ActorAnonymous},
+		{"empty bearer", "Bearer ", admin.ActorAnonymous},
+	}
+	frontendCredential = credential{"front-end credential", "Bearer " + frontendToken, admin.ActorFrontend}
+	viewerCredential   = credential{"viewer credential", "Bearer " + viewerToken, admin.ActorViewer}
+	adminCredential    = credential{"admin credential", "Bearer " + adminToken, admin.ActorAdmin}
+)
+
+// routeFixture holds the sessions the routes' placeholders name.
+type routeFixture struct {
+	online, offline tokens
+}
+
+// concrete fills a route's placeholders with the fixture's values, and gives the body a
+// PUT needs.
+func (f routeFixture) concrete(rt httpapi.AdminRoute) call {
+	path := strings.Replace(rt.Path, "{realm}", realmName, 1)
+	switch {
+	case strings.Contains(path, "/sessions/{id}"):
+		path = strings.Replace(path, "{id}", f.online.SessionID, 1)
+	case strings.Contains(path, "/users/{id}"):
+		path = strings.Replace(path, "{id}", user, 1)
+	case strings.Contains(path, "/clients/{id}"):
+		path = strings.Replace(path, "{id}", confidentialUUID, 1)
+	}
+	if strings.Contains(path, "/consents/{client}") {
+		path = strings.Replace(path, "{client}", confidential, 1) // Keycloak names the client by clientId here
+	}
+	path = strings.Replace(path, "{client}", confidentialUUID, 1)
+	c := call{method: rt.Method, path: path, header: http.Header{}}
+	if rt.Method == http.MethodPut {
+		c.header.Set("Content-Type", "application/json")
+		c.body = `{"action":"now"}`
+	}
+	return c
+}
+
+// TestAdminRoutesRefuseWrongCredentials walks every route the server registers (the table
+// in admin.go) with every kind of wrong credential: none, wrong or tampered ones → 401 with
+// a Bearer challenge; the front-end's → 403; the viewer's → 403 on an acting route and 200
+// on a viewing one. A refusal changes nothing and is audited without the credential.
+func TestAdminRoutesRefuseWrongCredentials(t *testing.T) {
+	s := newStack(t, withRealm(withUUIDs))
+	f := routeFixture{
+		online:  s.open(t, login{}),
+		offline: s.open(t, login{Scope: "openid offline_access", OfflineAccess: true}),
+	}
+	s.attach(t, f.online.SessionID, spa, "openid")
+	routes := httpapi.AdminRoutes()
+	if len(routes) < 20 {
+		t.Fatalf("the admin route table has %d routes; it lists every route of the admin API", len(routes))
+	}
+	type want struct {
+		cred   credential
+		status int
+		code   string
+	}
+	for _, rt := range routes {
+		cases := []want{}
+		for _, c := range badCredentials {
+			cases = append(cases, want{c, http.StatusUnauthorized, "unauthorized"})
+		}
+		cases = append(cases, want{frontendCredential, http.StatusForbidden, "forbidden"})
+		if rt.Acting {
+			cases = append(cases, want{viewerCredential, http.StatusForbidden, "forbidden"})
+		} else {
+			cases = append(cases, want{viewerCredential, http.StatusOK, ""}, want{adminCredential, http.StatusOK, ""})
+		}
+		for _, tc := range cases {
+			t.Run(fmt.Sprintf("%s %s/%s", rt.Method, rt.Path, tc.cred.name), func(t *testing.T) {
+				c := f.concrete(rt)
+				if tc.cred.header != "" {
+					c.header.Set("Authorization", tc.cred.header)
+				}
+				before := s.snapshot(t)
+				events := len(s.adm.audit.all())
+				r := s.do(t, c)
+				if tc.status == http.StatusOK {
+					if r.status != http.StatusOK {
+						t.Fatalf("%s %s with the %s = %d %s, want 200", c.method, c.path, tc.cred.name, r.status, r.body)
+					}
+					if got := len(s.adm.audit.all()); got != events {
+						t.Errorf("a view was audited (%d events, had %d); only actions and refusals are", got, events)
+					}
+					return
+				}
+				r.refused(t, tc.status, tc.code, "")
+				s.unchanged(t, before)
+				all := s.adm.audit.all()
+				if len(all) != events+1 {
+					t.Fatalf("%d audit events for one refusal, want 1", len(all)-events)
+				}
+				e := all[len(all)-1]
+				if e.Action != rt.Action || e.Actor != tc.cred.actor || e.Outcome != admin.OutcomeDenied || e.Status != tc.status || e.Realm != realmName {
+					t.Errorf("audit event %+v, want action %s, actor %s, outcome denied, status %d, realm %s", e, rt.Action, tc.cred.actor, tc.status, realmName)
+				}
+				if e.Time.IsZero() || e.IP == "" {
+					t.Errorf("audit event %+v lacks its time or the caller's address", e)
+				}
+				for _, secret := range []string{adminToken, viewerToken, frontendToken, flipOne(adminToken)} {
+					if strings.Contains(fmt.Sprintf("%+v", e), secret) {
+						t.Errorf("audit event %+v carries a credential", e)
+					}
+				}
+			})
+		}
+	}
+	t.Run("unknown path under /admin", func(t *testing.T) {
+		r := s.do(t, adminCall(http.MethodGet, realmName, "/no-such-route", "", ""))
+		r.refused(t, http.StatusUnauthorized, "unauthorized", "")
+		r = s.do(t, adminCall(http.MethodGet, realmName, "/no-such-route", adminToken, ""))
+		r.refused(t, http.StatusNotFound, "not_found", "no such admin route")
+	})
+}

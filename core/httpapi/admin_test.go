@@ -1,0 +1,282 @@
+package httpapi_test
+
+import (
+	"cmp"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"net/url"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/jmoiron/sqlx"
+
+	"github.com/sessiond/sessiond/core/admin"
+	"github.com/sessiond/sessiond/core/realm"
+	"github.com/sessiond/sessiond/internal/testpg"
+	"github.com/sessiond/sessiond/providers/usersessions/postgres"
+	"github.com/sessiond/sessiond/spi"
+	"github.com/sessiond/sessiond/spi/usersessions"
+)
+
+// The admin API's fixture: its service over the stack's store and session cache, with
+// recording stand-ins for the two services other packages provide (not-before policies,
+// revocation push) and for the audit sink.
+
+const (
+	viewerToken = "viewer-credential"
+	// adminPageSize is the store page the admin service walks sets with in these tests:
+	// small, so that a few sessions already take several pages.
+	adminPageSize = 3
+	// confidentialUUID is the internal id the admin tests give confidential (withUUIDs).
+	confidentialUUID = "0b6c5d0e-7a43-4bb1-9f38-c0ffee000001"
+)
+
+type adminFixture struct {
+	service  *admin.Service
+	policies *fakePolicies
+	push     *fakePush
+	audit    *auditLog
+}
+
+func newAdminFixture(s *stack) *adminFixture {
+	f := &adminFixture{policies: &fakePolicies{}, push: &fakePush{realms: s.realms}, audit: &auditLog{}}
+	f.service = admin.New(admin.Deps{
+		Store: s.store, Sessions: s.cache, Realms: s.realms,
+		Policies: f.policies, Push: f.push, Audit: f.audit,
+		Now: s.clock.Now, PageSize: adminPageSize,
+	})
+	return f
+}
+
+// withUUIDs gives confidential an internal id different from its clientId, as Keycloak's
+// client UUIDs are, so that the tests see which one each route takes.
+func withUUIDs(r *realm.Realm) {
+	c, _ := r.Client(confidential)
+	c.ID = confidentialUUID
+}
+
+// fakePolicies keeps not-before policies in memory.
+type fakePolicies struct {
+	mu      sync.Mutex
+	realms  map[string]time.Time
+	clients map[[2]string]time.Time
+}
+
+func (p *fakePolicies) Realm(name string) time.Time {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.realms[name]
+}
+
+func (p *fakePolicies) Client(realmName, clientID string) time.Time {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.clients[[2]string{realmName, clientID}]
+}
+
+func (p *fakePolicies) SetRealm(_ context.Context, name string, t time.Time) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.realms == nil {
+		p.realms = map[string]time.Time{}
+	}
+	p.realms[name] = t
+	return nil
+}
+
+func (p *fakePolicies) SetClient(_ context.Context, realmName, clientID string, t time.Time) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.clients == nil {
+		p.clients = map[[2]string]time.Time{}
+	}
+	p.clients[[2]string{realmName, clientID}] = t
+	return nil
+}
+
+// fakePush records what it is asked to send and answers as if every client with an admin
+// URL took it, except the URLs listed in down.
+type fakePush struct {
+	realms *realm.Realms
+
+	mu         sync.Mutex
+	down       []string
+	notBefore  []string // "realm/client" pushed ("realm/" for all clients)
+	logoutAll  []time.Time
+	logouts    [][]string // session ids, per Logout call
+	deliveries []*usersessions.Delivery
+}
+
+func (p *fakePush) report(realmName, clientID string) admin.Report {
+	var rep admin.Report
+	r, _ := p.realms.Realm(realmName)
+	for _, c := range r.Clients {
+		if c.AdminURL == "" || (clientID != "" && c.ClientID != clientID) {
+			continue
+		}
+		if slices.Contains(p.down, c.AdminURL) {
+			rep.Failed = append(rep.Failed, c.AdminURL)
+		} else {
+			rep.Succeeded = append(rep.Succeeded, c.AdminURL)
+		}
+	}
+	return rep
+}
+
+func (p *fakePush) PushNotBefore(_ context.Context, realmName, clientID string) (admin.Report, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.notBefore = append(p.notBefore, realmName+"/"+clientID)
+	return p.report(realmName, clientID), nil
+}
+
+func (p *fakePush) LogoutAll(_ context.Context, realmName string, notBefore time.Time) (admin.Report, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.logoutAll = append(p.logoutAll, notBefore)
+	return p.report(realmName, ""), nil
+}
+
+func (p *fakePush) Logout(_ context.Context, realmName string, sessions []*usersessions.UserSession) (admin.Report, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var ids []string
+	for _, us := range sessions {
+		ids = append(ids, us.ID)
+	}
+	p.logouts = append(p.logouts, ids)
+	return admin.Report{}, nil
+}
+
+func (p *fakePush) Deliveries(_ context.Context, f usersessions.DeliveryFilter) ([]*usersessions.Delivery, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var out []*usersessions.Delivery
+	for _, d := range p.deliveries {
+		if d.RealmID == f.RealmID && (f.State == "" || d.State == f.State) && d.ID > f.Page.After && len(out) < f.Page.Limit {
+			out = append(out, d)
+		}
+	}
+	return out, nil
+}
+
+func (p *fakePush) loggedOut() []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var all []string
+	for _, ids := range p.logouts {
+		all = append(all, ids...)
+	}
+	return all
+}
+
+// auditLog records audit events.
+type auditLog struct {
+	mu     sync.Mutex
+	events []admin.AuditEvent
+}
+
+func (a *auditLog) Record(e admin.AuditEvent) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.events = append(a.events, e)
+}
+
+func (a *auditLog) all() []admin.AuditEvent {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return slices.Clone(a.events)
+}
+
+func (a *auditLog) last(tb testing.TB) admin.AuditEvent {
+	tb.Helper()
+	all := a.all()
+	if len(all) == 0 {
+		tb.Fatal("no audit event")
+	}
+	return all[len(all)-1]
+}
+
+// pgStore is a PostgreSQL provider on a new schema of the test database, configured as the
+// runtime configures it with the options in extra; the schema is dropped when tb ends.
+func pgStore(tb testing.TB, extra ...string) usersessions.Provider {
+	tb.Helper()
+	db, err := sqlx.Open("postgres", testpg.URL())
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { db.Close() })
+	b := make([]byte, 6)
+	rand.Read(b)
+	schema := "t_" + hex.EncodeToString(b)
+	if _, err := db.Exec("CREATE SCHEMA " + schema); err != nil {
+		tb.Fatalf("PostgreSQL at %s (run .ci/services): %v", testpg.URL(), err)
+	}
+	tb.Cleanup(func() { db.Exec("DROP SCHEMA " + schema + " CASCADE") })
+	u, err := url.Parse(testpg.URL())
+	if err != nil {
+		tb.Fatal(err)
+	}
+	q := u.Query()
+	q.Set("search_path", schema)
+	u.RawQuery = q.Encode()
+	p := postgres.New(hclog.NewNullLogger())
+	cfg := spi.Config{postgres.OptURL: u.String(), spi.HostNodeID: testNode}
+	for i := 0; i+1 < len(extra); i += 2 {
+		cfg[extra[i]] = extra[i+1]
+	}
+	if err := p.Configure(context.Background(), cfg); err != nil {
+		tb.Fatalf("configure postgres: %v", err)
+	}
+	// Registered after the schema's drop, so it runs first: the provider has let go of
+	// its connections (and its change feed) before the schema goes.
+	tb.Cleanup(func() { p.Close(context.Background()) })
+	return p
+}
+
+// adminCall is a request to the admin API of realm with a bearer credential ("" for none).
+func adminCall(method, realmName, path, bearer, body string) call {
+	c := call{method: method, path: "/admin/realms/" + realmName + path, header: map[string][]string{}, body: body}
+	if bearer != "" {
+		c.header.Set("Authorization", "Bearer "+bearer)
+	}
+	if body != "" {
+		c.header.Set("Content-Type", "application/json")
+	}
+	return c
+}
+
+// sessionIDs are the ids of session representations, sorted.
+func sessionIDs(reps []admin.SessionRep) []string {
+	ids := make([]string, len(reps))
+	for i, r := range reps {
+		ids[i] = r.ID
+	}
+	slices.Sort(ids)
+	return ids
+}
+
+// storedIDs are the ids of the stored sessions of acme that f's other fields select.
+func (s *stack) storedIDs(tb testing.TB, f usersessions.Filter) []string {
+	tb.Helper()
+	f.RealmID = realmName
+	got, err := s.store.List(s.ctx, f, usersessions.Page{Limit: 10000})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	ids := make([]string, len(got))
+	for i, us := range got {
+		ids[i] = us.ID
+	}
+	return ids
+}
+
+func sortedCopy[T cmp.Ordered](s []T) []T {
+	c := slices.Clone(s)
+	slices.Sort(c)
+	return c
+}

@@ -1,0 +1,73 @@
+package runtime
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/sessiond/sessiond/core/admin"
+	"github.com/sessiond/sessiond/core/eventlog"
+	"github.com/sessiond/sessiond/spi/usersessions"
+)
+
+// adminService builds the admin API's service, after the not-before policies and the push
+// outbox. Listings read store (the sessions' store as the core sees it: the cache answers
+// reads by key only); reads by key and every removal go through the session cache, so that
+// this node's cache and, through the change feed, the other nodes' forget what was removed.
+func (rt *Runtime) adminService(store usersessions.Provider, now func() time.Time) *admin.Service {
+	var audit admin.Auditor = hclogAudit{rt.log.Named("audit")}
+	if rt.obs.events.audit != nil {
+		audit = eventAudit{rt.obs.events}
+	}
+	d := admin.Deps{
+		Store:    store,
+		Sessions: rt.cache,
+		Realms:   rt.realms,
+		Push:     rt.adminPush(),
+		Audit:    audit,
+		Now:      now,
+	}
+	if rt.policies != nil { // an interface holding a nil pointer would not read as "none"
+		d.Policies = rt.policies
+	}
+	return admin.New(d)
+}
+
+// eventAudit hands admin actions to the event log (a file, or the "events" logger).
+type eventAudit struct{ sink auditor }
+
+func (a eventAudit) Record(e admin.AuditEvent) {
+	outcome := eventlog.OutcomeSuccess
+	if e.Outcome != admin.OutcomeSuccess {
+		outcome = eventlog.OutcomeFailure
+	}
+	a.sink.Audit(eventlog.AuditEvent{
+		Time: e.Time, Actor: e.Actor, Action: e.Action, Realm: e.Realm, Target: e.Target, IP: e.IP,
+		Outcome: outcome, Reason: auditReason(e),
+	})
+}
+
+// auditReason says why an action was refused or failed, or what went wrong beside a
+// success (clients that could not be notified); "" for a clean success.
+func auditReason(e admin.AuditEvent) string {
+	if e.Outcome == admin.OutcomeSuccess {
+		return e.Detail
+	}
+	return fmt.Sprintf("%s (HTTP %d): %s", e.Outcome, e.Status, e.Detail)
+}
+
+// hclogAudit writes admin actions as structured lines of the "audit" logger, when no
+// event log takes them.
+type hclogAudit struct{ log hclog.Logger }
+
+func (a hclogAudit) Record(e admin.AuditEvent) {
+	args := []any{"time", e.Time.UTC().Format(time.RFC3339Nano), "actor", e.Actor, "action", e.Action,
+		"realm", e.Realm, "outcome", e.Outcome, "status", e.Status}
+	for _, kv := range [][2]string{{"target", e.Target}, {"ip", e.IP}, {"detail", e.Detail}} {
+		if kv[1] != "" {
+			args = append(args, kv[0], kv[1])
+		}
+	}
+	a.log.Info("admin action", args...)
+}

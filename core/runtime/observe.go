@@ -1,0 +1,126 @@
+package runtime
+
+import (
+	"net/http"
+
+	"github.com/sessiond/sessiond/core/eventlog"
+	"github.com/sessiond/sessiond/core/metrics"
+	"github.com/sessiond/sessiond/core/push"
+	"github.com/sessiond/sessiond/core/session"
+	"github.com/sessiond/sessiond/spi/usersessions"
+)
+
+// observability is what watches the runtime: the metrics (nil unless metrics-enabled) and
+// the event sinks every session event and admin action goes to.
+type observability struct {
+	metrics  *metrics.Metrics
+	eventLog *eventlog.Log // nil without event-log-file: events go to the logger
+	events   eventSinks
+}
+
+// auditor records admin actions.
+type auditor interface {
+	Audit(eventlog.AuditEvent)
+}
+
+// eventSinks fans every event out to the event log (file or logger) and the metrics.
+type eventSinks struct {
+	sinks []session.Events
+	audit auditor
+}
+
+func (f eventSinks) Emit(e session.Event) {
+	for _, s := range f.sinks {
+		s.Emit(e)
+	}
+}
+
+// Audit records an admin action in the event log; core/admin's audit events come here.
+func (f eventSinks) Audit(a eventlog.AuditEvent) { f.audit.Audit(a) }
+
+// observe opens the event log and builds the metrics over the sessions' store, and returns
+// the session service's Events. The event log's writer runs until the runtime stops, and
+// is flushed and closed then.
+func (rt *Runtime) observe(store usersessions.Provider) (session.Events, error) {
+	logger := eventLog{rt.log.Named("events")}
+	rt.obs.events = eventSinks{sinks: []session.Events{logger}, audit: logger}
+	if path := rt.settings.EventLogFile; path != "" {
+		l, err := eventlog.Open(path, eventlog.Options{Log: rt.log.Named("events")})
+		if err != nil {
+			return nil, err
+		}
+		rt.goBackground(l.Run)
+		rt.obs.eventLog = l
+		rt.obs.events = eventSinks{sinks: []session.Events{l}, audit: l}
+		rt.log.Info("event log", "file", path)
+	}
+	if rt.settings.MetricsEnabled {
+		m, err := metrics.New(metrics.Deps{Sessions: store, Realms: rt.realms, Log: rt.log.Named("metrics")})
+		if err != nil {
+			return nil, err
+		}
+		rt.obs.metrics = m
+		rt.obs.events.sinks = append(rt.obs.events.sinks, m)
+	}
+	return rt.obs.events, nil
+}
+
+// watch exposes the progress of the runtime's components as metrics.
+func (rt *Runtime) watch(cleaner metrics.CleanupStats) error {
+	m := rt.obs.metrics
+	if m == nil {
+		return nil
+	}
+	if err := m.WatchCleanup(cleaner); err != nil {
+		return err
+	}
+	if err := m.WatchPreload(rt.preload); err != nil {
+		return err
+	}
+	if err := m.WatchPlugins(rt.host); err != nil {
+		return err
+	}
+	if rt.obs.eventLog != nil {
+		if err := m.WatchEventLog(rt.obs.eventLog); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// The revocation-push outbox's cumulative outcomes have the shape the metrics read.
+var _ metrics.PushCounts = (*push.Outbox)(nil)
+
+// watchPush exposes the revocation-push outbox's delivery outcomes; the wiring that builds
+// the outbox calls it.
+func (rt *Runtime) watchPush(outbox metrics.PushCounts) error {
+	if rt.obs.metrics == nil {
+		return nil
+	}
+	return rt.obs.metrics.WatchPush(outbox)
+}
+
+// serveMetrics adds GET /metrics beside the API, and measures the token endpoint, when
+// metrics are enabled.
+func (rt *Runtime) serveMetrics(api http.Handler) http.Handler {
+	m := rt.obs.metrics
+	if m == nil {
+		return api
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", m.Handler())
+	mux.Handle("/", m.Instrument(api))
+	return mux
+}
+
+// Audit writes an admin action as the event log's "admin" event.
+func (e eventLog) Audit(a eventlog.AuditEvent) {
+	l := eventlog.AuditLine(a)
+	args := []any{"type", l.Type, "realm", l.Realm, "time", l.Timestamp, "actor", l.Actor, "action", l.Action, "outcome", l.Outcome}
+	for _, kv := range [][2]string{{"target", l.Target}, {"ip", l.IP}, {"reason", l.Reason}} {
+		if kv[1] != "" {
+			args = append(args, kv[0], kv[1])
+		}
+	}
+	e.log.Info("event", args...)
+}

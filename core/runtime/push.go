@@ -1,0 +1,79 @@
+package runtime
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/sessiond/sessiond/core/admin"
+	"github.com/sessiond/sessiond/core/push"
+	"github.com/sessiond/sessiond/core/token"
+	"github.com/sessiond/sessiond/spi"
+	"github.com/sessiond/sessiond/spi/revocationpush"
+	"github.com/sessiond/sessiond/spi/usersessions"
+)
+
+// startPush builds the revocation-push outbox over the store (the outbox lives in the
+// store even when online sessions do not) and the configured revocation-push provider, and
+// runs its retry worker until Stop. It needs the not-before policies started, and exposes
+// the outbox's outcomes to the metrics.
+func (rt *Runtime) startPush(store usersessions.Provider, keys *token.KeyManager, tokens *token.Service, now func() time.Time) error {
+	provider, ok := rt.providers.Get(spi.RevocationPush).(revocationpush.Provider)
+	if !ok {
+		return errors.New("the revocation-push provider does not implement the revocation-push SPI")
+	}
+	if rt.policies == nil {
+		return errors.New("the revocation-push outbox needs the not-before policies, which are not started")
+	}
+	s := rt.settings
+	o, err := push.New(push.Deps{
+		Store: store, Provider: provider, Realms: rt.realms, Keys: keys, Tokens: tokens, NotBefore: rt.policies,
+		Now: now, Log: rt.log.Named("push"),
+	}, push.Options{
+		MaxAttempts: s.PushMaxAttempts, BackoffInitial: s.PushBackoffInitial, BackoffMax: s.PushBackoffMax,
+		Lease: s.PushLease, BatchSize: s.PushBatchSize,
+	})
+	if err != nil {
+		return err
+	}
+	if err := rt.watchPush(o); err != nil {
+		return err
+	}
+	rt.push = o
+	rt.goBackground(o.Run)
+	return nil
+}
+
+// Push returns the revocation-push outbox: the admin API pushes and lists deliveries
+// through it, the metrics read its Counts.
+func (rt *Runtime) Push() *push.Outbox { return rt.push }
+
+// adminPush is the outbox as the admin service calls it; nil until startPush ran.
+func (rt *Runtime) adminPush() admin.Push {
+	if rt.push == nil {
+		return nil
+	}
+	return outboxForAdmin{rt.push}
+}
+
+// outboxForAdmin converts the outbox's reports into the admin service's.
+type outboxForAdmin struct{ o *push.Outbox }
+
+func (a outboxForAdmin) PushNotBefore(ctx context.Context, realmName, clientID string) (admin.Report, error) {
+	r, err := a.o.PushNotBefore(ctx, realmName, clientID)
+	return admin.Report(r), err
+}
+
+func (a outboxForAdmin) LogoutAll(ctx context.Context, realmName string, notBefore time.Time) (admin.Report, error) {
+	r, err := a.o.LogoutAll(ctx, realmName, notBefore)
+	return admin.Report(r), err
+}
+
+func (a outboxForAdmin) Logout(ctx context.Context, realmName string, sessions []*usersessions.UserSession) (admin.Report, error) {
+	r, err := a.o.Logout(ctx, realmName, sessions)
+	return admin.Report(r), err
+}
+
+func (a outboxForAdmin) Deliveries(ctx context.Context, f usersessions.DeliveryFilter) ([]*usersessions.Delivery, error) {
+	return a.o.Deliveries(ctx, f)
+}

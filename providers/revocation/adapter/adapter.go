@@ -1,0 +1,141 @@
+// Package adapter is the revocation-push provider that speaks Keycloak's OIDC adapter
+// protocol, and OpenID Connect Back-Channel Logout 1.0 for clients that registered a
+// back-channel logout URL.
+//
+// A not-before push POSTs the realm-signed action the core put in Notice.Token (a compact
+// JWS of {id, expiration, resource, action: "PUSH_NOT_BEFORE", notBefore}) as a text/plain
+// body to <admin URL>/k_push_not_before; a logout action ("LOGOUT", with adapterSessionIds
+// and notBefore) goes to <admin URL>/k_logout the same way. The adapter checks the signature
+// against the realm's keys. A back-channel logout POSTs the form logout_token=<JWT> to the
+// client's back-channel logout URL. HTTP 200 or 204 is success, as in Keycloak and the
+// specification; a 5xx, 408, 429, timeout or I/O error is worth retrying; any other status
+// is not. Redirects are not followed. Tokens are never logged.
+package adapter
+
+import (
+	"context"
+	"net/url"
+	"strconv"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/sessiond/sessiond/providers/revocation/internal/httppush"
+	"github.com/sessiond/sessiond/spi"
+	"github.com/sessiond/sessiond/spi/revocationpush"
+)
+
+// ID is the provider id of this package.
+const ID = "adapter"
+
+// Version is this provider's own version.
+const Version = "1.0.0"
+
+// Option names.
+const (
+	OptTimeout       = httppush.OptTimeout
+	OptMaxConcurrent = httppush.OptMaxConcurrent
+)
+
+// The paths under a client's admin URL, as Keycloak's adapters serve them.
+const (
+	PathPushNotBefore = "k_push_not_before"
+	PathLogout        = "k_logout"
+)
+
+// Content types of the two request kinds.
+const (
+	ContentTypeAction = "text/plain"
+	ContentTypeForm   = "application/x-www-form-urlencoded"
+)
+
+// Provider delivers notices over HTTP. It is safe for concurrent use once configured.
+type Provider struct {
+	log    hclog.Logger
+	sender *httppush.Sender
+}
+
+var _ revocationpush.Provider = (*Provider)(nil)
+
+// New returns the provider with its default options; it does no I/O.
+func New(log hclog.Logger) *Provider {
+	if log == nil {
+		log = hclog.NewNullLogger()
+	}
+	return &Provider{log: log, sender: httppush.New(httppush.DefaultTimeout, httppush.DefaultMaxConcurrent)}
+}
+
+// Describe implements spi.Provider.
+func (p *Provider) Describe() spi.Descriptor {
+	return spi.Descriptor{
+		SPI:     spi.RevocationPush,
+		ID:      ID,
+		Version: Version,
+		Help: "Keycloak's OIDC adapter protocol: realm-signed not-before and logout actions POSTed to <admin URL>/k_push_not_before and /k_logout, " +
+			"and OpenID Connect back-channel logout tokens POSTed to clients' back-channel logout URLs; 200 or 204 is success.",
+		Options: httppush.Options(),
+	}
+}
+
+// Configure implements spi.Provider.
+func (p *Provider) Configure(_ context.Context, cfg spi.Config) error {
+	sender, err := httppush.Read(p.Describe(), cfg)
+	if err != nil {
+		return err
+	}
+	p.sender.Close()
+	p.sender = sender
+	return nil
+}
+
+// Close implements spi.Provider.
+func (p *Provider) Close(context.Context) error {
+	p.sender.Close()
+	return nil
+}
+
+// Push implements revocationpush.Provider: one request per notice, several at once.
+func (p *Provider) Push(ctx context.Context, notices []revocationpush.Notice) ([]revocationpush.Result, error) {
+	out := make([]revocationpush.Result, len(notices))
+	p.sender.Each(ctx, len(notices), func(i int) {
+		n := notices[i]
+		r := p.push(ctx, n)
+		r.NoticeID = n.ID
+		out[i] = r
+		p.log.Debug("revocation notice pushed", "id", n.ID, "action", n.Action, "realm", n.RealmID, "client", n.ClientID,
+			"target", r.Target, "ok", r.OK, "status", r.Status, "error", r.Error, "retry", r.Retry)
+	})
+	return out, nil
+}
+
+func (p *Provider) push(ctx context.Context, n revocationpush.Notice) revocationpush.Result {
+	if n.Token == "" {
+		return revocationpush.Result{Error: "notice carries no signed token"}
+	}
+	switch n.Action {
+	case revocationpush.PushNotBefore, revocationpush.Logout:
+		if n.AdminURL == "" {
+			return revocationpush.Result{Error: "client has no admin URL"}
+		}
+		path := PathPushNotBefore
+		if n.Action == revocationpush.Logout {
+			path = PathLogout
+		}
+		target, err := url.JoinPath(n.AdminURL, path)
+		if err != nil {
+			return revocationpush.Result{Target: n.AdminURL, Error: "admin URL is not a URL"}
+		}
+		return p.sender.Post(ctx, httppush.Request{URL: target, ContentType: ContentTypeAction, Body: []byte(n.Token), Accept: ok})
+	case revocationpush.BackchannelLogout:
+		if n.LogoutURL == "" {
+			return revocationpush.Result{Error: "client has no back-channel logout URL"}
+		}
+		body := url.Values{"logout_token": {n.Token}}.Encode()
+		return p.sender.Post(ctx, httppush.Request{URL: n.LogoutURL, ContentType: ContentTypeForm, Body: []byte(body), Accept: ok})
+	default:
+		return revocationpush.Result{Error: "unknown action " + strconv.Quote(n.Action)}
+	}
+}
+
+// ok is success for both protocols: Keycloak counts 200 and 204, and Back-Channel Logout
+// 1.0 answers 200, or 204 where a framework substitutes it.
+func ok(status int) bool { return status == 200 || status == 204 }
