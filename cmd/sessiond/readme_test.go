@@ -70,6 +70,7 @@ func TestReadmeQuickStart(t *testing.T) {
 	for _, want := range []*regexp.Regexp{
 		regexp.MustCompile(`"access_token":"[^"]+".*"refresh_token":"[^"]+"`), // the refresh answer
 		regexp.MustCompile(`"active":true`),
+		regexp.MustCompile(`"clientId":"shop"[^}]*"active":"1"`), // client-session-stats
 		regexp.MustCompile(`"source":"client attribute client.session.idle.timeout`),
 		regexp.MustCompile(`(?m)^204$`),
 		regexp.MustCompile(`\{"active":false\}`),
