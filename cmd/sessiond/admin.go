@@ -16,6 +16,8 @@ import (
 	"syscall"
 	"text/tabwriter"
 	"time"
+
+	"github.com/sessiond/sessiond/core/admin"
 )
 
 // The `sessiond admin` commands call a running sessiond's admin API (/admin/realms/…), for
@@ -298,17 +300,6 @@ func (l *jsonList) close() error {
 	return err
 }
 
-type sessionRep struct {
-	ID         string            `json:"id"`
-	Username   string            `json:"username"`
-	UserID     string            `json:"userId"`
-	IPAddress  string            `json:"ipAddress"`
-	Start      int64             `json:"start"`
-	LastAccess int64             `json:"lastAccess"`
-	RememberMe bool              `json:"rememberMe"`
-	Clients    map[string]string `json:"clients"`
-}
-
 func millis(ms int64) string {
 	if ms == 0 {
 		return "-"
@@ -360,7 +351,7 @@ func (a *adminRun) sessions() func(context.Context) error {
 		fmt.Fprintln(tw, "SESSION\tUSER ID\tUSERNAME\tIP ADDRESS\tSTARTED\tLAST ACCESS\tREMEMBER ME\tCLIENTS")
 		n := 0
 		err := a.pages(ctx, path, func(raw json.RawMessage) error {
-			var reps []sessionRep
+			var reps []admin.SessionRep
 			if err := json.Unmarshal(raw, &reps); err != nil {
 				return fmt.Errorf("the answer is not a list of sessions: %w", err)
 			}

@@ -177,16 +177,7 @@ func (p *Provider) Push(ctx context.Context, notices []revocationpush.Notice) ([
 	if p.secret == "" {
 		return nil, fmt.Errorf("webhook provider is not configured: %w", spi.ErrUnavailable)
 	}
-	out := make([]revocationpush.Result, len(notices))
-	p.sender.Each(ctx, len(notices), func(i int) {
-		n := notices[i]
-		r := p.push(ctx, n)
-		r.NoticeID = n.ID
-		out[i] = r
-		p.log.Debug("revocation notice pushed", "id", n.ID, "action", n.Action, "realm", n.RealmID, "client", n.ClientID,
-			"target", r.Target, "ok", r.OK, "status", r.Status, "error", r.Error, "retry", r.Retry)
-	})
-	return out, nil
+	return p.sender.PushAll(ctx, p.log, notices, p.push), nil
 }
 
 func (p *Provider) push(ctx context.Context, n revocationpush.Notice) revocationpush.Result {

@@ -12,6 +12,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/hashicorp/go-hclog"
+
 	"github.com/sessiond/sessiond/plugins/sdk"
 	"github.com/sessiond/sessiond/spi"
 	"github.com/sessiond/sessiond/spi/revocationpush"
@@ -84,26 +86,36 @@ func New(timeout time.Duration, most int) *Sender {
 // Close drops idle connections.
 func (s *Sender) Close() { s.client.CloseIdleConnections() }
 
-// Each calls fn(i) for every i below n, at most the Sender's limit at once, and returns
-// when all have returned. Calls not started when ctx ends are not made; fn sees ctx's
-// error through its own requests otherwise.
-func (s *Sender) Each(ctx context.Context, n int, fn func(i int)) {
+// PushAll delivers every notice with push, at most the Sender's limit at once, and returns
+// one result per notice, in order, once all have returned. Notices not started when ctx
+// ends still get their call, which fails at once on the ended ctx, so every notice has a
+// result. Each outcome is logged at debug level; tokens never are.
+func (s *Sender) PushAll(ctx context.Context, log hclog.Logger, notices []revocationpush.Notice,
+	push func(context.Context, revocationpush.Notice) revocationpush.Result) []revocationpush.Result {
+	out := make([]revocationpush.Result, len(notices))
+	one := func(i int) {
+		n := notices[i]
+		r := push(ctx, n)
+		r.NoticeID = n.ID
+		out[i] = r
+		log.Debug("revocation notice pushed", "id", n.ID, "action", n.Action, "realm", n.RealmID, "client", n.ClientID,
+			"target", r.Target, "ok", r.OK, "status", r.Status, "error", r.Error, "retry", r.Retry)
+	}
 	var wg sync.WaitGroup
-	for i := range n {
+	for i := range notices {
 		select {
 		case s.slots <- struct{}{}:
 		case <-ctx.Done():
-			// The rest still get their call, which fails at once on the ended ctx, so
-			// every notice has a result.
-			fn(i)
+			one(i)
 			continue
 		}
 		wg.Go(func() {
 			defer func() { <-s.slots }()
-			fn(i)
+			one(i)
 		})
 	}
 	wg.Wait()
+	return out
 }
 
 // Request is one POST.
