@@ -265,8 +265,9 @@ func (c *Cache) Get(ctx context.Context, keys []usersessions.Key) ([]*usersessio
 func (c *Cache) importAll(ctx context.Context, sessions []*usersessions.UserSession, imported bool, began uint64, now time.Time) {
 	untils := c.untils(ctx, sessions, imported, now)
 	es := make([]*entry, len(sessions))
+	var in interner
 	for i, s := range sessions {
-		es[i] = compact(s)
+		es[i] = in.compact(s)
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -421,8 +422,9 @@ func (c *Cache) Create(ctx context.Context, sessions []*usersessions.UserSession
 	}
 	untils := c.untils(ctx, stored, false, now)
 	es := make([]*entry, len(stored))
+	var in interner
 	for i, s := range stored {
-		es[i] = compact(s)
+		es[i] = in.compact(s)
 		for j := range es[i].clients {
 			es[i].clients[j].version = 1
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 
 	"github.com/sessiond/sessiond/spi/usersessions"
 )
@@ -113,9 +114,10 @@ func (p *Preload) Import(ctx context.Context, sessions []*usersessions.UserSessi
 	now := c.now()
 	untils := c.untils(ctx, sessions, true, now)
 	es := make([]*entry, len(sessions))
+	var in interner
 	for i, s := range sessions {
 		if s != nil {
-			es[i] = compact(s)
+			es[i] = in.compact(s)
 		}
 	}
 	c.mu.Lock()
@@ -146,6 +148,27 @@ func (p *Preload) Import(ctx context.Context, sessions []*usersessions.UserSessi
 	c.preloaded.Add(int64(imported))
 	return imported, full, nil
 }
+
+// Reserve makes room in the cache's index for n more sessions (up to its bound), so
+// that importing them does not grow the index step by step: at a million sessions the
+// growth was a tenth of the preload's CPU. It rebuilds the index when n is large next to
+// what it holds (at the start of a preload), and does nothing otherwise.
+func (p *Preload) Reserve(n int) {
+	c := p.c
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	have := len(c.entries)
+	room := min(n, c.max-have)
+	if p.w.broken != "" || room < minReserve || room < 2*have {
+		return
+	}
+	entries := make(map[usersessions.Key]*entry, have+room)
+	maps.Copy(entries, c.entries)
+	c.entries = entries
+}
+
+// minReserve is the least room Reserve makes: a small index grows cheaply on its own.
+const minReserve = 1 << 12
 
 func (p *Preload) err() error {
 	p.c.mu.Lock()

@@ -135,6 +135,7 @@ type Runner struct {
 
 	loaded, imported atomic.Int64
 	lastPage         atomic.Int64 // real-clock Unix ns of the last page
+	reserved         atomic.Bool  // the cache was told how many sessions are coming
 }
 
 // New returns a Runner in the Planning state.
@@ -409,6 +410,9 @@ func (r *Runner) stream(ctx context.Context, cancel context.CancelCauseFunc, win
 			return err
 		}
 		r.lastPage.Store(time.Now().UnixNano())
+		if total := r.total.Load(); total >= 0 && !r.reserved.Load() && r.reserved.CompareAndSwap(false, true) {
+			window.Reserve(int(total - r.loaded.Load()))
+		}
 		n, full, err := window.Import(ctx, page)
 		r.imported.Add(int64(n))
 		if err != nil {

@@ -14,9 +14,10 @@ import (
 // Stream implements usersessions.Provider. OnlineOnly streams the online side, OfflineOnly
 // the store, each as that provider streams.
 //
-// Both streams the two sides side by side and merges them: pages of at most PageSize come
-// in the contract's key order, session id ascending with the online session of an id
-// before its offline twin, as one store would give them. Each side reads its own pages
+// Both streams the two sides side by side and merges them into pages of at most PageSize,
+// by key (session id, then online before offline) where the sides come in key order (the
+// contract leaves the order to each provider, and a merge of others still gives every
+// session once). Each side reads its own pages
 // (of PageSize) as the merge needs them, so the stream is no more a snapshot than a single
 // provider's. With a Partition, each side picks its part of its own sessions: the parts
 // are disjoint and together complete, but an online session and its offline twin may fall

@@ -105,7 +105,7 @@ func (s *userSessionsServer) CountByClient(ctx context.Context, req *pb.CountByC
 
 func (s *userSessionsServer) Stream(req *pb.StreamRequest, stream grpc.ServerStreamingServer[pb.Sessions]) error {
 	return toStatus(s.impl.Stream(stream.Context(), streamRequestFromPB(req), func(page []*us.UserSession) error {
-		return stream.Send(&pb.Sessions{Sessions: each(page, sessionToPB)})
+		return stream.Send(sessionsMessage(page))
 	}))
 }
 
@@ -190,6 +190,7 @@ func empty(err error) (*spipb.Empty, error) {
 type UserSessionsClient struct {
 	providerClient
 	rpc pb.UserSessionsClient
+	cc  grpc.ClientConnInterface
 }
 
 var _ us.Provider = (*UserSessionsClient)(nil)
@@ -291,19 +292,26 @@ func (c *UserSessionsClient) CountByClient(ctx context.Context, realmID string, 
 func (c *UserSessionsClient) Stream(ctx context.Context, req us.StreamRequest, fn func(page []*us.UserSession) error) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	stream, err := c.rpc.Stream(ctx, streamRequestToPB(req))
+	// The pages are read with pageCodec, straight into sessions (see stream.go).
+	stream, err := c.cc.NewStream(ctx, &pb.UserSessions_ServiceDesc.Streams[0], pb.UserSessions_Stream_FullMethodName, grpc.ForceCodecV2(pageCodec{}))
+	if err == nil {
+		if err = stream.SendMsg(streamRequestToPB(req)); err == nil {
+			err = stream.CloseSend()
+		}
+	}
 	if err != nil {
 		return c.fail(ctx, "Stream", err)
 	}
+	page := &streamPage{d: newSessionDecoder()}
 	for {
-		page, err := stream.Recv()
+		err := stream.RecvMsg(page)
 		if errors.Is(err, io.EOF) {
 			return nil
 		}
 		if err != nil {
 			return c.fail(ctx, "Stream", err)
 		}
-		if err := fn(each(page.GetSessions(), sessionFromPB)); err != nil {
+		if err := fn(page.sessions); err != nil {
 			return err
 		}
 		// gRPC keeps handing out pages it buffered before a cancel; stop at once instead.

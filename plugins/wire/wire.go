@@ -69,7 +69,7 @@ func NewClient(spiName string, cc grpc.ClientConnInterface) (spi.Provider, error
 	base := providerClient{spi: spiName, rpc: spipb.NewProviderClient(cc)}
 	switch spiName {
 	case spi.UserSessions:
-		return &UserSessionsClient{providerClient: base, rpc: usersessionspb.NewUserSessionsClient(cc)}, nil
+		return &UserSessionsClient{providerClient: base, rpc: usersessionspb.NewUserSessionsClient(cc), cc: cc}, nil
 	case spi.OfflinePreload:
 		return &OfflinePreloadClient{providerClient: base, rpc: offlinepreloadpb.NewOfflinePreloadClient(cc)}, nil
 	case spi.CacheLifespan:

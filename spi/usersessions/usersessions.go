@@ -313,8 +313,9 @@ type Provider interface {
 	// CountByClient returns, for a realm, the number of sessions per client id.
 	CountByClient(ctx context.Context, realmID string, offline bool) (map[string]int64, error)
 
-	// Stream calls fn with successive pages of the sessions the request selects, in id order
-	// within the partition, until the set is exhausted, fn returns an error, or ctx ends.
+	// Stream calls fn with successive pages of the sessions the request selects, each
+	// session once, in an order of the provider's choosing (a bulk read goes fastest in
+	// the store's own order), until the set is exhausted, fn returns an error, or ctx ends.
 	Stream(ctx context.Context, req StreamRequest, fn func(page []*UserSession) error) error
 
 	// Watch calls fn with every change made through any node sharing this store, from the

@@ -590,57 +590,6 @@ func (s *Store) CountByClient(ctx context.Context, realmID string, offline bool)
 	return out, nil
 }
 
-// Stream implements usersessions.Provider: one keyset-paged read per page, after the last
-// (id, offline) of the page before, so a page costs the same at any depth. Partition i of
-// n holds the sessions whose stored id hash is in the i-th n-th of its range.
-func (s *Store) Stream(ctx context.Context, req usersessions.StreamRequest, fn func(page []*usersessions.UserSession) error) error {
-	if err := validFilter(req.Filter); err != nil {
-		return err
-	}
-	part := req.Partition
-	if part.Count < 0 || (part.Count > 0 && (part.Index < 0 || part.Index >= part.Count)) || (part.Count == 0 && part.Index != 0) {
-		return fmt.Errorf("stream: partition %d of %d: %w", part.Index, part.Count, spi.ErrInvalid)
-	}
-	size := req.PageSize
-	if size <= 0 {
-		size = defaultPageSize
-	}
-	where, args := s.filter(req.Filter, part)
-	var last *usersessions.UserSession
-	for {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		// "After (id, offline)" is written as a plain bound on id, which PostgreSQL starts
-		// the scan of the primary key's index at, and a filter for the one row with that
-		// id. As a row comparison, (id, offline) > (?, ?) is no index condition there, and
-		// every page became a scan and sort of the realm's whole table (a preload of N
-		// sessions cost O(N²)); even (realm_id, id, offline) > (?, ?, ?) is checked row by
-		// row from the start of the realm, not used as the start of the scan.
-		cond, condArgs := where, args
-		if last != nil {
-			cond += " AND s.id >= ? AND (s.id > ? OR s.offline > ?)"
-			condArgs = append(slices.Clip(args), last.ID, last.ID, last.Offline)
-		}
-		var page []*usersessions.UserSession
-		err := s.read(ctx, "stream user sessions", func(q sqlx.QueryerContext) error {
-			var err error
-			page, err = s.load(ctx, q, cond, "ORDER BY s.id, s.offline LIMIT ?", append(condArgs, size)...)
-			return err
-		})
-		if err != nil || len(page) == 0 {
-			return err
-		}
-		if err := fn(page); err != nil {
-			return err
-		}
-		if len(page) < size {
-			return nil
-		}
-		last = page[len(page)-1]
-	}
-}
-
 // partitionBounds is the id_hash range [lo, hi) of partition p: idHash is in [0, 2³¹).
 func partitionBounds(p usersessions.Partition) (lo, hi int64) {
 	const space = int64(1) << 31

@@ -62,6 +62,8 @@ type Store struct {
 	errs   func(error) error
 	now    func() time.Time
 	closed atomic.Bool
+	// maxHeld bounds the client sessions a PostgreSQL stream holds (maxHeld, lower in tests).
+	maxHeld int
 }
 
 // Page sizes when a Page or StreamRequest asks for none, so that one call never reads a
@@ -70,7 +72,7 @@ const defaultPageSize = 100
 
 // New returns a Store over the databases in cfg. It does no I/O.
 func New(cfg Config) *Store {
-	s := &Store{d: cfg.Dialect, db: cfg.DB, w: cfg.Writer, feed: cfg.Feed, origin: cfg.Origin, errs: cfg.Errors, now: cfg.Now}
+	s := &Store{d: cfg.Dialect, db: cfg.DB, w: cfg.Writer, feed: cfg.Feed, origin: cfg.Origin, errs: cfg.Errors, now: cfg.Now, maxHeld: maxHeld}
 	if s.w == nil {
 		s.w = s.db
 	}

@@ -1,0 +1,118 @@
+package sqlstore
+
+import (
+	stdbytes "bytes" // this package has a column type named bytes
+	"encoding/json"
+)
+
+// noteReader parses notes, a JSON object of strings. The objects the stores print, as
+// PostgreSQL's jsonb does ({"key": "value", …}) or as encodeNotes does, are read
+// directly, without encoding/json's reflection (on a preload it was a tenth of the CPU);
+// anything else (escapes, values that are not strings, not an object) goes to
+// encoding/json, which reads or rejects it as before. With known set, it hands out one
+// copy of the keys and short values it meets again, as most sessions carry the same ones.
+type noteReader struct {
+	known map[string]string
+	last  [8]string // by place in the object (key, value, key, …): the last string shared there
+}
+
+// maxKnownNotes bounds what a noteReader remembers; maxSharedValue is the longest value it
+// shares (longer ones are usually specific to one session).
+const (
+	maxKnownNotes  = 1024
+	maxSharedValue = 16
+)
+
+func (r *noteReader) read(b []byte) (map[string]string, error) {
+	if b == nil {
+		return nil, nil
+	}
+	if m, ok := r.plain(b); ok {
+		return m, nil
+	}
+	var m map[string]string
+	if err := json.Unmarshal(b, &m); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// plain reads an object of strings without escapes; ok is false for anything else.
+func (r *noteReader) plain(b []byte) (m map[string]string, ok bool) {
+	b = stdbytes.TrimSpace(b)
+	if len(b) < 2 || b[0] != '{' || b[len(b)-1] != '}' {
+		return nil, false
+	}
+	b = stdbytes.TrimSpace(b[1 : len(b)-1])
+	if len(b) == 0 {
+		return nil, true // no notes: a nil map, which reads as an empty one
+	}
+	m = map[string]string{}
+	for i := 0; len(b) > 0; i += 2 {
+		k, rest, ok := plainString(b)
+		if !ok {
+			return nil, false
+		}
+		rest = stdbytes.TrimLeft(rest, " ")
+		if len(rest) == 0 || rest[0] != ':' {
+			return nil, false
+		}
+		v, rest, ok := plainString(stdbytes.TrimLeft(rest[1:], " "))
+		if !ok {
+			return nil, false
+		}
+		m[r.share(i, k, true)] = r.share(i+1, v, len(v) <= maxSharedValue)
+		rest = stdbytes.TrimLeft(rest, " ")
+		if len(rest) == 0 {
+			break
+		}
+		if rest[0] != ',' {
+			return nil, false
+		}
+		b = stdbytes.TrimLeft(rest[1:], " ")
+		if len(b) == 0 { // a trailing comma
+			return nil, false
+		}
+	}
+	return m, true
+}
+
+// plainString reads a JSON string without escapes or control characters at the start of
+// b, and returns its contents and what follows it.
+func plainString(b []byte) (s, rest []byte, ok bool) {
+	if len(b) == 0 || b[0] != '"' {
+		return nil, nil, false
+	}
+	end := stdbytes.IndexByte(b[1:], '"')
+	if end < 0 {
+		return nil, nil, false
+	}
+	s = b[1 : 1+end]
+	for _, c := range s {
+		if c == '\\' || c < 0x20 {
+			return nil, nil, false
+		}
+	}
+	return s, b[2+end:], true
+}
+
+// share returns b as a string, the one copy of it when shared; place is where in the
+// object b was, for a memo of the last string there.
+func (r *noteReader) share(place int, b []byte, shared bool) string {
+	if !shared || r.known == nil {
+		return string(b)
+	}
+	last := &r.last[place%len(r.last)]
+	if *last == string(b) {
+		return *last
+	}
+	s, ok := r.known[string(b)]
+	if !ok {
+		s = string(b)
+		if len(r.known) < maxKnownNotes {
+			r.known[s] = s
+		}
+	}
+	*last = s
+	return s
+}

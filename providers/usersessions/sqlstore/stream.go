@@ -1,0 +1,619 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+
+	"github.com/sessiond/sessiond/spi"
+	"github.com/sessiond/sessiond/spi/usersessions"
+)
+
+// Stream implements usersessions.Provider. On PostgreSQL the selection is read through
+// cursors on one snapshot, in the tables' own order (streamCursor); on SQLite, one
+// keyset-paged read per page, in id order (streamKeyset).
+func (s *Store) Stream(ctx context.Context, req usersessions.StreamRequest, fn func(page []*usersessions.UserSession) error) error {
+	if err := validFilter(req.Filter); err != nil {
+		return err
+	}
+	part := req.Partition
+	if part.Count < 0 || (part.Count > 0 && (part.Index < 0 || part.Index >= part.Count)) || (part.Count == 0 && part.Index != 0) {
+		return fmt.Errorf("stream: partition %d of %d: %w", part.Index, part.Count, spi.ErrInvalid)
+	}
+	if err := s.usable(ctx); err != nil {
+		return fmt.Errorf("stream user sessions: %w", err)
+	}
+	if req.PageSize <= 0 {
+		req.PageSize = defaultPageSize
+	}
+	if s.d == Postgres {
+		return s.streamCursor(ctx, req, fn)
+	}
+	return s.streamKeyset(ctx, req, fn)
+}
+
+// streamKeyset reads one page per statement, after the last (id, offline) of the page
+// before, so a page costs the same at any depth. Partition i of n holds the sessions
+// whose stored id hash is in the i-th n-th of its range.
+func (s *Store) streamKeyset(ctx context.Context, req usersessions.StreamRequest, fn func(page []*usersessions.UserSession) error) error {
+	where, args := s.filter(req.Filter, req.Partition)
+	var last *usersessions.UserSession
+	for {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		// "After (id, offline)" is written as a plain bound on id, which a database starts
+		// the scan of the primary key's index at, and a filter for the one row with that
+		// id: as a row comparison it is checked row by row from the start of the realm.
+		cond, condArgs := where, args
+		if last != nil {
+			cond += " AND s.id >= ? AND (s.id > ? OR s.offline > ?)"
+			condArgs = append(slices.Clip(args), last.ID, last.ID, last.Offline)
+		}
+		var page []*usersessions.UserSession
+		err := s.read(ctx, "stream user sessions", func(q sqlx.QueryerContext) error {
+			var err error
+			page, err = s.load(ctx, q, cond, "ORDER BY s.id, s.offline LIMIT ?", append(condArgs, req.PageSize)...)
+			return err
+		})
+		if err != nil || len(page) == 0 {
+			return err
+		}
+		if err := fn(page); err != nil {
+			return err
+		}
+		if len(page) < req.PageSize {
+			return nil
+		}
+		last = page[len(page)-1]
+	}
+}
+
+// streamSettings are set in a PostgreSQL stream's transaction only. Its statements read
+// whole tables; the planner must not pick a plan for the first rows or for a few rows:
+// cursor_tuple_fraction (0.1 by default) says the whole result is read, and nested loops
+// are off because it cannot estimate the share of the hash condition (it guesses 0.5%),
+// and with a guess that small it looks up the rows of the other table one by one, each a
+// random heap page: a million sessions then cost minutes instead of seconds.
+const streamSettings = "SET LOCAL cursor_tuple_fraction = 1; SET LOCAL enable_nestloop = off"
+
+// streamFetch is how many rows one FETCH of a stream reads: enough that round trips cost
+// nothing next to the rows, few enough that they are a small buffer.
+const streamFetch = 2000
+
+// maxHeld bounds the client sessions a PostgreSQL stream holds at once (about 200 MB of
+// rows like the benchmark's): a selection with more is read in parts, each part split in
+// two until its client sessions fit (each part costs a read of both tables).
+const maxHeld = 1 << 19
+
+// streamCursor reads the selection on one snapshot (one read-only repeatable-read
+// transaction) with two statements, each a sequential scan read through a cursor: first
+// the client sessions of the selection, held by user session, then the user sessions,
+// each handed on with its client sessions as it is read. PostgreSQL reads each table once
+// in its own order, with no join, sort or index. (One statement joining the two would
+// need a sort to keep the rows of a user session together, as PostgreSQL promises no
+// order of a hash join's rows, and the sort cost as much as the rest; keyset pages in id
+// order made each row a random heap page.) statement_timeout applies to each FETCH.
+//
+// Partition i of n holds the sessions whose id's PostgreSQL hash (hashtext, its sign bit
+// cleared) is i modulo n: unlike the stored id_hash, it is computed from a client session's row as from its
+// user session's, so neither statement needs the other table. Both statements see one
+// snapshot, so the partitions are exactly disjoint and complete.
+func (s *Store) streamCursor(ctx context.Context, req usersessions.StreamRequest, fn func(page []*usersessions.UserSession) error) error {
+	const op = "stream user sessions"
+	tx, err := s.db.BeginTx(ctx, s.d.readTx())
+	if err != nil {
+		return s.fail(ctx, op, err)
+	}
+	defer tx.Rollback() //nolint:errcheck // read-only
+	if _, err := tx.ExecContext(ctx, streamSettings); err != nil {
+		return s.fail(ctx, op, err)
+	}
+	part := hashPart{index: 0, count: 1}
+	if req.Partition.Count > 1 {
+		part = hashPart{index: int64(req.Partition.Index), count: int64(req.Partition.Count)}
+	}
+	st := &cursorStream{s: s, tx: tx, req: req, fn: fn, d: newStreamDecoder(req.Filter.RealmID, req.PageSize)}
+	st.estimateClients(ctx)
+	if err := st.stream(ctx, part); err != nil {
+		if st.fnErr != nil {
+			return st.fnErr
+		}
+		return s.fail(ctx, op, err)
+	}
+	st.d.close()
+	if err := st.deliver(ctx); err != nil {
+		if st.fnErr != nil {
+			return st.fnErr
+		}
+		return s.fail(ctx, op, err)
+	}
+	return s.fail(ctx, op, tx.Commit())
+}
+
+// hashPart is the sessions whose id's hashtext is index modulo count.
+type hashPart struct{ index, count int64 }
+
+// maxCount stops the splitting of a part: its sessions share one hash, or nearly.
+const maxCount = 1 << 24
+
+// cond is the part's condition on the id in column col, and its arguments.
+func (p hashPart) cond(col string) (string, []any) {
+	if p.count <= 1 {
+		return "", nil
+	}
+	return fmt.Sprintf("(hashtext(%s) & 2147483647) %% ? = ?", col), []any{p.count, p.index}
+}
+
+// cursorStream is one PostgreSQL stream under way.
+type cursorStream struct {
+	s       *Store
+	tx      *sql.Tx
+	req     usersessions.StreamRequest
+	fn      func(page []*usersessions.UserSession) error
+	d       *streamDecoder
+	fnErr   error   // fn's error, returned as it is
+	clients float64 // the planner's estimate of the client sessions of the realm and kind
+}
+
+// stream streams the sessions of part: their client sessions first, then the user
+// sessions; when the client sessions do not fit in maxHeld, each half of part in turn.
+func (st *cursorStream) stream(ctx context.Context, part hashPart) error {
+	limit := st.s.maxHeld
+	if part.count >= maxCount {
+		limit = 0
+	}
+	complete, err := st.readClients(ctx, part, limit)
+	if err != nil {
+		return err
+	}
+	if !complete {
+		if err := st.stream(ctx, hashPart{part.index, 2 * part.count}); err != nil {
+			return err
+		}
+		return st.stream(ctx, hashPart{part.index + part.count, 2 * part.count})
+	}
+	where, args := st.s.filter(st.req.Filter, usersessions.Partition{})
+	if cond, condArgs := part.cond("s.id"); cond != "" {
+		where += " AND " + cond
+		args = append(args, condArgs...)
+	}
+	err = st.fetch(ctx, fmt.Sprintf("SELECT ROW(%s) FROM user_session s WHERE %s", streamSessionFields.names("s."), where), args,
+		func(row []byte) (bool, error) { return true, st.d.session(row) })
+	if err == nil {
+		st.d.release()
+	}
+	return err
+}
+
+// readClients reads the client sessions of part's user sessions into the decoder; with
+// limit > 0 it stops past limit of them, and reports part incomplete.
+func (st *cursorStream) readClients(ctx context.Context, part hashPart, limit int) (complete bool, err error) {
+	f := st.req.Filter
+	where, args := st.kindOfClients()
+	if cond, condArgs := part.cond("c.user_session_id"); cond != "" {
+		where += " AND " + cond
+		args = append(args, condArgs...)
+	}
+	if f.UserID != "" || f.ClientID != "" || !f.ActiveSince.IsZero() {
+		// The rest of the filter is a condition on the user session.
+		sWhere, sArgs := st.s.filter(f, usersessions.Partition{})
+		where += " AND EXISTS (SELECT 1 FROM user_session s WHERE s.realm_id = c.realm_id AND s.id = c.user_session_id AND s.offline = c.offline AND " + sWhere + ")"
+		args = append(args, sArgs...)
+	}
+	st.d.holdAbout(int(st.clients/float64(part.count)), st.s.maxHeld, f.Offline)
+	complete = true
+	err = st.fetch(ctx, fmt.Sprintf("SELECT ROW(c.user_session_id, c.offline, %s) FROM client_session c WHERE %s", streamClientFields.names("c."), where), args,
+		func(row []byte) (bool, error) {
+			if limit > 0 && st.d.held >= limit {
+				complete = false
+				return false, nil
+			}
+			return true, st.d.hold(row)
+		})
+	if !complete {
+		st.d.release()
+	}
+	return complete, err
+}
+
+// kindOfClients is the condition on alias c of the client sessions of the filter's realm
+// and kind, and its arguments.
+func (st *cursorStream) kindOfClients() (string, []any) {
+	f := st.req.Filter
+	where, args := "c.realm_id = ?", []any{f.RealmID}
+	switch f.Offline {
+	case usersessions.OnlineOnly:
+		where, args = where+" AND c.offline = ?", append(args, false)
+	case usersessions.OfflineOnly:
+		where, args = where+" AND c.offline = ?", append(args, true)
+	}
+	return where, args
+}
+
+// estimateClients sets st.clients to the planner's estimate of the client sessions of
+// the filter's realm and kind (0 if it has none), to size the maps that hold them: grown
+// step by step instead, they cost a twentieth of a preload.
+func (st *cursorStream) estimateClients(ctx context.Context) {
+	where, args := st.kindOfClients()
+	var plan []byte
+	if err := st.tx.QueryRowContext(ctx, st.s.rebind("EXPLAIN (FORMAT JSON) SELECT 1 FROM client_session c WHERE "+where), args...).Scan(&plan); err != nil {
+		return
+	}
+	var out []struct {
+		Plan struct {
+			Rows float64 `json:"Plan Rows"`
+		}
+	}
+	if json.Unmarshal(plan, &out) == nil && len(out) == 1 {
+		st.clients = out[0].Plan.Rows
+	}
+}
+
+// fetch declares a cursor for query and hands each row (one row value) to row until
+// it returns false, delivering the pages the decoder fills after each FETCH.
+func (st *cursorStream) fetch(ctx context.Context, query string, args []any, row func([]byte) (bool, error)) error {
+	if _, err := st.tx.ExecContext(ctx, st.s.rebind("DECLARE "+cursorName+" NO SCROLL CURSOR FOR "+query), args...); err != nil {
+		return err
+	}
+	fetch := fmt.Sprintf("FETCH FORWARD %d FROM %s", streamFetch, cursorName)
+	for more := true; more; {
+		rows, err := st.tx.QueryContext(ctx, fetch)
+		if err != nil {
+			return err
+		}
+		n, err := st.read(rows, row, &more)
+		if err != nil {
+			return err
+		}
+		more = more && n == streamFetch
+		if err := st.deliver(ctx); err != nil {
+			return err
+		}
+	}
+	_, err := st.tx.ExecContext(ctx, "CLOSE "+cursorName)
+	return err
+}
+
+// read hands the rows of one FETCH to row; more is cleared when row says to stop.
+func (st *cursorStream) read(rows *sql.Rows, row func([]byte) (bool, error), more *bool) (int, error) {
+	defer rows.Close()
+	n := 0
+	var raw sql.RawBytes
+	for rows.Next() {
+		n++
+		if !*more {
+			continue // the rest of the FETCH is dropped
+		}
+		if err := rows.Scan(&raw); err != nil {
+			return n, err
+		}
+		ok, err := row(raw)
+		if err != nil {
+			return n, err
+		}
+		*more = ok
+	}
+	return n, rows.Err()
+}
+
+// deliver hands on the pages the decoder has filled.
+func (st *cursorStream) deliver(ctx context.Context) error {
+	defer func() { st.d.ready = st.d.ready[:0] }()
+	for _, page := range st.d.ready {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if err := st.fn(page); err != nil {
+			st.fnErr = err
+			return err
+		}
+	}
+	return nil
+}
+
+// cursorName names the cursor a stream's transaction declares (one at a time).
+const cursorName = "sessiond_stream"
+
+// The fields of a PostgreSQL stream's row values, in the order streamDecoder reads them.
+// The realm is the filter's; a client session's key is its user session's.
+var (
+	streamSessionFields = sessionBatch.without("realm_id", "id_hash")
+	streamClientFields  = clientBatch.without("realm_id", "user_session_id", "offline")
+)
+
+// streamDecoder turns the rows of a PostgreSQL stream into pages. Each row is one row
+// value (recordReader), read field by field into the session: no reflection, and no
+// allocation but the session's own. The rows of the client sessions come first and are
+// held as they are, by user session; each user session read then takes its own.
+type streamDecoder struct {
+	realm string
+	size  int
+	page  []*usersessions.UserSession
+	ready [][]*usersessions.UserSession // full pages, handed on after each FETCH
+	// clients holds the rows of the client sessions read, by user session id, online
+	// ([0]) and offline ([1]) apart; held counts them, rows keeps their bytes.
+	clients [2]map[string]heldClients
+	held    int
+	rows    arena
+	f, cf   fields // of user sessions, of client sessions
+}
+
+// heldClients are the rows of the client sessions of one user session, and its id (one
+// copy of it serves the user session and all its client sessions). Held as bytes until
+// the user session is read, a client session costs two thirds of what it does built, and
+// the garbage collector does not go through the bytes.
+type heldClients struct {
+	id    string
+	first rowRef
+	more  []rowRef
+}
+
+// arena holds rows in large blocks of bytes; rowRef is where one is (n == 0: none).
+type arena struct{ blocks [][]byte }
+
+type rowRef struct{ block, off, n int32 }
+
+const arenaBlock = 1 << 20
+
+func (a *arena) add(row []byte) rowRef {
+	last := len(a.blocks) - 1
+	if last < 0 || len(a.blocks[last])+len(row) > cap(a.blocks[last]) {
+		a.blocks = append(a.blocks, make([]byte, 0, max(arenaBlock, len(row))))
+		last++
+	}
+	b := a.blocks[last]
+	a.blocks[last] = append(b, row...)
+	return rowRef{block: int32(last), off: int32(len(b)), n: int32(len(row))}
+}
+
+func (a *arena) row(r rowRef) []byte { return a.blocks[r.block][r.off : r.off+r.n] }
+
+func newStreamDecoder(realm string, size int) *streamDecoder {
+	shared, known := map[string]string{}, map[string]string{}
+	return &streamDecoder{realm: realm, size: size, page: make([]*usersessions.UserSession, 0, size),
+		f:  fields{shared: shared, notes: noteReader{known: known}},
+		cf: fields{shared: shared, notes: noteReader{known: known}}}
+}
+
+// holdAbout starts holding client sessions, with room for about n of them (at most
+// most; they are online or offline as the filter selects).
+func (d *streamDecoder) holdAbout(n, most int, f usersessions.OfflineSelector) {
+	n = min(max(n, 0), most)
+	d.clients, d.held, d.rows = [2]map[string]heldClients{{}, {}}, 0, arena{}
+	switch f {
+	case usersessions.OnlineOnly:
+		d.clients[0] = make(map[string]heldClients, n)
+	case usersessions.OfflineOnly:
+		d.clients[1] = make(map[string]heldClients, n)
+	}
+}
+
+// release forgets the client sessions held.
+func (d *streamDecoder) release() {
+	d.clients, d.held, d.rows = [2]map[string]heldClients{}, 0, arena{}
+}
+
+func kind(offline bool) int {
+	if offline {
+		return 1
+	}
+	return 0
+}
+
+// hold takes a row of (user_session_id, offline, streamClientFields…) and holds it for
+// its user session.
+func (d *streamDecoder) hold(row []byte) error {
+	f := &d.cf
+	if err := f.reset(row); err != nil {
+		return err
+	}
+	id := f.raw()
+	offline := f.boolean()
+	if f.err != nil {
+		return fmt.Errorf("a streamed client session: %w", f.err)
+	}
+	held := d.clients[kind(offline)]
+	h, ok := held[string(id)]
+	if !ok {
+		h.id = string(id)
+	}
+	if ref := d.rows.add(row); h.first.n == 0 {
+		h.first = ref
+	} else {
+		h.more = append(h.more, ref)
+	}
+	held[h.id] = h
+	d.held++
+	return nil
+}
+
+// clientsOf builds the client sessions held for h.
+func (d *streamDecoder) clientsOf(h heldClients) (map[string]*usersessions.ClientSession, error) {
+	m := make(map[string]*usersessions.ClientSession, 1+len(h.more))
+	if h.first.n == 0 {
+		return m, nil
+	}
+	for i := -1; i < len(h.more); i++ {
+		ref := h.first
+		if i >= 0 {
+			ref = h.more[i]
+		}
+		cs, err := d.client(h.id, d.rows.row(ref))
+		if err != nil {
+			return nil, err
+		}
+		m[cs.ClientID] = cs
+	}
+	return m, nil
+}
+
+// client reads a held row of the user session id.
+func (d *streamDecoder) client(id string, row []byte) (*usersessions.ClientSession, error) {
+	f := &d.cf
+	if err := f.reset(row); err != nil {
+		return nil, err
+	}
+	f.raw() // the id
+	offline := f.boolean()
+	cs := &usersessions.ClientSession{UserSessionID: id, RealmID: d.realm, Offline: offline,
+		ClientID: f.common(), Started: f.time(), LastRefresh: f.time(), ExpiresAt: f.time(),
+		AuthMethod: f.common(), RedirectURI: f.common(), Action: f.common(), Scope: f.common(),
+		Notes: f.notesOf(), CurrentRefreshToken: f.str(), CurrentRefreshTokenUseCount: int(f.integer()),
+		PreviousRefreshToken: f.str(), RotatedAt: f.time(), Version: f.integer()}
+	if err := f.end(); err != nil {
+		return nil, fmt.Errorf("a streamed client session of user session %s: %w", id, err)
+	}
+	return cs, nil
+}
+
+// session reads a row of streamSessionFields and adds the user session, with the client
+// sessions held for it, to the page.
+func (d *streamDecoder) session(row []byte) error {
+	f := &d.f
+	if err := f.reset(row); err != nil {
+		return err
+	}
+	id := f.raw()
+	offline := f.boolean()
+	if f.err != nil {
+		return fmt.Errorf("a streamed user session: %w", f.err)
+	}
+	h, ok := d.clients[kind(offline)][string(id)]
+	if !ok {
+		h.id = string(id)
+	}
+	clients, err := d.clientsOf(h)
+	if err != nil {
+		return err
+	}
+	us := &usersessions.UserSession{ID: h.id, RealmID: d.realm, Offline: offline,
+		UserID: f.str(), LoginUsername: f.str(), IPAddress: f.str(), UserAgent: f.common(), AuthMethod: f.common(),
+		BrokerSessionID: f.str(), BrokerUserID: f.str(), RememberMe: f.boolean(), State: usersessions.State(f.common()),
+		Started: f.time(), LastRefresh: f.time(), ExpiresAt: f.time(), Notes: f.notesOf(), Version: f.integer(),
+		Clients: clients}
+	if err := f.end(); err != nil {
+		return fmt.Errorf("a streamed user session %s: %w", h.id, err)
+	}
+	d.page = append(d.page, us)
+	if len(d.page) == d.size {
+		d.close()
+	}
+	return nil
+}
+
+// close makes the page ready, if it holds anything.
+func (d *streamDecoder) close() {
+	if len(d.page) > 0 {
+		d.ready = append(d.ready, d.page)
+		d.page = make([]*usersessions.UserSession, 0, d.size)
+	}
+}
+
+// fields reads the fields of one row value in turn; the first error sticks, and the
+// reads after it return zero values.
+type fields struct {
+	rec    recordReader
+	err    error
+	n      int               // fields read
+	shared map[string]string // one copy of the values many sessions repeat
+	last   [32]string        // by field number: the last value common read there
+	notes  noteReader
+}
+
+// maxShared bounds the values fields.shared holds, and maxSharedLen their length.
+const (
+	maxShared    = 4096
+	maxSharedLen = 512
+)
+
+func (f *fields) reset(b []byte) error {
+	f.err, f.n = nil, 0
+	return f.rec.reset(b)
+}
+
+func (f *fields) raw() []byte {
+	if f.err != nil {
+		return nil
+	}
+	b, null, err := f.rec.next()
+	f.n++
+	switch {
+	case err != nil:
+		f.err = err
+	case null:
+		f.err = fmt.Errorf("field %d is NULL", f.n)
+	}
+	return b
+}
+
+func (f *fields) fail(err error) {
+	if f.err == nil {
+		f.err = fmt.Errorf("field %d: %w", f.n, err)
+	}
+}
+
+func (f *fields) str() string { return string(f.raw()) }
+
+// common reads a value that many sessions share (a user agent, a client id, a scope):
+// one copy serves them all.
+func (f *fields) common() string {
+	b := f.raw()
+	last := &f.last[f.n%len(f.last)]
+	if *last == string(b) { // most often the row before had the same: no hash needed
+		return *last
+	}
+	s, ok := f.shared[string(b)]
+	if !ok {
+		s = string(b)
+		if len(f.shared) < maxShared && len(s) <= maxSharedLen {
+			f.shared[s] = s
+		}
+	}
+	*last = s
+	return s
+}
+
+func (f *fields) boolean() bool {
+	v, err := parseBool(f.raw())
+	if err != nil && f.err == nil {
+		f.fail(err)
+	}
+	return v
+}
+
+func (f *fields) integer() int64 {
+	v, err := parseInt(f.raw())
+	if err != nil && f.err == nil {
+		f.fail(err)
+	}
+	return v
+}
+
+func (f *fields) time() time.Time {
+	v, err := parseTimestamp(f.raw())
+	if err != nil && f.err == nil {
+		f.fail(err)
+	}
+	return v
+}
+
+func (f *fields) notesOf() map[string]string {
+	v, err := f.notes.read(f.raw())
+	if err != nil && f.err == nil {
+		f.fail(err)
+	}
+	return v
+}
+
+func (f *fields) end() error {
+	if f.err != nil {
+		return f.err
+	}
+	return f.rec.end()
+}
