@@ -172,3 +172,62 @@ func TestStreamDecodingRefusesMalformedPages(t *testing.T) {
 		}
 	}
 }
+
+// raw is s as a provider that implements PageStreamer reads it.
+func raw(s *us.UserSession) *RawSession {
+	notes := func(m map[string]string) RawNotes {
+		var n RawNotes
+		for k, v := range m {
+			n = append(n, []byte(k), []byte(v))
+		}
+		return n
+	}
+	r := &RawSession{ID: []byte(s.ID), RealmID: []byte(s.RealmID), UserID: []byte(s.UserID),
+		LoginUsername: []byte(s.LoginUsername), IPAddress: []byte(s.IPAddress), UserAgent: []byte(s.UserAgent),
+		AuthMethod: []byte(s.AuthMethod), BrokerSessionID: []byte(s.BrokerSessionID), BrokerUserID: []byte(s.BrokerUserID),
+		State: []byte(s.State), RememberMe: s.RememberMe, Offline: s.Offline, Started: s.Started,
+		LastRefresh: s.LastRefresh, ExpiresAt: s.ExpiresAt, Notes: notes(s.Notes), Version: s.Version}
+	for id, c := range s.Clients {
+		r.Clients = append(r.Clients, RawClient{ClientID: []byte(id), AuthMethod: []byte(c.AuthMethod),
+			RedirectURI: []byte(c.RedirectURI), Action: []byte(c.Action), Scope: []byte(c.Scope),
+			CurrentRefreshToken: []byte(c.CurrentRefreshToken), PreviousRefreshToken: []byte(c.PreviousRefreshToken),
+			Started: c.Started, LastRefresh: c.LastRefresh, ExpiresAt: c.ExpiresAt, RotatedAt: c.RotatedAt,
+			Notes: notes(c.Notes), CurrentRefreshTokenUseCount: c.CurrentRefreshTokenUseCount, Version: c.Version})
+	}
+	return r
+}
+
+// TestPageIsTheGeneratedEncoding checks that a page a provider writes with Page.Add reads,
+// with the generated code, as the message the generated conversion makes of the same
+// sessions, and that Add copies what it is given.
+func TestPageIsTheGeneratedEncoding(t *testing.T) {
+	for _, sessions := range streamPages() {
+		var p Page
+		for _, s := range sessions {
+			for id, c := range s.Clients {
+				if c == nil { // a provider reads no nil client sessions
+					delete(s.Clients, id)
+					continue
+				}
+				c.UserSessionID, c.RealmID, c.ClientID, c.Offline = s.ID, s.RealmID, id, s.Offline
+			}
+			r := raw(s)
+			p.Add(r)
+			clear(r.ID) // the page must not share the provider's bytes
+		}
+		if p.Len() != len(sessions) {
+			t.Errorf("Len() = %d after %d sessions", p.Len(), len(sessions))
+		}
+		got := &pb.Sessions{}
+		if err := proto.Unmarshal(p.bytes(), got); err != nil {
+			t.Fatal(err)
+		}
+		if want := (&pb.Sessions{Sessions: each(sessions, sessionToPB)}); !proto.Equal(got, want) {
+			t.Errorf("written\n%v\nwant\n%v", got, want)
+		}
+		p.Reset()
+		if p.Len() != 0 || len(p.bytes()) != 0 {
+			t.Errorf("the page holds %d sessions (%d bytes) after Reset", p.Len(), len(p.bytes()))
+		}
+	}
+}

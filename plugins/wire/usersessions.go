@@ -104,6 +104,19 @@ func (s *userSessionsServer) CountByClient(ctx context.Context, req *pb.CountByC
 }
 
 func (s *userSessionsServer) Stream(req *pb.StreamRequest, stream grpc.ServerStreamingServer[pb.Sessions]) error {
+	if ps, ok := s.impl.(PageStreamer); ok {
+		// Send marshals the message, a copy of the page's bytes, before it returns: the
+		// page can be reused. (gRPC allows a stats handler to read a sent message later;
+		// a plugin's server has none.)
+		m := &pb.Sessions{}
+		err := ps.StreamPages(stream.Context(), streamRequestFromPB(req), func(p *Page) error {
+			m.ProtoReflect().SetUnknown(p.bytes())
+			return stream.Send(m)
+		})
+		if !errors.Is(err, errors.ErrUnsupported) {
+			return toStatus(err)
+		}
+	}
 	return toStatus(s.impl.Stream(stream.Context(), streamRequestFromPB(req), func(page []*us.UserSession) error {
 		return stream.Send(sessionsMessage(page))
 	}))

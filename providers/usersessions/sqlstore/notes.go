@@ -3,6 +3,8 @@ package sqlstore
 import (
 	stdbytes "bytes" // this package has a column type named bytes
 	"encoding/json"
+
+	"github.com/sessiond/sessiond/plugins/wire"
 )
 
 // noteReader parses notes, a JSON object of strings. The objects the stores print, as
@@ -39,42 +41,74 @@ func (r *noteReader) read(b []byte) (map[string]string, error) {
 
 // plain reads an object of strings without escapes; ok is false for anything else.
 func (r *noteReader) plain(b []byte) (m map[string]string, ok bool) {
-	b = stdbytes.TrimSpace(b)
-	if len(b) < 2 || b[0] != '{' || b[len(b)-1] != '}' {
+	ok = eachPlain(b, func(i int, k, v []byte) {
+		if m == nil {
+			m = map[string]string{}
+		}
+		m[r.share(i, k, true)] = r.share(i+1, v, len(v) <= maxSharedValue)
+	})
+	if !ok {
 		return nil, false
 	}
-	b = stdbytes.TrimSpace(b[1 : len(b)-1])
-	if len(b) == 0 {
-		return nil, true // no notes: a nil map, which reads as an empty one
+	return m, true // nil for no notes, which reads as an empty map
+}
+
+// pairs reads notes as read does, onto the end of dst as key, value, key, …: the bytes
+// of b where they need no unescaping, which is most often.
+func (r *noteReader) pairs(b []byte, dst wire.RawNotes) (wire.RawNotes, error) {
+	if b == nil {
+		return dst, nil
 	}
-	m = map[string]string{}
+	from := len(dst)
+	if eachPlain(b, func(_ int, k, v []byte) { dst = append(dst, k, v) }) {
+		return dst, nil
+	}
+	dst = dst[:from]
+	var m map[string]string
+	if err := json.Unmarshal(b, &m); err != nil {
+		return dst, err
+	}
+	for k, v := range m {
+		dst = append(dst, []byte(k), []byte(v))
+	}
+	return dst, nil
+}
+
+// eachPlain calls each with the place (0, 2, 4, …), key and value of each member of an
+// object of strings without escapes; it returns false, part way perhaps, for anything else.
+func eachPlain(b []byte, each func(i int, k, v []byte)) bool {
+	b = stdbytes.TrimSpace(b)
+	if len(b) < 2 || b[0] != '{' || b[len(b)-1] != '}' {
+		return false
+	}
+	b = stdbytes.TrimSpace(b[1 : len(b)-1])
 	for i := 0; len(b) > 0; i += 2 {
 		k, rest, ok := plainString(b)
 		if !ok {
-			return nil, false
+			return false
 		}
 		rest = stdbytes.TrimLeft(rest, " ")
 		if len(rest) == 0 || rest[0] != ':' {
-			return nil, false
+			return false
 		}
 		v, rest, ok := plainString(stdbytes.TrimLeft(rest[1:], " "))
 		if !ok {
-			return nil, false
+			return false
 		}
-		m[r.share(i, k, true)] = r.share(i+1, v, len(v) <= maxSharedValue)
+		each(i, k, v)
 		rest = stdbytes.TrimLeft(rest, " ")
 		if len(rest) == 0 {
 			break
 		}
 		if rest[0] != ',' {
-			return nil, false
+			return false
 		}
 		b = stdbytes.TrimLeft(rest[1:], " ")
 		if len(b) == 0 { // a trailing comma
-			return nil, false
+			return false
 		}
 	}
-	return m, true
+	return true
 }
 
 // plainString reads a JSON string without escapes or control characters at the start of

@@ -22,6 +22,8 @@ type recordReader struct {
 	rest    []byte // the fields not read yet
 	started bool   // a field was read: the next one follows a comma
 	buf     []byte // the last quoted field that held escapes, unescaped
+	// unescaped says that the field next returned last is buf.
+	unescaped bool
 }
 
 var errRecord = errors.New("malformed row value")
@@ -42,7 +44,7 @@ func (r *recordReader) next() (field []byte, null bool, err error) {
 		}
 		r.rest = r.rest[1:]
 	}
-	r.started = true
+	r.started, r.unescaped = true, false
 	b := r.rest
 	if len(b) == 0 || b[0] == ',' {
 		return nil, true, nil
@@ -81,6 +83,7 @@ func (r *recordReader) next() (field []byte, null bool, err error) {
 			i += 2
 		default:
 			r.rest = b[i+1:]
+			r.unescaped = true
 			return r.buf, false, nil
 		}
 	}

@@ -4,11 +4,14 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"time"
 
 	"github.com/jmoiron/sqlx"
+
+	"github.com/sessiond/sessiond/plugins/wire"
 
 	"github.com/sessiond/sessiond/spi"
 	"github.com/sessiond/sessiond/spi/usersessions"
@@ -18,23 +21,51 @@ import (
 // cursors on one snapshot, in the tables' own order (streamCursor); on SQLite, one
 // keyset-paged read per page, in id order (streamKeyset).
 func (s *Store) Stream(ctx context.Context, req usersessions.StreamRequest, fn func(page []*usersessions.UserSession) error) error {
-	if err := validFilter(req.Filter); err != nil {
+	req, err := s.streamable(ctx, req)
+	if err != nil {
 		return err
+	}
+	if s.d == Postgres {
+		return s.streamCursor(ctx, req, &sessionPages{pages: pages[[]*usersessions.UserSession]{fn: fn}, size: req.PageSize})
+	}
+	return s.streamKeyset(ctx, req, fn)
+}
+
+// StreamPages implements wire.PageStreamer, for the store served as a plugin: on
+// PostgreSQL, Stream's selection with each session written into its wire form straight
+// from its row, without building it. On SQLite it is not supported.
+func (s *Store) StreamPages(ctx context.Context, req usersessions.StreamRequest, fn func(*wire.Page) error) error {
+	if s.d != Postgres {
+		return errors.ErrUnsupported
+	}
+	req, err := s.streamable(ctx, req)
+	if err != nil {
+		return err
+	}
+	out := &wirePages{size: req.PageSize}
+	out.pages = pages[*wire.Page]{fn: fn, reuse: func(p *wire.Page) {
+		p.Reset()
+		out.spare = append(out.spare, p)
+	}}
+	return s.streamCursor(ctx, req, out)
+}
+
+// streamable checks a stream's request and the store, and sets the default page size.
+func (s *Store) streamable(ctx context.Context, req usersessions.StreamRequest) (usersessions.StreamRequest, error) {
+	if err := validFilter(req.Filter); err != nil {
+		return req, err
 	}
 	part := req.Partition
 	if part.Count < 0 || (part.Count > 0 && (part.Index < 0 || part.Index >= part.Count)) || (part.Count == 0 && part.Index != 0) {
-		return fmt.Errorf("stream: partition %d of %d: %w", part.Index, part.Count, spi.ErrInvalid)
+		return req, fmt.Errorf("stream: partition %d of %d: %w", part.Index, part.Count, spi.ErrInvalid)
 	}
 	if err := s.usable(ctx); err != nil {
-		return fmt.Errorf("stream user sessions: %w", err)
+		return req, fmt.Errorf("stream user sessions: %w", err)
 	}
 	if req.PageSize <= 0 {
 		req.PageSize = defaultPageSize
 	}
-	if s.d == Postgres {
-		return s.streamCursor(ctx, req, fn)
-	}
-	return s.streamKeyset(ctx, req, fn)
+	return req, nil
 }
 
 // streamKeyset reads one page per statement, after the last (id, offline) of the page
@@ -104,7 +135,7 @@ const maxHeld = 1 << 19
 // cleared) is i modulo n: unlike the stored id_hash, it is computed from a client session's row as from its
 // user session's, so neither statement needs the other table. Both statements see one
 // snapshot, so the partitions are exactly disjoint and complete.
-func (s *Store) streamCursor(ctx context.Context, req usersessions.StreamRequest, fn func(page []*usersessions.UserSession) error) error {
+func (s *Store) streamCursor(ctx context.Context, req usersessions.StreamRequest, out pageOut) error {
 	const op = "stream user sessions"
 	tx, err := s.db.BeginTx(ctx, s.d.readTx())
 	if err != nil {
@@ -118,18 +149,18 @@ func (s *Store) streamCursor(ctx context.Context, req usersessions.StreamRequest
 	if req.Partition.Count > 1 {
 		part = hashPart{index: int64(req.Partition.Index), count: int64(req.Partition.Count)}
 	}
-	st := &cursorStream{s: s, tx: tx, req: req, fn: fn, d: newStreamDecoder(req.Filter.RealmID, req.PageSize)}
+	st := &cursorStream{s: s, tx: tx, req: req, d: newStreamDecoder(req.Filter.RealmID, out)}
 	st.estimateClients(ctx)
 	if err := st.stream(ctx, part); err != nil {
-		if st.fnErr != nil {
-			return st.fnErr
+		if fnErr := out.fnErr(); fnErr != nil {
+			return fnErr
 		}
 		return s.fail(ctx, op, err)
 	}
-	st.d.close()
-	if err := st.deliver(ctx); err != nil {
-		if st.fnErr != nil {
-			return st.fnErr
+	out.close()
+	if err := out.deliver(ctx); err != nil {
+		if fnErr := out.fnErr(); fnErr != nil {
+			return fnErr
 		}
 		return s.fail(ctx, op, err)
 	}
@@ -155,9 +186,7 @@ type cursorStream struct {
 	s       *Store
 	tx      *sql.Tx
 	req     usersessions.StreamRequest
-	fn      func(page []*usersessions.UserSession) error
 	d       *streamDecoder
-	fnErr   error   // fn's error, returned as it is
 	clients float64 // the planner's estimate of the client sessions of the realm and kind
 }
 
@@ -272,7 +301,7 @@ func (st *cursorStream) fetch(ctx context.Context, query string, args []any, row
 			return err
 		}
 		more = more && n == streamFetch
-		if err := st.deliver(ctx); err != nil {
+		if err := st.d.out.deliver(ctx); err != nil {
 			return err
 		}
 	}
@@ -302,20 +331,53 @@ func (st *cursorStream) read(rows *sql.Rows, row func([]byte) (bool, error), mor
 	return n, rows.Err()
 }
 
-// deliver hands on the pages the decoder has filled.
-func (st *cursorStream) deliver(ctx context.Context) error {
-	defer func() { st.d.ready = st.d.ready[:0] }()
-	for _, page := range st.d.ready {
+// pageOut is where the sessions of a PostgreSQL stream go, page by page: built as
+// sessions for Stream (sessionPages), or written in their wire form for StreamPages
+// (wirePages).
+type pageOut interface {
+	// add reads the rest of a user session's row from d.f (its id and kind are read) and
+	// adds the session, with the client sessions h holds for it, to the page.
+	add(d *streamDecoder, id []byte, offline bool, h heldClients) error
+	// close makes the page ready, if it holds anything.
+	close()
+	// deliver hands on the ready pages (after each FETCH, not while rows are read).
+	deliver(ctx context.Context) error
+	// fnErr is the error the caller's fn returned, if it did: returned as it is.
+	fnErr() error
+}
+
+// pages are the ready pages of a pageOut, and the caller's fn they go to; reuse, if set,
+// takes each page back once it is delivered (or will not be).
+type pages[P any] struct {
+	fn    func(P) error
+	reuse func(P)
+	ready []P
+	err   error
+}
+
+func (p *pages[P]) deliver(ctx context.Context) error {
+	defer func() {
+		if p.reuse != nil {
+			for _, page := range p.ready {
+				p.reuse(page)
+			}
+		}
+		clear(p.ready)
+		p.ready = p.ready[:0]
+	}()
+	for _, page := range p.ready {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		if err := st.fn(page); err != nil {
-			st.fnErr = err
+		if err := p.fn(page); err != nil {
+			p.err = err
 			return err
 		}
 	}
 	return nil
 }
+
+func (p *pages[P]) fnErr() error { return p.err }
 
 // cursorName names the cursor a stream's transaction declares (one at a time).
 const cursorName = "sessiond_stream"
@@ -333,9 +395,7 @@ var (
 // held as they are, by user session; each user session read then takes its own.
 type streamDecoder struct {
 	realm string
-	size  int
-	page  []*usersessions.UserSession
-	ready [][]*usersessions.UserSession // full pages, handed on after each FETCH
+	out   pageOut
 	// clients holds the rows of the client sessions read, by user session id, online
 	// ([0]) and offline ([1]) apart; held counts them, rows keeps their bytes.
 	clients [2]map[string]heldClients
@@ -374,9 +434,9 @@ func (a *arena) add(row []byte) rowRef {
 
 func (a *arena) row(r rowRef) []byte { return a.blocks[r.block][r.off : r.off+r.n] }
 
-func newStreamDecoder(realm string, size int) *streamDecoder {
+func newStreamDecoder(realm string, out pageOut) *streamDecoder {
 	shared, known := map[string]string{}, map[string]string{}
-	return &streamDecoder{realm: realm, size: size, page: make([]*usersessions.UserSession, 0, size),
+	return &streamDecoder{realm: realm, out: out,
 		f:  fields{shared: shared, notes: noteReader{known: known}},
 		cf: fields{shared: shared, notes: noteReader{known: known}}}
 }
@@ -479,19 +539,31 @@ func (d *streamDecoder) session(row []byte) error {
 	if err := f.reset(row); err != nil {
 		return err
 	}
-	id := f.raw()
+	f.keep, d.cf.keep = f.keep[:0], d.cf.keep[:0] // the session before is in its page
+	id := f.bytes()
 	offline := f.boolean()
 	if f.err != nil {
 		return fmt.Errorf("a streamed user session: %w", f.err)
 	}
-	h, ok := d.clients[kind(offline)][string(id)]
-	if !ok {
+	return d.out.add(d, id, offline, d.clients[kind(offline)][string(id)])
+}
+
+// sessionPages builds the sessions of a stream, for Stream.
+type sessionPages struct {
+	pages[[]*usersessions.UserSession]
+	size int
+	page []*usersessions.UserSession
+}
+
+func (p *sessionPages) add(d *streamDecoder, id []byte, offline bool, h heldClients) error {
+	if h.id == "" {
 		h.id = string(id)
 	}
 	clients, err := d.clientsOf(h)
 	if err != nil {
 		return err
 	}
+	f := &d.f
 	us := &usersessions.UserSession{ID: h.id, RealmID: d.realm, Offline: offline,
 		UserID: f.str(), LoginUsername: f.str(), IPAddress: f.str(), UserAgent: f.common(), AuthMethod: f.common(),
 		BrokerSessionID: f.str(), BrokerUserID: f.str(), RememberMe: f.boolean(), State: usersessions.State(f.common()),
@@ -500,18 +572,106 @@ func (d *streamDecoder) session(row []byte) error {
 	if err := f.end(); err != nil {
 		return fmt.Errorf("a streamed user session %s: %w", h.id, err)
 	}
-	d.page = append(d.page, us)
-	if len(d.page) == d.size {
-		d.close()
+	if p.page == nil {
+		p.page = make([]*usersessions.UserSession, 0, p.size)
+	}
+	p.page = append(p.page, us)
+	if len(p.page) == p.size {
+		p.close()
 	}
 	return nil
 }
 
-// close makes the page ready, if it holds anything.
-func (d *streamDecoder) close() {
-	if len(d.page) > 0 {
-		d.ready = append(d.ready, d.page)
-		d.page = make([]*usersessions.UserSession, 0, d.size)
+func (p *sessionPages) close() {
+	if len(p.page) > 0 {
+		p.ready = append(p.ready, p.page)
+		p.page = nil
+	}
+}
+
+// wirePages writes the sessions of a stream in their wire form, for StreamPages: each
+// field goes from the row to the page as bytes, and nothing is allocated for a session.
+type wirePages struct {
+	pages[*wire.Page]
+	size    int
+	page    *wire.Page
+	spare   []*wire.Page // delivered, to fill again
+	s       wire.RawSession
+	clients []wire.RawClient
+	notes   wire.RawNotes // of the session and of its client sessions, one after the other
+}
+
+func (p *wirePages) add(d *streamDecoder, id []byte, offline bool, h heldClients) error {
+	p.notes = p.notes[:0]
+	clients := p.clients[:0]
+	if h.first.n != 0 {
+		for i := -1; i < len(h.more); i++ {
+			ref := h.first
+			if i >= 0 {
+				ref = h.more[i]
+			}
+			c, err := p.client(d, d.rows.row(ref))
+			if err != nil {
+				return fmt.Errorf("a streamed client session of user session %s: %w", id, err)
+			}
+			clients = append(clients, c)
+		}
+	}
+	p.clients = clients
+	f := &d.f
+	s := &p.s
+	*s = wire.RawSession{ID: id, RealmID: []byte(d.realm), Offline: offline,
+		UserID: f.bytes(), LoginUsername: f.bytes(), IPAddress: f.bytes(), UserAgent: f.bytes(), AuthMethod: f.bytes(),
+		BrokerSessionID: f.bytes(), BrokerUserID: f.bytes(), RememberMe: f.boolean(), State: f.bytes(),
+		Started: f.time(), LastRefresh: f.time(), ExpiresAt: f.time(), Notes: p.notesOf(f), Version: f.integer(),
+		Clients: clients}
+	if err := f.end(); err != nil {
+		return fmt.Errorf("a streamed user session %s: %w", id, err)
+	}
+	if p.page == nil {
+		if n := len(p.spare); n > 0 {
+			p.page, p.spare = p.spare[n-1], p.spare[:n-1]
+		} else {
+			p.page = &wire.Page{}
+		}
+	}
+	p.page.Add(s)
+	if p.page.Len() == p.size {
+		p.close()
+	}
+	return nil
+}
+
+// client reads a held row of a client session.
+func (p *wirePages) client(d *streamDecoder, row []byte) (wire.RawClient, error) {
+	f := &d.cf
+	if err := f.reset(row); err != nil {
+		return wire.RawClient{}, err
+	}
+	f.raw() // the user session's id
+	f.boolean()
+	c := wire.RawClient{ClientID: f.bytes(), Started: f.time(), LastRefresh: f.time(), ExpiresAt: f.time(),
+		AuthMethod: f.bytes(), RedirectURI: f.bytes(), Action: f.bytes(), Scope: f.bytes(),
+		Notes: p.notesOf(f), CurrentRefreshToken: f.bytes(), CurrentRefreshTokenUseCount: int(f.integer()),
+		PreviousRefreshToken: f.bytes(), RotatedAt: f.time(), Version: f.integer()}
+	return c, f.end()
+}
+
+// notesOf reads a field of notes onto the end of p.notes, and returns them.
+func (p *wirePages) notesOf(f *fields) wire.RawNotes {
+	from := len(p.notes)
+	var err error
+	p.notes, err = f.notes.pairs(f.bytes(), p.notes)
+	if err != nil && f.err == nil {
+		f.fail(err)
+	}
+	return p.notes[from:len(p.notes):len(p.notes)]
+}
+
+func (p *wirePages) close() {
+	if p.page != nil && p.page.Len() > 0 {
+		p.ready = append(p.ready, p.page)
+		p.page = nil
 	}
 }
 
@@ -524,6 +684,7 @@ type fields struct {
 	shared map[string]string // one copy of the values many sessions repeat
 	last   [32]string        // by field number: the last value common read there
 	notes  noteReader
+	keep   []byte // copies of the fields bytes read that held escapes
 }
 
 // maxShared bounds the values fields.shared holds, and maxSharedLen their length.
@@ -559,6 +720,23 @@ func (f *fields) fail(err error) {
 }
 
 func (f *fields) str() string { return string(f.raw()) }
+
+// bytes reads a field as bytes that stay as they are until keep is emptied: a field that
+// held escapes comes unescaped in a buffer the next such field reuses, so it is copied.
+func (f *fields) bytes() []byte {
+	b := f.raw()
+	if !f.rec.unescaped || len(b) == 0 {
+		return b
+	}
+	if len(f.keep)+len(b) > cap(f.keep) {
+		f.keep = make([]byte, 0, max(keepBlock, 2*len(b))) // what was kept before stays where it is
+	}
+	f.keep = append(f.keep, b...)
+	return f.keep[len(f.keep)-len(b):]
+}
+
+// keepBlock is the least a fields allocates to keep unescaped fields in.
+const keepBlock = 16 << 10
 
 // common reads a value that many sessions share (a user agent, a client id, a scope):
 // one copy serves them all.

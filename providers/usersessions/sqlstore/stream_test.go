@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"net"
 	"net/url"
 	"os"
 	"reflect"
@@ -14,11 +15,16 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/go-plugin"
 	"github.com/jmoiron/sqlx"
 	_ "github.com/lib/pq"
 	"github.com/pressly/goose/v3"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/sessiond/sessiond/internal/testpg"
+	"github.com/sessiond/sessiond/plugins/wire"
+	"github.com/sessiond/sessiond/spi"
 	"github.com/sessiond/sessiond/spi/usersessions"
 )
 
@@ -126,9 +132,61 @@ func create(t *testing.T, s *Store, sessions []*usersessions.UserSession) {
 	}
 }
 
+// streamer is a store's Stream: the Store's own, or the Store's served as a plugin
+// serves it (throughWire).
+type streamer interface {
+	Stream(ctx context.Context, req usersessions.StreamRequest, fn func(page []*usersessions.UserSession) error) error
+}
+
+// servedStore is a Store as a provider, to serve it over the plugin wire.
+type servedStore struct{ *Store }
+
+func (servedStore) Describe() spi.Descriptor {
+	return spi.Descriptor{SPI: spi.UserSessions, ID: "sqlstore-test"}
+}
+func (servedStore) Configure(context.Context, spi.Config) error { return nil }
+func (servedStore) Close(context.Context) error                 { return nil }
+func (servedStore) Watch(ctx context.Context, _ func(usersessions.Change) error) error {
+	<-ctx.Done()
+	return nil
+}
+
+// throughWire serves s over a real gRPC connection as a plugin process does, and returns
+// the host's client of it: its Stream goes through StreamPages and the host's decoder.
+func throughWire(t *testing.T, s *Store) streamer {
+	t.Helper()
+	set, err := wire.ServerPlugins(servedStore{s})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := set[wire.ProtocolVersion][spi.UserSessions].(plugin.GRPCPlugin)
+	srv := grpc.NewServer()
+	if err := p.GRPCServer(nil, srv); err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(ln) //nolint:errcheck // ends with Stop
+	cc, err := grpc.NewClient(ln.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cc.Close()
+		srv.Stop()
+	})
+	client, err := p.GRPCClient(t.Context(), nil, cc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return client.(usersessions.Provider)
+}
+
 // streamed streams req and returns every session by key, failing on a page over its size
 // or a session given twice.
-func streamed(t *testing.T, s *Store, req usersessions.StreamRequest) map[usersessions.Key]*usersessions.UserSession {
+func streamed(t *testing.T, s streamer, req usersessions.StreamRequest) map[usersessions.Key]*usersessions.UserSession {
 	t.Helper()
 	out := map[usersessions.Key]*usersessions.UserSession{}
 	err := s.Stream(t.Context(), req, func(page []*usersessions.UserSession) error {
@@ -196,24 +254,29 @@ func TestStreamReadsWhatGetReads(t *testing.T) {
 				}
 				want[us.Key()] = normal(us)
 			}
-			for _, count := range []int{0, 3} {
+			for _, c := range []struct {
+				how   string
+				s     streamer
+				count int
+			}{{"Stream", s, 0}, {"Stream", s, 3}, {"StreamPages through the wire", throughWire(t, s), 0}, {"StreamPages through the wire", throughWire(t, s), 3}} {
+				how, count := fmt.Sprintf("%s in %d partitions", c.how, c.count), c.count
 				merged := map[usersessions.Key]*usersessions.UserSession{}
 				for i := range max(count, 1) {
-					part := streamed(t, s, usersessions.StreamRequest{Filter: usersessions.Filter{RealmID: "r", Offline: usersessions.Both},
+					part := streamed(t, c.s, usersessions.StreamRequest{Filter: usersessions.Filter{RealmID: "r", Offline: usersessions.Both},
 						PageSize: 1000, Partition: usersessions.Partition{Index: i, Count: count}})
 					for k, us := range part {
 						if merged[k] != nil {
-							t.Fatalf("%s in two partitions of %d", keyString(k), count)
+							t.Fatalf("%s: %s in two partitions", how, keyString(k))
 						}
 						merged[k] = us
 					}
 				}
 				if len(merged) != len(want) {
-					t.Errorf("%d partitions streamed %d sessions, want %d", count, len(merged), len(want))
+					t.Errorf("%s streamed %d sessions, want %d", how, len(merged), len(want))
 				}
 				for k, us := range merged {
 					if w, ok := want[k]; !ok || !reflect.DeepEqual(normal(us), w) {
-						t.Fatalf("streamed %s as\n%+v\nGet read\n%+v", keyString(k), normal(us), w)
+						t.Fatalf("%s streamed %s as\n%+v\nGet read\n%+v", how, keyString(k), normal(us), w)
 					}
 					for _, tm := range []time.Time{us.Started, us.LastRefresh, us.ExpiresAt} {
 						if tm.Location() != time.UTC {
