@@ -105,7 +105,8 @@ func (c *Cache) BeginPreload() (*Preload, error) {
 // the window opened, those already cached (the cached copy is at least as new) and those
 // whose lifespan is over. It never evicts for room: full reports that the cache is at its
 // bound, and the sessions from there on were not imported. An error wrapping
-// ErrPreloadBroken means nothing more can be imported.
+// ErrPreloadBroken means nothing more can be imported. It keeps nothing of sessions but
+// copies, so a page a store lends (usersessions.PageLender) may be passed.
 func (p *Preload) Import(ctx context.Context, sessions []*usersessions.UserSession) (imported int, full bool, err error) {
 	if len(sessions) == 0 {
 		return 0, false, p.err()

@@ -405,7 +405,11 @@ func (r *Runner) eager(parent context.Context, realms []string, plan offlineprel
 func (r *Runner) stream(ctx context.Context, cancel context.CancelCauseFunc, window *cache.Preload, filter usersessions.Filter, pageSize int, j job) {
 	req := usersessions.StreamRequest{Filter: filter, PageSize: pageSize, Partition: j.partition}
 	req.Filter.RealmID = j.realm
-	err := r.d.Store.Stream(ctx, req, func(page []*usersessions.UserSession) error {
+	stream := r.d.Store.Stream
+	if lender, ok := r.d.Store.(usersessions.PageLender); ok {
+		stream = lender.StreamLent // Import copies what it keeps
+	}
+	err := stream(ctx, req, func(page []*usersessions.UserSession) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}

@@ -503,3 +503,55 @@ func TestLifespansAreAskedOncePerPage(t *testing.T) {
 		t.Errorf("imported %d with %d lifespan calls for %d sessions; want 50 in 5 calls", st.Imported, calls.Load(), asked.Load())
 	}
 }
+
+// lender is a store that lends its pages (usersessions.PageLender), and once fn has
+// returned scribbles over every session and client session of the page, as a provider
+// reusing them for the next page would.
+type lender struct {
+	*store
+	lent atomic.Int64 // pages lent
+}
+
+func (l *lender) StreamLent(ctx context.Context, req usersessions.StreamRequest, fn func([]*usersessions.UserSession) error) error {
+	return l.store.Stream(ctx, req, func(page []*usersessions.UserSession) error {
+		l.lent.Add(1)
+		err := fn(page)
+		for _, s := range page {
+			for id, c := range s.Clients {
+				*c = usersessions.ClientSession{ClientID: "scribbled", CurrentRefreshToken: "scribbled"}
+				delete(s.Clients, id)
+			}
+			clear(s.Notes)
+			*s = usersessions.UserSession{ID: "scribbled", RealmID: s.RealmID, UserID: "scribbled"}
+		}
+		return err
+	})
+}
+
+// TestALentPageIsCopied preloads from a store that lends its pages: the preload takes
+// them lent, and what it cached is the sessions as they were, not what the store made of
+// its pages afterwards.
+func TestALentPageIsCopied(t *testing.T) {
+	s := newStore(t, "this-node")
+	keys := fill(t, s, 300, "a")
+	l := &lender{store: s}
+	c := newCache(t, s, 10000)
+	r := preload.New(preload.Deps{Store: l, Cache: c, Planner: eager(2, 50), Realms: func() []string { return []string{"a"} },
+		Now: func() time.Time { return t0 }, Log: hclog.NewNullLogger()})
+	if st := run(t, r); st.State != preload.Done || st.Imported != 300 {
+		t.Fatalf("status %+v (%s), want done with 300", st, st)
+	}
+	if l.lent.Load() == 0 {
+		t.Fatal("the preload did not take the pages lent")
+	}
+	for i, got := range getAll(t, c, keys) {
+		want := session("a", keys[i].ID, true, t0)
+		if got == nil || got.ID != want.ID || got.UserID != want.UserID || got.Clients["app"] == nil ||
+			got.Clients["app"].CurrentRefreshToken != want.Clients["app"].CurrentRefreshToken {
+			t.Fatalf("cached %+v, want %+v", got, want)
+		}
+	}
+	if n := s.gets.Load(); n != 0 {
+		t.Errorf("%d store reads after the preload, want 0", n)
+	}
+}

@@ -11,6 +11,21 @@ import (
 	"github.com/sessiond/sessiond/spi/usersessions"
 )
 
+// StreamLent implements usersessions.PageLender: the one side's StreamLent when the
+// filter selects one side and it lends its pages, Stream otherwise.
+func (s *Store) StreamLent(ctx context.Context, req usersessions.StreamRequest, fn func(page []*usersessions.UserSession) error) error {
+	if err := validFilter("stream", req.Filter); err != nil {
+		return err
+	}
+	if sd := s.sides(req.Filter); len(sd) == 1 {
+		if lender, ok := sd[0].p.(usersessions.PageLender); ok {
+			req.Filter = sd[0].f
+			return lender.StreamLent(ctx, req, fn)
+		}
+	}
+	return s.Stream(ctx, req, fn)
+}
+
 // Stream implements usersessions.Provider. OnlineOnly streams the online side, OfflineOnly
 // the store, each as that provider streams.
 //

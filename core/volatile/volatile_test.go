@@ -899,3 +899,44 @@ func TestDelegatesRecordsOutboxAndDescribe(t *testing.T) {
 		t.Errorf("the in-memory provider holds records %v", recs)
 	}
 }
+
+// lendingStore is a store that lends its pages, and counts the streams lent.
+type lendingStore struct {
+	*memory.Provider
+	lent int
+}
+
+func (l *lendingStore) StreamLent(ctx context.Context, req usersessions.StreamRequest, fn func([]*usersessions.UserSession) error) error {
+	l.lent++
+	return l.Provider.Stream(ctx, req, fn)
+}
+
+// TestStreamLentGoesToTheOneSide: the offline sessions are streamed lent when the store
+// lends them; a stream of both sides is merged as Stream merges it.
+func TestStreamLentGoesToTheOneSide(t *testing.T) {
+	store := &lendingStore{Provider: openMemory(t)}
+	v := closeWith(t, volatile.New(openMemory(t), store))
+	create(t, v, session("on", false, "app"), session("off", true, "app"))
+	for _, c := range []struct {
+		sel       usersessions.OfflineSelector
+		want      []string
+		wantLends int
+	}{{usersessions.OfflineOnly, []string{"off"}, 1}, {usersessions.OnlineOnly, []string{"on"}, 1}, {usersessions.Both, []string{"off", "on"}, 1}} {
+		var got []string
+		var lender usersessions.PageLender = v
+		err := lender.StreamLent(t.Context(), usersessions.StreamRequest{Filter: usersessions.Filter{RealmID: "r1", Offline: c.sel}, PageSize: 10},
+			func(page []*usersessions.UserSession) error {
+				for _, s := range page {
+					got = append(got, s.ID)
+				}
+				return nil
+			})
+		if err != nil {
+			t.Fatal(err)
+		}
+		slices.Sort(got)
+		if !slices.Equal(got, c.want) || store.lent != c.wantLends {
+			t.Errorf("StreamLent(%v) gave %v with %d lent streams, want %v with %d", c.sel, got, store.lent, c.want, c.wantLends)
+		}
+	}
+}

@@ -198,6 +198,68 @@ func (pageCodec) Unmarshal(data mem.BufferSlice, v any) error {
 type sessionDecoder struct {
 	shared map[string]string
 	last   [2][32]string // of sessions and of client sessions, by field number: the last shared value
+	// With lend set (StreamLent), each page reuses the sessions, client sessions and maps
+	// of the page before: page, and the first used of lent and lentClients.
+	lend        bool
+	page        []*us.UserSession
+	lent        []*lentSession
+	lentClients []*lentClient
+	used        int
+	usedClients int
+}
+
+// lentSession is a session a lending decoder reuses, with the maps it last had.
+type lentSession struct {
+	s       us.UserSession
+	notes   map[string]string
+	clients map[string]*us.ClientSession
+}
+
+// lentClient is a client session a lending decoder reuses, with the map it last had.
+type lentClient struct {
+	c     us.ClientSession
+	notes map[string]string
+}
+
+// newSession returns an empty session: new, or when lending, the next of the page before.
+func (d *sessionDecoder) newSession() (*us.UserSession, *lentSession) {
+	if !d.lend {
+		return &us.UserSession{}, nil
+	}
+	if d.used == len(d.lent) {
+		d.lent = append(d.lent, &lentSession{})
+	}
+	l := d.lent[d.used]
+	d.used++
+	l.s = us.UserSession{}
+	return &l.s, l
+}
+
+// newClient is newSession for a client session.
+func (d *sessionDecoder) newClient() (*us.ClientSession, *lentClient) {
+	if !d.lend {
+		return &us.ClientSession{}, nil
+	}
+	if d.usedClients == len(d.lentClients) {
+		d.lentClients = append(d.lentClients, &lentClient{})
+	}
+	l := d.lentClients[d.usedClients]
+	d.usedClients++
+	l.c = us.ClientSession{}
+	return &l.c, l
+}
+
+// emptyMap returns *spare emptied, making it if lending has none yet; without lending
+// (spare nil), a new map.
+func emptyMap[V any](spare *map[string]V) map[string]V {
+	if spare == nil {
+		return make(map[string]V, 1)
+	}
+	if *spare == nil {
+		*spare = make(map[string]V, 1)
+	}
+	clear(*spare)
+	return *spare
 }
 
 // maxShared bounds the values a sessionDecoder shares, maxSharedLen their length.
@@ -236,6 +298,14 @@ func field(b []byte) (num protowire.Number, typ protowire.Type, v uint64, val, r
 
 func (d *sessionDecoder) sessions(b []byte) ([]*us.UserSession, error) {
 	var out []*us.UserSession
+	if d.lend {
+		out, d.used, d.usedClients = d.page[:0], 0, 0
+		defer func() {
+			if len(out) > 0 {
+				d.page = out[:0]
+			}
+		}()
+	}
 	for len(b) > 0 {
 		num, typ, _, val, rest, err := field(b)
 		if err != nil {
@@ -249,6 +319,9 @@ func (d *sessionDecoder) sessions(b []byte) ([]*us.UserSession, error) {
 			}
 			out = append(out, s)
 		}
+	}
+	if len(out) == 0 {
+		return nil, nil // as without lending
 	}
 	return out, nil
 }
@@ -272,7 +345,12 @@ func (d *sessionDecoder) share(kind int, num protowire.Number, val []byte) strin
 }
 
 func (d *sessionDecoder) session(b []byte) (*us.UserSession, error) {
-	s := &us.UserSession{}
+	s, lent := d.newSession()
+	var notes *map[string]string
+	var clients *map[string]*us.ClientSession
+	if lent != nil {
+		notes, clients = &lent.notes, &lent.clients
+	}
 	for len(b) > 0 {
 		num, typ, v, val, rest, err := field(b)
 		if err != nil {
@@ -302,11 +380,17 @@ func (d *sessionDecoder) session(b []byte) (*us.UserSession, error) {
 			case fState:
 				s.State = us.State(d.share(0, num, val))
 			case fNotes:
-				if s.Notes, err = d.note(s.Notes, val); err != nil {
+				if s.Notes == nil {
+					s.Notes = emptyMap(notes)
+				}
+				if err = d.note(s.Notes, val); err != nil {
 					return nil, err
 				}
 			case fClients:
-				if s.Clients, err = d.client(s.Clients, val); err != nil {
+				if s.Clients == nil {
+					s.Clients = emptyMap(clients)
+				}
+				if err = d.client(s, val); err != nil {
 					return nil, err
 				}
 			}
@@ -334,12 +418,12 @@ func (d *sessionDecoder) session(b []byte) (*us.UserSession, error) {
 }
 
 // note adds the map entry in b to notes.
-func (d *sessionDecoder) note(notes map[string]string, b []byte) (map[string]string, error) {
+func (d *sessionDecoder) note(notes map[string]string, b []byte) error {
 	var k, v string
 	for len(b) > 0 {
 		num, typ, _, val, rest, err := field(b)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		b = rest
 		if typ != protowire.BytesType {
@@ -352,21 +436,18 @@ func (d *sessionDecoder) note(notes map[string]string, b []byte) (map[string]str
 			v = d.share(1, 31, val)
 		}
 	}
-	if notes == nil {
-		notes = make(map[string]string, 1)
-	}
 	notes[k] = v
-	return notes, nil
+	return nil
 }
 
-// client adds the map entry in b to clients.
-func (d *sessionDecoder) client(clients map[string]*us.ClientSession, b []byte) (map[string]*us.ClientSession, error) {
+// client adds the map entry in b to s.Clients.
+func (d *sessionDecoder) client(s *us.UserSession, b []byte) error {
 	var id string
-	c := &us.ClientSession{}
+	var c *us.ClientSession
 	for len(b) > 0 {
 		num, typ, _, val, rest, err := field(b)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		b = rest
 		if typ != protowire.BytesType {
@@ -376,20 +457,25 @@ func (d *sessionDecoder) client(clients map[string]*us.ClientSession, b []byte) 
 		case fKey:
 			id = d.share(1, fcClientID, val)
 		case fValue:
-			if c, err = d.clientSession(val); err != nil {
-				return nil, err
+			if c, err = d.clientSession(s, val); err != nil {
+				return err
 			}
 		}
 	}
-	if clients == nil {
-		clients = make(map[string]*us.ClientSession, 1)
+	if c == nil {
+		c, _ = d.newClient()
 	}
-	clients[id] = c
-	return clients, nil
+	s.Clients[id] = c
+	return nil
 }
 
-func (d *sessionDecoder) clientSession(b []byte) (*us.ClientSession, error) {
-	c := &us.ClientSession{}
+// clientSession reads a client session of s.
+func (d *sessionDecoder) clientSession(s *us.UserSession, b []byte) (*us.ClientSession, error) {
+	c, lent := d.newClient()
+	var notes *map[string]string
+	if lent != nil {
+		notes = &lent.notes
+	}
 	for len(b) > 0 {
 		num, typ, v, val, rest, err := field(b)
 		if err != nil {
@@ -399,7 +485,9 @@ func (d *sessionDecoder) clientSession(b []byte) (*us.ClientSession, error) {
 		if typ == protowire.BytesType {
 			switch num {
 			case fcUserSessionID:
-				c.UserSessionID = string(val)
+				if c.UserSessionID = s.ID; s.ID != string(val) { // the same, as a rule: no copy
+					c.UserSessionID = string(val)
+				}
 			case fcRealmID:
 				c.RealmID = d.share(1, num, val)
 			case fcClientID:
@@ -413,7 +501,10 @@ func (d *sessionDecoder) clientSession(b []byte) (*us.ClientSession, error) {
 			case fcScope:
 				c.Scope = d.share(1, num, val)
 			case fcNotes:
-				if c.Notes, err = d.note(c.Notes, val); err != nil {
+				if c.Notes == nil {
+					c.Notes = emptyMap(notes)
+				}
+				if err = d.note(c.Notes, val); err != nil {
 					return nil, err
 				}
 			case fcCurrent:

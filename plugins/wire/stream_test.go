@@ -3,6 +3,7 @@ package wire
 import (
 	"errors"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -131,20 +132,31 @@ func TestStreamDecodingIsTheGeneratedOnes(t *testing.T) {
 	}
 	pages = append(pages, b)
 
-	d := newSessionDecoder()
-	for i, b := range pages {
-		m := &pb.Sessions{}
-		if err := proto.Unmarshal(b, m); err != nil {
-			t.Fatal(err)
-		}
-		want := each(m.GetSessions(), sessionFromPB)
-		for range 2 { // the second time through the decoder's memo of shared values
-			got, err := d.sessions(b)
-			if err != nil {
-				t.Fatalf("page %d: %v", i, err)
+	// A lending decoder (StreamLent) must give the same, whatever the page before held:
+	// the pages go through it forwards and backwards.
+	backwards := slices.Clone(pages)
+	slices.Reverse(backwards)
+	for _, c := range []struct {
+		name  string
+		lend  bool
+		pages [][]byte
+	}{{"new sessions", false, pages}, {"lent sessions", true, pages}, {"lent sessions, pages backwards", true, backwards}} {
+		d := newSessionDecoder()
+		d.lend = c.lend
+		for i, b := range c.pages {
+			m := &pb.Sessions{}
+			if err := proto.Unmarshal(b, m); err != nil {
+				t.Fatal(err)
 			}
-			if !reflect.DeepEqual(got, want) {
-				t.Fatalf("page %d decoded as\n%+v\nwant\n%+v", i, got, want)
+			want := each(m.GetSessions(), sessionFromPB)
+			for range 2 { // the second time through the decoder's memo of shared values
+				got, err := d.sessions(b)
+				if err != nil {
+					t.Fatalf("%s: page %d: %v", c.name, i, err)
+				}
+				if !reflect.DeepEqual(got, want) {
+					t.Fatalf("%s: page %d decoded as\n%+v\nwant\n%+v", c.name, i, got, want)
+				}
 			}
 		}
 	}

@@ -303,6 +303,16 @@ func (c *UserSessionsClient) CountByClient(ctx context.Context, realmID string, 
 // Stream calls fn with each page the provider sends. When fn fails, the stream is
 // cancelled and fn's error returned as is.
 func (c *UserSessionsClient) Stream(ctx context.Context, req us.StreamRequest, fn func(page []*us.UserSession) error) error {
+	return c.stream(ctx, req, fn, false)
+}
+
+// StreamLent implements usersessions.PageLender: Stream, each page decoded into the
+// sessions of the page before.
+func (c *UserSessionsClient) StreamLent(ctx context.Context, req us.StreamRequest, fn func(page []*us.UserSession) error) error {
+	return c.stream(ctx, req, fn, true)
+}
+
+func (c *UserSessionsClient) stream(ctx context.Context, req us.StreamRequest, fn func(page []*us.UserSession) error, lend bool) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	// The pages are read with pageCodec, straight into sessions (see stream.go).
@@ -316,6 +326,7 @@ func (c *UserSessionsClient) Stream(ctx context.Context, req us.StreamRequest, f
 		return c.fail(ctx, "Stream", err)
 	}
 	page := &streamPage{d: newSessionDecoder()}
+	page.d.lend = lend
 	for {
 		err := stream.RecvMsg(page)
 		if errors.Is(err, io.EOF) {
