@@ -45,10 +45,15 @@ func ProviderLifespans(p cachelifespan.Provider) Lifespans {
 	return func(ctx context.Context, sessions []*usersessions.UserSession, imported bool, now time.Time) ([]time.Time, error) {
 		n := 0
 		for _, s := range sessions {
-			n += 1 + len(s.Clients)
+			if s != nil {
+				n += 1 + len(s.Clients)
+			}
 		}
 		entries := make([]cachelifespan.Entry, 0, n)
 		for _, s := range sessions {
+			if s == nil { // a gap in a batch (a key Get did not find): nothing to ask
+				continue
+			}
 			entries = append(entries, cachelifespan.Entry{
 				Kind: cachelifespan.UserSessionEntry, RealmID: s.RealmID, Offline: s.Offline,
 				Imported: imported, Remaining: s.ExpiresAt.Sub(now),
@@ -74,6 +79,9 @@ func ProviderLifespans(p cachelifespan.Provider) Lifespans {
 		out := make([]time.Time, len(sessions))
 		i := 0
 		for j, s := range sessions {
+			if s == nil {
+				continue
+			}
 			until := now.Add(max(got[i], 0))
 			i++
 			for range s.Clients {

@@ -81,6 +81,19 @@ func TestProviderLifespansFoldClientSessionsIntoTheEntry(t *testing.T) {
 	}
 }
 
+// TestProviderLifespansSkipGaps: a batch a Get read holds nil where a key was not found;
+// the provider is asked about the sessions only, and each gets its own answer.
+func TestProviderLifespansSkipGaps(t *testing.T) {
+	p := configuredOverride(t, spi.Config{override.OptOfflineSession: "2h"})
+	got, err := cache.ProviderLifespans(p)(t.Context(), []*usersessions.UserSession{nil, offlineSession("a", time.Hour), nil}, true, t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 3 || !got[0].IsZero() || !got[1].Equal(t0.Add(2*time.Hour)) || !got[2].IsZero() {
+		t.Errorf("lifespans %v, want [zero, t0+2h, zero]", got)
+	}
+}
+
 func minTime(a, b time.Time) time.Time {
 	if b.Before(a) {
 		return b
@@ -329,6 +342,13 @@ func TestPreloadWindow(t *testing.T) {
 	}
 	if st := c.Stats(); st.Preloaded != 3 || st.Entries != 4 || st.Evictions != 0 {
 		t.Errorf("stats %+v", st)
+	}
+	// A page that arrives once the preload was cut short is not imported: its lifespans
+	// could not be asked.
+	cancelled, cancel := context.WithCancel(t.Context())
+	cancel()
+	if n, _, err := p.Import(cancelled, []*usersessions.UserSession{session("late")}); n != 0 || !errors.Is(err, context.Canceled) {
+		t.Errorf("Import with its context done = %d, %v; want 0, context.Canceled", n, err)
 	}
 	p.Close()
 	if _, _, err := p.Import(t.Context(), page); !errors.Is(err, cache.ErrPreloadBroken) {

@@ -111,6 +111,11 @@ func (p *Preload) Import(ctx context.Context, sessions []*usersessions.UserSessi
 	if len(sessions) == 0 {
 		return 0, false, p.err()
 	}
+	if err := ctx.Err(); err != nil {
+		// The lifespans could not be asked: importing now would cache the sessions for
+		// their whole lives, past an override.
+		return 0, false, err
+	}
 	c := p.c
 	now := c.now()
 	untils := c.untils(ctx, sessions, true, now)

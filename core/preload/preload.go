@@ -127,6 +127,7 @@ type Runner struct {
 	state   State
 	reason  string
 	started time.Time // real clock
+	reading time.Time // when the first partition began to be read, for the rate
 	ended   time.Time
 	timeout time.Duration
 	plan    offlinepreload.Plan // the eager plan Plan made, for Execute
@@ -158,7 +159,7 @@ func New(d Deps) *Runner {
 func (r *Runner) Status() Status {
 	r.mu.Lock()
 	st := Status{State: r.state, Reason: r.reason}
-	started, ended := r.started, r.ended
+	started, reading, ended := r.started, r.reading, r.ended
 	r.mu.Unlock()
 	st.Loaded, st.Imported, st.Total = r.loaded.Load(), r.imported.Load(), r.total.Load()
 	st.Left = -1
@@ -169,7 +170,9 @@ func (r *Runner) Status() Status {
 		ended = time.Now()
 	}
 	st.Elapsed = ended.Sub(started)
-	if secs := st.Elapsed.Seconds(); secs > 0 {
+	// The rate counts from the first read: waiting for the recompute or the change feed
+	// before it read nothing, and would make the estimate of what is left too long.
+	if secs := ended.Sub(reading).Seconds(); !reading.IsZero() && secs > 0 {
 		st.Rate = float64(st.Loaded) / secs
 	}
 	if st.State == Running && st.Total >= 0 && st.Rate > 0 {
@@ -303,7 +306,6 @@ func (r *Runner) eager(parent context.Context, realms []string, plan offlineprel
 	r.mu.Lock()
 	r.started, r.timeout = time.Now(), plan.Timeout
 	r.mu.Unlock()
-	r.lastPage.Store(time.Now().UnixNano())
 	// Every goroutine started here has ended when eager returns: wg.Wait runs after the
 	// contexts below are cancelled.
 	var wg sync.WaitGroup
@@ -358,6 +360,10 @@ func (r *Runner) eager(parent context.Context, realms []string, plan offlineprel
 		return
 	}
 	defer window.Close()
+	r.mu.Lock()
+	r.reading = time.Now()
+	r.mu.Unlock()
+	r.lastPage.Store(time.Now().UnixNano()) // a stall is counted from here
 
 	jobs := make(chan job)
 	var workers sync.WaitGroup
@@ -432,7 +438,11 @@ func (r *Runner) stream(ctx context.Context, cancel context.CancelCauseFunc, win
 		return // done, or cut short already: the first cause is kept
 	}
 	if !errors.Is(err, errFull) && !errors.Is(err, cache.ErrPreloadBroken) {
-		err = fmt.Errorf("reading the offline sessions of realm %q (partition %d of %d) failed: %w", j.realm, j.partition.Index, j.partition.Count, err)
+		part := ""
+		if j.partition.Count > 1 {
+			part = fmt.Sprintf(" (partition %d of %d)", j.partition.Index+1, j.partition.Count)
+		}
+		err = fmt.Errorf("reading the offline sessions of realm %q%s failed: %w", j.realm, part, err)
 	}
 	cancel(err)
 }
@@ -482,8 +492,12 @@ func (r *Runner) fail(parent context.Context, cause error) {
 		r.mu.Lock()
 		timeout := r.timeout
 		r.mu.Unlock()
-		msg := fmt.Sprintf("not done within the timeout of %s: %d sessions loaded, the last page %s ago",
-			timeout, st.Loaded, time.Since(time.Unix(0, r.lastPage.Load())).Round(time.Millisecond))
+		msg := fmt.Sprintf("not done within the timeout of %s (counted from the start, waits included): %d sessions loaded", timeout, st.Loaded)
+		if last := r.lastPage.Load(); last != 0 {
+			msg += fmt.Sprintf(", the last page %s ago", time.Since(time.Unix(0, last)).Round(time.Millisecond))
+		} else {
+			msg += ", reading had not begun"
+		}
 		if cause != errTimeout {
 			msg += " (" + cause.Error() + ")"
 		}

@@ -555,3 +555,20 @@ func TestALentPageIsCopied(t *testing.T) {
 		t.Errorf("%d store reads after the preload, want 0", n)
 	}
 }
+
+// TestTimeoutWhileWaitingForTheRecompute: the timeout counts from the start, waits
+// included, and the reason says that no page had been read (not when the last one was).
+func TestTimeoutWhileWaitingForTheRecompute(t *testing.T) {
+	s := newStore(t, "this-node")
+	fill(t, s, 5, "a")
+	c := newCache(t, s, 100)
+	p := eager(2, 10)
+	p.plan.Timeout = 100 * time.Millisecond
+	r := preload.New(preload.Deps{Store: s, Cache: c, Planner: p, Realms: func() []string { return []string{"a"} },
+		Now: func() time.Time { return t0 }, Log: hclog.NewNullLogger(), Wait: make(chan struct{})}) // never recomputed
+	st := run(t, r)
+	if st.State != preload.FellBack || !strings.Contains(st.Reason, "reading had not begun") ||
+		!strings.Contains(st.Reason, "waiting for the stored expiries") || strings.Contains(st.Reason, "last page") || st.Rate != 0 {
+		t.Fatalf("status %+v", st)
+	}
+}

@@ -297,6 +297,9 @@ func (c *UserSessionsClient) CountByClient(ctx context.Context, realmID string, 
 	if err != nil {
 		return nil, c.fail(ctx, "CountByClient", err)
 	}
+	if resp.GetCounts() == nil {
+		return map[string]int64{}, nil // protobuf reads an empty map as nil; callers may add to it
+	}
 	return resp.GetCounts(), nil
 }
 

@@ -461,3 +461,16 @@ func waitEnded(t *testing.T, ended <-chan error, what string) {
 		t.Fatalf("the provider's %s did not end after the client stopped", what)
 	}
 }
+
+// TestCountByClientOfNoSessionsIsAnEmptyMap: protobuf reads an empty map as nil, and a
+// caller that adds to the answer (the metrics add the clients without sessions) must not
+// get nil through a plugin when it gets a map in-process.
+func TestCountByClientOfNoSessionsIsAnEmptyMap(t *testing.T) {
+	fake := newFakeUserSessions()
+	fake.reply = usReply{Counts: map[string]int64{}}
+	c := serve(t, fake).client.(us.Provider)
+	m, err := c.CountByClient(t.Context(), "realm-1", false)
+	if err != nil || m == nil || len(m) != 0 {
+		t.Fatalf("CountByClient = %v (nil: %v), %v; want an empty map", m, m == nil, err)
+	}
+}
