@@ -199,67 +199,51 @@ type sessionDecoder struct {
 	shared map[string]string
 	last   [2][32]string // of sessions and of client sessions, by field number: the last shared value
 	// With lend set (StreamLent), each page reuses the sessions, client sessions and maps
-	// of the page before: page, and the first used of lent and lentClients.
-	lend        bool
-	page        []*us.UserSession
-	lent        []*lentSession
-	lentClients []*lentClient
-	used        int
-	usedClients int
+	// of the page before.
+	lend bool
+	lent us.Lender
 }
 
-// lentSession is a session a lending decoder reuses, with the maps it last had.
-type lentSession struct {
-	s       us.UserSession
-	notes   map[string]string
-	clients map[string]*us.ClientSession
-}
-
-// lentClient is a client session a lending decoder reuses, with the map it last had.
-type lentClient struct {
-	c     us.ClientSession
-	notes map[string]string
-}
-
-// newSession returns an empty session: new, or when lending, the next of the page before.
-func (d *sessionDecoder) newSession() (*us.UserSession, *lentSession) {
+// newSession returns an empty session: new, or when lending, one of the page before.
+func (d *sessionDecoder) newSession() *us.UserSession {
 	if !d.lend {
-		return &us.UserSession{}, nil
+		return &us.UserSession{}
 	}
-	if d.used == len(d.lent) {
-		d.lent = append(d.lent, &lentSession{})
+	return d.lent.Session()
+}
+
+// sessionNotes returns an empty map for the notes of the session newSession returned last.
+func (d *sessionDecoder) sessionNotes() map[string]string {
+	if !d.lend {
+		return make(map[string]string, 1)
 	}
-	l := d.lent[d.used]
-	d.used++
-	l.s = us.UserSession{}
-	return &l.s, l
+	return d.lent.SessionNotes()
+}
+
+// sessionClients returns an empty map for the client sessions of the session newSession
+// returned last.
+func (d *sessionDecoder) sessionClients() map[string]*us.ClientSession {
+	if !d.lend {
+		return make(map[string]*us.ClientSession, 1)
+	}
+	return d.lent.SessionClients()
 }
 
 // newClient is newSession for a client session.
-func (d *sessionDecoder) newClient() (*us.ClientSession, *lentClient) {
+func (d *sessionDecoder) newClient() *us.ClientSession {
 	if !d.lend {
-		return &us.ClientSession{}, nil
+		return &us.ClientSession{}
 	}
-	if d.usedClients == len(d.lentClients) {
-		d.lentClients = append(d.lentClients, &lentClient{})
-	}
-	l := d.lentClients[d.usedClients]
-	d.usedClients++
-	l.c = us.ClientSession{}
-	return &l.c, l
+	return d.lent.Client()
 }
 
-// emptyMap returns *spare emptied, making it if lending has none yet; without lending
-// (spare nil), a new map.
-func emptyMap[V any](spare *map[string]V) map[string]V {
-	if spare == nil {
-		return make(map[string]V, 1)
+// clientNotes returns an empty map for the notes of the client session newClient
+// returned last.
+func (d *sessionDecoder) clientNotes() map[string]string {
+	if !d.lend {
+		return make(map[string]string, 1)
 	}
-	if *spare == nil {
-		*spare = make(map[string]V, 1)
-	}
-	clear(*spare)
-	return *spare
+	return d.lent.ClientNotes()
 }
 
 // maxShared bounds the values a sessionDecoder shares, maxSharedLen their length.
@@ -299,12 +283,8 @@ func field(b []byte) (num protowire.Number, typ protowire.Type, v uint64, val, r
 func (d *sessionDecoder) sessions(b []byte) ([]*us.UserSession, error) {
 	var out []*us.UserSession
 	if d.lend {
-		out, d.used, d.usedClients = d.page[:0], 0, 0
-		defer func() {
-			if len(out) > 0 {
-				d.page = out[:0]
-			}
-		}()
+		out = d.lent.Page()
+		defer func() { d.lent.Keep(out) }()
 	}
 	for len(b) > 0 {
 		num, typ, _, val, rest, err := field(b)
@@ -345,12 +325,7 @@ func (d *sessionDecoder) share(kind int, num protowire.Number, val []byte) strin
 }
 
 func (d *sessionDecoder) session(b []byte) (*us.UserSession, error) {
-	s, lent := d.newSession()
-	var notes *map[string]string
-	var clients *map[string]*us.ClientSession
-	if lent != nil {
-		notes, clients = &lent.notes, &lent.clients
-	}
+	s := d.newSession()
 	for len(b) > 0 {
 		num, typ, v, val, rest, err := field(b)
 		if err != nil {
@@ -381,14 +356,14 @@ func (d *sessionDecoder) session(b []byte) (*us.UserSession, error) {
 				s.State = us.State(d.share(0, num, val))
 			case fNotes:
 				if s.Notes == nil {
-					s.Notes = emptyMap(notes)
+					s.Notes = d.sessionNotes()
 				}
 				if err = d.note(s.Notes, val); err != nil {
 					return nil, err
 				}
 			case fClients:
 				if s.Clients == nil {
-					s.Clients = emptyMap(clients)
+					s.Clients = d.sessionClients()
 				}
 				if err = d.client(s, val); err != nil {
 					return nil, err
@@ -463,7 +438,7 @@ func (d *sessionDecoder) client(s *us.UserSession, b []byte) error {
 		}
 	}
 	if c == nil {
-		c, _ = d.newClient()
+		c = d.newClient()
 	}
 	s.Clients[id] = c
 	return nil
@@ -471,11 +446,7 @@ func (d *sessionDecoder) client(s *us.UserSession, b []byte) error {
 
 // clientSession reads a client session of s.
 func (d *sessionDecoder) clientSession(s *us.UserSession, b []byte) (*us.ClientSession, error) {
-	c, lent := d.newClient()
-	var notes *map[string]string
-	if lent != nil {
-		notes = &lent.notes
-	}
+	c := d.newClient()
 	for len(b) > 0 {
 		num, typ, v, val, rest, err := field(b)
 		if err != nil {
@@ -502,7 +473,7 @@ func (d *sessionDecoder) clientSession(s *us.UserSession, b []byte) (*us.ClientS
 				c.Scope = d.share(1, num, val)
 			case fcNotes:
 				if c.Notes == nil {
-					c.Notes = emptyMap(notes)
+					c.Notes = d.clientNotes()
 				}
 				if err = d.note(c.Notes, val); err != nil {
 					return nil, err

@@ -14,3 +14,82 @@ import "context"
 type PageLender interface {
 	StreamLent(ctx context.Context, req StreamRequest, fn func(page []*UserSession) error) error
 }
+
+// Lender hands out the sessions, client sessions and maps of a PageLender's pages,
+// reusing those of the page before. Not safe for concurrent use: one per stream.
+type Lender struct {
+	page              []*UserSession
+	sessions          []*lentSession
+	clients           []*lentClient
+	used, usedClients int
+}
+
+// lentSession is a session a Lender reuses, with the maps it last had.
+type lentSession struct {
+	s       UserSession
+	notes   map[string]string
+	clients map[string]*ClientSession
+}
+
+// lentClient is a client session a Lender reuses, with the map it last had.
+type lentClient struct {
+	c     ClientSession
+	notes map[string]string
+}
+
+// Page starts a page: everything handed out before may be reused from here. It returns an
+// empty page to append the page's sessions to.
+func (l *Lender) Page() []*UserSession {
+	l.used, l.usedClients = 0, 0
+	return l.page[:0]
+}
+
+// Keep remembers the page's slice, to reuse it for the next page.
+func (l *Lender) Keep(page []*UserSession) {
+	if cap(page) > cap(l.page) {
+		l.page = page[:0]
+	}
+}
+
+// Session returns an empty session.
+func (l *Lender) Session() *UserSession {
+	if l.used == len(l.sessions) {
+		l.sessions = append(l.sessions, &lentSession{})
+	}
+	ls := l.sessions[l.used]
+	l.used++
+	ls.s = UserSession{}
+	return &ls.s
+}
+
+// Client returns an empty client session.
+func (l *Lender) Client() *ClientSession {
+	if l.usedClients == len(l.clients) {
+		l.clients = append(l.clients, &lentClient{})
+	}
+	lc := l.clients[l.usedClients]
+	l.usedClients++
+	lc.c = ClientSession{}
+	return &lc.c
+}
+
+// SessionNotes returns an empty map for the notes of the session Session handed out last.
+func (l *Lender) SessionNotes() map[string]string { return emptied(&l.sessions[l.used-1].notes) }
+
+// SessionClients returns an empty map for the client sessions of the session Session
+// handed out last.
+func (l *Lender) SessionClients() map[string]*ClientSession {
+	return emptied(&l.sessions[l.used-1].clients)
+}
+
+// ClientNotes returns an empty map for the notes of the client session Client handed out
+// last.
+func (l *Lender) ClientNotes() map[string]string { return emptied(&l.clients[l.usedClients-1].notes) }
+
+func emptied[V any](m *map[string]V) map[string]V {
+	if *m == nil {
+		*m = make(map[string]V, 1)
+	}
+	clear(*m)
+	return *m
+}

@@ -25,25 +25,34 @@ const (
 	maxSharedValue = 16
 )
 
-func (r *noteReader) read(b []byte) (map[string]string, error) {
+// read reads notes into into, if it is not nil (an empty map), and returns them; nil for
+// none.
+func (r *noteReader) read(b []byte, into map[string]string) (map[string]string, error) {
 	if b == nil {
 		return nil, nil
 	}
-	if m, ok := r.plain(b); ok {
+	if m, ok := r.plain(b, into); ok {
 		return m, nil
 	}
-	var m map[string]string
+	clear(into)
+	m := into
 	if err := json.Unmarshal(b, &m); err != nil {
 		return nil, err
+	}
+	if len(m) == 0 {
+		return nil, nil
 	}
 	return m, nil
 }
 
-// plain reads an object of strings without escapes; ok is false for anything else.
-func (r *noteReader) plain(b []byte) (m map[string]string, ok bool) {
+// plain reads an object of strings without escapes, into into if it is not nil; ok is
+// false for anything else.
+func (r *noteReader) plain(b []byte, into map[string]string) (m map[string]string, ok bool) {
 	ok = eachPlain(b, func(i int, k, v []byte) {
 		if m == nil {
-			m = map[string]string{}
+			if m = into; m == nil {
+				m = map[string]string{}
+			}
 		}
 		m[r.share(i, k, true)] = r.share(i+1, v, len(v) <= maxSharedValue)
 	})

@@ -182,13 +182,15 @@ func (s *Store) Enqueue(ctx context.Context, ds []*usersessions.Delivery) error 
 			return fmt.Errorf("enqueue: a delivery needs an id: %w", spi.ErrInvalid)
 		case seen[d.ID]:
 			return fmt.Errorf("enqueue: delivery %s given twice: %w", d.ID, spi.ErrExists)
+		case d.Attempts < 0:
+			return fmt.Errorf("enqueue: delivery %s has %d attempts: %w", d.ID, d.Attempts, spi.ErrInvalid)
 		}
 		seen[d.ID] = true
 		next := d.NextAttempt
 		if next.IsZero() {
 			next = now
 		}
-		rows[i] = []any{d.ID, d.RealmID, d.ClientID, d.Kind, d.Target, nonNil(d.Payload), string(usersessions.Pending), int64(0), next, "", now, now}
+		rows[i] = []any{d.ID, d.RealmID, d.ClientID, d.Kind, d.Target, nonNil(d.Payload), string(usersessions.Pending), int64(d.Attempts), next, "", now, now}
 	}
 	if len(rows) == 0 {
 		return s.usable(ctx)
@@ -225,8 +227,8 @@ func (s *Store) Claim(ctx context.Context, now time.Time, lease time.Duration, l
 	return deliveries(rows), nil
 }
 
-// Finish implements usersessions.Provider in one UPDATE; of two outcomes for one id, the
-// later counts.
+// Finish implements usersessions.Provider in one UPDATE of the rows still pending; of two
+// outcomes for one id, the later counts.
 func (s *Store) Finish(ctx context.Context, outcomes []usersessions.DeliveryOutcome) error {
 	last := make(map[string]usersessions.DeliveryOutcome, len(outcomes))
 	for _, o := range outcomes {
@@ -253,7 +255,7 @@ func (s *Store) Finish(ctx context.Context, outcomes []usersessions.DeliveryOutc
 		}
 		_, err = w.exec(ctx, fmt.Sprintf(`UPDATE delivery AS d SET state = k_state, last_error = k_last_error, updated = ?,
 			next_attempt = CASE WHEN k_state = '%s' THEN k_next_attempt ELSE d.next_attempt END
-			FROM %s WHERE d.id = k_id`, usersessions.Pending, s.d.relation(b)), append([]any{s.d.bindTime(now)}, args...)...)
+			FROM %s WHERE d.id = k_id AND d.state = '%s'`, usersessions.Pending, s.d.relation(b), usersessions.Pending), append([]any{s.d.bindTime(now)}, args...)...)
 		return err
 	})
 }

@@ -31,6 +31,19 @@ func (s *Store) Stream(ctx context.Context, req usersessions.StreamRequest, fn f
 	return s.streamKeyset(ctx, req, fn)
 }
 
+// StreamLent implements usersessions.PageLender: on PostgreSQL, Stream with each page
+// built into the sessions of a page delivered before. On SQLite it is Stream.
+func (s *Store) StreamLent(ctx context.Context, req usersessions.StreamRequest, fn func(page []*usersessions.UserSession) error) error {
+	if s.d != Postgres {
+		return s.Stream(ctx, req, fn)
+	}
+	req, err := s.streamable(ctx, req)
+	if err != nil {
+		return err
+	}
+	return s.streamCursor(ctx, req, lendingPages(fn, req.PageSize))
+}
+
 // StreamPages implements wire.PageStreamer, for the store served as a plugin: on
 // PostgreSQL, Stream's selection with each session written into its wire form straight
 // from its row, without building it. On SQLite it is not supported.
@@ -493,38 +506,41 @@ func (d *streamDecoder) hold(row []byte) error {
 	return nil
 }
 
-// clientsOf builds the client sessions held for h.
-func (d *streamDecoder) clientsOf(h heldClients) (map[string]*usersessions.ClientSession, error) {
-	m := make(map[string]*usersessions.ClientSession, 1+len(h.more))
+// clientsOf builds the client sessions held for h, in clients.
+func (p *sessionPages) clientsOf(d *streamDecoder, h heldClients, clients map[string]*usersessions.ClientSession) error {
 	if h.first.n == 0 {
-		return m, nil
+		return nil
 	}
 	for i := -1; i < len(h.more); i++ {
 		ref := h.first
 		if i >= 0 {
 			ref = h.more[i]
 		}
-		cs, err := d.client(h.id, d.rows.row(ref))
+		cs, err := p.client(d, h.id, d.rows.row(ref))
 		if err != nil {
-			return nil, err
+			return err
 		}
-		m[cs.ClientID] = cs
+		clients[cs.ClientID] = cs
 	}
-	return m, nil
+	return nil
 }
 
 // client reads a held row of the user session id.
-func (d *streamDecoder) client(id string, row []byte) (*usersessions.ClientSession, error) {
+func (p *sessionPages) client(d *streamDecoder, id string, row []byte) (*usersessions.ClientSession, error) {
 	f := &d.cf
 	if err := f.reset(row); err != nil {
 		return nil, err
 	}
 	f.raw() // the id
 	offline := f.boolean()
-	cs := &usersessions.ClientSession{UserSessionID: id, RealmID: d.realm, Offline: offline,
+	cs, notes := &usersessions.ClientSession{}, map[string]string(nil)
+	if p.lending {
+		cs, notes = p.lend.Client(), p.lend.ClientNotes()
+	}
+	*cs = usersessions.ClientSession{UserSessionID: id, RealmID: d.realm, Offline: offline,
 		ClientID: f.common(), Started: f.time(), LastRefresh: f.time(), ExpiresAt: f.time(),
 		AuthMethod: f.common(), RedirectURI: f.common(), Action: f.common(), Scope: f.common(),
-		Notes: f.notesOf(), CurrentRefreshToken: f.str(), CurrentRefreshTokenUseCount: int(f.integer()),
+		Notes: f.notesOf(notes), CurrentRefreshToken: f.str(), CurrentRefreshTokenUseCount: int(f.integer()),
 		PreviousRefreshToken: f.str(), RotatedAt: f.time(), Version: f.integer()}
 	if err := f.end(); err != nil {
 		return nil, fmt.Errorf("a streamed client session of user session %s: %w", id, err)
@@ -548,26 +564,53 @@ func (d *streamDecoder) session(row []byte) error {
 	return d.out.add(d, id, offline, d.clients[kind(offline)][string(id)])
 }
 
-// sessionPages builds the sessions of a stream, for Stream.
+// sessionPages builds the sessions of a stream, for Stream; with lending, for StreamLent,
+// into those of pages delivered before. Pages are filled ahead of their delivery (all
+// the pages of a FETCH), so each has its own Lender until it is delivered.
 type sessionPages struct {
 	pages[[]*usersessions.UserSession]
-	size int
-	page []*usersessions.UserSession
+	size    int
+	page    []*usersessions.UserSession
+	lending bool
+	lend    *usersessions.Lender   // of the page being filled
+	held    []*usersessions.Lender // of the ready pages, in their order
+	spare   []*usersessions.Lender // of pages delivered
+}
+
+// lendingPages returns a sessionPages for StreamLent.
+func lendingPages(fn func([]*usersessions.UserSession) error, size int) *sessionPages {
+	p := &sessionPages{size: size, lending: true}
+	p.pages = pages[[]*usersessions.UserSession]{fn: fn, reuse: func([]*usersessions.UserSession) {
+		p.spare, p.held = append(p.spare, p.held[0]), p.held[1:]
+	}}
+	return p
 }
 
 func (p *sessionPages) add(d *streamDecoder, id []byte, offline bool, h heldClients) error {
 	if h.id == "" {
 		h.id = string(id)
 	}
-	clients, err := d.clientsOf(h)
-	if err != nil {
+	us, notes := &usersessions.UserSession{}, map[string]string(nil)
+	clients := make(map[string]*usersessions.ClientSession, 1+len(h.more))
+	if p.lending {
+		if p.lend == nil {
+			if n := len(p.spare); n > 0 {
+				p.lend, p.spare = p.spare[n-1], p.spare[:n-1]
+			} else {
+				p.lend = &usersessions.Lender{}
+			}
+			p.page = p.lend.Page()
+		}
+		us, notes, clients = p.lend.Session(), p.lend.SessionNotes(), p.lend.SessionClients()
+	}
+	if err := p.clientsOf(d, h, clients); err != nil {
 		return err
 	}
 	f := &d.f
-	us := &usersessions.UserSession{ID: h.id, RealmID: d.realm, Offline: offline,
+	*us = usersessions.UserSession{ID: h.id, RealmID: d.realm, Offline: offline,
 		UserID: f.str(), LoginUsername: f.str(), IPAddress: f.str(), UserAgent: f.common(), AuthMethod: f.common(),
 		BrokerSessionID: f.str(), BrokerUserID: f.str(), RememberMe: f.boolean(), State: usersessions.State(f.common()),
-		Started: f.time(), LastRefresh: f.time(), ExpiresAt: f.time(), Notes: f.notesOf(), Version: f.integer(),
+		Started: f.time(), LastRefresh: f.time(), ExpiresAt: f.time(), Notes: f.notesOf(notes), Version: f.integer(),
 		Clients: clients}
 	if err := f.end(); err != nil {
 		return fmt.Errorf("a streamed user session %s: %w", h.id, err)
@@ -585,6 +628,10 @@ func (p *sessionPages) add(d *streamDecoder, id []byte, offline bool, h heldClie
 func (p *sessionPages) close() {
 	if len(p.page) > 0 {
 		p.ready = append(p.ready, p.page)
+		if p.lending {
+			p.lend.Keep(p.page)
+			p.held, p.lend = append(p.held, p.lend), nil
+		}
 		p.page = nil
 	}
 }
@@ -781,8 +828,10 @@ func (f *fields) time() time.Time {
 	return v
 }
 
-func (f *fields) notesOf() map[string]string {
-	v, err := f.notes.read(f.raw())
+// notesOf reads a field of notes, into into if it is not nil (an empty map); it returns
+// nil for no notes.
+func (f *fields) notesOf(into map[string]string) map[string]string {
+	v, err := f.notes.read(f.raw(), into)
 	if err != nil && f.err == nil {
 		f.fail(err)
 	}

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"maps"
 	"net"
 	"net/url"
 	"os"
@@ -184,6 +185,28 @@ func throughWire(t *testing.T, s *Store) streamer {
 	return client.(usersessions.Provider)
 }
 
+// lent streams with StreamLent, handing fn copies of each page: what StreamLent lends is
+// rewritten by the pages after it, which is what the test would see otherwise.
+type lent struct{ s *Store }
+
+func (l lent) Stream(ctx context.Context, req usersessions.StreamRequest, fn func(page []*usersessions.UserSession) error) error {
+	return l.s.StreamLent(ctx, req, func(page []*usersessions.UserSession) error {
+		copies := make([]*usersessions.UserSession, len(page))
+		for i, us := range page {
+			c := *us
+			c.Notes = maps.Clone(us.Notes)
+			c.Clients = map[string]*usersessions.ClientSession{}
+			for id, cs := range us.Clients {
+				cc := *cs
+				cc.Notes = maps.Clone(cs.Notes)
+				c.Clients[id] = &cc
+			}
+			copies[i] = &c
+		}
+		return fn(copies)
+	})
+}
+
 // streamed streams req and returns every session by key, failing on a page over its size
 // or a session given twice.
 func streamed(t *testing.T, s streamer, req usersessions.StreamRequest) map[usersessions.Key]*usersessions.UserSession {
@@ -258,7 +281,8 @@ func TestStreamReadsWhatGetReads(t *testing.T) {
 				how   string
 				s     streamer
 				count int
-			}{{"Stream", s, 0}, {"Stream", s, 3}, {"StreamPages through the wire", throughWire(t, s), 0}, {"StreamPages through the wire", throughWire(t, s), 3}} {
+			}{{"Stream", s, 0}, {"Stream", s, 3}, {"StreamLent", lent{s}, 0}, {"StreamLent", lent{s}, 3},
+				{"StreamPages through the wire", throughWire(t, s), 0}, {"StreamPages through the wire", throughWire(t, s), 3}} {
 				how, count := fmt.Sprintf("%s in %d partitions", c.how, c.count), c.count
 				merged := map[usersessions.Key]*usersessions.UserSession{}
 				for i := range max(count, 1) {
