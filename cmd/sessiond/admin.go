@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/sessiond/sessiond/core/admin"
+	"github.com/sessiond/sessiond/spi/usersessions"
 )
 
 // The `sessiond admin` commands call a running sessiond's admin API (/admin/realms/…), for
@@ -27,12 +28,14 @@ const adminUsage = `Usage: sessiond admin <command> --realm <realm> [options]
 
 Commands:
   sessions    list sessions: a user's (--user), a client's (--client), or the realm's;
-              --offline for offline sessions (with --user, give --client too)
+              --offline for offline sessions (with --user, give --client too);
+              --max N: sessions per request, 1 to 1000 (default 100)
   logout      end one session (--session ID [--offline]) or a user's online sessions (--user U)
   logout-all  sign out every online session of the realm (offline sessions are kept)
   revoke      set the not-before policy of the realm or of a --client: --now, --at <RFC 3339
               time> or --clear; --push sends it to the clients' admin URLs
-  deliveries  list revocation-push deliveries (--state pending|failed|delivered)
+  deliveries  list revocation-push deliveries (--state pending|failed|delivered);
+              --max N: deliveries per request, 1 to 1000 (default 100)
   stats       sessions per client: active and offline
 
 Options of every command:
@@ -40,7 +43,7 @@ Options of every command:
   --token     the admin credential (default: $SESSIOND_ADMIN_TOKEN; prefer the variable,
               a flag shows in the process list)
   --json      print the API's JSON instead of a table
-  --timeout   how long one request may take (default 30s)
+  --timeout   how long one request may take, more than 0 (default 30s)
 `
 
 const defaultAdminURL = "http://127.0.0.1:8080"
@@ -127,10 +130,31 @@ func (a *adminRun) check(environ []string) error {
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return fmt.Errorf("--url %q: want sessiond's base URL, e.g. %s", a.url, defaultAdminURL)
 	}
+	if a.timeout <= 0 {
+		return fmt.Errorf("--timeout %s: want a duration above 0, e.g. 30s", a.timeout)
+	}
 	a.url = strings.TrimSuffix(a.url, "/")
-	a.http = &http.Client{Timeout: a.timeout}
+	// No Client.Timeout: call bounds each request, its answer's body included, with
+	// --timeout.
+	a.http = &http.Client{}
 	return nil
 }
+
+// pageSizeFlag declares --max, the items per request of a listing.
+func (a *adminRun) pageSizeFlag(items string) *int {
+	return a.flags.Int("max", 100, fmt.Sprintf("%s per request (1 to %d)", items, admin.MaxResults))
+}
+
+// checkPageSize refuses a --max the API would refuse, before any request.
+func checkPageSize(n int) error {
+	if n < 1 || n > admin.MaxResults {
+		return usageError(fmt.Sprintf("--max %d: want 1 to %d", n, admin.MaxResults))
+	}
+	return nil
+}
+
+// deliveryStates are the values of deliveries --state.
+var deliveryStates = []string{string(usersessions.Pending), string(usersessions.Failed), string(usersessions.Delivered)}
 
 // adminCommands builds each command: it declares the command's own flags on a and returns
 // what runs once they are parsed.
@@ -311,8 +335,11 @@ func (a *adminRun) sessions() func(context.Context) error {
 	user := a.flags.String("user", "", "a user's sessions")
 	client := a.flags.String("client", "", "a client's sessions (its clientId)")
 	offline := a.flags.Bool("offline", false, "offline sessions")
-	pageSize := a.flags.Int("max", 100, "sessions per request (at most 1000)")
+	pageSize := a.pageSizeFlag("sessions")
 	return func(ctx context.Context) error {
+		if err := checkPageSize(*pageSize); err != nil {
+			return err
+		}
 		var path string
 		switch {
 		case *user != "" && *offline && *client == "":
@@ -347,6 +374,8 @@ func (a *adminRun) sessions() func(context.Context) error {
 			}
 			return l.close()
 		}
+		// One table over every page, printed once all are in: flushing page by page would
+		// size each page's columns on its own rows. --json prints as the pages come.
 		tw := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
 		fmt.Fprintln(tw, "SESSION\tUSER ID\tUSERNAME\tIP ADDRESS\tSTARTED\tLAST ACCESS\tREMEMBER ME\tCLIENTS")
 		n := 0
@@ -365,14 +394,16 @@ func (a *adminRun) sessions() func(context.Context) error {
 					millis(s.Start), millis(s.LastAccess), s.RememberMe, strings.Join(clients, ","))
 				n++
 			}
-			// Print as it comes: a listing of a large realm must not wait for its end.
-			return tw.Flush()
+			return nil
 		})
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(a.stdout, "%d sessions\n", n)
-		return nil
+		if err := tw.Flush(); err != nil {
+			return err
+		}
+		_, err = fmt.Fprintf(a.stdout, "%d sessions\n", n)
+		return err
 	}
 }
 
@@ -427,11 +458,19 @@ type globalResult struct {
 	FailedRequests  []string `json:"failedRequests"`
 }
 
-// printResult prints a push's outcome; failed URLs make it an error, after printing.
-func (a *adminRun) printResult(raw []byte, what string) error {
+func parseResult(raw []byte) (globalResult, error) {
 	var res globalResult
 	if err := json.Unmarshal(raw, &res); err != nil {
-		return fmt.Errorf("the answer is not a push result: %w", err)
+		return res, fmt.Errorf("the answer is not a push result: %w", err)
+	}
+	return res, nil
+}
+
+// printResult prints a push's outcome; failed URLs make it an error, after printing.
+func (a *adminRun) printResult(raw []byte, what string) error {
+	res, err := parseResult(raw)
+	if err != nil {
+		return err
 	}
 	if a.json {
 		fmt.Fprintf(a.stdout, "%s\n", bytes.TrimSpace(raw))
@@ -446,8 +485,16 @@ func (a *adminRun) printResult(raw []byte, what string) error {
 		}
 		tw.Flush()
 	}
+	return a.pushFailures(res, what)
+}
+
+// pushFailures is the error of a push that did not reach every client. A delivery that
+// failed for a reason worth retrying stays pending in the outbox; one the client refused,
+// or out of attempts, is failed and not retried.
+func (a *adminRun) pushFailures(res globalResult, what string) error {
 	if n := len(res.FailedRequests); n > 0 {
-		return fmt.Errorf("%s did not reach %d client(s); it is retried from the outbox (sessiond admin deliveries --realm %s --state pending)", what, n, a.realm)
+		return fmt.Errorf("%s did not reach %d client(s); see which and why with `sessiond admin deliveries --realm %s --state pending` (being retried) and `--state failed` (given up: refused or out of attempts)",
+			what, n, a.realm)
 	}
 	return nil
 }
@@ -504,14 +551,14 @@ func (a *adminRun) revoke() func(context.Context) error {
 		var set struct {
 			NotBefore int64 `json:"notBefore"`
 		}
-		_, raw, err := a.call(ctx, http.MethodPut, base+"/not-before", body, &set)
+		_, setRaw, err := a.call(ctx, http.MethodPut, base+"/not-before", body, &set)
 		if err != nil {
 			return err
 		}
 		switch {
 		case a.json && !*push:
-			fmt.Fprintf(a.stdout, "%s\n", bytes.TrimSpace(raw))
-		case a.json:
+			fmt.Fprintf(a.stdout, "%s\n", bytes.TrimSpace(setRaw))
+		case a.json: // printed with the push's answer, below
 		case set.NotBefore == 0:
 			fmt.Fprintf(a.stdout, "not-before of %s cleared\n", what)
 		default:
@@ -521,18 +568,48 @@ func (a *adminRun) revoke() func(context.Context) error {
 		if !*push {
 			return nil
 		}
-		_, raw, err = a.call(ctx, http.MethodPost, base+"/push-revocation", nil, nil)
+		_, pushRaw, err := a.call(ctx, http.MethodPost, base+"/push-revocation", nil, nil)
 		if err != nil {
+			if a.json {
+				a.printJSON(revokeJSON{Set: json.RawMessage(bytes.TrimSpace(setRaw))})
+			}
 			return fmt.Errorf("the policy is set, but the push failed: %w", err)
 		}
-		return a.printResult(raw, "the not-before push")
+		if !a.json {
+			return a.printResult(pushRaw, "the not-before push")
+		}
+		res, err := parseResult(pushRaw)
+		if err != nil {
+			return err
+		}
+		if err := a.printJSON(revokeJSON{Set: json.RawMessage(bytes.TrimSpace(setRaw)), Push: json.RawMessage(bytes.TrimSpace(pushRaw))}); err != nil {
+			return err
+		}
+		return a.pushFailures(res, "the not-before push")
 	}
+}
+
+// revokeJSON is what revoke --json --push prints: the answers of the PUT and of the push,
+// as the API gave them (push is absent when the push failed).
+type revokeJSON struct {
+	Set  json.RawMessage `json:"set"`
+	Push json.RawMessage `json:"push,omitempty"`
+}
+
+func (a *adminRun) printJSON(v any) error {
+	return json.NewEncoder(a.stdout).Encode(v)
 }
 
 func (a *adminRun) deliveries() func(context.Context) error {
 	state := a.flags.String("state", "", "pending, failed or delivered (default: all)")
-	pageSize := a.flags.Int("max", 100, "deliveries per request (at most 1000)")
+	pageSize := a.pageSizeFlag("deliveries")
 	return func(ctx context.Context) error {
+		if err := checkPageSize(*pageSize); err != nil {
+			return err
+		}
+		if *state != "" && !slices.Contains(deliveryStates, *state) {
+			return usageError(fmt.Sprintf("--state %q: want %s", *state, strings.Join(deliveryStates, ", ")))
+		}
 		q := url.Values{"max": {strconv.Itoa(*pageSize)}}
 		if *state != "" {
 			q.Set("state", *state)
@@ -545,9 +622,11 @@ func (a *adminRun) deliveries() func(context.Context) error {
 			}
 			return l.close()
 		}
+		// One table over every page, as for sessions.
 		tw := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
 		fmt.Fprintln(tw, "ID\tCLIENT\tKIND\tSTATE\tATTEMPTS\tNEXT ATTEMPT\tTARGET\tLAST ERROR")
-		return a.pages(ctx, path, func(raw json.RawMessage) error {
+		n := 0
+		err := a.pages(ctx, path, func(raw json.RawMessage) error {
 			var ds []struct {
 				ID          string `json:"id"`
 				ClientID    string `json:"clientId"`
@@ -564,9 +643,18 @@ func (a *adminRun) deliveries() func(context.Context) error {
 			for _, d := range ds {
 				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\n", d.ID, d.ClientID, d.Kind, d.State, d.Attempts,
 					millis(d.NextAttempt), d.Target, orDash(d.LastError))
+				n++
 			}
-			return tw.Flush()
+			return nil
 		})
+		if err != nil {
+			return err
+		}
+		if err := tw.Flush(); err != nil {
+			return err
+		}
+		_, err = fmt.Fprintf(a.stdout, "%d deliveries\n", n)
+		return err
 	}
 }
 

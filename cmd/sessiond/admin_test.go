@@ -210,8 +210,9 @@ func TestAdminCLI(t *testing.T) {
 		if !kinds["PUSH_NOT_BEFORE"] || !kinds["LOGOUT"] {
 			t.Errorf("deliveries %+v, want a not-before push and a logout", ds)
 		}
-		if out := admin(t, "deliveries", "--state=pending"); !strings.HasPrefix(out, "ID") || strings.Count(out, "\n") != 1 {
-			t.Errorf("pending deliveries:\n%s\nwant the header alone", out)
+		if out := admin(t, "deliveries", "--state=pending"); !strings.HasPrefix(out, "ID") || strings.Count(out, "\n") != 2 ||
+			!strings.HasSuffix(out, "\n0 deliveries\n") {
+			t.Errorf("pending deliveries:\n%s\nwant the header and 0 deliveries", out)
 		}
 	})
 	t.Run("errors", func(t *testing.T) {

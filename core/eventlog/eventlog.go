@@ -3,18 +3,23 @@
 //
 // Emit and Audit never block the request path: a bounded queue feeds one writer goroutine,
 // and when it is full the event is dropped, counted (Dropped) and reported in the log at
-// most every dropWarnEvery. Lines carry identifiers, never a token or a credential; what
-// looks like one in a free-text field is redacted all the same.
+// most every dropWarnEvery. Every event that does not reach the file is counted the same
+// way: one that comes after the log was stopped, and lines lost to a failed write (the
+// writer then starts afresh, so that the next write can succeed). Lines carry identifiers,
+// never a token or a credential; what looks like one in a free-text field is redacted all
+// the same.
 package eventlog
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"os"
 	"regexp"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -86,10 +91,8 @@ func SessionLine(e session.Event) Line {
 		Detail: redact(e.Reason),
 	}
 	if e.Type == session.EventRefreshRefused {
-		l.Outcome, l.Reason = OutcomeFailure, e.Refusal
-		if l.Reason == "" {
-			l.Reason = session.RefusedOther
-		}
+		// The same closed set as the metrics' reason label, whatever the emitter put in.
+		l.Outcome, l.Reason = OutcomeFailure, session.RefusalClass(e.Refusal)
 	}
 	return l
 }
@@ -131,6 +134,10 @@ const (
 	dropWarnEvery = 10 * time.Second
 )
 
+// writeErrorEvery spaces the reports of failed writes: a write that fails again after one
+// that succeeded is reported, but not more often than this. A variable for the tests.
+var writeErrorEvery = 10 * time.Second
+
 // Options tune a Log.
 type Options struct {
 	// Queue is how many events may wait for the writer; 0 means DefaultQueue.
@@ -147,6 +154,12 @@ type Log struct {
 	dropped atomic.Uint64
 	// lastWarn is the Unix nanoseconds of the last drop warning.
 	lastWarn atomic.Int64
+
+	// mu orders enqueues against the end of Run: an enqueue holds it shared while it
+	// sends, Run takes it to set closed, so every event is either queued before Run's
+	// last drain or counted as dropped.
+	mu     sync.RWMutex
+	closed bool
 }
 
 var _ session.Events = (*Log)(nil)
@@ -181,49 +194,59 @@ func (l *Log) Emit(e session.Event) { l.enqueue(SessionLine(e)) }
 // Audit records an admin action.
 func (l *Log) Audit(a AuditEvent) { l.enqueue(AuditLine(a)) }
 
-// Dropped is the number of events dropped because the queue was full.
+// Dropped is the number of events that were not written: dropped because the queue was
+// full or the log already stopped, or lost to a failed write.
 func (l *Log) Dropped() uint64 { return l.dropped.Load() }
 
 func (l *Log) enqueue(line Line) {
+	l.mu.RLock()
+	if l.closed {
+		l.mu.RUnlock()
+		l.drop(1, "event log stopped: a late event was dropped (sessiond_event_log_dropped_total)")
+		return
+	}
 	select {
 	case l.queue <- line:
+		l.mu.RUnlock()
 		return
 	default:
 	}
-	n := l.dropped.Add(1)
+	l.mu.RUnlock()
+	l.drop(1, "event log queue full: events dropped (sessiond_event_log_dropped_total)")
+}
+
+// drop counts n events that were not written, and says so at most every dropWarnEvery.
+func (l *Log) drop(n uint64, warning string) {
+	total := l.dropped.Add(n)
 	now, last := time.Now().UnixNano(), l.lastWarn.Load()
 	if now-last >= int64(dropWarnEvery) && l.lastWarn.CompareAndSwap(last, now) {
-		l.log.Warn("event log queue full: events dropped (sessiond_event_log_dropped_total)", "dropped_total", n, "queue", cap(l.queue))
+		l.log.Warn(warning, "dropped_total", total, "queue", cap(l.queue))
 	}
 }
 
 // Run writes queued events until ctx ends, then writes what is still queued, flushes and
-// closes the file. The caller owns the goroutine; Run returns once the file is closed.
+// closes the file; an event that comes later is counted as dropped. The caller owns the
+// goroutine; Run returns once the file is closed.
 func (l *Log) Run(ctx context.Context) {
-	w := bufio.NewWriter(l.out)
-	enc := json.NewEncoder(w)
-	failed := false
-	check := func(err error) {
-		if err != nil && !failed {
-			failed = true // said once: a full disk would otherwise log every event
-			l.log.Error("event log: write failed; events are being lost", "error", err)
-		}
-	}
+	w := l.newWriter()
 	for {
 		select {
 		case line := <-l.queue:
-			check(enc.Encode(line))
+			w.write(line)
 			// Flushed whenever the queue is empty: lines reach the file at once under light
 			// load, in large writes under heavy load.
 			if len(l.queue) == 0 {
-				check(w.Flush())
+				w.flush()
 			}
 		case <-ctx.Done():
+			l.mu.Lock()
+			l.closed = true // no enqueue is under way, none will queue again
+			l.mu.Unlock()
 			// Run is the only receiver: a non-empty queue cannot block it.
 			for len(l.queue) > 0 {
-				check(enc.Encode(<-l.queue))
+				w.write(<-l.queue)
 			}
-			check(w.Flush())
+			w.flush()
 			if l.closer != nil {
 				if err := l.closer.Close(); err != nil {
 					l.log.Error("event log: close failed", "error", err)
@@ -232,4 +255,91 @@ func (l *Log) Run(ctx context.Context) {
 			return
 		}
 	}
+}
+
+// writer is Run's side of the file: a buffer over it, and the accounting that tells how
+// many lines a failed write lost. Only Run uses it.
+type writer struct {
+	l    *Log
+	out  *lineCounter
+	buf  *bufio.Writer
+	enc  *json.Encoder
+	sent uint64 // lines handed to buf, since the start
+	// broken: a failed write ended inside a line; the next line starts on a new one.
+	broken bool
+
+	failing   bool      // a failure was reported and no write has succeeded since
+	lastError time.Time // of the last report
+}
+
+func (l *Log) newWriter() *writer {
+	w := &writer{l: l, out: &lineCounter{w: l.out}}
+	w.buf = bufio.NewWriter(w.out)
+	w.enc = json.NewEncoder(w.buf)
+	return w
+}
+
+func (w *writer) write(line Line) {
+	if w.broken {
+		// A failed write left part of a line in the file: end it, so that what follows is
+		// a line of its own (the partial one was counted as lost).
+		if _, err := w.l.out.Write([]byte{'\n'}); err != nil {
+			w.failed(err, 1)
+			return
+		}
+		w.broken = false
+	}
+	w.sent++
+	if err := w.enc.Encode(line); err != nil {
+		w.failed(err, 0)
+	}
+}
+
+func (w *writer) flush() {
+	if w.buf.Buffered() == 0 {
+		return // nothing written: no news of the file
+	}
+	if err := w.buf.Flush(); err != nil {
+		w.failed(err, 0)
+		return
+	}
+	if w.failing {
+		w.failing = false
+		w.l.log.Info("event log: writing again", "dropped_total", w.l.Dropped())
+	}
+}
+
+// failed handles a failed write: a bufio.Writer keeps its first error and refuses every
+// later write, so it starts afresh; the lines handed to it that did not reach the file,
+// and extra events not written at all, are counted as dropped. The failure is reported
+// once until a write succeeds again, and at most every writeErrorEvery.
+func (w *writer) failed(err error, extra uint64) {
+	lost := w.sent - w.out.lines + extra
+	w.sent = w.out.lines
+	w.broken = w.broken || w.out.midLine
+	w.out.midLine = false
+	w.buf.Reset(w.out)
+	total := w.l.dropped.Add(lost)
+	if now := time.Now(); !w.failing && now.Sub(w.lastError) >= writeErrorEvery {
+		w.failing, w.lastError = true, now
+		w.l.log.Error("event log: write failed; events are being lost (sessiond_event_log_dropped_total)",
+			"error", err, "lost", lost, "dropped_total", total)
+	}
+}
+
+// lineCounter counts the complete lines that reached w, and whether the last write ended
+// inside a line (a buffer flushed when full does; a failed write may).
+type lineCounter struct {
+	w       io.Writer
+	lines   uint64
+	midLine bool
+}
+
+func (c *lineCounter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	if n > 0 {
+		c.lines += uint64(bytes.Count(p[:n], []byte{'\n'}))
+		c.midLine = p[n-1] != '\n'
+	}
+	return n, err
 }

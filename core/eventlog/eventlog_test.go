@@ -5,10 +5,13 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -104,6 +107,13 @@ func TestEventsAreJSONLinesWithStableFields(t *testing.T) {
 			l.Emit(session.Event{Time: at, Type: session.EventRefreshRefused, Realm: "acme", ClientID: "app", Reason: "something new"})
 		},
 		want: map[string]any{"outcome": "failure", "reason": "other"},
+	}, {
+		name: "refused refresh with a class outside the closed set",
+		emit: func(l *eventlog.Log) {
+			l.Emit(session.Event{Time: at, Type: session.EventRefreshRefused, Realm: "acme", ClientID: "app", Reason: "new check",
+				Refusal: "Some Free Text"})
+		},
+		want: map[string]any{"outcome": "failure", "reason": "other", "detail": "new check"},
 	}, {
 		name: "reuse ending the client session",
 		emit: func(l *eventlog.Log) {
@@ -327,5 +337,189 @@ func TestEventLogAppends(t *testing.T) {
 	}
 	if st, err := os.Stat(path); err != nil || st.Mode().Perm() != 0o600 {
 		t.Fatalf("mode %v (%v), want 0600: events name users", st.Mode().Perm(), err)
+	}
+}
+
+// flaky is a file whose writes fail while fail is set; with partial set, a failing write
+// first writes half of what it was given, as a full disk does.
+type flaky struct {
+	fail, partial atomic.Bool
+	mu            sync.Mutex
+	buf           bytes.Buffer
+}
+
+var errDiskFull = errors.New("no space left on device")
+
+func (f *flaky) Write(p []byte) (int, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.fail.Load() {
+		n := 0
+		if f.partial.Load() {
+			n, _ = f.buf.Write(p[:len(p)/2])
+		}
+		return n, errDiskFull
+	}
+	return f.buf.Write(p)
+}
+
+func (f *flaky) String() string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.buf.String()
+}
+
+// lockedLog is an hclog output the test reads while the writer logs.
+type lockedLog struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (l *lockedLog) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.Write(p)
+}
+
+func (l *lockedLog) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.String()
+}
+
+func (l *lockedLog) count(s string) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return strings.Count(l.buf.String(), s)
+}
+
+func eventually(t *testing.T, what string, ok func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !ok() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+func login(id string) session.Event {
+	return session.Event{Type: session.EventLogin, Realm: "acme", SessionID: id}
+}
+
+// A failed write loses what it held, counted, and no more: the next write goes through.
+func TestWriteErrorsAreCountedAndWritingResumes(t *testing.T) {
+	defer eventlog.SetWriteErrorEvery(0)() // every new failure is reported
+	out := &flaky{}
+	logs := &lockedLog{}
+	l := eventlog.New(out, nil, eventlog.Options{Log: hclog.New(&hclog.LoggerOptions{Output: logs})})
+	stop := run(t, l)
+
+	out.fail.Store(true)
+	for i := range 3 {
+		l.Emit(login(fmt.Sprint("lost-", i)))
+	}
+	eventually(t, "three dropped events", func() bool { return l.Dropped() == 3 })
+	if n := logs.count("write failed"); n != 1 {
+		t.Errorf("the failure was reported %d times, want once until a write succeeds:\n%s", n, logs.String())
+	}
+
+	out.fail.Store(false)
+	l.Emit(login("kept-1"))
+	eventually(t, "kept-1 written", func() bool { return strings.Contains(out.String(), "kept-1") })
+	if n := logs.count("writing again"); n != 1 {
+		t.Errorf("the recovery was reported %d times, want once", n)
+	}
+
+	out.fail.Store(true) // fails again after a success: reported again
+	l.Emit(login("lost-3"))
+	eventually(t, "a fourth dropped event", func() bool { return l.Dropped() == 4 })
+	if n := logs.count("write failed"); n != 2 {
+		t.Errorf("the failures were reported %d times, want twice (once per failure after a success)", n)
+	}
+
+	out.fail.Store(false)
+	l.Emit(login("kept-2"))
+	stop()
+	var ids []string
+	for _, line := range strings.Split(strings.TrimSpace(out.String()), "\n") {
+		var m map[string]any
+		if err := json.Unmarshal([]byte(line), &m); err != nil {
+			t.Fatalf("not a JSON line: %v: %q", err, line)
+		}
+		ids = append(ids, fmt.Sprint(m["session_id"]))
+	}
+	if fmt.Sprint(ids) != "[kept-1 kept-2]" {
+		t.Errorf("written %v, want [kept-1 kept-2]", ids)
+	}
+	if got := l.Dropped(); got != 4 {
+		t.Errorf("Dropped() = %d, want 4", got)
+	}
+}
+
+// A write that fails halfway leaves a partial line; the next line starts on its own.
+func TestPartialWriteDoesNotSpoilTheNextLine(t *testing.T) {
+	out := &flaky{}
+	out.fail.Store(true)
+	out.partial.Store(true)
+	l := eventlog.New(out, nil, eventlog.Options{})
+	stop := run(t, l)
+	l.Emit(login("half"))
+	eventually(t, "the dropped event", func() bool { return l.Dropped() == 1 })
+	out.fail.Store(false)
+	l.Emit(login("whole"))
+	stop()
+	lines := strings.Split(strings.TrimSuffix(out.String(), "\n"), "\n")
+	if len(lines) != 2 {
+		t.Fatalf("%d lines, want the partial one and the next:\n%s", len(lines), out.String())
+	}
+	var m map[string]any
+	if err := json.Unmarshal([]byte(lines[1]), &m); err != nil || m["session_id"] != "whole" {
+		t.Fatalf("the line after a partial write: %q (%v)", lines[1], err)
+	}
+}
+
+// An event after the log stopped is counted as dropped, not lost without a trace.
+func TestEventsAfterStopAreCountedAsDropped(t *testing.T) {
+	out := &closeRecorder{}
+	logs := &lockedLog{}
+	l := eventlog.New(out, out, eventlog.Options{Log: hclog.New(&hclog.LoggerOptions{Output: logs})})
+	stop := run(t, l)
+	l.Emit(login("before"))
+	stop()
+	l.Emit(login("late"))
+	l.Audit(eventlog.AuditEvent{Actor: "admin", Action: "logout"})
+	if got := l.Dropped(); got != 2 {
+		t.Fatalf("Dropped() = %d after two late events, want 2", got)
+	}
+	if logs.count("event log stopped") != 1 {
+		t.Errorf("the late events were not reported:\n%s", logs.String())
+	}
+	if n := strings.Count(out.String(), "\n"); n != 1 {
+		t.Fatalf("%d lines, want the one before the stop", n)
+	}
+}
+
+// Events emitted while the log stops are each either written or counted.
+func TestEveryEventIsWrittenOrCountedAcrossAStop(t *testing.T) {
+	out := &flaky{}
+	l := eventlog.New(out, nil, eventlog.Options{Queue: 64})
+	stop := run(t, l)
+	const emitters, each = 8, 500
+	var wg sync.WaitGroup
+	for g := range emitters {
+		wg.Go(func() {
+			for i := range each {
+				l.Emit(login(fmt.Sprint(g, "-", i)))
+			}
+		})
+	}
+	time.Sleep(time.Millisecond)
+	stop()
+	wg.Wait()
+	written := uint64(strings.Count(out.String(), "\n"))
+	if written+l.Dropped() != emitters*each {
+		t.Fatalf("%d written + %d dropped = %d, want every one of the %d events", written, l.Dropped(), written+l.Dropped(), emitters*each)
 	}
 }

@@ -38,7 +38,8 @@ type Deps struct {
 	Sessions SessionCounter
 	Realms   RealmLister
 	// CountEvery is how long one count of the store's sessions serves scrapes; 0 means
-	// DefaultCountEvery. CountTimeout bounds one count; 0 means DefaultCountTimeout.
+	// DefaultCountEvery. CountTimeout bounds one count of every realm's sessions (realms it leaves no time for
+	// are reported as failed); 0 means DefaultCountTimeout.
 	CountEvery, CountTimeout time.Duration
 	// Now is the clock of the count cache; nil means time.Now.
 	Now func() time.Time
@@ -135,22 +136,7 @@ func (m *Metrics) Emit(e session.Event) {
 	}
 }
 
-// refusals is the closed set of the reason label.
-var refusals = []string{
-	session.RefusedInvalidToken, session.RefusedTokenExpired, session.RefusedNotBefore,
-	session.RefusedStaleToken, session.RefusedUnknownSession, session.RefusedLoggedOut,
-	session.RefusedSessionExpired, session.RefusedClientSession, session.RefusedNotAllowed,
-	session.RefusedInvalidScope, session.RefusedReuse, session.RefusedConflict, session.RefusedOther,
-}
-
 // refusalLabel keeps the reason label in the closed set whatever a caller put in the event.
-func refusalLabel(r string) string {
-	for _, known := range refusals {
-		if r == known {
-			return r
-		}
-	}
-	return session.RefusedOther
-}
+func refusalLabel(r string) string { return session.RefusalClass(r) }
 
-func refusalList() string { return strings.Join(refusals, ", ") }
+func refusalList() string { return strings.Join(session.Refusals(), ", ") }

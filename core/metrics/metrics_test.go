@@ -486,3 +486,85 @@ func TestMetricsHaveTheirOwnRegistry(t *testing.T) {
 	scrape(t, a.Handler()).must(t, "sessiond_logins_total", labels("realm", "acme", "client", "app"), 1)
 	scrape(t, b.Handler()).absent(t, "sessiond_logins_total", labels("realm", "acme", "client", "app"))
 }
+
+// nilStore answers a count as a plugin does for a realm with no session: a nil map.
+type nilStore struct {
+	usersessions.Provider
+	calls atomic.Int64
+}
+
+func (s *nilStore) CountByClient(context.Context, string, bool) (map[string]int64, error) {
+	s.calls.Add(1)
+	return nil, nil
+}
+
+func TestNilCountsOfTheStoreShowConfiguredClientsAtZero(t *testing.T) {
+	store := &nilStore{Provider: memoryStore(t)}
+	clock := testclock.New(time.Now())
+	m := newMetrics(t, metrics.Deps{Sessions: store, Realms: testRealms(t), Now: clock.Now})
+
+	f := scrape(t, m.Handler())
+	for _, r := range []string{"acme", "other"} {
+		f.must(t, "sessiond_sessions_count_failed", labels("realm", r), 0)
+		f.must(t, "sessiond_sessions_active", labels("realm", r, "client", "app"), 0)
+		f.must(t, "sessiond_sessions_offline", labels("realm", r, "client", "app"), 0)
+	}
+	f.must(t, "sessiond_sessions_active", labels("realm", "acme", "client", "idle"), 0)
+	// The count was kept: the next scrape within the interval does not count again.
+	scrape(t, m.Handler()).must(t, "sessiond_sessions_active", labels("realm", "acme", "client", "spa"), 0)
+	if got := store.calls.Load(); got != 4 {
+		t.Errorf("%d store counts for two scrapes within the interval, want 4", got)
+	}
+}
+
+// sharedStore answers every count with the same map, as a store caching its answer would.
+type sharedStore struct {
+	usersessions.Provider
+	counts map[string]int64
+}
+
+func (s *sharedStore) CountByClient(context.Context, string, bool) (map[string]int64, error) {
+	return s.counts, nil
+}
+
+func TestCountsNeverWriteIntoTheStoresAnswer(t *testing.T) {
+	store := &sharedStore{Provider: memoryStore(t), counts: map[string]int64{"app": 2}}
+	m := newMetrics(t, metrics.Deps{Sessions: store, Realms: testRealms(t)})
+	f := scrape(t, m.Handler())
+	f.must(t, "sessiond_sessions_active", labels("realm", "acme", "client", "app"), 2)
+	f.must(t, "sessiond_sessions_active", labels("realm", "acme", "client", "idle"), 0)
+	if len(store.counts) != 1 {
+		t.Errorf("the store's answer was written to: %v", store.counts)
+	}
+}
+
+// slowStore answers no count before its context ends.
+type slowStore struct{ usersessions.Provider }
+
+func (slowStore) CountByClient(ctx context.Context, _ string, _ bool) (map[string]int64, error) {
+	<-ctx.Done()
+	return nil, ctx.Err()
+}
+
+func TestOneDeadlineBoundsTheWholeCount(t *testing.T) {
+	var rs []*realm.Realm
+	for i := range 6 {
+		rs = append(rs, &realm.Realm{Name: fmt.Sprint("r", i), Enabled: true,
+			Clients: []*realm.Client{{ClientID: "app", Secret: "s", Enabled: true}}})
+	}
+	realms, _, err := realm.NewRealms(rs...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const limit = 200 * time.Millisecond
+	m := newMetrics(t, metrics.Deps{Sessions: slowStore{memoryStore(t)}, Realms: realms, CountTimeout: limit})
+	start := time.Now()
+	f := scrape(t, m.Handler())
+	if took := time.Since(start); took > 3*limit {
+		t.Errorf("a scrape over %d realms took %v, want about the count timeout %v", len(rs), took, limit)
+	}
+	for _, r := range rs {
+		f.must(t, "sessiond_sessions_count_failed", labels("realm", r.Name), 1)
+	}
+	f.must(t, "sessiond_sessions_count_failures_total", nil, float64(len(rs)))
+}

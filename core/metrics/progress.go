@@ -181,7 +181,7 @@ func (c *pushCollector) Collect(ch chan<- prometheus.Metric) {
 func (m *Metrics) WatchEventLog(s DropCounter) error {
 	return m.register("event log", prometheus.NewCounterFunc(prometheus.CounterOpts{
 		Namespace: namespace, Name: "event_log_dropped_total",
-		Help: "Events the event log dropped because its queue was full (the file or pipe did not keep up).",
+		Help: "Events the event log did not write: dropped because its queue was full (the file or pipe did not keep up) or it had stopped, or lost to a failed write.",
 	}, func() float64 { return float64(s.Dropped()) }))
 }
 

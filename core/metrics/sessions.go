@@ -28,7 +28,9 @@ const (
 	// DefaultCountEvery: counting is a grouped query per realm over the whole sessions
 	// table; a scrape every few seconds from several Prometheus servers must not turn into
 	// as many queries.
-	DefaultCountEvery   = 10 * time.Second
+	DefaultCountEvery = 10 * time.Second
+	// DefaultCountTimeout bounds one count of every realm, not each realm's: a scrape
+	// (Prometheus's default timeout is 10 s) must not wait realms × timeout.
 	DefaultCountTimeout = 5 * time.Second
 )
 
@@ -128,32 +130,58 @@ func (c *sessionCounts) snapshot() ([]realmCount, uint64) {
 	return c.counts, c.failuresN
 }
 
-// count asks the store for every realm's counts. A configured client with no session is
-// reported as 0, so that a dashboard shows it; a realm that fails is reported as failed.
+// count asks the store for every realm's counts, all within one deadline (limit): a scrape
+// waits for one count, however many realms there are. A configured client with no session is
+// reported as 0, so that a dashboard shows it; a realm that fails (or that the deadline left
+// no time for) is reported as failed.
 func (c *sessionCounts) count() []realmCount {
+	ctx, cancel := context.WithTimeout(context.Background(), c.limit)
+	defer cancel()
 	var out []realmCount
 	for _, r := range c.realms.List() {
-		rc := realmCount{realm: r.Name}
-		ctx, cancel := context.WithTimeout(context.Background(), c.limit)
-		rc.active, rc.err = c.store.CountByClient(ctx, r.Name, false)
-		if rc.err == nil {
-			rc.offline, rc.err = c.store.CountByClient(ctx, r.Name, true)
-		}
-		cancel()
+		rc := c.countRealm(ctx, r)
 		if rc.err != nil {
 			c.log.Warn("metrics: counting the realm's sessions failed", "realm", r.Name, "error", rc.err)
-			rc.active, rc.offline = nil, nil
-		} else {
-			for _, cl := range r.Clients {
-				for _, m := range []map[string]int64{rc.active, rc.offline} {
-					if _, ok := m[cl.ClientID]; !ok {
-						m[cl.ClientID] = 0
-					}
-				}
-			}
 		}
 		out = append(out, rc)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].realm < out[j].realm })
 	return out
+}
+
+// countRealm counts one realm's online and offline sessions per client. The maps it returns
+// are its own: the store's answer may be shared, read-only or nil (a plugin answers nil
+// for an empty result), so it is copied, never written to.
+func (c *sessionCounts) countRealm(ctx context.Context, r *realm.Realm) realmCount {
+	rc := realmCount{realm: r.Name}
+	if err := ctx.Err(); err != nil {
+		rc.err = fmt.Errorf("no time left to count: %w", err)
+		return rc
+	}
+	active, err := c.store.CountByClient(ctx, r.Name, false)
+	if err != nil {
+		rc.err = err
+		return rc
+	}
+	offline, err := c.store.CountByClient(ctx, r.Name, true)
+	if err != nil {
+		rc.err = err
+		return rc
+	}
+	rc.active, rc.offline = withClients(active, r), withClients(offline, r)
+	return rc
+}
+
+// withClients is a copy of counts with every configured client of r, 0 when it has none.
+func withClients(counts map[string]int64, r *realm.Realm) map[string]int64 {
+	m := make(map[string]int64, len(counts)+len(r.Clients))
+	for client, n := range counts {
+		m[client] = n
+	}
+	for _, cl := range r.Clients {
+		if _, ok := m[cl.ClientID]; !ok {
+			m[cl.ClientID] = 0
+		}
+	}
+	return m
 }

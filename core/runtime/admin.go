@@ -4,8 +4,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/hashicorp/go-hclog"
-
 	"github.com/sessiond/sessiond/core/admin"
 	"github.com/sessiond/sessiond/core/eventlog"
 	"github.com/sessiond/sessiond/spi/usersessions"
@@ -16,17 +14,15 @@ import (
 // reads by key only); reads by key and every removal go through the session cache, so that
 // this node's cache and, through the change feed, the other nodes' forget what was removed.
 func (rt *Runtime) adminService(store usersessions.Provider, now func() time.Time) *admin.Service {
-	var audit admin.Auditor = hclogAudit{rt.log.Named("audit")}
-	if rt.obs.events.audit != nil {
-		audit = eventAudit{rt.obs.events}
-	}
 	d := admin.Deps{
 		Store:    store,
 		Sessions: rt.cache,
 		Realms:   rt.realms,
 		Push:     rt.adminPush(),
-		Audit:    audit,
-		Now:      now,
+		// observe, which runs first, always sets an audit sink: the event log file, or
+		// the "events" logger.
+		Audit: eventAudit{rt.obs.events},
+		Now:   now,
 	}
 	if rt.policies != nil { // an interface holding a nil pointer would not read as "none"
 		d.Policies = rt.policies
@@ -55,19 +51,4 @@ func auditReason(e admin.AuditEvent) string {
 		return e.Detail
 	}
 	return fmt.Sprintf("%s (HTTP %d): %s", e.Outcome, e.Status, e.Detail)
-}
-
-// hclogAudit writes admin actions as structured lines of the "audit" logger, when no
-// event log takes them.
-type hclogAudit struct{ log hclog.Logger }
-
-func (a hclogAudit) Record(e admin.AuditEvent) {
-	args := []any{"time", e.Time.UTC().Format(time.RFC3339Nano), "actor", e.Actor, "action", e.Action,
-		"realm", e.Realm, "outcome", e.Outcome, "status", e.Status}
-	for _, kv := range [][2]string{{"target", e.Target}, {"ip", e.IP}, {"detail", e.Detail}} {
-		if kv[1] != "" {
-			args = append(args, kv[0], kv[1])
-		}
-	}
-	a.log.Info("admin action", args...)
 }

@@ -1,6 +1,7 @@
 package runtime
 
 import (
+	"context"
 	"net/http"
 
 	"github.com/sessiond/sessiond/core/eventlog"
@@ -16,6 +17,9 @@ type observability struct {
 	metrics  *metrics.Metrics
 	eventLog *eventlog.Log // nil without event-log-file: events go to the logger
 	events   eventSinks
+	// stopEventLog ends the event log's writer and waits until the file is closed; nil
+	// without an event log.
+	stopEventLog func()
 }
 
 // auditor records admin actions.
@@ -39,8 +43,8 @@ func (f eventSinks) Emit(e session.Event) {
 func (f eventSinks) Audit(a eventlog.AuditEvent) { f.audit.Audit(a) }
 
 // observe opens the event log and builds the metrics over the sessions' store, and returns
-// the session service's Events. The event log's writer runs until the runtime stops, and
-// is flushed and closed then.
+// the session service's Events. The event log's writer runs until the runtime stops, after
+// everything else that may emit an event, and is flushed and closed then (stopEventLog).
 func (rt *Runtime) observe(store usersessions.Provider) (session.Events, error) {
 	logger := eventLog{rt.log.Named("events")}
 	rt.obs.events = eventSinks{sinks: []session.Events{logger}, audit: logger}
@@ -49,7 +53,17 @@ func (rt *Runtime) observe(store usersessions.Provider) (session.Events, error) 
 		if err != nil {
 			return nil, err
 		}
-		rt.goBackground(l.Run)
+		// Not background work: that ends first, and may emit events as it does.
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			l.Run(ctx)
+		}()
+		rt.obs.stopEventLog = func() {
+			cancel()
+			<-done
+		}
 		rt.obs.eventLog = l
 		rt.obs.events = eventSinks{sinks: []session.Events{l}, audit: l}
 		rt.log.Info("event log", "file", path)
@@ -123,4 +137,13 @@ func (e eventLog) Audit(a eventlog.AuditEvent) {
 		}
 	}
 	e.log.Info("event", args...)
+}
+
+// stopEventLog flushes and closes the event log, once nothing else runs that may emit an
+// event; an event emitted later still is counted as dropped.
+func (rt *Runtime) stopEventLog() {
+	if stop := rt.obs.stopEventLog; stop != nil {
+		rt.obs.stopEventLog = nil
+		stop()
+	}
 }

@@ -58,7 +58,8 @@ type Runtime struct {
 	obs       observability         // metrics and event log
 
 	// bg is the context of the runtime's background work (change feed, cleanup); Stop
-	// cancels it and waits for every goroutine started with goBackground.
+	// cancels it and waits for every goroutine started with goBackground. The event log's
+	// writer is not background work: it stops after it (obs.stopEventLog).
 	bg     context.Context
 	stopBg context.CancelFunc
 	wg     sync.WaitGroup
@@ -112,6 +113,7 @@ func Start(ctx context.Context, log hclog.Logger, opts Options) (rt *Runtime, er
 		if err != nil {
 			started.stopBackground()
 			_ = h.Stop(context.Background())
+			started.stopEventLog()
 		}
 	}()
 
@@ -201,7 +203,8 @@ func (rt *Runtime) preloadStatus() *preload.Status {
 	return &st
 }
 
-// Stop shuts down HTTP (letting requests in flight finish), then the providers.
+// Stop shuts down HTTP (letting requests in flight finish), then the background work, then
+// the providers, and the event log last, so that it takes the events of all the rest.
 func (rt *Runtime) Stop(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, rt.settings.ShutdownTimeout)
 	defer cancel()
@@ -215,6 +218,7 @@ func (rt *Runtime) Stop(ctx context.Context) error {
 	if perr := rt.host.Stop(ctx); perr != nil {
 		rt.log.Warn("providers did not all close cleanly", "error", perr)
 	}
+	rt.stopEventLog()
 	rt.log.Info("sessiond stopped")
 	return err
 }

@@ -8,6 +8,7 @@ import (
 	"github.com/sessiond/sessiond/conf"
 	"github.com/sessiond/sessiond/core/cache"
 	"github.com/sessiond/sessiond/core/cleanup"
+	"github.com/sessiond/sessiond/core/eventlog"
 	"github.com/sessiond/sessiond/core/groupcommit"
 	"github.com/sessiond/sessiond/core/httpapi"
 	"github.com/sessiond/sessiond/core/preload"
@@ -189,31 +190,28 @@ func (rt *Runtime) credentials(opts Options) (frontend, admin string, err error)
 
 // eventLog writes the session event stream as structured log lines under
 // "sessiond.events", one line an event, for a SIEM to ingest (JSON with log-format=json).
+// Its lines are the event log's (eventlog.SessionLine, eventlog.AuditLine): the same fields,
+// the same closed set of reasons, the same redaction of what looks like a token.
 type eventLog struct {
 	log interface{ Info(string, ...any) }
 }
 
 func (e eventLog) Emit(ev session.Event) {
-	args := []any{"type", ev.Type, "realm", ev.Realm, "time", ev.Time.UTC().Format("2006-01-02T15:04:05.000Z07:00")}
-	add := func(k, v string) {
-		if v != "" {
-			args = append(args, k, v)
+	l := eventlog.SessionLine(ev)
+	args := []any{"type", l.Type, "realm", l.Realm, "time", l.Timestamp, "outcome", l.Outcome}
+	for _, kv := range [][2]string{{"client_id", l.ClientID}, {"session_id", l.SessionID}, {"user_id", l.UserID},
+		{"ip", l.IP}, {"reason", l.Reason}, {"detail", l.Detail}, {"reuse", l.Reuse}} {
+		if kv[1] != "" {
+			args = append(args, kv[0], kv[1])
 		}
 	}
-	add("client", ev.ClientID)
-	add("session", ev.SessionID)
-	add("user", ev.UserID)
-	add("ip", ev.IP)
-	add("reason", ev.Reason)
-	add("refusal", ev.Refusal)
-	add("reuse", ev.Reuse)
-	if ev.Offline {
+	if l.Offline != nil && *l.Offline {
 		args = append(args, "offline", true)
 	}
-	if ev.Transient {
+	if l.Transient {
 		args = append(args, "transient", true)
 	}
-	if ev.EndedClientSession {
+	if l.EndedClientSession {
 		args = append(args, "ended_client_session", true)
 	}
 	e.log.Info("event", args...)
