@@ -399,11 +399,7 @@ func (a *adminRun) sessions() func(context.Context) error {
 		if err != nil {
 			return err
 		}
-		if err := tw.Flush(); err != nil {
-			return err
-		}
-		_, err = fmt.Fprintf(a.stdout, "%d sessions\n", n)
-		return err
+		return a.endTable(tw, n, "sessions")
 	}
 }
 
@@ -650,11 +646,7 @@ func (a *adminRun) deliveries() func(context.Context) error {
 		if err != nil {
 			return err
 		}
-		if err := tw.Flush(); err != nil {
-			return err
-		}
-		_, err = fmt.Fprintf(a.stdout, "%d deliveries\n", n)
-		return err
+		return a.endTable(tw, n, "deliveries")
 	}
 }
 
@@ -681,4 +673,14 @@ func (a *adminRun) stats() func(context.Context) error {
 		}
 		return tw.Flush()
 	}
+}
+
+// endTable prints a table's rows, once every page is in (so that its columns line up),
+// and their count.
+func (a *adminRun) endTable(tw *tabwriter.Writer, n int, noun string) error {
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	_, err := fmt.Fprintf(a.stdout, "%d %s\n", n, noun)
+	return err
 }
