@@ -95,7 +95,10 @@ func (rt *Runtime) wire(opts Options, boundURL string) (http.Handler, error) {
 	// Planned before the runtime serves, so that readiness is right from the first probe;
 	// executed in the background.
 	rt.preload.Plan(rt.bg)
-	rt.goBackground(rt.preload.Execute)
+	rt.goBackground(func(ctx context.Context) {
+		defer relaxGC(rt.log)()
+		rt.preload.Execute(ctx)
+	})
 	events, err := rt.observe(sessionStore)
 	if err != nil {
 		return nil, err
