@@ -55,6 +55,7 @@ import (
 	"github.com/sessiond/sessiond/core/cache"
 	"github.com/sessiond/sessiond/core/cleanup"
 	"github.com/sessiond/sessiond/core/preload"
+	sessiond "github.com/sessiond/sessiond/core/runtime"
 	"github.com/sessiond/sessiond/internal/testpg"
 	"github.com/sessiond/sessiond/plugins/host"
 	"github.com/sessiond/sessiond/providers/preload/database"
@@ -507,7 +508,9 @@ func preloadViaPlugin(ctx context.Context, cfg config, schemaURL string, n int) 
 		pprof.StartCPUProfile(pluginProfileTo)
 	}
 	start := time.Now()
+	restoreGC := sessiond.RelaxGC(hclog.NewNullLogger()) // as sessiond's runtime does
 	r.Run(ctx)
+	restoreGC()
 	elapsed := time.Since(start)
 	if pluginProfileTo != nil {
 		pprof.StopCPUProfile()
@@ -574,7 +577,9 @@ func preloadInProcess(ctx context.Context, cfg config, store *postgres.Provider,
 	}
 	cpu0 := cpuTime()
 	start := time.Now()
+	restoreGC := sessiond.RelaxGC(hclog.NewNullLogger()) // as sessiond's runtime does
 	r.Run(ctx)
+	restoreGC()
 	elapsed := time.Since(start)
 	lastGoCPU = cpuTime() - cpu0
 	if profileTo != nil {

@@ -15,10 +15,11 @@ import (
 // garbage to let it grow. A preload of a million sessions took 10–15% less time.
 const preloadGCPercent = 400
 
-// relaxGC sets the collector's percentage to preloadGCPercent and returns what puts it
+// RelaxGC sets the collector's percentage to preloadGCPercent and returns what puts it
 // back, unless the operator chose one (GOGC is set): theirs is kept. A memory limit
-// (GOMEMLIMIT) holds either way.
-func relaxGC(log hclog.Logger) (restore func()) {
+// (GOMEMLIMIT) holds either way. The runtime calls it around its offline preload; it is
+// exported for a benchmark that runs a preload as the runtime does, without one.
+func RelaxGC(log hclog.Logger) (restore func()) {
 	if _, set := os.LookupEnv("GOGC"); set {
 		return func() {}
 	}

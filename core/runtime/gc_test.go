@@ -21,7 +21,7 @@ func TestRelaxGCDuringThePreload(t *testing.T) {
 		os.Unsetenv("GOGC")
 	}
 	before := current()
-	restore := relaxGC(hclog.NewNullLogger())
+	restore := RelaxGC(hclog.NewNullLogger())
 	if got := current(); got != preloadGCPercent {
 		t.Errorf("GOGC while preloading = %d, want %d", got, preloadGCPercent)
 	}
@@ -31,7 +31,7 @@ func TestRelaxGCDuringThePreload(t *testing.T) {
 	}
 
 	t.Setenv("GOGC", "150")
-	restore = relaxGC(hclog.NewNullLogger())
+	restore = RelaxGC(hclog.NewNullLogger())
 	if got := current(); got != before {
 		t.Errorf("GOGC set by the operator: %d while preloading, want it left at %d", got, before)
 	}

@@ -96,7 +96,7 @@ func (rt *Runtime) wire(opts Options, boundURL string) (http.Handler, error) {
 	// executed in the background.
 	rt.preload.Plan(rt.bg)
 	rt.goBackground(func(ctx context.Context) {
-		defer relaxGC(rt.log)()
+		defer RelaxGC(rt.log)()
 		rt.preload.Execute(ctx)
 	})
 	events, err := rt.observe(sessionStore)
