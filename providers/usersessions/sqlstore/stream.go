@@ -643,6 +643,7 @@ type wirePages struct {
 	size    int
 	page    *wire.Page
 	spare   []*wire.Page // delivered, to fill again
+	realm   []byte
 	s       wire.RawSession
 	clients []wire.RawClient
 	notes   wire.RawNotes // of the session and of its client sessions, one after the other
@@ -667,7 +668,10 @@ func (p *wirePages) add(d *streamDecoder, id []byte, offline bool, h heldClients
 	p.clients = clients
 	f := &d.f
 	s := &p.s
-	*s = wire.RawSession{ID: id, RealmID: []byte(d.realm), Offline: offline,
+	if p.realm == nil {
+		p.realm = []byte(d.realm)
+	}
+	*s = wire.RawSession{ID: id, RealmID: p.realm, Offline: offline,
 		UserID: f.bytes(), LoginUsername: f.bytes(), IPAddress: f.bytes(), UserAgent: f.bytes(), AuthMethod: f.bytes(),
 		BrokerSessionID: f.bytes(), BrokerUserID: f.bytes(), RememberMe: f.boolean(), State: f.bytes(),
 		Started: f.time(), LastRefresh: f.time(), ExpiresAt: f.time(), Notes: p.notesOf(f), Version: f.integer(),
