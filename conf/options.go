@@ -68,6 +68,10 @@ const (
 	minPushBackoffInitial = 100 * time.Millisecond
 	minPushLease          = time.Second
 	maxPushBatchSize      = 10000
+	// pushTimeoutOption is the request timeout option of the built-in HTTP revocation-push
+	// providers (providers/revocation/internal/httppush.OptTimeout); push-lease must be
+	// at least twice it.
+	pushTimeoutOption = "timeout"
 )
 
 // Bounds of the cleanup options: a pass more often than every second would keep the store
@@ -139,7 +143,7 @@ func ServerOptions() []ServerOption {
 		{Name: keyPushBackoffMax, Type: spi.Duration, Default: "10m",
 			Help: "Longest wait between two attempts of a revocation push delivery; a value below push-backoff-initial counts as push-backoff-initial. At least 100ms."},
 		{Name: keyPushLease, Type: spi.Duration, Default: "1m",
-			Help: "How long a node holds the deliveries it is attempting before another node sharing the store may take them over; make it longer than one push takes. At least 1s."},
+			Help: "How long a node holds the deliveries it is attempting before another node sharing the store may take them over. An attempt is cut off at three quarters of it, so that its outcome is recorded before the lease ends; the rest of a batch is retried later. At least 1s, and at least twice the revocation-push provider's timeout."},
 		{Name: keyPushBatchSize, Type: spi.Int, Default: "100",
 			Help: "Most due revocation push deliveries one retry pass takes at once. From 1 to 10000."},
 

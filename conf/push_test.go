@@ -48,3 +48,38 @@ func TestPushOptionsAreValidated(t *testing.T) {
 		})
 	}
 }
+
+// An attempt is cut off at three quarters of push-lease (core/push.AttemptBudget): a lease
+// under twice the selected HTTP provider's request timeout would cut off a client that
+// answers within that timeout.
+func TestPushLeaseOutlastsTheProvidersTimeout(t *testing.T) {
+	webhook := []string{"--spi-revocation-push-provider=webhook", "--spi-revocation-push-webhook-secret=s"}
+	inDir(t, "")
+	if s := resolve(t, ProfileStart, append(webhook, "--push-lease=10s"), nil, testDescs()); s.PushLease != 10*time.Second {
+		t.Errorf("lease %s", s.PushLease) // twice the 5s timeout
+	}
+	resolve(t, ProfileStart, []string{"--push-lease=2s"}, nil, testDescs()) // the selected provider has no timeout
+	cases := []struct {
+		name string
+		args []string
+		want []string
+	}{
+		{"lease too short", append(webhook, "--push-lease=9s"),
+			[]string{"--push-lease=9s", "spi-revocation-push-webhook-timeout=5s", "at least 10s"}},
+		{"timeout too long", append(webhook, "--spi-revocation-push-webhook-timeout=45s"),
+			[]string{"--spi-revocation-push-webhook-timeout", "push-lease=1m0s", "at least 1m30s"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			inDir(t, "")
+			_, err := loadResolve(ProfileStart, tc.args, nil, testDescs())
+			if err == nil {
+				t.Fatal("no error")
+			}
+			if ps := problemsOf(t, err); len(ps) != 1 {
+				t.Errorf("want one problem, got %d:\n%v", len(ps), err)
+			}
+			mustContainAll(t, err.Error(), tc.want...)
+		})
+	}
+}

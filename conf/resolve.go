@@ -162,6 +162,9 @@ func (l *Loaded) resolve(descs []spi.Descriptor, described bool) (*Settings, pro
 	for _, name := range spi.Names() {
 		r.spi(name)
 	}
+	if described {
+		r.pushLease()
+	}
 	r.s.effective = append(r.s.effective, r.s.Unchecked...)
 	return r.s, r.probs
 }
@@ -575,4 +578,37 @@ func sortedRefs(m map[ref]setting) []ref {
 	}
 	sort.Slice(refs, func(i, j int) bool { return refs[i].key() < refs[j].key() })
 	return refs
+}
+
+// pushLease checks push-lease against the request timeout of the selected revocation-push
+// provider, for a built-in that has one (the HTTP providers' timeout option). The outbox
+// cuts an attempt off at three quarters of the lease (core/push.AttemptBudget) so that its
+// outcomes are recorded before another node may take the deliveries over; a lease under
+// twice the timeout would cut off a client that answers within it, on every attempt.
+func (r *resolver) pushLease() {
+	ss := r.s.SPIs[spi.RevocationPush]
+	ps, ok := ss.Providers[ss.Provider]
+	if !ok || ps.ThirdParty || r.s.PushLease < minPushLease {
+		return
+	}
+	timeout, err := time.ParseDuration(ps.Config[pushTimeoutOption])
+	if err != nil || timeout <= 0 || r.s.PushLease >= 2*timeout {
+		return
+	}
+	lease, leaseSet := r.values[ref{option: keyPushLease}]
+	if !leaseSet {
+		lease = setting{key: keyPushLease}
+	}
+	tref := ref{spi.RevocationPush, ss.Provider, pushTimeoutOption}
+	to, toSet := r.values[tref]
+	if !toSet {
+		to = setting{key: tref.key()}
+	}
+	// Blame the one the operator set: the lease when both or neither were.
+	blame := lease
+	if toSet && !leaseSet {
+		blame = to
+	}
+	r.probs.add(blame.src, blame.key, "%s=%s is shorter than twice %s=%s: an attempt is cut off at three quarters of the lease, before a slow client's request times out; make %s at least %s or the timeout shorter",
+		lease.src.spell(lease.key), r.s.PushLease, to.src.spell(to.key), timeout, lease.src.spell(lease.key), 2*timeout)
 }

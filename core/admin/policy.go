@@ -3,9 +3,9 @@ package admin
 import (
 	"context"
 	"fmt"
-	"net/url"
 	"time"
 
+	"github.com/sessiond/sessiond/internal/redact"
 	"github.com/sessiond/sessiond/spi/usersessions"
 )
 
@@ -113,7 +113,8 @@ func (s *Service) PushRevocation(ctx context.Context, realmName, clientUUID stri
 }
 
 // DeliveryRep is one entry of the revocation-push outbox, as the admin API shows it: never
-// the payload (it carries a signed token) nor credentials in the target URL.
+// the payload (it carries a signed token) nor credentials in the target URL. Attempts
+// counts every attempt started, the first, made when the push was asked for, included.
 type DeliveryRep struct {
 	ID          string `json:"id"`
 	ClientID    string `json:"clientId"`
@@ -156,7 +157,7 @@ func (s *Service) Deliveries(ctx context.Context, realmName string, state userse
 	out := make([]DeliveryRep, 0, len(got))
 	for _, d := range got {
 		rep := DeliveryRep{
-			ID: d.ID, ClientID: d.ClientID, Kind: d.Kind, Target: safeTarget(d.Target), State: string(d.State),
+			ID: d.ID, ClientID: d.ClientID, Kind: d.Kind, Target: redact.URL(d.Target), State: string(d.State),
 			Attempts: d.Attempts, LastError: d.LastError, Created: d.Created.UnixMilli(), Updated: d.Updated.UnixMilli(),
 		}
 		if !d.NextAttempt.IsZero() && d.State == usersessions.Pending {
@@ -168,14 +169,4 @@ func (s *Service) Deliveries(ctx context.Context, realmName string, state userse
 		next = got[len(got)-1].ID
 	}
 	return out, next, nil
-}
-
-// safeTarget strips the user information (a password) from a URL target.
-func safeTarget(target string) string {
-	u, err := url.Parse(target)
-	if err != nil || u.User == nil {
-		return target
-	}
-	u.User = nil
-	return u.String()
 }

@@ -64,6 +64,14 @@ const adminPrefix = "/admin/realms/{realm}"
 // errNoAdminRoute is a path under /admin/ that names no route.
 var errNoAdminRoute = fmt.Errorf("no such admin route: %w", spi.ErrNotFound)
 
+// actionUnknownRoute is the audit action of a refused credential on a path under /admin/
+// that names no route; the event's target is the method and path, both it and the realm
+// cut to maxAuditedPath bytes.
+const (
+	actionUnknownRoute = "unknown-route"
+	maxAuditedPath     = 256
+)
+
 // adminRoutes lists the admin API: Keycloak's paths and shapes where Keycloak has the
 // route (REFERENCE.md "Keycloak's admin API"), sessiond's own beside them. The security
 // tests walk this table, so a route added here is tested for its credentials.
@@ -109,14 +117,37 @@ func (s *Server) adminRoutes() {
 		s.mux.HandleFunc(method+" "+adminPrefix+path, s.adminHandler(rt))
 	}
 	// Anything else under /admin/ is answered once the caller is known: a 401 without a
-	// credential (nothing about the API is told to a stranger), a JSON 404 otherwise.
+	// credential (nothing about the API is told to a stranger), a JSON 404 otherwise. A
+	// refused credential is audited, as on every route: someone is probing.
 	s.mux.HandleFunc("/admin/", func(w http.ResponseWriter, r *http.Request) {
-		if _, _, err := s.adminAuth(r); err != nil {
-			s.writeError(w, r, err)
+		actor, _, err := s.adminAuth(r)
+		if err != nil {
+			realmName := ""
+			if rest, ok := strings.CutPrefix(r.URL.Path, "/admin/realms/"); ok {
+				realmName, _, _ = strings.Cut(rest, "/")
+			}
+			s.denied(w, r, admin.AuditEvent{Action: actionUnknownRoute, Realm: cut(realmName), Target: cut(r.Method + " " + r.URL.Path),
+				IP: remoteIP(r), Actor: actor}, err)
 			return
 		}
 		s.writeError(w, r, fmt.Errorf("no admin route %s %s: %w", r.Method, r.URL.Path, errNoAdminRoute))
 	})
+}
+
+// cut bounds what a caller wrote before it goes into an audit event.
+func cut(s string) string {
+	if len(s) <= maxAuditedPath {
+		return s
+	}
+	return strings.ToValidUTF8(s[:maxAuditedPath], "") + "…"
+}
+
+// denied audits a refused credential or role and answers the refusal.
+func (s *Server) denied(w http.ResponseWriter, r *http.Request, ev admin.AuditEvent, err error) {
+	code, body := s.classify(r, err)
+	ev.Outcome, ev.Status, ev.Detail = admin.OutcomeDenied, code, body.Description
+	s.admin.Audit(ev)
+	s.writeError(w, r, err)
 }
 
 // adminHandler authenticates, authorises and audits one route.
@@ -129,15 +160,12 @@ func (s *Server) adminHandler(rt adminRoute) http.HandlerFunc {
 			err = fmt.Errorf("%w: the view-only credential may not %s", errForbidden, rt.action)
 		}
 		if err != nil {
-			code, body := s.classify(err)
-			ev.Outcome, ev.Status, ev.Detail = admin.OutcomeDenied, code, body.Description
-			s.admin.Audit(ev)
-			s.writeError(w, r, err)
+			s.denied(w, r, ev, err)
 			return
 		}
 		rec := &statusRecorder{ResponseWriter: w}
 		if err := rt.handle(s, rec, r); err != nil {
-			code, body := s.classify(err)
+			code, body := s.classify(r, err)
 			ev.Outcome, ev.Status, ev.Detail = admin.OutcomeFailed, code, body.Description
 			s.writeError(rec, r, err)
 		} else {

@@ -145,9 +145,45 @@ func TestAdminRoutesRefuseWrongCredentials(t *testing.T) {
 		}
 	}
 	t.Run("unknown path under /admin", func(t *testing.T) {
-		r := s.do(t, adminCall(http.MethodGet, realmName, "/no-such-route", "", ""))
-		r.refused(t, http.StatusUnauthorized, "unauthorized", "")
-		r = s.do(t, adminCall(http.MethodGet, realmName, "/no-such-route", adminToken, ""))
+		// A refused credential is audited here too: probing for routes is what a SIEM
+		// wants to see. A known caller's 404 is not an action, and is not.
+		for _, tc := range []struct {
+			cred   credential
+			status int
+			code   string
+		}{
+			{noCredential, http.StatusUnauthorized, "unauthorized"},
+			{wrongCredential, http.StatusUnauthorized, "unauthorized"},
+			{frontendCredential, http.StatusForbidden, "forbidden"},
+		} {
+			events := len(s.adm.audit.all())
+			c := adminCall(http.MethodPost, realmName, "/no-such-route", "", "")
+			if tc.cred.header != "" {
+				c.header.Set("Authorization", tc.cred.header)
+			}
+			s.do(t, c).refused(t, tc.status, tc.code, "")
+			all := s.adm.audit.all()
+			if len(all) != events+1 {
+				t.Fatalf("%s: %d audit events for one refusal, want 1", tc.cred.name, len(all)-events)
+			}
+			e := all[len(all)-1]
+			if e.Action != "unknown-route" || e.Actor != tc.cred.actor || e.Outcome != admin.OutcomeDenied || e.Status != tc.status ||
+				e.Realm != realmName || e.Target != "POST /admin/realms/"+realmName+"/no-such-route" || e.IP == "" || e.Time.IsZero() {
+				t.Errorf("%s: audit event %+v", tc.cred.name, e)
+			}
+			if strings.Contains(fmt.Sprintf("%+v", e), frontendToken) {
+				t.Errorf("audit event %+v carries a credential", e)
+			}
+		}
+		events := len(s.adm.audit.all())
+		r := s.do(t, adminCall(http.MethodGet, realmName, "/no-such-route", adminToken, ""))
 		r.refused(t, http.StatusNotFound, "not_found", "no such admin route")
+		if got := len(s.adm.audit.all()); got != events {
+			t.Errorf("a known caller's 404 was audited")
+		}
+		s.do(t, call{method: http.MethodGet, path: "/admin/" + strings.Repeat("x", 2000), header: http.Header{}}).refused(t, http.StatusUnauthorized, "unauthorized", "")
+		if e := s.adm.audit.last(t); len(e.Target) > 300 {
+			t.Errorf("audited target of %d bytes; a caller's path is cut", len(e.Target))
+		}
 	})
 }

@@ -12,6 +12,11 @@ import (
 	"github.com/sessiond/sessiond/spi"
 )
 
+// statusClientClosedRequest answers a request whose caller went away before it was done
+// (nginx's 499): nobody reads it, but logs, audit events and metrics show it as the
+// caller's doing, not as a server failure.
+const statusClientClosedRequest = 499
+
 // retryAfter is what a client is told to wait when a provider is unavailable: a plugin
 // restart takes a few hundred milliseconds, a database failover longer, so one second is
 // the shortest honest hint.
@@ -41,7 +46,7 @@ var oauthStatus = map[string]int{
 // writeError maps an error from the core or a provider to its HTTP answer. It is the one
 // place where errors meet status codes.
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
-	code, body := s.classify(err)
+	code, body := s.classify(r, err)
 	switch code {
 	case http.StatusServiceUnavailable:
 		w.Header().Set("Retry-After", strconv.Itoa(int(retryAfter/time.Second)))
@@ -62,9 +67,14 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	writeJSON(w, code, body)
 }
 
-func (s *Server) classify(err error) (int, errorBody) {
+// classify maps err, met while serving r, to a status and an answer.
+func (s *Server) classify(r *http.Request, err error) (int, errorBody) {
 	var se *session.Error
 	switch {
+	case errors.Is(err, context.Canceled) && r.Context().Err() != nil:
+		// The caller went away (the core ended its work on the request's context). A
+		// cancellation while the caller still waits is the server's own: a 500 below.
+		return statusClientClosedRequest, errorBody{Error: "client_closed_request", Description: "the request was cancelled by its caller"}
 	case errors.As(err, &se):
 		code, ok := oauthStatus[se.Code]
 		if !ok {

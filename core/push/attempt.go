@@ -62,7 +62,8 @@ func fromUnix(s int64) time.Time {
 }
 
 // attempt makes one attempt at each delivery and records the outcomes; before[i] is how many
-// attempts delivery i had before. It returns one result per delivery, in order.
+// attempts delivery i had before. ctx bounds the attempt (see leased); the outcomes are
+// recorded even once it has ended. It returns one result per delivery, in order.
 func (o *Outbox) attempt(ctx context.Context, ds []*usersessions.Delivery, before []int) []revocationpush.Result {
 	now := o.now()
 	results := make([]revocationpush.Result, len(ds))
@@ -114,18 +115,19 @@ func (o *Outbox) outcome(d *usersessions.Delivery, r revocationpush.Result, n in
 	switch {
 	case r.OK:
 		o.delivered.Add(1)
-		o.log.Debug("revocation notice delivered", "id", d.ID, "realm", d.RealmID, "client", d.ClientID, "action", d.Kind, "attempt", n)
+		o.log.Debug("revocation notice delivered", "id", d.ID, "realm", d.RealmID, "client", d.ClientID, "action", d.Kind,
+			"target", reported(d, r), "attempt", n)
 		return usersessions.DeliveryOutcome{ID: d.ID, State: usersessions.Delivered}
 	case !r.Retry:
 		o.failed.Add(1)
 		o.log.Warn("revocation notice refused; not retried", "id", d.ID, "realm", d.RealmID, "client", d.ClientID,
-			"action", d.Kind, "target", d.Target, "error", why)
+			"action", d.Kind, "target", reported(d, r), "error", why)
 		return usersessions.DeliveryOutcome{ID: d.ID, State: usersessions.Failed, Error: why}
 	case n >= o.opts.MaxAttempts:
 		o.failed.Add(1)
 		why = fmt.Sprintf("gave up after %d attempts: %s", n, why)
 		o.log.Warn("revocation notice not delivered", "id", d.ID, "realm", d.RealmID, "client", d.ClientID,
-			"action", d.Kind, "target", d.Target, "error", why)
+			"action", d.Kind, "target", reported(d, r), "error", why)
 		return usersessions.DeliveryOutcome{ID: d.ID, State: usersessions.Failed, Error: why}
 	default:
 		o.retried.Add(1)

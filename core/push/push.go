@@ -15,6 +15,7 @@ import (
 
 	"github.com/sessiond/sessiond/core/realm"
 	"github.com/sessiond/sessiond/core/token"
+	"github.com/sessiond/sessiond/internal/redact"
 	"github.com/sessiond/sessiond/spi"
 	"github.com/sessiond/sessiond/spi/revocationpush"
 	"github.com/sessiond/sessiond/spi/usersessions"
@@ -67,7 +68,11 @@ type Options struct {
 	BackoffInitial time.Duration
 	BackoffMax     time.Duration
 	// Lease is how long a node holds the deliveries it is attempting before another node
-	// may take them (default 1m); it must outlast one push of a batch.
+	// may take them (default 1m). An attempt (signing, the provider's requests) is cut off
+	// when AttemptBudget of the lease has passed, and its outcomes are recorded in the
+	// rest, so that no other node sends a notice while this one still may. A lease shorter
+	// than the provider's own request timeout cuts slow clients off early: conf refuses one
+	// shorter than twice the built-in HTTP providers' timeout.
 	Lease time.Duration
 	// BatchSize is how many due deliveries one claim takes (default 100).
 	BatchSize int
@@ -94,6 +99,20 @@ const (
 // finishTimeout bounds recording outcomes once the caller's context has ended: the
 // attempt was made, and forgetting it would send it again.
 const finishTimeout = 10 * time.Second
+
+// AttemptBudget is how much of a lease an attempt may use: three quarters. The last quarter
+// is left to record the outcomes (Finish must land while the lease is held, or another node
+// claims the delivery and sends it again) and to absorb clock skew between nodes, whose
+// claims compare the lease's end with their own clocks.
+func AttemptBudget(lease time.Duration) time.Duration {
+	return lease - lease/4
+}
+
+// leased returns ctx bounded by the attempt budget of a lease starting now: the context of
+// an attempt made under that lease.
+func (o *Outbox) leased(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, AttemptBudget(o.opts.Lease))
+}
 
 // Report says which client URLs were reached on the first attempt and which were not, as
 // Keycloak's GlobalRequestResult (successRequests, failedRequests). A failed URL that is
@@ -164,6 +183,7 @@ func or[T comparable](v, def T) T {
 // client's own, to the client with that clientId, or with clientID "" to every client of
 // the realm (Keycloak's POST clients/{id}/push-revocation and POST push-revocation).
 // Clients without an admin URL are skipped. An unknown realm or client is spi.ErrNotFound.
+// The report names each endpoint as the provider reached it, without user information.
 func (o *Outbox) PushNotBefore(ctx context.Context, realmName, clientID string) (Report, error) {
 	r, err := o.realm(realmName)
 	if err != nil {
@@ -286,7 +306,8 @@ func (o *Outbox) notBefore(realmName, clientID string) time.Time {
 }
 
 // delivery makes an outbox entry, leased to this node for the first attempt it is about to
-// make: were the node to die before recording it, another takes it over when the lease ends.
+// make, which it counts: were the node to die before recording it, another takes it over
+// when the lease ends.
 func (o *Outbox) delivery(realmName, clientID, target string, p payload) (*usersessions.Delivery, error) {
 	b, err := p.encode()
 	if err != nil {
@@ -295,7 +316,7 @@ func (o *Outbox) delivery(realmName, clientID, target string, p payload) (*users
 	now := o.now()
 	return &usersessions.Delivery{
 		ID: newID(now), RealmID: realmName, ClientID: clientID, Kind: p.Action, Target: target, Payload: b,
-		NextAttempt: now.Add(o.opts.Lease),
+		Attempts: 1, NextAttempt: now.Add(o.opts.Lease),
 	}, nil
 }
 
@@ -305,26 +326,38 @@ func newID(now time.Time) string {
 	return now.UTC().Format("20060102T150405.000000Z") + "-" + strings.ToLower(rand.Text()[:12])
 }
 
-// send stores the deliveries, then makes their first attempt and reports it.
+// send stores the deliveries, then makes their first attempt, within the lease they were
+// made with, and reports it.
 func (o *Outbox) send(ctx context.Context, ds []*usersessions.Delivery) (Report, error) {
 	rep := Report{Succeeded: []string{}, Failed: []string{}}
 	if len(ds) == 0 {
 		return rep, nil
 	}
-	if err := o.store.Enqueue(ctx, ds); err != nil {
+	actx, cancel := o.leased(ctx)
+	defer cancel()
+	if err := o.store.Enqueue(actx, ds); err != nil {
 		return rep, fmt.Errorf("push: store %d deliveries: %w", len(ds), err)
 	}
-	results := o.attempt(ctx, ds, make([]int, len(ds)))
+	results := o.attempt(actx, ds, make([]int, len(ds)))
 	for i, d := range ds {
 		if results[i].OK {
-			rep.Succeeded = append(rep.Succeeded, d.Target)
+			rep.Succeeded = append(rep.Succeeded, reported(d, results[i]))
 		} else {
-			rep.Failed = append(rep.Failed, d.Target)
+			rep.Failed = append(rep.Failed, reported(d, results[i]))
 		}
 	}
 	o.log.Info("revocation pushed", "realm", ds[0].RealmID, "action", ds[0].Kind,
 		"delivered", len(rep.Succeeded), "failed", len(rep.Failed))
 	return rep, nil
+}
+
+// reported is how reports and logs name where a notice went: the endpoint the provider
+// says it reached, else the one the delivery was addressed to, never with user information.
+func reported(d *usersessions.Delivery, r revocationpush.Result) string {
+	if r.Target != "" {
+		return redact.URL(r.Target)
+	}
+	return redact.URL(d.Target)
 }
 
 // errNoResult stands for a notice the provider returned no result for.

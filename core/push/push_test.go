@@ -95,7 +95,7 @@ func TestPushNotBeforeReachesEveryClient(t *testing.T) {
 			num(claims["notBefore"]) != tc.notBefore.Unix() || num(claims["expiration"]) != now.Add(30*time.Second).Unix() {
 			t.Errorf("%s: claims %v, want not-before %d, expiration %d, id %s", tc.clientID, claims, tc.notBefore.Unix(), now.Add(30*time.Second).Unix(), d.ID)
 		}
-		if d.Kind != revocationpush.PushNotBefore || d.Target != tc.target || d.Attempts != 0 || d.LastError != "" {
+		if d.Kind != revocationpush.PushNotBefore || d.Target != tc.target || d.Attempts != 1 || d.LastError != "" {
 			t.Errorf("%s: delivery %+v", tc.clientID, d)
 		}
 	}

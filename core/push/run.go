@@ -38,10 +38,12 @@ func (o *Outbox) Run(ctx context.Context) {
 }
 
 // RetryDue claims up to a batch of the deliveries due now, leased so that no other node
-// attempts them meanwhile, attempts each once and records the outcomes. It returns how many
-// it attempted.
+// attempts them meanwhile, attempts each once within the lease and records the outcomes.
+// It returns how many it attempted.
 func (o *Outbox) RetryDue(ctx context.Context) (int, error) {
-	ds, err := o.store.Claim(ctx, o.now(), o.opts.Lease, o.opts.BatchSize)
+	actx, cancel := o.leased(ctx) // from before the claim: the lease starts there
+	defer cancel()
+	ds, err := o.store.Claim(actx, o.now(), o.opts.Lease, o.opts.BatchSize)
 	if err != nil {
 		return 0, fmt.Errorf("push: claim due deliveries: %w", err)
 	}
@@ -50,10 +52,10 @@ func (o *Outbox) RetryDue(ctx context.Context) (int, error) {
 	}
 	before := make([]int, len(ds))
 	for i, d := range ds {
-		// The store counts claims, this one included; the first attempt, made as the
-		// delivery was stored, is not a claim. So d.Attempts attempts came before.
-		before[i] = d.Attempts
+		// The store counts attempts started: the first, made as the delivery was stored,
+		// and one per claim, this one included.
+		before[i] = max(d.Attempts-1, 0)
 	}
-	o.attempt(ctx, ds, before)
+	o.attempt(actx, ds, before)
 	return len(ds), nil
 }

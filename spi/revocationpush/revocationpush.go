@@ -38,10 +38,14 @@ type Notice struct {
 // Result is the outcome of delivering one notice.
 type Result struct {
 	NoticeID string
-	Target   string // the URL or topic delivered to
-	OK       bool
-	Status   int    // HTTP status when there was one
-	Error    string // why it failed
+	// Target names where the notice went, as the push-revocation answer and the logs show
+	// it: the URL or topic posted to (for Keycloak's adapter actions, the client's admin
+	// URL the protocol's path is joined to), without user information; "" when no endpoint
+	// was chosen.
+	Target string
+	OK     bool
+	Status int    // HTTP status when there was one
+	Error  string // why it failed
 	// Retry says whether trying again later may succeed (a down client, a 5xx) rather
 	// than never (the client said 4xx, or has no target).
 	Retry bool

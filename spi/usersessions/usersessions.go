@@ -227,8 +227,8 @@ type Delivery struct {
 	Target      string // URL or topic
 	Payload     []byte // the notice, as the revocation-push SPI encodes it
 	State       DeliveryState
-	Attempts    int
-	NextAttempt time.Time
+	Attempts    int       // attempts started: Enqueue's own, then one per Claim
+	NextAttempt time.Time // when Pending: due then; while leased, the end of the lease
 	LastError   string
 	Created     time.Time
 	Updated     time.Time
@@ -336,12 +336,20 @@ type Provider interface {
 	DeleteRecord(ctx context.Context, kind, key string) error
 
 	// Outbox of revocation-push deliveries.
+	//
+	// Enqueue stores new deliveries as Pending, due at their NextAttempt (now when zero),
+	// with the Attempts given: a caller that makes the first attempt at once, holding the
+	// delivery until the NextAttempt it set, enqueues it with Attempts 1, as a Claim would
+	// have counted it. Attempts < 0 is spi.ErrInvalid.
 	Enqueue(ctx context.Context, deliveries []*Delivery) error
 	// Claim returns up to limit pending deliveries due at now and leases them until
 	// now+lease, so that another node does not attempt them at the same time. Claiming
-	// counts as an attempt (Attempts is incremented).
+	// counts as an attempt (Attempts is incremented). A caller must record its outcomes
+	// before the lease ends; after that another node may claim the delivery again.
 	Claim(ctx context.Context, now time.Time, lease time.Duration, limit int) ([]*Delivery, error)
-	// Finish records outcomes; outcomes for unknown ids are ignored.
+	// Finish records outcomes of deliveries that are still Pending. Outcomes for unknown
+	// ids, and for deliveries already Delivered or Failed, are ignored: a node whose lease
+	// ran out must not revive or overwrite the outcome the node that took over recorded.
 	Finish(ctx context.Context, outcomes []DeliveryOutcome) error
 	// ListDeliveries pages deliveries by id; an empty RealmID lists every realm.
 	ListDeliveries(ctx context.Context, f DeliveryFilter) ([]*Delivery, error)

@@ -188,6 +188,8 @@ func (p *Provider) Enqueue(ctx context.Context, deliveries []*usersessions.Deliv
 			return fmt.Errorf("enqueue: a delivery needs an id: %w", spi.ErrInvalid)
 		case seen[d.ID]:
 			return fmt.Errorf("enqueue: delivery %s given twice: %w", d.ID, spi.ErrExists)
+		case d.Attempts < 0:
+			return fmt.Errorf("enqueue: delivery %s has %d attempts: %w", d.ID, d.Attempts, spi.ErrInvalid)
 		}
 		seen[d.ID] = true
 		watched = append(watched, k.delivery(d.ID))
@@ -207,7 +209,7 @@ func (p *Provider) Enqueue(ctx context.Context, deliveries []*usersessions.Deliv
 		_, err = tx.TxPipelined(ctx, func(pipe redis.Pipeliner) error {
 			for _, d := range deliveries {
 				sd := storedDelivery{RealmID: d.RealmID, ClientID: d.ClientID, Kind: d.Kind, Target: d.Target, Payload: d.Payload,
-					State: string(usersessions.Pending), NextAttempt: micros(d.NextAttempt), Created: now, Updated: now}
+					State: string(usersessions.Pending), Attempts: d.Attempts, NextAttempt: micros(d.NextAttempt), Created: now, Updated: now}
 				if sd.NextAttempt == 0 {
 					sd.NextAttempt = now
 				}
@@ -292,7 +294,8 @@ func (p *Provider) Claim(ctx context.Context, now time.Time, lease time.Duration
 	return out, nil
 }
 
-// Finish implements usersessions.Provider. Outcomes for unknown ids are ignored.
+// Finish implements usersessions.Provider. Outcomes for unknown ids, and for deliveries no
+// longer pending, are ignored.
 func (p *Provider) Finish(ctx context.Context, outcomes []usersessions.DeliveryOutcome) error {
 	for _, o := range outcomes {
 		switch o.State {
@@ -319,6 +322,9 @@ func (p *Provider) Finish(ctx context.Context, outcomes []usersessions.DeliveryO
 			sd, err := decodeDelivery(raw)
 			if err != nil {
 				return err
+			}
+			if sd.State != string(usersessions.Pending) {
+				return nil // recorded already, by a node that took over after this one's lease
 			}
 			sd.State, sd.LastError, sd.Updated = string(o.State), o.Error, now
 			if o.State == usersessions.Pending {

@@ -10,6 +10,10 @@
 // client's back-channel logout URL. HTTP 200 or 204 is success, as in Keycloak and the
 // specification; a 5xx, 408, 429, timeout or I/O error is worth retrying; any other status
 // is not. Redirects are not followed. Tokens are never logged.
+//
+// A result's Target names the client as Keycloak's push-revocation answer does: its admin
+// URL for an adapter action (the protocol fixes the path under it), its back-channel
+// logout URL for a logout token; never with user information.
 package adapter
 
 import (
@@ -19,6 +23,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/sessiond/sessiond/internal/redact"
 	"github.com/sessiond/sessiond/providers/revocation/internal/httppush"
 	"github.com/sessiond/sessiond/spi"
 	"github.com/sessiond/sessiond/spi/revocationpush"
@@ -45,7 +50,7 @@ const (
 // Content types of the two request kinds.
 const (
 	ContentTypeAction = "text/plain"
-	ContentTypeForm   = "application/x-www-form-urlencoded"
+	ContentTypeForm   = httppush.ContentTypeForm
 )
 
 // Provider delivers notices over HTTP. It is safe for concurrent use once configured.
@@ -113,15 +118,16 @@ func (p *Provider) push(ctx context.Context, n revocationpush.Notice) revocation
 		}
 		target, err := url.JoinPath(n.AdminURL, path)
 		if err != nil {
-			return revocationpush.Result{Target: n.AdminURL, Error: "admin URL is not a URL"}
+			return revocationpush.Result{Target: redact.URL(n.AdminURL), Error: "admin URL is not a URL"}
 		}
-		return p.sender.Post(ctx, httppush.Request{URL: target, ContentType: ContentTypeAction, Body: []byte(n.Token), Accept: ok})
+		r := p.sender.Post(ctx, httppush.Request{URL: target, ContentType: ContentTypeAction, Body: []byte(n.Token), Accept: ok})
+		r.Target = redact.URL(n.AdminURL) // Keycloak's managementUrl; the error names the full URL
+		return r
 	case revocationpush.BackchannelLogout:
 		if n.LogoutURL == "" {
 			return revocationpush.Result{Error: "client has no back-channel logout URL"}
 		}
-		body := url.Values{"logout_token": {n.Token}}.Encode()
-		return p.sender.Post(ctx, httppush.Request{URL: n.LogoutURL, ContentType: ContentTypeForm, Body: []byte(body), Accept: ok})
+		return p.sender.Post(ctx, httppush.BackchannelLogout(n.LogoutURL, n.Token))
 	default:
 		return revocationpush.Result{Error: "unknown action " + strconv.Quote(n.Action)}
 	}

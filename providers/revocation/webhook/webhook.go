@@ -31,9 +31,14 @@
 //
 // # Sending
 //
-// The target is the url option when set, otherwise the client's admin URL; a notice with
-// neither fails without a retry. Redirects are not followed. The secret never appears in
-// logs or show-config.
+// The target is the url option when set, otherwise the client's admin URL. Without the
+// url option, a client with no admin URL but a back-channel logout URL (an OpenID Connect
+// relying party with no webhook receiver) still gets its session logouts, the standard
+// way: the logout token POSTed as the form logout_token=<JWT> to that URL, 200 or 204
+// being success, as the adapter provider sends it. Any other notice for a client with no
+// target fails without a retry. A result, and so the push-revocation answer, names the
+// URL posted to, without user information. Redirects are not followed. The secret never
+// appears in logs or show-config, nor does a password in the url option.
 package webhook
 
 import (
@@ -52,6 +57,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/sessiond/sessiond/internal/redact"
 	"github.com/sessiond/sessiond/plugins/sdk"
 	"github.com/sessiond/sessiond/providers/revocation/internal/httppush"
 	"github.com/sessiond/sessiond/spi"
@@ -154,7 +160,7 @@ func (p *Provider) Configure(_ context.Context, cfg spi.Config) error {
 	}
 	if target != "" {
 		if u, err := url.Parse(target); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return fmt.Errorf("%s%s=%q is not an absolute http(s) URL: %w", key, OptURL, target, spi.ErrInvalid)
+			return fmt.Errorf("%s%s=%q is not an absolute http(s) URL: %w", key, OptURL, redact.URL(target), spi.ErrInvalid)
 		}
 	}
 	sender, err := httppush.Read(p.Describe(), cfg)
@@ -185,6 +191,12 @@ func (p *Provider) push(ctx context.Context, n revocationpush.Notice) revocation
 	if target == "" {
 		target = n.AdminURL
 	}
+	if target == "" && n.Action == revocationpush.BackchannelLogout && n.LogoutURL != "" {
+		if n.Token == "" {
+			return revocationpush.Result{Target: redact.URL(n.LogoutURL), Error: "notice carries no logout token"}
+		}
+		return p.sender.Post(ctx, httppush.BackchannelLogout(n.LogoutURL, n.Token))
+	}
 	if target == "" {
 		return revocationpush.Result{Error: "no url option and the client has no admin URL"}
 	}
@@ -195,7 +207,7 @@ func (p *Provider) push(ctx context.Context, n revocationpush.Notice) revocation
 	}
 	body, err := json.Marshal(m)
 	if err != nil {
-		return revocationpush.Result{Target: target, Error: err.Error()}
+		return revocationpush.Result{Target: redact.URL(target), Error: err.Error()}
 	}
 	header := http.Header{SignatureHeader: {Signature(p.secret, now, body)}}
 	return p.sender.Post(ctx, httppush.Request{URL: target, ContentType: "application/json", Body: body, Header: header,

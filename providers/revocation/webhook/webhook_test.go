@@ -181,6 +181,8 @@ func TestConfigure(t *testing.T) {
 		{"relative url", spi.Config{OptSecret: secret, OptURL: "/hooks"}, "spi-revocation-push-webhook-url"},
 		{"not http", spi.Config{OptSecret: secret, OptURL: "ftp://hooks.example.test/"}, "spi-revocation-push-webhook-url"},
 		{"bad timeout", spi.Config{OptSecret: secret, OptTimeout: "0"}, "spi-revocation-push-webhook-timeout"},
+		{"password in a url that does not parse", spi.Config{OptSecret: secret, OptURL: "https://hooks:hunter2@hooks.example.test:port/"}, "spi-revocation-push-webhook-url"},
+		{"password in a url that is not http", spi.Config{OptSecret: secret, OptURL: "ftp://hooks:hunter2@hooks.example.test/"}, "spi-revocation-push-webhook-url"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -194,8 +196,8 @@ func TestConfigure(t *testing.T) {
 			if !errors.Is(err, spi.ErrInvalid) || !strings.Contains(err.Error(), tt.wantErr) {
 				t.Errorf("Configure = %v, want spi.ErrInvalid naming %q", err, tt.wantErr)
 			}
-			if strings.Contains(err.Error(), secret) {
-				t.Errorf("the secret is in the error: %v", err)
+			if strings.Contains(err.Error(), secret) || strings.Contains(err.Error(), "hunter2") {
+				t.Errorf("the secret or a password is in the error: %v", err)
 			}
 		})
 	}
@@ -286,5 +288,73 @@ func TestCapturedRequestCannotBeReplayedLater(t *testing.T) {
 	}
 	if err := Verify(secret, req.signature, req.body, t0.Add(time.Hour), DefaultTolerance); !errors.Is(err, ErrTimestamp) {
 		t.Errorf("replay an hour later: %v, want ErrTimestamp", err)
+	}
+}
+
+// A client that registered only a back-channel logout URL, with no url option to stand in
+// for its missing admin URL, gets its session logouts as Back-Channel Logout 1.0 defines
+// them; other notices for it fail for good.
+func TestBackchannelLogoutWithoutAWebhookTarget(t *testing.T) {
+	rcv := newReceiver(t, http.StatusOK)
+	p := configured(t, nil, nil)
+	n := revocationpush.Notice{ID: "d1", Action: revocationpush.BackchannelLogout, RealmID: "acme", ClientID: "rp",
+		LogoutURL: rcv.URL + "/bc", SessionIDs: []string{"s1"}, Token: "logout.token.jwt"}
+	r := pushOne(t, p, n)
+	if !r.OK || r.Target != rcv.URL+"/bc" || r.NoticeID != "d1" {
+		t.Errorf("result %+v, want delivered to %s", r, rcv.URL+"/bc")
+	}
+	got := rcv.requests()
+	if len(got) != 1 || got[0].path != "/bc" || got[0].contentType != "application/x-www-form-urlencoded" || string(got[0].body) != "logout_token=logout.token.jwt" {
+		t.Fatalf("requests %+v, want the form logout_token=<JWT> at /bc", got)
+	}
+	if got[0].signature != "" {
+		t.Errorf("a back-channel logout carries the webhook signature %q", got[0].signature)
+	}
+	n.Token = ""
+	if r := pushOne(t, p, n); r.OK || r.Retry {
+		t.Errorf("without a logout token: %+v, want a final failure", r)
+	}
+	if r := pushOne(t, p, revocationpush.Notice{ID: "d2", Action: revocationpush.PushNotBefore, LogoutURL: rcv.URL + "/bc"}); r.OK || r.Retry || len(rcv.requests()) != 1 {
+		t.Errorf("a not-before for a client with only a back-channel URL: %+v, want a final failure and no request", r)
+	}
+	// With the url option set, the webhook receiver takes the logout as it takes the rest.
+	hub := newReceiver(t, http.StatusOK)
+	n.Token = "logout.token.jwt"
+	if r := pushOne(t, configured(t, nil, map[string]string{OptURL: hub.URL + "/all"}), n); !r.OK || r.Target != hub.URL+"/all" || len(hub.requests()) != 1 {
+		t.Errorf("with the url option: %+v, want delivered to %s", r, hub.URL+"/all")
+	}
+}
+
+// A user and password in a target are sent as Basic credentials and named nowhere: not in
+// the result's target, nor in its error.
+func TestCredentialsInTheTargetAreNotShown(t *testing.T) {
+	var auth string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		auth = r.Header.Get("Authorization")
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	t.Cleanup(srv.Close)
+	p := configured(t, nil, nil)
+	withUser := strings.Replace(srv.URL, "http://", "http://hook-user:hunter2@", 1) + "/h"
+	r := pushOne(t, p, revocationpush.Notice{ID: "n", Action: revocationpush.PushNotBefore, AdminURL: withUser})
+	if !r.OK || r.Target != srv.URL+"/h" {
+		t.Errorf("result %+v, want delivered to %s", r, srv.URL+"/h")
+	}
+	if auth != "Basic aG9vay11c2VyOmh1bnRlcjI=" {
+		t.Errorf("Authorization %q, want the URL's user and password as Basic credentials", auth)
+	}
+	srv.Close()
+	r = pushOne(t, p, revocationpush.Notice{ID: "n", Action: revocationpush.PushNotBefore, AdminURL: withUser})
+	if r.OK || !r.Retry || r.Error == "" {
+		t.Fatalf("unreachable: %+v", r)
+	}
+	for _, s := range []string{r.Target, r.Error} {
+		if strings.Contains(s, "hunter2") || strings.Contains(s, "hook-user") {
+			t.Errorf("result %+v names the credentials", r)
+		}
+	}
+	r = pushOne(t, p, revocationpush.Notice{ID: "n", Action: revocationpush.PushNotBefore, AdminURL: "http://u:hunter2@host:port/x"})
+	if r.OK || r.Retry || strings.Contains(r.Target+r.Error, "hunter2") {
+		t.Errorf("a target that is not a URL: %+v, want a final failure without the password", r)
 	}
 }

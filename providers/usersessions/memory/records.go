@@ -92,8 +92,8 @@ func cloneRecord(r *usersessions.Record) *usersessions.Record {
 }
 
 // Enqueue implements usersessions.Provider. The batch is atomic: every delivery needs an
-// id not yet in the outbox, or none is stored. Deliveries start Pending with no attempts,
-// due at NextAttempt (now when unset).
+// id not yet in the outbox, or none is stored. Deliveries start Pending with the attempts
+// given, due at NextAttempt (now when unset).
 func (p *Provider) Enqueue(ctx context.Context, deliveries []*usersessions.Delivery) error {
 	if err := p.lock(ctx); err != nil {
 		return err
@@ -106,6 +106,8 @@ func (p *Provider) Enqueue(ctx context.Context, deliveries []*usersessions.Deliv
 			return fmt.Errorf("enqueue: a delivery needs an id: %w", spi.ErrInvalid)
 		case seen[d.ID]:
 			return fmt.Errorf("enqueue: delivery %s given twice: %w", d.ID, spi.ErrExists)
+		case d.Attempts < 0:
+			return fmt.Errorf("enqueue: delivery %s has %d attempts: %w", d.ID, d.Attempts, spi.ErrInvalid)
 		}
 		if _, ok := p.deliveries[d.ID]; ok {
 			return fmt.Errorf("enqueue: delivery %s: %w", d.ID, spi.ErrExists)
@@ -115,7 +117,7 @@ func (p *Provider) Enqueue(ctx context.Context, deliveries []*usersessions.Deliv
 	now := utcMicro(p.now())
 	for _, d := range deliveries {
 		n := cloneDelivery(d)
-		n.State, n.Attempts, n.LastError = usersessions.Pending, 0, ""
+		n.State, n.LastError = usersessions.Pending, ""
 		n.Created, n.Updated = now, now
 		if n.NextAttempt.IsZero() {
 			n.NextAttempt = now
@@ -156,8 +158,8 @@ func (p *Provider) Claim(ctx context.Context, now time.Time, lease time.Duration
 	return out, nil
 }
 
-// Finish implements usersessions.Provider. Outcomes for unknown deliveries are ignored (an
-// operator may have purged them meanwhile).
+// Finish implements usersessions.Provider. Outcomes for unknown deliveries (an operator may
+// have purged them meanwhile) and for deliveries no longer pending are ignored.
 func (p *Provider) Finish(ctx context.Context, outcomes []usersessions.DeliveryOutcome) error {
 	for _, o := range outcomes {
 		switch o.State {
@@ -173,7 +175,7 @@ func (p *Provider) Finish(ctx context.Context, outcomes []usersessions.DeliveryO
 	now := utcMicro(p.now())
 	for _, o := range outcomes {
 		d, ok := p.deliveries[o.ID]
-		if !ok {
+		if !ok || d.State != usersessions.Pending {
 			continue
 		}
 		d.State, d.LastError, d.Updated = o.State, o.Error, now

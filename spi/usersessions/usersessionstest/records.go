@@ -1,6 +1,7 @@
 package usersessionstest
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -257,6 +258,55 @@ func outboxChecks() []check {
 			}
 			if got := claimIDs(t, p, retry, lease, 10); !slices.Equal(got, []string{"d1"}) {
 				t.Errorf("Claim at NextAttempt = %v, want d1", got)
+			}
+		}},
+		{"Enqueue keeps the attempts already made and Claim counts on from them", func(t *testing.T, p usersessions.Provider) {
+			first := delivery("d1", "r1", at(lease)) // leased for the attempt its caller makes at once
+			first.Attempts = 1
+			enqueue(t, p, first, delivery("d2", "r1", at(0)))
+			if d := deliveryByID(t, p, "r1", "d1"); d.Attempts != 1 {
+				t.Errorf("d1 enqueued with 1 attempt lists %d", d.Attempts)
+			}
+			if d := deliveryByID(t, p, "r1", "d2"); d.Attempts != 0 {
+				t.Errorf("d2 enqueued with no attempt lists %d", d.Attempts)
+			}
+			got, err := p.Claim(t.Context(), at(lease), lease, 10)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, d := range got {
+				if want := map[string]int{"d1": 2, "d2": 1}[d.ID]; d.Attempts != want {
+					t.Errorf("Claim returned %s with %d attempts, want %d", d.ID, d.Attempts, want)
+				}
+			}
+			if len(got) != 2 {
+				t.Errorf("Claim returned %d deliveries, want 2", len(got))
+			}
+			bad := delivery("d3", "r1", at(0))
+			bad.Attempts = -1
+			if err := p.Enqueue(t.Context(), []*usersessions.Delivery{bad}); !errors.Is(err, spi.ErrInvalid) {
+				t.Errorf("Enqueue with -1 attempts = %v, want spi.ErrInvalid", err)
+			}
+		}},
+		{"Finish ignores outcomes for deliveries no longer pending", func(t *testing.T, p usersessions.Provider) {
+			// A node whose lease ran out reports after the node that took the delivery over:
+			// the later report must not revive or overwrite the recorded outcome.
+			enqueue(t, p, delivery("ok", "r1", at(0)), delivery("bad", "r1", at(0)))
+			claimIDs(t, p, at(0), lease, 10)
+			finish(t, p,
+				usersessions.DeliveryOutcome{ID: "ok", State: usersessions.Delivered},
+				usersessions.DeliveryOutcome{ID: "bad", State: usersessions.Failed, Error: "HTTP 400 from client"})
+			finish(t, p,
+				usersessions.DeliveryOutcome{ID: "ok", State: usersessions.Pending, NextAttempt: at(time.Minute), Error: "timeout"},
+				usersessions.DeliveryOutcome{ID: "bad", State: usersessions.Delivered})
+			if d := deliveryByID(t, p, "r1", "ok"); d.State != usersessions.Delivered || d.LastError != "" {
+				t.Errorf("ok after a stale outcome: state %s error %q, want delivered", d.State, d.LastError)
+			}
+			if d := deliveryByID(t, p, "r1", "bad"); d.State != usersessions.Failed || d.LastError != "HTTP 400 from client" {
+				t.Errorf("bad after a stale outcome: state %s error %q, want failed as recorded", d.State, d.LastError)
+			}
+			if got := claimIDs(t, p, at(24*time.Hour), lease, 10); len(got) != 0 {
+				t.Errorf("Claim after stale outcomes returned %v", got)
 			}
 		}},
 		{"ListDeliveries filters by realm and state and pages by id", func(t *testing.T, p usersessions.Provider) {

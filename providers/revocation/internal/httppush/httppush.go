@@ -14,6 +14,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/sessiond/sessiond/internal/redact"
 	"github.com/sessiond/sessiond/plugins/sdk"
 	"github.com/sessiond/sessiond/spi"
 	"github.com/sessiond/sessiond/spi/revocationpush"
@@ -131,17 +132,24 @@ type Request struct {
 // Post sends r and reads the answer as an outcome (NoticeID left empty): delivered when
 // Accept says so; otherwise worth retrying after an I/O error, a timeout, a 5xx, 408 or 429
 // (the client is down, overloaded or asks to come back), and not after any other status.
-// Target is the URL without any password.
+// Target, and any URL in Error, is the URL without its user information (redact.URL); a
+// user and password in the URL are sent as HTTP Basic credentials, as net/http would.
 func (s *Sender) Post(ctx context.Context, r Request) revocationpush.Result {
 	u, err := url.Parse(r.URL)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return revocationpush.Result{Target: r.URL, Error: "target is not an absolute http(s) URL"}
+		return revocationpush.Result{Target: redact.URL(r.URL), Error: "target is not an absolute http(s) URL"}
 	}
-	res := revocationpush.Result{Target: u.Redacted()}
+	user := u.User
+	u.User = nil // so that no error names it
+	res := revocationpush.Result{Target: u.String()}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u.String(), bytes.NewReader(r.Body))
 	if err != nil {
 		res.Error = err.Error()
 		return res
+	}
+	if user != nil {
+		password, _ := user.Password()
+		req.SetBasicAuth(user.Username(), password)
 	}
 	for k, vs := range r.Header {
 		req.Header[k] = vs
@@ -149,7 +157,7 @@ func (s *Sender) Post(ctx context.Context, r Request) revocationpush.Result {
 	req.Header.Set("Content-Type", r.ContentType)
 	resp, err := s.client.Do(req)
 	if err != nil {
-		// The error names the URL with any password removed, never the body.
+		// The error names the URL without its user information, never the body.
 		res.Error, res.Retry = err.Error(), true
 		return res
 	}
@@ -167,4 +175,17 @@ func (s *Sender) Post(ctx context.Context, r Request) revocationpush.Result {
 		res.Error = fmt.Sprintf("HTTP %d from client", code)
 	}
 	return res
+}
+
+// ContentTypeForm is the content type of a back-channel logout request.
+const ContentTypeForm = "application/x-www-form-urlencoded"
+
+// BackchannelLogout is the request of OpenID Connect Back-Channel Logout 1.0: the form
+// logout_token=<JWT> for the client's back-channel logout URL. 200 is success, as the
+// specification has it, and 204, which some frameworks answer instead.
+func BackchannelLogout(logoutURL, logoutToken string) Request {
+	return Request{
+		URL: logoutURL, ContentType: ContentTypeForm, Body: []byte(url.Values{"logout_token": {logoutToken}}.Encode()),
+		Accept: func(status int) bool { return status == http.StatusOK || status == http.StatusNoContent },
+	}
 }
