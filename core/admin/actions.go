@@ -47,7 +47,7 @@ func (s *Service) LogoutSession(ctx context.Context, realmName, id string, offli
 		return Result{}, fmt.Errorf("%s session %s of realm %q: %w", kindName(offline), id, r.Name, ErrUnknownSession)
 	}
 	res := Result{Removed: n}
-	s.notifyLogout(ctx, r.Name, got, &res)
+	s.notifyLogout(ctx, r.Name, got, false, &res)
 	return res, nil
 }
 
@@ -63,7 +63,7 @@ func (s *Service) LogoutUser(ctx context.Context, realmName, userID string) (Res
 	if userID == "" {
 		return Result{}, invalidf("a user id is required")
 	}
-	res, err := s.endAll(ctx, usersessions.Filter{RealmID: r.Name, UserID: userID, Offline: usersessions.OnlineOnly})
+	res, err := s.endAll(ctx, usersessions.Filter{RealmID: r.Name, UserID: userID, Offline: usersessions.OnlineOnly}, false)
 	if err != nil || res.Removed > 0 {
 		return res, err
 	}
@@ -78,21 +78,29 @@ func (s *Service) LogoutUser(ctx context.Context, realmName, userID string) (Res
 }
 
 // LogoutAll signs out every online session of the realm (POST logout-all): page by page, it
-// removes the sessions and sends back-channel logouts for them, then tells every client with
-// an admin URL that sessions before now are gone (the adapter's k_logout). Offline sessions
-// and their tokens stay valid; to revoke those too, set the realm's not-before and push it.
+// removes the sessions and queues back-channel logouts for the ones it removed in the
+// outbox, whose worker attempts them after the call; then it tells every client with an
+// admin URL that sessions before now are gone (the adapter's k_logout, Keycloak's notice of
+// a realm-wide logout), and Report is what that notice reached. Offline sessions and their
+// tokens stay valid; to revoke those too, set the realm's not-before and push it. The whole
+// call is bounded by Deps.LogoutAllTimeout: past it, it fails where it is, and what it ended
+// stays ended.
 //
 // Unlike Keycloak, the realm's not-before policy is not moved: sessiond's not-before applies
 // to offline tokens as well, so setting it would void the offline sessions the sign-out is
 // meant to keep (seed 000: "Sign out all active sessions does not revoke outstanding access
-// tokens"; offline tokens are "valid after a user logout").
+// tokens"; offline tokens are "valid after a user logout"). Without that not-before, a
+// client with only a back-channel logout URL learns of the sign-out from its back-channel
+// logouts alone, which is why they are still sent, queued rather than attempted in the call.
 func (s *Service) LogoutAll(ctx context.Context, realmName string) (Result, error) {
 	r, err := s.realm(realmName)
 	if err != nil {
 		return Result{}, err
 	}
+	ctx, cancel := context.WithTimeout(ctx, s.logoutAllTimeout)
+	defer cancel()
 	before := s.clock()
-	res, err := s.endAll(ctx, usersessions.Filter{RealmID: r.Name, Offline: usersessions.OnlineOnly})
+	res, err := s.endAll(ctx, usersessions.Filter{RealmID: r.Name, Offline: usersessions.OnlineOnly}, true)
 	if err != nil {
 		return res, err
 	}
@@ -107,29 +115,60 @@ func (s *Service) LogoutAll(ctx context.Context, realmName string) (Result, erro
 	return res, nil
 }
 
-// endAll removes the sessions f selects a page at a time (only one page is held), and
-// sends back-channel logouts for each page.
-func (s *Service) endAll(ctx context.Context, f usersessions.Filter) (Result, error) {
+// endAll removes the sessions f selects a page at a time (only one page is held), and sends
+// back-channel logouts for the sessions each page removed; with queue, it only stores them
+// in the outbox, for its worker to attempt.
+//
+// Each page is read again by key just before it is removed, and only the sessions still
+// there are removed and told: one another caller ended since the listing (another node's
+// logout, which sends its own notices) is not this call's. Should a session still go between
+// that read and the removal (the store then removes fewer than asked), which of them it was
+// cannot be told from the count, and the page's sessions read are all told: a second logout
+// for an ended session is harmless, a missing one leaves a client signed in.
+func (s *Service) endAll(ctx context.Context, f usersessions.Filter, queue bool) (Result, error) {
 	var res Result
 	err := s.walk(ctx, f, func(page []*usersessions.UserSession) error {
 		keys := make([]usersessions.Key, len(page))
 		for i, us := range page {
 			keys[i] = us.Key()
 		}
+		now, err := s.sessions.Get(ctx, keys)
+		if err != nil {
+			return fmt.Errorf("read %d sessions: %w", len(keys), err)
+		}
+		present := slices.DeleteFunc(now, func(us *usersessions.UserSession) bool { return us == nil })
+		if len(present) == 0 {
+			return nil
+		}
+		keys = keys[:0]
+		for _, us := range present {
+			keys = append(keys, us.Key())
+		}
 		n, err := s.sessions.Delete(ctx, keys)
 		if err != nil {
 			return fmt.Errorf("delete %d sessions: %w", len(keys), err)
 		}
 		res.Removed += n
-		s.notifyLogout(ctx, f.RealmID, page, &res)
+		if n == 0 {
+			return nil
+		}
+		s.notifyLogout(ctx, f.RealmID, present, queue, &res)
 		return nil
 	})
 	return res, err
 }
 
-// notifyLogout sends back-channel logouts for ended sessions, into res.
-func (s *Service) notifyLogout(ctx context.Context, realmName string, ended []*usersessions.UserSession, res *Result) {
+// notifyLogout sends back-channel logouts for ended sessions, into res; with queue it only
+// stores them in the outbox (QueueLogout), and as nothing was attempted, nothing is
+// reported but a failure to store them.
+func (s *Service) notifyLogout(ctx context.Context, realmName string, ended []*usersessions.UserSession, queue bool, res *Result) {
 	if s.push == nil || len(ended) == 0 {
+		return
+	}
+	if queue {
+		if _, err := s.push.QueueLogout(ctx, realmName, ended); err != nil {
+			res.PushErr = errors.Join(res.PushErr, fmt.Errorf("queue back-channel logouts of %d sessions: %w", len(ended), err))
+		}
 		return
 	}
 	rep, err := s.push.Logout(ctx, realmName, ended)

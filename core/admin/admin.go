@@ -54,6 +54,9 @@ type Push interface {
 	LogoutAll(ctx context.Context, realmName string, notBefore time.Time) (Report, error)
 	// Logout sends back-channel logouts for the sessions' clients.
 	Logout(ctx context.Context, realmName string, sessions []*usersessions.UserSession) (Report, error)
+	// QueueLogout only stores them in the outbox, for its worker to attempt (a whole
+	// realm's sign out ends more sessions than a request should wait on).
+	QueueLogout(ctx context.Context, realmName string, sessions []*usersessions.UserSession) (int, error)
 	Deliveries(ctx context.Context, f usersessions.DeliveryFilter) ([]*usersessions.Delivery, error)
 }
 
@@ -72,7 +75,17 @@ type Deps struct {
 	// PageSize is how many sessions one store call reads when the service walks a set
 	// (sign out all, a user's sessions, skipping to "first"); 0 means DefaultPageSize.
 	PageSize int
+	// LogoutAllTimeout bounds a sign out all (LogoutAll) as a whole: the walk that ends the
+	// sessions, queueing their back-channel logouts, and the notice to the clients' admin
+	// URLs; 0 means DefaultLogoutAllTimeout.
+	LogoutAllTimeout time.Duration
 }
+
+// DefaultLogoutAllTimeout is how long a sign out all may take before it stops where it is
+// and fails (HTTP 503). What it ended stays ended, and their notices queued; running it
+// again ends the rest. Ending a page of sessions and queueing its notices is two store
+// writes, so five minutes covers realms of hundreds of thousands of online sessions.
+const DefaultLogoutAllTimeout = 5 * time.Minute
 
 // DefaultPageSize is the store page the service walks sets with.
 const DefaultPageSize = 500
@@ -133,13 +146,18 @@ type Service struct {
 	audit    Auditor
 	now      func() time.Time
 	pageSize int
+
+	logoutAllTimeout time.Duration
 }
 
 // New returns a Service over its dependencies.
 func New(d Deps) *Service {
 	s := &Service{
 		store: d.Store, sessions: d.Sessions, realms: d.Realms, policies: d.Policies, push: d.Push,
-		audit: d.Audit, now: d.Now, pageSize: d.PageSize,
+		audit: d.Audit, now: d.Now, pageSize: d.PageSize, logoutAllTimeout: d.LogoutAllTimeout,
+	}
+	if s.logoutAllTimeout <= 0 {
+		s.logoutAllTimeout = DefaultLogoutAllTimeout
 	}
 	if s.now == nil {
 		s.now = time.Now

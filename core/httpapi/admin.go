@@ -582,7 +582,9 @@ func (s *Server) adminLogoutUser(w http.ResponseWriter, r *http.Request) error {
 
 func (s *Server) adminLogoutAll(w http.ResponseWriter, r *http.Request) error {
 	// A sign-out of a large realm takes a while; a caller that stops waiting must not
-	// leave it half done.
+	// leave it half done. The service bounds it with its own deadline
+	// (admin.Deps.LogoutAllTimeout), and queues the sessions' back-channel logouts in the
+	// outbox rather than attempting them here.
 	res, err := s.admin.LogoutAll(context.WithoutCancel(r.Context()), r.PathValue("realm"))
 	if err != nil {
 		return err

@@ -108,6 +108,7 @@ type fakePush struct {
 	notBefore  []string // "realm/client" pushed ("realm/" for all clients)
 	logoutAll  []time.Time
 	logouts    [][]string // session ids, per Logout call
+	deferred   []bool     // per Logout call: queued only (push.Deferred), not attempted
 	deliveries []*usersessions.Delivery
 }
 
@@ -141,7 +142,7 @@ func (p *fakePush) LogoutAll(_ context.Context, realmName string, notBefore time
 	return p.report(realmName, ""), nil
 }
 
-func (p *fakePush) Logout(_ context.Context, realmName string, sessions []*usersessions.UserSession) (admin.Report, error) {
+func (p *fakePush) Logout(ctx context.Context, realmName string, sessions []*usersessions.UserSession) (admin.Report, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	var ids []string
@@ -149,7 +150,20 @@ func (p *fakePush) Logout(_ context.Context, realmName string, sessions []*users
 		ids = append(ids, us.ID)
 	}
 	p.logouts = append(p.logouts, ids)
+	p.deferred = append(p.deferred, false)
 	return admin.Report{}, nil
+}
+
+func (p *fakePush) QueueLogout(_ context.Context, _ string, sessions []*usersessions.UserSession) (int, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var ids []string
+	for _, us := range sessions {
+		ids = append(ids, us.ID)
+	}
+	p.logouts = append(p.logouts, ids)
+	p.deferred = append(p.deferred, true)
+	return len(sessions), nil
 }
 
 func (p *fakePush) Deliveries(_ context.Context, f usersessions.DeliveryFilter) ([]*usersessions.Delivery, error) {

@@ -236,11 +236,43 @@ func (o *Outbox) LogoutAll(ctx context.Context, realmName string, notBefore time
 
 // Logout sends an OpenID Connect back-channel logout token for every client session of the
 // given sessions whose client registered a back-channel logout URL. Callers that end many
-// sessions call it once per page of them. An unknown realm is spi.ErrNotFound.
+// sessions call it once per page of them, or QueueLogout. An unknown realm is
+// spi.ErrNotFound.
 func (o *Outbox) Logout(ctx context.Context, realmName string, sessions []*usersessions.UserSession) (Report, error) {
-	r, err := o.realm(realmName)
+	ds, err := o.logouts(realmName, sessions)
 	if err != nil {
 		return Report{}, err
+	}
+	return o.send(ctx, ds)
+}
+
+// QueueLogout stores the back-channel logouts Logout would send, due at once, without
+// attempting them: Run (on whichever node claims them first) makes every attempt. It is for
+// callers that end more sessions than a request should wait on, such as a realm's sign out
+// all. It returns how many notices it stored. An unknown realm is spi.ErrNotFound.
+func (o *Outbox) QueueLogout(ctx context.Context, realmName string, sessions []*usersessions.UserSession) (int, error) {
+	ds, err := o.logouts(realmName, sessions)
+	if err != nil || len(ds) == 0 {
+		return 0, err
+	}
+	now := o.now()
+	for _, d := range ds {
+		// Not leased and not attempted: due now, with no attempt started yet.
+		d.Attempts, d.NextAttempt = 0, now
+	}
+	if err := o.store.Enqueue(ctx, ds); err != nil {
+		return 0, fmt.Errorf("push: queue %d back-channel logouts: %w", len(ds), err)
+	}
+	o.log.Info("back-channel logouts queued", "realm", ds[0].RealmID, "notices", len(ds))
+	return len(ds), nil
+}
+
+// logouts makes the back-channel logout deliveries of the sessions' client sessions, one per
+// session and client with a back-channel logout URL, in the realm's client order.
+func (o *Outbox) logouts(realmName string, sessions []*usersessions.UserSession) ([]*usersessions.Delivery, error) {
+	r, err := o.realm(realmName)
+	if err != nil {
+		return nil, err
 	}
 	type pair struct{ session, client string }
 	seen := map[pair]bool{}
@@ -260,12 +292,12 @@ func (o *Outbox) Logout(ctx context.Context, realmName string, sessions []*users
 				SessionIDs: []string{us.ID}, UserID: us.UserID,
 			})
 			if err != nil {
-				return Report{}, err
+				return nil, err
 			}
 			ds = append(ds, d)
 		}
 	}
-	return o.send(ctx, ds)
+	return ds, nil
 }
 
 // Deliveries lists the outbox, for the admin API.

@@ -80,15 +80,22 @@ type Policies struct {
 	view   atomic.Pointer[map[string]stored]
 	ready  atomic.Bool
 	loaded chan struct{} // closed at the first load
-	// writeMu orders the writers of view (Set, and Run's reads of the store) so that a read
-	// taken before a Set cannot be applied after it.
+	// writeMu serialises the writers of view. It guards memory only: no store call is made
+	// while it is held, so a slow store delays no other Set, read or feed apply. What a store
+	// call returned is applied under it only when it is newer than what the view holds (see
+	// applyLocked and dropLocked), so a read that was overtaken never undoes a later write.
 	writeMu sync.Mutex
+	// seq counts the view's applies (incremented under writeMu, read without it): an entry
+	// applied after a store read began carries a later seq than the one the read started
+	// at, so the read's not finding the record does not remove it.
+	seq atomic.Uint64
 }
 
 // stored is one record's policy, as the view keeps it.
 type stored struct {
-	at      time.Time // zero: cleared
-	version int64
+	at      time.Time // zero: cleared, or a record that could not be read
+	version int64     // the record's version: only a later one replaces it
+	seq     uint64    // the Policies' seq when it was applied
 }
 
 // value is a record's JSON value: Keycloak's notBefore, unix seconds, 0 when cleared.
@@ -187,13 +194,11 @@ func (p *Policies) set(ctx context.Context, key, what string, t time.Time) error
 	if err != nil {
 		return fmt.Errorf("not-before of %s: %w", what, err)
 	}
-	p.writeMu.Lock()
-	defer p.writeMu.Unlock()
 	version := (*p.view.Load())[key].version
 	for attempt := 1; ; attempt++ {
 		rec, err := p.store.PutRecord(ctx, &usersessions.Record{Kind: RecordKind, Key: key, Value: raw, Version: version})
 		if err == nil {
-			p.applyLocked(key, rec)
+			p.apply(key, rec)
 			p.log.Info("not-before policy set", "target", what, "not_before", stampTime(t))
 			return nil
 		}
@@ -208,6 +213,7 @@ func (p *Policies) set(ctx context.Context, key, what string, t time.Time) error
 		version = 0
 		if len(recs) == 1 && recs[0] != nil {
 			version = recs[0].Version
+			p.apply(key, recs[0]) // the write that beat this one is in force until this one lands
 		}
 	}
 }
@@ -261,22 +267,33 @@ func (p *Policies) Run(ctx context.Context) {
 	}
 }
 
-// reload replaces the view with every stored policy.
+// reload brings the view up to every stored policy. The store is read without writeMu; the
+// result is applied under it record by record, only where it is newer than the view (a Set
+// or feed apply that landed while the list was read stays), and a policy the list lacks is
+// dropped only if it was in the view before the list was read.
 func (p *Policies) reload(ctx context.Context) error {
-	p.writeMu.Lock()
-	defer p.writeMu.Unlock()
+	start := p.seq.Load()
 	recs, err := p.store.ListRecords(ctx, RecordKind)
 	if err != nil {
 		return fmt.Errorf("load the not-before policies: %w", err)
 	}
-	next := make(map[string]stored, len(recs))
+	p.writeMu.Lock()
+	defer p.writeMu.Unlock()
+	prev := *p.view.Load()
+	listed := make(map[string]bool, len(recs))
 	for _, r := range recs {
-		if s, ok := p.parse(r); ok {
-			next[r.Key] = s
+		if r == nil {
+			continue
+		}
+		listed[r.Key] = true
+		p.applyLocked(r.Key, r)
+	}
+	for k := range prev {
+		if !listed[k] {
+			p.dropLocked(k, start)
 		}
 	}
-	prev := *p.view.Load()
-	p.view.Store(&next)
+	next := *p.view.Load()
 	for k, s := range next {
 		if old, had := prev[k]; !had || !old.at.Equal(s.at) {
 			p.log.Info("not-before policy in force", "key", k, "not_before", stampTime(s.at))
@@ -294,10 +311,10 @@ func (p *Policies) reload(ctx context.Context) error {
 	return nil
 }
 
-// reread takes one policy record the feed named from the store.
+// reread takes one policy record the feed named from the store, read without writeMu and
+// applied under it as reload's are.
 func (p *Policies) reread(ctx context.Context, key string) error {
-	p.writeMu.Lock()
-	defer p.writeMu.Unlock()
+	start := p.seq.Load()
 	recs, err := p.store.GetRecords(ctx, RecordKind, []string{key})
 	if err != nil {
 		return fmt.Errorf("read the not-before policy %q: %w", key, err)
@@ -306,24 +323,55 @@ func (p *Policies) reread(ctx context.Context, key string) error {
 	if len(recs) == 1 {
 		rec = recs[0]
 	}
+	p.writeMu.Lock()
+	defer p.writeMu.Unlock()
 	before := (*p.view.Load())[key]
-	p.applyLocked(key, rec)
+	if rec != nil {
+		p.applyLocked(key, rec)
+	} else {
+		p.dropLocked(key, start)
+	}
 	if after := (*p.view.Load())[key]; !after.at.Equal(before.at) {
 		p.log.Info("not-before policy in force", "key", key, "not_before", stampTime(after.at))
 	}
 	return nil
 }
 
-// applyLocked puts one record's policy into the view (rec nil: the record is gone); the caller
-// holds writeMu.
+// apply is applyLocked for a caller that does not hold writeMu.
+func (p *Policies) apply(key string, rec *usersessions.Record) {
+	p.writeMu.Lock()
+	defer p.writeMu.Unlock()
+	p.applyLocked(key, rec)
+}
+
+// applyLocked puts one stored record's policy into the view, unless the view already holds
+// that version of the record or a later one: a read or write that was overtaken by another
+// never takes the policy back. A record that cannot be read is no policy (a zero time), at
+// its version. The caller holds writeMu.
 func (p *Policies) applyLocked(key string, rec *usersessions.Record) {
-	next := maps.Clone(*p.view.Load())
-	delete(next, key)
-	if rec != nil {
-		if s, ok := p.parse(rec); ok {
-			next[key] = s
-		}
+	view := *p.view.Load()
+	if cur, ok := view[key]; ok && cur.version >= rec.Version {
+		return
 	}
+	s, _ := p.parse(rec)
+	s.version = rec.Version
+	s.seq = p.seq.Add(1)
+	next := maps.Clone(view)
+	next[key] = s
+	p.view.Store(&next)
+}
+
+// dropLocked removes a policy a store read did not find, if the view held it before that
+// read began (its seq is at most start); one applied since came from a later write, which
+// the read did not see. The caller holds writeMu.
+func (p *Policies) dropLocked(key string, start uint64) {
+	view := *p.view.Load()
+	if cur, ok := view[key]; !ok || cur.seq > start {
+		return
+	}
+	next := maps.Clone(view)
+	delete(next, key)
+	p.seq.Add(1)
 	p.view.Store(&next)
 }
 

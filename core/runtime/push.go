@@ -74,6 +74,10 @@ func (a outboxForAdmin) Logout(ctx context.Context, realmName string, sessions [
 	return admin.Report(r), err
 }
 
+func (a outboxForAdmin) QueueLogout(ctx context.Context, realmName string, sessions []*usersessions.UserSession) (int, error) {
+	return a.o.QueueLogout(ctx, realmName, sessions)
+}
+
 func (a outboxForAdmin) Deliveries(ctx context.Context, f usersessions.DeliveryFilter) ([]*usersessions.Delivery, error) {
 	return a.o.Deliveries(ctx, f)
 }
