@@ -1,7 +1,6 @@
 package cache_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -15,6 +14,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/sessiond/sessiond/core/cache"
+	"github.com/sessiond/sessiond/internal/testlog"
 	"github.com/sessiond/sessiond/providers/cachelifespan/override"
 	"github.com/sessiond/sessiond/providers/cachelifespan/remaining"
 	"github.com/sessiond/sessiond/spi"
@@ -175,23 +175,6 @@ func TestLifespansAreAskedOncePerBatchOutsideTheLock(t *testing.T) {
 	}
 }
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // A cache-lifespan provider that fails must not stop sessions from being cached or served:
 // each keeps its own remaining lifetime, and the failure is logged (not for every call).
 func TestFailingLifespansFallBackToTheSessionsOwnEnd(t *testing.T) {
@@ -200,7 +183,7 @@ func TestFailingLifespansFallBackToTheSessionsOwnEnd(t *testing.T) {
 		mustCreate(t, store, session(fmt.Sprint("s", i), "app"))
 	}
 	now := t0
-	var log syncBuffer
+	var log testlog.Buffer
 	l := &countingLifespans{err: errors.New("plugin cache-lifespan/override is restarting")}
 	c := cache.New(store, cache.Options{NodeID: "n1", Now: func() time.Time { return now }, Lifespans: l.fn,
 		Log: hclog.New(&hclog.LoggerOptions{Output: &log})})

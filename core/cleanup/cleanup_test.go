@@ -1,7 +1,6 @@
 package cleanup
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"strings"
@@ -11,6 +10,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/sessiond/sessiond/internal/testlog"
 	"github.com/sessiond/sessiond/spi"
 	"github.com/sessiond/sessiond/spi/usersessions"
 )
@@ -137,7 +137,7 @@ func TestRun_logsStoreErrorsAndCarriesOn(t *testing.T) {
 		}
 		return 1, 2, nil
 	}}
-	var logs syncBuffer
+	var logs testlog.Buffer
 	log := hclog.New(&hclog.LoggerOptions{Output: &logs, Level: hclog.Debug})
 	c, err := New(Deps{Store: store, Log: log, Now: func() time.Time { return t0 }}, Options{Interval: 10 * time.Millisecond, BatchSize: 100})
 	if err != nil {
@@ -214,21 +214,4 @@ func TestStats_lastErrorAndTotals(t *testing.T) {
 		st.LastUsers != want.LastUsers || !st.LastSuccess.Equal(want.LastSuccess) {
 		t.Errorf("stats = %+v\nwant %+v", st, want)
 	}
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

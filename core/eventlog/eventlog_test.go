@@ -19,6 +19,7 @@ import (
 
 	"github.com/sessiond/sessiond/core/eventlog"
 	"github.com/sessiond/sessiond/core/session"
+	"github.com/sessiond/sessiond/internal/testlog"
 )
 
 // run starts l's writer and returns a function that stops it and waits until the file is
@@ -369,30 +370,6 @@ func (f *flaky) String() string {
 	return f.buf.String()
 }
 
-// lockedLog is an hclog output the test reads while the writer logs.
-type lockedLog struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *lockedLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *lockedLog) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
-}
-
-func (l *lockedLog) count(s string) int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return strings.Count(l.buf.String(), s)
-}
-
 func eventually(t *testing.T, what string, ok func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
@@ -412,7 +389,7 @@ func login(id string) session.Event {
 func TestWriteErrorsAreCountedAndWritingResumes(t *testing.T) {
 	defer eventlog.SetWriteErrorEvery(0)() // every new failure is reported
 	out := &flaky{}
-	logs := &lockedLog{}
+	logs := &testlog.Buffer{}
 	l := eventlog.New(out, nil, eventlog.Options{Log: hclog.New(&hclog.LoggerOptions{Output: logs})})
 	stop := run(t, l)
 
@@ -421,21 +398,21 @@ func TestWriteErrorsAreCountedAndWritingResumes(t *testing.T) {
 		l.Emit(login(fmt.Sprint("lost-", i)))
 	}
 	eventually(t, "three dropped events", func() bool { return l.Dropped() == 3 })
-	if n := logs.count("write failed"); n != 1 {
+	if n := logs.Count("write failed"); n != 1 {
 		t.Errorf("the failure was reported %d times, want once until a write succeeds:\n%s", n, logs.String())
 	}
 
 	out.fail.Store(false)
 	l.Emit(login("kept-1"))
 	eventually(t, "kept-1 written", func() bool { return strings.Contains(out.String(), "kept-1") })
-	if n := logs.count("writing again"); n != 1 {
+	if n := logs.Count("writing again"); n != 1 {
 		t.Errorf("the recovery was reported %d times, want once", n)
 	}
 
 	out.fail.Store(true) // fails again after a success: reported again
 	l.Emit(login("lost-3"))
 	eventually(t, "a fourth dropped event", func() bool { return l.Dropped() == 4 })
-	if n := logs.count("write failed"); n != 2 {
+	if n := logs.Count("write failed"); n != 2 {
 		t.Errorf("the failures were reported %d times, want twice (once per failure after a success)", n)
 	}
 
@@ -483,7 +460,7 @@ func TestPartialWriteDoesNotSpoilTheNextLine(t *testing.T) {
 // An event after the log stopped is counted as dropped, not lost without a trace.
 func TestEventsAfterStopAreCountedAsDropped(t *testing.T) {
 	out := &closeRecorder{}
-	logs := &lockedLog{}
+	logs := &testlog.Buffer{}
 	l := eventlog.New(out, out, eventlog.Options{Log: hclog.New(&hclog.LoggerOptions{Output: logs})})
 	stop := run(t, l)
 	l.Emit(login("before"))
@@ -493,7 +470,7 @@ func TestEventsAfterStopAreCountedAsDropped(t *testing.T) {
 	if got := l.Dropped(); got != 2 {
 		t.Fatalf("Dropped() = %d after two late events, want 2", got)
 	}
-	if logs.count("event log stopped") != 1 {
+	if logs.Count("event log stopped") != 1 {
 		t.Errorf("the late events were not reported:\n%s", logs.String())
 	}
 	if n := strings.Count(out.String(), "\n"); n != 1 {

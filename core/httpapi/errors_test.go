@@ -1,7 +1,6 @@
 package httpapi_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -16,25 +15,8 @@ import (
 
 	"github.com/sessiond/sessiond/core/admin"
 	"github.com/sessiond/sessiond/core/httpapi"
+	"github.com/sessiond/sessiond/internal/testlog"
 )
-
-// lockedBuffer is a log sink for handlers running on the server's goroutines.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // cancelledAdmin answers a push with the error its context ends with, as the core does when
 // the caller goes away; own says to fail with context.Canceled of its own instead.
@@ -81,7 +63,7 @@ func TestCallerGoneIsNotAServerError(t *testing.T) {
 		{"a cancellation of the server's own", true, http.StatusInternalServerError, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			var logged lockedBuffer
+			var logged testlog.Buffer
 			log := hclog.New(&hclog.LoggerOptions{Output: &logged, Level: hclog.Trace})
 			fake := &cancelledAdmin{own: tc.own, started: make(chan struct{})}
 			srv := httptest.NewServer(httpapi.New(log, httpapi.Deps{Ready: ready{}, AdminToken: adminToken, Admin: fake}))

@@ -1,12 +1,10 @@
 package preload_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -15,6 +13,7 @@ import (
 
 	"github.com/sessiond/sessiond/core/cache"
 	"github.com/sessiond/sessiond/core/preload"
+	"github.com/sessiond/sessiond/internal/testlog"
 	"github.com/sessiond/sessiond/providers/preload/database"
 	"github.com/sessiond/sessiond/providers/preload/lazy"
 	"github.com/sessiond/sessiond/providers/usersessions/memory"
@@ -126,25 +125,7 @@ func eager(workers, pageSize int) *planner {
 		Timeout: 10 * time.Second, ProgressEvery: time.Hour}}
 }
 
-// logBuffer is a log a test reads while the runner writes it.
-type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
-func runner(s *store, c *cache.Cache, p offlinepreload.Provider, log *logBuffer, realms ...string) *preload.Runner {
+func runner(s *store, c *cache.Cache, p offlinepreload.Provider, log *testlog.Buffer, realms ...string) *preload.Runner {
 	logger := hclog.NewNullLogger()
 	if log != nil {
 		logger = hclog.New(&hclog.LoggerOptions{Output: log, Level: hclog.Debug})
@@ -257,7 +238,7 @@ func TestStoreFailureFallsBackToLazyWithTheReason(t *testing.T) {
 		return nil
 	}
 	c := newCache(t, s, 1000)
-	log := &logBuffer{}
+	log := &testlog.Buffer{}
 	st := run(t, runner(s, c, eager(1, 10), log, "a"))
 	if st.State != preload.FellBack || !st.Ready() || !strings.Contains(st.Reason, "connection reset by peer") {
 		t.Fatalf("status %+v, want fell back with the store's error", st)
@@ -298,7 +279,7 @@ func TestStallPastTheTimeoutFallsBack(t *testing.T) {
 	c := newCache(t, s, 1000)
 	p := eager(1, 10)
 	p.plan.Timeout = 200 * time.Millisecond
-	log := &logBuffer{}
+	log := &testlog.Buffer{}
 	start := time.Now()
 	r := runner(s, c, p, log, "a")
 	done := make(chan struct{})
@@ -333,7 +314,7 @@ func TestProgressWhileRunning(t *testing.T) {
 	c := newCache(t, s, 1000)
 	p := eager(1, 10)
 	p.plan.ProgressEvery = 20 * time.Millisecond
-	log := &logBuffer{}
+	log := &testlog.Buffer{}
 	r := runner(s, c, p, log, "a")
 	if st := r.Status(); st.State != preload.Planning || st.Ready() {
 		t.Errorf("before Run: %+v", st)

@@ -1,18 +1,17 @@
 package push
 
 import (
-	"bytes"
 	"context"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/sessiond/sessiond/internal/testlog"
 	"github.com/sessiond/sessiond/providers/revocation/webhook"
 	"github.com/sessiond/sessiond/spi"
 	"github.com/sessiond/sessiond/spi/revocationpush"
@@ -196,30 +195,12 @@ func TestReportNamesTheURLContacted(t *testing.T) {
 	})
 }
 
-// syncBuffer is a log sink the outbox may write to from several goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // A password in a client's URL reaches neither the report nor the log.
 func TestCredentialsInTargetsAreNotShown(t *testing.T) {
 	refusing := newReceiver(t, 400)
 	withUser := "http://user:hunter2@" + strings.TrimPrefix(refusing.URL(), "http://") + "/x"
 	f := newFixture(t, client("app", withUser, ""))
-	var logged syncBuffer
+	var logged testlog.Buffer
 	o, err := New(Deps{
 		Store: f.store, Provider: f.provider, Realms: f.realms, Keys: f.keys, Tokens: f.tokens, NotBefore: f.policies,
 		Now: f.clock.Now, Log: hclog.New(&hclog.LoggerOptions{Output: &logged, Level: hclog.Trace}),

@@ -1,13 +1,11 @@
 package revocation_test
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"net/url"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -16,6 +14,7 @@ import (
 
 	"github.com/sessiond/sessiond/internal/tcpproxy"
 	"github.com/sessiond/sessiond/internal/testclock"
+	"github.com/sessiond/sessiond/internal/testlog"
 	"github.com/sessiond/sessiond/internal/testpg"
 	"github.com/sessiond/sessiond/providers/usersessions/postgres"
 	"github.com/sessiond/sessiond/spi"
@@ -47,7 +46,7 @@ func TestTwoNodesOnPostgres(t *testing.T) {
 
 	clock := testclock.New(time.Now().UTC().Truncate(time.Second))
 	a := newNode(t, pgStore(t, schemaURL, "node-a"), clock, statics{})
-	logB := &syncBuffer{}
+	logB := &testlog.Buffer{}
 	b := newLoggedNode(t, pgStore(t, viaProxy, "node-b"), clock, statics{}, hclog.New(&hclog.LoggerOptions{Output: logB, Level: hclog.Info}))
 	running(t, a.policies)
 	running(t, b.policies)
@@ -166,22 +165,4 @@ func freshSchema(t *testing.T) string {
 	q.Set("search_path", schema)
 	u.RawQuery = q.Encode()
 	return u.String()
-}
-
-// syncBuffer is a log destination safe for concurrent writers.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

@@ -25,6 +25,7 @@ import (
 	"github.com/prometheus/common/model"
 
 	"github.com/sessiond/sessiond/conf"
+	"github.com/sessiond/sessiond/internal/testlog"
 	"github.com/sessiond/sessiond/internal/testpg"
 )
 
@@ -184,7 +185,7 @@ next:
 // After a login and two refreshes, one refused refresh and a logout, /metrics and the event
 // log say so, and neither holds a token or a credential.
 func TestMetricsAndEventLogOfARunningStack(t *testing.T) {
-	var logs syncBuffer
+	var logs testlog.Buffer
 	log := hclog.New(&hclog.LoggerOptions{Output: &logs, Level: hclog.Debug})
 	events := filepath.Join(t.TempDir(), "events.jsonl")
 	rt := startPostgres(t, log, "--metrics-enabled=true", "--event-log-file="+events)
@@ -322,7 +323,7 @@ func TestMetricsAndEventLogOfARunningStack(t *testing.T) {
 // Without metrics-enabled (Keycloak's default), /metrics does not exist, and without
 // event-log-file events go to the log.
 func TestMetricsAreOffByDefault(t *testing.T) {
-	var logs syncBuffer
+	var logs testlog.Buffer
 	log := hclog.New(&hclog.LoggerOptions{Output: &logs, Level: hclog.Info})
 	rt := startPostgres(t, log)
 	resp, err := http.Get(base(rt) + "/metrics")

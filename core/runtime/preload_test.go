@@ -21,6 +21,7 @@ import (
 	"github.com/sessiond/sessiond/conf"
 	"github.com/sessiond/sessiond/core/httpapi"
 	"github.com/sessiond/sessiond/internal/testclock"
+	"github.com/sessiond/sessiond/internal/testlog"
 	"github.com/sessiond/sessiond/spi"
 	"github.com/sessiond/sessiond/spi/usersessions"
 )
@@ -310,23 +311,6 @@ func TestOverriddenEntryIsEvictedAndReloaded(t *testing.T) {
 	}
 }
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // A store failure during the preload does not stop sessiond: it becomes ready, says why
 // in the log and in readiness, and serves the rest of the offline sessions lazily.
 func TestStoreFailureDuringPreloadFallsBackToLazy(t *testing.T) {
@@ -338,7 +322,7 @@ func TestStoreFailureDuringPreloadFallsBackToLazy(t *testing.T) {
 		}
 		return nil
 	}}
-	var logs syncBuffer
+	var logs testlog.Buffer
 	log := hclog.New(&hclog.LoggerOptions{Output: &logs, Level: hclog.Info})
 	rt := e.start(Options{wrapStore: store.wrap}, log,
 		"--spi-offline-preload-provider=database", "--spi-offline-preload-database-page-size=5", "--spi-offline-preload-database-workers=1")

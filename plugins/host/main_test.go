@@ -1,7 +1,6 @@
 package host_test
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -16,6 +15,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/go-plugin"
 
+	"github.com/sessiond/sessiond/internal/testlog"
 	"github.com/sessiond/sessiond/plugins/host"
 	"github.com/sessiond/sessiond/plugins/sdk"
 	"github.com/sessiond/sessiond/plugins/wire"
@@ -176,28 +176,10 @@ func defaults(d spi.Descriptor, set map[string]string) spi.Config {
 	return cfg
 }
 
-// logBuffer collects a host's log lines; shown when a test fails.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *logBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // newHost returns a host stopped at the end of the test, and its log.
-func newHost(t testing.TB, opts host.Options) (*host.Host, *logBuffer) {
+func newHost(t testing.TB, opts host.Options) (*host.Host, *testlog.Buffer) {
 	t.Helper()
-	logs := &logBuffer{}
+	logs := &testlog.Buffer{}
 	h := host.New(hclog.New(&hclog.LoggerOptions{Name: "sessiond", Output: logs, Level: hclog.Debug}), opts)
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

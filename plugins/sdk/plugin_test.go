@@ -7,12 +7,12 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/sessiond/sessiond/internal/testlog"
 	"github.com/sessiond/sessiond/plugins/host"
 	"github.com/sessiond/sessiond/plugins/sdk"
 	"github.com/sessiond/sessiond/plugins/sdk/sdktest"
@@ -244,7 +244,7 @@ func TestProtocolVersionNegotiation(t *testing.T) {
 		}
 	})
 	t.Run("the refused plugin's own log line lists every version on both sides", func(t *testing.T) {
-		logs := &lockedLog{}
+		logs := &testlog.Buffer{}
 		h := host.New(hclog.New(&hclog.LoggerOptions{Output: logs, Level: hclog.Info}), host.Options{})
 		defer h.Stop(context.Background())
 		exe, _ := os.Executable()
@@ -309,22 +309,4 @@ func selfSum(t *testing.T) string {
 		t.Fatal(err)
 	}
 	return sum
-}
-
-// lockedLog is a log destination safe for the host's goroutines.
-type lockedLog struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *lockedLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedLog) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
