@@ -56,16 +56,6 @@ func TestCleanupOptionsAreValidated(t *testing.T) {
 			[]string{"unknown option --cleanup-batchsize", "did you mean --cleanup-batch-size?"}},
 	}
 	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			inDir(t, "")
-			_, err := loadResolve(ProfileStart, tc.args, tc.env, testDescs())
-			if err == nil {
-				t.Fatal("no error")
-			}
-			if ps := problemsOf(t, err); len(ps) != 1 {
-				t.Errorf("want one problem, got %d:\n%v", len(ps), err)
-			}
-			mustContainAll(t, err.Error(), tc.want...)
-		})
+		t.Run(tc.name, func(t *testing.T) { mustRefuse(t, tc.args, tc.env, tc.want...) })
 	}
 }

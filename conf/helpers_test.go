@@ -108,6 +108,21 @@ func loadResolve(p Profile, args, environ []string, descs []spi.Descriptor) (*Se
 	return l.Resolve(descs)
 }
 
+// mustRefuse checks that args and environ are refused with exactly one problem, whose
+// message holds every want.
+func mustRefuse(t *testing.T, args, environ []string, want ...string) {
+	t.Helper()
+	inDir(t, "")
+	_, err := loadResolve(ProfileStart, args, environ, testDescs())
+	if err == nil {
+		t.Fatal("no error")
+	}
+	if ps := problemsOf(t, err); len(ps) != 1 {
+		t.Errorf("want one problem, got %d:\n%v", len(ps), err)
+	}
+	mustContainAll(t, err.Error(), want...)
+}
+
 func problemsOf(t *testing.T, err error) []Problem {
 	t.Helper()
 	var ce *Error

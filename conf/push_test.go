@@ -35,17 +35,7 @@ func TestPushOptionsAreValidated(t *testing.T) {
 		{"batch not a number", []string{"--push-batch-size=many"}, []string{"--push-batch-size", "a whole number"}},
 	}
 	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			inDir(t, "")
-			_, err := loadResolve(ProfileStart, tc.args, nil, testDescs())
-			if err == nil {
-				t.Fatal("no error")
-			}
-			if ps := problemsOf(t, err); len(ps) != 1 {
-				t.Errorf("want one problem, got %d:\n%v", len(ps), err)
-			}
-			mustContainAll(t, err.Error(), tc.want...)
-		})
+		t.Run(tc.name, func(t *testing.T) { mustRefuse(t, tc.args, nil, tc.want...) })
 	}
 }
 
@@ -70,16 +60,6 @@ func TestPushLeaseOutlastsTheProvidersTimeout(t *testing.T) {
 			[]string{"--spi-revocation-push-webhook-timeout", "push-lease=1m0s", "at least 1m30s"}},
 	}
 	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			inDir(t, "")
-			_, err := loadResolve(ProfileStart, tc.args, nil, testDescs())
-			if err == nil {
-				t.Fatal("no error")
-			}
-			if ps := problemsOf(t, err); len(ps) != 1 {
-				t.Errorf("want one problem, got %d:\n%v", len(ps), err)
-			}
-			mustContainAll(t, err.Error(), tc.want...)
-		})
+		t.Run(tc.name, func(t *testing.T) { mustRefuse(t, tc.args, nil, tc.want...) })
 	}
 }
