@@ -18,7 +18,9 @@ const preloadGCPercent = 400
 // RelaxGC sets the collector's percentage to preloadGCPercent and returns what puts it
 // back, unless the operator chose one (GOGC is set): theirs is kept. A memory limit
 // (GOMEMLIMIT) holds either way. The runtime calls it around its offline preload; it is
-// exported for a benchmark that runs a preload as the runtime does, without one.
+// exported for a benchmark that runs a preload as the runtime does, without one. The
+// setting is the process's: where several runtimes share a process (tests), preloads that
+// overlap may leave it at preloadGCPercent, which changes only how often the collector runs.
 func RelaxGC(log hclog.Logger) (restore func()) {
 	if _, set := os.LookupEnv("GOGC"); set {
 		return func() {}
