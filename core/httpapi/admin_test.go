@@ -142,19 +142,19 @@ func (p *fakePush) LogoutAll(_ context.Context, realmName string, notBefore time
 	return p.report(realmName, ""), nil
 }
 
-func (p *fakePush) Logout(ctx context.Context, realmName string, sessions []*usersessions.UserSession) (admin.Report, error) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	var ids []string
-	for _, us := range sessions {
-		ids = append(ids, us.ID)
-	}
-	p.logouts = append(p.logouts, ids)
-	p.deferred = append(p.deferred, false)
+func (p *fakePush) Logout(_ context.Context, _ string, sessions []*usersessions.UserSession) (admin.Report, error) {
+	p.noteLogout(sessions, false)
 	return admin.Report{}, nil
 }
 
 func (p *fakePush) QueueLogout(_ context.Context, _ string, sessions []*usersessions.UserSession) (int, error) {
+	p.noteLogout(sessions, true)
+	return len(sessions), nil
+}
+
+// noteLogout records the ids of sessions sent a back-channel logout, and whether it was
+// only queued.
+func (p *fakePush) noteLogout(sessions []*usersessions.UserSession, queued bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	var ids []string
@@ -162,8 +162,7 @@ func (p *fakePush) QueueLogout(_ context.Context, _ string, sessions []*usersess
 		ids = append(ids, us.ID)
 	}
 	p.logouts = append(p.logouts, ids)
-	p.deferred = append(p.deferred, true)
-	return len(sessions), nil
+	p.deferred = append(p.deferred, queued)
 }
 
 func (p *fakePush) Deliveries(_ context.Context, f usersessions.DeliveryFilter) ([]*usersessions.Delivery, error) {
