@@ -3,6 +3,7 @@ package runtime
 import (
 	"context"
 	"net/http"
+	"time"
 
 	"github.com/sessiond/sessiond/core/eventlog"
 	"github.com/sessiond/sessiond/core/metrics"
@@ -17,9 +18,10 @@ type observability struct {
 	metrics  *metrics.Metrics
 	eventLog *eventlog.Log // nil without event-log-file: events go to the logger
 	events   eventSinks
-	// stopEventLog ends the event log's writer and waits until the file is closed; nil
-	// without an event log.
-	stopEventLog func()
+	// eventLogStop ends the event log's writer, which closes eventLogDone once the file is
+	// closed; both nil without an event log.
+	eventLogStop context.CancelFunc
+	eventLogDone <-chan struct{}
 }
 
 // auditor records admin actions.
@@ -60,10 +62,7 @@ func (rt *Runtime) observe(store usersessions.Provider) (session.Events, error) 
 			defer close(done)
 			l.Run(ctx)
 		}()
-		rt.obs.stopEventLog = func() {
-			cancel()
-			<-done
-		}
+		rt.obs.eventLogStop, rt.obs.eventLogDone = cancel, done
 		rt.obs.eventLog = l
 		rt.obs.events = eventSinks{sinks: []session.Events{l}, audit: l}
 		rt.log.Info("event log", "file", path)
@@ -140,10 +139,26 @@ func (e eventLog) Audit(a eventlog.AuditEvent) {
 }
 
 // stopEventLog flushes and closes the event log, once nothing else runs that may emit an
-// event; an event emitted later still is counted as dropped.
-func (rt *Runtime) stopEventLog() {
-	if stop := rt.obs.stopEventLog; stop != nil {
-		rt.obs.stopEventLog = nil
-		stop()
+// event; an event emitted later still is counted as dropped. It waits at most limit: a
+// writer blocked for good (an event-log-file of "-" whose reader stopped reading) must not
+// hold sessiond's exit, and what it had not written is lost, which the log says.
+func (rt *Runtime) stopEventLog(limit time.Duration) {
+	stop, done := rt.obs.eventLogStop, rt.obs.eventLogDone
+	if stop == nil {
+		return
+	}
+	rt.obs.eventLogStop, rt.obs.eventLogDone = nil, nil
+	stop()
+	t := time.NewTimer(limit)
+	defer t.Stop()
+	select {
+	case <-done:
+	case <-t.C:
+		rt.log.Warn("the event log did not finish writing in time; sessiond stops without it, and the events it had not written are lost",
+			"waited", limit)
 	}
 }
+
+// eventLogDrain is the least time Stop leaves the event log to finish writing, even when
+// the shutdown timeout has run out on the rest.
+const eventLogDrain = 5 * time.Second

@@ -113,7 +113,7 @@ func Start(ctx context.Context, log hclog.Logger, opts Options) (rt *Runtime, er
 		if err != nil {
 			started.stopBackground()
 			_ = h.Stop(context.Background())
-			started.stopEventLog()
+			started.stopEventLog(eventLogDrain)
 		}
 	}()
 
@@ -218,7 +218,11 @@ func (rt *Runtime) Stop(ctx context.Context) error {
 	if perr := rt.host.Stop(ctx); perr != nil {
 		rt.log.Warn("providers did not all close cleanly", "error", perr)
 	}
-	rt.stopEventLog()
+	limit := eventLogDrain
+	if deadline, ok := ctx.Deadline(); ok {
+		limit = max(limit, time.Until(deadline))
+	}
+	rt.stopEventLog(limit)
 	rt.log.Info("sessiond stopped")
 	return err
 }
