@@ -18,9 +18,10 @@ import (
 //
 // The plugin server calls StreamPages in place of Stream. fn sends the page; when it
 // returns, the page is the provider's again, to Reset and fill with the next one (a
-// preload then reuses a few buffers instead of making and dropping a gigabyte of them). A provider that cannot serve a request this way
-// (a database it streams differently, say) returns errors.ErrUnsupported before it calls
-// fn, and the server falls back to Stream. Ordering, paging and partitioning are Stream's.
+// preload then reuses a few buffers instead of making and dropping a gigabyte of them).
+// A provider that cannot serve a request this way (a database it streams differently,
+// say) returns errors.ErrUnsupported before it calls fn, and the server falls back to
+// Stream. Ordering, paging and partitioning are Stream's.
 type PageStreamer interface {
 	StreamPages(ctx context.Context, req us.StreamRequest, fn func(*Page) error) error
 }
