@@ -95,10 +95,12 @@ func (rt *Runtime) wire(opts Options, boundURL string) (http.Handler, error) {
 	// Planned before the runtime serves, so that readiness is right from the first probe;
 	// executed in the background.
 	rt.preload.Plan(rt.bg)
-	rt.goBackground(func(ctx context.Context) {
-		defer RelaxGC(rt.log)()
-		rt.preload.Execute(ctx)
-	})
+	if rt.preload.Status().State == preload.Running { // an eager plan: Execute preloads
+		rt.goBackground(func(ctx context.Context) {
+			defer RelaxGC(rt.log)()
+			rt.preload.Execute(ctx)
+		})
+	}
 	events, err := rt.observe(sessionStore)
 	if err != nil {
 		return nil, err
