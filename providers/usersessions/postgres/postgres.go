@@ -106,7 +106,7 @@ func (p *Provider) Describe() spi.Descriptor {
 			{Name: OptConnMaxLifetime, Type: spi.Duration, Default: defaultConnMaxLifetime.String(),
 				Help: "How long a connection is reused before it is replaced; 0 means forever."},
 			{Name: OptStatementTimeout, Type: spi.Duration, Default: defaultStatementTimeout.String(),
-				Help: "Longest a statement may run before PostgreSQL cancels it; 0 means no limit."},
+				Help: "Longest a statement may run before PostgreSQL cancels it; 0 means no limit. A stream of sessions (a preload, a recompute of stored expiries) is read as its caller takes it and is bounded by the caller instead."},
 			{Name: OptMigrate, Type: spi.Bool, Default: "true",
 				Help: "Apply pending schema migrations at start; when false, refuse to start on a schema that lacks them."},
 		},

@@ -17,8 +17,8 @@ import (
 	"github.com/sessiond/sessiond/spi/usersessions"
 )
 
-// Stream implements usersessions.Provider. On PostgreSQL the selection is read through
-// cursors on one snapshot, in the tables' own order (streamCursor); on SQLite, one
+// Stream implements usersessions.Provider. On PostgreSQL the selection is read with one
+// scan of each table on one snapshot, in the tables' own order (streamScans); on SQLite, one
 // keyset-paged read per page, in id order (streamKeyset).
 func (s *Store) Stream(ctx context.Context, req usersessions.StreamRequest, fn func(page []*usersessions.UserSession) error) error {
 	req, err := s.streamable(ctx, req)
@@ -26,7 +26,7 @@ func (s *Store) Stream(ctx context.Context, req usersessions.StreamRequest, fn f
 		return err
 	}
 	if s.d == Postgres {
-		return s.streamCursor(ctx, req, &sessionPages{pages: pages[[]*usersessions.UserSession]{fn: fn}, size: req.PageSize})
+		return s.streamScans(ctx, req, &sessionPages{pages: pages[[]*usersessions.UserSession]{fn: fn}, size: req.PageSize})
 	}
 	return s.streamKeyset(ctx, req, fn)
 }
@@ -41,7 +41,7 @@ func (s *Store) StreamLent(ctx context.Context, req usersessions.StreamRequest, 
 	if err != nil {
 		return err
 	}
-	return s.streamCursor(ctx, req, lendingPages(fn, req.PageSize))
+	return s.streamScans(ctx, req, lendingPages(fn, req.PageSize))
 }
 
 // StreamPages implements wire.PageStreamer, for the store served as a plugin: on
@@ -60,7 +60,7 @@ func (s *Store) StreamPages(ctx context.Context, req usersessions.StreamRequest,
 		p.Reset()
 		out.spare = append(out.spare, p)
 	}}
-	return s.streamCursor(ctx, req, out)
+	return s.streamScans(ctx, req, out)
 }
 
 // streamable checks a stream's request and the store, and sets the default page size.
@@ -119,36 +119,40 @@ func (s *Store) streamKeyset(ctx context.Context, req usersessions.StreamRequest
 }
 
 // streamSettings are set in a PostgreSQL stream's transaction only. Its statements read
-// whole tables; the planner must not pick a plan for the first rows or for a few rows:
-// cursor_tuple_fraction (0.1 by default) says the whole result is read, and nested loops
-// are off because it cannot estimate the share of the hash condition (it guesses 0.5%),
-// and with a guess that small it looks up the rows of the other table one by one, each a
-// random heap page: a million sessions then cost minutes instead of seconds.
-const streamSettings = "SET LOCAL cursor_tuple_fraction = 1; SET LOCAL enable_nestloop = off"
+// whole tables:
+//   - nested loops are off because the planner cannot estimate the share of the hash
+//     condition (it guesses 0.5%), and with a guess that small it looks up the rows of
+//     the other table one by one, each a random heap page: a million sessions then cost
+//     minutes instead of seconds;
+//   - parallel workers are off: every row goes out through the one backend anyway, and
+//     the workers' scans of the same pages cost more CPU than they save (measured at 1M:
+//     a fifth more time with them);
+//   - statement_timeout is off: a stream is one statement per table, read as its caller
+//     takes the pages, so it lasts as long as the caller does; the caller's context
+//     bounds it (a preload's timeout), and cancels the statement when it ends.
+const streamSettings = "SET LOCAL enable_nestloop = off; SET LOCAL max_parallel_workers_per_gather = 0; SET LOCAL statement_timeout = 0"
 
-// streamFetch is how many rows one FETCH of a stream reads: enough that round trips cost
-// nothing next to the rows, few enough that they are a small buffer.
-const streamFetch = 2000
-
-// maxHeld bounds the client sessions a PostgreSQL stream holds at once (about 200 MB of
+// maxHeld bounds the client sessions a PostgreSQL stream holds at once (about 400 MB of
 // rows like the benchmark's): a selection with more is read in parts, each part split in
 // two until its client sessions fit (each part costs a read of both tables).
-const maxHeld = 1 << 19
+const maxHeld = 1 << 20
 
-// streamCursor reads the selection on one snapshot (one read-only repeatable-read
-// transaction) with two statements, each a sequential scan read through a cursor: first
-// the client sessions of the selection, held by user session, then the user sessions,
-// each handed on with its client sessions as it is read. PostgreSQL reads each table once
+// streamScans reads the selection on one snapshot (one read-only repeatable-read
+// transaction) with two statements, each a sequential scan whose rows are read as they
+// come: first the client sessions of the selection, held by user session, then the user
+// sessions, each handed on with its client sessions as it is read. PostgreSQL reads each table once
 // in its own order, with no join, sort or index. (One statement joining the two would
 // need a sort to keep the rows of a user session together, as PostgreSQL promises no
 // order of a hash join's rows, and the sort cost as much as the rest; keyset pages in id
-// order made each row a random heap page.) statement_timeout applies to each FETCH.
+// order made each row a random heap page.) The rows of a statement are read as PostgreSQL
+// sends them, not through a cursor: a FETCH puts its rows in a tuplestore before it sends
+// them, which cost PostgreSQL a third more CPU (measured at 1M: 6.5 s against 4.7 s).
 //
 // Partition i of n holds the sessions whose id's PostgreSQL hash (hashtext, its sign bit
-// cleared) is i modulo n: unlike the stored id_hash, it is computed from a client session's row as from its
-// user session's, so neither statement needs the other table. Both statements see one
+// cleared) is i modulo n: unlike the stored id_hash, it is computed from a client
+// session's row as from its user session's, so neither statement needs the other table. Both statements see one
 // snapshot, so the partitions are exactly disjoint and complete.
-func (s *Store) streamCursor(ctx context.Context, req usersessions.StreamRequest, out pageOut) error {
+func (s *Store) streamScans(ctx context.Context, req usersessions.StreamRequest, out pageOut) error {
 	const op = "stream user sessions"
 	tx, err := s.db.BeginTx(ctx, s.d.readTx())
 	if err != nil {
@@ -162,7 +166,7 @@ func (s *Store) streamCursor(ctx context.Context, req usersessions.StreamRequest
 	if req.Partition.Count > 1 {
 		part = hashPart{index: int64(req.Partition.Index), count: int64(req.Partition.Count)}
 	}
-	st := &cursorStream{s: s, tx: tx, req: req, d: newStreamDecoder(req.Filter.RealmID, out)}
+	st := &scanStream{s: s, tx: tx, req: req, d: newStreamDecoder(req.Filter.RealmID, out)}
 	st.estimateClients(ctx)
 	if err := st.stream(ctx, part); err != nil {
 		if fnErr := out.fnErr(); fnErr != nil {
@@ -194,8 +198,8 @@ func (p hashPart) cond(col string) (string, []any) {
 	return fmt.Sprintf("(hashtext(%s) & 2147483647) %% ? = ?", col), []any{p.count, p.index}
 }
 
-// cursorStream is one PostgreSQL stream under way.
-type cursorStream struct {
+// scanStream is one PostgreSQL stream under way.
+type scanStream struct {
 	s       *Store
 	tx      *sql.Tx
 	req     usersessions.StreamRequest
@@ -205,7 +209,7 @@ type cursorStream struct {
 
 // stream streams the sessions of part: their client sessions first, then the user
 // sessions; when the client sessions do not fit in maxHeld, each half of part in turn.
-func (st *cursorStream) stream(ctx context.Context, part hashPart) error {
+func (st *scanStream) stream(ctx context.Context, part hashPart) error {
 	limit := st.s.maxHeld
 	if part.count >= maxCount {
 		limit = 0
@@ -225,7 +229,7 @@ func (st *cursorStream) stream(ctx context.Context, part hashPart) error {
 		where += " AND " + cond
 		args = append(args, condArgs...)
 	}
-	err = st.fetch(ctx, fmt.Sprintf("SELECT ROW(%s) FROM user_session s WHERE %s", streamSessionFields.names("s."), where), args,
+	err = st.query(ctx, fmt.Sprintf("SELECT ROW(%s) FROM user_session s WHERE %s", streamSessionFields.names("s."), where), args,
 		func(row []byte) (bool, error) { return true, st.d.session(row) })
 	if err == nil {
 		st.d.release()
@@ -235,7 +239,7 @@ func (st *cursorStream) stream(ctx context.Context, part hashPart) error {
 
 // readClients reads the client sessions of part's user sessions into the decoder; with
 // limit > 0 it stops past limit of them, and reports part incomplete.
-func (st *cursorStream) readClients(ctx context.Context, part hashPart, limit int) (complete bool, err error) {
+func (st *scanStream) readClients(ctx context.Context, part hashPart, limit int) (complete bool, err error) {
 	f := st.req.Filter
 	where, args := st.kindOfClients()
 	if cond, condArgs := part.cond("c.user_session_id"); cond != "" {
@@ -249,8 +253,12 @@ func (st *cursorStream) readClients(ctx context.Context, part hashPart, limit in
 		args = append(args, sArgs...)
 	}
 	st.d.holdAbout(int(st.clients/float64(part.count)), st.s.maxHeld, f.Offline)
+	query := fmt.Sprintf("SELECT ROW(c.user_session_id, c.offline, %s) FROM client_session c WHERE %s", streamClientFields.names("c."), where)
+	if limit > 0 {
+		query, args = query+" LIMIT ?", append(args, limit+1) // one more says there are more
+	}
 	complete = true
-	err = st.fetch(ctx, fmt.Sprintf("SELECT ROW(c.user_session_id, c.offline, %s) FROM client_session c WHERE %s", streamClientFields.names("c."), where), args,
+	err = st.query(ctx, query, args,
 		func(row []byte) (bool, error) {
 			if limit > 0 && st.d.held >= limit {
 				complete = false
@@ -266,7 +274,7 @@ func (st *cursorStream) readClients(ctx context.Context, part hashPart, limit in
 
 // kindOfClients is the condition on alias c of the client sessions of the filter's realm
 // and kind, and its arguments.
-func (st *cursorStream) kindOfClients() (string, []any) {
+func (st *scanStream) kindOfClients() (string, []any) {
 	f := st.req.Filter
 	where, args := "c.realm_id = ?", []any{f.RealmID}
 	switch f.Offline {
@@ -281,7 +289,7 @@ func (st *cursorStream) kindOfClients() (string, []any) {
 // estimateClients sets st.clients to the planner's estimate of the client sessions of
 // the filter's realm and kind (0 if it has none), to size the maps that hold them: grown
 // step by step instead, they cost a twentieth of a preload.
-func (st *cursorStream) estimateClients(ctx context.Context) {
+func (st *scanStream) estimateClients(ctx context.Context) {
 	where, args := st.kindOfClients()
 	var plan []byte
 	if err := st.tx.QueryRowContext(ctx, st.s.rebind("EXPLAIN (FORMAT JSON) SELECT 1 FROM client_session c WHERE "+where), args...).Scan(&plan); err != nil {
@@ -297,51 +305,40 @@ func (st *cursorStream) estimateClients(ctx context.Context) {
 	}
 }
 
-// fetch declares a cursor for query and hands each row (one row value) to row until
-// it returns false, delivering the pages the decoder fills after each FETCH.
-func (st *cursorStream) fetch(ctx context.Context, query string, args []any, row func([]byte) (bool, error)) error {
-	if _, err := st.tx.ExecContext(ctx, st.s.rebind("DECLARE "+cursorName+" NO SCROLL CURSOR FOR "+query), args...); err != nil {
+// query runs query and hands each row (one row value) to row until it returns false,
+// delivering each page the decoder fills as soon as it is ready. A caller that may stop
+// early limits the query: the rows PostgreSQL sent are read to the end all the same.
+func (st *scanStream) query(ctx context.Context, query string, args []any, row func([]byte) (bool, error)) error {
+	rows, err := st.tx.QueryContext(ctx, st.s.rebind(query), args...)
+	if err != nil {
 		return err
 	}
-	fetch := fmt.Sprintf("FETCH FORWARD %d FROM %s", streamFetch, cursorName)
-	for more := true; more; {
-		rows, err := st.tx.QueryContext(ctx, fetch)
-		if err != nil {
-			return err
-		}
-		n, err := st.read(rows, row, &more)
-		if err != nil {
-			return err
-		}
-		more = more && n == streamFetch
-		if err := st.d.out.deliver(ctx); err != nil {
-			return err
-		}
-	}
-	_, err := st.tx.ExecContext(ctx, "CLOSE "+cursorName)
-	return err
-}
-
-// read hands the rows of one FETCH to row; more is cleared when row says to stop.
-func (st *cursorStream) read(rows *sql.Rows, row func([]byte) (bool, error), more *bool) (int, error) {
 	defer rows.Close()
-	n := 0
 	var raw sql.RawBytes
 	for rows.Next() {
-		n++
-		if !*more {
-			continue // the rest of the FETCH is dropped
-		}
 		if err := rows.Scan(&raw); err != nil {
-			return n, err
+			return err
 		}
-		ok, err := row(raw)
+		more, err := row(raw)
 		if err != nil {
-			return n, err
+			return err
 		}
-		*more = ok
+		if st.d.out.hasReady() {
+			if err := st.d.out.deliver(ctx); err != nil {
+				return err
+			}
+		}
+		if !more {
+			break
+		}
 	}
-	return n, rows.Err()
+	if err := rows.Close(); err != nil {
+		return err
+	}
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	return st.d.out.deliver(ctx)
 }
 
 // pageOut is where the sessions of a PostgreSQL stream go, page by page: built as
@@ -353,7 +350,9 @@ type pageOut interface {
 	add(d *streamDecoder, id []byte, offline bool, h heldClients) error
 	// close makes the page ready, if it holds anything.
 	close()
-	// deliver hands on the ready pages (after each FETCH, not while rows are read).
+	// hasReady reports whether a page is ready.
+	hasReady() bool
+	// deliver hands on the ready pages.
 	deliver(ctx context.Context) error
 	// fnErr is the error the caller's fn returned, if it did: returned as it is.
 	fnErr() error
@@ -392,8 +391,7 @@ func (p *pages[P]) deliver(ctx context.Context) error {
 
 func (p *pages[P]) fnErr() error { return p.err }
 
-// cursorName names the cursor a stream's transaction declares (one at a time).
-const cursorName = "sessiond_stream"
+func (p *pages[P]) hasReady() bool { return len(p.ready) > 0 }
 
 // The fields of a PostgreSQL stream's row values, in the order streamDecoder reads them.
 // The realm is the filter's; a client session's key is its user session's.
@@ -565,8 +563,8 @@ func (d *streamDecoder) session(row []byte) error {
 }
 
 // sessionPages builds the sessions of a stream, for Stream; with lending, for StreamLent,
-// into those of pages delivered before. Pages are filled ahead of their delivery (all
-// the pages of a FETCH), so each has its own Lender until it is delivered.
+// into those of pages delivered before. A page is delivered once it is full, but nothing
+// here counts on that: each page has its own Lender until it is delivered.
 type sessionPages struct {
 	pages[[]*usersessions.UserSession]
 	size    int

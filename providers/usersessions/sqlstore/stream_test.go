@@ -258,7 +258,7 @@ func TestStreamReadsWhatGetReads(t *testing.T) {
 			t.Parallel()
 			s := pgStore(t, "timezone", tz)
 			var all []*usersessions.UserSession
-			for i := range 2100 { // more than one FETCH of each statement
+			for i := range 2100 { // pages of 1000, and a part of one
 				all = append(all, awkward(i)...)
 			}
 			create(t, s, all)
@@ -403,4 +403,56 @@ func pgStoreAdmin(t *testing.T) *sqlx.DB {
 		t.Fatal(err)
 	}
 	return db
+}
+
+// TestStreamOutlastsTheStatementTimeout checks that a stream read slowly is bounded by its
+// caller, not by statement-timeout: each table is read by one statement, which lasts as
+// long as its reader takes.
+func TestStreamOutlastsTheStatementTimeout(t *testing.T) {
+	t.Parallel()
+	s := pgStore(t)
+	var all []*usersessions.UserSession
+	for i := range 40 {
+		for _, us := range awkward(i) {
+			// Rows larger than the socket's buffers can hold: PostgreSQL waits on the
+			// reader to send the rest.
+			if us.Notes == nil {
+				us.Notes = map[string]string{}
+			}
+			us.Notes["large"] = strings.Repeat("x", 200<<10)
+			all = append(all, us)
+		}
+	}
+	create(t, s, all)
+	// From here the store has one connection, whose statements time out after 20 ms.
+	s.db.SetMaxOpenConns(1)
+	if _, err := s.db.ExecContext(t.Context(), "SET statement_timeout = 20"); err != nil {
+		t.Fatal(err)
+	}
+	start, n := time.Now(), 0
+	err := s.Stream(t.Context(), usersessions.StreamRequest{Filter: usersessions.Filter{RealmID: "r", Offline: usersessions.Both}, PageSize: 5},
+		func(page []*usersessions.UserSession) error {
+			if n += len(page); n == len(page) {
+				time.Sleep(300 * time.Millisecond) // PostgreSQL, blocked on a full socket, waits meanwhile
+			}
+			return nil
+		})
+	if err != nil {
+		t.Fatalf("Stream read for %s (statement_timeout 20 ms) failed after %d sessions: %v", time.Since(start), n, err)
+	}
+	if n != len(all) {
+		t.Fatalf("Stream read %d sessions, want %d", n, len(all))
+	}
+
+	// The caller's context still ends it.
+	ctx, cancel := context.WithTimeout(t.Context(), 150*time.Millisecond)
+	defer cancel()
+	err = s.Stream(ctx, usersessions.StreamRequest{Filter: usersessions.Filter{RealmID: "r", Offline: usersessions.Both}, PageSize: 5},
+		func([]*usersessions.UserSession) error {
+			time.Sleep(10 * time.Millisecond)
+			return nil
+		})
+	if err == nil {
+		t.Fatal("Stream past its context's deadline returned nil")
+	}
 }
