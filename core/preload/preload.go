@@ -1,7 +1,8 @@
 // Package preload executes the offline-preload SPI's plan: at start-up it asks the
 // provider for a plan and, for an eager one, streams the offline sessions of every realm
-// from the user-sessions store into the session cache, in pages, with parallel workers
-// reading disjoint partitions of the store.
+// from the user-sessions store into the session cache, in pages, with parallel workers:
+// sharing one pass over each realm when the store can stream so (a plugin's store does),
+// else reading disjoint partitions of it.
 //
 // The provider decides and the core executes, so that pages of sessions cross the plugin
 // boundary once (store → sessiond), never through the preload provider as well.
@@ -365,35 +366,10 @@ func (r *Runner) eager(parent context.Context, realms []string, plan offlineprel
 	r.mu.Unlock()
 	r.lastPage.Store(time.Now().UnixNano()) // a stall is counted from here
 
-	jobs := make(chan job)
-	var workers sync.WaitGroup
-	for range plan.Workers {
-		workers.Add(1)
-		go func() {
-			defer workers.Done()
-			for j := range jobs {
-				r.stream(ctx, cancel, window, filter, plan.PageSize, j)
-			}
-		}()
-	}
 	workersDone := make(chan struct{})
 	go func() {
 		defer close(workersDone)
-		defer workers.Wait()
-		defer close(jobs)
-		for _, realm := range realms {
-			for i := range plan.Workers {
-				p := usersessions.Partition{Index: i, Count: plan.Workers}
-				if plan.Workers == 1 {
-					p = usersessions.Partition{}
-				}
-				select {
-				case jobs <- job{realm: realm, partition: p}:
-				case <-ctx.Done():
-					return
-				}
-			}
-		}
+		r.read(ctx, cancel, window, filter, plan, realms)
 	}()
 	// The outcome is decided when the workers are done or the preload is cut short,
 	// whichever comes first: a store call that does not return must not hold readiness
@@ -407,15 +383,76 @@ func (r *Runner) eager(parent context.Context, realms []string, plan offlineprel
 	<-workersDone
 }
 
-// stream reads one partition of one realm into the window; a failure cancels the preload.
-func (r *Runner) stream(ctx context.Context, cancel context.CancelCauseFunc, window *cache.Preload, filter usersessions.Filter, pageSize int, j job) {
+// read reads the realms into the window. With more than one worker it reads each realm
+// in one pass shared by the workers when the store can (a ParallelLender); otherwise, and
+// for the realms it cannot, each worker reads one partition of a realm at a time.
+func (r *Runner) read(ctx context.Context, cancel context.CancelCauseFunc, window *cache.Preload, filter usersessions.Filter, plan offlinepreload.Plan, realms []string) {
+	if parallel, ok := r.d.Store.(usersessions.ParallelLender); ok && plan.Workers > 1 {
+		for len(realms) > 0 {
+			j := job{realm: realms[0]}
+			err := parallel.StreamLentParallel(ctx, r.request(filter, plan.PageSize, j), plan.Workers, r.importer(ctx, window))
+			if errors.Is(err, errors.ErrUnsupported) {
+				r.d.Log.Debug("the store cannot stream a realm once to all the workers; each reads a partition", "realm", j.realm, "reason", err.Error())
+				break // this realm and the rest in partitions
+			}
+			if err != nil {
+				r.failed(ctx, cancel, j, err)
+				return
+			}
+			r.d.Log.Debug("the store streamed a realm once to all the workers", "realm", j.realm, "workers", plan.Workers)
+			realms = realms[1:]
+		}
+	}
+	jobs := make(chan job)
+	var workers sync.WaitGroup
+	defer workers.Wait()
+	for range plan.Workers {
+		workers.Add(1)
+		go func() {
+			defer workers.Done()
+			for j := range jobs {
+				r.stream(ctx, cancel, window, filter, plan.PageSize, j)
+			}
+		}()
+	}
+	defer close(jobs)
+	for _, realm := range realms {
+		for i := range plan.Workers {
+			p := usersessions.Partition{Index: i, Count: plan.Workers}
+			if plan.Workers == 1 {
+				p = usersessions.Partition{}
+			}
+			select {
+			case jobs <- job{realm: realm, partition: p}:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}
+}
+
+// request is the stream request of job j.
+func (r *Runner) request(filter usersessions.Filter, pageSize int, j job) usersessions.StreamRequest {
 	req := usersessions.StreamRequest{Filter: filter, PageSize: pageSize, Partition: j.partition}
 	req.Filter.RealmID = j.realm
+	return req
+}
+
+// stream reads one partition of one realm into the window; a failure cancels the preload.
+func (r *Runner) stream(ctx context.Context, cancel context.CancelCauseFunc, window *cache.Preload, filter usersessions.Filter, pageSize int, j job) {
 	stream := r.d.Store.Stream
 	if lender, ok := r.d.Store.(usersessions.PageLender); ok {
 		stream = lender.StreamLent // Import copies what it keeps
 	}
-	err := stream(ctx, req, func(page []*usersessions.UserSession) error {
+	if err := stream(ctx, r.request(filter, pageSize, j), r.importer(ctx, window)); err != nil {
+		r.failed(ctx, cancel, j, err)
+	}
+}
+
+// importer is the function a stream hands its pages to: it imports them into the window.
+// It is safe for concurrent use.
+func (r *Runner) importer(ctx context.Context, window *cache.Preload) func(page []*usersessions.UserSession) error {
+	return func(page []*usersessions.UserSession) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
@@ -433,9 +470,14 @@ func (r *Runner) stream(ctx context.Context, cancel context.CancelCauseFunc, win
 			return errFull
 		}
 		return nil
-	})
-	if err == nil || ctx.Err() != nil {
-		return // done, or cut short already: the first cause is kept
+	}
+}
+
+// failed cancels the preload with the error of job j's stream, unless it was cut short
+// already (the first cause is kept).
+func (r *Runner) failed(ctx context.Context, cancel context.CancelCauseFunc, j job, err error) {
+	if ctx.Err() != nil {
+		return
 	}
 	if !errors.Is(err, errFull) && !errors.Is(err, cache.ErrPreloadBroken) {
 		part := ""

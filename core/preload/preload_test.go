@@ -1,10 +1,13 @@
 package preload_test
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -497,16 +500,21 @@ func (l *lender) StreamLent(ctx context.Context, req usersessions.StreamRequest,
 	return l.store.Stream(ctx, req, func(page []*usersessions.UserSession) error {
 		l.lent.Add(1)
 		err := fn(page)
-		for _, s := range page {
-			for id, c := range s.Clients {
-				*c = usersessions.ClientSession{ClientID: "scribbled", CurrentRefreshToken: "scribbled"}
-				delete(s.Clients, id)
-			}
-			clear(s.Notes)
-			*s = usersessions.UserSession{ID: "scribbled", RealmID: s.RealmID, UserID: "scribbled"}
-		}
+		scribble(page)
 		return err
 	})
+}
+
+// scribble overwrites a lent page once fn is done with it.
+func scribble(page []*usersessions.UserSession) {
+	for _, s := range page {
+		for id, c := range s.Clients {
+			*c = usersessions.ClientSession{ClientID: "scribbled", CurrentRefreshToken: "scribbled"}
+			delete(s.Clients, id)
+		}
+		clear(s.Notes)
+		*s = usersessions.UserSession{ID: "scribbled", RealmID: s.RealmID, UserID: "scribbled"}
+	}
 }
 
 // TestALentPageIsCopied preloads from a store that lends its pages: the preload takes
@@ -551,5 +559,153 @@ func TestTimeoutWhileWaitingForTheRecompute(t *testing.T) {
 	if st.State != preload.FellBack || !strings.Contains(st.Reason, "reading had not begun") ||
 		!strings.Contains(st.Reason, "waiting for the stored expiries") || strings.Contains(st.Reason, "last page") || st.Rate != 0 {
 		t.Fatalf("status %+v", st)
+	}
+}
+
+// parallel is a store that streams a whole selection to parallel workers
+// (usersessions.ParallelLender), lending each page as the plugin client does; with
+// unsupported set it refuses, as a provider that cannot does.
+type parallel struct {
+	*store
+	unsupported bool
+
+	mu         sync.Mutex
+	calls      []usersessions.StreamRequest // of StreamLentParallel
+	partitions []usersessions.Partition     // of Stream
+	most       atomic.Int32                 // fn calls at once, at most
+}
+
+func (p *parallel) Stream(ctx context.Context, req usersessions.StreamRequest, fn func([]*usersessions.UserSession) error) error {
+	p.mu.Lock()
+	p.partitions = append(p.partitions, req.Partition)
+	p.mu.Unlock()
+	return p.store.Stream(ctx, req, fn)
+}
+
+func (p *parallel) StreamLentParallel(ctx context.Context, req usersessions.StreamRequest, workers int, fn func([]*usersessions.UserSession) error) error {
+	p.mu.Lock()
+	p.calls = append(p.calls, req)
+	p.mu.Unlock()
+	if p.unsupported {
+		return fmt.Errorf("not in parallel: %w", errors.ErrUnsupported)
+	}
+	pages := make(chan []*usersessions.UserSession)
+	var (
+		wg       sync.WaitGroup
+		inFlight atomic.Int32
+		mu       sync.Mutex
+		first    error
+	)
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for page := range pages {
+				mu.Lock()
+				failed := first != nil
+				mu.Unlock()
+				if failed {
+					continue
+				}
+				n := inFlight.Add(1)
+				for m := p.most.Load(); n > m && !p.most.CompareAndSwap(m, n); m = p.most.Load() {
+				}
+				time.Sleep(time.Millisecond) // long enough for the other workers to be in fn too
+				err := fn(page)
+				inFlight.Add(-1)
+				scribble(page)
+				if err != nil {
+					mu.Lock()
+					first = cmp.Or(first, err)
+					mu.Unlock()
+				}
+			}
+		}()
+	}
+	err := p.store.Stream(ctx, req, func(page []*usersessions.UserSession) error {
+		select {
+		case pages <- page:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	})
+	close(pages)
+	wg.Wait()
+	return cmp.Or(first, err)
+}
+
+// TestAParallelStoreIsReadOncePerRealm: a store that streams to parallel workers is read
+// in one pass per realm, its pages imported by several workers at once.
+func TestAParallelStoreIsReadOncePerRealm(t *testing.T) {
+	s := newStore(t, "this-node")
+	keys := fill(t, s, 250, "a", "b")
+	p := &parallel{store: s}
+	c := newCache(t, s, 10000)
+	r := preload.New(preload.Deps{Store: p, Cache: c, Planner: eager(3, 10), Realms: func() []string { return []string{"a", "b"} },
+		Now: func() time.Time { return t0 }, Log: hclog.NewNullLogger()})
+	if st := run(t, r); st.State != preload.Done || st.Imported != 500 {
+		t.Fatalf("status %+v (%s), want done with 500", st, st)
+	}
+	if len(p.calls) != 2 || p.calls[0].Filter.RealmID != "a" || p.calls[1].Filter.RealmID != "b" ||
+		p.calls[0].Partition != (usersessions.Partition{}) || p.calls[0].Filter.Offline != usersessions.OfflineOnly {
+		t.Errorf("parallel streams %+v, want one of each realm's offline sessions, whole", p.calls)
+	}
+	if len(p.partitions) != 0 {
+		t.Errorf("partitions read too: %+v", p.partitions)
+	}
+	if m := p.most.Load(); m < 2 || m > 3 {
+		t.Errorf("pages imported by %d workers at once, want 2 or 3", m)
+	}
+	for i, got := range getAll(t, c, keys) {
+		if got == nil || got.ID != keys[i].ID || got.Clients["app"] == nil || got.Clients["app"].CurrentRefreshToken != "rt-"+keys[i].ID {
+			t.Fatalf("cached %+v for %s", got, keys[i].ID)
+		}
+	}
+	if n := s.gets.Load(); n != 0 {
+		t.Errorf("%d store reads after the preload, want 0", n)
+	}
+}
+
+// TestAStoreThatCannotStreamInParallelIsReadInPartitions: a ParallelLender that says it
+// cannot is read one partition per worker, as any store.
+func TestAStoreThatCannotStreamInParallelIsReadInPartitions(t *testing.T) {
+	s := newStore(t, "this-node")
+	fill(t, s, 100, "a")
+	p := &parallel{store: s, unsupported: true}
+	c := newCache(t, s, 10000)
+	r := preload.New(preload.Deps{Store: p, Cache: c, Planner: eager(3, 10), Realms: func() []string { return []string{"a"} },
+		Now: func() time.Time { return t0 }, Log: hclog.NewNullLogger()})
+	if st := run(t, r); st.State != preload.Done || st.Imported != 100 {
+		t.Fatalf("status %+v (%s), want done with 100", st, st)
+	}
+	slices.SortFunc(p.partitions, func(a, b usersessions.Partition) int { return a.Index - b.Index })
+	want := []usersessions.Partition{{Index: 0, Count: 3}, {Index: 1, Count: 3}, {Index: 2, Count: 3}}
+	if !slices.Equal(p.partitions, want) {
+		t.Errorf("partitions read %+v, want %+v", p.partitions, want)
+	}
+}
+
+// TestAParallelStreamFailureFallsBack: a failure of the one pass falls back to lazy
+// loading with the store's reason and the realm.
+func TestAParallelStreamFailureFallsBack(t *testing.T) {
+	s := newStore(t, "this-node")
+	fill(t, s, 100, "a")
+	s.page = func(n int64, _ []*usersessions.UserSession) error {
+		if n == 4 {
+			return fmt.Errorf("connection reset by peer: %w", spi.ErrUnavailable)
+		}
+		return nil
+	}
+	p := &parallel{store: s}
+	c := newCache(t, s, 10000)
+	r := preload.New(preload.Deps{Store: p, Cache: c, Planner: eager(3, 10), Realms: func() []string { return []string{"a"} },
+		Now: func() time.Time { return t0 }, Log: hclog.NewNullLogger()})
+	st := run(t, r)
+	if st.State != preload.FellBack || !strings.Contains(st.Reason, "connection reset by peer") || !strings.Contains(st.Reason, `realm "a"`) {
+		t.Fatalf("status %+v, want fell back with the store's error and the realm", st)
+	}
+	if len(p.partitions) != 0 {
+		t.Errorf("partitions read after the failure: %+v", p.partitions)
 	}
 }

@@ -26,6 +26,21 @@ func (s *Store) StreamLent(ctx context.Context, req usersessions.StreamRequest, 
 	return s.Stream(ctx, req, fn)
 }
 
+// StreamLentParallel implements usersessions.ParallelLender: the one side's when the
+// filter selects one side and it streams so; errors.ErrUnsupported otherwise.
+func (s *Store) StreamLentParallel(ctx context.Context, req usersessions.StreamRequest, workers int, fn func(page []*usersessions.UserSession) error) error {
+	if err := validFilter("stream", req.Filter); err != nil {
+		return err
+	}
+	if sd := s.sides(req.Filter); len(sd) == 1 {
+		if lender, ok := sd[0].p.(usersessions.ParallelLender); ok {
+			req.Filter = sd[0].f
+			return lender.StreamLentParallel(ctx, req, workers, fn)
+		}
+	}
+	return fmt.Errorf("stream: these sessions are not streamed in parallel: %w", errors.ErrUnsupported)
+}
+
 // Stream implements usersessions.Provider. OnlineOnly streams the online side, OfflineOnly
 // the store, each as that provider streams.
 //

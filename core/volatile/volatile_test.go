@@ -940,3 +940,53 @@ func TestStreamLentGoesToTheOneSide(t *testing.T) {
 		}
 	}
 }
+
+// parallelStore is a store that streams to parallel workers, and records with how many.
+type parallelStore struct {
+	*memory.Provider
+	workers []int
+}
+
+func (p *parallelStore) StreamLentParallel(ctx context.Context, req usersessions.StreamRequest, workers int, fn func([]*usersessions.UserSession) error) error {
+	p.workers = append(p.workers, workers)
+	return p.Provider.Stream(ctx, req, fn)
+}
+
+// TestStreamLentParallelGoesToTheOneSide: the offline sessions are streamed in parallel
+// when the store can; the in-memory online side and both sides are not (ErrUnsupported,
+// before any page), and neither is a store that cannot.
+func TestStreamLentParallelGoesToTheOneSide(t *testing.T) {
+	store := &parallelStore{Provider: openMemory(t)}
+	v := closeWith(t, volatile.New(openMemory(t), store))
+	create(t, v, session("on", false, "app"), session("off", true, "app"))
+	for _, c := range []struct {
+		sel  usersessions.OfflineSelector
+		want []string // nil: unsupported
+	}{{usersessions.OfflineOnly, []string{"off"}}, {usersessions.OnlineOnly, nil}, {usersessions.Both, nil}} {
+		var got []string
+		before := len(store.workers)
+		var pl usersessions.ParallelLender = v
+		err := pl.StreamLentParallel(t.Context(), usersessions.StreamRequest{Filter: usersessions.Filter{RealmID: "r1", Offline: c.sel}, PageSize: 10}, 3,
+			func(page []*usersessions.UserSession) error {
+				for _, s := range page {
+					got = append(got, s.ID)
+				}
+				return nil
+			})
+		if c.want == nil {
+			if !errors.Is(err, errors.ErrUnsupported) || got != nil || len(store.workers) != before {
+				t.Errorf("StreamLentParallel(%v) = %v with %v, want ErrUnsupported and no page", c.sel, err, got)
+			}
+			continue
+		}
+		if err != nil || !slices.Equal(got, c.want) || !slices.Equal(store.workers[before:], []int{3}) {
+			t.Errorf("StreamLentParallel(%v) = %v with %v and workers %v, want %v from one stream of 3", c.sel, err, got, store.workers[before:], c.want)
+		}
+	}
+	plain := closeWith(t, volatile.New(openMemory(t), openMemory(t)))
+	err := plain.StreamLentParallel(t.Context(), usersessions.StreamRequest{Filter: usersessions.Filter{RealmID: "r1", Offline: usersessions.OfflineOnly}}, 3,
+		func([]*usersessions.UserSession) error { return nil })
+	if !errors.Is(err, errors.ErrUnsupported) {
+		t.Errorf("over a store that cannot: %v, want ErrUnsupported", err)
+	}
+}

@@ -169,6 +169,10 @@ type streamPage struct {
 	sessions []*us.UserSession
 }
 
+// rawPage is one message of the stream as it came, for a worker to decode; whoever
+// holds it frees buf.
+type rawPage struct{ buf mem.Buffer }
+
 // pageCodec is the codec of the host's side of the stream: the request goes as protobuf
 // does, the pages come in through a sessionDecoder. Its name is protobuf's, as the bytes
 // are.
@@ -181,6 +185,10 @@ func (pageCodec) Marshal(v any) (mem.BufferSlice, error) {
 }
 
 func (pageCodec) Unmarshal(data mem.BufferSlice, v any) error {
+	if raw, ok := v.(*rawPage); ok {
+		raw.buf = data.MaterializeToBuffer(mem.DefaultBufferPool())
+		return nil
+	}
 	page, ok := v.(*streamPage)
 	if !ok {
 		return encoding.GetCodecV2("proto").Unmarshal(data, v)

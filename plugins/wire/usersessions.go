@@ -3,11 +3,15 @@ package wire
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
+	"sync"
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/mem"
 
+	"github.com/sessiond/sessiond/spi"
 	"github.com/sessiond/sessiond/spi/spipb"
 	us "github.com/sessiond/sessiond/spi/usersessions"
 	pb "github.com/sessiond/sessiond/spi/usersessions/usersessionspb"
@@ -318,13 +322,7 @@ func (c *UserSessionsClient) StreamLent(ctx context.Context, req us.StreamReques
 func (c *UserSessionsClient) stream(ctx context.Context, req us.StreamRequest, fn func(page []*us.UserSession) error, lend bool) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	// The pages are read with pageCodec, straight into sessions (see stream.go).
-	stream, err := c.cc.NewStream(ctx, &pb.UserSessions_ServiceDesc.Streams[0], pb.UserSessions_Stream_FullMethodName, grpc.ForceCodecV2(pageCodec{}))
-	if err == nil {
-		if err = stream.SendMsg(streamRequestToPB(req)); err == nil {
-			err = stream.CloseSend()
-		}
-	}
+	stream, err := c.openStream(ctx, req)
 	if err != nil {
 		return c.fail(ctx, "Stream", err)
 	}
@@ -344,6 +342,104 @@ func (c *UserSessionsClient) stream(ctx context.Context, req us.StreamRequest, f
 		// gRPC keeps handing out pages it buffered before a cancel; stop at once instead.
 		if err := ctx.Err(); err != nil {
 			return err
+		}
+	}
+}
+
+// openStream starts the Stream RPC; its pages are read with pageCodec (see stream.go).
+func (c *UserSessionsClient) openStream(ctx context.Context, req us.StreamRequest) (grpc.ClientStream, error) {
+	stream, err := c.cc.NewStream(ctx, &pb.UserSessions_ServiceDesc.Streams[0], pb.UserSessions_Stream_FullMethodName, grpc.ForceCodecV2(pageCodec{}))
+	if err == nil {
+		if err = stream.SendMsg(streamRequestToPB(req)); err == nil {
+			err = stream.CloseSend()
+		}
+	}
+	return stream, err
+}
+
+// StreamLentParallel implements usersessions.ParallelLender: the provider streams the
+// whole selection once, and workers goroutines decode its pages and call fn, each page
+// lent as by StreamLent. Pages come over the plugin's one connection in any case; what
+// parallel workers can share is their decoding and what fn does with them.
+func (c *UserSessionsClient) StreamLentParallel(ctx context.Context, req us.StreamRequest, workers int, fn func(page []*us.UserSession) error) error {
+	if req.Partition != (us.Partition{}) {
+		return fmt.Errorf("Stream: a parallel stream is of the whole selection, not partition %d of %d: %w", req.Partition.Index, req.Partition.Count, spi.ErrInvalid)
+	}
+	if workers <= 1 {
+		return c.StreamLent(ctx, req, fn)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stream, err := c.openStream(ctx, req)
+	if err != nil {
+		return c.fail(ctx, "Stream", err)
+	}
+	var (
+		mu       sync.Mutex
+		firstErr error // of fn, or of a page that could not be decoded
+	)
+	stop := func(err error) {
+		mu.Lock()
+		if firstErr == nil {
+			firstErr = err
+		}
+		mu.Unlock()
+		cancel()
+	}
+	raw := make(chan mem.Buffer, workers)
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			d := newSessionDecoder()
+			d.lend = true
+			for buf := range raw {
+				if ctx.Err() != nil {
+					buf.Free()
+					continue // stopping: what is left is dropped
+				}
+				page, err := d.sessions(buf.ReadOnlyData())
+				buf.Free()
+				if err != nil {
+					stop(fmt.Errorf("Stream: a page the plugin sent: %w", err))
+					continue
+				}
+				if err := fn(page); err != nil {
+					stop(err)
+				}
+			}
+		}()
+	}
+	recvErr := c.receive(ctx, stream, raw)
+	close(raw)
+	wg.Wait()
+	if firstErr != nil {
+		return firstErr
+	}
+	if recvErr != nil {
+		return c.fail(ctx, "Stream", recvErr)
+	}
+	return ctx.Err()
+}
+
+// receive hands each message of stream, undecoded, to pages until the stream ends (nil)
+// or fails, or ctx ends.
+func (c *UserSessionsClient) receive(ctx context.Context, stream grpc.ClientStream, pages chan<- mem.Buffer) error {
+	for {
+		var p rawPage
+		err := stream.RecvMsg(&p)
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		select {
+		case pages <- p.buf:
+		case <-ctx.Done():
+			p.buf.Free()
+			return ctx.Err()
 		}
 	}
 }

@@ -4,12 +4,18 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"google.golang.org/protobuf/proto"
+
 	"github.com/sessiond/sessiond/spi"
 	us "github.com/sessiond/sessiond/spi/usersessions"
+	pb "github.com/sessiond/sessiond/spi/usersessions/usersessionspb"
 )
 
 func sampleClient(sessionID, clientID string, offline bool) *us.ClientSession {
@@ -473,4 +479,120 @@ func TestCountByClientOfNoSessionsIsAnEmptyMap(t *testing.T) {
 	if err != nil || m == nil || len(m) != 0 {
 		t.Fatalf("CountByClient = %v (nil: %v), %v; want an empty map", m, m == nil, err)
 	}
+}
+
+// TestStreamLentParallel reads a stream with parallel workers through a real gRPC
+// connection: every session comes once, as the provider sent it, with fn called by more
+// than one worker at once and never by more than asked.
+func TestStreamLentParallel(t *testing.T) {
+	fake := newFakeUserSessions()
+	var pages [][]*us.UserSession
+	want := map[string]*us.UserSession{}
+	for p := range 40 {
+		var page []*us.UserSession
+		for i := range 3 {
+			s := sampleSession(fmt.Sprintf("s-%d-%d", p, i), i%2 == 0)
+			s.Notes["page"] = strconv.Itoa(p)
+			page = append(page, s)
+			want[s.ID] = deepCopy(s)
+		}
+		pages = append(pages, page)
+	}
+	fake.reply = usReply{Pages: pages}
+	c := serve(t, fake).client.(us.ParallelLender)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+
+	const workers = 4
+	var (
+		mu             sync.Mutex
+		got            = map[string]*us.UserSession{}
+		inFlight, most atomic.Int32
+	)
+	err := c.StreamLentParallel(ctx, us.StreamRequest{Filter: us.Filter{RealmID: "realm-1"}, PageSize: 3}, workers, func(page []*us.UserSession) error {
+		n := inFlight.Add(1)
+		defer inFlight.Add(-1)
+		for m := most.Load(); n > m && !most.CompareAndSwap(m, n); m = most.Load() {
+		}
+		time.Sleep(5 * time.Millisecond) // long enough for the other workers to be in fn too
+		mu.Lock()
+		defer mu.Unlock()
+		for _, s := range page {
+			if got[s.ID] != nil {
+				t.Errorf("%s came twice", s.ID)
+			}
+			got[s.ID] = deepCopy(s) // the page is lent
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("StreamLentParallel: %v", err)
+	}
+	waitEnded(t, fake.ended, "stream")
+	mustEqual(t, "sessions", got, want)
+	if m := most.Load(); m < 2 || m > workers {
+		t.Errorf("fn ran in %d goroutines at once, want 2 to %d", m, workers)
+	}
+	if req := fake.last(t).Args[0].(us.StreamRequest); req.Partition != (us.Partition{}) {
+		t.Errorf("the provider was asked for partition %+v, want the whole selection", req.Partition)
+	}
+}
+
+func TestStreamLentParallelStops(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	t.Run("fn fails", func(t *testing.T) {
+		fake := newFakeUserSessions()
+		fake.reply = usReply{Pages: [][]*us.UserSession{{sampleSession("s1", false)}}, Endless: true}
+		c := serve(t, fake).client.(us.ParallelLender)
+		stop := errors.New("enough")
+		var calls atomic.Int32
+		err := c.StreamLentParallel(ctx, us.StreamRequest{Filter: us.Filter{RealmID: "realm-1"}}, 3, func([]*us.UserSession) error {
+			if calls.Add(1) == 5 {
+				return stop
+			}
+			return nil
+		})
+		if err != stop {
+			t.Fatalf("StreamLentParallel returned %v, want fn's error itself", err)
+		}
+		waitEnded(t, fake.ended, "stream")
+	})
+	t.Run("the provider fails", func(t *testing.T) {
+		fake := newFakeUserSessions()
+		fake.reply = usReply{Err: fmt.Errorf("database gone: %w", spi.ErrUnavailable)}
+		c := serve(t, fake).client.(us.ParallelLender)
+		err := c.StreamLentParallel(ctx, us.StreamRequest{Filter: us.Filter{RealmID: "realm-1"}}, 3, func([]*us.UserSession) error { return nil })
+		if errKey(err) != errKey(fake.reply.Err) {
+			t.Fatalf("error: got %s, want %s", errKey(err), errKey(fake.reply.Err))
+		}
+	})
+	t.Run("the caller's context ends", func(t *testing.T) {
+		fake := newFakeUserSessions()
+		fake.reply = usReply{Pages: [][]*us.UserSession{{sampleSession("s1", false)}}, Endless: true}
+		c := serve(t, fake).client.(us.ParallelLender)
+		inner, stopInner := context.WithCancel(ctx)
+		err := c.StreamLentParallel(inner, us.StreamRequest{Filter: us.Filter{RealmID: "realm-1"}}, 3, func([]*us.UserSession) error {
+			stopInner()
+			return nil
+		})
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("StreamLentParallel after cancel returned %v, want context.Canceled", err)
+		}
+		waitEnded(t, fake.ended, "stream")
+	})
+	t.Run("a partition", func(t *testing.T) {
+		fake := newFakeUserSessions()
+		c := serve(t, fake).client.(us.ParallelLender)
+		err := c.StreamLentParallel(ctx, us.StreamRequest{Filter: us.Filter{RealmID: "realm-1"}, Partition: us.Partition{Index: 1, Count: 2}}, 3,
+			func([]*us.UserSession) error { return nil })
+		if !errors.Is(err, spi.ErrInvalid) {
+			t.Fatalf("StreamLentParallel of a partition returned %v, want spi.ErrInvalid", err)
+		}
+	})
+}
+
+// deepCopy is s as the wire carries it (times to the microsecond), sharing nothing with s.
+func deepCopy(s *us.UserSession) *us.UserSession {
+	return sessionFromPB(proto.Clone(sessionToPB(s)).(*pb.UserSession))
 }

@@ -15,6 +15,19 @@ type PageLender interface {
 	StreamLent(ctx context.Context, req StreamRequest, fn func(page []*UserSession) error) error
 }
 
+// ParallelLender is what a Provider may implement for callers that read a whole selection
+// with several workers. StreamLentParallel is StreamLent of the whole selection
+// (req.Partition is zero), except that fn is called by up to workers goroutines at once,
+// each page lent until its own call returns. Such a caller asks it before it reads one
+// Partition per worker, as one pass over the store may cost far less than one per part:
+// the plugin client implements it, since a plugin's pages come over one connection
+// whatever the parts, and its workers share the decoding and what fn does. It returns
+// an error wrapping errors.ErrUnsupported, before it calls fn, when it cannot serve the
+// request so; the caller then reads partitions.
+type ParallelLender interface {
+	StreamLentParallel(ctx context.Context, req StreamRequest, workers int, fn func(page []*UserSession) error) error
+}
+
 // Lender hands out the sessions, client sessions and maps of a PageLender's pages,
 // reusing those of the page before. Not safe for concurrent use: one per stream.
 type Lender struct {
