@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"slices"
 	"time"
+	"unsafe"
 
 	"github.com/jmoiron/sqlx"
 
@@ -408,21 +409,54 @@ type streamDecoder struct {
 	realm string
 	out   pageOut
 	// clients holds the rows of the client sessions read, by user session id, online
-	// ([0]) and offline ([1]) apart; held counts them, rows keeps their bytes.
+	// ([0]) and offline ([1]) apart; held counts them, rows keeps their bytes, and more
+	// the rows of user sessions with more than one.
 	clients [2]map[string]heldClients
 	held    int
 	rows    arena
+	more    [][]rowRef
 	f, cf   fields // of user sessions, of client sessions
 }
 
-// heldClients are the rows of the client sessions of one user session, and its id (one
-// copy of it serves the user session and all its client sessions). Held as bytes until
-// the user session is read, a client session costs two thirds of what it does built, and
-// the garbage collector does not go through the bytes.
+// heldClients are the rows of the client sessions of one user session: its first, and
+// the others (1 + their index in streamDecoder.more; 0: none). Held as bytes until the
+// user session is read, a client session costs two thirds of what it does built, and the
+// garbage collector does not go through the bytes. A million of them are held at once in
+// a preload, so they are small: the id they are held by is the one in the first row's
+// bytes (no copy), and a map slot is 32 bytes.
 type heldClients struct {
-	id    string
 	first rowRef
-	more  []rowRef
+	more  int32
+}
+
+// eachRow calls fn with each row h holds.
+func (d *streamDecoder) eachRow(h heldClients, fn func(row []byte) error) error {
+	if h.first.n == 0 {
+		return nil
+	}
+	if err := fn(d.rows.row(h.first)); err != nil {
+		return err
+	}
+	if h.more == 0 {
+		return nil
+	}
+	for _, ref := range d.more[h.more-1] {
+		if err := fn(d.rows.row(ref)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// count is how many rows h holds.
+func (d *streamDecoder) count(h heldClients) int {
+	switch {
+	case h.first.n == 0:
+		return 0
+	case h.more == 0:
+		return 1
+	}
+	return 1 + len(d.more[h.more-1])
 }
 
 // arena holds rows in large blocks of bytes; rowRef is where one is (n == 0: none).
@@ -445,6 +479,17 @@ func (a *arena) add(row []byte) rowRef {
 
 func (a *arena) row(r rowRef) []byte { return a.blocks[r.block][r.off : r.off+r.n] }
 
+// key returns id, the first field of the row at r, as a string that shares the row's
+// bytes when the field is there as it is (a row value's unquoted first field starts at
+// its second byte): the arena never changes a byte it holds. It is a copy otherwise.
+func (a *arena) key(r rowRef, id []byte) string {
+	row := a.row(r)
+	if len(id) == 0 || len(row) < 1+len(id) || string(row[1:1+len(id)]) != string(id) {
+		return string(id)
+	}
+	return unsafe.String(&row[1], len(id))
+}
+
 func newStreamDecoder(realm string, out pageOut) *streamDecoder {
 	shared, known := map[string]string{}, map[string]string{}
 	return &streamDecoder{realm: realm, out: out,
@@ -456,7 +501,7 @@ func newStreamDecoder(realm string, out pageOut) *streamDecoder {
 // most; they are online or offline as the filter selects).
 func (d *streamDecoder) holdAbout(n, most int, f usersessions.OfflineSelector) {
 	n = min(max(n, 0), most)
-	d.clients, d.held, d.rows = [2]map[string]heldClients{{}, {}}, 0, arena{}
+	d.clients, d.held, d.rows, d.more = [2]map[string]heldClients{{}, {}}, 0, arena{}, nil
 	switch f {
 	case usersessions.OnlineOnly:
 		d.clients[0] = make(map[string]heldClients, n)
@@ -467,7 +512,7 @@ func (d *streamDecoder) holdAbout(n, most int, f usersessions.OfflineSelector) {
 
 // release forgets the client sessions held.
 func (d *streamDecoder) release() {
-	d.clients, d.held, d.rows = [2]map[string]heldClients{}, 0, arena{}
+	d.clients, d.held, d.rows, d.more = [2]map[string]heldClients{}, 0, arena{}, nil
 }
 
 func kind(offline bool) int {
@@ -491,36 +536,32 @@ func (d *streamDecoder) hold(row []byte) error {
 	}
 	held := d.clients[kind(offline)]
 	h, ok := held[string(id)]
-	if !ok {
-		h.id = string(id)
-	}
-	if ref := d.rows.add(row); h.first.n == 0 {
+	ref := d.rows.add(row)
+	switch {
+	case !ok:
 		h.first = ref
-	} else {
-		h.more = append(h.more, ref)
+		held[d.rows.key(ref, id)] = h
+	case h.more == 0:
+		d.more = append(d.more, []rowRef{ref})
+		h.more = int32(len(d.more))
+		held[string(id)] = h
+	default:
+		d.more[h.more-1] = append(d.more[h.more-1], ref)
 	}
-	held[h.id] = h
 	d.held++
 	return nil
 }
 
-// clientsOf builds the client sessions held for h, in clients.
-func (p *sessionPages) clientsOf(d *streamDecoder, h heldClients, clients map[string]*usersessions.ClientSession) error {
-	if h.first.n == 0 {
-		return nil
-	}
-	for i := -1; i < len(h.more); i++ {
-		ref := h.first
-		if i >= 0 {
-			ref = h.more[i]
-		}
-		cs, err := p.client(d, h.id, d.rows.row(ref))
+// clientsOf builds the client sessions held for h, of the user session id, in clients.
+func (p *sessionPages) clientsOf(d *streamDecoder, id string, h heldClients, clients map[string]*usersessions.ClientSession) error {
+	return d.eachRow(h, func(row []byte) error {
+		cs, err := p.client(d, id, row)
 		if err != nil {
 			return err
 		}
 		clients[cs.ClientID] = cs
-	}
-	return nil
+		return nil
+	})
 }
 
 // client reads a held row of the user session id.
@@ -584,12 +625,10 @@ func lendingPages(fn func([]*usersessions.UserSession) error, size int) *session
 	return p
 }
 
-func (p *sessionPages) add(d *streamDecoder, id []byte, offline bool, h heldClients) error {
-	if h.id == "" {
-		h.id = string(id)
-	}
+func (p *sessionPages) add(d *streamDecoder, rawID []byte, offline bool, h heldClients) error {
+	id := string(rawID) // one copy serves the session and its client sessions
 	us, notes := &usersessions.UserSession{}, map[string]string(nil)
-	clients := make(map[string]*usersessions.ClientSession, 1+len(h.more))
+	clients := make(map[string]*usersessions.ClientSession, d.count(h))
 	if p.lending {
 		if p.lend == nil {
 			if n := len(p.spare); n > 0 {
@@ -601,17 +640,17 @@ func (p *sessionPages) add(d *streamDecoder, id []byte, offline bool, h heldClie
 		}
 		us, notes, clients = p.lend.Session(), p.lend.SessionNotes(), p.lend.SessionClients()
 	}
-	if err := p.clientsOf(d, h, clients); err != nil {
+	if err := p.clientsOf(d, id, h, clients); err != nil {
 		return err
 	}
 	f := &d.f
-	*us = usersessions.UserSession{ID: h.id, RealmID: d.realm, Offline: offline,
+	*us = usersessions.UserSession{ID: id, RealmID: d.realm, Offline: offline,
 		UserID: f.str(), LoginUsername: f.str(), IPAddress: f.str(), UserAgent: f.common(), AuthMethod: f.common(),
 		BrokerSessionID: f.str(), BrokerUserID: f.str(), RememberMe: f.boolean(), State: usersessions.State(f.common()),
 		Started: f.time(), LastRefresh: f.time(), ExpiresAt: f.time(), Notes: f.notesOf(notes), Version: f.integer(),
 		Clients: clients}
 	if err := f.end(); err != nil {
-		return fmt.Errorf("a streamed user session %s: %w", h.id, err)
+		return fmt.Errorf("a streamed user session %s: %w", id, err)
 	}
 	if p.page == nil {
 		p.page = make([]*usersessions.UserSession, 0, p.size)
@@ -650,20 +689,18 @@ type wirePages struct {
 func (p *wirePages) add(d *streamDecoder, id []byte, offline bool, h heldClients) error {
 	p.notes = p.notes[:0]
 	clients := p.clients[:0]
-	if h.first.n != 0 {
-		for i := -1; i < len(h.more); i++ {
-			ref := h.first
-			if i >= 0 {
-				ref = h.more[i]
-			}
-			c, err := p.client(d, d.rows.row(ref))
-			if err != nil {
-				return fmt.Errorf("a streamed client session of user session %s: %w", id, err)
-			}
-			clients = append(clients, c)
+	err := d.eachRow(h, func(row []byte) error {
+		c, err := p.client(d, row)
+		if err != nil {
+			return fmt.Errorf("a streamed client session of user session %s: %w", id, err)
 		}
-	}
+		clients = append(clients, c)
+		return nil
+	})
 	p.clients = clients
+	if err != nil {
+		return err
+	}
 	f := &d.f
 	s := &p.s
 	if p.realm == nil {

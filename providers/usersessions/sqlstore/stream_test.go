@@ -83,13 +83,17 @@ func awkward(i int) []*usersessions.UserSession {
 	t0 := time.Date(2026, 11, 4, 21, 17, 9, 537645000, time.UTC).Add(time.Duration(i) * time.Minute)
 	weird := []string{"", `a "quoted" word`, `back\slash`, "comma, (parens)", "tab\tnew\nline", "ü ✓ 雪", "{}", `""`, " "}
 	w := func(k int) string { return weird[(i+k)%len(weird)] }
+	id := fmt.Sprintf("id %d,%s", i, w(1))
+	if i%3 == 0 {
+		id = fmt.Sprintf("plain-%d", i) // an id a row value holds unquoted
+	}
 	var out []*usersessions.UserSession
 	for _, offline := range []bool{false, true} {
 		if !offline && i%2 == 1 {
 			continue
 		}
 		us := &usersessions.UserSession{
-			ID: fmt.Sprintf("id %d,%s", i, w(1)), RealmID: "r", UserID: "u" + w(2), LoginUsername: w(3), IPAddress: "10.0.0." + fmt.Sprint(i),
+			ID: id, RealmID: "r", UserID: "u" + w(2), LoginUsername: w(3), IPAddress: "10.0.0." + fmt.Sprint(i),
 			UserAgent: "Mozilla/5.0 (" + w(4) + ")", AuthMethod: "openid-connect", BrokerSessionID: w(5), BrokerUserID: w(6),
 			RememberMe: i%3 == 0, Offline: offline, State: usersessions.LoggedIn,
 			Started: t0.Add(-time.Hour), LastRefresh: t0, ExpiresAt: time.Date(9999, 12, 31, 23, 59, 59, 999999000, time.UTC),
