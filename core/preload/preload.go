@@ -54,6 +54,10 @@ type Deps struct {
 	// runtime closes it once stored expiries are current, as a rewrite of the store
 	// behind the cache would void a preload running beside it.
 	Wait <-chan struct{}
+	// Expect, when set, is told once how many sessions an eager preload is about to
+	// import, when it knows (the store has counted them), before it imports most of them:
+	// the runtime grows its heap for them at once.
+	Expect func(sessions int)
 }
 
 // State is where a preload is.
@@ -458,7 +462,11 @@ func (r *Runner) importer(ctx context.Context, window *cache.Preload) func(page 
 		}
 		r.lastPage.Store(time.Now().UnixNano())
 		if total := r.total.Load(); total >= 0 && !r.reserved.Load() && r.reserved.CompareAndSwap(false, true) {
-			window.Reserve(int(total - r.loaded.Load()))
+			coming := int(total - r.loaded.Load())
+			if r.d.Expect != nil {
+				r.d.Expect(coming)
+			}
+			window.Reserve(coming)
 		}
 		n, full, err := window.Import(ctx, page)
 		r.imported.Add(int64(n))

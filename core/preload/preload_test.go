@@ -709,3 +709,31 @@ func TestAParallelStreamFailureFallsBack(t *testing.T) {
 		t.Errorf("partitions read after the failure: %+v", p.partitions)
 	}
 }
+
+// TestTheRuntimeIsToldHowManySessionsAreComing: once the store has counted them, before
+// the preload imports them, Expect is told once how many sessions are coming.
+func TestTheRuntimeIsToldHowManySessionsAreComing(t *testing.T) {
+	s := newStore(t, "this-node")
+	fill(t, s, 250, "a", "b")
+	c := newCache(t, s, 10000)
+	var r *preload.Runner
+	s.page = func(n int64, _ []*usersessions.UserSession) error {
+		if n == 1 { // the first page waits for the count, so that Expect comes before any import
+			for deadline := time.Now().Add(10 * time.Second); r.Status().Total < 0; time.Sleep(time.Millisecond) {
+				if time.Now().After(deadline) {
+					return errors.New("the sessions were not counted in 10 s")
+				}
+			}
+		}
+		return nil
+	}
+	var expected []int
+	r = preload.New(preload.Deps{Store: s, Cache: c, Planner: eager(1, 40), Realms: func() []string { return []string{"a", "b"} },
+		Now: func() time.Time { return t0 }, Log: hclog.NewNullLogger(), Expect: func(n int) { expected = append(expected, n) }})
+	if st := run(t, r); st.State != preload.Done || st.Imported != 500 {
+		t.Fatalf("status %+v (%s), want done with 500", st, st)
+	}
+	if !slices.Equal(expected, []int{500}) {
+		t.Errorf("Expect was told %v, want [500] once", expected)
+	}
+}

@@ -83,7 +83,8 @@ func (rt *Runtime) wire(opts Options, boundURL string) (http.Handler, error) {
 	recomputed := make(chan struct{})
 	rt.preload = preload.New(preload.Deps{
 		Store: sessionStore, Cache: rt.cache, Planner: planner, Now: opts.now, Log: rt.log.Named("preload"),
-		Wait: recomputed,
+		Wait:   recomputed,
+		Expect: func(sessions int) { GrowHeapFor(rt.log.Named("preload"), min(sessions, rt.cache.Stats().MaxEntries)) },
 		Realms: func() []string {
 			var names []string
 			for _, r := range rt.realms.List() {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/jmoiron/sqlx"
 
+	"github.com/sessiond/sessiond/internal/prefault"
 	"github.com/sessiond/sessiond/plugins/wire"
 
 	"github.com/sessiond/sessiond/spi"
@@ -469,7 +470,11 @@ const arenaBlock = 1 << 20
 func (a *arena) add(row []byte) rowRef {
 	last := len(a.blocks) - 1
 	if last < 0 || len(a.blocks[last])+len(row) > cap(a.blocks[last]) {
-		a.blocks = append(a.blocks, make([]byte, 0, max(arenaBlock, len(row))))
+		// A block is filled at once: its pages are mapped in in one call rather than
+		// faulted in one by one (a preload's plugin holds some 300 MB of rows).
+		block := make([]byte, max(arenaBlock, len(row)))
+		prefault.Populate(block)
+		a.blocks = append(a.blocks, block[:0])
 		last++
 	}
 	b := a.blocks[last]
