@@ -84,7 +84,7 @@ func (p *Provider) Describe() spi.Descriptor {
 			{Name: OptPageSize, Type: spi.Int, Default: strconv.Itoa(DefaultPageSize),
 				Help: fmt.Sprintf("Sessions per page read from the store (1 to %d).", maxPageSize)},
 			{Name: OptWorkers, Type: spi.Int, Default: strconv.Itoa(DefaultWorkers),
-				Help: fmt.Sprintf("Pages read at once, each worker from its own partition of the store (1 to %d).", maxWorkers)},
+				Help: fmt.Sprintf("Pages imported at once (1 to %d). A store that is a plugin process streams each realm once and the workers share its pages; a store in sessiond's process gives each worker its own partition.", maxWorkers)},
 			{Name: OptTimeout, Type: spi.Duration, Default: DefaultTimeout.String(),
 				Help: "Longest the preload may take; past it, or on a store failure, the preload stops with the reason logged and the remaining sessions load lazily."},
 			{Name: OptActiveWithin, Type: spi.Duration,
