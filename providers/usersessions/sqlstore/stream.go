@@ -142,18 +142,18 @@ const maxHeld = 1 << 20
 // streamScans reads the selection on one snapshot (one read-only repeatable-read
 // transaction) with two statements, each a sequential scan whose rows are read as they
 // come: first the client sessions of the selection, held by user session, then the user
-// sessions, each handed on with its client sessions as it is read. PostgreSQL reads each table once
-// in its own order, with no join, sort or index. (One statement joining the two would
-// need a sort to keep the rows of a user session together, as PostgreSQL promises no
-// order of a hash join's rows, and the sort cost as much as the rest; keyset pages in id
-// order made each row a random heap page.) The rows of a statement are read as PostgreSQL
-// sends them, not through a cursor: a FETCH puts its rows in a tuplestore before it sends
-// them, which cost PostgreSQL a third more CPU (measured at 1M: 6.5 s against 4.7 s).
+// sessions, each handed on with its client sessions as it is read. PostgreSQL reads each
+// table once in its own order, with no join, sort or index. (One statement joining the
+// two would need a sort to keep the rows of a user session together, as PostgreSQL
+// promises no order of a hash join's rows, and the sort cost as much as the rest; keyset
+// pages in id order made each row a random heap page.) The rows of a statement are read
+// as PostgreSQL sends them, not through a cursor: a FETCH puts its rows in a tuplestore
+// before it sends them, which cost PostgreSQL a third more CPU (at 1M: 6.5 s against 4.7 s).
 //
 // Partition i of n holds the sessions whose id's PostgreSQL hash (hashtext, its sign bit
 // cleared) is i modulo n: unlike the stored id_hash, it is computed from a client
-// session's row as from its user session's, so neither statement needs the other table. Both statements see one
-// snapshot, so the partitions are exactly disjoint and complete.
+// session's row as from its user session's, so neither statement needs the other table.
+// Both statements see one snapshot, so the partitions are exactly disjoint and complete.
 func (s *Store) streamScans(ctx context.Context, req usersessions.StreamRequest, out pageOut) error {
 	const op = "stream user sessions"
 	tx, err := s.db.BeginTx(ctx, s.d.readTx())
