@@ -81,7 +81,14 @@ type Problem struct {
 	Msg    string // names the key and, where it helps, the value and what is allowed
 }
 
-func (p Problem) Error() string { return p.Source.String() + ": " + p.Msg }
+// Error prefixes the source; a problem of no one key's value (start's missing TLS) has
+// none.
+func (p Problem) Error() string {
+	if p.Source == (Source{}) {
+		return p.Msg
+	}
+	return p.Source.String() + ": " + p.Msg
+}
 
 // Error lists every problem found, so an operator can fix them all in one go.
 type Error struct {

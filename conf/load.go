@@ -32,6 +32,18 @@ type Loaded struct {
 	layers   []layer // file, env, flags: lowest first
 	hostname string
 	pid      int
+	serving  bool // Resolve applies the profile's rules for serving (ForServing)
+}
+
+// ForServing returns the configuration for running the server with: its Resolve also
+// applies the profile's serving rules (under start: TLS or http-enabled, a hostname, strong
+// credentials), reporting their problems with every other one. show-config, plugins list
+// and the reference resolve without them, so they work on a configuration that start
+// would refuse.
+func (l *Loaded) ForServing() *Loaded {
+	c := *l
+	c.serving = true
+	return &c
 }
 
 // Entry is one key's value and where it came from.

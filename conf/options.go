@@ -59,6 +59,20 @@ const (
 	keyPushBackoffMax       = "push-backoff-max"
 	keyPushLease            = "push-lease"
 	keyPushBatchSize        = "push-batch-size"
+
+	// Production mode (serving.go): TLS, plain HTTP behind a proxy, the management
+	// interface, the hostname rule. Keycloak's keys.
+	keyHTTPEnabled             = "http-enabled"
+	keyHTTPSPort               = "https-port"
+	keyHTTPSCertificateFile    = "https-certificate-file"
+	keyHTTPSCertificateKeyFile = "https-certificate-key-file"
+	keyHTTPSProtocols          = "https-protocols"
+	keyHTTPSReloadPeriod       = "https-certificates-reload-period"
+	keyHostnameStrict          = "hostname-strict"
+	keyProxyHeaders            = "proxy-headers"
+	keyProxyTrustedAddresses   = "proxy-trusted-addresses"
+	keyManagementPort          = "http-management-port"
+	keyManagementRelativePath  = "http-management-relative-path"
 )
 
 // Bounds of the revocation-push outbox options: a retry more often than ten times a second
@@ -94,9 +108,31 @@ func ServerOptions() []ServerOption {
 		{Name: keyConfig, Type: spi.String, Default: DefaultConfigFile,
 			Help: "Configuration file, relative to the working directory. Set it as a flag or env var; a missing default file is ignored, a missing named one is an error."},
 		{Name: keyHTTPHost, Type: spi.String, Default: "0.0.0.0", Profiles: map[Profile]string{ProfileDev: "127.0.0.1"},
-			Help: "Address the HTTP server listens on."},
+			Help: "Address the public listener (HTTPS or HTTP) and the management interface listen on."},
 		{Name: keyHTTPPort, Type: spi.Int, Default: "8080",
-			Help: "Port the HTTP server listens on; 0 picks a free port."},
+			Help: "Port of the plain-HTTP listener (with http-enabled, and no TLS material); 0 picks a free port."},
+		{Name: keyHTTPEnabled, Type: spi.Bool, Default: "false", Profiles: map[Profile]string{ProfileDev: "true"},
+			Help: "Serve plain HTTP on http-port when no TLS material is given. start refuses to run without TLS material unless this is true: set it only behind a TLS-terminating proxy. Setting it together with https-certificate-file is refused (one public listener)."},
+		{Name: keyHTTPSPort, Type: spi.Int, Default: "8443",
+			Help: "Port of the HTTPS listener, used when https-certificate-file is set; 0 picks a free port."},
+		{Name: keyHTTPSCertificateFile, Type: spi.String,
+			Help: "PEM file of the server certificate (and its chain) for HTTPS; with https-certificate-key-file. start requires TLS material unless http-enabled=true."},
+		{Name: keyHTTPSCertificateKeyFile, Type: spi.String,
+			Help: "PEM file of the private key of https-certificate-file."},
+		{Name: keyHTTPSProtocols, Type: List, Default: "TLSv1.3,TLSv1.2",
+			Help: "TLS versions HTTPS accepts: TLSv1.3 and TLSv1.2. Older versions are refused."},
+		{Name: keyHTTPSReloadPeriod, Type: spi.Duration, Default: "1m",
+			Help: "How often the certificate and key files are checked for a change (their modification time and size) and reloaded, at the next TLS handshake after the period; a pair that does not load keeps the one in use and is logged. At least 1s; -1 disables reloading."},
+		{Name: keyHostnameStrict, Type: spi.Bool, Default: "true", Profiles: map[Profile]string{ProfileDev: "false"},
+			Help: "Require hostname under start. false lets start run without it: tokens then carry the bound address (a loopback one when bound to all interfaces) and a warning says so."},
+		{Name: keyProxyHeaders, Type: spi.Enum, Allowed: []string{"forwarded", "xforwarded"},
+			Help: "Trust the reverse proxy's headers for the client address and scheme: `forwarded` (RFC 7239 Forwarded) or `xforwarded` (X-Forwarded-For, X-Forwarded-Proto). Unset: those headers are ignored and the client address is the connection's."},
+		{Name: keyProxyTrustedAddresses, Type: List,
+			Help: "Addresses or CIDR ranges of the proxies whose headers proxy-headers trusts; a request from any other address has its headers ignored. Unset: every peer is trusted, so only the proxy must be able to reach sessiond."},
+		{Name: keyManagementPort, Type: spi.Int, Default: "9000",
+			Help: "Port of the management interface under start: /health/* and /metrics are served there only (over HTTPS when the public listener is), and the public listener answers 404 for them. start-dev serves them on its one port. 0 picks a free port."},
+		{Name: keyManagementRelativePath, Type: spi.String, Default: "/",
+			Help: "Path prefix of the management interface's routes, e.g. `/management` serves `/management/health/ready`."},
 		{Name: keyFeatures, Type: List,
 			Help: "Features to enable, comma-separated."},
 		{Name: keyFeaturesDisabled, Type: List,
@@ -116,13 +152,13 @@ func ServerOptions() []ServerOption {
 		{Name: keyPluginRestartBackoff, Type: spi.Duration, Default: "100ms",
 			Help: "Delay before a crashed plugin is first restarted; it doubles with each further failure up to 30s."},
 		{Name: keyHostname, Type: spi.String,
-			Help: "Public base URL of sessiond (e.g. `https://sso.example.com`); token issuers are `<hostname>/realms/<realm>`. Unset: `http://<http-host>:<http-port>` as bound."},
+			Help: "Public base URL of sessiond (e.g. `https://sso.example.com`); token issuers are `<hostname>/realms/<realm>`. Required by start unless hostname-strict=false. A name without scheme gets `https://` (under start-dev serving plain HTTP, `http://`). Unset under start-dev: the bound address."},
 		{Name: keyFrontendToken, Type: spi.String, Secret: true,
-			Help: "Bearer credential of the login front-end, which opens sessions. Unset: start-dev generates one and prints it once; start refuses every front-end call."},
+			Help: "Bearer credential of the login front-end, which opens sessions. Unset: start-dev generates one and prints it once; start refuses every front-end call. start refuses one shorter than 32 characters, equal to another credential, or a development one."},
 		{Name: keyAdminToken, Type: spi.String, Secret: true,
-			Help: "Bearer credential of the bootstrap administrator (session explanations, and the admin API). Unset: start-dev generates one and prints it once; start refuses every admin call."},
+			Help: "Bearer credential of the bootstrap administrator (session explanations, and the admin API). Unset: start-dev generates one and prints it once; start refuses every admin call. start refuses one shorter than 32 characters, equal to another credential, or a development one."},
 		{Name: keyAdminViewerToken, Type: spi.String, Secret: true,
-			Help: "Bearer credential that may only view the admin API (its GET routes: sessions, statistics, not-before policies, push deliveries); acting routes answer 403 to it. Unset: no view-only access."},
+			Help: "Bearer credential that may only view the admin API (its GET routes: sessions, statistics, not-before policies, push deliveries); acting routes answer 403 to it. Unset: no view-only access. start refuses one shorter than 32 characters, equal to another credential, or a development one."},
 		{Name: keyShutdownTimeout, Type: spi.Duration, Default: "10s",
 			Help: "How long a shutdown waits for requests in flight and plugins to finish."},
 		{Name: keyCleanupInterval, Type: spi.Duration, Default: "15m",
@@ -132,7 +168,7 @@ func ServerOptions() []ServerOption {
 		{Name: keyCacheMaxEntries, Type: spi.Int, Default: "10000",
 			Help: "Most user sessions (online and offline) kept in the in-process session cache; the least recently used is forgotten first, never deleted from the store. The offline preload stops when the cache is full. About 800 bytes of heap a cached session. From 1 to 1000000000."},
 		{Name: keyMetricsEnabled, Type: spi.Bool, Default: "false",
-			Help: "Serve Prometheus metrics at `GET /metrics` on the HTTP listener (Keycloak's key): sessions per realm and client, refreshes, refusals and token endpoint latency, cleanup, preload, plugins, push deliveries."},
+			Help: "Serve Prometheus metrics at `GET /metrics` (Keycloak's key), on the management interface under start and on the one port under start-dev: sessions per realm and client, refreshes, refusals and token endpoint latency, cleanup, preload, plugins, push deliveries."},
 		{Name: keyEventLogFile, Type: spi.String,
 			Help: "File the security event log (logins, refreshes, refusals, logouts, admin actions) is appended to as JSON lines for a SIEM; `-` is standard output. Unset: events go to the log under `sessiond.events`."},
 

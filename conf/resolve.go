@@ -46,7 +46,12 @@ type Settings struct {
 	PushLease                          time.Duration
 	PushBatchSize                      int
 	// Hostname is the public base URL ("" means derive it from the bound address).
-	Hostname string
+	// HostnameStrict is false when start may run without one.
+	Hostname       string
+	HostnameStrict bool
+	// Listeners: the public one (HTTPS with TLS material, else plain HTTP) and, under
+	// start, the management interface (serving.go).
+	Listen Listen
 	// FrontendToken and AdminToken are bearer credentials ("" means none configured).
 	FrontendToken, AdminToken string
 	// AdminViewerToken is the view-only admin credential ("" means none).
@@ -158,6 +163,10 @@ func (l *Loaded) resolve(descs []spi.Descriptor, described bool) (*Settings, pro
 	}
 	r.collect()
 	server := r.server()
+	r.listen()
+	if l.serving {
+		r.serve()
+	}
 	r.features(server)
 	for _, name := range spi.Names() {
 		r.spi(name)
@@ -275,6 +284,11 @@ func (r *resolver) server() map[string]string {
 		switch o.Name {
 		case keyHTTPHost:
 			r.s.HTTPHost = v
+		case keyHTTPEnabled, keyHTTPSPort, keyHTTPSCertificateFile, keyHTTPSCertificateKeyFile, keyHTTPSProtocols,
+			keyHTTPSReloadPeriod, keyProxyHeaders, keyProxyTrustedAddresses, keyManagementPort, keyManagementRelativePath:
+			r.listenOption(o.Name, v, st)
+		case keyHostnameStrict:
+			r.s.HostnameStrict = v == "true"
 		case keyHTTPPort:
 			n, _ := strconv.Atoi(v)
 			if n < 0 || n > 65535 {
@@ -308,6 +322,7 @@ func (r *resolver) server() map[string]string {
 			}
 		case keyHostname:
 			if v != "" {
+				v = r.withScheme(v)
 				u, err := url.Parse(v)
 				if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" {
 					r.invalid(st, "an absolute http(s) URL with no path, e.g. https://sso.example.com")
