@@ -232,6 +232,9 @@ func (w *statusRecorder) Write(b []byte) (int, error) {
 	return w.ResponseWriter.Write(b)
 }
 
+// Unwrap lets http.ResponseController reach the connection (streamSessions' deadlines).
+func (w *statusRecorder) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
 func (w *statusRecorder) code() int {
 	if w.status == 0 {
 		return http.StatusOK
@@ -304,7 +307,11 @@ func writePage[T any](w http.ResponseWriter, r *http.Request, page []T, next str
 func streamSessions(w http.ResponseWriter, walk func(emit func([]admin.SessionRep) error) error) error {
 	started, n := false, 0
 	enc := json.NewEncoder(w)
+	rc := http.NewResponseController(w)
 	err := walk(func(page []admin.SessionRep) error {
+		// The server's write timeout bounds one page, not the whole listing: a realm's
+		// sessions stream for as long as they take, a client that stops reading does not.
+		_ = rc.SetWriteDeadline(time.Now().Add(WriteTimeout))
 		if !started {
 			w.Header().Set("Content-Type", "application/json")
 			w.Header().Set("Cache-Control", "no-store")

@@ -7,10 +7,25 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"time"
 
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/sessiond/sessiond/core/realm"
+)
+
+// The HTTP server's limits (set by the runtime on its listeners). A request, body
+// included, must arrive within ReadTimeout, so a client that sends slowly cannot hold a
+// connection; an answer must be written within WriteTimeout (a streamed listing, each
+// page); an idle keep-alive connection is closed after IdleTimeout.
+const (
+	ReadHeaderTimeout = 10 * time.Second
+	ReadTimeout       = 30 * time.Second
+	WriteTimeout      = 60 * time.Second
+	IdleTimeout       = 2 * time.Minute
+	// MaxHeaderBytes bounds a request's header: a bearer token and a cookie-less API need
+	// far less than Go's default of 1 MiB.
+	MaxHeaderBytes = 64 << 10
 )
 
 // Check is one named readiness condition.
@@ -41,6 +56,9 @@ type Deps struct {
 	AdminViewerToken string
 	// Admin serves the admin API (/admin/realms/…); nil leaves it out.
 	Admin Admin
+	// HealthElsewhere leaves /health/* out of the handler tree: they are served on the
+	// management interface (Health), and this tree answers 404 for them.
+	HealthElsewhere bool
 }
 
 // Server is the HTTP handler tree.
@@ -64,15 +82,29 @@ func New(log hclog.Logger, d Deps) *Server {
 		frontendToken: d.FrontendToken, adminToken: d.AdminToken, mux: http.NewServeMux(),
 		viewerToken: d.AdminViewerToken, admin: d.Admin,
 	}
-	s.mux.HandleFunc("GET /health/live", s.live)
-	s.mux.HandleFunc("GET /health/ready", s.readyHandler)
-	s.mux.HandleFunc("GET /health", s.readyHandler)
+	if !d.HealthElsewhere {
+		s.healthRoutes(s.mux)
+	}
 	s.oidcRoutes()
 	s.frontendRoutes()
 	if s.admin != nil {
 		s.adminRoutes()
 	}
 	return s
+}
+
+func (s *Server) healthRoutes(mux *http.ServeMux) {
+	mux.HandleFunc("GET /health/live", s.live)
+	mux.HandleFunc("GET /health/ready", s.readyHandler)
+	mux.HandleFunc("GET /health", s.readyHandler)
+}
+
+// Health is the health routes alone (/health, /health/live, /health/ready), for the
+// management interface.
+func (s *Server) Health() http.Handler {
+	mux := http.NewServeMux()
+	s.healthRoutes(mux)
+	return mux
 }
 
 // ServeHTTP implements http.Handler.

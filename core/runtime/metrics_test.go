@@ -75,7 +75,7 @@ func startPostgres(t *testing.T, log hclog.Logger, extra ...string) *Runtime {
 	e := newEnv(t)
 	pg := pgSchema(t) // dropped after the runtime has stopped (cleanups run last-in first-out)
 	args := append([]string{
-		"--http-host=127.0.0.1", "--http-port=0", "--node-id=test-node", "--log-level=debug",
+		"--http-host=127.0.0.1", "--http-enabled=true", "--http-port=0", "--http-management-port=0", "--node-id=test-node", "--log-level=debug",
 		"--realm-file=" + e.realmFile, "--frontend-token=" + testFrontend, "--hostname=http://sessiond.test",
 		"--spi-user-sessions-provider=postgres", "--spi-user-sessions-postgres-url=" + pg,
 		"--spi-user-sessions-postgres-in-process=true",
@@ -135,7 +135,7 @@ func refresh(t *testing.T, rt *Runtime, token string) (int, grant) {
 // metricFamilies scrapes /metrics and parses the text exposition.
 func metricFamilies(t *testing.T, rt *Runtime) map[string]*dto.MetricFamily {
 	t.Helper()
-	resp, err := http.Get(base(rt) + "/metrics")
+	resp, err := http.Get(rt.ManagementURL() + "/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -326,7 +326,7 @@ func TestMetricsAreOffByDefault(t *testing.T) {
 	var logs testlog.Buffer
 	log := hclog.New(&hclog.LoggerOptions{Output: &logs, Level: hclog.Info})
 	rt := startPostgres(t, log)
-	resp, err := http.Get(base(rt) + "/metrics")
+	resp, err := http.Get(rt.ManagementURL() + "/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -349,7 +349,7 @@ func TestMetricsAreOffByDefault(t *testing.T) {
 func TestUnwritableEventLogFileFailsTheStart(t *testing.T) {
 	e := newEnv(t)
 	_, err := Start(context.Background(), hclog.NewNullLogger(), Options{Profile: conf.ProfileStart, Args: []string{
-		"--http-host=127.0.0.1", "--http-port=0", "--realm-file=" + e.realmFile,
+		"--http-host=127.0.0.1", "--http-enabled=true", "--http-port=0", "--http-management-port=0", "--hostname=http://sessiond.test", "--realm-file=" + e.realmFile,
 		"--spi-user-sessions-provider=embedded", "--spi-user-sessions-embedded-path=" + filepath.Join(e.dir, "sessions.db"),
 		"--spi-user-sessions-embedded-in-process=true", "--spi-offline-preload-lazy-in-process=true",
 		"--spi-cache-lifespan-default-in-process=true", "--spi-revocation-push-log-only-in-process=true",

@@ -113,17 +113,20 @@ func (rt *Runtime) watchPush(outbox metrics.PushCounts) error {
 	return rt.obs.metrics.WatchPush(outbox)
 }
 
-// serveMetrics adds GET /metrics beside the API, and measures the token endpoint, when
-// metrics are enabled.
-func (rt *Runtime) serveMetrics(api http.Handler) http.Handler {
-	m := rt.obs.metrics
-	if m == nil {
+// instrument measures the token endpoint when metrics are enabled.
+func (rt *Runtime) instrument(api http.Handler) http.Handler {
+	if rt.obs.metrics == nil {
 		return api
 	}
-	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", m.Handler())
-	mux.Handle("/", m.Instrument(api))
-	return mux
+	return rt.obs.metrics.Instrument(api)
+}
+
+// metricsHandler serves GET /metrics; nil when metrics are not enabled.
+func (rt *Runtime) metricsHandler() http.Handler {
+	if rt.obs.metrics == nil {
+		return nil
+	}
+	return rt.obs.metrics.Handler()
 }
 
 // Audit writes an admin action as the event log's "admin" event.

@@ -34,7 +34,7 @@ const (
 	testRealm    = "offline"
 	testClient   = "app"
 	testSecret   = "app-secret"
-	testFrontend = "fe-token"
+	testFrontend = "fe-token-of-the-runtime-tests-0123456789"
 )
 
 const testRealmJSON = `{
@@ -67,7 +67,7 @@ func newEnv(t *testing.T) *env {
 func (e *env) start(opts Options, log hclog.Logger, extra ...string) *Runtime {
 	e.t.Helper()
 	args := []string{
-		"--http-host=127.0.0.1", "--http-port=0", "--node-id=test-node", "--log-level=debug",
+		"--http-host=127.0.0.1", "--http-enabled=true", "--http-port=0", "--http-management-port=0", "--node-id=test-node", "--log-level=debug",
 		"--realm-file=" + e.realmFile, "--frontend-token=" + testFrontend, "--hostname=http://sessiond.test",
 		"--spi-user-sessions-provider=embedded", "--spi-user-sessions-embedded-path=" + filepath.Join(e.dir, "sessions.db"),
 		"--spi-user-sessions-embedded-in-process=true",
@@ -367,7 +367,7 @@ func TestReadinessReportsProgressWhilePreloading(t *testing.T) {
 	if c.Status != "DOWN" || !strings.Contains(c.Reason, "preloading offline sessions: 10 of 20 (50%)") || !strings.Contains(c.Reason, "/s") {
 		t.Errorf("preload check %+v", c)
 	}
-	resp, err := http.Get(base(rt) + "/health/ready")
+	resp, err := http.Get(rt.ManagementURL() + "/health/ready")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,12 +6,13 @@
 package runtime
 
 import (
+	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
-	"net/http"
-	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -46,9 +47,10 @@ type Runtime struct {
 	host      *host.Host
 	providers Providers
 	realms    *realm.Realms
-	http      *http.Server
-	listener  net.Listener
-	serveDone chan error
+	// public serves the API; management, under start, health and metrics (listen.go).
+	public, management *listener
+	serveDone          chan error
+	readTimeout        time.Duration
 	cache     *cache.Cache
 	writer    *groupcommit.Writer
 	store     usersessions.Provider // the sessions' store as the core sees it
@@ -97,16 +99,23 @@ type Options struct {
 	// service, tokens and the cache.
 	wrapStore func(usersessions.Provider) usersessions.Provider
 	now       func() time.Time
+	// readTimeout replaces httpapi.ReadTimeout, so that a test of a slow sender is short.
+	readTimeout time.Duration
+	// serving applies the profile's serving rules to the configuration: set by Start,
+	// not by plugins list.
+	serving bool
 }
 
 // Start loads the configuration, starts every provider and begins serving HTTP. On error
 // everything already started is stopped again.
 func Start(ctx context.Context, log hclog.Logger, opts Options) (rt *Runtime, err error) {
+	opts.serving = true
 	settings, h, plugins, err := StartProviders(ctx, log, opts)
 	if err != nil {
 		return nil, err
 	}
-	rt = &Runtime{log: log, settings: settings, host: h, providers: Providers{plugins: plugins}}
+	rt = &Runtime{log: log, settings: settings, host: h, providers: Providers{plugins: plugins},
+		readTimeout: cmp.Or(opts.readTimeout, httpapi.ReadTimeout)}
 	rt.bg, rt.stopBg = context.WithCancel(context.WithoutCancel(ctx))
 	started := rt // rt is nil by the time a failure's deferred cleanup runs
 	defer func() {
@@ -116,37 +125,55 @@ func Start(ctx context.Context, log hclog.Logger, opts Options) (rt *Runtime, er
 			started.stopEventLog(eventLogDrain)
 		}
 	}()
+	if opts.Profile == conf.ProfileDev {
+		log.Info("start-dev relaxes start's rules: plain HTTP allowed (here on " + settings.HTTPHost + "), no hostname needed (tokens carry the bound address), development credentials allowed, health and metrics on the one port")
+	}
 
 	if rt.realms, err = loadRealms(log, settings, opts.Profile, opts.Stdout); err != nil {
 		return nil, err
 	}
-
-	addr := net.JoinHostPort(settings.HTTPHost, strconv.Itoa(settings.HTTPPort))
-	rt.listener, err = net.Listen("tcp", addr)
-	if err != nil {
-		return nil, fmt.Errorf("listen on %s (http-host, http-port): %w", addr, err)
+	if err = rt.openListeners(); err != nil {
+		return nil, err
 	}
 	defer func() {
 		if err != nil {
-			_ = started.listener.Close()
+			started.closeListeners()
 		}
 	}()
-	handler, err := rt.wire(opts, "http://"+rt.listener.Addr().String())
+	api, err := rt.wire(opts, rt.issuerBase(opts.Profile))
 	if err != nil {
 		return nil, err
 	}
 	rt.awaitPolicies(ctx)
-	rt.http = &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
-	rt.serveDone = make(chan error, 1)
-	go func() { rt.serveDone <- rt.http.Serve(rt.listener) }()
-	log.Info("sessiond started", "address", "http://"+rt.listener.Addr().String(), "node-id", settings.NodeID)
+	rt.serveDone = make(chan error, 2)
+	rt.serve(api)
+	if rt.management != nil {
+		log.Info("management interface (health, metrics)", "address", rt.management.url()+strings.TrimSuffix(settings.Listen.ManagementPath, "/"))
+	}
+	if settings.Listen.ProxyHeaders != "" {
+		log.Info("client address and scheme taken from the proxy's headers", "proxy-headers", settings.Listen.ProxyHeaders,
+			"proxy-trusted-addresses", len(settings.Listen.ProxyTrusted))
+	}
+	log.Info("sessiond started", "address", rt.public.url(), "node-id", settings.NodeID)
 	return rt, nil
 }
 
-// Addr is the address the HTTP server listens on.
-func (rt *Runtime) Addr() net.Addr { return rt.listener.Addr() }
+// Addr is the address the public listener listens on.
+func (rt *Runtime) Addr() net.Addr { return rt.public.ln.Addr() }
 
-// Done is closed with the HTTP server's error when it stops serving on its own.
+// URL is the public listener's base URL as bound (https:// with TLS material).
+func (rt *Runtime) URL() string { return rt.public.url() }
+
+// ManagementURL is the management interface's base URL, its relative path included; ""
+// when health and metrics are served on the public listener (start-dev).
+func (rt *Runtime) ManagementURL() string {
+	if rt.management == nil {
+		return ""
+	}
+	return rt.management.url() + strings.TrimSuffix(rt.settings.Listen.ManagementPath, "/")
+}
+
+// Done receives an HTTP server's error when one stops serving on its own.
 func (rt *Runtime) Done() <-chan error { return rt.serveDone }
 
 // readinessProbe bounds the store round trip of a readiness check.
@@ -208,7 +235,13 @@ func (rt *Runtime) preloadStatus() *preload.Status {
 func (rt *Runtime) Stop(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, rt.settings.ShutdownTimeout)
 	defer cancel()
-	err := rt.http.Shutdown(ctx)
+	var errs []error
+	for _, l := range []*listener{rt.management, rt.public} {
+		if l != nil {
+			errs = append(errs, l.server.Shutdown(ctx))
+		}
+	}
+	err := errors.Join(errs...)
 	rt.stopBackground()
 	if rt.writer != nil {
 		rt.writer.Close() // answers every write already taken before the store goes
@@ -233,6 +266,9 @@ func StartProviders(ctx context.Context, log hclog.Logger, opts Options) (*conf.
 	loaded, err := conf.Load(opts.Profile, opts.Args, opts.Environ)
 	if err != nil {
 		return nil, nil, nil, err
+	}
+	if opts.serving {
+		loaded = loaded.ForServing()
 	}
 	regs, err := loaded.Registrations()
 	if err != nil {

@@ -3,7 +3,6 @@ package runtime
 import (
 	"context"
 	"fmt"
-	"net/http"
 
 	"github.com/sessiond/sessiond/conf"
 	"github.com/sessiond/sessiond/core/cache"
@@ -23,9 +22,9 @@ import (
 	"github.com/sessiond/sessiond/spi/usersessions"
 )
 
-// wire builds the services over the started providers and returns the HTTP handler.
-// boundURL is the address actually listened on, the issuer base when no hostname is set.
-func (rt *Runtime) wire(opts Options, boundURL string) (http.Handler, error) {
+// wire builds the services over the started providers and returns the HTTP API. issuerBase
+// is the base URL of the tokens' issuers.
+func (rt *Runtime) wire(opts Options, issuerBase string) (*httpapi.Server, error) {
 	store, ok := rt.providers.Get(spi.UserSessions).(usersessions.Provider)
 	if !ok {
 		return nil, fmt.Errorf("the user-sessions provider does not implement the user-sessions SPI")
@@ -45,11 +44,7 @@ func (rt *Runtime) wire(opts Options, boundURL string) (http.Handler, error) {
 	if err != nil {
 		return nil, err
 	}
-	base := rt.settings.Hostname
-	if base == "" {
-		base = boundURL
-	}
-	tokens := token.New(keys, token.Options{IssuerBase: base, Now: opts.now})
+	tokens := token.New(keys, token.Options{IssuerBase: issuerBase, Now: opts.now})
 	features := rt.settings.Features
 	sessionStore := usersessions.Provider(store)
 	if !features.Enabled(conf.FeaturePersistentUserSessions) {
@@ -145,7 +140,7 @@ func (rt *Runtime) wire(opts Options, boundURL string) (http.Handler, error) {
 	if err != nil {
 		return nil, err
 	}
-	return rt.serveMetrics(httpapi.New(rt.log.Named("http"), httpapi.Deps{
+	return httpapi.New(rt.log.Named("http"), httpapi.Deps{
 		Ready:         rt,
 		Sessions:      sessions,
 		Keys:          keys,
@@ -156,7 +151,8 @@ func (rt *Runtime) wire(opts Options, boundURL string) (http.Handler, error) {
 		// The view-only admin credential is never generated: start-dev's admin one does all.
 		AdminViewerToken: rt.settings.AdminViewerToken,
 		Admin:            rt.adminService(sessionStore, opts.now),
-	})), nil
+		HealthElsewhere:  rt.settings.Listen.Management,
+	}), nil
 }
 
 // rewrote reports whether a recompute changed stored sessions.
