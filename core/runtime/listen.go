@@ -92,13 +92,12 @@ func (rt *Runtime) issuerBase(profile conf.Profile) string {
 	}
 	ap, err := netip.ParseAddrPort(rt.public.ln.Addr().String())
 	host := rt.public.ln.Addr().String()
-	if err == nil {
-		ip := ap.Addr()
-		if ip.IsUnspecified() {
-			ip = netip.MustParseAddr("127.0.0.1")
-			if ap.Addr().Is6() && !ap.Addr().Is4In6() {
-				ip = netip.IPv6Loopback()
-			}
+	if err == nil && ap.Addr().IsUnspecified() {
+		// Go binds both families for either unspecified address and reports [::]: the
+		// configured host says which loopback the operator meant.
+		ip := netip.MustParseAddr("127.0.0.1")
+		if h, err := netip.ParseAddr(rt.settings.HTTPHost); err == nil && h.Is6() {
+			ip = netip.IPv6Loopback()
 		}
 		host = netip.AddrPortFrom(ip, ap.Port()).String()
 	}
@@ -138,7 +137,7 @@ func (rt *Runtime) serve(api *httpapi.Server) {
 func (rt *Runtime) start(l *listener, h http.Handler) {
 	l.server = &http.Server{
 		Handler:           h,
-		TLSConfig:         l.tls,
+		TLSConfig:         l.tls.Clone(), // the server adds to it (HTTP/2); the listeners share l.tls
 		ReadHeaderTimeout: httpapi.ReadHeaderTimeout,
 		ReadTimeout:       rt.readTimeout,
 		WriteTimeout:      httpapi.WriteTimeout,

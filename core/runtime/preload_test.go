@@ -2,6 +2,7 @@ package runtime
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -66,7 +67,13 @@ func newEnv(t *testing.T) *env {
 // start starts a runtime with the common flags and extra ones, all providers in-process.
 func (e *env) start(opts Options, log hclog.Logger, extra ...string) *Runtime {
 	e.t.Helper()
-	args := []string{
+	return e.run(opts, log, append(e.args(), extra...))
+}
+
+// args are the common flags: plain HTTP and the management interface on free ports of
+// 127.0.0.1, a hostname, the test realm and front-end credential, an embedded store.
+func (e *env) args() []string {
+	return []string{
 		"--http-host=127.0.0.1", "--http-enabled=true", "--http-port=0", "--http-management-port=0", "--node-id=test-node", "--log-level=debug",
 		"--realm-file=" + e.realmFile, "--frontend-token=" + testFrontend, "--hostname=http://sessiond.test",
 		"--spi-user-sessions-provider=embedded", "--spi-user-sessions-embedded-path=" + filepath.Join(e.dir, "sessions.db"),
@@ -75,7 +82,12 @@ func (e *env) start(opts Options, log hclog.Logger, extra ...string) *Runtime {
 		"--spi-cache-lifespan-default-in-process=true", "--spi-cache-lifespan-override-in-process=true",
 		"--spi-revocation-push-log-only-in-process=true",
 	}
-	opts.Profile, opts.Args = conf.ProfileStart, append(args, extra...)
+}
+
+// run starts a runtime with args under opts.Profile (start when unset).
+func (e *env) run(opts Options, log hclog.Logger, args []string) *Runtime {
+	e.t.Helper()
+	opts.Profile, opts.Args = cmp.Or(opts.Profile, conf.ProfileStart), args
 	if log == nil {
 		log = hclog.NewNullLogger()
 	}

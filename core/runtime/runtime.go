@@ -51,13 +51,13 @@ type Runtime struct {
 	public, management *listener
 	serveDone          chan error
 	readTimeout        time.Duration
-	cache     *cache.Cache
-	writer    *groupcommit.Writer
-	store     usersessions.Provider // the sessions' store as the core sees it
-	preload   *preload.Runner       // the offline preload, run once at start-up
-	policies  *revocation.Policies  // the not-before policies in force
-	push      *push.Outbox          // the revocation-push outbox and its retry worker
-	obs       observability         // metrics and event log
+	cache              *cache.Cache
+	writer             *groupcommit.Writer
+	store              usersessions.Provider // the sessions' store as the core sees it
+	preload            *preload.Runner       // the offline preload, run once at start-up
+	policies           *revocation.Policies  // the not-before policies in force
+	push               *push.Outbox          // the revocation-push outbox and its retry worker
+	obs                observability         // metrics and event log
 
 	// bg is the context of the runtime's background work (change feed, cleanup); Stop
 	// cancels it and waits for every goroutine started with goBackground. The event log's
