@@ -3,13 +3,17 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"net/http"
+	"net/netip"
 	"net/url"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -44,6 +48,14 @@ Options of every command:
               a flag shows in the process list)
   --json      print the API's JSON instead of a table
   --timeout   how long one request may take, more than 0 (default 30s)
+  --cacert    PEM file of the CA (or the self-signed certificate) to trust for an https
+              --url, besides the system's
+  --insecure-skip-verify
+              do not verify an https --url's certificate (anyone on the way can then
+              read the credential); for a first test only
+
+The credential is never sent in clear: an http:// --url must be a loopback address
+(127.0.0.1, ::1, localhost); anything else needs https://.
 `
 
 const defaultAdminURL = "http://127.0.0.1:8080"
@@ -70,6 +82,8 @@ func adminMain(args []string, stdout, stderr io.Writer, environ []string) int {
 	a.flags.StringVar(&a.realm, "realm", "", "the realm")
 	a.flags.BoolVar(&a.json, "json", false, "print JSON")
 	a.flags.DurationVar(&a.timeout, "timeout", 30*time.Second, "how long one request may take")
+	a.flags.StringVar(&a.cacert, "cacert", "", "PEM file of the CA to trust for an https --url")
+	a.flags.BoolVar(&a.insecure, "insecure-skip-verify", false, "do not verify an https --url's certificate")
 	run := cmd(a)
 	if err := a.flags.Parse(args[1:]); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -99,14 +113,16 @@ func (e usageError) Error() string { return string(e) }
 
 // adminRun is one admin command: its flags and the API client they make.
 type adminRun struct {
-	flags   *flag.FlagSet
-	stdout  io.Writer
-	url     string
-	token   string
-	realm   string
-	json    bool
-	timeout time.Duration
-	http    *http.Client
+	flags    *flag.FlagSet
+	stdout   io.Writer
+	url      string
+	token    string
+	realm    string
+	json     bool
+	timeout  time.Duration
+	cacert   string
+	insecure bool
+	http     *http.Client
 }
 
 func (a *adminRun) check(environ []string) error {
@@ -133,11 +149,56 @@ func (a *adminRun) check(environ []string) error {
 	if a.timeout <= 0 {
 		return fmt.Errorf("--timeout %s: want a duration above 0, e.g. 30s", a.timeout)
 	}
+	if u.Scheme == "http" && !loopback(u.Hostname()) {
+		return fmt.Errorf("--url %s: the admin credential would cross the network in clear; use https://%s (with --cacert for a self-signed certificate), or http:// to a loopback address only",
+			a.url, u.Host)
+	}
 	a.url = strings.TrimSuffix(a.url, "/")
+	tlsConfig, err := a.tlsConfig(u.Scheme)
+	if err != nil {
+		return err
+	}
 	// No Client.Timeout: call bounds each request, its answer's body included, with
 	// --timeout.
-	a.http = &http.Client{}
+	transport := http.DefaultTransport.(*http.Transport).Clone()
+	transport.TLSClientConfig = tlsConfig
+	a.http = &http.Client{Transport: transport}
 	return nil
+}
+
+// loopback reports whether host is this machine's loopback: localhost or a loopback IP.
+func loopback(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.IsLoopback()
+}
+
+// tlsConfig is the client TLS configuration of --cacert and --insecure-skip-verify.
+func (a *adminRun) tlsConfig(scheme string) (*tls.Config, error) {
+	if scheme != "https" && (a.cacert != "" || a.insecure) {
+		return nil, fmt.Errorf("--cacert and --insecure-skip-verify are for an https:// --url; --url is %s", a.url)
+	}
+	if a.cacert != "" && a.insecure {
+		return nil, errors.New("--cacert and --insecure-skip-verify together: --cacert verifies, --insecure-skip-verify does not; keep one")
+	}
+	c := &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: a.insecure} //nolint:gosec // the operator asked, by the flag's name
+	if a.cacert != "" {
+		pem, err := os.ReadFile(a.cacert)
+		if err != nil {
+			return nil, fmt.Errorf("--cacert: %w", err)
+		}
+		pool, err := x509.SystemCertPool()
+		if err != nil {
+			pool = x509.NewCertPool()
+		}
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("--cacert %s: no PEM certificate in it", a.cacert)
+		}
+		c.RootCAs = pool
+	}
+	return c, nil
 }
 
 // pageSizeFlag declares --max, the items per request of a listing.
