@@ -67,7 +67,7 @@ type daemon struct {
 	done chan struct{}
 }
 
-var addrLine = regexp.MustCompile(`sessiond started.*address=http://([0-9.:]+)`)
+var addrLine = regexp.MustCompile(`sessiond started.*address=(https?://[0-9.:]+)`)
 
 func startDaemon(t *testing.T, args ...string) *daemon {
 	t.Helper()
@@ -122,7 +122,7 @@ func startDaemonIn(t *testing.T, dir string, args ...string) *daemon {
 	})
 	select {
 	case a := <-addr:
-		d.base = "http://" + a
+		d.base = a
 	case <-d.done:
 		t.Fatalf("sessiond exited before serving:\n%s", d.log())
 	case <-time.After(60 * time.Second):

@@ -32,9 +32,11 @@ func freePort(t *testing.T) string {
 	return strconv.Itoa(l.Addr().(*net.TCPAddr).Port)
 }
 
-// TestReadmeQuickStart runs README.md's quick start as written: the server command (with the
-// built binary for `go run ./cmd/sessiond`) and then the client commands with bash. Only
-// the port differs, so that the test never collides with a sessiond already on 8080.
+// TestReadmeQuickStart runs README.md's quick start as written: the certificate command,
+// the server command (with the built binary for `go run ./cmd/sessiond`) and then the client
+// commands with bash, over HTTPS. Only the port differs, so that the test never collides
+// with a sessiond already on 8443, and the certificate's folder: a temporary one, where the
+// client commands run too.
 func TestReadmeQuickStart(t *testing.T) {
 	raw, err := os.ReadFile(filepath.Join("..", "..", "README.md"))
 	if err != nil {
@@ -42,9 +44,13 @@ func TestReadmeQuickStart(t *testing.T) {
 	}
 	readme := string(raw)
 	port := freePort(t)
-	server := strings.TrimSpace(readmeBlock(t, readme, "quickstart:server"))
+	work := t.TempDir()
+	if out, err := bashIn(work, readmeBlock(t, readme, "quickstart:cert")); err != nil {
+		t.Fatalf("quick-start certificate command failed: %v\n%s", err, out)
+	}
+	server := strings.TrimSpace(strings.ReplaceAll(readmeBlock(t, readme, "quickstart:server"), "\\\n", " "))
 	client := readmeBlock(t, readme, "quickstart:client")
-	client = strings.ReplaceAll(client, "127.0.0.1:8080", "127.0.0.1:"+port)
+	client = strings.ReplaceAll(client, "127.0.0.1:8443", "127.0.0.1:"+port)
 
 	args, ok := strings.CutPrefix(server, "go run ./cmd/sessiond ")
 	if !ok {
@@ -54,15 +60,23 @@ func TestReadmeQuickStart(t *testing.T) {
 	if fields[0] != "start-dev" {
 		t.Fatalf("quick-start server command is not start-dev: %q", server)
 	}
+	for i, f := range fields {
+		for _, file := range []string{"cert.pem", "key.pem"} {
+			if v, ok := strings.CutSuffix(f, "="+file); ok {
+				fields[i] = v + "=" + filepath.Join(work, file)
+			}
+		}
+	}
 	// Run from the repository root, as the README says, so docs/quickstart-realm.json resolves.
 	root, _ := filepath.Abs(filepath.Join("..", ".."))
 	// The embedded store's file goes to the test's directory, not the checkout's data/.
 	store := "--spi-user-sessions-embedded-path=" + filepath.Join(t.TempDir(), "sessiond.db")
-	startDaemonIn(t, root, append(fields[1:], "--http-port="+port, store)...)
+	d := startDaemonIn(t, root, append(fields[1:], "--https-port="+port, store)...)
+	if !strings.HasPrefix(d.base, "https://") {
+		t.Fatalf("the quick start serves %s, want https", d.base)
+	}
 
-	cmd := exec.Command("bash", "-euo", "pipefail", "-c", client)
-	cmd.Dir = t.TempDir()
-	out, err := cmd.CombinedOutput()
+	out, err := bashIn(work, client)
 	if err != nil {
 		t.Fatalf("quick-start client commands failed: %v\n%s", err, out)
 	}
@@ -82,4 +96,11 @@ func TestReadmeQuickStart(t *testing.T) {
 	if strings.Index(text, `"active":true`) > strings.Index(text, `{"active":false}`) {
 		t.Errorf("introspection should be active before logout and inactive after:\n%s", text)
 	}
+}
+
+// bashIn runs script with bash -euo pipefail in dir and returns its combined output.
+func bashIn(dir, script string) ([]byte, error) {
+	cmd := exec.Command("bash", "-euo", "pipefail", "-c", script)
+	cmd.Dir = dir
+	return cmd.CombinedOutput()
 }
