@@ -67,7 +67,7 @@ type daemon struct {
 	done chan struct{}
 }
 
-var addrLine = regexp.MustCompile(`sessiond started.*address=(https?://[0-9.:]+)`)
+var addrLine = regexp.MustCompile(`sessiond started.*address=(https?://\S+)`)
 
 func startDaemon(t *testing.T, args ...string) *daemon {
 	t.Helper()

@@ -1,0 +1,83 @@
+package main
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+)
+
+// TestOperatorGuideStart runs docs/operator-guide.md's `start` example as written: the
+// self-signed certificate, the random credentials, `sessiond start` with a hostname and TLS
+// on PostgreSQL (a random schema of the test database), and the requests over TLS. Only the
+// ports (free ones for 8443 and 9000), the database URL, the certificate's folder and the
+// binary's path differ.
+func TestOperatorGuideStart(t *testing.T) {
+	raw, err := os.ReadFile(filepath.Join("..", "..", "docs", "operator-guide.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	guide := string(raw)
+	root, _ := filepath.Abs(filepath.Join("..", ".."))
+	work := t.TempDir()
+	bin := sessiondBinary(t)
+	port, mport := freePort(t), freePort(t)
+	local := func(s string) string {
+		s = strings.ReplaceAll(s, "./sessiond ", bin+" ")
+		s = strings.ReplaceAll(s, "localhost:8443", "localhost:"+port)
+		return strings.ReplaceAll(s, "localhost:9000", "localhost:"+mport)
+	}
+
+	guideRun(t, work, guideBlock(t, guide, "guide:start-cert"))
+	// The credentials the block exports, for the server and for the shell that tries it.
+	creds := guideRun(t, work, guideBlock(t, guide, "guide:start-credentials")+"\ndeclare -p SESSIOND_FRONTEND_TOKEN SESSIOND_ADMIN_TOKEN\n")
+
+	start := local(guideBlock(t, guide, "guide:start"))
+	for _, f := range []string{"cert.pem", "key.pem"} {
+		start = strings.ReplaceAll(start, "="+f, "="+filepath.Join(work, f))
+	}
+	if !strings.Contains(start, "postgres://sessiond:secret@db.example.com:5432/sessiond") {
+		t.Fatalf("the guide's start example has no database URL to replace:\n%s", start)
+	}
+	start = strings.ReplaceAll(start, "postgres://sessiond:secret@db.example.com:5432/sessiond", pgSchema(t))
+	start = strings.TrimSpace(start) + " --https-port=" + port + " --http-management-port=" + mport
+	d := guideDaemon(t, root, creds+"exec "+start)
+	if !strings.Contains(d.log(), "address=https://") || !strings.Contains(d.log(), "management interface") {
+		t.Errorf("sessiond start does not serve HTTPS and a management interface:\n%s", d.log())
+	}
+
+	tried := guideRun(t, work, creds+local(guideBlock(t, guide, "guide:start-try")))
+	for _, want := range []*regexp.Regexp{
+		regexp.MustCompile(`"status":"UP"`),
+		regexp.MustCompile(`(?m)^404$`), // health is not on the public port
+		regexp.MustCompile(`"issuer":"https://localhost:` + port + `/realms/quickstart"`),
+		regexp.MustCompile(`(?m)^CLIENT\s+ID\s+ACTIVE\s+OFFLINE`),
+	} {
+		if !want.MatchString(tried) {
+			t.Errorf("the guide's requests printed no match of %s:\n%s", want, tried)
+		}
+	}
+}
+
+// TestStartRefusesWithoutTLSOrHostname runs `sessiond start` with nothing set: it exits
+// before starting anything, saying what to set.
+func TestStartRefusesWithoutTLSOrHostname(t *testing.T) {
+	cmd := exec.Command(sessiondBinary(t), "start", "--frontend-token=fe-dev-token")
+	cmd.Dir = t.TempDir()
+	out, err := cmd.CombinedOutput()
+	if err == nil {
+		t.Fatalf("start ran:\n%s", out)
+	}
+	for _, want := range []string{
+		"configuration has 3 problems",
+		"start needs TLS: set https-certificate-file and https-certificate-key-file, or http-enabled=true behind a TLS-terminating proxy",
+		"start needs hostname",
+		`flag --frontend-token: --frontend-token is the development credential "fe-dev-token"`,
+	} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+}
