@@ -153,8 +153,14 @@ func (r *resolver) listen() {
 		r.probs.add(key.src, key.key, "%s is set but %s is not: HTTPS needs the certificate and its private key",
 			key.src.spell(key.key), key.src.spell(keyHTTPSCertificateFile))
 	}
-	if en, set := r.values[ref{option: keyHTTPEnabled}]; set && ls.HTTPEnabled && ls.CertFile != "" {
+	en, enSet := r.values[ref{option: keyHTTPEnabled}]
+	switch {
+	case enSet && ls.HTTPEnabled && ls.CertFile != "":
 		r.probs.add(en.src, en.key, "%s=true together with %s: sessiond has one public listener, HTTPS when the certificate is set; drop %s, or the certificate to serve plain HTTP",
+			en.src.spell(en.key), en.src.spell(keyHTTPSCertificateFile), en.src.spell(en.key))
+	case enSet && !ls.HTTPEnabled && !ls.TLS() && r.l.profile == ProfileDev:
+		// Under start, serve says what to set instead.
+		r.probs.add(en.src, en.key, "%s=false without %s: sessiond would have nothing to listen on; set the certificate files, or drop %s",
 			en.src.spell(en.key), en.src.spell(keyHTTPSCertificateFile), en.src.spell(en.key))
 	}
 	if ls.Management {

@@ -105,6 +105,13 @@ func TestStartRefusesShortEqualAndDevelopmentCredentials(t *testing.T) {
 		"--admin-viewer-token is the same as admin-token")
 }
 
+func TestStartDevWithHTTPDisabledAndNoCertificateIsRefused(t *testing.T) {
+	_, err := serveStart(t, ProfileDev, "--http-enabled=false")
+	if err == nil || !strings.Contains(err.Error(), "--http-enabled=false without --https-certificate-file: sessiond would have nothing to listen on") {
+		t.Errorf("start-dev with nothing to listen on: %v", err)
+	}
+}
+
 func TestStartDevRelaxesEveryServingRule(t *testing.T) {
 	s, err := serveStart(t, ProfileDev, "--frontend-token=fe-dev-token", "--admin-token=fe-dev-token")
 	if err != nil {

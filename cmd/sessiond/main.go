@@ -26,8 +26,11 @@ var version = "dev"
 const usage = `Usage: sessiond <command> [options]
 
 Commands:
-  start            run sessiond (production defaults: listens on all interfaces)
-  start-dev        run sessiond for development (127.0.0.1:8080, demo realm)
+  start            run sessiond for production: needs TLS material (or http-enabled=true
+                   behind a TLS-terminating proxy), a hostname and strong credentials;
+                   health and metrics on the management port (9000)
+  start-dev        run sessiond for development (127.0.0.1:8080, demo realm; relaxes
+                   start's rules)
   show-config      print the effective configuration and where each value comes from
                    (add start-dev to see that profile's defaults: sessiond show-config start-dev)
   plugins list     start each configured provider, verify it, and print its state
