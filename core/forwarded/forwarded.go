@@ -45,14 +45,15 @@ func Handler(opts Options, next http.Handler) http.Handler {
 				hops = parseXForwarded(r.Header.Values("X-Forwarded-For"), r.Header.Values("X-Forwarded-Proto"))
 			}
 			if h, ok := opts.client(hops); ok {
-				r2 := *r
+				// A copy: handlers must not modify the request they were given.
+				r2 := r.WithContext(r.Context())
 				u := *r.URL
 				r2.URL = &u
 				r2.RemoteAddr = h.addr
 				if h.proto == "http" || h.proto == "https" {
 					r2.URL.Scheme = h.proto
 				}
-				r = &r2
+				r = r2
 			}
 		}
 		next.ServeHTTP(w, r)
