@@ -148,7 +148,7 @@ func Start(ctx context.Context, log hclog.Logger, opts Options) (rt *Runtime, er
 	rt.serveDone = make(chan error, 2)
 	rt.serve(api)
 	if rt.management != nil {
-		log.Info("management interface (health, metrics)", "address", rt.management.url()+strings.TrimSuffix(settings.Listen.ManagementPath, "/"))
+		log.Info("management interface (health, metrics)", "address", rt.ManagementURL())
 	}
 	if settings.Listen.ProxyHeaders != "" {
 		log.Info("client address and scheme taken from the proxy's headers", "proxy-headers", settings.Listen.ProxyHeaders,
