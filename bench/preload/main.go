@@ -643,7 +643,14 @@ func startBinary(cfg config, tmp, schemaURL string, n int, withPreload bool, wai
 	if err != nil {
 		return 0, 0, err
 	}
-	args := []string{"start", "--http-host=127.0.0.1", "--http-port=" + strconv.Itoa(port), "--log-format=json",
+	mport, err := freePort()
+	if err != nil {
+		return 0, 0, err
+	}
+	// Plain HTTP on loopback: start needs it said (http-enabled) and a hostname; readiness
+	// is on the management port.
+	args := []string{"start", "--http-host=127.0.0.1", "--http-enabled=true", "--http-port=" + strconv.Itoa(port),
+		"--http-management-port=" + strconv.Itoa(mport), "--hostname=http://127.0.0.1:" + strconv.Itoa(port), "--log-format=json",
 		"--realm-file=" + realmFile, "--plugin-socket-dir=" + tmp, "--cleanup-interval=1h",
 		"--spi-user-sessions-postgres-url=" + schemaURL, "--cache-max-entries=" + strconv.Itoa(n)}
 	if withPreload {
@@ -675,7 +682,7 @@ func startBinary(cfg config, tmp, schemaURL string, n int, withPreload bool, wai
 		}
 	}()
 	client := &http.Client{Timeout: 2 * time.Second}
-	readyURL := fmt.Sprintf("http://127.0.0.1:%d/health/ready", port)
+	readyURL := fmt.Sprintf("http://127.0.0.1:%d/health/ready", mport)
 	deadline := start.Add(10 * time.Minute)
 	for {
 		resp, err := client.Get(readyURL)
