@@ -31,8 +31,11 @@ func TestOperatorGuideStart(t *testing.T) {
 	}
 
 	guideRun(t, work, guideBlock(t, guide, "guide:start-cert"))
-	// The credentials the block exports, for the server and for the shell that tries it.
-	creds := guideRun(t, work, guideBlock(t, guide, "guide:start-credentials")+"\ndeclare -p SESSIOND_FRONTEND_TOKEN SESSIOND_ADMIN_TOKEN\n")
+	// What the block exports, for the server and for the shell that tries it.
+	creds := guideRun(t, work, guideBlock(t, guide, "guide:start-credentials")+"\nexport -p | grep '^declare -x SESSIOND_'\n")
+	if !strings.Contains(creds, "SESSIOND_FRONTEND_TOKEN=") || !strings.Contains(creds, "SESSIOND_ADMIN_TOKEN=") {
+		t.Fatalf("the credentials block exports no credentials:\n%s", creds)
+	}
 
 	start := local(guideBlock(t, guide, "guide:start"))
 	for _, f := range []string{"cert.pem", "key.pem"} {
