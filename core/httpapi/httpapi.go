@@ -10,6 +10,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/sessiond/sessiond/core/authfail"
 	"github.com/sessiond/sessiond/core/realm"
 )
 
@@ -41,6 +42,18 @@ type Deps struct {
 	AdminViewerToken string
 	// Admin serves the admin API (/admin/realms/…); nil leaves it out.
 	Admin Admin
+	// Guard audits and slows failed client, front-end and admin authentication; nil
+	// neither audits nor slows.
+	Guard AuthGuard
+}
+
+// AuthGuard watches authentication; *authfail.Guard implements it. Check runs before a
+// credential is compared, and refuses a caller that failed too often with an
+// *authfail.ThrottledError; every refusal, throttled ones included, goes to Refused.
+type AuthGuard interface {
+	Check(authfail.Attempt) error
+	Refused(authfail.Refusal)
+	Succeeded(authfail.Attempt)
 }
 
 // Server is the HTTP handler tree.
@@ -54,6 +67,7 @@ type Server struct {
 	frontendToken, adminToken string
 	viewerToken               string
 	admin                     Admin
+	guard                     AuthGuard
 	mux                       *http.ServeMux
 }
 
@@ -62,7 +76,10 @@ func New(log hclog.Logger, d Deps) *Server {
 	s := &Server{
 		log: log, ready: d.Ready, sessions: d.Sessions, keys: d.Keys, realms: d.Realms, issuer: d.Issuer,
 		frontendToken: d.FrontendToken, adminToken: d.AdminToken, mux: http.NewServeMux(),
-		viewerToken: d.AdminViewerToken, admin: d.Admin,
+		viewerToken: d.AdminViewerToken, admin: d.Admin, guard: d.Guard,
+	}
+	if s.guard == nil {
+		s.guard = authfail.New(discardRefusals{}, authfail.Options{})
 	}
 	s.mux.HandleFunc("GET /health/live", s.live)
 	s.mux.HandleFunc("GET /health/ready", s.readyHandler)
@@ -74,6 +91,10 @@ func New(log hclog.Logger, d Deps) *Server {
 	}
 	return s
 }
+
+type discardRefusals struct{}
+
+func (discardRefusals) AuthRefused(authfail.Record) {}
 
 // ServeHTTP implements http.Handler.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
