@@ -9,10 +9,8 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"reflect"
-	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -232,51 +230,19 @@ func memoryStore(tb testing.TB) *memory.Provider {
 // aggregation) and every line it writes.
 type guardRecorder struct {
 	*authfail.Guard
+	recorded[authfail.Refusal]
 	lines *lineRecorder
-
-	mu       sync.Mutex
-	refusals []authfail.Refusal
 }
 
 func (g *guardRecorder) Refused(r authfail.Refusal) {
-	g.mu.Lock()
-	g.refusals = append(g.refusals, r)
-	g.mu.Unlock()
+	g.add(r)
 	g.Guard.Refused(r)
 }
 
-func (g *guardRecorder) all() []authfail.Refusal {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	return slices.Clone(g.refusals)
-}
-
-func (g *guardRecorder) last(tb testing.TB) authfail.Refusal {
-	tb.Helper()
-	all := g.all()
-	if len(all) == 0 {
-		tb.Fatal("no refusal handed to the guard")
-	}
-	return all[len(all)-1]
-}
-
 // lineRecorder keeps the lines the guard writes to the event log.
-type lineRecorder struct {
-	mu    sync.Mutex
-	lines []authfail.Record
-}
+type lineRecorder struct{ recorded[authfail.Record] }
 
-func (l *lineRecorder) AuthRefused(r authfail.Record) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.lines = append(l.lines, r)
-}
-
-func (l *lineRecorder) all() []authfail.Record {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return slices.Clone(l.lines)
-}
+func (l *lineRecorder) AuthRefused(r authfail.Record) { l.add(r) }
 
 type ready struct{}
 

@@ -18,9 +18,9 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
+	"github.com/sessiond/sessiond/core/authfail"
 	"github.com/sessiond/sessiond/core/cleanup"
 	"github.com/sessiond/sessiond/core/eventlog"
-	"github.com/sessiond/sessiond/core/authfail"
 	"github.com/sessiond/sessiond/core/metrics"
 	"github.com/sessiond/sessiond/core/realm"
 	"github.com/sessiond/sessiond/core/session"
