@@ -285,13 +285,6 @@ func (g *Guard) Run(ctx context.Context) {
 // calls it; tests drive it with their clock.
 func (g *Guard) Flush(final bool) { g.audit.flush(g.now(), final) }
 
-// Tracked is how many keys the audit and the limiter hold, for the tests of their bounds.
-func (g *Guard) Tracked() (auditKeys, addresses, clients, knownGood int) {
-	auditKeys = g.audit.size()
-	addresses, clients, knownGood = g.limits.size()
-	return
-}
-
 // safe bounds what a caller wrote and keeps characters that are safe in any log format:
 // letters, digits and -._~:/@+=; anything else becomes '?', and a value longer than
 // maxField bytes is cut and ends with "…".
