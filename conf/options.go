@@ -73,6 +73,20 @@ const (
 	keyProxyTrustedAddresses   = "proxy-trusted-addresses"
 	keyManagementPort          = "http-management-port"
 	keyManagementRelativePath  = "http-management-relative-path"
+
+	// Failed authentication (core/authfail).
+	keyAuthFailureLimit       = "auth-failure-limit"
+	keyAuthFailureClientLimit = "auth-failure-client-limit"
+	keyAuthFailureWindow      = "auth-failure-window"
+)
+
+// Bounds of the failed-authentication options: a window under a second would let a
+// guesser through at full speed, one over a day would hold a typo against a caller for
+// longer than anyone would wait.
+const (
+	maxAuthFailureLimit  = 1000000
+	minAuthFailureWindow = time.Second
+	maxAuthFailureWindow = 24 * time.Hour
 )
 
 // Bounds of the revocation-push outbox options: a retry more often than ten times a second
@@ -182,6 +196,13 @@ func ServerOptions() []ServerOption {
 			Help: "How long a node holds the deliveries it is attempting before another node sharing the store may take them over. An attempt is cut off at three quarters of it, so that its outcome is recorded before the lease ends; the rest of a batch is retried later. At least 1s, and at least twice the revocation-push provider's timeout."},
 		{Name: keyPushBatchSize, Type: spi.Int, Default: "100",
 			Help: "Most due revocation push deliveries one retry pass takes at once. From 1 to 10000."},
+
+		{Name: keyAuthFailureLimit, Type: spi.Int, Default: "20",
+			Help: "Failed authentications (OAuth client, front-end or admin credential) an address may make per auth-failure-window; past it, its attempts are answered 429 with Retry-After before the credential is compared, until a failure's worth of the window has passed (window / limit). Successful ones cost nothing. Addresses sharing a proxy share the limit unless the proxy's headers are trusted. 0 turns the per-address limit off. From 0 to 1000000."},
+		{Name: keyAuthFailureClientLimit, Type: spi.Int, Default: "100",
+			Help: "Wrong secrets one confidential client may be sent, from any address, per auth-failure-window; past it, attempts for the client are answered 429, except from addresses that authenticated it in the last hour (its own servers keep working while someone else guesses). 0 turns the per-client limit off; with auth-failure-limit also 0 nothing is ever slowed. From 0 to 1000000."},
+		{Name: keyAuthFailureWindow, Type: spi.Duration, Default: "1m",
+			Help: "The window of auth-failure-limit and auth-failure-client-limit: a caller that keeps failing gets that many failures per window. From 1s to 24h."},
 
 		// Built-in defaults; a profile can pick another one here.
 		{Name: selectionKey(spi.UserSessions), Type: spi.String, Default: "postgres", Profiles: map[Profile]string{ProfileDev: "embedded"},

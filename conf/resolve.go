@@ -45,6 +45,10 @@ type Settings struct {
 	PushBackoffInitial, PushBackoffMax time.Duration
 	PushLease                          time.Duration
 	PushBatchSize                      int
+	// The failed-authentication limits (core/authfail Options): failures per address and
+	// per client in each AuthFailureWindow; 0 turns a limit off.
+	AuthFailureLimit, AuthFailureClientLimit int
+	AuthFailureWindow                        time.Duration
 	// Hostname is the public base URL ("" means derive it from the bound address).
 	// HostnameStrict is false when start may run without one.
 	Hostname       string
@@ -379,6 +383,21 @@ func (r *resolver) server() map[string]string {
 			r.s.PushBatchSize, _ = strconv.Atoi(v)
 			if r.s.PushBatchSize < 1 || r.s.PushBatchSize > maxPushBatchSize {
 				r.invalid(st, fmt.Sprintf("a whole number from 1 to %d", maxPushBatchSize))
+			}
+		case keyAuthFailureLimit, keyAuthFailureClientLimit:
+			n, _ := strconv.Atoi(v)
+			if n < 0 || n > maxAuthFailureLimit {
+				r.invalid(st, fmt.Sprintf("a whole number from 0 (off) to %d", maxAuthFailureLimit))
+			}
+			if o.Name == keyAuthFailureLimit {
+				r.s.AuthFailureLimit = n
+			} else {
+				r.s.AuthFailureClientLimit = n
+			}
+		case keyAuthFailureWindow:
+			r.s.AuthFailureWindow, _ = time.ParseDuration(v)
+			if r.s.AuthFailureWindow < minAuthFailureWindow || r.s.AuthFailureWindow > maxAuthFailureWindow {
+				r.invalid(st, "a duration from "+minAuthFailureWindow.String()+" to 24h")
 			}
 		case keyCleanupBatchSize:
 			r.s.CleanupBatchSize, _ = strconv.Atoi(v)

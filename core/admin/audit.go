@@ -2,7 +2,8 @@ package admin
 
 import "time"
 
-// Actor roles, as audit events name who acted.
+// Actor roles, as audit events name who acted, and refusals of the admin API (authfail)
+// whose credential it was.
 const (
 	ActorAdmin     = "admin"     // the manage credential
 	ActorViewer    = "viewer"    // the view-only credential
@@ -10,10 +11,11 @@ const (
 	ActorAnonymous = "anonymous" // no credential, or one that matched none
 )
 
-// Outcomes of an admin action.
+// Outcomes of an admin action. A caller refused before anything was done (credential or
+// role) has not acted: the refusal is audited as a failed authentication (core/authfail),
+// aggregated with its repeats.
 const (
 	OutcomeSuccess = "success"
-	OutcomeDenied  = "denied" // refused before anything was done: credential or role
 	OutcomeFailed  = "failed" // attempted and refused or broken: bad input, unknown target, store down
 )
 

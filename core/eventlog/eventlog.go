@@ -1,5 +1,6 @@
 // Package eventlog writes sessiond's security events (logins, refreshes, refusals, logouts,
-// admin actions) as JSON lines a SIEM ingests, to a file or standard output.
+// admin actions, refused authentication) as JSON lines a SIEM ingests, to a file or
+// standard output.
 //
 // Emit and Audit never block the request path: a bounded queue feeds one writer goroutine,
 // and when it is full the event is dropped, counted (Dropped) and reported in the log at
@@ -25,6 +26,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/sessiond/sessiond/core/authfail"
 	"github.com/sessiond/sessiond/core/session"
 )
 
@@ -36,6 +38,10 @@ const (
 
 // TypeAdmin is the type of every Line written by Audit.
 const TypeAdmin = "admin"
+
+// TypeAuthRefused is the type of every Line written by AuthRefused: a refused attempt to
+// authenticate, or a summary of repeats of one (Count).
+const TypeAuthRefused = "auth_refused"
 
 // Line is one event as written: the stable schema of the log. Fields a kind of event does
 // not have are left out, except Outcome and Type, which every line has.
@@ -61,6 +67,13 @@ type Line struct {
 	Actor  string `json:"actor,omitempty"`
 	Action string `json:"action,omitempty"`
 	Target string `json:"target,omitempty"`
+	// Refused authentication: who failed (client, frontend, admin) and the HTTP status
+	// answered. A summary line has Count, the refusals it stands for beyond the ones
+	// written, since Since (RFC 3339); an overflow summary has only Kind, Count and Since.
+	Kind   string `json:"kind,omitempty"`
+	Status int    `json:"status,omitempty"`
+	Count  int    `json:"count,omitempty"`
+	Since  string `json:"since,omitempty"`
 }
 
 // AuditEvent is one admin action.
@@ -107,6 +120,20 @@ func AuditLine(a AuditEvent) Line {
 		Timestamp: stamp(a.Time), Type: TypeAdmin, Outcome: outcome, Realm: a.Realm, IP: a.IP,
 		Actor: redact(a.Actor), Action: a.Action, Target: redact(a.Target), Reason: redact(a.Reason),
 	}
+}
+
+// AuthLine maps a refused authentication, or a summary of its repeats, onto the log's
+// schema.
+func AuthLine(r authfail.Record) Line {
+	l := Line{
+		Timestamp: stamp(r.Time), Type: TypeAuthRefused, Outcome: OutcomeFailure, Kind: string(r.Kind),
+		Realm: r.Realm, ClientID: r.ClientID, IP: r.Addr, Reason: r.Reason, Status: r.Status,
+		Actor: r.Actor, Action: r.Action, Target: redact(r.Target), Detail: redact(r.Detail),
+	}
+	if r.Count > 0 {
+		l.Count, l.Since, l.Detail = r.Count, stamp(r.Since), r.Summary()
+	}
+	return l
 }
 
 func stamp(t time.Time) string {
@@ -162,7 +189,10 @@ type Log struct {
 	closed bool
 }
 
-var _ session.Events = (*Log)(nil)
+var (
+	_ session.Events = (*Log)(nil)
+	_ authfail.Sink  = (*Log)(nil)
+)
 
 // Open opens the event log at path, "-" meaning standard output; a file is created if
 // missing (mode 0600: events name users and sessions) and appended to.
@@ -193,6 +223,9 @@ func (l *Log) Emit(e session.Event) { l.enqueue(SessionLine(e)) }
 
 // Audit records an admin action.
 func (l *Log) Audit(a AuditEvent) { l.enqueue(AuditLine(a)) }
+
+// AuthRefused implements authfail.Sink: it records a refused authentication.
+func (l *Log) AuthRefused(r authfail.Record) { l.enqueue(AuthLine(r)) }
 
 // Dropped is the number of events that were not written: dropped because the queue was
 // full or the log already stopped, or lost to a failed write.

@@ -17,6 +17,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/sessiond/sessiond/core/authfail"
 	"github.com/sessiond/sessiond/core/eventlog"
 	"github.com/sessiond/sessiond/core/session"
 	"github.com/sessiond/sessiond/internal/testlog"
@@ -145,6 +146,33 @@ func TestEventsAreJSONLinesWithStableFields(t *testing.T) {
 				Reason: "client down"})
 		},
 		want: map[string]any{"action": "push-revocation", "outcome": "failure", "reason": "client down"},
+	}, {
+		name: "refused client authentication",
+		emit: func(l *eventlog.Log) {
+			l.AuthRefused(authfail.Record{Time: at, Refusal: authfail.Refusal{
+				Attempt: authfail.Attempt{Kind: authfail.KindClient, Realm: "acme", ClientID: "app", Addr: "203.0.113.7"},
+				Reason:  authfail.ReasonInvalidSecret, Status: 401, Detail: "invalid client or invalid client credentials"}})
+		},
+		want: map[string]any{"type": "auth_refused", "outcome": "failure", "kind": "client", "realm": "acme", "client_id": "app",
+			"ip": "203.0.113.7", "reason": "invalid_secret", "status": json.Number("401"), "detail": "invalid client or invalid client credentials"},
+		unset: []string{"count", "since", "offline", "session_id"},
+	}, {
+		name: "refused admin credential, summarised",
+		emit: func(l *eventlog.Log) {
+			l.AuthRefused(authfail.Record{Time: at, Since: at.Add(-10 * time.Second), Count: 41, Refusal: authfail.Refusal{
+				Attempt: authfail.Attempt{Kind: authfail.KindAdmin, Realm: "acme", Addr: "203.0.113.7"},
+				Reason:  authfail.ReasonInvalid, Status: 401, Actor: "anonymous", Action: "logout-all"}})
+		},
+		want: map[string]any{"type": "auth_refused", "kind": "admin", "actor": "anonymous", "action": "logout-all", "count": json.Number("41"),
+			"since": "2026-03-01T09:20:20.123456789Z", "detail": "41 more refusals of the same kind in the last 10s"},
+	}, {
+		name: "overflow summary",
+		emit: func(l *eventlog.Log) {
+			l.AuthRefused(authfail.Record{Time: at, Since: at.Add(-10 * time.Second), Count: 5000, Overflow: true,
+				Refusal: authfail.Refusal{Attempt: authfail.Attempt{Kind: authfail.KindFrontend}}})
+		},
+		want:  map[string]any{"type": "auth_refused", "kind": "frontend", "count": json.Number("5000")},
+		unset: []string{"ip", "client_id", "realm", "reason"},
 	}, {
 		name: "tokens in free text are redacted",
 		emit: func(l *eventlog.Log) {

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -14,6 +15,7 @@ import (
 	"time"
 
 	"github.com/sessiond/sessiond/core/admin"
+	"github.com/sessiond/sessiond/core/authfail"
 	"github.com/sessiond/sessiond/core/session"
 	"github.com/sessiond/sessiond/spi"
 	"github.com/sessiond/sessiond/spi/usersessions"
@@ -50,7 +52,8 @@ const (
 )
 
 // adminRoute is one admin API route. Acting routes change something and need the manage
-// role; every call of one is audited, and so is every refused credential on any route.
+// role; every call of one is audited. A refused credential or role on any route is audited
+// too, as a refused authentication (authfail: aggregated, and slowed when it keeps failing).
 type adminRoute struct {
 	pattern string // method and path under /admin/realms/{realm}
 	action  string // the audit event's action
@@ -118,16 +121,13 @@ func (s *Server) adminRoutes() {
 	}
 	// Anything else under /admin/ is answered once the caller is known: a 401 without a
 	// credential (nothing about the API is told to a stranger), a JSON 404 otherwise. A
-	// refused credential is audited, as on every route: someone is probing.
+	// refused credential is audited and slowed, as on every route: someone is probing.
 	s.mux.HandleFunc("/admin/", func(w http.ResponseWriter, r *http.Request) {
-		actor, _, err := s.adminAuth(r)
-		if err != nil {
-			realmName := ""
-			if rest, ok := strings.CutPrefix(r.URL.Path, "/admin/realms/"); ok {
-				realmName, _, _ = strings.Cut(rest, "/")
-			}
-			s.denied(w, r, admin.AuditEvent{Action: actionUnknownRoute, Realm: cut(realmName), Target: cut(r.Method + " " + r.URL.Path),
-				IP: remoteIP(r), Actor: actor}, err)
+		realmName := ""
+		if rest, ok := strings.CutPrefix(r.URL.Path, "/admin/realms/"); ok {
+			realmName, _, _ = strings.Cut(rest, "/")
+		}
+		if _, err := s.adminGate(w, r, actionUnknownRoute, cut(realmName), cut(r.Method+" "+r.URL.Path)); err != nil {
 			return
 		}
 		s.writeError(w, r, fmt.Errorf("no admin route %s %s: %w", r.Method, r.URL.Path, errNoAdminRoute))
@@ -142,11 +142,36 @@ func cut(s string) string {
 	return strings.ToValidUTF8(s[:maxAuditedPath], "") + "…"
 }
 
-// denied audits a refused credential or role and answers the refusal.
-func (s *Server) denied(w http.ResponseWriter, r *http.Request, ev admin.AuditEvent, err error) {
-	code, body := s.classify(r, err)
-	ev.Outcome, ev.Status, ev.Detail = admin.OutcomeDenied, code, body.Description
-	s.admin.Audit(ev)
+// adminGate authenticates an admin API caller: one that failed too often is refused before
+// its credential is compared; a refused credential is answered and handed to the guard
+// (audited with the action and target asked for) and the error returned.
+func (s *Server) adminGate(w http.ResponseWriter, r *http.Request, action, realmName, target string) (role, error) {
+	ref := authfail.Refusal{Attempt: authfail.Attempt{Kind: authfail.KindAdmin, Realm: realmName, Addr: remoteIP(r)},
+		Action: action, Target: target, Actor: admin.ActorAnonymous}
+	if err := s.guard.Check(ref.Attempt); err != nil {
+		ref.Reason = authfail.ReasonThrottled
+		s.denied(w, r, ref, err)
+		return 0, err
+	}
+	actor, got, err := s.adminAuth(r)
+	ref.Actor = actor
+	switch {
+	case err == nil:
+		return got, nil
+	case errors.Is(err, errNoBearer):
+		ref.Reason = authfail.ReasonMissing
+	case errors.Is(err, errForbidden):
+		ref.Reason = authfail.ReasonForbidden
+	default:
+		ref.Reason = authfail.ReasonInvalid
+	}
+	s.denied(w, r, ref, err)
+	return 0, err
+}
+
+// denied hands a refused credential or role to the guard and answers the refusal.
+func (s *Server) denied(w http.ResponseWriter, r *http.Request, ref authfail.Refusal, err error) {
+	s.refused(r, ref, err)
 	s.writeError(w, r, err)
 }
 
@@ -154,14 +179,19 @@ func (s *Server) denied(w http.ResponseWriter, r *http.Request, ev admin.AuditEv
 func (s *Server) adminHandler(rt adminRoute) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		ev := admin.AuditEvent{Action: rt.action, Realm: r.PathValue("realm"), Target: rt.target(r), IP: remoteIP(r)}
-		actor, got, err := s.adminAuth(r)
-		ev.Actor = actor
-		if err == nil && rt.acting && got < roleManage {
-			err = fmt.Errorf("%w: the view-only credential may not %s", errForbidden, rt.action)
-		}
+		got, err := s.adminGate(w, r, rt.action, ev.Realm, ev.Target)
 		if err != nil {
-			s.denied(w, r, ev, err)
 			return
+		}
+		ev.Actor = admin.ActorAdmin
+		if got < roleManage {
+			ev.Actor = admin.ActorViewer
+			if rt.acting {
+				err := fmt.Errorf("%w: the view-only credential may not %s", errForbidden, rt.action)
+				s.denied(w, r, authfail.Refusal{Attempt: authfail.Attempt{Kind: authfail.KindAdmin, Realm: ev.Realm, Addr: ev.IP},
+					Reason: authfail.ReasonForbidden, Actor: ev.Actor, Action: rt.action, Target: ev.Target}, err)
+				return
+			}
 		}
 		rec := &statusRecorder{ResponseWriter: w}
 		if err := rt.handle(s, rec, r); err != nil {
@@ -181,9 +211,9 @@ func (s *Server) adminHandler(rt adminRoute) http.HandlerFunc {
 // is compared, each in constant time over its SHA-256 (so neither which one matched nor
 // their lengths show in the timing). The front-end's credential is known but not allowed.
 func (s *Server) adminAuth(r *http.Request) (actor string, _ role, _ error) {
-	scheme, got, ok := strings.Cut(r.Header.Get("Authorization"), " ")
-	if !ok || !strings.EqualFold(scheme, "Bearer") || got == "" {
-		return admin.ActorAnonymous, 0, fmt.Errorf("%w: an Authorization: Bearer header is required", errUnauthenticated)
+	got, ok := bearerCredential(r)
+	if !ok {
+		return admin.ActorAnonymous, 0, errNoBearer
 	}
 	presented := sha256.Sum256([]byte(got))
 	matches := func(want string) bool {

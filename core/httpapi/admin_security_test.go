@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/sessiond/sessiond/core/admin"
+	"github.com/sessiond/sessiond/core/authfail"
 	"github.com/sessiond/sessiond/core/httpapi"
 )
 
@@ -22,27 +23,28 @@ func flipOne(s string) string {
 
 // credential is one way of presenting (or not) a credential to the admin API.
 type credential struct {
-	name   string
-	header string // the Authorization header, "" for none
-	actor  string // the audit event's actor
+	name    string
+	header  string // the Authorization header, "" for none
+	actor   string // the audit event's actor
+	missing bool   // no bearer credential at all
 }
 
 var (
-	noCredential    = credential{"no credential", "", admin.ActorAnonymous}
-	wrongCredential = credential{"wrong credential", "Bearer not-a-credential", admin.ActorAnonymous}
+	noCredential    = credential{"no credential", "", admin.ActorAnonymous, true}
+	wrongCredential = credential{"wrong credential", "Bearer not-a-credential", admin.ActorAnonymous, false}
 	badCredentials  = []credential{
 		noCredential,
 		wrongCredential,
-		{"tampered admin credential", "Bearer " + flipOne(adminToken), admin.ActorAnonymous},
-		{"tampered viewer credential", "Bearer " + flipOne(viewerToken), admin.ActorAnonymous},
-		{"admin credential with a character more", "Bearer " + adminToken + "x", admin.ActorAnonymous},
-		{"admin credential cut short", "Bearer " + adminToken[:len(adminToken)-1], admin.ActorAnonymous},
-		{"admin credential as Basic", "Basic " + base64.StdEncoding.EncodeToString([]byte(adminToken)), admin.ActorAnonymous},
-		{"empty bearer", "Bearer ", admin.ActorAnonymous},
+		{"tampered admin credential", "Bearer " + flipOne(adminToken), admin.ActorAnonymous, false},
+		{"tampered viewer credential", "Bearer " + flipOne(viewerToken), admin.ActorAnonymous, false},
+		{"admin credential with a character more", "Bearer " + adminToken + "x", admin.ActorAnonymous, false},
+		{"admin credential cut short", "Bearer " + adminToken[:len(adminToken)-1], admin.ActorAnonymous, false},
+		{"admin credential as Basic", "Basic " + base64.StdEncoding.EncodeToString([]byte(adminToken)), admin.ActorAnonymous, true},
+		{"empty bearer", "Bearer ", admin.ActorAnonymous, true},
 	}
-	frontendCredential = credential{"front-end credential", "Bearer " + frontendToken, admin.ActorFrontend}
-	viewerCredential   = credential{"viewer credential", "Bearer " + viewerToken, admin.ActorViewer}
-	adminCredential    = credential{"admin credential", "Bearer " + adminToken, admin.ActorAdmin}
+	frontendCredential = credential{"front-end credential", "Bearer " + frontendToken, admin.ActorFrontend, false}
+	viewerCredential   = credential{"viewer credential", "Bearer " + viewerToken, admin.ActorViewer, false}
+	adminCredential    = credential{"admin credential", "Bearer " + adminToken, admin.ActorAdmin, false}
 )
 
 // routeFixture holds the sessions the routes' placeholders name.
@@ -77,7 +79,8 @@ func (f routeFixture) concrete(rt httpapi.AdminRoute) call {
 // TestAdminRoutesRefuseWrongCredentials walks every route the server registers (the table
 // in admin.go) with every kind of wrong credential: none, wrong or tampered ones → 401 with
 // a Bearer challenge; the front-end's → 403; the viewer's → 403 on an acting route and 200
-// on a viewing one. A refusal changes nothing and is audited without the credential.
+// on a viewing one. A refusal changes nothing and is handed to the failed-authentication
+// guard (which audits it) without the credential; it is not an admin action.
 func TestAdminRoutesRefuseWrongCredentials(t *testing.T) {
 	s := newStack(t, withRealm(withUUIDs))
 	f := routeFixture{
@@ -93,17 +96,22 @@ func TestAdminRoutesRefuseWrongCredentials(t *testing.T) {
 		cred   credential
 		status int
 		code   string
+		reason string
 	}
 	for _, rt := range routes {
 		cases := []want{}
 		for _, c := range badCredentials {
-			cases = append(cases, want{c, http.StatusUnauthorized, "unauthorized"})
+			reason := authfail.ReasonInvalid
+			if c.missing {
+				reason = authfail.ReasonMissing
+			}
+			cases = append(cases, want{c, http.StatusUnauthorized, "unauthorized", reason})
 		}
-		cases = append(cases, want{frontendCredential, http.StatusForbidden, "forbidden"})
+		cases = append(cases, want{frontendCredential, http.StatusForbidden, "forbidden", authfail.ReasonForbidden})
 		if rt.Acting {
-			cases = append(cases, want{viewerCredential, http.StatusForbidden, "forbidden"})
+			cases = append(cases, want{viewerCredential, http.StatusForbidden, "forbidden", authfail.ReasonForbidden})
 		} else {
-			cases = append(cases, want{viewerCredential, http.StatusOK, ""}, want{adminCredential, http.StatusOK, ""})
+			cases = append(cases, want{viewerCredential, http.StatusOK, "", ""}, want{adminCredential, http.StatusOK, "", ""})
 		}
 		for _, tc := range cases {
 			t.Run(fmt.Sprintf("%s %s/%s", rt.Method, rt.Path, tc.cred.name), func(t *testing.T) {
@@ -112,7 +120,7 @@ func TestAdminRoutesRefuseWrongCredentials(t *testing.T) {
 					c.header.Set("Authorization", tc.cred.header)
 				}
 				before := s.snapshot(t)
-				events := len(s.adm.audit.all())
+				events, refusals := len(s.adm.audit.all()), len(s.guard.all())
 				r := s.do(t, c)
 				if tc.status == http.StatusOK {
 					if r.status != http.StatusOK {
@@ -125,16 +133,19 @@ func TestAdminRoutesRefuseWrongCredentials(t *testing.T) {
 				}
 				r.refused(t, tc.status, tc.code, "")
 				s.unchanged(t, before)
-				all := s.adm.audit.all()
-				if len(all) != events+1 {
-					t.Fatalf("%d audit events for one refusal, want 1", len(all)-events)
+				if got := len(s.adm.audit.all()); got != events {
+					t.Errorf("a refusal was audited as an admin action (%d events, had %d)", got, events)
+				}
+				all := s.guard.all()
+				if len(all) != refusals+1 {
+					t.Fatalf("%d refusals handed to the guard for one refusal, want 1", len(all)-refusals)
 				}
 				e := all[len(all)-1]
-				if e.Action != rt.Action || e.Actor != tc.cred.actor || e.Outcome != admin.OutcomeDenied || e.Status != tc.status || e.Realm != realmName {
-					t.Errorf("audit event %+v, want action %s, actor %s, outcome denied, status %d, realm %s", e, rt.Action, tc.cred.actor, tc.status, realmName)
+				if e.Kind != authfail.KindAdmin || e.Action != rt.Action || e.Actor != tc.cred.actor || e.Status != tc.status || e.Realm != realmName || e.Reason != tc.reason {
+					t.Errorf("refusal %+v, want kind admin, action %s, actor %s, status %d, realm %s, reason %s", e, rt.Action, tc.cred.actor, tc.status, realmName, tc.reason)
 				}
-				if e.Time.IsZero() || e.IP == "" {
-					t.Errorf("audit event %+v lacks its time or the caller's address", e)
+				if e.Addr == "" {
+					t.Errorf("refusal %+v lacks the caller's address", e)
 				}
 				for _, secret := range []string{adminToken, viewerToken, frontendToken, flipOne(adminToken)} {
 					if strings.Contains(fmt.Sprintf("%+v", e), secret) {
@@ -156,34 +167,34 @@ func TestAdminRoutesRefuseWrongCredentials(t *testing.T) {
 			{wrongCredential, http.StatusUnauthorized, "unauthorized"},
 			{frontendCredential, http.StatusForbidden, "forbidden"},
 		} {
-			events := len(s.adm.audit.all())
+			refusals := len(s.guard.all())
 			c := adminCall(http.MethodPost, realmName, "/no-such-route", "", "")
 			if tc.cred.header != "" {
 				c.header.Set("Authorization", tc.cred.header)
 			}
 			s.do(t, c).refused(t, tc.status, tc.code, "")
-			all := s.adm.audit.all()
-			if len(all) != events+1 {
-				t.Fatalf("%s: %d audit events for one refusal, want 1", tc.cred.name, len(all)-events)
+			all := s.guard.all()
+			if len(all) != refusals+1 {
+				t.Fatalf("%s: %d refusals for one refusal, want 1", tc.cred.name, len(all)-refusals)
 			}
 			e := all[len(all)-1]
-			if e.Action != "unknown-route" || e.Actor != tc.cred.actor || e.Outcome != admin.OutcomeDenied || e.Status != tc.status ||
-				e.Realm != realmName || e.Target != "POST /admin/realms/"+realmName+"/no-such-route" || e.IP == "" || e.Time.IsZero() {
-				t.Errorf("%s: audit event %+v", tc.cred.name, e)
+			if e.Action != "unknown-route" || e.Actor != tc.cred.actor || e.Kind != authfail.KindAdmin || e.Status != tc.status ||
+				e.Realm != realmName || e.Target != "POST /admin/realms/"+realmName+"/no-such-route" || e.Addr == "" {
+				t.Errorf("%s: refusal %+v", tc.cred.name, e)
 			}
 			if strings.Contains(fmt.Sprintf("%+v", e), frontendToken) {
-				t.Errorf("audit event %+v carries a credential", e)
+				t.Errorf("refusal %+v carries a credential", e)
 			}
 		}
-		events := len(s.adm.audit.all())
+		refusals, events := len(s.guard.all()), len(s.adm.audit.all())
 		r := s.do(t, adminCall(http.MethodGet, realmName, "/no-such-route", adminToken, ""))
 		r.refused(t, http.StatusNotFound, "not_found", "no such admin route")
-		if got := len(s.adm.audit.all()); got != events {
+		if len(s.guard.all()) != refusals || len(s.adm.audit.all()) != events {
 			t.Errorf("a known caller's 404 was audited")
 		}
 		s.do(t, call{method: http.MethodGet, path: "/admin/" + strings.Repeat("x", 2000), header: http.Header{}}).refused(t, http.StatusUnauthorized, "unauthorized", "")
-		if e := s.adm.audit.last(t); len(e.Target) > 300 {
-			t.Errorf("audited target of %d bytes; a caller's path is cut", len(e.Target))
+		if e := s.guard.last(t); len(e.Target) > 300 {
+			t.Errorf("target of %d bytes; a caller's path is cut", len(e.Target))
 		}
 	})
 }

@@ -187,35 +187,38 @@ func (p *fakePush) loggedOut() []string {
 	return all
 }
 
-// auditLog records audit events.
-type auditLog struct {
-	mu     sync.Mutex
-	events []admin.AuditEvent
+// recorded keeps what a stand-in is handed, in order; safe for concurrent use.
+type recorded[T any] struct {
+	mu    sync.Mutex
+	items []T
 }
 
-func (a *auditLog) Record(e admin.AuditEvent) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	a.events = append(a.events, e)
+func (r *recorded[T]) add(v T) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.items = append(r.items, v)
 }
 
-func (a *auditLog) all() []admin.AuditEvent {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return slices.Clone(a.events)
+func (r *recorded[T]) all() []T {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.items)
 }
 
-func (a *auditLog) last(tb testing.TB) admin.AuditEvent {
+func (r *recorded[T]) last(tb testing.TB) T {
 	tb.Helper()
-	all := a.all()
+	all := r.all()
 	if len(all) == 0 {
-		tb.Fatal("no audit event")
+		tb.Fatal("nothing recorded")
 	}
 	return all[len(all)-1]
 }
 
-// pgStore is a PostgreSQL provider on a new schema of the test database, configured as the
-// runtime configures it with the options in extra; the schema is dropped when tb ends.
+// auditLog records audit events.
+type auditLog struct{ recorded[admin.AuditEvent] }
+
+func (a *auditLog) Record(e admin.AuditEvent) { a.add(e) }
+
 func pgStore(tb testing.TB, extra ...string) usersessions.Provider {
 	tb.Helper()
 	db, err := sqlx.Open("postgres", testpg.URL())

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/sessiond/sessiond/core/admin"
+	"github.com/sessiond/sessiond/core/authfail"
 	"github.com/sessiond/sessiond/core/session"
 	"github.com/sessiond/sessiond/spi"
 )
@@ -47,7 +48,12 @@ var oauthStatus = map[string]int{
 // place where errors meet status codes.
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	code, body := s.classify(r, err)
+	var throttled *authfail.ThrottledError
 	switch code {
+	case http.StatusTooManyRequests:
+		if errors.As(err, &throttled) {
+			w.Header().Set("Retry-After", strconv.Itoa(throttled.RetryAfterSeconds()))
+		}
 	case http.StatusServiceUnavailable:
 		w.Header().Set("Retry-After", strconv.Itoa(int(retryAfter/time.Second)))
 	case http.StatusUnauthorized:
@@ -70,6 +76,7 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 // classify maps err, met while serving r, to a status and an answer.
 func (s *Server) classify(r *http.Request, err error) (int, errorBody) {
 	var se *session.Error
+	var throttled *authfail.ThrottledError
 	switch {
 	case errors.Is(err, context.Canceled) && r.Context().Err() != nil:
 		// The caller went away (the core ended its work on the request's context). A
@@ -81,6 +88,13 @@ func (s *Server) classify(r *http.Request, err error) (int, errorBody) {
 			code = http.StatusBadRequest
 		}
 		return code, errorBody{Error: se.Code, Description: se.Description}
+	case errors.As(err, &throttled):
+		// The OAuth endpoints answer in their own vocabulary (RFC 8628 §3.5's slow_down, the
+		// one OAuth error that means "too fast"); the front-end and admin APIs in theirs.
+		if throttled.Kind == authfail.KindClient {
+			return http.StatusTooManyRequests, errorBody{Error: "slow_down", Description: err.Error()}
+		}
+		return http.StatusTooManyRequests, errorBody{Error: "too_many_requests", Description: err.Error()}
 	case errors.Is(err, errBodyTooLarge):
 		return http.StatusRequestEntityTooLarge, errorBody{Error: session.InvalidRequest, Description: err.Error()}
 	case errors.Is(err, errUnauthenticated):

@@ -3,6 +3,7 @@ package httpapi
 import (
 	"net/http"
 
+	"github.com/sessiond/sessiond/core/authfail"
 	"github.com/sessiond/sessiond/core/session"
 )
 
@@ -39,7 +40,7 @@ type openResponse struct {
 
 func (s *Server) openSession(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("realm")
-	if err := bearer(r, s.frontendToken); err != nil {
+	if err := s.authBearer(r, authfail.KindFrontend, name, s.frontendToken); err != nil {
 		s.writeError(w, r, err)
 		return
 	}
@@ -82,7 +83,7 @@ type attachRequest struct {
 
 func (s *Server) attachClient(w http.ResponseWriter, r *http.Request) {
 	name, id := r.PathValue("realm"), r.PathValue("id")
-	if err := bearer(r, s.frontendToken); err != nil {
+	if err := s.authBearer(r, authfail.KindFrontend, name, s.frontendToken); err != nil {
 		s.writeError(w, r, err)
 		return
 	}
@@ -113,7 +114,7 @@ func (s *Server) attachClient(w http.ResponseWriter, r *http.Request) {
 // sessions, when each ends and why.
 func (s *Server) explain(w http.ResponseWriter, r *http.Request) {
 	name, id := r.PathValue("realm"), r.PathValue("id")
-	if err := bearer(r, s.adminToken); err != nil {
+	if err := s.authBearer(r, authfail.KindAdmin, name, s.adminToken); err != nil {
 		s.writeError(w, r, err)
 		return
 	}

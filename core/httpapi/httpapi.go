@@ -11,6 +11,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/sessiond/sessiond/core/authfail"
 	"github.com/sessiond/sessiond/core/realm"
 )
 
@@ -59,6 +60,18 @@ type Deps struct {
 	// HealthElsewhere leaves /health/* out of the handler tree: they are served on the
 	// management interface (Health), and this tree answers 404 for them.
 	HealthElsewhere bool
+	// Guard audits and slows failed client, front-end and admin authentication; nil
+	// neither audits nor slows.
+	Guard AuthGuard
+}
+
+// AuthGuard watches authentication; *authfail.Guard implements it. Check runs before a
+// credential is compared, and refuses a caller that failed too often with an
+// *authfail.ThrottledError; every refusal, throttled ones included, goes to Refused.
+type AuthGuard interface {
+	Check(authfail.Attempt) error
+	Refused(authfail.Refusal)
+	Succeeded(authfail.Attempt)
 }
 
 // Server is the HTTP handler tree.
@@ -72,6 +85,7 @@ type Server struct {
 	frontendToken, adminToken string
 	viewerToken               string
 	admin                     Admin
+	guard                     AuthGuard
 	mux                       *http.ServeMux
 }
 
@@ -80,7 +94,10 @@ func New(log hclog.Logger, d Deps) *Server {
 	s := &Server{
 		log: log, ready: d.Ready, sessions: d.Sessions, keys: d.Keys, realms: d.Realms, issuer: d.Issuer,
 		frontendToken: d.FrontendToken, adminToken: d.AdminToken, mux: http.NewServeMux(),
-		viewerToken: d.AdminViewerToken, admin: d.Admin,
+		viewerToken: d.AdminViewerToken, admin: d.Admin, guard: d.Guard,
+	}
+	if s.guard == nil {
+		s.guard = noGuard{}
 	}
 	if !d.HealthElsewhere {
 		s.healthRoutes(s.mux)
@@ -106,6 +123,13 @@ func (s *Server) Health() http.Handler {
 	s.healthRoutes(mux)
 	return mux
 }
+
+// noGuard neither audits nor slows.
+type noGuard struct{}
+
+func (noGuard) Check(authfail.Attempt) error { return nil }
+func (noGuard) Refused(authfail.Refusal)     {}
+func (noGuard) Succeeded(authfail.Attempt)   {}
 
 // ServeHTTP implements http.Handler.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }

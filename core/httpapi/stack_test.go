@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/sessiond/sessiond/core/authfail"
 	"github.com/sessiond/sessiond/core/cache"
 	"github.com/sessiond/sessiond/core/groupcommit"
 	"github.com/sessiond/sessiond/core/httpapi"
@@ -92,6 +94,7 @@ type stackConfig struct {
 	store       usersessions.Provider // nil: a fresh in-process memory provider
 	realm       func(*realm.Realm)
 	noTransient bool
+	guard       authfail.Options // the failed-authentication guard's; the zero value slows nothing
 }
 
 type option func(*stackConfig)
@@ -99,6 +102,11 @@ type option func(*stackConfig)
 // withStore serves the stack from store (a plugin, a counting wrapper).
 func withStore(store usersessions.Provider) option {
 	return func(c *stackConfig) { c.store = store }
+}
+
+// withGuard slows failed authentication with o (its clock is the stack's).
+func withGuard(o authfail.Options) option {
+	return func(c *stackConfig) { c.guard = o }
 }
 
 // withRealm edits the acme realm before it is loaded.
@@ -120,6 +128,7 @@ type stack struct {
 	srv    *httptest.Server
 	client *http.Client
 	adm    *adminFixture // the admin API's service and what it is wired to (admin_test.go)
+	guard  *guardRecorder
 }
 
 func newStack(tb testing.TB, opts ...option) *stack {
@@ -169,6 +178,9 @@ func newStack(tb testing.TB, opts ...option) *stack {
 		Log:                log,
 	})
 	s.adm = newAdminFixture(s)
+	s.guard = &guardRecorder{lines: &lineRecorder{}}
+	cfg.guard.Now = s.clock.Now
+	s.guard.Guard = authfail.New(s.guard.lines, cfg.guard)
 	s.api = httpapi.New(log, httpapi.Deps{
 		Ready:         ready{},
 		Sessions:      sessions,
@@ -180,9 +192,23 @@ func newStack(tb testing.TB, opts ...option) *stack {
 		// The admin API (admin_test.go).
 		AdminViewerToken: viewerToken,
 		Admin:            s.adm.service,
+		Guard:            s.guard,
 	})
-	mux.Handle("/", s.api)
+	mux.Handle("/", fromAddr(s.api))
 	return s
+}
+
+// testAddrHeader sets the caller's address of a test request, as the runtime's trusted
+// proxy middleware sets it from a proxy's headers: all test requests come from loopback.
+const testAddrHeader = "X-Test-Remote-Addr"
+
+func fromAddr(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if a := r.Header.Get(testAddrHeader); a != "" {
+			r.RemoteAddr = net.JoinHostPort(a, "40000")
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 // testNode is the node id of the stack: its own writes come back on the change feed with
@@ -199,6 +225,24 @@ func memoryStore(tb testing.TB) *memory.Provider {
 	tb.Cleanup(func() { p.Close(context.Background()) })
 	return p
 }
+
+// guardRecorder is the runtime's guard, recording every refusal handed to it (before the
+// aggregation) and every line it writes.
+type guardRecorder struct {
+	*authfail.Guard
+	recorded[authfail.Refusal]
+	lines *lineRecorder
+}
+
+func (g *guardRecorder) Refused(r authfail.Refusal) {
+	g.add(r)
+	g.Guard.Refused(r)
+}
+
+// lineRecorder keeps the lines the guard writes to the event log.
+type lineRecorder struct{ recorded[authfail.Record] }
+
+func (l *lineRecorder) AuthRefused(r authfail.Record) { l.add(r) }
 
 type ready struct{}
 

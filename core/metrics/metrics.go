@@ -1,5 +1,6 @@
 // Package metrics is sessiond's Prometheus endpoint: sessions per realm and client, refresh
-// outcomes, refusals and latency, cleanup, preload, plugin and push progress.
+// outcomes, refusals and latency, refused authentication, cleanup, preload, plugin and push
+// progress.
 //
 // It uses github.com/prometheus/client_golang, the Prometheus project's own client and the
 // exposition format's reference implementation, with a registry per Metrics, never the
@@ -11,6 +12,7 @@ package metrics
 
 import (
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -19,8 +21,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/sessiond/sessiond/core/authfail"
 	"github.com/sessiond/sessiond/core/session"
 )
+
+var _ authfail.Counter = (*Metrics)(nil)
 
 // namespace prefixes sessiond's own metrics; the Go runtime's and the process's keep their
 // standard go_ and process_ names, which dashboards expect.
@@ -54,6 +59,7 @@ type Metrics struct {
 
 	logins, attaches, logouts, revocations *prometheus.CounterVec
 	refreshes, refusals                    *prometheus.CounterVec
+	authRefusals                           *prometheus.CounterVec
 	tokenLatency                           *prometheus.HistogramVec
 }
 
@@ -73,6 +79,8 @@ func New(d Deps) (*Metrics, error) {
 	m.revocations = counterVec("token_revocations_total", "Refresh and offline tokens revoked (RFC 7009).", rc...)
 	m.refreshes = counterVec("refreshes_total", "Refresh token grants by outcome (success or refused).", "realm", "client", "outcome")
 	m.refusals = counterVec("refresh_refusals_total", "Refused refresh token grants by reason (a closed set: "+refusalList()+").", "realm", "client", "reason")
+	m.authRefusals = counterVec("auth_refusals_total", "Refused authentication by kind (client, frontend, admin) and reason (a closed set: "+
+		authReasonList()+"); reason throttled counts the 429 answers to callers that failed too often.", "kind", "reason")
 	m.tokenLatency = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Namespace: namespace, Name: "token_request_duration_seconds",
 		Help: "Time to answer the token endpoint, by grant_type and HTTP status code.",
@@ -85,7 +93,7 @@ func New(d Deps) (*Metrics, error) {
 		return nil, err
 	}
 	for _, c := range []prometheus.Collector{
-		m.logins, m.attaches, m.logouts, m.revocations, m.refreshes, m.refusals, m.tokenLatency, sessions,
+		m.logins, m.attaches, m.logouts, m.revocations, m.refreshes, m.refusals, m.authRefusals, m.tokenLatency, sessions,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	} {
@@ -140,3 +148,17 @@ func (m *Metrics) Emit(e session.Event) {
 func refusalLabel(r string) string { return session.RefusalClass(r) }
 
 func refusalList() string { return strings.Join(session.Refusals(), ", ") }
+
+// AuthRefused implements authfail.Counter: it counts a refused authentication. The guard
+// hands over its own closed sets; anything else is counted as "other".
+func (m *Metrics) AuthRefused(kind, reason string) {
+	if !slices.Contains(authfail.Kinds(), authfail.Kind(kind)) {
+		kind = "other"
+	}
+	if !slices.Contains(authfail.Reasons(), reason) {
+		reason = "other"
+	}
+	m.authRefusals.WithLabelValues(kind, reason).Inc()
+}
+
+func authReasonList() string { return strings.Join(authfail.Reasons(), ", ") }

@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
+	"github.com/sessiond/sessiond/core/authfail"
 	"github.com/sessiond/sessiond/core/cleanup"
 	"github.com/sessiond/sessiond/core/eventlog"
 	"github.com/sessiond/sessiond/core/metrics"
@@ -326,6 +327,31 @@ func TestSessionEventsAreCounted(t *testing.T) {
 			}
 		}
 	}
+}
+
+// Refused authentication is counted by kind and reason, throttled answers among them; a
+// value outside the closed sets is counted as "other".
+func TestRefusedAuthenticationIsCountedByKindAndReason(t *testing.T) {
+	m := newMetrics(t, metrics.Deps{Sessions: memoryStore(t), Realms: testRealms(t)})
+	for range 3 {
+		m.AuthRefused(string(authfail.KindClient), authfail.ReasonInvalidSecret)
+	}
+	m.AuthRefused(string(authfail.KindClient), authfail.ReasonThrottled)
+	m.AuthRefused(string(authfail.KindAdmin), authfail.ReasonMissing)
+	m.AuthRefused("someone", "made up reason")
+	f := scrape(t, m.Handler())
+	for _, tc := range []struct {
+		labels map[string]string
+		want   float64
+	}{
+		{labels("kind", "client", "reason", "invalid_secret"), 3},
+		{labels("kind", "client", "reason", "throttled"), 1},
+		{labels("kind", "admin", "reason", "missing_credentials"), 1},
+		{labels("kind", "other", "reason", "other"), 1},
+	} {
+		f.must(t, "sessiond_auth_refusals_total", tc.labels, tc.want)
+	}
+	f.absent(t, "sessiond_auth_refusals_total", labels("kind", "someone", "reason", "made up reason"))
 }
 
 func TestTokenEndpointLatencyByGrantType(t *testing.T) {

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/sessiond/sessiond/core/authfail"
 	"github.com/sessiond/sessiond/core/eventlog"
 	"github.com/sessiond/sessiond/core/metrics"
 	"github.com/sessiond/sessiond/core/push"
@@ -24,9 +25,10 @@ type observability struct {
 	eventLogDone <-chan struct{}
 }
 
-// auditor records admin actions.
+// auditor records admin actions and refused authentication.
 type auditor interface {
 	Audit(eventlog.AuditEvent)
+	authfail.Sink
 }
 
 // eventSinks fans every event out to the event log (file or logger) and the metrics.
@@ -43,6 +45,10 @@ func (f eventSinks) Emit(e session.Event) {
 
 // Audit records an admin action in the event log; core/admin's audit events come here.
 func (f eventSinks) Audit(a eventlog.AuditEvent) { f.audit.Audit(a) }
+
+// AuthRefused records a refused authentication, or a summary of its repeats, in the event
+// log; the authfail guard's lines come here.
+func (f eventSinks) AuthRefused(r authfail.Record) { f.audit.AuthRefused(r) }
 
 // observe opens the event log and builds the metrics over the sessions' store, and returns
 // the session service's Events. The event log's writer runs until the runtime stops, after
@@ -137,6 +143,25 @@ func (e eventLog) Audit(a eventlog.AuditEvent) {
 		if kv[1] != "" {
 			args = append(args, kv[0], kv[1])
 		}
+	}
+	e.log.Info("event", args...)
+}
+
+// AuthRefused writes a refused authentication as the event log's "auth_refused" event.
+func (e eventLog) AuthRefused(r authfail.Record) {
+	l := eventlog.AuthLine(r)
+	args := []any{"type", l.Type, "kind", l.Kind, "time", l.Timestamp, "outcome", l.Outcome}
+	for _, kv := range [][2]string{{"realm", l.Realm}, {"client_id", l.ClientID}, {"ip", l.IP}, {"reason", l.Reason},
+		{"actor", l.Actor}, {"action", l.Action}, {"target", l.Target}, {"detail", l.Detail}, {"since", l.Since}} {
+		if kv[1] != "" {
+			args = append(args, kv[0], kv[1])
+		}
+	}
+	if l.Status != 0 {
+		args = append(args, "status", l.Status)
+	}
+	if l.Count != 0 {
+		args = append(args, "count", l.Count)
 	}
 	e.log.Info("event", args...)
 }

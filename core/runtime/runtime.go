@@ -54,10 +54,12 @@ type Runtime struct {
 	cache              *cache.Cache
 	writer             *groupcommit.Writer
 	store              usersessions.Provider // the sessions' store as the core sees it
-	preload            *preload.Runner       // the offline preload, run once at start-up
-	policies           *revocation.Policies  // the not-before policies in force
-	push               *push.Outbox          // the revocation-push outbox and its retry worker
-	obs                observability         // metrics and event log
+	// storeReady is the store's readiness check, run at most once per readinessEvery.
+	storeReady *cachedCheck
+	preload    *preload.Runner      // the offline preload, run once at start-up
+	policies   *revocation.Policies // the not-before policies in force
+	push       *push.Outbox         // the revocation-push outbox and its retry worker
+	obs        observability        // metrics and event log
 
 	// bg is the context of the runtime's background work (change feed, cleanup); Stop
 	// cancels it and waits for every goroutine started with goBackground. The event log's
@@ -180,20 +182,12 @@ func (rt *Runtime) Done() <-chan error { return rt.serveDone }
 const readinessProbe = 2 * time.Second
 
 // Checks implements httpapi.Readiness: every provider process is running, and the session
-// store answers (a plugin can be up while its database is not).
+// store answers (a plugin can be up while its database is not). The store is asked at most
+// once per readinessEvery, whatever the probe rate; the other checks read memory.
 func (rt *Runtime) Checks(ctx context.Context) []httpapi.Check {
 	checks := []httpapi.Check{}
-	if rt.store != nil {
-		c := httpapi.Check{Name: "user-sessions store", Status: "UP"}
-		ctx, cancel := context.WithTimeout(ctx, readinessProbe)
-		// A key no session has: the read reaches the store, never the cache. Offline, so
-		// that it reaches the database even with online sessions kept in memory.
-		_, err := rt.store.Get(ctx, []usersessions.Key{{RealmID: "sessiond.readiness", ID: "probe", Offline: true}})
-		cancel()
-		if err != nil {
-			c.Status, c.Reason = "DOWN", err.Error()
-		}
-		checks = append(checks, c)
+	if rt.storeReady != nil {
+		checks = append(checks, rt.storeReady.get(ctx))
 	}
 	if rt.policies != nil {
 		checks = append(checks, rt.policiesCheck())
@@ -221,6 +215,21 @@ func (rt *Runtime) Checks(ctx context.Context) []httpapi.Check {
 	}
 	return checks
 }
+
+// storeCheck is the store's readiness: one read of a key no session has. It reaches the
+// store, never the cache; offline, so that it reaches the database even with online
+// sessions kept in memory.
+func (rt *Runtime) storeCheck(ctx context.Context) httpapi.Check {
+	c := httpapi.Check{Name: storeCheckName, Status: "UP"}
+	ctx, cancel := context.WithTimeout(ctx, readinessProbe)
+	defer cancel()
+	if _, err := rt.store.Get(ctx, []usersessions.Key{{RealmID: "sessiond.readiness", ID: "probe", Offline: true}}); err != nil {
+		c.Status, c.Reason = "DOWN", err.Error()
+	}
+	return c
+}
+
+const storeCheckName = "user-sessions store"
 
 func (rt *Runtime) preloadStatus() *preload.Status {
 	if rt.preload == nil {

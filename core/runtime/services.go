@@ -3,8 +3,10 @@ package runtime
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/sessiond/sessiond/conf"
+	"github.com/sessiond/sessiond/core/authfail"
 	"github.com/sessiond/sessiond/core/cache"
 	"github.com/sessiond/sessiond/core/cleanup"
 	"github.com/sessiond/sessiond/core/eventlog"
@@ -58,6 +60,7 @@ func (rt *Runtime) wire(opts Options, issuerBase string) (*httpapi.Server, error
 		rt.log.Info("persistent-user-sessions is off: online sessions are kept in memory and lost on restart")
 	}
 	rt.store = sessionStore
+	rt.storeReady = newCachedCheck(storeCheckName, readinessEvery, rt.storeCheck)
 	// Concurrent refreshes share one store call, and so one commit (group commit); each
 	// is answered once its own write is committed.
 	rt.writer = groupcommit.New(sessionStore, groupcommit.Options{})
@@ -140,6 +143,7 @@ func (rt *Runtime) wire(opts Options, issuerBase string) (*httpapi.Server, error
 	if err != nil {
 		return nil, err
 	}
+	guard := rt.authGuard(opts.now)
 	return httpapi.New(rt.log.Named("http"), httpapi.Deps{
 		Ready:         rt,
 		Sessions:      sessions,
@@ -152,7 +156,27 @@ func (rt *Runtime) wire(opts Options, issuerBase string) (*httpapi.Server, error
 		AdminViewerToken: rt.settings.AdminViewerToken,
 		Admin:            rt.adminService(sessionStore, opts.now),
 		HealthElsewhere:  rt.settings.Listen.Management,
+		Guard:            guard,
 	}), nil
+}
+
+// authGuard builds the guard of failed authentication, which writes to the event sinks
+// and counts in the metrics. Its flush of aggregated refusals is background work: it stops
+// after the HTTP server, with a final flush, and before the event log.
+func (rt *Runtime) authGuard(now func() time.Time) *authfail.Guard {
+	o := authfail.Options{
+		Limit: rt.settings.AuthFailureLimit, ClientLimit: rt.settings.AuthFailureClientLimit,
+		Window: rt.settings.AuthFailureWindow, Now: now,
+	}
+	if rt.obs.metrics != nil { // an interface holding a nil pointer would not read as "none"
+		o.Counter = rt.obs.metrics
+	}
+	if o.Limit == 0 && o.ClientLimit == 0 {
+		rt.log.Warn("failed authentication is not slowed (auth-failure-limit and auth-failure-client-limit are 0); it is still audited")
+	}
+	g := authfail.New(rt.obs.events, o)
+	rt.goBackground(g.Run)
+	return g
 }
 
 // rewrote reports whether a recompute changed stored sessions.
