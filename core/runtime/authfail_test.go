@@ -42,7 +42,7 @@ func TestWrongSecretFloodIsThrottledAuditedInBoundedLinesAndCounted(t *testing.T
 	if codes[http.StatusUnauthorized] != 20 || codes[http.StatusTooManyRequests] != flood-20 {
 		t.Errorf("answers %v, want 20 × 401 and %d × 429", codes, flood-20)
 	}
-	resp, err := http.Get(base(rt) + "/metrics")
+	resp, err := http.Get(managementBase(rt) + "/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}

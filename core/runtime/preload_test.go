@@ -135,6 +135,10 @@ func (e *env) seed(n int) []string {
 
 func base(rt *Runtime) string { return "http://" + rt.Addr().String() }
 
+// managementBase is where health and metrics are served: the management interface under
+// start, the one port under start-dev.
+func managementBase(rt *Runtime) string { return cmp.Or(rt.ManagementURL(), base(rt)) }
+
 func do(t *testing.T, req *http.Request) (int, map[string]any) {
 	t.Helper()
 	resp, err := http.DefaultClient.Do(req)

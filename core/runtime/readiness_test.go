@@ -150,7 +150,7 @@ func TestReadinessAsksTheStoreAtMostAboutOnceASecond(t *testing.T) {
 					rt.Checks(context.Background())
 					return
 				}
-				resp, err := client.Get(base(rt) + "/health/ready")
+				resp, err := client.Get(managementBase(rt) + "/health/ready")
 				if err != nil || resp.StatusCode != http.StatusOK {
 					failed.Add(1)
 				}
