@@ -268,7 +268,7 @@ func specFor(pl Plugin) (host.Spec, error) {
 		if err != nil {
 			return spec, err
 		}
-		spec.Command = exe
+		spec.Command, spec.Self = exe, true
 		// Should the serve variable not reach the child, it runs no tests.
 		spec.Args = append([]string{"-test.run=^$"}, spec.Args...)
 		if spec.SPI == "" || spec.ID == "" {
@@ -286,7 +286,7 @@ func specFor(pl Plugin) (host.Spec, error) {
 	if spec.SPI == "" || spec.ID == "" {
 		return spec, fmt.Errorf("sdktest: Plugin %s needs an SPI and an ID", spec.Command)
 	}
-	if spec.SHA256 == "" {
+	if spec.SHA256 == "" && !spec.Self { // the host takes its own executable's digest
 		sum, err := host.FileSHA256(spec.Command)
 		if err != nil {
 			return spec, fmt.Errorf("sdktest: %w", err)
