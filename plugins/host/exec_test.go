@@ -44,26 +44,15 @@ func writeScript(t testing.TB, dir, name, body string) string {
 	return path
 }
 
-// swapper keeps replacing a path with one file, then another, until stopped: an attacker
-// racing sessiond between its check of the plugin binary and its exec.
-type swapper func(path, target string) error
+// swapper puts a new name for target (os.Symlink or os.Link) at path's side and renames
+// it over path, atomically: an attacker racing sessiond between its check of the plugin
+// binary and its exec.
+type swapper func(target, tmp string) error
 
-// swapSymlink points path at target through a fresh symlink renamed over it.
-func swapSymlink(path, target string) error {
+func swap(link swapper, path, target string) error {
 	tmp := path + ".tmp"
 	_ = os.Remove(tmp)
-	if err := os.Symlink(target, tmp); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
-}
-
-// swapFile makes path a hard link of target, renamed over it: the path names another
-// regular file from one instant to the next.
-func swapFile(path, target string) error {
-	tmp := path + ".tmp"
-	_ = os.Remove(tmp)
-	if err := os.Link(target, tmp); err != nil {
+	if err := link(target, tmp); err != nil {
 		return err
 	}
 	return os.Rename(tmp, path)
@@ -79,8 +68,8 @@ func TestPluginSymlinkSwapCannotRunUnverifiedBinary(t *testing.T) {
 		name string
 		swap swapper
 	}{
-		{"symlink swapped", swapSymlink},
-		{"binary renamed over", swapFile},
+		{"symlink swapped", os.Symlink},
+		{"binary renamed over", os.Link}, // the path names another regular file
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := pluginDir(t)
@@ -90,7 +79,7 @@ func TestPluginSymlinkSwapCannotRunUnverifiedBinary(t *testing.T) {
 			good := writeScript(t, dir, "good", "exit 1\n")
 			evil := writeScript(t, dir, "evil", fmt.Sprintf("echo ran >> %q\nexit 1\n", marker))
 			path := filepath.Join(dir, "plugin")
-			if err := tc.swap(path, good); err != nil {
+			if err := swap(tc.swap, path, good); err != nil {
 				t.Fatal(err)
 			}
 
@@ -103,7 +92,7 @@ func TestPluginSymlinkSwapCannotRunUnverifiedBinary(t *testing.T) {
 					if i%2 == 1 {
 						target = evil
 					}
-					if err := tc.swap(path, target); err != nil {
+					if err := swap(tc.swap, path, target); err != nil {
 						swapErr = err
 						return
 					}
@@ -262,13 +251,32 @@ func TestPluginEnvironmentCarriesNoSecrets(t *testing.T) {
 	}
 }
 
+// layout is where a test put a plugin: the plugin folder and the registered path.
+type layout struct{ dir, command string }
+
+// startArranged writes a plugin that leaves a mark when it runs (and then fails its
+// handshake) into a fresh plugin folder, lets arrange move things about, and starts it as
+// the user-sessions/acme plugin registered in the folder arrange says. It reports whether
+// the plugin ran.
+func startArranged(t *testing.T, arrange func(t *testing.T, dir, plugin string) layout) (layout, bool, error) {
+	t.Helper()
+	dir := pluginDir(t)
+	marker := filepath.Join(t.TempDir(), "ran")
+	plugin := writeScript(t, dir, "plugin", fmt.Sprintf("touch %q\nexit 1\n", marker))
+	sum := sha256Hex(t, plugin)
+	l := arrange(t, dir, plugin)
+	h, _ := newHost(t, host.Options{})
+	_, err := h.Start(context.Background(), host.Spec{
+		SPI: spi.UserSessions, ID: "acme", Command: l.command, Dir: l.dir, SHA256: sum,
+	})
+	_, statErr := os.Stat(marker)
+	return l, statErr == nil, err
+}
+
 // TestPluginRefusesUnsafeFiles: a binary, or a folder it lies in, that anyone but root or
 // sessiond's user could replace is refused before anything runs, and so is a symlink out of
 // the plugin folder; the error names the file, the key and what to do.
 func TestPluginRefusesUnsafeFiles(t *testing.T) {
-	type layout struct {
-		dir, command string // the plugin folder and the registered path
-	}
 	tests := []struct {
 		name    string
 		setup   func(t *testing.T, dir, plugin string) layout
@@ -288,27 +296,14 @@ func TestPluginRefusesUnsafeFiles(t *testing.T) {
 			func(l layout) string { return l.dir },
 			[]string{"the folder", "writable by group or others", "chmod go-w"}},
 		{"group-writable folder between plugin folder and binary",
-			func(t *testing.T, dir, plugin string) layout {
-				sub := filepath.Join(dir, "acme")
-				mkdir(t, sub, 0o775)
-				moved := filepath.Join(sub, "plugin")
-				if err := os.Rename(plugin, moved); err != nil {
-					t.Fatal(err)
-				}
-				return layout{dir, moved}
-			},
+			func(t *testing.T, dir, plugin string) layout { return layout{dir, moveInto(t, plugin, "acme", 0o775)} },
 			func(l layout) string { return filepath.Dir(l.command) },
 			[]string{"the folder", "writable by group or others", "chmod go-w"}},
 		{"world-writable folder above the plugin folder",
 			func(t *testing.T, dir, plugin string) layout {
 				chmod(t, dir, 0o777)
-				inner := filepath.Join(dir, "plugins")
-				mkdir(t, inner, 0o755)
-				moved := filepath.Join(inner, "plugin")
-				if err := os.Rename(plugin, moved); err != nil {
-					t.Fatal(err)
-				}
-				return layout{inner, moved}
+				moved := moveInto(t, plugin, "plugins", 0o755)
+				return layout{filepath.Dir(moved), moved}
 			},
 			func(l layout) string { return filepath.Dir(l.dir) },
 			[]string{"the folder", "writable by group or others", "chmod go-w"}},
@@ -349,16 +344,7 @@ func TestPluginRefusesUnsafeFiles(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			dir := pluginDir(t)
-			marker := filepath.Join(t.TempDir(), "ran")
-			plugin := writeScript(t, dir, "plugin", fmt.Sprintf("touch %q\nexit 1\n", marker))
-			sum := sha256Hex(t, plugin)
-			l := tt.setup(t, dir, plugin)
-
-			h, _ := newHost(t, host.Options{})
-			_, err := h.Start(context.Background(), host.Spec{
-				SPI: spi.UserSessions, ID: "acme", Command: l.command, Dir: l.dir, SHA256: sum,
-			})
+			l, ran, err := startArranged(t, tt.setup)
 			var ue *host.UnsafeError
 			if !errors.As(err, &ue) {
 				t.Fatalf("Start error = %v, want a *host.UnsafeError", err)
@@ -372,8 +358,8 @@ func TestPluginRefusesUnsafeFiles(t *testing.T) {
 					t.Errorf("error %q does not say %q", err, w)
 				}
 			}
-			if _, err := os.Stat(marker); !errors.Is(err, os.ErrNotExist) {
-				t.Errorf("the refused plugin ran (marker: %v)", err)
+			if ran {
+				t.Error("the refused plugin ran")
 			}
 		})
 	}
@@ -386,60 +372,41 @@ func TestPluginRefusesUnsafeFiles(t *testing.T) {
 func TestPluginAcceptsSafeLayouts(t *testing.T) {
 	tests := []struct {
 		name  string
-		setup func(t *testing.T, dir, plugin string) (pluginDir, command string)
+		setup func(t *testing.T, dir, plugin string) layout
 	}{
-		{"binary in the plugin folder", func(t *testing.T, dir, plugin string) (string, string) { return dir, plugin }},
-		{"symlink within the plugin folder", func(t *testing.T, dir, plugin string) (string, string) {
-			sub := filepath.Join(dir, "versions")
-			mkdir(t, sub, 0o755)
-			real := filepath.Join(sub, "plugin-1.2")
-			if err := os.Rename(plugin, real); err != nil {
+		{"binary in the plugin folder", func(t *testing.T, dir, plugin string) layout { return layout{dir, plugin} }},
+		{"symlink within the plugin folder", func(t *testing.T, dir, plugin string) layout {
+			moveInto(t, plugin, "versions", 0o755)
+			if err := os.Symlink("versions/plugin", plugin); err != nil {
 				t.Fatal(err)
 			}
-			if err := os.Symlink("versions/plugin-1.2", plugin); err != nil {
-				t.Fatal(err)
-			}
-			return dir, plugin
+			return layout{dir, plugin}
 		}},
-		{"plugin folder reached through a symlink", func(t *testing.T, dir, plugin string) (string, string) {
+		{"plugin folder reached through a symlink", func(t *testing.T, dir, plugin string) layout {
 			link := filepath.Join(t.TempDir(), "plugins")
 			if err := os.Symlink(dir, link); err != nil {
 				t.Fatal(err)
 			}
-			return link, filepath.Join(link, "plugin")
+			return layout{link, filepath.Join(link, "plugin")}
 		}},
-		{"sticky world-writable folder above", func(t *testing.T, dir, plugin string) (string, string) {
+		{"sticky world-writable folder above", func(t *testing.T, dir, plugin string) layout {
 			chmod(t, dir, 0o777|os.ModeSticky)
-			inner := filepath.Join(dir, "plugins")
-			mkdir(t, inner, 0o755)
-			moved := filepath.Join(inner, "plugin")
-			if err := os.Rename(plugin, moved); err != nil {
-				t.Fatal(err)
-			}
-			return inner, moved
+			moved := moveInto(t, plugin, "plugins", 0o755)
+			return layout{filepath.Dir(moved), moved}
 		}},
-		{"absolute path outside plugin-dir", func(t *testing.T, dir, plugin string) (string, string) {
-			return filepath.Join(t.TempDir(), "plugins"), plugin
+		{"absolute path outside plugin-dir", func(t *testing.T, dir, plugin string) layout {
+			return layout{filepath.Join(t.TempDir(), "plugins"), plugin}
 		}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			dir := pluginDir(t)
-			marker := filepath.Join(t.TempDir(), "ran")
-			plugin := writeScript(t, dir, "plugin", fmt.Sprintf("touch %q\nexit 1\n", marker))
-			sum := sha256Hex(t, plugin)
-			pdir, command := tt.setup(t, dir, plugin)
-
-			h, _ := newHost(t, host.Options{})
-			_, err := h.Start(context.Background(), host.Spec{
-				SPI: spi.UserSessions, ID: "acme", Command: command, Dir: pdir, SHA256: sum,
-			})
+			_, ran, err := startArranged(t, tt.setup)
 			var ue *host.UnsafeError
 			var ce *host.ChecksumError
 			if errors.As(err, &ue) || errors.As(err, &ce) {
 				t.Fatalf("Start refused a safe plugin: %v", err)
 			}
-			if _, err := os.Stat(marker); err != nil {
+			if !ran {
 				t.Errorf("the plugin did not run (it fails its handshake on purpose: %v)", err)
 			}
 		})
@@ -505,6 +472,19 @@ func chmod(t testing.TB, path string, mode os.FileMode) {
 	if err := os.Chmod(path, mode); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// moveInto moves file into a new folder sub beside it, made with mode, and returns its
+// new path.
+func moveInto(t testing.TB, file, sub string, mode os.FileMode) string {
+	t.Helper()
+	dir := filepath.Join(filepath.Dir(file), sub)
+	mkdir(t, dir, mode)
+	moved := filepath.Join(dir, filepath.Base(file))
+	if err := os.Rename(file, moved); err != nil {
+		t.Fatal(err)
+	}
+	return moved
 }
 
 func mkdir(t testing.TB, path string, mode os.FileMode) {

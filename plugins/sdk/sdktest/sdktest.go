@@ -76,7 +76,9 @@ type Plugin struct {
 	SPI, ID string
 	// SHA256 is the digest the binary is registered with; empty means the file's own.
 	SHA256 string
-	// Args and Env are extra arguments and environment of the process.
+	// Args and Env are extra arguments and environment of the process. Of the test's own
+	// environment only what sessiond passes every plugin (PATH, HOME, the locale, …)
+	// reaches it, as in production: give the provider its settings in Config.
 	Args, Env []string
 	// Config is the provider's option values. Options not in it get their declared
 	// default, as sessiond hands them over; give values in the form sessiond normalises
