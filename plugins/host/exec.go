@@ -33,7 +33,6 @@ func (e *UnsafeError) Error() string {
 type executable struct {
 	file *os.File
 	name string // the path the plugin was registered with: its argv[0], its name in logs
-	sum  string // hex SHA-256 of file's contents
 }
 
 // openExecutable opens the binary s names, checks where it lies and who could change it,
@@ -65,13 +64,14 @@ func openExecutable(s Spec) (*executable, error) {
 		f.Close()
 		return nil, err
 	}
-	if exe.sum, err = digest(f); err != nil {
+	sum, err := digest(f)
+	if err != nil {
 		f.Close()
 		return nil, fmt.Errorf("reading %s: %w", path, err)
 	}
-	if exe.sum != s.SHA256 {
+	if sum != s.SHA256 {
 		f.Close()
-		return nil, &ChecksumError{SPI: s.SPI, ID: s.ID, Path: path, Expected: s.SHA256, Actual: exe.sum}
+		return nil, &ChecksumError{SPI: s.SPI, ID: s.ID, Path: path, Expected: s.SHA256, Actual: sum}
 	}
 	return exe, nil
 }
@@ -101,7 +101,7 @@ func (exe *executable) checkFile(s Spec) error {
 // root or sessiond's user; the folders above it too, except that a sticky folder writable
 // by all (/tmp) is fine, since no one else can rename or remove what is in it.
 func checkLocation(s Spec) (string, error) {
-	unsafe := func(path, problem, fix string) (string, error) {
+	refuse := func(path, problem, fix string) (string, error) {
 		return "", &UnsafeError{SPI: s.SPI, ID: s.ID, Command: s.Command, Path: path, Problem: problem, Fix: fix}
 	}
 	dir := filepath.Dir(s.Command)
@@ -123,7 +123,7 @@ func checkLocation(s Spec) (string, error) {
 		return "", err
 	}
 	if !within(realDir, real) {
-		return unsafe(s.Command, fmt.Sprintf("it leads to %s, outside the plugin folder %s", real, realDir),
+		return refuse(s.Command, fmt.Sprintf("it leads to %s, outside the plugin folder %s", real, realDir),
 			"copy the binary into the plugin folder, or register its real path")
 	}
 	// Before opening it: opening a FIFO would block.
@@ -148,6 +148,7 @@ func checkLocation(s Spec) (string, error) {
 	}
 }
 
+// checkRegular refuses anything but a regular file: a device or a FIFO is no plugin.
 func checkRegular(s Spec, path string, fi fs.FileInfo) error {
 	if fi.Mode().IsRegular() {
 		return nil
