@@ -160,7 +160,7 @@ func ServerOptions() []ServerOption {
 		{Name: keyRealmFile, Type: List,
 			Help: "Realm JSON files to load, comma-separated; start-dev uses a built-in demo realm when unset."},
 		{Name: keyPluginDir, Type: spi.String, Default: "plugins",
-			Help: "Directory that relative plugin command paths are resolved against, relative to the working directory."},
+			Help: "Directory that relative plugin command paths are resolved against, relative to the working directory. It and the folders down to each plugin binary must be writable by their owner alone, root or sessiond's user; a plugin's symlink may not lead out of it."},
 		{Name: keyPluginSocketDir, Type: spi.String, Default: "/tmp",
 			Help: "Directory for plugin unix sockets; keep it short, a socket path is limited to about 108 bytes."},
 		{Name: keyPluginRestartBackoff, Type: spi.Duration, Default: "100ms",
@@ -292,7 +292,7 @@ func reservedOption(name string) bool {
 func reservedOptions(thirdParty bool) []spi.Option {
 	if thirdParty {
 		return []spi.Option{
-			{Name: optCommand, Type: spi.String, Help: "Plugin binary of this third-party provider, relative to plugin-dir unless absolute; registers the provider."},
+			{Name: optCommand, Type: spi.String, Help: "Plugin binary of this third-party provider, relative to plugin-dir unless absolute; registers the provider. A regular file writable by its owner alone (root or sessiond's user), run with none of sessiond's environment but PATH, HOME, locale and time zone."},
 			{Name: optSHA256, Type: spi.String, Help: "Hex SHA-256 the plugin binary must have; required with command."},
 		}
 	}

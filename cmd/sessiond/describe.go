@@ -47,7 +47,7 @@ func thirdPartyDescriptors(loaded *conf.Loaded, stderr io.Writer, strict bool) (
 		if _, isBuiltin := builtin.Lookup(r.SPI, r.ID); isBuiltin {
 			return nil, fmt.Errorf("spi-%s-%s-command: %q is a built-in provider of %s; a plugin needs its own id", r.SPI, r.ID, r.ID, r.SPI)
 		}
-		p, err := h.Start(ctx, host.Spec{SPI: r.SPI, ID: r.ID, Command: r.Command, SHA256: r.SHA256})
+		p, err := h.Start(ctx, host.Spec{SPI: r.SPI, ID: r.ID, Command: r.Command, SHA256: r.SHA256, Dir: settings.PluginDir})
 		if err != nil {
 			if strict {
 				return nil, err

@@ -3,6 +3,8 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -346,6 +348,15 @@ func TestStartRefusesBadConfiguration(t *testing.T) {
 		t.Fatal(err)
 	}
 	wrongSum := strings.Repeat("ab", 32)
+	// A plugin anyone may rewrite is refused whatever its digest.
+	writable := filepath.Join(t.TempDir(), "sessiond-store")
+	if err := os.WriteFile(writable, []byte("#!/bin/sh\nexit 0\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(writable, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	writableSum := sha256.Sum256([]byte("#!/bin/sh\nexit 0\n"))
 	cases := []struct {
 		name string
 		args []string
@@ -363,6 +374,9 @@ func TestStartRefusesBadConfiguration(t *testing.T) {
 		{"plugin binary with a wrong checksum is refused, naming it",
 			[]string{"--spi-user-sessions-provider=store", "--spi-user-sessions-store-command=" + plugin, "--spi-user-sessions-store-sha256=" + wrongSum},
 			[]string{plugin, wrongSum, "checksum"}},
+		{"world-writable plugin binary is refused, naming it, its key and the fix",
+			[]string{"--spi-user-sessions-provider=store", "--spi-user-sessions-store-command=" + writable, "--spi-user-sessions-store-sha256=" + hex.EncodeToString(writableSum[:])},
+			[]string{writable, "spi-user-sessions-store-command", "writable by group or others", "chmod go-w " + writable}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -28,6 +28,7 @@ import (
 
 	"github.com/sessiond/sessiond/core/authfail"
 	"github.com/sessiond/sessiond/core/session"
+	"github.com/sessiond/sessiond/internal/secretfile"
 )
 
 // Outcomes of a Line.
@@ -195,16 +196,22 @@ var (
 )
 
 // Open opens the event log at path, "-" meaning standard output; a file is created if
-// missing (mode 0600: events name users and sessions) and appended to.
+// missing and appended to. Events name users and sessions: the file is 0600, and one that
+// group or others could read is made so, with a warning.
 func Open(path string, o Options) (*Log, error) {
 	if path == "-" {
 		return New(os.Stdout, nil, o), nil
 	}
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	f, was, err := secretfile.Open(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE)
 	if err != nil {
 		return nil, fmt.Errorf("event log file: %w", err)
 	}
-	return New(f, f, o), nil
+	l := New(f, f, o)
+	if was != 0 {
+		l.log.Warn("the event log file was readable by others; it is now readable by sessiond's user alone",
+			"path", path, "was", was, "now", was&^0o077)
+	}
+	return l, nil
 }
 
 // New returns a Log writing to out; closer, when not nil, is closed once Run has flushed.

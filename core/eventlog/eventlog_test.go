@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -366,6 +367,38 @@ func TestEventLogAppends(t *testing.T) {
 	}
 	if st, err := os.Stat(path); err != nil || st.Mode().Perm() != 0o600 {
 		t.Fatalf("mode %v (%v), want 0600: events name users", st.Mode().Perm(), err)
+	}
+}
+
+// TestEventLogFileIs0600: events name users and sessions, so the file is sessiond's
+// user's alone however permissive the umask, and one an older sessiond (or an operator's
+// touch) left readable by others is made so, with a warning.
+func TestEventLogFileIs0600(t *testing.T) {
+	old := syscall.Umask(0)
+	defer syscall.Umask(old)
+	for _, existing := range []os.FileMode{0, 0o644, 0o666} {
+		t.Run(fmt.Sprintf("existing %v", existing), func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "events.jsonl")
+			if existing != 0 {
+				if err := os.WriteFile(path, nil, existing); err != nil {
+					t.Fatal(err)
+				}
+			}
+			logs := &testlog.Buffer{}
+			l, err := eventlog.Open(path, eventlog.Options{Log: hclog.New(&hclog.LoggerOptions{Output: logs})})
+			if err != nil {
+				t.Fatal(err)
+			}
+			stop := run(t, l)
+			l.Emit(session.Event{Type: session.EventLogin, Realm: "acme", SessionID: "a"})
+			stop()
+			if st, err := os.Stat(path); err != nil || st.Mode().Perm() != 0o600 {
+				t.Fatalf("mode %v (%v), want 0600", st.Mode().Perm(), err)
+			}
+			if warned := strings.Contains(logs.String(), "readable by sessiond's user alone"); warned != (existing != 0) {
+				t.Errorf("warned = %v for a file that was %v; log:\n%s", warned, existing, logs)
+			}
+		})
 	}
 }
 

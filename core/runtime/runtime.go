@@ -311,7 +311,7 @@ func StartProviders(ctx context.Context, log hclog.Logger, opts Options) (*conf.
 		if regs.Selected[r.SPI] != r.ID {
 			continue // registered but not selected: nothing to start
 		}
-		p, err := h.Start(ctx, host.Spec{SPI: r.SPI, ID: r.ID, Command: r.Command, SHA256: r.SHA256})
+		p, err := h.Start(ctx, host.Spec{SPI: r.SPI, ID: r.ID, Command: r.Command, SHA256: r.SHA256, Dir: settings.PluginDir})
 		if err != nil {
 			return nil, nil, nil, err
 		}
@@ -324,7 +324,6 @@ func StartProviders(ctx context.Context, log hclog.Logger, opts Options) (*conf.
 		}
 	}
 
-	selfSum := ""
 	plugins := map[string]*host.Plugin{}
 	// Each provider is configured while the next ones start: the store's Configure
 	// (connect, check the migrations) takes as long as starting a plugin process, and a
@@ -347,12 +346,9 @@ func StartProviders(ctx context.Context, log hclog.Logger, opts Options) (*conf.
 			if ps.InProcess {
 				spec.InProcess = f.New(log.Named(spiName + "." + ss.Provider))
 			} else {
-				if selfSum == "" {
-					if selfSum, err = host.FileSHA256(opts.Executable); err != nil {
-						return nil, nil, nil, fmt.Errorf("checksum of the sessiond binary that serves built-in providers: %w", err)
-					}
-				}
-				spec.Command, spec.SHA256 = opts.Executable, selfSum
+				// Self: the host runs the file this sessiond was started from, even once an
+				// upgrade has replaced opts.Executable, and takes its digest once.
+				spec.Command, spec.Self = opts.Executable, true
 				spec.Args = []string{"plugin", "serve", spiName, ss.Provider}
 			}
 			if p, err = h.Start(ctx, spec); err != nil {

@@ -15,7 +15,7 @@ import (
 // tell a tampered or upgraded binary from a plugin that merely failed to start.
 type ChecksumError struct {
 	SPI, ID  string
-	Path     string // the resolved executable that was hashed
+	Path     string // the file that was opened and hashed (symlinks resolved)
 	Expected string // hex digest from the registration
 	Actual   string // hex digest of the file on disk
 }
@@ -43,8 +43,13 @@ func FileSHA256(path string) (string, error) {
 		return "", err
 	}
 	defer f.Close()
+	return digest(f)
+}
+
+// digest returns the hex SHA-256 digest of what r holds.
+func digest(r io.Reader) (string, error) {
 	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
+	if _, err := io.Copy(h, r); err != nil {
 		return "", err
 	}
 	return hex.EncodeToString(h.Sum(nil)), nil

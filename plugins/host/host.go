@@ -1,6 +1,12 @@
 // Package host starts, verifies and supervises sessiond's provider plugins: it checks each
 // executable's SHA-256, runs it under go-plugin over gRPC, and restarts it when it dies.
 //
+// A plugin binary is opened once; its digest is taken of that open file, and the process
+// is started from that same file (on Linux through /proc/self/fd), so swapping the path
+// between check and exec runs nothing unverified. A binary, or a folder above it, that
+// anyone but root or sessiond's user could replace is refused. A plugin's environment is
+// built from a short list (pluginEnv), so sessiond's credentials never reach it.
+//
 // A Plugin's Provider stays the same value across restarts; while the process is down its
 // calls fail at once with errors wrapping spi.ErrUnavailable. A killed sessiond takes its
 // plugins with it (Pdeathsig, see spawner).
@@ -23,6 +29,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/go-plugin"
+	"github.com/hashicorp/go-plugin/runner"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/health/grpc_health_v1"
 
@@ -37,8 +44,19 @@ type Spec struct {
 	InProcess spi.Provider // non-nil: run in-process, no subprocess
 	Command   string       // executable path (built-ins: the sessiond binary itself)
 	Args      []string     // built-ins: []string{"plugin", "serve", SPI, ID}
-	SHA256    string       // hex; required with Command; mismatch refuses to start
-	Env       []string     // extra environment for the process, over sessiond's own
+	SHA256    string       // hex; required with Command unless Self; mismatch refuses to start
+	// Env is the process's environment besides the few variables of sessiond's own that
+	// pass to every plugin (hostEnv).
+	Env []string
+	// Dir is the plugin folder (plugin-dir) that Command was registered in. When Command
+	// lies in it, the folders from Dir down to the binary are checked and a symlink may
+	// not lead out of it; otherwise the binary's own folder is the plugin folder.
+	Dir string
+	// Self says that Command is this process's own executable: sessiond serving its
+	// built-ins, a test binary doubling as its plugin. The host then runs the very file
+	// this process was started from (on Linux /proc/self/exe, whatever an upgrade did to
+	// Command since), checks no folders, and takes that file's digest when SHA256 is empty.
+	Self bool
 }
 
 // Options tunes the host. Zero fields take the defaults in parentheses; tests shorten the
@@ -113,13 +131,23 @@ type Host struct {
 	stopped   bool
 	stopDone  chan struct{} // closed when the first Stop has finished, with stopErr set
 	stopErr   error
+
+	selfSHA256 func() (string, error) // digest of this process's executable, taken once
 }
 
 // New returns a Host that logs through log (plugins log through log.Named("<spi>.<id>")).
 func New(log hclog.Logger, opts Options) *Host {
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Host{log: log, opts: opts.withDefaults(), spawner: newSpawner(),
-		ctx: ctx, cancel: cancel, stopDone: make(chan struct{})}
+		ctx: ctx, cancel: cancel, stopDone: make(chan struct{}),
+		selfSHA256: sync.OnceValues(func() (string, error) {
+			path, err := ownExecutable()
+			if err != nil {
+				return "", err
+			}
+			return FileSHA256(path)
+		}),
+	}
 }
 
 // Start runs the provider s describes and returns once it is up, has handshaken and has
@@ -190,6 +218,13 @@ func (h *Host) newPlugin(s Spec) (*Plugin, error) {
 	if s.Command == "" {
 		return nil, fmt.Errorf("provider %s/%s: spec has neither InProcess nor Command", s.SPI, s.ID)
 	}
+	if s.Self && s.SHA256 == "" {
+		sum, err := h.selfSHA256()
+		if err != nil {
+			return nil, fmt.Errorf("provider %s/%s: checksum of sessiond's own executable: %w", s.SPI, s.ID, err)
+		}
+		s.SHA256 = sum
+	}
 	want, err := hex.DecodeString(s.SHA256)
 	if err != nil || len(want) != sha256.Size {
 		return nil, fmt.Errorf("provider %s/%s: SHA256 %q is not a hex SHA-256 digest", s.SPI, s.ID, s.SHA256)
@@ -211,51 +246,53 @@ func (h *Host) launch(ctx context.Context, s Spec, log hclog.Logger) (*process, 
 	fail := func(err error) (*process, error) {
 		return nil, fmt.Errorf("provider %s/%s (%s): %w", s.SPI, s.ID, s.Command, err)
 	}
-	// Checked here, before exec, for a typed error naming both digests; go-plugin's own
-	// SecureConfig check below repeats it but only says that the sums differ.
-	actual, err := FileSHA256(s.Command)
-	if err != nil {
+	exe, err := openExecutable(s)
+	var checksum *ChecksumError
+	var unsafe *UnsafeError
+	switch {
+	case errors.As(err, &checksum), errors.As(err, &unsafe):
+		return nil, err // they name the provider, the file and the key
+	case err != nil:
 		return fail(err)
 	}
-	if actual != s.SHA256 {
-		return nil, &ChecksumError{SPI: s.SPI, ID: s.ID, Path: s.Command, Expected: s.SHA256, Actual: actual}
-	}
-	sum, _ := hex.DecodeString(s.SHA256)
+	defer exe.Close() // the process has its own copy once started
 	socketDir, err := h.pluginSocketDir()
 	if err != nil {
 		return fail(err)
 	}
+	env := pluginEnv(os.Environ(), []string{sdk.LogLevelEnv + "=" + log.GetLevel().String()}, s.Env)
 
-	cmd := exec.Command(s.Command, s.Args...)
-	// go-plugin appends the host environment after cmd.Env unless SkipHostEnv, and exec
-	// keeps the last value of a duplicated key, so the spec's Env would lose to sessiond's
-	// own. Build the whole environment here instead, the spec's entries last.
-	cmd.Env = append(os.Environ(), sdk.LogLevelEnv+"="+log.GetLevel().String())
-	cmd.Env = append(cmd.Env, s.Env...)
-	// go-plugin passes its socket directory only to custom runners; a Cmd plugin reads it
-	// from this variable, or falls back to a TMPDIR that may be too long for a socket path.
-	cmd.Env = append(cmd.Env, plugin.EnvUnixSocketDir+"="+socketDir)
-	cmd.SysProcAttr = procAttr()
-
+	// go-plugin's own runner would exec Cmd.Path with sessiond's environment; this one
+	// starts the verified file with env and go-plugin's handshake variables, which come
+	// last (the magic cookie, the protocol versions, the client certificate, the socket
+	// folder it made in socketDir). go-plugin's SecureConfig, a second checksum by path,
+	// would check a file other than the one that runs, so it is not used.
+	var cmd *exec.Cmd
 	client := plugin.NewClient(&plugin.ClientConfig{
 		HandshakeConfig:  wire.Handshake(),
 		VersionedPlugins: wire.ClientPlugins(),
-		Cmd:              cmd,
+		RunnerFunc: func(_ hclog.Logger, handshake *exec.Cmd, _ string) (runner.Runner, error) {
+			c, err := exe.command(s.Args, append(env, handshake.Env...))
+			if err != nil {
+				return nil, err
+			}
+			cmd = c
+			return newRunner(s.Command, c)
+		},
 		SkipHostEnv:      true,
-		SecureConfig:     &plugin.SecureConfig{Checksum: sum, Hash: sha256.New()},
 		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
 		AutoMTLS:         true,
 		StartTimeout:     h.opts.StartTimeout,
 		Logger:           log,
 		UnixSocketConfig: &plugin.UnixSocketConfig{TempDir: socketDir},
 	})
-	proc := &process{client: client, cmd: cmd}
+	proc := &process{client: client}
 	if err := h.spawner.do(ctx, func() error { _, err := client.Start(); return err }); err != nil {
 		proc.kill(ctx)
 		return fail(wire.ExplainStart(err)) // names both sides' versions when they share none
 	}
+	proc.cmd, proc.pid = cmd, cmd.Process.Pid
 	proc.started = h.opts.Now()
-	proc.pid = client.ReattachConfig().Pid
 	proc.protocol = client.NegotiatedVersion()
 	rpc, err := client.Client()
 	if err != nil {
@@ -321,8 +358,9 @@ func (h *Host) pluginSocketDir() (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("socket directory: %w", err)
 	}
-	// go-plugin names sockets "plugin" plus up to 10 digits; sun_path holds 108 bytes.
-	if n := len(filepath.Join(dir, "plugin0123456789")); n >= 104 {
+	// Each plugin gets a folder in it, "plugin-dir" plus up to 10 digits, and names its
+	// socket "plugin" plus up to 10 digits; sun_path holds 108 bytes.
+	if n := len(filepath.Join(dir, "plugin-dir0123456789", "plugin0123456789")); n >= 104 {
 		os.Remove(dir)
 		return "", fmt.Errorf("socket directory %s is too long for unix socket paths (%d bytes); set a shorter one", dir, n)
 	}

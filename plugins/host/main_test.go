@@ -26,7 +26,7 @@ import (
 
 // The test binary doubles as every process these tests need; the environment says which.
 const (
-	modeEnv     = "SESSIOND_HOST_TEST_PLUGIN"   // serve | raw | slow | crash | host
+	modeEnv     = "SESSIOND_HOST_TEST_PLUGIN"   // serve | raw | slow | crash | env | host
 	providerEnv = "SESSIOND_HOST_TEST_PROVIDER" // "<spi>/<id>" of a built-in, for serve and raw
 )
 
@@ -47,6 +47,8 @@ func TestMain(m *testing.M) {
 		sdk.Serve(builtinProvider())
 	case "crash": // a plugin that dies shortly after every Configure
 		sdk.Serve(exitAfterConfigure{memory.New(sdk.Logger("memory"))})
+	case "env": // a plugin whose descriptor's help is its environment, NUL between variables
+		sdk.Serve(environReporter{memory.New(sdk.Logger("memory"))})
 	case "host": // a sessiond stand-in: starts one raw plugin, prints its pid, waits to be killed
 		runHost()
 	default:
@@ -86,6 +88,14 @@ func (e exitAfterConfigure) Configure(ctx context.Context, cfg spi.Config) error
 	err := e.Provider.Configure(ctx, cfg)
 	time.AfterFunc(30*time.Millisecond, func() { os.Exit(3) })
 	return err
+}
+
+type environReporter struct{ *memory.Provider }
+
+func (e environReporter) Describe() spi.Descriptor {
+	d := e.Provider.Describe()
+	d.Help = strings.Join(os.Environ(), "\x00")
+	return d
 }
 
 func runHost() {
@@ -128,7 +138,8 @@ func sha256Hex(t testing.TB, path string) string {
 	return sum
 }
 
-// selfSpec runs the test binary in mode as the spiName/id plugin. t may be nil outside tests.
+// selfSpec runs the test binary in mode as the spiName/id plugin, as sessiond runs its
+// built-ins: from its own executable. t may be nil outside tests.
 func selfSpec(t testing.TB, mode, spiName, id string) host.Spec {
 	exe, err := os.Executable()
 	if err == nil {
@@ -143,7 +154,7 @@ func selfSpec(t testing.TB, mode, spiName, id string) host.Spec {
 	sum, _ := selfSHA256()
 	return host.Spec{
 		SPI: spiName, ID: id,
-		Command: exe,
+		Command: exe, Self: true,
 		// Should the mode variable ever not reach the child, it runs no tests.
 		Args:   []string{"-test.run=^$"},
 		SHA256: sum,

@@ -76,7 +76,9 @@ type Plugin struct {
 	SPI, ID string
 	// SHA256 is the digest the binary is registered with; empty means the file's own.
 	SHA256 string
-	// Args and Env are extra arguments and environment of the process.
+	// Args and Env are extra arguments and environment of the process. Of the test's own
+	// environment only what sessiond passes every plugin (PATH, HOME, the locale, …)
+	// reaches it, as in production: give the provider its settings in Config.
 	Args, Env []string
 	// Config is the provider's option values. Options not in it get their declared
 	// default, as sessiond hands them over; give values in the form sessiond normalises
@@ -268,7 +270,7 @@ func specFor(pl Plugin) (host.Spec, error) {
 		if err != nil {
 			return spec, err
 		}
-		spec.Command = exe
+		spec.Command, spec.Self = exe, true
 		// Should the serve variable not reach the child, it runs no tests.
 		spec.Args = append([]string{"-test.run=^$"}, spec.Args...)
 		if spec.SPI == "" || spec.ID == "" {
@@ -286,7 +288,7 @@ func specFor(pl Plugin) (host.Spec, error) {
 	if spec.SPI == "" || spec.ID == "" {
 		return spec, fmt.Errorf("sdktest: Plugin %s needs an SPI and an ID", spec.Command)
 	}
-	if spec.SHA256 == "" {
+	if spec.SHA256 == "" && !spec.Self { // the host takes its own executable's digest
 		sum, err := host.FileSHA256(spec.Command)
 		if err != nil {
 			return spec, fmt.Errorf("sdktest: %w", err)

@@ -15,6 +15,7 @@ package embedded
 import (
 	"context"
 	"embed"
+	"errors"
 	"fmt"
 	"io/fs"
 	"net/url"
@@ -30,6 +31,7 @@ import (
 	"github.com/pressly/goose/v3"
 	_ "modernc.org/sqlite" // the "sqlite" database/sql driver
 
+	"github.com/sessiond/sessiond/internal/secretfile"
 	"github.com/sessiond/sessiond/providers/usersessions/sqlstore"
 	"github.com/sessiond/sessiond/spi"
 	"github.com/sessiond/sessiond/spi/usersessions"
@@ -117,6 +119,9 @@ func (p *Provider) Configure(ctx context.Context, cfg spi.Config) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return fmt.Errorf("creating the directory of %s: %w", path, mapError(err))
 	}
+	if err := p.private(path); err != nil {
+		return fmt.Errorf("opening %s: %w", path, mapError(err))
+	}
 
 	params := url.Values{"_pragma": {
 		"busy_timeout(" + strconv.FormatInt(busy.Milliseconds(), 10) + ")",
@@ -154,6 +159,38 @@ func (p *Provider) Configure(ctx context.Context, cfg spi.Config) error {
 		Errors:  mapError,
 	})
 	p.log.Info("session store ready", "path", path)
+	return nil
+}
+
+// sidecars are the files SQLite keeps beside the database: the write-ahead log, its
+// shared-memory index, and the rollback journal of a file not (yet) in WAL mode.
+var sidecars = []string{"-wal", "-shm", "-journal"}
+
+// private makes the database file and its sidecars sessiond's alone before SQLite opens
+// them: they hold the realms' signing keys and users' sessions. A new database file is
+// created 0600, whatever its folder or the umask, and SQLite creates its sidecars with the
+// database file's mode. A file an older sessiond left readable by group or others is made
+// 0600 rather than merely reported: no one but sessiond's user has a use for it that
+// justifies handing out the keys, and the log says what was changed.
+func (p *Provider) private(path string) error {
+	for _, name := range append([]string{""}, sidecars...) {
+		flag := os.O_RDONLY
+		if name == "" {
+			flag |= os.O_CREATE
+		}
+		f, was, err := secretfile.Open(path+name, flag)
+		if name != "" && errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		f.Close()
+		if was != 0 {
+			p.log.Warn("the session store's file was readable by others; it is now readable by sessiond's user alone",
+				"path", path+name, "was", was, "now", was&^0o077)
+		}
+	}
 	return nil
 }
 

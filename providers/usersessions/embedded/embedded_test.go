@@ -6,13 +6,16 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/jmoiron/sqlx"
 
+	"github.com/sessiond/sessiond/internal/testlog"
 	"github.com/sessiond/sessiond/providers/usersessions/embedded"
 	"github.com/sessiond/sessiond/providers/usersessions/sqlstore/sqlstoretest"
 	"github.com/sessiond/sessiond/spi"
@@ -229,5 +232,79 @@ func TestBadOptions(t *testing.T) {
 		if err := embedded.New(nil).Configure(t.Context(), set); !errors.Is(err, spi.ErrInvalid) {
 			t.Errorf("Configure(%v) = %v, want an error wrapping spi.ErrInvalid", set, err)
 		}
+	}
+}
+
+// TestEmbeddedStoreFileIs0600: the file holds the realms' signing keys and users'
+// sessions. It, and the WAL and shared-memory files SQLite keeps beside it, are readable
+// by sessiond's user alone, however permissive the umask and whether or not the folder
+// already existed; a file an older sessiond left readable by others is made private, with
+// a warning.
+func TestEmbeddedStoreFileIs0600(t *testing.T) {
+	old := syscall.Umask(0) // the most permissive: only the code's own modes count
+	defer syscall.Umask(old)
+	tests := []struct {
+		name  string
+		setup func(t *testing.T, path string)
+		warn  bool
+	}{
+		{"new file in a new folder", func(t *testing.T, path string) {}, false},
+		{"new file in a folder that existed", func(t *testing.T, path string) {
+			if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+				t.Fatal(err)
+			}
+		}, false},
+		{"file an older sessiond left 0644", func(t *testing.T, path string) {
+			first := embedded.New(nil)
+			if err := first.Configure(t.Context(), spi.Config{embedded.OptPath: path}); err != nil {
+				t.Fatal(err)
+			}
+			mustCreate(t, first, fullSession("kept", false))
+			if err := first.Close(t.Context()); err != nil {
+				t.Fatal(err)
+			}
+			// And a write-ahead log a crash left behind (an empty one is a valid one).
+			if err := os.WriteFile(path+"-wal", nil, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			for _, f := range []string{path, path + "-wal"} {
+				if err := os.Chmod(f, 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "data", "sessiond.db")
+			tt.setup(t, path)
+			logs := &testlog.Buffer{}
+			p := embedded.New(hclog.New(&hclog.LoggerOptions{Output: logs}))
+			if err := p.Configure(t.Context(), spi.Config{embedded.OptPath: path}); err != nil {
+				t.Fatal(err)
+			}
+			defer p.Close(t.Context())
+			mustCreate(t, p, fullSession("s1", false)) // the WAL and its index exist now
+			for _, f := range []string{path, path + "-wal", path + "-shm"} {
+				fi, err := os.Stat(f)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if perm := fi.Mode().Perm(); perm != 0o600 {
+					t.Errorf("%s has mode %v, want 0600", filepath.Base(f), perm)
+				}
+			}
+			warned := strings.Contains(logs.String(), "readable by sessiond's user alone")
+			if warned != tt.warn {
+				t.Errorf("warned = %v, want %v; log:\n%s", warned, tt.warn, logs)
+			}
+			if tt.warn && !strings.Contains(logs.String(), "was=-rw-r--r--") {
+				t.Errorf("the warning does not say what the mode was:\n%s", logs)
+			}
+			got, err := p.Get(t.Context(), []usersessions.Key{{RealmID: "r1", ID: "kept"}})
+			if err != nil || (tt.warn && got[0] == nil) {
+				t.Errorf("the older file's sessions after making it private: %v, %v", got, err)
+			}
+		})
 	}
 }
