@@ -59,6 +59,7 @@ const (
 	keyPushBackoffMax       = "push-backoff-max"
 	keyPushLease            = "push-lease"
 	keyPushBatchSize        = "push-batch-size"
+	keyLegacyTokens         = "legacy-tokens"
 )
 
 // Bounds of the revocation-push outbox options: a retry more often than ten times a second
@@ -146,6 +147,9 @@ func ServerOptions() []ServerOption {
 			Help: "How long a node holds the deliveries it is attempting before another node sharing the store may take them over. An attempt is cut off at three quarters of it, so that its outcome is recorded before the lease ends; the rest of a batch is retried later. At least 1s, and at least twice the revocation-push provider's timeout."},
 		{Name: keyPushBatchSize, Type: spi.Int, Default: "100",
 			Help: "Most due revocation push deliveries one retry pass takes at once. From 1 to 10000."},
+
+		{Name: keyLegacyTokens, Type: spi.Enum, Default: "accept", Allowed: []string{"accept", "refuse"},
+			Help: "Tokens in the format sessiond issued before access tokens carried `typ: at+jwt` and refresh tokens were signed with a realm secret: `accept` takes such refresh and offline tokens where a refresh token belongs (refresh, logout, revocation, introspection with `token_type_hint=refresh_token`) and answers with tokens in the current format, and such access tokens at introspection until they expire; `refuse` takes none. The first one seen in a realm is logged."},
 
 		// Built-in defaults; a profile can pick another one here.
 		{Name: selectionKey(spi.UserSessions), Type: spi.String, Default: "postgres", Profiles: map[Profile]string{ProfileDev: "embedded"},

@@ -51,6 +51,9 @@ type Settings struct {
 	FrontendToken, AdminToken string
 	// AdminViewerToken is the view-only admin credential ("" means none).
 	AdminViewerToken string
+	// RefuseLegacyTokens refuses tokens in the format from before at+jwt and realm secrets
+	// (legacy-tokens=refuse; core/token Options.RefuseLegacy).
+	RefuseLegacyTokens bool
 	SPIs             map[string]SPISettings // by SPI name, one for each of spi.Names()
 
 	// Unchecked are spi-* keys that no known provider claims while a registered
@@ -365,6 +368,8 @@ func (r *resolver) server() map[string]string {
 			if r.s.PushBatchSize < 1 || r.s.PushBatchSize > maxPushBatchSize {
 				r.invalid(st, fmt.Sprintf("a whole number from 1 to %d", maxPushBatchSize))
 			}
+		case keyLegacyTokens:
+			r.s.RefuseLegacyTokens = v == "refuse"
 		case keyCleanupBatchSize:
 			r.s.CleanupBatchSize, _ = strconv.Atoi(v)
 			if r.s.CleanupBatchSize < 1 || r.s.CleanupBatchSize > maxCleanupBatchSize {

@@ -49,7 +49,7 @@ func (rt *Runtime) wire(opts Options, boundURL string) (http.Handler, error) {
 	if base == "" {
 		base = boundURL
 	}
-	tokens := token.New(keys, token.Options{IssuerBase: base, Now: opts.now})
+	tokens := token.New(keys, token.Options{IssuerBase: base, Now: opts.now, RefuseLegacy: rt.settings.RefuseLegacyTokens, Log: rt.log.Named("tokens")})
 	features := rt.settings.Features
 	sessionStore := usersessions.Provider(store)
 	if !features.Enabled(conf.FeaturePersistentUserSessions) {
@@ -105,6 +105,11 @@ func (rt *Runtime) wire(opts Options, boundURL string) (http.Handler, error) {
 	events, err := rt.observe(sessionStore)
 	if err != nil {
 		return nil, err
+	}
+	if m := rt.obs.metrics; m != nil {
+		if err := m.WatchLegacyTokens(tokens); err != nil {
+			return nil, err
+		}
 	}
 	sessions := session.New(session.Deps{
 		Store:              rt.cache,
