@@ -54,7 +54,7 @@ type Settings struct {
 	// RefuseLegacyTokens refuses tokens in the format from before at+jwt and realm secrets
 	// (legacy-tokens=refuse; core/token Options.RefuseLegacy).
 	RefuseLegacyTokens bool
-	SPIs             map[string]SPISettings // by SPI name, one for each of spi.Names()
+	SPIs               map[string]SPISettings // by SPI name, one for each of spi.Names()
 
 	// Unchecked are spi-* keys that no known provider claims while a registered
 	// third-party provider has not described itself (it was not started), so they may

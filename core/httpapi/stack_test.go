@@ -89,7 +89,7 @@ func newClock() *clock { return testclock.New(time.Now().UTC().Truncate(time.Sec
 
 // stackConfig is what a test may choose before a stack is built.
 type stackConfig struct {
-	store       usersessions.Provider // nil: a fresh in-process memory provider
+	store        usersessions.Provider // nil: a fresh in-process memory provider
 	realm        func(*realm.Realm)
 	noTransient  bool
 	refuseLegacy bool // legacy-tokens=refuse
