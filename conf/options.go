@@ -60,7 +60,12 @@ const (
 	keyPushLease            = "push-lease"
 	keyPushBatchSize        = "push-batch-size"
 	keyLegacyTokens         = "legacy-tokens"
+	keyKeyRotationInterval  = "key-rotation-interval"
 )
+
+// minKeyRotationInterval bounds automatic key rotation: a new key more often than every
+// minute would have every node re-reading keys and clients re-fetching the JWKS for nothing.
+const minKeyRotationInterval = time.Minute
 
 // Bounds of the revocation-push outbox options: a retry more often than ten times a second
 // hammers a client that is down, and a lease under a second is shorter than one request.
@@ -150,6 +155,9 @@ func ServerOptions() []ServerOption {
 
 		{Name: keyLegacyTokens, Type: spi.Enum, Default: "accept", Allowed: []string{"accept", "refuse"},
 			Help: "Tokens in the format sessiond issued before access tokens carried `typ: at+jwt` and refresh tokens were signed with a realm secret: `accept` takes such refresh and offline tokens where a refresh token belongs (refresh, logout, revocation, introspection with `token_type_hint=refresh_token`) and answers with tokens in the current format, and such access tokens at introspection until they expire; `refuse` takes none. The first one seen in a realm is logged."},
+
+		{Name: keyKeyRotationInterval, Type: spi.Duration, Default: "720h",
+			Help: "How old a realm's active keys (the published signing key and the refresh token secret) grow before each node's background check replaces them; the old ones keep verifying for as long as a token they signed can live (access token lifespan for the published key, the longest session idle timeout for the secret), then leave the JWKS. Nodes sharing a store rotate once between them. `0` turns automatic rotation off; `POST /admin/realms/<realm>/keys/rotate` and `sessiond admin keys rotate` rotate on demand. At least 1m."},
 
 		// Built-in defaults; a profile can pick another one here.
 		{Name: selectionKey(spi.UserSessions), Type: spi.String, Default: "postgres", Profiles: map[Profile]string{ProfileDev: "embedded"},

@@ -54,7 +54,10 @@ type Settings struct {
 	// RefuseLegacyTokens refuses tokens in the format from before at+jwt and realm secrets
 	// (legacy-tokens=refuse; core/token Options.RefuseLegacy).
 	RefuseLegacyTokens bool
-	SPIs               map[string]SPISettings // by SPI name, one for each of spi.Names()
+	// KeyRotationInterval is the age at which realm keys are rotated; 0 means never
+	// automatically.
+	KeyRotationInterval time.Duration
+	SPIs                map[string]SPISettings // by SPI name, one for each of spi.Names()
 
 	// Unchecked are spi-* keys that no known provider claims while a registered
 	// third-party provider has not described itself (it was not started), so they may
@@ -370,6 +373,11 @@ func (r *resolver) server() map[string]string {
 			}
 		case keyLegacyTokens:
 			r.s.RefuseLegacyTokens = v == "refuse"
+		case keyKeyRotationInterval:
+			r.s.KeyRotationInterval, _ = time.ParseDuration(v)
+			if r.s.KeyRotationInterval != 0 && r.s.KeyRotationInterval < minKeyRotationInterval {
+				r.invalid(st, "0 (off) or a duration of at least "+minKeyRotationInterval.String())
+			}
 		case keyCleanupBatchSize:
 			r.s.CleanupBatchSize, _ = strconv.Atoi(v)
 			if r.s.CleanupBatchSize < 1 || r.s.CleanupBatchSize > maxCleanupBatchSize {

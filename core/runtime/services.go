@@ -41,9 +41,12 @@ func (rt *Runtime) wire(opts Options, boundURL string) (http.Handler, error) {
 	if opts.wrapStore != nil {
 		store = opts.wrapStore(store)
 	}
-	keys, err := token.NewKeyManager(store, token.KeyOptions{Now: opts.now, Log: rt.log.Named("keys")})
+	keys, err := token.NewKeyManager(store, token.KeyOptions{Now: opts.now, Log: rt.log.Named("keys"), Passive: keyPassive(rt.realms, 0)})
 	if err != nil {
 		return nil, err
+	}
+	if every := rt.settings.KeyRotationInterval; every > 0 {
+		rt.goBackground(func(ctx context.Context) { rt.rotateKeys(ctx, keys, every) })
 	}
 	base := rt.settings.Hostname
 	if base == "" {
@@ -160,7 +163,7 @@ func (rt *Runtime) wire(opts Options, boundURL string) (http.Handler, error) {
 		AdminToken:    admin,
 		// The view-only admin credential is never generated: start-dev's admin one does all.
 		AdminViewerToken: rt.settings.AdminViewerToken,
-		Admin:            rt.adminService(sessionStore, opts.now),
+		Admin:            rt.adminService(sessionStore, keys, opts.now),
 	})), nil
 }
 

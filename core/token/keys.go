@@ -98,7 +98,10 @@ type KeyOptions struct {
 	Reload time.Duration
 	// Now stamps new keys and decides which retired keys still verify (nil: time.Now).
 	Now func() time.Time
-	Log hclog.Logger
+	// Passive says, for a realm, how long its keys go on verifying once a rotation retired
+	// them (nil: defaultPassive). It is asked at each rotation, so it follows realm changes.
+	Passive func(realm string) Passive
+	Log     hclog.Logger
 }
 
 // KeyManager holds the signing keys of every realm: it creates a realm's first key on
@@ -108,11 +111,12 @@ type KeyOptions struct {
 // Callers pass only realms that exist: the manager keeps a cache entry for every realm name
 // it is asked about.
 type KeyManager struct {
-	store  Store
-	alg    Algorithm
-	reload time.Duration
-	now    func() time.Time
-	log    hclog.Logger
+	store   Store
+	alg     Algorithm
+	reload  time.Duration
+	now     func() time.Time
+	passive func(realm string) Passive
+	log     hclog.Logger
 
 	realms sync.Map // realm name → *realmKeys
 }
@@ -199,11 +203,12 @@ func (sk storedKeys) with(s stored) storedKeys {
 // NewKeyManager returns a manager over store. It fails only on an unsupported Algorithm.
 func NewKeyManager(store Store, opts KeyOptions) (*KeyManager, error) {
 	m := &KeyManager{
-		store:  store,
-		alg:    opts.Algorithm,
-		reload: opts.Reload,
-		now:    opts.Now,
-		log:    opts.Log,
+		store:   store,
+		alg:     opts.Algorithm,
+		reload:  opts.Reload,
+		now:     opts.Now,
+		passive: opts.Passive,
+		log:     opts.Log,
 	}
 	if m.alg == "" {
 		m.alg = ES256

@@ -1,0 +1,63 @@
+package httpapi_test
+
+import (
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sessiond/sessiond/core/admin"
+)
+
+// TestAdminKeys_rotateOnDemandKeepsOldTokensAndIsAudited: the admin credential rotates a
+// realm's keys; the listing (Keycloak's shape) shows the new active keys and the old ones
+// passive, with no private material; the JWKS publishes both published keys; tokens signed
+// before the rotation still work. The view-only credential may list but not rotate.
+func TestAdminKeys_rotateOnDemandKeepsOldTokensAndIsAudited(t *testing.T) {
+	s := newStack(t)
+	g := s.open(t, login{})
+	var before admin.KeysRep
+	s.do(t, adminCall(http.MethodGet, realmName, "/keys", viewerToken, "")).decode(t, http.StatusOK, &before)
+	if len(before.Keys) != 2 || before.Active["ES256"] == "" || before.Active["HS512"] == "" {
+		t.Fatalf("keys before rotation: %+v", before)
+	}
+
+	s.do(t, adminCall(http.MethodPost, realmName, "/keys/rotate", viewerToken, "")).refused(t, http.StatusForbidden, "forbidden", "rotate-keys")
+	if e := s.adm.audit.last(t); e.Action != "rotate-keys" || e.Outcome != admin.OutcomeDenied || e.Actor != admin.ActorViewer {
+		t.Errorf("audit of the viewer's rotation: %+v", e)
+	}
+
+	s.clock.Advance(time.Second)
+	var after admin.KeysRep
+	r := s.do(t, adminCall(http.MethodPost, realmName, "/keys/rotate", adminToken, ""))
+	r.decode(t, http.StatusOK, &after)
+	if e := s.adm.audit.last(t); e.Action != "rotate-keys" || e.Outcome != admin.OutcomeSuccess || e.Actor != admin.ActorAdmin || e.Realm != realmName {
+		t.Errorf("audit of the rotation: %+v", e)
+	}
+	if strings.Contains(string(r.body), "pkcs8") || strings.Contains(string(r.body), "secret") {
+		t.Errorf("the listing shows private material: %s", r.body)
+	}
+	statuses := map[string]string{}
+	for _, k := range after.Keys {
+		statuses[k.KID] = k.Status
+		if (k.Status == "PASSIVE") != (k.VerifiesUntil != nil) || k.Use != "SIG" || (k.Type == "OCT") != (k.PublicKey == "") {
+			t.Errorf("key %+v", k)
+		}
+	}
+	for alg, kid := range before.Active {
+		if statuses[kid] != "PASSIVE" || after.Active[alg] == kid || statuses[after.Active[alg]] != "ACTIVE" {
+			t.Errorf("%s: before %s, after %s; statuses %v", alg, kid, after.Active[alg], statuses)
+		}
+	}
+	if set, err := s.keys.JWKS(s.ctx, realmName); err != nil || len(set.Keys) != 2 || set.Keys[0].KeyID != after.Active["ES256"] {
+		t.Errorf("JWKS after rotation: %+v, %v", set, err)
+	}
+	if in := s.introspect(t, g.AccessToken); !in.Active {
+		t.Errorf("the access token signed before the rotation is inactive: %+v", in)
+	}
+	next := s.refresh(t, confidentialAuth, g.RefreshToken)
+	if h := header(t, next.AccessToken); h["kid"] != after.Active["ES256"] {
+		t.Errorf("refreshed access token signed with %v, want the new key %s", h["kid"], after.Active["ES256"])
+	}
+	s.do(t, adminCall(http.MethodPost, "nowhere", "/keys/rotate", adminToken, "")).refused(t, http.StatusNotFound, "not_found", "realm not found")
+}
