@@ -61,6 +61,8 @@ const (
 	keyPushBatchSize        = "push-batch-size"
 	keyLegacyTokens         = "legacy-tokens"
 	keyKeyRotationInterval  = "key-rotation-interval"
+	keyKEKFile              = "key-encryption-key-file"
+	keyKEK                  = "key-encryption-key"
 )
 
 // minKeyRotationInterval bounds automatic key rotation: a new key more often than every
@@ -158,6 +160,11 @@ func ServerOptions() []ServerOption {
 
 		{Name: keyKeyRotationInterval, Type: spi.Duration, Default: "720h",
 			Help: "How old a realm's active keys (the published signing key and the refresh token secret) grow before each node's background check replaces them; the old ones keep verifying for as long as a token they signed can live (access token lifespan for the published key, the longest session idle timeout for the secret), then leave the JWKS. Nodes sharing a store rotate once between them. `0` turns automatic rotation off; `POST /admin/realms/<realm>/keys/rotate` and `sessiond admin keys rotate` rotate on demand. At least 1m."},
+
+		{Name: keyKEKFile, Type: spi.String,
+			Help: "File holding the key-encryption key: 32 random bytes in base64 (make one with `head -c 32 /dev/urandom | base64 > kek && chmod 600 kek`). Realm private keys and refresh token secrets are stored encrypted with it (AES-256-GCM); keys found in plain text are encrypted at first use. Every node sharing a store needs the same key. `start` refuses to run without this or key-encryption-key; start-dev stores keys in plain text without it."},
+		{Name: keyKEK, Type: spi.String, Secret: true,
+			Help: "The key-encryption key itself, in the format of key-encryption-key-file; meant for the environment (`SESSIOND_KEY_ENCRYPTION_KEY`). Set one of the two."},
 
 		// Built-in defaults; a profile can pick another one here.
 		{Name: selectionKey(spi.UserSessions), Type: spi.String, Default: "postgres", Profiles: map[Profile]string{ProfileDev: "embedded"},

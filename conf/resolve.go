@@ -57,7 +57,10 @@ type Settings struct {
 	// KeyRotationInterval is the age at which realm keys are rotated; 0 means never
 	// automatically.
 	KeyRotationInterval time.Duration
-	SPIs                map[string]SPISettings // by SPI name, one for each of spi.Names()
+	// KeyEncryptionKeyFile and KeyEncryptionKey supply the key-encryption key (at most one
+	// is set; see KeyEncryptionKeyBytes).
+	KeyEncryptionKeyFile, KeyEncryptionKey string
+	SPIs                                   map[string]SPISettings // by SPI name, one for each of spi.Names()
 
 	// Unchecked are spi-* keys that no known provider claims while a registered
 	// third-party provider has not described itself (it was not started), so they may
@@ -373,6 +376,13 @@ func (r *resolver) server() map[string]string {
 			}
 		case keyLegacyTokens:
 			r.s.RefuseLegacyTokens = v == "refuse"
+		case keyKEKFile:
+			r.s.KeyEncryptionKeyFile = v
+		case keyKEK:
+			r.s.KeyEncryptionKey = v
+			if f := r.values[ref{option: keyKEKFile}]; v != "" && f.value != "" {
+				r.probs.add(st.src, st.key, "%s and %s are both set; set one", st.src.spell(keyKEK), f.src.spell(keyKEKFile))
+			}
 		case keyKeyRotationInterval:
 			r.s.KeyRotationInterval, _ = time.ParseDuration(v)
 			if r.s.KeyRotationInterval != 0 && r.s.KeyRotationInterval < minKeyRotationInterval {

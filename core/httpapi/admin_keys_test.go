@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/sessiond/sessiond/core/admin"
+	"github.com/sessiond/sessiond/core/token"
 )
 
 // TestAdminKeys_rotateOnDemandKeepsOldTokensAndIsAudited: the admin credential rotates a
@@ -60,4 +61,35 @@ func TestAdminKeys_rotateOnDemandKeepsOldTokensAndIsAudited(t *testing.T) {
 		t.Errorf("refreshed access token signed with %v, want the new key %s", h["kid"], after.Active["ES256"])
 	}
 	s.do(t, adminCall(http.MethodPost, "nowhere", "/keys/rotate", adminToken, "")).refused(t, http.StatusNotFound, "not_found", "realm not found")
+}
+
+// TestKeysThatCannotBeDecrypted_answer503: a realm whose stored keys were sealed with a
+// key-encryption key this node does not have signs and verifies nothing; every endpoint that
+// needs them answers 503 (the reason goes to the log, not to the client), never 500 and never
+// a token.
+func TestKeysThatCannotBeDecrypted_answer503(t *testing.T) {
+	s := newStack(t)
+	kek, err := token.NewKEK([]byte("another node's kek of 32 bytes!!"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sealing, err := token.NewKeyManager(s.store, token.KeyOptions{KEK: kek})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sealing.Rotate(s.ctx, otherRealm); err != nil { // the realm's first keys, sealed
+		t.Fatal(err)
+	}
+	g := s.open(t, login{}) // acme's keys are this node's own
+	for _, c := range []call{
+		jsonCall(sessionsPath(otherRealm), frontendToken, login{ClientID: confidential, UserID: user, Username: "alice", Scope: "openid"}),
+		{method: http.MethodGet, path: oidcPath(otherRealm, "certs")},
+		form(introspectPath(otherRealm), confidentialAuth, "token", g.AccessToken),
+		refreshCall(otherRealm, confidentialAuth, g.RefreshToken),
+	} {
+		r := s.do(t, c)
+		if r.status != http.StatusServiceUnavailable || !strings.Contains(string(r.body), "temporarily_unavailable") {
+			t.Errorf("%s %s: %d %s, want 503", c.method, c.path, r.status, r.body)
+		}
+	}
 }

@@ -2,6 +2,8 @@ package runtime
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"time"
 
 	"github.com/sessiond/sessiond/core/realm"
@@ -69,4 +71,43 @@ func (rt *Runtime) rotateKeys(ctx context.Context, keys *token.KeyManager, inter
 		case <-tick.C:
 		}
 	}
+}
+
+// keyEncryptionKey returns the key-encryption key the operator supplied, nil without one
+// (start-dev only: Start refuses `start` without one).
+func (rt *Runtime) keyEncryptionKey() (*token.KEK, error) {
+	b, err := rt.settings.KeyEncryptionKeyBytes()
+	if err != nil || b == nil {
+		if err == nil {
+			rt.log.Warn("no key-encryption key: realm keys are stored in plain text, fine for start-dev only; set key-encryption-key-file to encrypt them")
+		}
+		return nil, err
+	}
+	kek, err := token.NewKEK(b)
+	if err != nil {
+		return nil, err
+	}
+	rt.log.Info("realm keys are stored encrypted", "kek", kek.ID())
+	return kek, nil
+}
+
+// checkKeyTimeout bounds the start-up read of each realm's keys.
+const checkKeyTimeout = 5 * time.Second
+
+// checkKeys refuses to start when a realm's stored keys cannot be decrypted (no or another
+// key-encryption key), saying so; it also encrypts keys stored in plain text when a KEK is
+// set. A store that cannot be read is left to readiness to report.
+func (rt *Runtime) checkKeys(keys *token.KeyManager) error {
+	for _, r := range rt.realms.List() {
+		ctx, cancel := context.WithTimeout(rt.bg, checkKeyTimeout)
+		err := keys.Check(ctx, r.Name)
+		cancel()
+		switch {
+		case errors.Is(err, token.ErrKeyEncryption):
+			return fmt.Errorf("the keys of realm %q: %w", r.Name, err)
+		case err != nil:
+			rt.log.Warn("cannot read the realm's keys at start-up", "realm", r.Name, "error", err)
+		}
+	}
+	return nil
 }

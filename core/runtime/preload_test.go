@@ -68,7 +68,7 @@ func (e *env) start(opts Options, log hclog.Logger, extra ...string) *Runtime {
 	e.t.Helper()
 	args := []string{
 		"--http-host=127.0.0.1", "--http-port=0", "--node-id=test-node", "--log-level=debug",
-		"--realm-file=" + e.realmFile, "--frontend-token=" + testFrontend, "--hostname=http://sessiond.test",
+		"--realm-file=" + e.realmFile, "--frontend-token=" + testFrontend, "--hostname=http://sessiond.test", testKEKFlag,
 		"--spi-user-sessions-provider=embedded", "--spi-user-sessions-embedded-path=" + filepath.Join(e.dir, "sessions.db"),
 		"--spi-user-sessions-embedded-in-process=true",
 		"--spi-offline-preload-lazy-in-process=true", "--spi-offline-preload-database-in-process=true",

@@ -117,6 +117,9 @@ func Start(ctx context.Context, log hclog.Logger, opts Options) (rt *Runtime, er
 		}
 	}()
 
+	if err = conf.RequireKeyEncryptionKey(opts.Profile, settings); err != nil {
+		return nil, err
+	}
 	if rt.realms, err = loadRealms(log, settings, opts.Profile, opts.Stdout); err != nil {
 		return nil, err
 	}

@@ -41,8 +41,15 @@ func (rt *Runtime) wire(opts Options, boundURL string) (http.Handler, error) {
 	if opts.wrapStore != nil {
 		store = opts.wrapStore(store)
 	}
-	keys, err := token.NewKeyManager(store, token.KeyOptions{Now: opts.now, Log: rt.log.Named("keys"), Passive: keyPassive(rt.realms, 0)})
+	kek, err := rt.keyEncryptionKey()
 	if err != nil {
+		return nil, err
+	}
+	keys, err := token.NewKeyManager(store, token.KeyOptions{Now: opts.now, Log: rt.log.Named("keys"), Passive: keyPassive(rt.realms, 0), KEK: kek})
+	if err != nil {
+		return nil, err
+	}
+	if err := rt.checkKeys(keys); err != nil {
 		return nil, err
 	}
 	if every := rt.settings.KeyRotationInterval; every > 0 {

@@ -101,7 +101,10 @@ type KeyOptions struct {
 	// Passive says, for a realm, how long its keys go on verifying once a rotation retired
 	// them (nil: defaultPassive). It is asked at each rotation, so it follows realm changes.
 	Passive func(realm string) Passive
-	Log     hclog.Logger
+	// KEK, when set, encrypts the private keys and secrets in the store; keys found there
+	// in plain text are encrypted when first read. nil stores them in plain text.
+	KEK *KEK
+	Log hclog.Logger
 }
 
 // KeyManager holds the signing keys of every realm: it creates a realm's first key on
@@ -116,6 +119,7 @@ type KeyManager struct {
 	reload  time.Duration
 	now     func() time.Time
 	passive func(realm string) Passive
+	kek     *KEK
 	log     hclog.Logger
 
 	realms sync.Map // realm name → *realmKeys
@@ -183,8 +187,30 @@ type stored struct {
 	// VerifyUntil is zero while the key signs. Rotation sets it: the key then only verifies,
 	// and stays published in JWKS, until that time.
 	VerifyUntil time.Time `json:"verify_until,omitzero"`
-	PKCS8       []byte    `json:"pkcs8,omitempty"`  // private key, PKCS #8 DER
-	Secret      []byte    `json:"secret,omitempty"` // HS512 secret
+	PKCS8       []byte    `json:"pkcs8,omitempty"`  // private key, PKCS #8 DER; without a KEK
+	Secret      []byte    `json:"secret,omitempty"` // HS512 secret; without a KEK
+	// Sealed is PKCS8 or Secret encrypted with the KEK whose ID is KEKID (KEK.seal).
+	Sealed []byte `json:"sealed,omitempty"`
+	KEKID  string `json:"kek,omitempty"`
+}
+
+// plain reports whether any key is stored in plain text.
+func (sk storedKeys) plain() bool {
+	return slices.ContainsFunc(sk.all(), func(s stored) bool { return s.Sealed == nil })
+}
+
+// sealed returns sk with every key in plain text sealed with kek.
+func (sk storedKeys) sealed(realm string, kek *KEK) storedKeys {
+	seal := func(list []stored) []stored {
+		list = slices.Clone(list)
+		for i, s := range list {
+			if s.Sealed == nil {
+				list[i] = kek.seal(realm, s)
+			}
+		}
+		return list
+	}
+	return storedKeys{Keys: seal(sk.Keys), Secrets: seal(sk.Secrets)}
 }
 
 // all returns both families' stored keys.
@@ -208,6 +234,7 @@ func NewKeyManager(store Store, opts KeyOptions) (*KeyManager, error) {
 		reload:  opts.Reload,
 		now:     opts.Now,
 		passive: opts.Passive,
+		kek:     opts.KEK,
 		log:     opts.Log,
 	}
 	if m.alg == "" {
@@ -364,7 +391,19 @@ func (m *KeyManager) read(ctx context.Context, realm string) (*keySet, error) {
 	if err := json.Unmarshal(recs[0].Value, &sk); err != nil {
 		return nil, fmt.Errorf("keys of realm %q: record is not valid: %w", realm, err)
 	}
-	return m.parse(realm, recs[0].Version, sk)
+	set, err := m.parse(realm, recs[0].Version, sk)
+	if err != nil || m.kek == nil || !sk.plain() {
+		return set, err
+	}
+	// Keys stored in plain text, by a sessiond without a KEK: encrypt them now. A failed
+	// write (another node migrating them too, an outage) leaves them for the next read.
+	migrated, err := m.write(ctx, realm, set, sk)
+	if err != nil {
+		m.log.Warn("cannot encrypt the realm's keys stored in plain text; trying again at the next read", "realm", realm, "error", err)
+		return set, nil
+	}
+	m.log.Info("encrypted the realm's keys stored in plain text with the key-encryption key", "realm", realm, "kek", m.kek.ID())
+	return migrated, nil
 }
 
 // create adds a new active key of family f to the realm's keys, as read in set, and writes
@@ -389,6 +428,9 @@ func (m *KeyManager) create(ctx context.Context, realm string, set *keySet, f fa
 
 // write stores sk as the realm's keys if the record is still at set's version.
 func (m *KeyManager) write(ctx context.Context, realm string, set *keySet, sk storedKeys) (*keySet, error) {
+	if m.kek != nil {
+		sk = sk.sealed(realm, m.kek)
+	}
 	value, err := json.Marshal(sk)
 	if err != nil {
 		return nil, err
@@ -405,6 +447,12 @@ func (m *KeyManager) parse(realm string, version int64, sk storedKeys) (*keySet,
 	all := sk.all()
 	set := &keySet{version: version, stored: sk, byID: make(map[string]*key, len(all)), loaded: m.now()}
 	for _, s := range all {
+		if s.Sealed != nil {
+			var err error
+			if s, err = m.kek.open(realm, s); err != nil {
+				return nil, err
+			}
+		}
 		k, err := parseKey(s)
 		if err != nil {
 			return nil, fmt.Errorf("keys of realm %q: key %q: %w", realm, s.ID, err)
