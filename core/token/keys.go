@@ -301,7 +301,7 @@ func (m *KeyManager) signing(ctx context.Context, realm string, f family) (*keyS
 			e.set.Store(set)
 			return set, nil
 		}
-		set, err = m.create(ctx, realm, set, f)
+		set, err = m.create(ctx, realm, set)
 		switch {
 		case err == nil:
 			e.set.Store(set)
@@ -406,23 +406,34 @@ func (m *KeyManager) read(ctx context.Context, realm string) (*keySet, error) {
 	return migrated, nil
 }
 
-// create adds a new active key of family f to the realm's keys, as read in set, and writes
-// them with the version read, so that of two nodes creating a key at once one wins and the
-// other gets spi.ErrConflict.
-func (m *KeyManager) create(ctx context.Context, realm string, set *keySet, f family) (*keySet, error) {
-	alg := m.alg
-	if f == secret {
-		alg = HS512
+// create adds a new active key of each family the realm lacks to its keys, as read in set, and writes them with the version read, so that of two nodes
+// creating keys at once one wins and the other gets spi.ErrConflict. A new realm gets both
+// kinds in one write: a node that read its keys once then has the secret too, and does not
+// refuse the first refresh token another node signs.
+func (m *KeyManager) create(ctx context.Context, realm string, set *keySet) (*keySet, error) {
+	sk := set.stored
+	var made []stored
+	for fam, active := range set.active {
+		if active != nil {
+			continue
+		}
+		alg := m.alg
+		if family(fam) == secret {
+			alg = HS512
+		}
+		s, err := generate(alg, m.now())
+		if err != nil {
+			return nil, fmt.Errorf("create a key for realm %q: %w", realm, err)
+		}
+		sk, made = sk.with(s), append(made, s)
 	}
-	sk, err := generate(alg, m.now())
-	if err != nil {
-		return nil, fmt.Errorf("create a key for realm %q: %w", realm, err)
-	}
-	next, err := m.write(ctx, realm, set, set.stored.with(sk))
+	next, err := m.write(ctx, realm, set, sk)
 	if err != nil {
 		return nil, fmt.Errorf("store a new key for realm %q: %w", realm, err)
 	}
-	m.log.Info("created realm key", "realm", realm, "kid", sk.ID, "alg", sk.Algorithm)
+	for _, s := range made {
+		m.log.Info("created realm key", "realm", realm, "kid", s.ID, "alg", s.Algorithm)
+	}
 	return next, nil
 }
 

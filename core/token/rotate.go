@@ -100,12 +100,19 @@ func (m *KeyManager) Rotate(ctx context.Context, realm string) ([]KeyInfo, error
 }
 
 // RotateDue rotates each kind of the realm's keys whose active key is older than interval,
-// and reports whether it did. Nodes sharing a store may all call it: the rotation is a
+// and reports whether it did; a realm without keys has nothing due. Nodes sharing a store may all call it: the rotation is a
 // versioned write, and a node that loses the race re-reads and finds nothing due.
 func (m *KeyManager) RotateDue(ctx context.Context, realm string, interval time.Duration) (bool, error) {
-	set, err := m.cached(ctx, realm, m.entry(realm))
-	if err != nil {
-		return false, err
+	// The cached copy when there is a fresh one; otherwise a read that is not cached: a
+	// cached set without keys would make this node refuse, for a moment, the first tokens
+	// another node signs with the realm's first keys (verifying re-reads at most once per
+	// minReload).
+	set := m.entry(realm).set.Load()
+	if set == nil || m.now().Sub(set.loaded) >= m.reload {
+		var err error
+		if set, err = m.read(ctx, realm); err != nil {
+			return false, err
+		}
 	}
 	due := func(k *key) bool { return !m.now().Before(k.created.Add(interval)) }
 	if !slices.ContainsFunc(set.active[:], func(k *key) bool { return k != nil && due(k) }) {
