@@ -602,6 +602,12 @@ type revokeJSON struct {
 	Push json.RawMessage `json:"push,omitempty"`
 }
 
+// printRaw prints the API's JSON answer as it came, on one line.
+func (a *adminRun) printRaw(raw []byte) error {
+	_, err := fmt.Fprintf(a.stdout, "%s\n", bytes.TrimSpace(raw))
+	return err
+}
+
 func (a *adminRun) printJSON(v any) error {
 	return json.NewEncoder(a.stdout).Encode(v)
 }
@@ -673,8 +679,7 @@ func (a *adminRun) stats() func(context.Context) error {
 			return err
 		}
 		if a.json {
-			fmt.Fprintf(a.stdout, "%s\n", bytes.TrimSpace(raw))
-			return nil
+			return a.printRaw(raw)
 		}
 		tw := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
 		fmt.Fprintln(tw, "CLIENT\tID\tACTIVE\tOFFLINE")
@@ -705,8 +710,7 @@ func adminKeys(method, path string) func(a *adminRun) func(context.Context) erro
 				return err
 			}
 			if a.json {
-				fmt.Fprintf(a.stdout, "%s\n", bytes.TrimSpace(raw))
-				return nil
+				return a.printRaw(raw)
 			}
 			tw := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "KID\tALGORITHM\tTYPE\tSTATUS\tCREATED\tVERIFIES UNTIL")

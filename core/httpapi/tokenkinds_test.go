@@ -270,17 +270,3 @@ func (k keyOfBefore) legacy(tb testing.TB, raw string) string {
 	}
 	return out
 }
-
-// payload returns a token's decoded claims.
-func payload(tb testing.TB, raw string) map[string]any {
-	tb.Helper()
-	b, err := base64.RawURLEncoding.DecodeString(strings.Split(raw, ".")[1])
-	if err != nil {
-		tb.Fatal(err)
-	}
-	var m map[string]any
-	if err := json.Unmarshal(b, &m); err != nil {
-		tb.Fatal(err)
-	}
-	return m
-}

@@ -10,7 +10,6 @@ import (
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"slices"
 	"sync"
@@ -289,29 +288,15 @@ func (m *KeyManager) signing(ctx context.Context, realm string, f family) (*keyS
 	if set.active[f] != nil {
 		return set, nil
 	}
-	e.load.Lock()
-	defer e.load.Unlock()
-	for attempt := 1; ; attempt++ {
-		// Re-read first: another node, or another goroutine here, may have created it.
-		set, err := m.read(ctx, realm)
-		if err != nil {
-			return nil, err
-		}
-		if set.active[f] != nil {
-			e.set.Store(set)
-			return set, nil
-		}
-		set, err = m.create(ctx, realm, set)
-		switch {
-		case err == nil:
-			e.set.Store(set)
-			return set, nil
-		case errors.Is(err, spi.ErrConflict) && attempt < maxPutAttempts:
-			m.log.Debug("another node wrote the realm's keys first; re-reading", "realm", realm)
-		default:
-			return nil, err
-		}
+	// Re-read under the realm's lock (rotate): another node, or another goroutine here, may
+	// have created it. A new realm gets both kinds of key in one write, so that a node that
+	// read its keys once has the secret too and does not refuse the first refresh token
+	// another node signs.
+	set, _, err = m.rotate(ctx, realm, true, func(*key) bool { return false })
+	if err != nil {
+		return nil, err
 	}
+	return set, nil
 }
 
 // verifying returns the realm's keys for verifying a token signed with kid. It never creates
@@ -404,37 +389,6 @@ func (m *KeyManager) read(ctx context.Context, realm string) (*keySet, error) {
 	}
 	m.log.Info("encrypted the realm's keys stored in plain text with the key-encryption key", "realm", realm, "kek", m.kek.ID())
 	return migrated, nil
-}
-
-// create adds a new active key of each family the realm lacks to its keys, as read in set, and writes them with the version read, so that of two nodes
-// creating keys at once one wins and the other gets spi.ErrConflict. A new realm gets both
-// kinds in one write: a node that read its keys once then has the secret too, and does not
-// refuse the first refresh token another node signs.
-func (m *KeyManager) create(ctx context.Context, realm string, set *keySet) (*keySet, error) {
-	sk := set.stored
-	var made []stored
-	for fam, active := range set.active {
-		if active != nil {
-			continue
-		}
-		alg := m.alg
-		if family(fam) == secret {
-			alg = HS512
-		}
-		s, err := generate(alg, m.now())
-		if err != nil {
-			return nil, fmt.Errorf("create a key for realm %q: %w", realm, err)
-		}
-		sk, made = sk.with(s), append(made, s)
-	}
-	next, err := m.write(ctx, realm, set, sk)
-	if err != nil {
-		return nil, fmt.Errorf("store a new key for realm %q: %w", realm, err)
-	}
-	for _, s := range made {
-		m.log.Info("created realm key", "realm", realm, "kid", s.ID, "alg", s.Algorithm)
-	}
-	return next, nil
 }
 
 // write stores sk as the realm's keys if the record is still at set's version.

@@ -92,7 +92,7 @@ func (set *keySet) info(now time.Time) ([]KeyInfo, error) {
 // the same moment, the first write wins and its keys count as this rotation.
 func (m *KeyManager) Rotate(ctx context.Context, realm string) ([]KeyInfo, error) {
 	asked := m.now()
-	_, err := m.rotate(ctx, realm, true, func(k *key) bool { return !k.created.After(asked) })
+	_, _, err := m.rotate(ctx, realm, true, func(k *key) bool { return !k.created.After(asked) })
 	if err != nil {
 		return nil, err
 	}
@@ -118,19 +118,21 @@ func (m *KeyManager) RotateDue(ctx context.Context, realm string, interval time.
 	if !slices.ContainsFunc(set.active[:], func(k *key) bool { return k != nil && due(k) }) {
 		return false, nil // the common case, decided on the cache without a store read
 	}
-	return m.rotate(ctx, realm, false, due)
+	_, rotated, err := m.rotate(ctx, realm, false, due)
+	return rotated, err
 }
 
-// rotate replaces each active key for which due holds (and, with create, makes a missing
-// one), retiring the old key for its passive period, and drops keys past theirs.
-func (m *KeyManager) rotate(ctx context.Context, realm string, create bool, due func(*key) bool) (bool, error) {
+// rotate replaces each active key for which due holds and, with create, makes the missing
+// ones, retiring the old keys for their passive period and dropping keys past theirs. It
+// returns the realm's keys as stored after it, and whether it wrote.
+func (m *KeyManager) rotate(ctx context.Context, realm string, create bool, due func(*key) bool) (*keySet, bool, error) {
 	e := m.entry(realm)
 	e.load.Lock()
 	defer e.load.Unlock()
 	for attempt := 1; ; attempt++ {
 		set, err := m.read(ctx, realm)
 		if err != nil {
-			return false, err
+			return nil, false, err
 		}
 		now := m.now()
 		sk := set.stored.retain(now)
@@ -148,26 +150,26 @@ func (m *KeyManager) rotate(ctx context.Context, realm string, create bool, due 
 			}
 			s, err := generate(alg, now)
 			if err != nil {
-				return false, fmt.Errorf("rotate the keys of realm %q: %w", realm, err)
+				return nil, false, fmt.Errorf("make a key for realm %q: %w", realm, err)
 			}
 			sk, made = sk.with(s), append(made, s)
 		}
 		if len(made) == 0 {
 			e.set.Store(set)
-			return false, nil
+			return set, false, nil
 		}
 		next, err := m.write(ctx, realm, set, sk)
 		switch {
 		case err == nil:
 			e.set.Store(next)
 			for _, s := range made {
-				m.log.Info("rotated realm key", "realm", realm, "alg", s.Algorithm, "kid", s.ID)
+				m.log.Info("new realm key", "realm", realm, "alg", s.Algorithm, "kid", s.ID, "first", len(set.keys) == 0)
 			}
-			return true, nil
+			return next, true, nil
 		case errors.Is(err, spi.ErrConflict) && attempt < maxPutAttempts:
 			m.log.Debug("another node wrote the realm's keys first; re-reading", "realm", realm)
 		default:
-			return false, fmt.Errorf("store the rotated keys of realm %q: %w", realm, err)
+			return nil, false, fmt.Errorf("store new keys for realm %q: %w", realm, err)
 		}
 	}
 }
