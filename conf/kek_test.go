@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestKeyEncryptionKeyBytes(t *testing.T) {
@@ -61,5 +62,29 @@ func TestStartRequiresAKeyEncryptionKey(t *testing.T) {
 	}
 	if err := RequireKeyEncryptionKey(ProfileDev, &Settings{}); err != nil {
 		t.Errorf("start-dev without a key-encryption key: %v", err)
+	}
+}
+
+// The token and key options reach Settings, and wrong values are refused naming the key.
+func TestKeyAndTokenOptions(t *testing.T) {
+	inDir(t, "")
+	s := resolve(t, ProfileStart, nil, nil, testDescs())
+	if s.RefuseLegacyTokens || s.KeyRotationInterval != 720*time.Hour || s.KeyEncryptionKey != "" || s.KeyEncryptionKeyFile != "" {
+		t.Errorf("defaults: refuse legacy %v, rotation %s, kek %q file %q", s.RefuseLegacyTokens, s.KeyRotationInterval, s.KeyEncryptionKey, s.KeyEncryptionKeyFile)
+	}
+	s = resolve(t, ProfileStart, []string{"--legacy-tokens=refuse", "--key-rotation-interval=0", "--key-encryption-key-file=/etc/kek"}, nil, testDescs())
+	if !s.RefuseLegacyTokens || s.KeyRotationInterval != 0 || s.KeyEncryptionKeyFile != "/etc/kek" {
+		t.Errorf("flags: refuse legacy %v, rotation %s, kek file %q", s.RefuseLegacyTokens, s.KeyRotationInterval, s.KeyEncryptionKeyFile)
+	}
+	for _, tc := range []struct {
+		name string
+		args []string
+		want []string
+	}{
+		{"legacy tokens neither", []string{"--legacy-tokens=maybe"}, []string{"--legacy-tokens", "accept", "refuse"}},
+		{"rotation too often", []string{"--key-rotation-interval=30s"}, []string{"--key-rotation-interval", "at least 1m0s"}},
+		{"both key-encryption options", []string{"--key-encryption-key-file=/etc/kek", "--key-encryption-key=abc"}, []string{"--key-encryption-key and --key-encryption-key-file are both set"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) { mustRefuse(t, tc.args, nil, tc.want...) })
 	}
 }

@@ -3,7 +3,7 @@ package runtime
 import (
 	"context"
 	"encoding/base64"
-	"io"
+	"encoding/json"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -42,18 +42,20 @@ func TestStartAndTheKeyEncryptionKey(t *testing.T) {
 		t.Fatalf("start without a key-encryption key: %v", err)
 	}
 
-	rt, err := start(conf.ProfileStart, "--key-encryption-key-file="+kekFile)
+	// start-dev without a key stores the realm's first keys in plain text; start with one
+	// encrypts those same keys rather than making new ones.
+	rt, err := start(conf.ProfileDev)
 	if err != nil {
 		t.Fatal(err)
 	}
-	resp, err := http.Get("http://" + rt.Addr().String() + "/realms/offline/protocol/openid-connect/certs") // makes the realm's key
+	kid := firstKID(t, rt)
+	stop(t, rt)
+	rt, err = start(conf.ProfileStart, "--key-encryption-key-file="+kekFile)
 	if err != nil {
 		t.Fatal(err)
 	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), `"kid"`) {
-		t.Fatalf("JWKS: %d %s", resp.StatusCode, body)
+	if got := firstKID(t, rt); got != kid {
+		t.Errorf("after encrypting the stored keys the realm's key is %s, want the one stored in plain text, %s", got, kid)
 	}
 	stop(t, rt)
 
@@ -82,4 +84,33 @@ func TestStartAndTheKeyEncryptionKey(t *testing.T) {
 		t.Fatalf("start again with the key, from the environment's option this time: %v", err)
 	}
 	stop(t, rt)
+}
+
+// firstKID returns the kid of the first key of the offline realm's JWKS, creating the key.
+func firstKID(t *testing.T, rt *Runtime) string {
+	t.Helper()
+	return jwksKIDs(t, rt)[0]
+}
+
+// jwksKIDs returns the kids of the offline realm's JWKS, in order.
+func jwksKIDs(t *testing.T, rt *Runtime) []string {
+	t.Helper()
+	resp, err := http.Get("http://" + rt.Addr().String() + "/realms/offline/protocol/openid-connect/certs")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var set struct {
+		Keys []struct {
+			KID string `json:"kid"`
+		} `json:"keys"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&set); err != nil || resp.StatusCode != http.StatusOK || len(set.Keys) == 0 {
+		t.Fatalf("JWKS: %d, %+v, %v", resp.StatusCode, set, err)
+	}
+	kids := make([]string, len(set.Keys))
+	for i, k := range set.Keys {
+		kids[i] = k.KID
+	}
+	return kids
 }

@@ -6,6 +6,7 @@ import (
 
 	"github.com/sessiond/sessiond/core/realm"
 	"github.com/sessiond/sessiond/core/token"
+	"github.com/sessiond/sessiond/internal/testclock"
 )
 
 // The passive period of a realm's keys is the longest life of a token that kind of key
@@ -42,5 +43,26 @@ func TestKeyPassiveFollowsTheRealmsLongestTokens(t *testing.T) {
 				t.Errorf("passive of a realm no longer there = %+v, want the longest of all, %+v", got, tt.want)
 			}
 		})
+	}
+}
+
+// With key-rotation-interval set, the runtime's background check rotates a realm's keys once
+// they are that old: the JWKS then has the new key first and the old one after it.
+func TestKeysRotateOnTheInterval(t *testing.T) {
+	e := newEnv(t)
+	clock := testclock.New(time.Now())
+	rt := e.start(Options{now: clock.Now}, nil, "--key-rotation-interval=1m")
+	old := firstKID(t, rt)
+	clock.Advance(time.Minute)
+	deadline := time.Now().Add(15 * time.Second) // the check runs every interval/24, at least every second
+	for {
+		kids := jwksKIDs(t, rt)
+		if len(kids) == 2 && kids[0] != old && kids[1] == old {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("JWKS %v a minute after the keys were made, want a new key then %s", kids, old)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }

@@ -1,5 +1,7 @@
 // Package token issues and verifies the tokens of sessiond (access, refresh and offline
-// tokens, signed JWTs shaped like Keycloak's) and keeps each realm's signing keys.
+// tokens, signed JWTs shaped like Keycloak's) and keeps each realm's signing keys: creates,
+// rotates (rotate.go) and stores them, encrypted with the operator's key-encryption key when
+// one is given (kek.go).
 //
 // Kinds of token cannot pass for one another: access tokens are signed with the realm's
 // published key and carry the JWS header typ at+jwt (RFC 9068); refresh and offline tokens
