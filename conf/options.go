@@ -87,7 +87,16 @@ const (
 	maxAuthFailureLimit  = 1000000
 	minAuthFailureWindow = time.Second
 	maxAuthFailureWindow = 24 * time.Hour
+
+	keyLegacyTokens        = "legacy-tokens"
+	keyKeyRotationInterval = "key-rotation-interval"
+	keyKEKFile             = "key-encryption-key-file"
+	keyKEK                 = "key-encryption-key"
 )
+
+// minKeyRotationInterval bounds automatic key rotation: a new key more often than every
+// minute would have every node re-reading keys and clients re-fetching the JWKS for nothing.
+const minKeyRotationInterval = time.Minute
 
 // Bounds of the revocation-push outbox options: a retry more often than ten times a second
 // hammers a client that is down, and a lease under a second is shorter than one request.
@@ -203,6 +212,17 @@ func ServerOptions() []ServerOption {
 			Help: "Wrong secrets one confidential client may be sent, from any address, per auth-failure-window; past it, attempts for the client are answered 429, except from addresses that authenticated it in the last hour (its own servers keep working while someone else guesses). 0 turns the per-client limit off; with auth-failure-limit also 0 nothing is ever slowed. From 0 to 1000000."},
 		{Name: keyAuthFailureWindow, Type: spi.Duration, Default: "1m",
 			Help: "The window of auth-failure-limit and auth-failure-client-limit: a caller that keeps failing gets that many failures per window. From 1s to 24h."},
+
+		{Name: keyLegacyTokens, Type: spi.Enum, Default: "accept", Allowed: []string{"accept", "refuse"},
+			Help: "Tokens in the format sessiond issued before access tokens carried `typ: at+jwt` and refresh tokens were signed with a realm secret: `accept` takes such refresh and offline tokens where a refresh token belongs (refresh, logout, revocation, introspection with `token_type_hint=refresh_token`) and answers with tokens in the current format, and such access tokens at introspection until they expire; `refuse` takes none. The first one seen in a realm is logged."},
+
+		{Name: keyKeyRotationInterval, Type: spi.Duration, Default: "720h",
+			Help: "How old a realm's active keys (the published signing key and the refresh token secret) grow before each node's background check replaces them; the old ones keep verifying for as long as a token they signed can live (access token lifespan for the published key, the longest session idle timeout for the secret), then leave the JWKS. Nodes sharing a store rotate once between them. `0` turns automatic rotation off; `POST /admin/realms/<realm>/keys/rotate` and `sessiond admin keys rotate` rotate on demand. At least 1m."},
+
+		{Name: keyKEKFile, Type: spi.String,
+			Help: "File holding the key-encryption key: 32 random bytes in base64 (make one with `head -c 32 /dev/urandom | base64 > kek && chmod 600 kek`). Realm private keys and refresh token secrets are stored encrypted with it (AES-256-GCM); keys found in plain text are encrypted at first use. Every node sharing a store needs the same key. `start` refuses to run without this or key-encryption-key; start-dev stores keys in plain text without it."},
+		{Name: keyKEK, Type: spi.String, Secret: true,
+			Help: "The key-encryption key itself, in the format of key-encryption-key-file; meant for the environment (`SESSIOND_KEY_ENCRYPTION_KEY`). Set one of the two."},
 
 		// Built-in defaults; a profile can pick another one here.
 		{Name: selectionKey(spi.UserSessions), Type: spi.String, Default: "postgres", Profiles: map[Profile]string{ProfileDev: "embedded"},

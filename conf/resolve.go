@@ -60,7 +60,16 @@ type Settings struct {
 	FrontendToken, AdminToken string
 	// AdminViewerToken is the view-only admin credential ("" means none).
 	AdminViewerToken string
-	SPIs             map[string]SPISettings // by SPI name, one for each of spi.Names()
+	// RefuseLegacyTokens refuses tokens in the format from before at+jwt and realm secrets
+	// (legacy-tokens=refuse; core/token Options.RefuseLegacy).
+	RefuseLegacyTokens bool
+	// KeyRotationInterval is the age at which realm keys are rotated; 0 means never
+	// automatically.
+	KeyRotationInterval time.Duration
+	// KeyEncryptionKeyFile and KeyEncryptionKey supply the key-encryption key (at most one
+	// is set; see KeyEncryptionKeyBytes).
+	KeyEncryptionKeyFile, KeyEncryptionKey string
+	SPIs                                   map[string]SPISettings // by SPI name, one for each of spi.Names()
 
 	// Unchecked are spi-* keys that no known provider claims while a registered
 	// third-party provider has not described itself (it was not started), so they may
@@ -398,6 +407,20 @@ func (r *resolver) server() map[string]string {
 			r.s.AuthFailureWindow, _ = time.ParseDuration(v)
 			if r.s.AuthFailureWindow < minAuthFailureWindow || r.s.AuthFailureWindow > maxAuthFailureWindow {
 				r.invalid(st, "a duration from "+minAuthFailureWindow.String()+" to 24h")
+			}
+		case keyLegacyTokens:
+			r.s.RefuseLegacyTokens = v == "refuse"
+		case keyKEKFile:
+			r.s.KeyEncryptionKeyFile = v
+		case keyKEK:
+			r.s.KeyEncryptionKey = v
+			if f := r.values[ref{option: keyKEKFile}]; v != "" && f.value != "" {
+				r.probs.add(st.src, st.key, "%s and %s are both set; set one", st.src.spell(keyKEK), f.src.spell(keyKEKFile))
+			}
+		case keyKeyRotationInterval:
+			r.s.KeyRotationInterval, _ = time.ParseDuration(v)
+			if r.s.KeyRotationInterval != 0 && r.s.KeyRotationInterval < minKeyRotationInterval {
+				r.invalid(st, "0 (off) or a duration of at least "+minKeyRotationInterval.String())
 			}
 		case keyCleanupBatchSize:
 			r.s.CleanupBatchSize, _ = strconv.Atoi(v)

@@ -25,6 +25,7 @@ import (
 	"bufio"
 	"context"
 	"crypto/rand"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -652,7 +653,9 @@ func startBinary(cfg config, tmp, schemaURL string, n int, withPreload bool, wai
 	args := []string{"start", "--http-host=127.0.0.1", "--http-enabled=true", "--http-port=" + strconv.Itoa(port),
 		"--http-management-port=" + strconv.Itoa(mport), "--hostname=http://127.0.0.1:" + strconv.Itoa(port), "--log-format=json",
 		"--realm-file=" + realmFile, "--plugin-socket-dir=" + tmp, "--cleanup-interval=1h",
-		"--spi-user-sessions-postgres-url=" + schemaURL, "--cache-max-entries=" + strconv.Itoa(n)}
+		"--spi-user-sessions-postgres-url=" + schemaURL, "--cache-max-entries=" + strconv.Itoa(n),
+		// start stores realm keys encrypted; the bench's throwaway schema needs no secret key.
+		"--key-encryption-key=" + base64.StdEncoding.EncodeToString(make([]byte, 32))}
 	if withPreload {
 		args = append(args, "--spi-user-sessions-infinispan-preload-offline-sessions-from-database=true",
 			"--spi-offline-preload-database-workers="+strconv.Itoa(cfg.workers),

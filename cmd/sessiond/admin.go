@@ -41,6 +41,8 @@ Commands:
   deliveries  list revocation-push deliveries (--state pending|failed|delivered);
               --max N: deliveries per request, 1 to 1000 (default 100)
   stats       sessions per client: active and offline
+  keys        the realm's keys: active and passive, with the dates they verify until
+  keys rotate give the realm new active keys; the old ones verify until their tokens expire
 
 Options of every command:
   --url       sessiond's base URL (default ` + defaultAdminURL + `, start-dev's address)
@@ -69,6 +71,12 @@ func adminMain(args []string, stdout, stderr io.Writer, environ []string) int {
 			return 2
 		}
 		return 0
+	}
+	// A command of two words ("keys rotate") is looked up whole, before its flags.
+	if len(args) > 1 {
+		if _, ok := adminCommands[args[0]+" "+args[1]]; ok {
+			args = append([]string{args[0] + " " + args[1]}, args[2:]...)
+		}
 	}
 	cmd, ok := adminCommands[args[0]]
 	if !ok {
@@ -220,12 +228,14 @@ var deliveryStates = []string{string(usersessions.Pending), string(usersessions.
 // adminCommands builds each command: it declares the command's own flags on a and returns
 // what runs once they are parsed.
 var adminCommands = map[string]func(a *adminRun) func(ctx context.Context) error{
-	"sessions":   (*adminRun).sessions,
-	"logout":     (*adminRun).logout,
-	"logout-all": (*adminRun).logoutAll,
-	"revoke":     (*adminRun).revoke,
-	"deliveries": (*adminRun).deliveries,
-	"stats":      (*adminRun).stats,
+	"sessions":    (*adminRun).sessions,
+	"logout":      (*adminRun).logout,
+	"logout-all":  (*adminRun).logoutAll,
+	"keys":        adminKeys(http.MethodGet, "/keys"),
+	"keys rotate": adminKeys(http.MethodPost, "/keys/rotate"),
+	"revoke":      (*adminRun).revoke,
+	"deliveries":  (*adminRun).deliveries,
+	"stats":       (*adminRun).stats,
 }
 
 // apiError is an error answer of the admin API.
@@ -653,6 +663,12 @@ type revokeJSON struct {
 	Push json.RawMessage `json:"push,omitempty"`
 }
 
+// printRaw prints the API's JSON answer as it came, on one line.
+func (a *adminRun) printRaw(raw []byte) error {
+	_, err := fmt.Fprintf(a.stdout, "%s\n", bytes.TrimSpace(raw))
+	return err
+}
+
 func (a *adminRun) printJSON(v any) error {
 	return json.NewEncoder(a.stdout).Encode(v)
 }
@@ -724,8 +740,7 @@ func (a *adminRun) stats() func(context.Context) error {
 			return err
 		}
 		if a.json {
-			fmt.Fprintf(a.stdout, "%s\n", bytes.TrimSpace(raw))
-			return nil
+			return a.printRaw(raw)
 		}
 		tw := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
 		fmt.Fprintln(tw, "CLIENT\tID\tACTIVE\tOFFLINE")
@@ -744,4 +759,30 @@ func (a *adminRun) endTable(tw *tabwriter.Writer, n int, noun string) error {
 	}
 	_, err := fmt.Fprintf(a.stdout, "%d %s\n", n, noun)
 	return err
+}
+
+// keys lists the realm's keys, or rotates them and lists the result.
+func adminKeys(method, path string) func(a *adminRun) func(context.Context) error {
+	return func(a *adminRun) func(context.Context) error {
+		return func(ctx context.Context) error {
+			var rep admin.KeysRep
+			_, raw, err := a.call(ctx, method, path, nil, &rep)
+			if err != nil {
+				return err
+			}
+			if a.json {
+				return a.printRaw(raw)
+			}
+			tw := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "KID\tALGORITHM\tTYPE\tSTATUS\tCREATED\tVERIFIES UNTIL")
+			for _, k := range rep.Keys {
+				until := "-"
+				if k.VerifiesUntil != nil {
+					until = k.VerifiesUntil.UTC().Format(time.RFC3339)
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", k.KID, k.Algorithm, k.Type, k.Status, k.Created.UTC().Format(time.RFC3339), until)
+			}
+			return a.endTable(tw, len(rep.Keys), "keys")
+		}
+	}
 }

@@ -215,6 +215,20 @@ func TestAdminCLI(t *testing.T) {
 			t.Errorf("pending deliveries:\n%s\nwant the header and 0 deliveries", out)
 		}
 	})
+	t.Run("keys rotate", func(t *testing.T) {
+		dave := mustOpen(t, c, "dave", false)
+		before := admin(t, "keys")
+		if !regexpMatch(`(?m)^\S+\s+ES256\s+EC\s+ACTIVE\s`, before) || !regexpMatch(`(?m)^\S+\s+HS512\s+OCT\s+ACTIVE\s`, before) ||
+			!strings.HasSuffix(before, "\n2 keys\n") {
+			t.Errorf("keys:\n%s\nwant an active ES256 and an active HS512 key", before)
+		}
+		after := admin(t, "keys", "rotate")
+		if strings.Count(after, "PASSIVE") != 2 || strings.Count(after, " ACTIVE ") != 2 || !strings.HasSuffix(after, "\n4 keys\n") {
+			t.Errorf("keys after rotation:\n%s\nwant two active and two passive", after)
+		}
+		// Sessions from before the rotation go on.
+		mustRefreshIn(t, c, "the node", persistRealm, dave.RefreshToken, dave.SessionID)
+	})
 	t.Run("errors", func(t *testing.T) {
 		free := freeAddr(t)
 		for _, tc := range []struct {
@@ -226,6 +240,7 @@ func TestAdminCLI(t *testing.T) {
 		}{
 			{"wrong credential", "not-it", []string{"stats", url}, 1, "refused the credential (401)"},
 			{"viewer acting", adminViewer, []string{"logout-all", url}, 1, "may not do that (403)"},
+			{"viewer rotating keys", adminViewer, []string{"keys", "rotate", url}, 1, "may not do that (403)"},
 			{"front-end credential", persistFrontend, []string{"stats", url}, 1, "(403)"},
 			{"unknown realm", persistAdmin, []string{"stats", url, "--realm=nowhere"}, 1, "not found (404)"},
 			{"unknown session", persistAdmin, []string{"logout", "--session=nosuch", url}, 1, "not found (404)"},

@@ -1,5 +1,6 @@
 // Package admin is the service behind sessiond's admin API: it shows a realm's sessions the
-// way Keycloak's admin REST API does, ends them, and sets and pushes not-before policies.
+// way Keycloak's admin REST API does, ends them, sets and pushes not-before policies, and
+// lists and rotates a realm's keys.
 package admin
 
 import (
@@ -68,6 +69,8 @@ type Deps struct {
 	Realms   *realm.Realms
 	Policies Policies
 	Push     Push
+	// Keys are the realms' signing keys; nil: the keys routes fail with ErrNotConfigured.
+	Keys Keys
 	// Audit receives an event for every admin action; nil drops them.
 	Audit Auditor
 	// Now is the clock; nil means time.Now.
@@ -143,6 +146,7 @@ type Service struct {
 	realms   *realm.Realms
 	policies Policies
 	push     Push
+	keys     Keys
 	audit    Auditor
 	now      func() time.Time
 	pageSize int
@@ -153,7 +157,7 @@ type Service struct {
 // New returns a Service over its dependencies.
 func New(d Deps) *Service {
 	s := &Service{
-		store: d.Store, sessions: d.Sessions, realms: d.Realms, policies: d.Policies, push: d.Push,
+		store: d.Store, sessions: d.Sessions, realms: d.Realms, policies: d.Policies, push: d.Push, keys: d.Keys,
 		audit: d.Audit, now: d.Now, pageSize: d.PageSize, logoutAllTimeout: d.LogoutAllTimeout,
 	}
 	if s.logoutAllTimeout <= 0 {

@@ -41,6 +41,8 @@ type Admin interface {
 	SetClientNotBefore(ctx context.Context, realm, clientUUID string, c admin.Change) (time.Time, error)
 	PushRevocation(ctx context.Context, realm, clientUUID string) (admin.Report, error)
 	Deliveries(ctx context.Context, realm string, state usersessions.DeliveryState, q admin.Query) ([]admin.DeliveryRep, string, error)
+	Keys(ctx context.Context, realm string) (admin.KeysRep, error)
+	RotateKeys(ctx context.Context, realm string) (admin.KeysRep, error)
 }
 
 // role is what an admin credential allows.
@@ -96,6 +98,7 @@ func adminRoutes() []adminRoute {
 		{"GET /not-before", "view-not-before", false, realmWide, (*Server).adminNotBefore},
 		{"GET /clients/{id}/not-before", "view-client-not-before", false, client, (*Server).adminClientNotBefore},
 		{"GET /push-deliveries", "view-push-deliveries", false, realmWide, (*Server).adminDeliveries},
+		{"GET /keys", "view-keys", false, realmWide, (*Server).adminKeys},
 
 		{"DELETE /sessions/{id}", "logout-session", true, session, (*Server).adminLogoutSession},
 		{"POST /users/{id}/logout", "logout-user", true, user, (*Server).adminLogoutUser},
@@ -107,6 +110,7 @@ func adminRoutes() []adminRoute {
 		{"PUT /clients/{id}/not-before", "set-client-not-before", true, client, (*Server).adminSetClientNotBefore},
 		{"POST /push-revocation", "push-revocation", true, realmWide, (*Server).adminPushRevocation},
 		{"POST /clients/{id}/push-revocation", "push-client-revocation", true, client, (*Server).adminPushRevocation},
+		{"POST /keys/rotate", "rotate-keys", true, realmWide, (*Server).adminRotateKeys},
 	}
 }
 
@@ -645,6 +649,24 @@ func (s *Server) adminPushRevocation(w http.ResponseWriter, r *http.Request) err
 		return err
 	}
 	writeJSON(w, http.StatusOK, resultOf(rep))
+	return nil
+}
+
+func (s *Server) adminKeys(w http.ResponseWriter, r *http.Request) error {
+	rep, err := s.admin.Keys(r.Context(), r.PathValue("realm"))
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, rep)
+	return nil
+}
+
+func (s *Server) adminRotateKeys(w http.ResponseWriter, r *http.Request) error {
+	rep, err := s.admin.RotateKeys(r.Context(), r.PathValue("realm"))
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, rep)
 	return nil
 }
 

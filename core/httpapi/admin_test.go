@@ -46,7 +46,7 @@ func newAdminFixture(s *stack) *adminFixture {
 	f := &adminFixture{policies: &fakePolicies{}, push: &fakePush{realms: s.realms}, audit: &auditLog{}}
 	f.service = admin.New(admin.Deps{
 		Store: s.store, Sessions: s.cache, Realms: s.realms,
-		Policies: f.policies, Push: f.push, Audit: f.audit,
+		Policies: f.policies, Push: f.push, Audit: f.audit, Keys: s.keys,
 		Now: s.clock.Now, PageSize: adminPageSize,
 	})
 	return f

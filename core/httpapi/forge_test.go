@@ -31,15 +31,27 @@ func truncate(raw string) string { return raw[:strings.LastIndex(raw, ".")] }
 // header returns a token's decoded JOSE header.
 func header(tb testing.TB, raw string) map[string]any {
 	tb.Helper()
-	b, err := base64.RawURLEncoding.DecodeString(strings.Split(raw, ".")[0])
+	return jwtPart(tb, raw, 0)
+}
+
+// payload returns a token's decoded claims.
+func payload(tb testing.TB, raw string) map[string]any {
+	tb.Helper()
+	return jwtPart(tb, raw, 1)
+}
+
+// jwtPart decodes part i of a compact JWS, a JSON object.
+func jwtPart(tb testing.TB, raw string, i int) map[string]any {
+	tb.Helper()
+	b, err := base64.RawURLEncoding.DecodeString(strings.Split(raw, ".")[i])
 	if err != nil {
 		tb.Fatal(err)
 	}
-	var h map[string]any
-	if err := json.Unmarshal(b, &h); err != nil {
+	var m map[string]any
+	if err := json.Unmarshal(b, &m); err != nil {
 		tb.Fatal(err)
 	}
-	return h
+	return m
 }
 
 // resign rewrites the header's alg and signs header.payload with sign.

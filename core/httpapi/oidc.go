@@ -24,7 +24,7 @@ type Sessions interface {
 	Open(ctx context.Context, req session.OpenRequest) (*session.Grant, error)
 	Attach(ctx context.Context, req session.AttachRequest) (*session.Grant, error)
 	Refresh(ctx context.Context, req session.RefreshRequest) (*session.Grant, error)
-	Introspect(ctx context.Context, realmName, raw string) (*session.Introspection, error)
+	IntrospectHint(ctx context.Context, realmName, raw, hint string) (*session.Introspection, error)
 	Revoke(ctx context.Context, realmName, clientID, raw string) error
 	Logout(ctx context.Context, req session.LogoutRequest) error
 	Explain(ctx context.Context, realmName, sessionID string) (*session.Explanation, error)
@@ -190,7 +190,7 @@ func (s *Server) introspect(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, &session.Error{Code: session.InvalidRequest, Description: "missing token"})
 		return
 	}
-	res, err := s.sessions.Introspect(r.Context(), name, raw)
+	res, err := s.sessions.IntrospectHint(r.Context(), name, raw, r.PostForm.Get("token_type_hint"))
 	if err != nil {
 		s.writeError(w, r, err)
 		return

@@ -91,10 +91,16 @@ func newClock() *clock { return testclock.New(time.Now().UTC().Truncate(time.Sec
 
 // stackConfig is what a test may choose before a stack is built.
 type stackConfig struct {
-	store       usersessions.Provider // nil: a fresh in-process memory provider
-	realm       func(*realm.Realm)
-	noTransient bool
-	guard       authfail.Options // the failed-authentication guard's; the zero value slows nothing
+	store        usersessions.Provider // nil: a fresh in-process memory provider
+	realm        func(*realm.Realm)
+	noTransient  bool
+	guard        authfail.Options // the failed-authentication guard's; the zero value slows nothing
+	refuseLegacy bool             // legacy-tokens=refuse
+}
+
+// withLegacyRefused refuses tokens in the format from before at+jwt and realm secrets.
+func withLegacyRefused() option {
+	return func(c *stackConfig) { c.refuseLegacy = true }
 }
 
 type option func(*stackConfig)
@@ -156,7 +162,7 @@ func newStack(tb testing.TB, opts ...option) *stack {
 	if s.keys, err = token.NewKeyManager(s.store, token.KeyOptions{Now: s.clock.Now, Log: log}); err != nil {
 		tb.Fatal(err)
 	}
-	s.tokens = token.New(s.keys, token.Options{IssuerBase: s.srv.URL, Now: s.clock.Now})
+	s.tokens = token.New(s.keys, token.Options{IssuerBase: s.srv.URL, Now: s.clock.Now, RefuseLegacy: cfg.refuseLegacy})
 	// As the runtime: the session cache, over group commit, over the provider.
 	writer := groupcommit.New(s.store, groupcommit.Options{})
 	tb.Cleanup(writer.Close)

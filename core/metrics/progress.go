@@ -185,6 +185,21 @@ func (m *Metrics) WatchEventLog(s DropCounter) error {
 	}, func() float64 { return float64(s.Dropped()) }))
 }
 
+// LegacyCounter reports how many tokens in a format from before an upgrade were presented;
+// *token.Service is one.
+type LegacyCounter interface {
+	LegacyTokens() uint64
+}
+
+// WatchLegacyTokens exposes the tokens presented in the format from before at+jwt and realm
+// secrets, so an operator sees when none are left and legacy-tokens=refuse costs nothing.
+func (m *Metrics) WatchLegacyTokens(c LegacyCounter) error {
+	return m.register("token formats", prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Namespace: namespace, Name: "legacy_tokens_total",
+		Help: "Tokens presented in the format from before access tokens carried typ at+jwt and refresh tokens were signed with a realm secret, accepted or refused (legacy-tokens).",
+	}, func() float64 { return float64(c.LegacyTokens()) }))
+}
+
 func (m *Metrics) register(what string, c prometheus.Collector) error {
 	if err := m.reg.Register(c); err != nil {
 		return fmt.Errorf("metrics of the %s: %w", what, err)

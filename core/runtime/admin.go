@@ -13,11 +13,12 @@ import (
 // outbox. Listings read store (the sessions' store as the core sees it: the cache answers
 // reads by key only); reads by key and every removal go through the session cache, so that
 // this node's cache and, through the change feed, the other nodes' forget what was removed.
-func (rt *Runtime) adminService(store usersessions.Provider, now func() time.Time) *admin.Service {
+func (rt *Runtime) adminService(store usersessions.Provider, keys admin.Keys, now func() time.Time) *admin.Service {
 	d := admin.Deps{
 		Store:    store,
 		Sessions: rt.cache,
 		Realms:   rt.realms,
+		Keys:     keys,
 		Push:     rt.adminPush(),
 		// observe, which runs first, always sets an audit sink: the event log file, or
 		// the "events" logger.

@@ -76,7 +76,7 @@ func startPostgres(t *testing.T, log hclog.Logger, extra ...string) *Runtime {
 	pg := pgSchema(t) // dropped after the runtime has stopped (cleanups run last-in first-out)
 	args := append([]string{
 		"--http-host=127.0.0.1", "--http-enabled=true", "--http-port=0", "--http-management-port=0", "--node-id=test-node", "--log-level=debug",
-		"--realm-file=" + e.realmFile, "--frontend-token=" + testFrontend, "--hostname=http://sessiond.test",
+		"--realm-file=" + e.realmFile, "--frontend-token=" + testFrontend, "--hostname=http://sessiond.test", testKEKFlag,
 		"--spi-user-sessions-provider=postgres", "--spi-user-sessions-postgres-url=" + pg,
 		"--spi-user-sessions-postgres-in-process=true",
 		"--spi-offline-preload-lazy-in-process=true", "--spi-offline-preload-database-in-process=true",
@@ -349,7 +349,7 @@ func TestMetricsAreOffByDefault(t *testing.T) {
 func TestUnwritableEventLogFileFailsTheStart(t *testing.T) {
 	e := newEnv(t)
 	_, err := Start(context.Background(), hclog.NewNullLogger(), Options{Profile: conf.ProfileStart, Args: []string{
-		"--http-host=127.0.0.1", "--http-enabled=true", "--http-port=0", "--http-management-port=0", "--hostname=http://sessiond.test", "--realm-file=" + e.realmFile,
+		"--http-host=127.0.0.1", "--http-enabled=true", "--http-port=0", "--http-management-port=0", "--hostname=http://sessiond.test", "--realm-file=" + e.realmFile, testKEKFlag,
 		"--spi-user-sessions-provider=embedded", "--spi-user-sessions-embedded-path=" + filepath.Join(e.dir, "sessions.db"),
 		"--spi-user-sessions-embedded-in-process=true", "--spi-offline-preload-lazy-in-process=true",
 		"--spi-cache-lifespan-default-in-process=true", "--spi-revocation-push-log-only-in-process=true",

@@ -75,7 +75,7 @@ func (e *env) start(opts Options, log hclog.Logger, extra ...string) *Runtime {
 func (e *env) args() []string {
 	return []string{
 		"--http-host=127.0.0.1", "--http-enabled=true", "--http-port=0", "--http-management-port=0", "--node-id=test-node", "--log-level=debug",
-		"--realm-file=" + e.realmFile, "--frontend-token=" + testFrontend, "--hostname=http://sessiond.test",
+		"--realm-file=" + e.realmFile, "--frontend-token=" + testFrontend, "--hostname=http://sessiond.test", testKEKFlag,
 		"--spi-user-sessions-provider=embedded", "--spi-user-sessions-embedded-path=" + filepath.Join(e.dir, "sessions.db"),
 		"--spi-user-sessions-embedded-in-process=true",
 		"--spi-offline-preload-lazy-in-process=true", "--spi-offline-preload-database-in-process=true",

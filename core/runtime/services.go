@@ -42,11 +42,21 @@ func (rt *Runtime) wire(opts Options, issuerBase string) (*httpapi.Server, error
 	if opts.wrapStore != nil {
 		store = opts.wrapStore(store)
 	}
-	keys, err := token.NewKeyManager(store, token.KeyOptions{Now: opts.now, Log: rt.log.Named("keys")})
+	kek, err := rt.keyEncryptionKey()
 	if err != nil {
 		return nil, err
 	}
-	tokens := token.New(keys, token.Options{IssuerBase: issuerBase, Now: opts.now})
+	keys, err := token.NewKeyManager(store, token.KeyOptions{Now: opts.now, Log: rt.log.Named("keys"), Passive: keyPassive(rt.realms, 0), KEK: kek})
+	if err != nil {
+		return nil, err
+	}
+	if err := rt.checkKeys(keys); err != nil {
+		return nil, err
+	}
+	if every := rt.settings.KeyRotationInterval; every > 0 {
+		rt.goBackground(func(ctx context.Context) { rt.rotateKeys(ctx, keys, every) })
+	}
+	tokens := token.New(keys, token.Options{IssuerBase: issuerBase, Now: opts.now, RefuseLegacy: rt.settings.RefuseLegacyTokens, Log: rt.log.Named("tokens")})
 	features := rt.settings.Features
 	sessionStore := usersessions.Provider(store)
 	if !features.Enabled(conf.FeaturePersistentUserSessions) {
@@ -104,6 +114,11 @@ func (rt *Runtime) wire(opts Options, issuerBase string) (*httpapi.Server, error
 	if err != nil {
 		return nil, err
 	}
+	if m := rt.obs.metrics; m != nil {
+		if err := m.WatchLegacyTokens(tokens); err != nil {
+			return nil, err
+		}
+	}
 	sessions := session.New(session.Deps{
 		Store:              rt.cache,
 		Realms:             rt.realms,
@@ -154,7 +169,7 @@ func (rt *Runtime) wire(opts Options, issuerBase string) (*httpapi.Server, error
 		AdminToken:    admin,
 		// The view-only admin credential is never generated: start-dev's admin one does all.
 		AdminViewerToken: rt.settings.AdminViewerToken,
-		Admin:            rt.adminService(sessionStore, opts.now),
+		Admin:            rt.adminService(sessionStore, keys, opts.now),
 		HealthElsewhere:  rt.settings.Listen.Management,
 		Guard:            guard,
 	}), nil

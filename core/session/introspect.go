@@ -37,11 +37,23 @@ type Introspection struct {
 // are never active: their session was never stored. Outstanding access tokens are not
 // revoked by logout, but once their session has ended they are inactive here.
 func (s *Service) Introspect(ctx context.Context, realmName, raw string) (*Introspection, error) {
+	return s.IntrospectHint(ctx, realmName, raw, "")
+}
+
+// IntrospectHint is Introspect with RFC 7662's token_type_hint. Tokens issued before at+jwt
+// and realm secrets: an access token is active until it expires whatever the hint; a refresh
+// or offline token only with the hint refresh_token, so that one is never taken for an
+// access token by a resource server that introspects whatever it is given.
+func (s *Service) IntrospectHint(ctx context.Context, realmName, raw, hint string) (*Introspection, error) {
 	r, err := s.realm(realmName)
 	if err != nil {
 		return nil, err
 	}
-	t, c, us, err := s.live(ctx, r, raw)
+	a := token.Accept{Types: []token.Type{token.Bearer, token.Refresh, token.Offline}, Legacy: []token.Type{token.Bearer}}
+	if hint == "refresh_token" {
+		a.Legacy = append(a.Legacy, token.Refresh, token.Offline)
+	}
+	t, c, us, err := s.live(ctx, r, raw, a)
 	if err != nil || t == nil {
 		return &Introspection{}, err
 	}
@@ -69,8 +81,8 @@ func (s *Service) Introspect(ctx context.Context, realmName, raw string) (*Intro
 
 // live returns a token that is active, with its client and session; a nil token when it
 // is not. Only an unavailable store or key source is an error.
-func (s *Service) live(ctx context.Context, r *realm.Realm, raw string) (*token.Token, *realm.Client, *usersessions.UserSession, error) {
-	t, err := s.tokens.Verify(ctx, r.Name, raw, token.Bearer, token.Refresh, token.Offline)
+func (s *Service) live(ctx context.Context, r *realm.Realm, raw string, a token.Accept) (*token.Token, *realm.Client, *usersessions.UserSession, error) {
+	t, err := s.tokens.VerifyAccept(ctx, r.Name, raw, a)
 	if err != nil {
 		if bad := (*token.Error)(nil); !errors.As(err, &bad) {
 			return nil, nil, nil, fmt.Errorf("verify the token: %w", err)
@@ -125,7 +137,11 @@ func (s *Service) Revoke(ctx context.Context, realmName, clientID, raw string) e
 	if err != nil {
 		return err
 	}
-	t, err := s.tokens.Verify(ctx, r.Name, raw, token.Bearer, token.Refresh, token.Offline)
+	// A refresh or offline token issued before realm secrets is revocable as the refresh
+	// grant accepts it; an access token of that time is not revocable anyway.
+	t, err := s.tokens.VerifyAccept(ctx, r.Name, raw, token.Accept{
+		Types: []token.Type{token.Bearer, token.Refresh, token.Offline}, Legacy: asRefreshToken.Legacy,
+	})
 	if err != nil {
 		if bad := (*token.Error)(nil); !errors.As(err, &bad) {
 			return fmt.Errorf("verify the token: %w", err)

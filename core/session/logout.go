@@ -35,7 +35,7 @@ func (s *Service) Logout(ctx context.Context, req LogoutRequest) error {
 	key := usersessions.Key{RealmID: r.Name, ID: req.SessionID}
 	var userID, clientID string
 	if req.RefreshToken != "" {
-		t, err := s.verify(ctx, r, req.RefreshToken, "refresh token", token.Refresh, token.Offline)
+		t, err := s.verify(ctx, r, req.RefreshToken, "refresh token", asRefreshToken)
 		if err != nil {
 			return err
 		}

@@ -48,7 +48,7 @@ func (s *Service) Refresh(ctx context.Context, req RefreshRequest) (*Grant, erro
 		return nil, err
 	}
 	now := s.clock()
-	t, err := s.verify(ctx, r, req.RefreshToken, "refresh token", token.Refresh, token.Offline)
+	t, err := s.verify(ctx, r, req.RefreshToken, "refresh token", asRefreshToken)
 	if err != nil {
 		return nil, s.refused(r, c, nil, err)
 	}

@@ -15,7 +15,16 @@ import (
 // Tokens issues and verifies a realm's signed tokens; *token.Service implements it.
 type Tokens interface {
 	Issue(ctx context.Context, realm string, c token.Claims) (*token.Token, error)
-	Verify(ctx context.Context, realm, raw string, expect ...token.Type) (*token.Token, error)
+	VerifyAccept(ctx context.Context, realm, raw string, a token.Accept) (*token.Token, error)
+}
+
+// asRefreshToken is what takes a refresh token: the refresh grant, the logout endpoint.
+// Refresh and offline tokens issued before realm secrets are accepted there (unless the
+// operator refuses them), so that sessions from before an upgrade go on; a refresh answers
+// them with tokens in the current format.
+var asRefreshToken = token.Accept{
+	Types:  []token.Type{token.Refresh, token.Offline},
+	Legacy: []token.Type{token.Refresh, token.Offline},
 }
 
 var _ Tokens = (*token.Service)(nil)
@@ -24,11 +33,11 @@ var _ Tokens = (*token.Service)(nil)
 // that order) and answers an unusable token as invalid_grant with core/token's precise
 // description. Any other failure means the realm's keys could not be read (an unavailable
 // store): it passes through, so the caller answers 503 rather than refusing a good token.
-func (s *Service) verify(ctx context.Context, r *realm.Realm, raw, what string, expect ...token.Type) (*token.Token, error) {
+func (s *Service) verify(ctx context.Context, r *realm.Realm, raw, what string, a token.Accept) (*token.Token, error) {
 	if raw == "" {
 		return nil, errorf(InvalidRequest, "Missing %s", what)
 	}
-	t, err := s.tokens.Verify(ctx, r.Name, raw, expect...)
+	t, err := s.tokens.VerifyAccept(ctx, r.Name, raw, a)
 	if err == nil {
 		return t, nil
 	}

@@ -158,10 +158,23 @@ func newService(t testing.TB, store Store, c *clock, alg Algorithm, leeway time.
 	return keys, New(keys, Options{IssuerBase: issuerBase, Leeway: leeway, Now: c.Now})
 }
 
-// signRaw signs payload as a compact JWS with any key and header, for forging tokens.
+// signRaw signs payload as a compact JWS with any key, with the header type of an access
+// token, for forging tokens.
 func signRaw(t testing.TB, alg jose.SignatureAlgorithm, key any, kid string, payload []byte) string {
 	t.Helper()
-	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: alg, Key: jose.JSONWebKey{Key: key, KeyID: kid}}, (&jose.SignerOptions{}).WithType("JWT"))
+	return signTyped(t, alg, key, kid, typAccess, payload)
+}
+
+// signTyped is signRaw with the JWS header type typ.
+func signTyped(t testing.TB, alg jose.SignatureAlgorithm, key any, kid, typ string, payload []byte) string {
+	t.Helper()
+	opts := (&jose.SignerOptions{}).WithType(jose.ContentType(typ))
+	if _, symmetric := key.([]byte); symmetric { // go-jose writes a JSONWebKey's kid only for keys with a public part
+		key, opts = key.([]byte), opts.WithHeader("kid", kid)
+	} else {
+		key = jose.JSONWebKey{Key: key, KeyID: kid}
+	}
+	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: alg, Key: key}, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -235,4 +248,16 @@ func loadKeysFixture(t testing.TB, store *fakeStore, realm string) storedKeys {
 	}
 	store.put(t, realm, sk)
 	return sk
+}
+
+// legacy returns a token with claims c in the format sessiond issued before at+jwt and
+// realm secrets: signed with the realm's published key, header typ JWT, whatever its type.
+func (f *fixture) legacy(t testing.TB, realm string, c Claims) string {
+	t.Helper()
+	k := f.activeOf(t, realm, asymmetric)
+	w := wire{
+		Exp: c.Expiry.Unix(), Iat: c.IssuedAt.Unix(), Jti: "legacy-" + string(c.Type), Iss: f.svc.Issuer(realm),
+		Aud: audience(c.Audience), Sub: c.Subject, Typ: c.Type, Azp: c.ClientID, Sid: c.SessionID, Scope: c.Scope,
+	}
+	return signTyped(t, jose.SignatureAlgorithm(k.alg), k.private, k.id, typJWT, payloadOf(t, w))
 }

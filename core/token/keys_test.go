@@ -22,11 +22,15 @@ import (
 
 func TestKeysSurviveRestart(t *testing.T) {
 	f := newFixture(t, ES256, 0)
-	issued := f.issue(t, "acme", claims(Refresh, t0))
+	issued := f.issue(t, "acme", claims(Bearer, t0))
+	refresh := f.issue(t, "acme", claims(Refresh, t0))
 
 	sk := f.store.storedOf(t, "acme")
-	if len(sk.Keys) != 1 {
-		t.Fatalf("stored %d keys, want 1", len(sk.Keys))
+	if len(sk.Keys) != 1 || len(sk.Secrets) != 1 {
+		t.Fatalf("stored %d keys and %d secrets, want 1 and 1", len(sk.Keys), len(sk.Secrets))
+	}
+	if s := sk.Secrets[0]; s.Algorithm != HS512 || len(s.Secret) != 64 || s.ID != refresh.KeyID || s.PKCS8 != nil {
+		t.Errorf("stored secret %s kid %q of %d bytes; refresh token signed with kid %q", s.Algorithm, s.ID, len(s.Secret), refresh.KeyID)
 	}
 	stored := sk.Keys[0]
 	priv, err := x509.ParsePKCS8PrivateKey(stored.PKCS8)
@@ -39,7 +43,7 @@ func TestKeysSurviveRestart(t *testing.T) {
 
 	// A new process on the same store: same key, old tokens still verify.
 	keys, svc := newService(t, f.store, f.clock, ES256, 0)
-	if _, err := svc.Verify(context.Background(), "acme", issued.Raw, Refresh); err != nil {
+	if _, err := svc.Verify(context.Background(), "acme", refresh.Raw, Refresh); err != nil {
 		t.Fatalf("verify after restart: %v", err)
 	}
 	again, err := svc.Issue(context.Background(), "acme", claims(Bearer, t0))

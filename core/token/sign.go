@@ -15,9 +15,11 @@ import (
 // the realm's first key if it has none. It is for messages that carry the realm's authority
 // without being sessiond tokens, such as the adapter actions of revocation push.
 //
-// A payload whose typ claim names one of sessiond's token types is refused: the same key signs
-// access and refresh tokens, and nothing signed here may pass Verify as one. The claim name is
-// matched without regard to case, as encoding/json matches it when Verify decodes claims.
+// The JWS header type is JWT, which Verify accepts only for refresh tokens (HS512, which this
+// key is not) and, with legacy tokens accepted, for tokens from before at+jwt. So a payload
+// whose typ claim names one of sessiond's token types is refused: nothing signed here may
+// pass Verify as a token. The claim name is matched without regard to case, as encoding/json
+// matches it when Verify decodes claims.
 func (m *KeyManager) Sign(ctx context.Context, realm string, payload []byte) (string, error) {
 	var claims map[string]json.RawMessage
 	if err := json.Unmarshal(payload, &claims); err != nil || claims == nil {
@@ -25,30 +27,33 @@ func (m *KeyManager) Sign(ctx context.Context, realm string, payload []byte) (st
 	}
 	for name, v := range claims {
 		var typ Type
-		if strings.EqualFold(name, "typ") && json.Unmarshal(v, &typ) == nil && (typ == Bearer || typ == Refresh || typ == Offline) {
+		if strings.EqualFold(name, "typ") && json.Unmarshal(v, &typ) == nil && (typ == Bearer || typ == Refresh || typ == Offline || typ == Logout) {
 			return "", fmt.Errorf("sign in realm %q: payload claims typ %q, a sessiond token type: %w", realm, typ, spi.ErrInvalid)
 		}
 	}
-	raw, _, err := m.sign(ctx, realm, payload)
+	raw, _, err := m.sign(ctx, realm, asymmetric, typJWT, payload)
 	return raw, err
 }
 
-// sign signs payload with the realm's active key and returns the JWS and that key's id.
-func (m *KeyManager) sign(ctx context.Context, realm string, payload []byte) (raw, kid string, err error) {
-	set, err := m.signing(ctx, realm)
+// sign signs payload with the realm's active key of family f, with JWS header type typ, and
+// returns the JWS and that key's id.
+func (m *KeyManager) sign(ctx context.Context, realm string, f family, typ string, payload []byte) (raw, kid string, err error) {
+	set, err := m.signing(ctx, realm, f)
 	if err != nil {
 		return "", "", err
 	}
-	jws, err := set.active.signer.Sign(payload)
+	k := set.active[f]
+	jws, err := k.signers[typ].Sign(payload)
 	if err != nil {
 		return "", "", fmt.Errorf("sign in realm %q: %w", realm, err)
 	}
 	raw, err = jws.CompactSerialize()
-	return raw, set.active.id, err
+	return raw, k.id, err
 }
 
 // Logout is the typ claim of a back-channel logout token, as Keycloak sets it. Verify never
-// accepts it in place of a sessiond token type.
+// accepts a logout token: sessiond sends them and never reads one back. Its JWS header type
+// is logout+jwt, so a resource server that checks for at+jwt (RFC 9068) refuses it too.
 const Logout Type = "Logout"
 
 // BackchannelLogoutEvent is the member of the events claim that makes a JWT a logout token
@@ -97,6 +102,6 @@ func (s *Service) LogoutToken(ctx context.Context, realm string, c LogoutClaims)
 	if err != nil {
 		return "", err
 	}
-	raw, _, err := s.keys.sign(ctx, realm, payload)
+	raw, _, err := s.keys.sign(ctx, realm, asymmetric, typLogout, payload)
 	return raw, err
 }

@@ -1,5 +1,13 @@
 // Package token issues and verifies the tokens of sessiond (access, refresh and offline
-// tokens, signed JWTs shaped like Keycloak's) and keeps each realm's signing keys.
+// tokens, signed JWTs shaped like Keycloak's) and keeps each realm's signing keys: creates,
+// rotates (rotate.go) and stores them, encrypted with the operator's key-encryption key when
+// one is given (kek.go).
+//
+// Kinds of token cannot pass for one another: access tokens are signed with the realm's
+// published key and carry the JWS header typ at+jwt (RFC 9068); refresh and offline tokens
+// are signed with a realm secret that is never published (HS512, as Keycloak does), so no
+// verifier working from the JWKS accepts one; back-channel logout tokens carry logout+jwt.
+// Verify checks the header type and the algorithm family a kind must have, then the typ claim.
 //
 // JOSE is github.com/go-jose/go-jose/v4: maintained, used by go-oidc, Vault and Kubernetes,
 // and it makes the caller name the algorithms it accepts when parsing, so "none" and
@@ -16,9 +24,12 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-jose/go-jose/v4"
+	"github.com/hashicorp/go-hclog"
 
 	"github.com/sessiond/sessiond/spi"
 )
@@ -58,6 +69,22 @@ type Token struct {
 	ID     string // jti, random
 	KeyID  string // kid of the key that signed it
 	Raw    string // the compact JWS
+	// Legacy: the token is in the format from before at+jwt and realm secrets (signed with
+	// the published key, header typ JWT), accepted because the caller and the operator allow
+	// it. A refresh replaces it with a token in the current format.
+	Legacy bool
+}
+
+// Accept says which tokens a verifier takes.
+type Accept struct {
+	// Types are the token types accepted in the current format: access tokens (Bearer) signed
+	// with the published key and header typ at+jwt; refresh and offline tokens signed with
+	// the realm secret (HS512).
+	Types []Type
+	// Legacy are the types also accepted in the format sessiond issued before at+jwt and
+	// realm secrets: signed with the published key, header typ JWT, the kind only in the typ
+	// claim. Unless Options.RefuseLegacy, so that sessions from before an upgrade go on.
+	Legacy []Type
 }
 
 // Options configure a Service.
@@ -70,25 +97,43 @@ type Options struct {
 	Leeway time.Duration
 	// Now is the clock for expiry checks (nil: time.Now).
 	Now func() time.Time
+	// RefuseLegacy refuses tokens in the format from before at+jwt and realm secrets even
+	// where Accept.Legacy allows them (the legacy-tokens=refuse option).
+	RefuseLegacy bool
+	// Log says, once per realm, that a legacy token was seen (nil: no log).
+	Log hclog.Logger
 }
 
 // Service issues and verifies tokens with the keys of a KeyManager. It is safe for
 // concurrent use.
 type Service struct {
-	keys   *KeyManager
-	base   string
-	leeway time.Duration
-	now    func() time.Time
+	keys         *KeyManager
+	base         string
+	leeway       time.Duration
+	now          func() time.Time
+	refuseLegacy bool
+	log          hclog.Logger
+
+	legacySeen   atomic.Uint64
+	legacyRealms sync.Map // realm name → struct{}: the realms whose first legacy token was logged
 }
 
 // New returns a Service signing with keys.
 func New(keys *KeyManager, opts Options) *Service {
-	s := &Service{keys: keys, base: strings.TrimRight(opts.IssuerBase, "/"), leeway: max(opts.Leeway, 0), now: opts.Now}
+	s := &Service{keys: keys, base: strings.TrimRight(opts.IssuerBase, "/"), leeway: max(opts.Leeway, 0), now: opts.Now,
+		refuseLegacy: opts.RefuseLegacy, log: opts.Log}
 	if s.now == nil {
 		s.now = time.Now
 	}
+	if s.log == nil {
+		s.log = hclog.NewNullLogger()
+	}
 	return s
 }
+
+// LegacyTokens returns how many legacy tokens Verify has accepted, or refused because the
+// operator refuses them, since the service started.
+func (s *Service) LegacyTokens() uint64 { return s.legacySeen.Load() }
 
 // Issuer returns the realm's issuer URL (the iss claim and the discovery document's issuer).
 func (s *Service) Issuer(realm string) string {
@@ -149,7 +194,7 @@ func (s *Service) Issue(ctx context.Context, realm string, c Claims) (*Token, er
 	if err != nil {
 		return nil, err
 	}
-	raw, kid, err := s.sign(ctx, realm, payload)
+	raw, kid, err := s.sign(ctx, realm, c.Type, payload)
 	if err != nil {
 		return nil, err
 	}
@@ -170,8 +215,13 @@ func (c Claims) check() error {
 	return nil
 }
 
-func (s *Service) sign(ctx context.Context, realm string, payload []byte) (raw, kid string, err error) {
-	return s.keys.sign(ctx, realm, payload)
+// sign signs an access token with the realm's published key and header typ at+jwt, a refresh
+// or offline token with the realm secret.
+func (s *Service) sign(ctx context.Context, realm string, t Type, payload []byte) (raw, kid string, err error) {
+	if t == Bearer {
+		return s.keys.sign(ctx, realm, asymmetric, typAccess, payload)
+	}
+	return s.keys.sign(ctx, realm, secret, typJWT, payload)
 }
 
 func (w *wire) token(raw, kid string) *Token {
@@ -185,18 +235,24 @@ func (w *wire) token(raw, kid string) *Token {
 	}
 }
 
-// Verify checks a token presented to realm and returns it if it holds, in this order: size,
-// JWS shape, algorithm (only those of the realm's keys), key (by kid, among the keys the
-// realm verifies with now), signature, issuer, type (one of expect), expiry. A refused token
-// is an *Error (see the Err* kinds); any other error is a failure to read the realm's keys.
-// Verify never creates a key.
 // notCompactJWS reports a rune that cannot appear in a compact JWS.
 func notCompactJWS(r rune) bool {
 	return !('a' <= r && r <= 'z' || 'A' <= r && r <= 'Z' || '0' <= r && r <= '9' || r == '-' || r == '_' || r == '.')
 }
 
+// Verify checks a token in the current format of one of the expect types; see VerifyAccept.
 func (s *Service) Verify(ctx context.Context, realm, raw string, expect ...Type) (*Token, error) {
-	if len(expect) == 0 {
+	return s.VerifyAccept(ctx, realm, raw, Accept{Types: expect})
+}
+
+// VerifyAccept checks a token presented to realm and returns it if it holds, in this order:
+// size, JWS shape, algorithm (ES256, RS256 or HS512), key (by kid, among the keys the realm
+// verifies with now, of the header's algorithm), signature, issuer, kind (the header type and
+// key family a kind has, then the typ claim, one of a), expiry. A refused token is an *Error
+// (see the Err* kinds); any other error is a failure to read the realm's keys. It never
+// creates a key.
+func (s *Service) VerifyAccept(ctx context.Context, realm, raw string, a Accept) (*Token, error) {
+	if len(a.Types)+len(a.Legacy) == 0 {
 		return nil, fmt.Errorf("verify a token in realm %q: no token type expected: %w", realm, spi.ErrInvalid)
 	}
 	if len(raw) > MaxSize {
@@ -207,11 +263,11 @@ func (s *Service) Verify(ctx context.Context, realm, raw string, expect ...Type)
 	if i := strings.IndexFunc(raw, notCompactJWS); i >= 0 {
 		return nil, refuse(ErrMalformed, fmt.Sprintf("token has a character outside base64url and '.' at offset %d", i))
 	}
-	jws, err := jose.ParseSignedCompact(raw, []jose.SignatureAlgorithm{jose.ES256, jose.RS256})
+	jws, err := jose.ParseSignedCompact(raw, []jose.SignatureAlgorithm{jose.ES256, jose.RS256, jose.HS512})
 	if err != nil {
 		var alg *jose.ErrUnexpectedSignatureAlgorithm
 		if errors.As(err, &alg) && alg.Got != "" {
-			return nil, refuse(ErrAlgorithm, fmt.Sprintf("token is signed with %s; only ES256 and RS256 are accepted", quote(string(alg.Got))))
+			return nil, refuse(ErrAlgorithm, fmt.Sprintf("token is signed with %s; only ES256, RS256 and HS512 are accepted", quote(string(alg.Got))))
 		}
 		return nil, refuse(ErrMalformed, "token is not a compact JWS")
 	}
@@ -232,7 +288,7 @@ func (s *Service) Verify(ctx context.Context, realm, raw string, expect ...Type)
 	if err != nil {
 		return nil, err
 	}
-	payload, err := jws.Verify(k.public)
+	payload, err := jws.Verify(k.verifies())
 	if err != nil {
 		return nil, refuse(ErrSignature, fmt.Sprintf("token signature does not verify with key %s of realm %q", quote(k.id), realm))
 	}
@@ -240,7 +296,66 @@ func (s *Service) Verify(ctx context.Context, realm, raw string, expect ...Type)
 	if err := json.Unmarshal(payload, &w); err != nil {
 		return nil, refuse(ErrMalformed, "token claims are not valid JSON of the expected types")
 	}
-	return s.check(realm, &w, raw, k.id, expect)
+	if want := s.Issuer(realm); w.Iss != want {
+		return nil, refuse(ErrWrongRealm, fmt.Sprintf("token was issued by %s, not by realm %q", quote(w.Iss), realm))
+	}
+	typ, _ := header.ExtraHeaders[jose.HeaderType].(string)
+	legacy, err := s.kind(realm, k, typ, &w, a)
+	if err != nil {
+		return nil, err
+	}
+	t, err := s.check(&w, raw, k.id)
+	if err != nil {
+		return nil, err
+	}
+	t.Legacy = legacy
+	return t, nil
+}
+
+// kind checks that a token whose signature holds is of a kind the caller accepts: the JWS
+// header type and the family of the key that signed it say what the token is, and its typ
+// claim must agree. It reports whether the token is a legacy one.
+func (s *Service) kind(realm string, k *key, typ string, w *wire, a Accept) (legacy bool, err error) {
+	var allowed []Type
+	switch f := k.alg.family(); {
+	case f == asymmetric && typ == typAccess:
+		allowed = only(a.Types, Bearer)
+	case f == secret && typ == typJWT:
+		allowed = only(a.Types, Refresh, Offline)
+	case f == asymmetric && typ == typJWT:
+		legacy, allowed = true, only(a.Legacy, Bearer, Refresh, Offline)
+	default:
+		return false, refuse(ErrWrongType, fmt.Sprintf("token has header type %s with %s, which is no kind of token sessiond accepts here", quote(typ), k.alg))
+	}
+	if !slices.Contains(allowed, w.Typ) {
+		what := ""
+		if legacy {
+			what = " in the format from before this version of sessiond"
+		}
+		return false, refuse(ErrWrongType, fmt.Sprintf("token type is %s%s, expected %s", quote(string(w.Typ)), what, joinTypes(append(slices.Clone(a.Types), a.Legacy...))))
+	}
+	if legacy {
+		s.legacySeen.Add(1)
+		if _, seen := s.legacyRealms.LoadOrStore(realm, struct{}{}); !seen {
+			s.log.Info("a token in the format from before at+jwt and realm secrets was presented; see \"Upgrading: token formats\" in the operator guide",
+				"realm", realm, "typ", w.Typ, "refused", s.refuseLegacy)
+		}
+		if s.refuseLegacy {
+			return false, refuse(ErrWrongType, fmt.Sprintf("token type %s is in the format from before this version of sessiond, which the operator refuses (legacy-tokens=refuse)", quote(string(w.Typ))))
+		}
+	}
+	return legacy, nil
+}
+
+// only returns the members of ts that are among kinds.
+func only(ts []Type, kinds ...Type) []Type {
+	var out []Type
+	for _, t := range ts {
+		if slices.Contains(kinds, t) {
+			out = append(out, t)
+		}
+	}
+	return out
 }
 
 // verifier returns the key that must have signed a token with that kid and alg.
@@ -257,14 +372,8 @@ func (set *keySet) verifier(realm, kid string, alg Algorithm, now time.Time) (*k
 	return k, nil
 }
 
-// check verifies the claims of a token whose signature holds.
-func (s *Service) check(realm string, w *wire, raw, kid string, expect []Type) (*Token, error) {
-	if want := s.Issuer(realm); w.Iss != want {
-		return nil, refuse(ErrWrongRealm, fmt.Sprintf("token was issued by %s, not by realm %q", quote(w.Iss), realm))
-	}
-	if !slices.Contains(expect, w.Typ) {
-		return nil, refuse(ErrWrongType, fmt.Sprintf("token type is %s, expected %s", quote(string(w.Typ)), joinTypes(expect)))
-	}
+// check verifies the expiry of a token whose signature, issuer and kind hold.
+func (s *Service) check(w *wire, raw, kid string) (*Token, error) {
 	if w.Exp == 0 {
 		return nil, refuse(ErrMalformed, "token has no exp")
 	}

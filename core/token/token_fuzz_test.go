@@ -65,6 +65,9 @@ var seeds = []struct {
 	{"valid-offline", nil},
 	{"valid-retired-rs256", nil},
 	{"refused-key-past-retirement", ErrUnknownKey},
+	{"refused-legacy-access", ErrWrongType},
+	{"refused-refresh-typ-on-published-key", ErrWrongType},
+	{"refused-hs512-public-key", ErrAlgorithm},
 	{"refused-alg-none", ErrAlgorithm},
 	{"refused-hs256-public-key", ErrAlgorithm},
 	{"refused-wrong-issuer", ErrWrongRealm},
@@ -96,7 +99,7 @@ func TestFixtures(t *testing.T) {
 }
 
 // writeFixtures makes testdata/realm-keys.json (an active ES256 key, an RS256 key retired
-// but still verifying at t0, an ES256 key retired before t0) and the seeds.
+// but still verifying at t0, an ES256 key retired before t0, a realm secret) and the seeds.
 func writeFixtures(t *testing.T, dir string) {
 	var sk storedKeys
 	for _, k := range []struct {
@@ -112,6 +115,11 @@ func writeFixtures(t *testing.T, dir string) {
 		}
 		sk.Keys = append(sk.Keys, s)
 	}
+	secret, err := generate(HS512, t0.Add(-28*24*time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sk.Secrets = append(sk.Secrets, secret)
 	b, err := json.MarshalIndent(sk, "", "  ")
 	if err != nil {
 		t.Fatal(err)
@@ -146,21 +154,26 @@ func writeFixtures(t *testing.T, dir string) {
 	}
 	sig := strings.LastIndexByte(access, '.') + 10
 	none, _ := json.Marshal(map[string]string{"alg": "none", "kid": sk.Keys[0].ID, "typ": "JWT"})
+	refreshOnPublic := w
+	refreshOnPublic.Typ = Refresh
 	values := map[string]string{
-		"valid-access":                access,
-		"valid-refresh":               issue(Refresh, years),
-		"valid-offline":               issue(Offline, years),
-		"valid-retired-rs256":         signWith(1, w),
-		"refused-key-past-retirement": signWith(2, w),
-		"refused-alg-none":            base64.RawURLEncoding.EncodeToString(none) + "." + strings.Split(access, ".")[1] + ".",
-		"refused-hs256-public-key":    signRaw(t, jose.HS256, public, sk.Keys[0].ID, payloadOf(t, w)),
-		"refused-wrong-issuer":        signWith(0, wrongIssuer),
-		"refused-expired":             issue(Bearer, t0),
-		"refused-forged-signature":    access[:sig] + flip(access[sig]) + access[sig+1:],
-		"refused-truncated":           access[:len(access)/2],
-		"refused-garbage":             "eyJhbGciOiJFUzI1NiJ9.not base64!.@@",
-		"refused-json-serialization":  `{"payload":"e30","protected":"eyJhbGciOiJFUzI1NiJ9","signature":"AAAA"}`,
-		"refused-oversized":           access + strings.Repeat("A", MaxSize),
+		"refused-legacy-access":                signTyped(t, jose.ES256, mustParse(t, sk.Keys[0].PKCS8), sk.Keys[0].ID, typJWT, payloadOf(t, w)),
+		"refused-refresh-typ-on-published-key": signTyped(t, jose.ES256, mustParse(t, sk.Keys[0].PKCS8), sk.Keys[0].ID, typJWT, payloadOf(t, refreshOnPublic)),
+		"refused-hs512-public-key":             signTyped(t, jose.HS512, public, sk.Keys[0].ID, typJWT, payloadOf(t, refreshOnPublic)),
+		"valid-access":                         access,
+		"valid-refresh":                        issue(Refresh, years),
+		"valid-offline":                        issue(Offline, years),
+		"valid-retired-rs256":                  signWith(1, w),
+		"refused-key-past-retirement":          signWith(2, w),
+		"refused-alg-none":                     base64.RawURLEncoding.EncodeToString(none) + "." + strings.Split(access, ".")[1] + ".",
+		"refused-hs256-public-key":             signRaw(t, jose.HS256, public, sk.Keys[0].ID, payloadOf(t, w)),
+		"refused-wrong-issuer":                 signWith(0, wrongIssuer),
+		"refused-expired":                      issue(Bearer, t0),
+		"refused-forged-signature":             access[:sig] + flip(access[sig]) + access[sig+1:],
+		"refused-truncated":                    access[:len(access)/2],
+		"refused-garbage":                      "eyJhbGciOiJFUzI1NiJ9.not base64!.@@",
+		"refused-json-serialization":           `{"payload":"e30","protected":"eyJhbGciOiJFUzI1NiJ9","signature":"AAAA"}`,
+		"refused-oversized":                    access + strings.Repeat("A", MaxSize),
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)

@@ -47,7 +47,11 @@ func TestRoundTrip(t *testing.T) {
 					t.Errorf("iss %q, jti %q, kid %q", got.Issuer, got.ID, got.KeyID)
 				}
 				header, payload := decodeParts(t, issued.Raw)
-				if header["typ"] != "JWT" || header["alg"] != string(alg) || header["kid"] != issued.KeyID {
+				wantTyp, wantAlg := "at+jwt", string(alg) // RFC 9068; the published key
+				if typ != Bearer {
+					wantTyp, wantAlg = "JWT", "HS512" // the realm secret, as Keycloak's refresh tokens
+				}
+				if header["typ"] != wantTyp || header["alg"] != wantAlg || header["kid"] != issued.KeyID {
 					t.Errorf("header %v", header)
 				}
 				if payload["typ"] != string(typ) || payload["azp"] != "app" || payload["sid"] != "session-1" || payload["aud"] != "account" {
@@ -135,6 +139,30 @@ func TestVerifyRefuses(t *testing.T) {
 		{name: "refresh accepted among several types", token: refresh, expect: []Type{Refresh, Offline}},
 		{name: "refresh token as access token", token: refresh, want: ErrWrongType, desc: `token type is "Refresh", expected Bearer`},
 		{name: "access token as refresh token", token: access, expect: []Type{Refresh, Offline}, want: ErrWrongType, desc: "expected Refresh or Offline"},
+		{name: "access token in the format before at+jwt", token: func(t *testing.T, f *fixture) string {
+			return f.legacy(t, "acme", claims(Bearer, t0))
+		}, want: ErrWrongType, desc: "format from before"},
+		{name: "logout token as access token", token: func(t *testing.T, f *fixture) string {
+			raw, err := f.svc.LogoutToken(context.Background(), "acme", LogoutClaims{Subject: "user-1", SessionID: "session-1", Audience: "app", IssuedAt: t0, Expiry: t0.Add(time.Minute)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return raw
+		}, expect: []Type{Bearer, Refresh, Offline}, want: ErrWrongType, desc: `header type "logout+jwt"`},
+		{name: "HS512 with the public key as secret", token: func(t *testing.T, f *fixture) string {
+			k := f.active(t, "acme")
+			der, _ := x509.MarshalPKIXPublicKey(k.public)
+			w := wireOf(t, refresh(t, f))
+			return signTyped(t, jose.HS512, der, k.id, typJWT, payloadOf(t, w))
+		}, expect: []Type{Refresh}, want: ErrAlgorithm, desc: `token says "HS512" but key`},
+		{name: "realm secret under the access token header type", token: func(t *testing.T, f *fixture) string {
+			k := f.activeOf(t, "acme", secret)
+			return signTyped(t, jose.HS512, k.secret, k.id, typAccess, payloadOf(t, wireOf(t, access(t, f))))
+		}, want: ErrWrongType, desc: `header type "at+jwt" with HS512`},
+		{name: "realm secret signing a Bearer claim", token: func(t *testing.T, f *fixture) string {
+			k := f.activeOf(t, "acme", secret)
+			return signTyped(t, jose.HS512, k.secret, k.id, typJWT, payloadOf(t, wireOf(t, access(t, f))))
+		}, want: ErrWrongType, desc: `token type is "Bearer"`},
 		{name: "forged signature", token: func(t *testing.T, f *fixture) string {
 			raw := access(t, f)
 			i := strings.LastIndexByte(raw, '.') + 10
@@ -267,6 +295,46 @@ func TestVerifyRefuses(t *testing.T) {
 	}
 }
 
+// Tokens issued before at+jwt and realm secrets (signed with the published key, header typ
+// JWT) are accepted only where the caller allows the legacy format of their type, and not at
+// all when the operator refuses them; each one seen is counted.
+func TestLegacyTokensAcceptedOnlyWhereAllowed(t *testing.T) {
+	refreshTypes := []Type{Refresh, Offline}
+	tests := []struct {
+		name   string
+		typ    Type
+		accept Accept
+		refuse bool // Options.RefuseLegacy
+		ok     bool
+	}{
+		{name: "legacy refresh token at the refresh grant", typ: Refresh, accept: Accept{Types: refreshTypes, Legacy: refreshTypes}, ok: true},
+		{name: "legacy offline token at the refresh grant", typ: Offline, accept: Accept{Types: refreshTypes, Legacy: refreshTypes}, ok: true},
+		{name: "legacy refresh token refused by the operator", typ: Refresh, accept: Accept{Types: refreshTypes, Legacy: refreshTypes}, refuse: true},
+		{name: "legacy refresh token where only access tokens are legacy", typ: Refresh, accept: Accept{Types: []Type{Bearer, Refresh}, Legacy: []Type{Bearer}}},
+		{name: "legacy refresh token where no legacy is allowed", typ: Refresh, accept: Accept{Types: refreshTypes}},
+		{name: "legacy access token at introspection", typ: Bearer, accept: Accept{Types: []Type{Bearer}, Legacy: []Type{Bearer}}, ok: true},
+		{name: "legacy access token as refresh token", typ: Bearer, accept: Accept{Types: refreshTypes, Legacy: refreshTypes}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFixture(t, ES256, 0)
+			f.svc = New(f.keys, Options{IssuerBase: issuerBase, Now: f.clock.Now, RefuseLegacy: tt.refuse})
+			raw := f.legacy(t, "acme", claims(tt.typ, t0))
+			got, err := f.svc.VerifyAccept(context.Background(), "acme", raw, tt.accept)
+			if tt.ok {
+				if err != nil || !got.Legacy || got.Type != tt.typ {
+					t.Fatalf("VerifyAccept = %+v, %v; want a legacy %s token", got, err, tt.typ)
+				}
+			} else if !errors.Is(err, ErrWrongType) {
+				t.Fatalf("VerifyAccept = %+v, %v; want %v", got, err, ErrWrongType)
+			}
+			if seen := f.svc.LegacyTokens(); (seen == 1) != (tt.ok || tt.refuse) {
+				t.Errorf("LegacyTokens = %d", seen)
+			}
+		})
+	}
+}
+
 func TestVerifyNeedsAnExpectedType(t *testing.T) {
 	f := newFixture(t, ES256, 0)
 	raw := f.issue(t, "acme", claims(Bearer, t0)).Raw
@@ -317,11 +385,17 @@ func TestIssuerEscapesRealm(t *testing.T) {
 // active returns the realm's signing key, creating it if needed.
 func (f *fixture) active(t testing.TB, realm string) *key {
 	t.Helper()
-	set, err := f.keys.signing(context.Background(), realm)
+	return f.activeOf(t, realm, asymmetric)
+}
+
+// activeOf returns the realm's signing key of family fam, creating it if needed.
+func (f *fixture) activeOf(t testing.TB, realm string, fam family) *key {
+	t.Helper()
+	set, err := f.keys.signing(context.Background(), realm, fam)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return set.active
+	return set.active[fam]
 }
 
 // unsigned builds a compact JWS with the given header, claims and an empty signature.
