@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -8,6 +9,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"reflect"
 	"strings"
 
 	"github.com/go-jose/go-jose/v4"
@@ -270,7 +272,7 @@ func (s *Server) form(w http.ResponseWriter, r *http.Request, realmName string) 
 			return &session.Error{Code: session.InvalidRequest, Description: "parameter " + k + " given more than once"}
 		}
 	}
-	return nil
+	return checkValues("form parameter", r.PostForm)
 }
 
 // decodeJSON reads a JSON body of at most maxBody bytes into v, refusing unknown fields
@@ -280,19 +282,28 @@ func decodeJSON(w http.ResponseWriter, r *http.Request, v any) error {
 	if err != nil || mt != "application/json" {
 		return &session.Error{Code: session.InvalidRequest, Description: "the body must be application/json"}
 	}
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBody))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
+	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
 			return fmt.Errorf("%w: the limit is %d bytes", errBodyTooLarge, maxBody)
 		}
+		return &session.Error{Code: session.InvalidRequest, Description: "the body could not be read"}
+	}
+	// encoding/json would quietly turn invalid UTF-8 into U+FFFD: refuse it instead.
+	if err := checkText("the JSON body", string(body)); err != nil {
+		return err
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
 		return &session.Error{Code: session.InvalidRequest, Description: "malformed JSON body: " + err.Error()}
 	}
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 		return &session.Error{Code: session.InvalidRequest, Description: "malformed JSON body: data after the object"}
 	}
-	return nil
+	// A \u0000 escape decodes to NUL.
+	return checkDecoded(reflect.ValueOf(v), "JSON")
 }
 
 // trimScope normalises a space-separated scope list.
