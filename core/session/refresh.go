@@ -28,9 +28,11 @@ type RefreshRequest struct {
 // requests racing) rather than a replay.
 const concurrentWithin = time.Second
 
-// maxAttempts bounds the read-check-write loop of one refresh. A version conflict means
-// another refresh of the same client session committed in between, so every retry follows
-// progress elsewhere; the bound only guards against a store that reports conflicts wrongly.
+// maxAttempts bounds the read-check-write loop of one refresh against a store that reports
+// conflicts wrongly: a version conflict after which the client session reads at a newer
+// version is another refresh's commit, progress that does not count, so any number of
+// concurrent refreshes of one client session get through; only conflicts with nothing
+// committed in between do.
 const maxAttempts = 32
 
 // Refresh exchanges a refresh or offline token for new tokens. It checks, in this order,
@@ -56,6 +58,7 @@ func (s *Service) Refresh(ctx context.Context, req RefreshRequest) (*Grant, erro
 		return nil, s.refused(r, c, t, e)
 	}
 	key := usersessions.Key{RealmID: r.Name, ID: t.SessionID, Offline: t.Type == token.Offline}
+	lastVersion, stuck := int64(-1), 0
 	for attempt := 1; ; attempt++ {
 		us, err := s.getSession(ctx, key)
 		if err != nil {
@@ -79,10 +82,16 @@ func (s *Service) Refresh(ctx context.Context, req RefreshRequest) (*Grant, erro
 		if err != nil {
 			return nil, err
 		}
+		version := p.client.Version
 		advance(p.client, p.step, t.ID, g.refreshID, now)
 		err = s.commit(ctx, p)
-		if errors.Is(err, spi.ErrConflict) && attempt < maxAttempts {
-			continue
+		if errors.Is(err, spi.ErrConflict) {
+			if version > lastVersion {
+				lastVersion, stuck = version, 0
+			}
+			if stuck++; stuck < maxAttempts {
+				continue
+			}
 		}
 		if err != nil {
 			return nil, s.commitFailed(r, c, t, err)
@@ -183,7 +192,7 @@ func (s *Service) plan(r *realm.Realm, c *realm.Client, t *token.Token, us *user
 	if extra := missingScopes(granted, cs.Scope); extra != "" {
 		return nil, errorf(InvalidScope, "Invalid scopes: %s (not granted to this session)", extra)
 	}
-	st, reuse, e := classify(r, &cs, t.ID, now)
+	st, reuse, e := classify(r, &cs, t, now)
 	if e != nil {
 		return nil, e
 	}
@@ -234,7 +243,7 @@ func (s *Service) commitFailed(r *realm.Realm, c *realm.Client, t *token.Token, 
 	case errors.Is(err, spi.ErrNotFound):
 		return s.refused(r, c, t, refuse(RefusedUnknownSession, "Session not active: it ended during the refresh"))
 	case errors.Is(err, spi.ErrConflict):
-		return s.refused(r, c, t, refuse(RefusedConflict, "The client session changed %d times during the refresh; try again", maxAttempts))
+		return s.refused(r, c, t, refuse(RefusedConflict, "The client session could not be written: %d version conflicts with no change committed in between; try again", maxAttempts))
 	}
 	return fmt.Errorf("refresh session %s: %w", t.SessionID, err)
 }
