@@ -134,11 +134,16 @@ func classify(r *realm.Realm, cs *usersessions.ClientSession, t *token.Token, no
 		e.Reuse = class
 		return stepNone, "", e
 	}
-	if cur.timed && now.Unix() <= cur.start && len(cur.ids) >= maxSecondIDs {
-		return stepNone, "", errorf(TemporarilyUnavailable,
-			"More than %d refresh tokens of this client session in one second; retry in a second", maxSecondIDs)
-	}
 	return stepReissue, reuse, nil
+}
+
+// roomToReissue refuses, for the caller to retry a second later, a reissue that would
+// take the current generation past maxSecondIDs ids in its start second.
+func roomToReissue(cs *usersessions.ClientSession, now time.Time) *Error {
+	if cur := current(cs); cur.timed && now.Unix() <= cur.start && len(cur.ids) >= maxSecondIDs {
+		return errorf(TemporarilyUnavailable, "More than %d refresh tokens of this client session in one second; retry in a second", maxSecondIDs)
+	}
+	return nil
 }
 
 // advance records in cs that presenting jti handed out the token issued at now.

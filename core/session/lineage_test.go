@@ -45,7 +45,7 @@ func TestLineageHoldsForAnyConcurrency(t *testing.T) {
 	}{
 		{"17 at once", 17, 0},
 		{"64 at once", 64, 0},
-		{"200 at once, the clock moving between rounds", 200, 700 * time.Millisecond},
+		{"100 at once, the clock moving between rounds", 100, 700 * time.Millisecond},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newFixture(t, rotation(0, 30*time.Second))

@@ -145,6 +145,20 @@ func checkUserSession(rules expiry.Rules, us *usersessions.UserSession, offline 
 	return nil
 }
 
+// checkHolder runs the checks of a refresh token against the live user session it names
+// that refresh and logout share (after checkRefreshToken's): the token was issued to the
+// session's user, after the session started, and its client session is live. The lineage
+// check (classify) comes after; refresh puts its offline and scope rules in between.
+func checkHolder(rules expiry.Rules, c *realm.Client, t *token.Token, us *usersessions.UserSession, now time.Time) *Error {
+	if t.Subject != us.UserID {
+		return refuse(RefusedInvalidToken, "Invalid refresh token: issued to another user than the session's")
+	}
+	if t.IssuedAt.Unix() < us.Started.Unix() {
+		return refuse(RefusedStaleToken, "Stale token: issued before the user session started")
+	}
+	return checkClientSession(rules, c, us, now)
+}
+
 // checkClientSession checks that the user session has a live client session for c.
 func checkClientSession(rules expiry.Rules, c *realm.Client, us *usersessions.UserSession, now time.Time) *Error {
 	cs, ok := us.Clients[c.ClientID]
@@ -174,13 +188,7 @@ func (s *Service) plan(r *realm.Realm, c *realm.Client, t *token.Token, us *user
 	if e := checkUserSession(rules, us, offline, now); e != nil {
 		return nil, e
 	}
-	if t.Subject != us.UserID {
-		return nil, refuse(RefusedInvalidToken, "Invalid refresh token: issued to another user than the session's")
-	}
-	if t.IssuedAt.Unix() < us.Started.Unix() {
-		return nil, refuse(RefusedStaleToken, "Stale token: issued before the user session started")
-	}
-	if e := checkClientSession(rules, c, us, now); e != nil {
+	if e := checkHolder(rules, c, t, us, now); e != nil {
 		return nil, e
 	}
 	if offline && !c.OfflineAccess {
@@ -193,6 +201,9 @@ func (s *Service) plan(r *realm.Realm, c *realm.Client, t *token.Token, us *user
 		return nil, errorf(InvalidScope, "Invalid scopes: %s (not granted to this session)", extra)
 	}
 	st, reuse, e := classify(r, &cs, t, now)
+	if e == nil && st == stepReissue {
+		e = roomToReissue(&cs, now)
+	}
 	if e != nil {
 		return nil, e
 	}
