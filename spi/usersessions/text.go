@@ -35,6 +35,15 @@ func CheckText(field, s string) error {
 	return nil
 }
 
+// StorableText returns s with each NUL and each invalid UTF-8 sequence replaced by U+FFFD:
+// for text a caller only reports (an error message from a remote party), never for an id.
+func StorableText(s string) string {
+	if CheckText("", s) == nil {
+		return s
+	}
+	return strings.ReplaceAll(strings.ToValidUTF8(s, "\uFFFD"), "\x00", "\uFFFD")
+}
+
 // storable reports whether every one of ss can be stored.
 func storable(ss ...string) bool {
 	for _, s := range ss {
