@@ -224,7 +224,9 @@ func (s *Server) revoke(w http.ResponseWriter, r *http.Request) {
 }
 
 // logout is Keycloak's back-channel logout by refresh token: the client authenticates and
-// presents the session's refresh token; 204 when the session has ended.
+// presents the session's refresh token; 204 when the session has ended. A token refresh
+// would refuse (rotated out, revoked by a not-before policy, …) is refused the same way,
+// 400 invalid_grant, and the session goes on (session.Service.Logout).
 func (s *Server) logout(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("realm")
 	if err := s.form(w, r, name); err != nil {
