@@ -39,7 +39,7 @@ import (
 // This orders tokens by their issue second, so the nodes sharing a store need clocks that
 // agree within a second (as the expiry rules already assume). Lineages written before
 // generations had start times (no start note) keep being read by their ids alone, as they
-// were; their next rotation writes the new form.
+// were; their next rotation or reissue writes the new form.
 const (
 	noteGeneration              = "sessiond.refresh-token-generation"
 	notePreviousGeneration      = "sessiond.refresh-token-previous-generation"
@@ -162,7 +162,13 @@ func advance(cs *usersessions.ClientSession, st step, jti, issued string, now ti
 		cs.CurrentRefreshTokenUseCount, cs.RotatedAt = 1, now
 	case stepReissue:
 		cur := current(cs)
-		if !cur.timed || now.Unix() <= cur.start {
+		if !cur.timed {
+			// A lineage of the old form takes the new one from here: what it handed out
+			// so far is in its ids, what it hands out from the next second on is placed by
+			// its issue time.
+			cur.timed, cur.start = true, now.Unix()
+		}
+		if now.Unix() <= cur.start {
 			// Issued within the start second (or, from a node whose clock is behind, before
 			// it): the issue time alone would not place it, the id does.
 			cur.ids = append(cur.ids, issued)

@@ -157,3 +157,27 @@ func TestLineageOldForm(t *testing.T) {
 		t.Error("the rotation did not write the new form")
 	}
 }
+
+// TestLineageOldFormReissues: a reissue within the grace window on a lineage of the old form
+// turns it into the new one, so the 16-id bound of the old form no longer loses tokens.
+func TestLineageOldFormReissues(t *testing.T) {
+	f := newFixture(t, rotation(0, time.Minute))
+	g1 := f.open(OpenRequest{})
+	g2 := f.mustRefresh("app", g1.RefreshToken)
+	cs := f.session(g1.SessionID, false).Clients["app"]
+	delete(cs.Notes, noteGenerationStart)
+	delete(cs.Notes, notePreviousGenerationStart)
+	if errs, err := f.store.PutClientSessions(f.ctx, []*usersessions.ClientSession{cs}); firstErr(errs, err) != nil {
+		t.Fatal(errs, err)
+	}
+	handed := []*Grant{g2}
+	for range 40 {
+		f.clock.Advance(100 * time.Millisecond)
+		handed = append(handed, f.mustRefresh("app", g1.RefreshToken))
+	}
+	for i, h := range handed {
+		if _, err := f.refresh("app", h.RefreshToken); err != nil {
+			t.Fatalf("token %d: %v", i+1, err)
+		}
+	}
+}
