@@ -1,11 +1,14 @@
 package session
 
 import (
+	"context"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/sessiond/sessiond/spi"
 	"github.com/sessiond/sessiond/spi/usersessions"
 )
 
@@ -179,5 +182,57 @@ func TestLineageOldFormReissues(t *testing.T) {
 		if _, err := f.refresh("app", h.RefreshToken); err != nil {
 			t.Fatalf("token %d: %v", i+1, err)
 		}
+	}
+}
+
+// racing is the memory provider where every write of a client session loses a version race:
+// to another refresh's commit made just before (progress), or to nothing at all (a store
+// that reports conflicts wrongly).
+type racing struct {
+	usersessions.Provider
+	progress bool
+	puts     *int
+}
+
+func (r racing) PutClientSessions(ctx context.Context, cs []*usersessions.ClientSession) ([]error, error) {
+	*r.puts++
+	if r.progress {
+		got, err := r.Provider.Get(ctx, []usersessions.Key{cs[0].Key().Session})
+		if err != nil || got[0] == nil {
+			return nil, fmt.Errorf("racing store: %v", err)
+		}
+		rival := *got[0].Clients[cs[0].ClientID]
+		if errs, err := r.Provider.PutClientSessions(ctx, []*usersessions.ClientSession{&rival}); firstErr(errs, err) != nil {
+			return nil, fmt.Errorf("racing store: %v %v", errs, err)
+		}
+	}
+	return []error{fmt.Errorf("racing store: %w", spi.ErrConflict)}, nil
+}
+
+// TestRefreshRetryBounds: a refresh that keeps losing version races to other refreshes'
+// commits retries up to maxRaced more times than one that loses to nothing, then asks to be
+// retried (503) rather than answer invalid_grant; against a store reporting conflicts
+// wrongly it gives up after maxAttempts, as before.
+func TestRefreshRetryBounds(t *testing.T) {
+	for _, tc := range []struct {
+		progress bool
+		puts     int
+		code     string
+	}{
+		{true, maxRaced + maxAttempts, TemporarilyUnavailable},
+		{false, maxAttempts, InvalidGrant},
+	} {
+		t.Run(fmt.Sprintf("progress %v", tc.progress), func(t *testing.T) {
+			f := newFixture(t, rotation(0, time.Minute))
+			g := f.open(OpenRequest{})
+			puts := 0
+			svc := New(Deps{Store: racing{Provider: f.store, progress: tc.progress, puts: &puts}, Realms: f.realms,
+				Tokens: f.tokens, Now: f.clock.Now, PersistentSessions: true})
+			_, err := svc.Refresh(f.ctx, req("app", g.RefreshToken))
+			refusal(t, err, tc.code, "")
+			if puts != tc.puts {
+				t.Errorf("%d attempts, want %d", puts, tc.puts)
+			}
+		})
 	}
 }

@@ -35,6 +35,12 @@ const concurrentWithin = time.Second
 // committed in between do.
 const maxAttempts = 32
 
+// maxRaced bounds the conflicts one refresh may lose to others' commits: each costs a read
+// and two signatures, so a flood of refreshes of one client session must not cost the
+// square of its size. Past it the caller is asked to retry (503), as a reissue past
+// maxSecondIDs is; legitimate tabs and nodes come nowhere near.
+const maxRaced = maxSecondIDs
+
 // Refresh exchanges a refresh or offline token for new tokens. It checks, in this order,
 // and answers the first failure as an *Error (invalid_grant unless OAuth says otherwise)
 // that changed nothing: the signature, the realm, the token type and its expiry (core/token
@@ -88,6 +94,10 @@ func (s *Service) Refresh(ctx context.Context, req RefreshRequest) (*Grant, erro
 		if errors.Is(err, spi.ErrConflict) {
 			if version > lastVersion {
 				lastVersion, stuck = version, 0
+			}
+			if attempt >= maxRaced+maxAttempts {
+				return nil, s.refused(r, c, t, errorf(TemporarilyUnavailable,
+					"More than %d refreshes of this client session at once; retry in a second", maxRaced))
 			}
 			if stuck++; stuck < maxAttempts {
 				continue
