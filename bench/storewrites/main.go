@@ -41,6 +41,7 @@ import (
 	"github.com/lib/pq"
 
 	"github.com/sessiond/sessiond/core/groupcommit"
+	"github.com/sessiond/sessiond/internal/redact"
 	"github.com/sessiond/sessiond/internal/testpg"
 	"github.com/sessiond/sessiond/plugins/host"
 	"github.com/sessiond/sessiond/spi"
@@ -170,12 +171,12 @@ func run(ctx context.Context, c config) int {
 
 	admin, err := sqlx.Open("postgres", c.url)
 	if err != nil {
-		return fail("open %s: %v", redact(c.url), err)
+		return fail("open %s: %v", redact.ConnString(c.url), err)
 	}
 	defer admin.Close()
 	admin.SetMaxOpenConns(2)
 	if err := admin.PingContext(ctx); err != nil {
-		return fail("cannot reach PostgreSQL at %s: %v", redact(c.url), err)
+		return fail("cannot reach PostgreSQL at %s: %v", redact.ConnString(c.url), err)
 	}
 	schema := fmt.Sprintf("storewrites_%d", time.Now().Unix())
 	if _, err := admin.ExecContext(ctx, "CREATE SCHEMA "+schema); err != nil {
@@ -574,11 +575,4 @@ func withParam(raw, k, v string) (string, error) {
 	q.Set(k, v)
 	u.RawQuery = q.Encode()
 	return u.String(), nil
-}
-
-func redact(raw string) string {
-	if u, err := url.Parse(raw); err == nil {
-		return u.Redacted()
-	}
-	return "(url)"
 }

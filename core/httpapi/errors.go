@@ -108,6 +108,8 @@ func (s *Server) classify(r *http.Request, err error) (int, errorBody) {
 	case errors.Is(err, spi.ErrNotFound):
 		return http.StatusNotFound, errorBody{Error: "not_found", Description: err.Error()}
 	case errors.Is(err, spi.ErrInvalid):
+		// Also text no store can hold (a NUL, invalid UTF-8), refused at the door (text.go)
+		// or, should one get past, by the store.
 		return http.StatusBadRequest, errorBody{Error: session.InvalidRequest, Description: err.Error()}
 	case errors.Is(err, spi.ErrConflict), errors.Is(err, spi.ErrExists):
 		return http.StatusConflict, errorBody{Error: "conflict", Description: err.Error()}

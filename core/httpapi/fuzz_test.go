@@ -521,7 +521,10 @@ var tokenSeeds = []seed{
 	formSeed("line break inside the token", realmName, "{BASIC}", rtGrant+"{CRLF}", 0, ""),
 	formSeed("token with a fourth part", realmName, "{BASIC}", rtGrant+"{RT}.x", 400, "invalid_grant"),
 	formSeed("garbage token", realmName, "{BASIC}", rtGrant+"eyJhbGciOiJFUzI1NiJ9.not+base64!.%40%40", 400, "invalid_grant"),
-	formSeed("NUL token", realmName, "{BASIC}", rtGrant+"%00", 400, "invalid_grant"),
+	// Issue 15: text no store can hold is refused at the door, whatever the parameter.
+	formSeed("NUL token", realmName, "{BASIC}", rtGrant+"%00", 400, "invalid_request"),
+	formSeed("invalid UTF-8 scope", realmName, "{BASIC}", rtGrant+"{RT}&scope=openid%FF", 400, "invalid_request"),
+	formSeed("NUL client_id", realmName, "", rtGrant+"{RT}&client_id=confidential%00&client_secret={SECRET}", 400, "invalid_request"),
 	formSeed("wrong secret", realmName, wrongBasic, rtGrant+"{RT}", 401, "invalid_client"),
 	formSeed("secret not form-encoded", realmName, unencodedBasic, rtGrant+"{RT}", 401, "invalid_client"),
 	formSeed("bad percent-encoding in Basic", realmName, badBasic, rtGrant+"{RT}", 401, "invalid_client"),
@@ -631,10 +634,13 @@ var openSeeds = []seed{
 	jsonSeed("wrong type", realmName, `{"client_id":"confidential","user_id":"u-1","remember_me":1}`, 400, "invalid_request"),
 	jsonSeed("notes not strings", realmName, `{"client_id":"confidential","user_id":"u-1","notes":{"a":[[[[{}]]]]}}`, 400, "invalid_request"),
 	// Documented as is, not asserted: encoding/json's leniency (last duplicate wins, keys
-	// match case-insensitively, invalid UTF-8 becomes U+FFFD).
+	// match case-insensitively).
 	jsonSeed("duplicate key", realmName, `{"client_id":"spa","client_id":"confidential","user_id":"u-1"}`, 0, ""),
 	jsonSeed("upper-case keys", realmName, `{"CLIENT_ID":"confidential","User_Id":"u-1"}`, 0, ""),
-	jsonSeed("invalid UTF-8", realmName, "{\"client_id\":\"confidential\",\"user_id\":\"u-\xff\"}", 0, ""),
+	// Issue 15: invalid UTF-8 (which encoding/json would turn into U+FFFD) and NUL are refused.
+	jsonSeed("invalid UTF-8", realmName, "{\"client_id\":\"confidential\",\"user_id\":\"u-\xff\"}", 400, "invalid_request"),
+	jsonSeed("NUL in user_id", realmName, `{"client_id":"confidential","user_id":"u-\u0000"}`, 400, "invalid_request"),
+	jsonSeed("NUL in a note", realmName, `{"client_id":"confidential","user_id":"u-1","notes":{"k":"\u0000"}}`, 400, "invalid_request"),
 	jsonSeed("oversized body", realmName, `{"client_id":"confidential","user_id":"u-1","notes":{"x":"`+strings.Repeat("a", maxBody)+`"}}`, 413, "invalid_request"),
 	// Documented as is, not asserted: a complete object followed by more than the limit of
 	// whitespace is answered 400 ("data after the object"), not 413.

@@ -131,8 +131,15 @@ func (noGuard) Check(authfail.Attempt) error { return nil }
 func (noGuard) Refused(authfail.Refusal)     {}
 func (noGuard) Succeeded(authfail.Attempt)   {}
 
-// ServeHTTP implements http.Handler.
-func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+// ServeHTTP implements http.Handler. A path or query holding text no store can hold is
+// refused before any route sees it (text.go).
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if err := checkRequestText(r); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	s.mux.ServeHTTP(w, r)
+}
 
 // healthBody has the shape of Keycloak's (MicroProfile Health) responses, so existing
 // probes and dashboards read it unchanged.

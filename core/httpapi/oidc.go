@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -8,6 +9,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"reflect"
 	"strings"
 
 	"github.com/go-jose/go-jose/v4"
@@ -222,7 +224,9 @@ func (s *Server) revoke(w http.ResponseWriter, r *http.Request) {
 }
 
 // logout is Keycloak's back-channel logout by refresh token: the client authenticates and
-// presents the session's refresh token; 204 when the session has ended.
+// presents the session's refresh token; 204 when the session has ended. A token refresh
+// would refuse (rotated out, revoked by a not-before policy, …) is refused the same way,
+// 400 invalid_grant, and the session goes on (session.Service.Logout).
 func (s *Server) logout(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("realm")
 	if err := s.form(w, r, name); err != nil {
@@ -270,7 +274,7 @@ func (s *Server) form(w http.ResponseWriter, r *http.Request, realmName string) 
 			return &session.Error{Code: session.InvalidRequest, Description: "parameter " + k + " given more than once"}
 		}
 	}
-	return nil
+	return checkValues("form parameter", r.PostForm)
 }
 
 // decodeJSON reads a JSON body of at most maxBody bytes into v, refusing unknown fields
@@ -280,19 +284,28 @@ func decodeJSON(w http.ResponseWriter, r *http.Request, v any) error {
 	if err != nil || mt != "application/json" {
 		return &session.Error{Code: session.InvalidRequest, Description: "the body must be application/json"}
 	}
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBody))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
+	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
 			return fmt.Errorf("%w: the limit is %d bytes", errBodyTooLarge, maxBody)
 		}
+		return &session.Error{Code: session.InvalidRequest, Description: "the body could not be read"}
+	}
+	// encoding/json would quietly turn invalid UTF-8 into U+FFFD: refuse it instead.
+	if err := checkText("the JSON body", string(body)); err != nil {
+		return err
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
 		return &session.Error{Code: session.InvalidRequest, Description: "malformed JSON body: " + err.Error()}
 	}
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 		return &session.Error{Code: session.InvalidRequest, Description: "malformed JSON body: data after the object"}
 	}
-	return nil
+	// A \u0000 escape decodes to NUL.
+	return checkDecoded(reflect.ValueOf(v), "JSON")
 }
 
 // trimScope normalises a space-separated scope list.

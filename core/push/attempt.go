@@ -108,7 +108,8 @@ func (o *Outbox) attempt(ctx context.Context, ds []*usersessions.Delivery, befor
 
 // outcome turns the result of attempt number n into what the outbox records, and counts it.
 func (o *Outbox) outcome(d *usersessions.Delivery, r revocationpush.Result, n int, now time.Time) usersessions.DeliveryOutcome {
-	why := r.Error
+	// The error may be a remote party's words: stored as text every store holds.
+	why := usersessions.StorableText(r.Error)
 	if why == "" {
 		why = "not delivered"
 	}

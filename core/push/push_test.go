@@ -579,3 +579,28 @@ func TestNewRefuses(t *testing.T) {
 		t.Errorf("defaults %+v, want %+v", o.opts, want)
 	}
 }
+
+// garbled is a provider whose refusals carry text no store can hold, as a third party's
+// plugin or a remote client's words may.
+type garbled struct{ revocationpush.Provider }
+
+func (garbled) Push(_ context.Context, ns []revocationpush.Notice) ([]revocationpush.Result, error) {
+	out := make([]revocationpush.Result, len(ns))
+	for i, n := range ns {
+		out[i] = revocationpush.Result{NoticeID: n.ID, Error: "refused: \x00\xff", Retry: true}
+	}
+	return out, nil
+}
+
+// TestUnstorableErrorTextIsRecorded: issue 15, the stores refuse NUL and invalid UTF-8, so an
+// attempt's error text is made storable before its outcome is recorded on PostgreSQL;
+// otherwise the outcome would be lost and the delivery attempted again at every lease.
+func TestUnstorableErrorTextIsRecorded(t *testing.T) {
+	rcv := newReceiver(t, 204)
+	f := newFixture(t, client("app", rcv.URL(), ""))
+	push(t, f.newOutbox(t, f.store, garbled{f.provider}), "")
+	p := f.deliveries(t, usersessions.Pending)
+	if len(p) != 1 || p[0].LastError != "refused: \uFFFD\uFFFD" {
+		t.Fatalf("pending %+v, want one with the error recorded", p)
+	}
+}

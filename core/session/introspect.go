@@ -104,7 +104,7 @@ func (s *Service) live(ctx context.Context, r *realm.Realm, raw string, a token.
 		return nil, nil, nil, nil
 	}
 	if t.Type != token.Bearer { // a refresh token that rotation no longer accepts is not active
-		if _, _, e := classify(r, us.Clients[c.ClientID], t.ID, now); e != nil {
+		if _, _, e := classify(r, us.Clients[c.ClientID], t, now); e != nil {
 			return nil, nil, nil, nil
 		}
 	}

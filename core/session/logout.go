@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/sessiond/sessiond/core/expiry"
+	"github.com/sessiond/sessiond/core/realm"
 	"github.com/sessiond/sessiond/core/token"
 	"github.com/sessiond/sessiond/spi"
 	"github.com/sessiond/sessiond/spi/usersessions"
@@ -25,8 +26,19 @@ type LogoutRequest struct {
 // Outstanding access tokens are not revoked: they expire, and Introspect reports them
 // inactive from now on.
 //
-// By token, a session that has already ended is not an error (logging out twice is
-// harmless); by id, an unknown session wraps spi.ErrNotFound, for the admin API's 404.
+// A refresh token must be one refresh would still accept (issue 15): refresh's own checks
+// refuse, with its invalid_grant and description, a token of another client, one a realm or
+// client not-before policy revoked, one of another user or issued before the session
+// started, one whose client session has ended (revoked), and one the rotation lineage no
+// longer accepts. For that last, refresh's own rule applies: a token rotated out is still
+// accepted within the grace window or Refresh Token Max Reuse; beyond them it is refused
+// (the session is not ended), and when the realm ends client sessions on reuse
+// (EndClientSessionOnRefreshTokenReuse) the client session ends, as on a refresh. Only
+// the refresh-only rules (offline access, scope) do not apply.
+//
+// By token, a session that has already ended (gone, logged out or expired) is not an error
+// (logging out twice is harmless); by id, an unknown session wraps spi.ErrNotFound, for the
+// admin API's 404.
 func (s *Service) Logout(ctx context.Context, req LogoutRequest) error {
 	r, err := s.realm(req.Realm)
 	if err != nil {
@@ -39,10 +51,10 @@ func (s *Service) Logout(ctx context.Context, req LogoutRequest) error {
 		if err != nil {
 			return err
 		}
-		if req.Client != "" && t.ClientID != req.Client {
-			return errorf(InvalidGrant, "Invalid refresh token. Token client and authorized client don't match")
-		}
 		key.ID, key.Offline, userID, clientID = t.SessionID, t.Type == token.Offline, t.Subject, t.ClientID
+		if err := s.checkLogoutToken(ctx, r, req.Client, t, key); err != nil {
+			return err
+		}
 	}
 	if key.ID == "" {
 		return errorf(InvalidRequest, "A refresh token or a session id is required")
@@ -59,6 +71,44 @@ func (s *Service) Logout(ctx context.Context, req LogoutRequest) error {
 	}
 	s.emit(Event{Type: EventLogout, Realm: r.Name, ClientID: clientID, SessionID: key.ID, UserID: userID, Offline: key.Offline})
 	return nil
+}
+
+// checkLogoutToken runs refresh's checks on a verified refresh token presented to log out
+// the session key: checkRefreshToken, then, on a session still live, checkHolder and the
+// lineage (classify). client is the authenticated client, "" for the token's own.
+func (s *Service) checkLogoutToken(ctx context.Context, r *realm.Realm, client string, t *token.Token, key usersessions.Key) error {
+	if client == "" {
+		client = t.ClientID
+	}
+	c, ok := r.Client(client)
+	if !ok {
+		return refuse(RefusedInvalidToken, "Invalid refresh token: client %q not found in realm %q", client, r.Name)
+	}
+	if e := s.checkRefreshToken(r, c, t); e != nil {
+		return e
+	}
+	us, err := s.getSession(ctx, key)
+	if err != nil {
+		return err
+	}
+	now := s.clock()
+	rules := s.rules(r)
+	if us == nil || checkUserSession(rules, us, key.Offline, now) != nil {
+		return nil // already over: ending it again is harmless
+	}
+	e := checkHolder(rules, c, t, us, now)
+	if e == nil {
+		_, _, e = classify(r, us.Clients[c.ClientID], t, now)
+	}
+	if e == nil {
+		return nil
+	}
+	if e.Reuse != "" {
+		e = s.endOnReuse(ctx, r, us, c, e)
+		s.log.Warn("logout with a refresh token that rotation retired refused", "realm", r.Name, "client", c.ClientID,
+			"session", us.ID, "reuse", e.Reuse, "client_session_ended", e.Ended)
+	}
+	return e
 }
 
 // Explanation explains both sessions with one id; either may be nil.

@@ -292,7 +292,7 @@ func (s *Service) putAttached(ctx context.Context, us *usersessions.UserSession,
 // realm that turns rotation on later starts a lineage at the next refresh.
 func (s *Service) recordLineage(r *realm.Realm, cs *usersessions.ClientSession, g *Grant) {
 	if r.RevokeRefreshToken && g.refreshID != "" {
-		startLineage(cs, g.refreshID)
+		startLineage(cs, g.refreshID, g.IssuedAt)
 	}
 }
 

@@ -28,10 +28,18 @@ type RefreshRequest struct {
 // requests racing) rather than a replay.
 const concurrentWithin = time.Second
 
-// maxAttempts bounds the read-check-write loop of one refresh. A version conflict means
-// another refresh of the same client session committed in between, so every retry follows
-// progress elsewhere; the bound only guards against a store that reports conflicts wrongly.
+// maxAttempts bounds the read-check-write loop of one refresh against a store that reports
+// conflicts wrongly: a version conflict after which the client session reads at a newer
+// version is another refresh's commit, progress that does not count, so any number of
+// concurrent refreshes of one client session get through; only conflicts with nothing
+// committed in between do.
 const maxAttempts = 32
+
+// maxRaced bounds the conflicts one refresh may lose to others' commits: each costs a read
+// and two signatures, so a flood of refreshes of one client session must not cost the
+// square of its size. Past it the caller is asked to retry (503), as a reissue past
+// maxSecondIDs is; legitimate tabs and nodes come nowhere near.
+const maxRaced = maxSecondIDs
 
 // Refresh exchanges a refresh or offline token for new tokens. It checks, in this order,
 // and answers the first failure as an *Error (invalid_grant unless OAuth says otherwise)
@@ -56,6 +64,7 @@ func (s *Service) Refresh(ctx context.Context, req RefreshRequest) (*Grant, erro
 		return nil, s.refused(r, c, t, e)
 	}
 	key := usersessions.Key{RealmID: r.Name, ID: t.SessionID, Offline: t.Type == token.Offline}
+	lastVersion, stuck := int64(-1), 0
 	for attempt := 1; ; attempt++ {
 		us, err := s.getSession(ctx, key)
 		if err != nil {
@@ -79,10 +88,20 @@ func (s *Service) Refresh(ctx context.Context, req RefreshRequest) (*Grant, erro
 		if err != nil {
 			return nil, err
 		}
+		version := p.client.Version
 		advance(p.client, p.step, t.ID, g.refreshID, now)
 		err = s.commit(ctx, p)
-		if errors.Is(err, spi.ErrConflict) && attempt < maxAttempts {
-			continue
+		if errors.Is(err, spi.ErrConflict) {
+			if version > lastVersion {
+				lastVersion, stuck = version, 0
+			}
+			if attempt >= maxRaced+maxAttempts {
+				return nil, s.refused(r, c, t, errorf(TemporarilyUnavailable,
+					"More than %d refreshes of this client session at once; retry in a second", maxRaced))
+			}
+			if stuck++; stuck < maxAttempts {
+				continue
+			}
 		}
 		if err != nil {
 			return nil, s.commitFailed(r, c, t, err)
@@ -136,6 +155,20 @@ func checkUserSession(rules expiry.Rules, us *usersessions.UserSession, offline 
 	return nil
 }
 
+// checkHolder runs the checks of a refresh token against the live user session it names
+// that refresh and logout share (after checkRefreshToken's): the token was issued to the
+// session's user, after the session started, and its client session is live. The lineage
+// check (classify) comes after; refresh puts its offline and scope rules in between.
+func checkHolder(rules expiry.Rules, c *realm.Client, t *token.Token, us *usersessions.UserSession, now time.Time) *Error {
+	if t.Subject != us.UserID {
+		return refuse(RefusedInvalidToken, "Invalid refresh token: issued to another user than the session's")
+	}
+	if t.IssuedAt.Unix() < us.Started.Unix() {
+		return refuse(RefusedStaleToken, "Stale token: issued before the user session started")
+	}
+	return checkClientSession(rules, c, us, now)
+}
+
 // checkClientSession checks that the user session has a live client session for c.
 func checkClientSession(rules expiry.Rules, c *realm.Client, us *usersessions.UserSession, now time.Time) *Error {
 	cs, ok := us.Clients[c.ClientID]
@@ -165,13 +198,7 @@ func (s *Service) plan(r *realm.Realm, c *realm.Client, t *token.Token, us *user
 	if e := checkUserSession(rules, us, offline, now); e != nil {
 		return nil, e
 	}
-	if t.Subject != us.UserID {
-		return nil, refuse(RefusedInvalidToken, "Invalid refresh token: issued to another user than the session's")
-	}
-	if t.IssuedAt.Unix() < us.Started.Unix() {
-		return nil, refuse(RefusedStaleToken, "Stale token: issued before the user session started")
-	}
-	if e := checkClientSession(rules, c, us, now); e != nil {
+	if e := checkHolder(rules, c, t, us, now); e != nil {
 		return nil, e
 	}
 	if offline && !c.OfflineAccess {
@@ -183,7 +210,10 @@ func (s *Service) plan(r *realm.Realm, c *realm.Client, t *token.Token, us *user
 	if extra := missingScopes(granted, cs.Scope); extra != "" {
 		return nil, errorf(InvalidScope, "Invalid scopes: %s (not granted to this session)", extra)
 	}
-	st, reuse, e := classify(r, &cs, t.ID, now)
+	st, reuse, e := classify(r, &cs, t, now)
+	if e == nil && st == stepReissue {
+		e = roomToReissue(&cs, now)
+	}
 	if e != nil {
 		return nil, e
 	}
@@ -234,7 +264,7 @@ func (s *Service) commitFailed(r *realm.Realm, c *realm.Client, t *token.Token, 
 	case errors.Is(err, spi.ErrNotFound):
 		return s.refused(r, c, t, refuse(RefusedUnknownSession, "Session not active: it ended during the refresh"))
 	case errors.Is(err, spi.ErrConflict):
-		return s.refused(r, c, t, refuse(RefusedConflict, "The client session changed %d times during the refresh; try again", maxAttempts))
+		return s.refused(r, c, t, refuse(RefusedConflict, "The client session could not be written: %d version conflicts with no change committed in between; try again", maxAttempts))
 	}
 	return fmt.Errorf("refresh session %s: %w", t.SessionID, err)
 }

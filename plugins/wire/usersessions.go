@@ -1,6 +1,7 @@
 package wire
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -220,43 +221,57 @@ func (c *UserSessionsClient) batch(ctx context.Context, method string, resp *spi
 }
 
 func (c *UserSessionsClient) Create(ctx context.Context, sessions []*us.UserSession) ([]error, error) {
-	resp, err := c.rpc.Create(ctx, &pb.CreateRequest{Sessions: each(sessions, sessionToPB)})
-	return c.batch(ctx, "Create", resp, err)
+	return sendable(sessions, checkSession, func(sessions []*us.UserSession) ([]error, error) {
+		resp, err := c.rpc.Create(ctx, &pb.CreateRequest{Sessions: each(sessions, sessionToPB)})
+		return c.batch(ctx, "Create", resp, err)
+	})
 }
 
 func (c *UserSessionsClient) Get(ctx context.Context, keys []us.Key) ([]*us.UserSession, error) {
-	resp, err := c.rpc.Get(ctx, &pb.GetRequest{Keys: each(keys, keyToPB)})
+	out := make([]*us.UserSession, len(keys))
+	send, at := storable(keys, us.Key.Storable)
+	resp, err := c.rpc.Get(ctx, &pb.GetRequest{Keys: each(send, keyToPB)})
 	if err != nil {
 		return nil, c.fail(ctx, "Get", err)
 	}
-	out := make([]*us.UserSession, len(resp.GetSessions()))
-	for i, m := range resp.GetSessions() {
-		out[i] = sessionFromPB(m.GetSession())
+	if len(resp.GetSessions()) != len(send) {
+		return nil, fmt.Errorf("Get: the plugin answered %d sessions for %d keys: %w", len(resp.GetSessions()), len(send), spi.ErrInvalid)
+	}
+	for j, m := range resp.GetSessions() {
+		out[at[j]] = sessionFromPB(m.GetSession())
 	}
 	return out, nil
 }
 
 func (c *UserSessionsClient) Update(ctx context.Context, sessions []*us.UserSession) ([]error, error) {
-	resp, err := c.rpc.Update(ctx, &pb.UpdateRequest{Sessions: each(sessions, sessionToPB)})
-	return c.batch(ctx, "Update", resp, err)
+	return sendable(sessions, checkSession, func(sessions []*us.UserSession) ([]error, error) {
+		resp, err := c.rpc.Update(ctx, &pb.UpdateRequest{Sessions: each(sessions, sessionToPB)})
+		return c.batch(ctx, "Update", resp, err)
+	})
 }
 
 func (c *UserSessionsClient) Touch(ctx context.Context, touches []us.Touch) ([]error, error) {
-	resp, err := c.rpc.Touch(ctx, &pb.TouchRequest{Touches: each(touches, touchToPB)})
-	return c.batch(ctx, "Touch", resp, err)
+	return sendable(touches, us.Touch.CheckText, func(touches []us.Touch) ([]error, error) {
+		resp, err := c.rpc.Touch(ctx, &pb.TouchRequest{Touches: each(touches, touchToPB)})
+		return c.batch(ctx, "Touch", resp, err)
+	})
 }
 
 func (c *UserSessionsClient) PutClientSessions(ctx context.Context, clients []*us.ClientSession) ([]error, error) {
-	resp, err := c.rpc.PutClientSessions(ctx, &pb.PutClientSessionsRequest{Clients: each(clients, clientToPB)})
-	return c.batch(ctx, "PutClientSessions", resp, err)
+	return sendable(clients, checkClient, func(clients []*us.ClientSession) ([]error, error) {
+		resp, err := c.rpc.PutClientSessions(ctx, &pb.PutClientSessionsRequest{Clients: each(clients, clientToPB)})
+		return c.batch(ctx, "PutClientSessions", resp, err)
+	})
 }
 
 func (c *UserSessionsClient) DeleteClientSessions(ctx context.Context, keys []us.ClientKey) error {
+	keys, _ = storable(keys, us.ClientKey.Storable)
 	_, err := c.rpc.DeleteClientSessions(ctx, &pb.DeleteClientSessionsRequest{Keys: each(keys, clientKeyToPB)})
 	return c.fail(ctx, "DeleteClientSessions", err)
 }
 
 func (c *UserSessionsClient) Delete(ctx context.Context, keys []us.Key) (int, error) {
+	keys, _ = storable(keys, us.Key.Storable)
 	resp, err := c.rpc.Delete(ctx, &pb.DeleteRequest{Keys: each(keys, keyToPB)})
 	if err != nil {
 		return 0, c.fail(ctx, "Delete", err)
@@ -265,6 +280,9 @@ func (c *UserSessionsClient) Delete(ctx context.Context, keys []us.Key) (int, er
 }
 
 func (c *UserSessionsClient) DeleteMatching(ctx context.Context, f us.Filter) (int, error) {
+	if err := f.CheckText(); err != nil {
+		return 0, fmt.Errorf("DeleteMatching: %w", err)
+	}
 	resp, err := c.rpc.DeleteMatching(ctx, &pb.DeleteMatchingRequest{Filter: filterToPB(f)})
 	if err != nil {
 		return 0, c.fail(ctx, "DeleteMatching", err)
@@ -281,6 +299,9 @@ func (c *UserSessionsClient) DeleteExpired(ctx context.Context, before time.Time
 }
 
 func (c *UserSessionsClient) List(ctx context.Context, f us.Filter, p us.Page) ([]*us.UserSession, error) {
+	if err := cmp.Or(f.CheckText(), p.CheckText()); err != nil {
+		return nil, fmt.Errorf("List: %w", err)
+	}
 	resp, err := c.rpc.List(ctx, &pb.ListRequest{Filter: filterToPB(f), Page: pageToPB(p)})
 	if err != nil {
 		return nil, c.fail(ctx, "List", err)
@@ -289,6 +310,9 @@ func (c *UserSessionsClient) List(ctx context.Context, f us.Filter, p us.Page) (
 }
 
 func (c *UserSessionsClient) Count(ctx context.Context, f us.Filter) (int64, error) {
+	if err := f.CheckText(); err != nil {
+		return 0, fmt.Errorf("Count: %w", err)
+	}
 	resp, err := c.rpc.Count(ctx, &pb.CountRequest{Filter: filterToPB(f)})
 	if err != nil {
 		return 0, c.fail(ctx, "Count", err)
@@ -297,6 +321,9 @@ func (c *UserSessionsClient) Count(ctx context.Context, f us.Filter) (int64, err
 }
 
 func (c *UserSessionsClient) CountByClient(ctx context.Context, realmID string, offline bool) (map[string]int64, error) {
+	if err := us.CheckText("realm id", realmID); err != nil {
+		return nil, fmt.Errorf("CountByClient: %w", err)
+	}
 	resp, err := c.rpc.CountByClient(ctx, &pb.CountByClientRequest{RealmId: realmID, Offline: offline})
 	if err != nil {
 		return nil, c.fail(ctx, "CountByClient", err)
@@ -320,6 +347,9 @@ func (c *UserSessionsClient) StreamLent(ctx context.Context, req us.StreamReques
 }
 
 func (c *UserSessionsClient) stream(ctx context.Context, req us.StreamRequest, fn func(page []*us.UserSession) error, lend bool) error {
+	if err := req.Filter.CheckText(); err != nil {
+		return fmt.Errorf("Stream: %w", err)
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	stream, err := c.openStream(ctx, req)
@@ -364,6 +394,9 @@ func (c *UserSessionsClient) openStream(ctx context.Context, req us.StreamReques
 func (c *UserSessionsClient) StreamLentParallel(ctx context.Context, req us.StreamRequest, workers int, fn func(page []*us.UserSession) error) error {
 	if req.Partition != (us.Partition{}) {
 		return fmt.Errorf("Stream: a parallel stream is of the whole selection, not partition %d of %d: %w", req.Partition.Index, req.Partition.Count, spi.ErrInvalid)
+	}
+	if err := req.Filter.CheckText(); err != nil {
+		return fmt.Errorf("Stream: %w", err)
 	}
 	if workers <= 1 {
 		return c.StreamLent(ctx, req, fn)
@@ -465,18 +498,30 @@ func (c *UserSessionsClient) Watch(ctx context.Context, fn func(us.Change) error
 }
 
 func (c *UserSessionsClient) GetRecords(ctx context.Context, kind string, keys []string) ([]*us.Record, error) {
-	resp, err := c.rpc.GetRecords(ctx, &pb.GetRecordsRequest{Kind: kind, Keys: keys})
+	out := make([]*us.Record, len(keys))
+	if us.CheckText("record kind", kind) != nil {
+		return out, nil // names nothing
+	}
+	send, at := storable(keys, func(k string) bool { return us.CheckText("record key", k) == nil })
+	resp, err := c.rpc.GetRecords(ctx, &pb.GetRecordsRequest{Kind: kind, Keys: send})
 	if err != nil {
 		return nil, c.fail(ctx, "GetRecords", err)
 	}
-	out := make([]*us.Record, len(resp.GetRecords()))
-	for i, m := range resp.GetRecords() {
-		out[i] = recordFromPB(m.GetRecord())
+	if len(resp.GetRecords()) != len(send) {
+		return nil, fmt.Errorf("GetRecords: the plugin answered %d records for %d keys: %w", len(resp.GetRecords()), len(send), spi.ErrInvalid)
+	}
+	for j, m := range resp.GetRecords() {
+		out[at[j]] = recordFromPB(m.GetRecord())
 	}
 	return out, nil
 }
 
 func (c *UserSessionsClient) PutRecord(ctx context.Context, r *us.Record) (*us.Record, error) {
+	if r != nil {
+		if err := r.CheckText(); err != nil {
+			return nil, fmt.Errorf("PutRecord: %w", err)
+		}
+	}
 	resp, err := c.rpc.PutRecord(ctx, recordToPB(r))
 	if err != nil {
 		return nil, c.fail(ctx, "PutRecord", err)
@@ -485,6 +530,9 @@ func (c *UserSessionsClient) PutRecord(ctx context.Context, r *us.Record) (*us.R
 }
 
 func (c *UserSessionsClient) ListRecords(ctx context.Context, kind string) ([]*us.Record, error) {
+	if err := us.CheckText("record kind", kind); err != nil {
+		return nil, fmt.Errorf("ListRecords: %w", err)
+	}
 	resp, err := c.rpc.ListRecords(ctx, &pb.ListRecordsRequest{Kind: kind})
 	if err != nil {
 		return nil, c.fail(ctx, "ListRecords", err)
@@ -493,11 +541,22 @@ func (c *UserSessionsClient) ListRecords(ctx context.Context, kind string) ([]*u
 }
 
 func (c *UserSessionsClient) DeleteRecord(ctx context.Context, kind, key string) error {
+	if err := (&us.Record{Kind: kind, Key: key}).CheckText(); err != nil {
+		return fmt.Errorf("DeleteRecord: %w", err)
+	}
 	_, err := c.rpc.DeleteRecord(ctx, &pb.DeleteRecordRequest{Kind: kind, Key: key})
 	return c.fail(ctx, "DeleteRecord", err)
 }
 
 func (c *UserSessionsClient) Enqueue(ctx context.Context, deliveries []*us.Delivery) error {
+	for _, d := range deliveries {
+		if d == nil {
+			continue // the provider refuses it
+		}
+		if err := d.CheckText(); err != nil {
+			return fmt.Errorf("Enqueue: %w", err)
+		}
+	}
 	_, err := c.rpc.Enqueue(ctx, &pb.Deliveries{Deliveries: each(deliveries, deliveryToPB)})
 	return c.fail(ctx, "Enqueue", err)
 }
@@ -511,11 +570,19 @@ func (c *UserSessionsClient) Claim(ctx context.Context, now time.Time, lease tim
 }
 
 func (c *UserSessionsClient) Finish(ctx context.Context, outcomes []us.DeliveryOutcome) error {
+	for _, o := range outcomes {
+		if err := us.CheckText("delivery error", o.Error); err != nil {
+			return fmt.Errorf("Finish: %w", err)
+		}
+	}
 	_, err := c.rpc.Finish(ctx, &pb.FinishRequest{Outcomes: each(outcomes, outcomeToPB)})
 	return c.fail(ctx, "Finish", err)
 }
 
 func (c *UserSessionsClient) ListDeliveries(ctx context.Context, f us.DeliveryFilter) ([]*us.Delivery, error) {
+	if err := f.CheckText(); err != nil {
+		return nil, fmt.Errorf("ListDeliveries: %w", err)
+	}
 	resp, err := c.rpc.ListDeliveries(ctx, deliveryFilterToPB(f))
 	if err != nil {
 		return nil, c.fail(ctx, "ListDeliveries", err)

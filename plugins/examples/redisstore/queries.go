@@ -15,7 +15,7 @@ func validFilter(f usersessions.Filter) error {
 	if f.RealmID == "" {
 		return fmt.Errorf("filter %+v has no realm: %w", f, spi.ErrInvalid)
 	}
-	return nil
+	return f.CheckText()
 }
 
 // selects is the contract's Filter rule.
@@ -134,6 +134,9 @@ func (p *Provider) scan(ctx context.Context, rdb redis.Cmdable, k keys, f userse
 // List implements usersessions.Provider. With usersessions.Both, a page that ends on an id
 // with both an online and an offline session holds both, so it may hold Limit+1 sessions.
 func (p *Provider) List(ctx context.Context, f usersessions.Filter, pg usersessions.Page) ([]*usersessions.UserSession, error) {
+	if err := pg.CheckText(); err != nil {
+		return nil, err
+	}
 	if err := validFilter(f); err != nil {
 		return nil, err
 	}
@@ -197,6 +200,9 @@ func (p *Provider) Count(ctx context.Context, f usersessions.Filter) (int64, err
 
 // CountByClient implements usersessions.Provider.
 func (p *Provider) CountByClient(ctx context.Context, realmID string, offline bool) (map[string]int64, error) {
+	if err := usersessions.CheckText("realm id", realmID); err != nil {
+		return nil, err
+	}
 	rdb, k, err := p.state()
 	if err != nil {
 		return nil, err

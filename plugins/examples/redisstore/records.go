@@ -60,6 +60,11 @@ func decodeRecord(kind, key, raw string) (*usersessions.Record, error) {
 
 // PutRecord implements usersessions.Provider.
 func (p *Provider) PutRecord(ctx context.Context, r *usersessions.Record) (*usersessions.Record, error) {
+	if r != nil {
+		if err := r.CheckText(); err != nil {
+			return nil, err
+		}
+	}
 	if r == nil || r.Kind == "" || r.Key == "" {
 		return nil, fmt.Errorf("a record needs a kind and a key: %w", spi.ErrInvalid)
 	}
@@ -104,6 +109,9 @@ func (p *Provider) PutRecord(ctx context.Context, r *usersessions.Record) (*user
 
 // ListRecords implements usersessions.Provider.
 func (p *Provider) ListRecords(ctx context.Context, kind string) ([]*usersessions.Record, error) {
+	if err := usersessions.CheckText("record kind", kind); err != nil {
+		return nil, err
+	}
 	rdb, k, err := p.state()
 	if err != nil {
 		return nil, err
@@ -128,6 +136,9 @@ func (p *Provider) ListRecords(ctx context.Context, kind string) ([]*usersession
 // DeleteRecord implements usersessions.Provider. Its change is published whether or not the
 // record existed: watchers re-read it and find it gone either way.
 func (p *Provider) DeleteRecord(ctx context.Context, kind, key string) error {
+	if err := (&usersessions.Record{Kind: kind, Key: key}).CheckText(); err != nil {
+		return err
+	}
 	rdb, k, err := p.state()
 	if err != nil {
 		return err
@@ -176,6 +187,13 @@ func decodeDelivery(raw string) (storedDelivery, error) {
 // Enqueue implements usersessions.Provider. The batch is stored in one transaction; a
 // delivery id that is already stored, or given twice, is spi.ErrExists and stores nothing.
 func (p *Provider) Enqueue(ctx context.Context, deliveries []*usersessions.Delivery) error {
+	for _, d := range deliveries {
+		if d != nil {
+			if err := d.CheckText(); err != nil {
+				return err
+			}
+		}
+	}
 	rdb, k, err := p.state()
 	if err != nil {
 		return err
@@ -298,6 +316,11 @@ func (p *Provider) Claim(ctx context.Context, now time.Time, lease time.Duration
 // longer pending, are ignored.
 func (p *Provider) Finish(ctx context.Context, outcomes []usersessions.DeliveryOutcome) error {
 	for _, o := range outcomes {
+		if err := usersessions.CheckText("delivery error", o.Error); err != nil {
+			return err
+		}
+	}
+	for _, o := range outcomes {
 		switch o.State {
 		case usersessions.Pending, usersessions.Delivered, usersessions.Failed:
 		default:
@@ -350,6 +373,9 @@ func (p *Provider) Finish(ctx context.Context, outcomes []usersessions.DeliveryO
 
 // ListDeliveries implements usersessions.Provider: in id order, keyset-paged.
 func (p *Provider) ListDeliveries(ctx context.Context, f usersessions.DeliveryFilter) ([]*usersessions.Delivery, error) {
+	if err := f.CheckText(); err != nil {
+		return nil, err
+	}
 	rdb, k, err := p.state()
 	if err != nil {
 		return nil, err

@@ -56,6 +56,9 @@ func (p *Provider) Create(ctx context.Context, sessions []*usersessions.UserSess
 		if err := validKey(key); err != nil {
 			return err
 		}
+		if err := s.CheckText(); err != nil { // the text every provider stores alike
+			return err
+		}
 		sk, ck := k.session(key), k.clients(key)
 		return optimistic(ctx, rdb, func(tx *redis.Tx) error {
 			n, err := tx.Exists(ctx, sk).Result()
@@ -143,6 +146,9 @@ func (p *Provider) Update(ctx context.Context, sessions []*usersessions.UserSess
 		if err := validKey(key); err != nil {
 			return err
 		}
+		if err := s.CheckText(); err != nil {
+			return err
+		}
 		sk := k.session(key)
 		return optimistic(ctx, rdb, func(tx *redis.Tx) error {
 			old, err := getSession(ctx, tx, sk, key)
@@ -214,6 +220,9 @@ func (p *Provider) Touch(ctx context.Context, touches []usersessions.Touch) ([]e
 		if err := validKey(t.Session); err != nil {
 			return err
 		}
+		if err := t.CheckText(); err != nil {
+			return err
+		}
 		sk, ck := k.session(t.Session), k.clients(t.Session)
 		return optimistic(ctx, rdb, func(tx *redis.Tx) error {
 			st, err := getSession(ctx, tx, sk, t.Session)
@@ -262,6 +271,9 @@ func (p *Provider) PutClientSessions(ctx context.Context, clients []*usersession
 		}
 		ckey := c.Key()
 		if err := validKey(ckey.Session); err != nil {
+			return err
+		}
+		if err := c.CheckText(); err != nil {
 			return err
 		}
 		if ckey.ClientID == "" {

@@ -200,6 +200,9 @@ func (p *Provider) create(s *usersessions.UserSession) error {
 	if err := validKey(k); err != nil {
 		return err
 	}
+	if err := s.CheckText(); err != nil {
+		return fmt.Errorf("create user session: %w", err)
+	}
 	if _, ok := p.sessions[k]; ok {
 		return fmt.Errorf("user session %s: %w", keyString(k), spi.ErrExists)
 	}
@@ -249,6 +252,9 @@ func (p *Provider) update(s *usersessions.UserSession) error {
 	if s == nil {
 		return fmt.Errorf("nil user session: %w", spi.ErrInvalid)
 	}
+	if err := s.CheckText(); err != nil {
+		return fmt.Errorf("update user session: %w", err)
+	}
 	k := s.Key()
 	st, ok := p.sessions[k]
 	if !ok {
@@ -277,6 +283,9 @@ func (p *Provider) Touch(ctx context.Context, touches []usersessions.Touch) ([]e
 
 // touch applies all of t or, when the session or client session is missing, none of it.
 func (p *Provider) touch(t usersessions.Touch) error {
+	if err := t.CheckText(); err != nil {
+		return fmt.Errorf("touch: %w", err)
+	}
 	st, ok := p.sessions[t.Session]
 	if !ok {
 		return fmt.Errorf("touch of user session %s: %w", keyString(t.Session), spi.ErrNotFound)
@@ -318,6 +327,9 @@ func (p *Provider) putClient(c *usersessions.ClientSession) error {
 	ck := c.Key()
 	if err := validKey(ck.Session); err != nil {
 		return err
+	}
+	if err := c.CheckText(); err != nil {
+		return fmt.Errorf("put client session: %w", err)
 	}
 	if ck.ClientID == "" {
 		return fmt.Errorf("client session of %s without a client id: %w", keyString(ck.Session), spi.ErrInvalid)
@@ -484,6 +496,9 @@ func (p *Provider) List(ctx context.Context, f usersessions.Filter, pg usersessi
 	if err := validFilter(f); err != nil {
 		return nil, err
 	}
+	if err := pg.CheckText(); err != nil {
+		return nil, fmt.Errorf("list: %w", err)
+	}
 	if err := p.rlock(ctx); err != nil {
 		return nil, err
 	}
@@ -524,6 +539,9 @@ func (p *Provider) Count(ctx context.Context, f usersessions.Filter) (int64, err
 func (p *Provider) CountByClient(ctx context.Context, realmID string, offline bool) (map[string]int64, error) {
 	if realmID == "" {
 		return nil, fmt.Errorf("count by client: realm id is required: %w", spi.ErrInvalid)
+	}
+	if err := usersessions.CheckText("realm id", realmID); err != nil {
+		return nil, fmt.Errorf("count by client: %w", err)
 	}
 	if err := p.rlock(ctx); err != nil {
 		return nil, err
@@ -612,6 +630,9 @@ func validKey(k usersessions.Key) error {
 func validFilter(f usersessions.Filter) error {
 	if f.RealmID == "" {
 		return fmt.Errorf("session filter: realm id is required: %w", spi.ErrInvalid)
+	}
+	if err := f.CheckText(); err != nil {
+		return fmt.Errorf("session filter: %w", err)
 	}
 	return nil
 }

@@ -35,6 +35,9 @@ func (p *Provider) PutRecord(ctx context.Context, r *usersessions.Record) (*user
 	if r == nil || r.Kind == "" || r.Key == "" {
 		return nil, fmt.Errorf("record: kind and key are required: %w", spi.ErrInvalid)
 	}
+	if err := r.CheckText(); err != nil {
+		return nil, fmt.Errorf("put record: %w", err)
+	}
 	if err := p.lock(ctx); err != nil {
 		return nil, err
 	}
@@ -57,6 +60,9 @@ func (p *Provider) PutRecord(ctx context.Context, r *usersessions.Record) (*user
 
 // ListRecords implements usersessions.Provider; records come in key order.
 func (p *Provider) ListRecords(ctx context.Context, kind string) ([]*usersessions.Record, error) {
+	if err := usersessions.CheckText("record kind", kind); err != nil {
+		return nil, fmt.Errorf("list records: %w", err)
+	}
 	if err := p.rlock(ctx); err != nil {
 		return nil, err
 	}
@@ -73,6 +79,9 @@ func (p *Provider) ListRecords(ctx context.Context, kind string) ([]*usersession
 
 // DeleteRecord implements usersessions.Provider; deleting a missing record is not an error.
 func (p *Provider) DeleteRecord(ctx context.Context, kind, key string) error {
+	if err := (&usersessions.Record{Kind: kind, Key: key}).CheckText(); err != nil {
+		return fmt.Errorf("delete record: %w", err)
+	}
 	if err := p.lock(ctx); err != nil {
 		return err
 	}
@@ -108,6 +117,9 @@ func (p *Provider) Enqueue(ctx context.Context, deliveries []*usersessions.Deliv
 			return fmt.Errorf("enqueue: delivery %s given twice: %w", d.ID, spi.ErrExists)
 		case d.Attempts < 0:
 			return fmt.Errorf("enqueue: delivery %s has %d attempts: %w", d.ID, d.Attempts, spi.ErrInvalid)
+		}
+		if err := d.CheckText(); err != nil {
+			return fmt.Errorf("enqueue: %w", err)
 		}
 		if _, ok := p.deliveries[d.ID]; ok {
 			return fmt.Errorf("enqueue: delivery %s: %w", d.ID, spi.ErrExists)
@@ -167,6 +179,9 @@ func (p *Provider) Finish(ctx context.Context, outcomes []usersessions.DeliveryO
 		default:
 			return fmt.Errorf("finish delivery %s: unknown state %q: %w", o.ID, o.State, spi.ErrInvalid)
 		}
+		if err := usersessions.CheckText("delivery error", o.Error); err != nil {
+			return fmt.Errorf("finish delivery: %w", err)
+		}
 	}
 	if err := p.lock(ctx); err != nil {
 		return err
@@ -189,6 +204,9 @@ func (p *Provider) Finish(ctx context.Context, outcomes []usersessions.DeliveryO
 // ListDeliveries implements usersessions.Provider: in id order, keyset-paged; an empty
 // RealmID lists every realm. Limit <= 0 means 100.
 func (p *Provider) ListDeliveries(ctx context.Context, f usersessions.DeliveryFilter) ([]*usersessions.Delivery, error) {
+	if err := f.CheckText(); err != nil {
+		return nil, fmt.Errorf("list deliveries: %w", err)
+	}
 	if err := p.rlock(ctx); err != nil {
 		return nil, err
 	}

@@ -18,6 +18,7 @@ import (
 	"context"
 	"database/sql"
 	"embed"
+	"errors"
 	"fmt"
 	"hash/fnv"
 	"io/fs"
@@ -32,6 +33,7 @@ import (
 	_ "github.com/lib/pq" // the "postgres" database/sql driver
 	"github.com/pressly/goose/v3"
 
+	"github.com/sessiond/sessiond/internal/redact"
 	"github.com/sessiond/sessiond/providers/usersessions/sqlstore"
 	"github.com/sessiond/sessiond/spi"
 	"github.com/sessiond/sessiond/spi/usersessions"
@@ -134,7 +136,7 @@ func (p *Provider) Configure(ctx context.Context, cfg spi.Config) error {
 	if err != nil {
 		return err
 	}
-	where := redact(rawURL)
+	where := redact.ConnString(rawURL)
 	db, err := sqlx.Open("postgres", dsn)
 	if err != nil {
 		return fmt.Errorf("postgres %s: %w", where, mapError(err))
@@ -221,18 +223,14 @@ func connString(raw string, timeout time.Duration) (string, error) {
 	return u.String(), nil
 }
 
-// redact is the URL without its password, for logs and errors.
-func redact(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil || u.Scheme == "" {
-		return "(connection string)"
-	}
-	return u.Redacted()
-}
-
-// redactError is err's text without the URL in it, which may hold a password.
+// redactError is err's text without the URL in it, which may hold a password. A
+// *url.Error quotes the URL, so it is rebuilt rather than searched.
 func redactError(err error, raw string) string {
-	return strings.ReplaceAll(err.Error(), raw, redact(raw))
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return ue.Op + " " + redact.ConnString(ue.URL) + ": " + ue.Err.Error()
+	}
+	return strings.ReplaceAll(err.Error(), raw, redact.ConnString(raw))
 }
 
 // channelName is the NOTIFY channel of the store in schema: nodes on one schema share a

@@ -3,10 +3,13 @@ package postgres_test
 import (
 	"context"
 	"errors"
+	"net/url"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/hashicorp/go-hclog"
 
 	"github.com/sessiond/sessiond/providers/usersessions/postgres"
 	"github.com/sessiond/sessiond/providers/usersessions/sqlstore/sqlstoretest"
@@ -417,5 +420,49 @@ func TestUnconfigured(t *testing.T) {
 	}
 	if err := p.Watch(t.Context(), func(usersessions.Change) error { return nil }); !errors.Is(err, spi.ErrUnavailable) {
 		t.Errorf("Watch before Configure: %v", err)
+	}
+}
+
+// TestPasswordNotLogged: issue 15, "`?password=` in a PostgreSQL URL is logged". The
+// password, given in each form lib/pq takes, shows neither in the log line of a store that
+// started nor in the error of one that could not connect.
+func TestPasswordNotLogged(t *testing.T) {
+	db := admin(t)
+	_, ready := freshSchema(t, db)
+	u, err := url.Parse(ready)
+	if err != nil {
+		t.Fatal(err)
+	}
+	unreachable := "postgres://127.0.0.1:1/x?connect_timeout=1&sslmode=disable"
+	for _, tc := range []struct{ name, url string }{
+		{"query password, started", withParams(t, ready, "password", "hunter2")},
+		// lib/pq passes sslpassword on to the server, which refuses it: the error must not show it.
+		{"query sslpassword, refused", withParams(t, ready, "sslpassword", "hunter2")},
+		{"user information, started", strings.Replace(ready, "://"+u.User.String()+"@", "://"+u.User.Username()+":hunter2@", 1)},
+		{"query password, unreachable", withParams(t, unreachable, "password", "hunter2")},
+		{"key=value password, unreachable", "host=127.0.0.1 port=1 connect_timeout=1 sslmode=disable password='hunter2'"},
+		{"malformed URL", "postgres://u:hunter2@[::1/x?password=hunter2"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var out strings.Builder
+			log := hclog.New(&hclog.LoggerOptions{Output: &out, Level: hclog.Trace})
+			p := postgres.New(log)
+			err := p.Configure(t.Context(), spi.Config{postgres.OptURL: tc.url})
+			if strings.HasSuffix(tc.name, "started") && err != nil {
+				t.Errorf("Configure: %v", err)
+			}
+			if err == nil {
+				t.Cleanup(func() { p.Close(context.Background()) })
+				if !strings.Contains(out.String(), "session store ready") {
+					t.Fatalf("no ready line in the log: %s", out.String())
+				}
+			}
+			if strings.Contains(out.String(), "hunter2") {
+				t.Errorf("the log shows the password: %s", out.String())
+			}
+			if err != nil && strings.Contains(err.Error(), "hunter2") {
+				t.Errorf("the error shows the password: %v", err)
+			}
+		})
 	}
 }

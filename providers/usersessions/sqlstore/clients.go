@@ -1,8 +1,10 @@
 package sqlstore
 
 import (
+	"cmp"
 	"context"
 	"fmt"
+	"slices"
 
 	"github.com/sessiond/sessiond/spi"
 	"github.com/sessiond/sessiond/spi/usersessions"
@@ -75,7 +77,7 @@ func (s *Store) PutClientSessions(ctx context.Context, clients []*usersessions.C
 		case c.Version < 0:
 			errs[i] = fmt.Errorf("%s: negative version %d: %w", clientKeyString(c.Key()), c.Version, spi.ErrInvalid)
 		default:
-			errs[i] = validKey(c.Key().Session)
+			errs[i] = cmp.Or(validKey(c.Key().Session), c.CheckText())
 		}
 	}
 	runs := rounds(len(clients), func(i int) (usersessions.ClientKey, bool) {
@@ -171,6 +173,8 @@ func (s *Store) putClients(ctx context.Context, w *writer, clients []*usersessio
 
 // DeleteClientSessions implements usersessions.Provider in one statement.
 func (s *Store) DeleteClientSessions(ctx context.Context, keys []usersessions.ClientKey) error {
+	// A key that cannot be stored names nothing (usersessions.CheckText).
+	keys = slices.DeleteFunc(slices.Clone(keys), func(k usersessions.ClientKey) bool { return !k.Storable() })
 	if len(keys) == 0 {
 		return s.usable(ctx)
 	}

@@ -46,10 +46,19 @@ func (s *Store) GetRecords(ctx context.Context, kind string, keys []string) ([]*
 	if len(keys) == 0 {
 		return out, s.usable(ctx)
 	}
+	// A kind or key that cannot be stored names nothing (usersessions.CheckText).
+	if usersessions.CheckText("record kind", kind) != nil {
+		return out, s.usable(ctx)
+	}
 	b := batch{{"record_key", text}}
-	rows := make([][]any, len(keys))
-	for i, k := range keys {
-		rows[i] = []any{k}
+	var rows [][]any
+	for _, k := range keys {
+		if usersessions.CheckText("record key", k) == nil {
+			rows = append(rows, []any{k})
+		}
+	}
+	if len(rows) == 0 {
+		return out, s.usable(ctx)
 	}
 	args, err := s.d.args(b, rows)
 	if err != nil {
@@ -84,6 +93,9 @@ func (s *Store) PutRecord(ctx context.Context, r *usersessions.Record) (*userses
 	case r.Version < 0:
 		return nil, fmt.Errorf("put record %s/%s: negative version %d: %w", r.Kind, r.Key, r.Version, spi.ErrInvalid)
 	}
+	if err := r.CheckText(); err != nil {
+		return nil, fmt.Errorf("put record: %w", err)
+	}
 	now := micro(s.now())
 	value := nonNil(slices.Clone(r.Value))
 	var n int64
@@ -112,6 +124,9 @@ func (s *Store) PutRecord(ctx context.Context, r *usersessions.Record) (*userses
 
 // ListRecords implements usersessions.Provider, in key order.
 func (s *Store) ListRecords(ctx context.Context, kind string) ([]*usersessions.Record, error) {
+	if err := usersessions.CheckText("record kind", kind); err != nil {
+		return nil, fmt.Errorf("list records: %w", err)
+	}
 	var rows []recordRow
 	err := s.query(ctx, "list records", &rows, "SELECT "+recordSelect+" FROM record WHERE kind = ? ORDER BY record_key", kind)
 	if err != nil {
@@ -122,6 +137,9 @@ func (s *Store) ListRecords(ctx context.Context, kind string) ([]*usersessions.R
 
 // DeleteRecord implements usersessions.Provider.
 func (s *Store) DeleteRecord(ctx context.Context, kind, key string) error {
+	if err := (&usersessions.Record{Kind: kind, Key: key}).CheckText(); err != nil {
+		return fmt.Errorf("delete record: %w", err)
+	}
 	return s.write(ctx, "delete record", func(w *writer) error {
 		n, err := w.exec(ctx, "DELETE FROM record WHERE kind = ? AND record_key = ?", kind, key)
 		if err == nil && n > 0 {
@@ -185,6 +203,9 @@ func (s *Store) Enqueue(ctx context.Context, ds []*usersessions.Delivery) error 
 		case d.Attempts < 0:
 			return fmt.Errorf("enqueue: delivery %s has %d attempts: %w", d.ID, d.Attempts, spi.ErrInvalid)
 		}
+		if err := d.CheckText(); err != nil {
+			return fmt.Errorf("enqueue: %w", err)
+		}
 		seen[d.ID] = true
 		next := d.NextAttempt
 		if next.IsZero() {
@@ -237,6 +258,9 @@ func (s *Store) Finish(ctx context.Context, outcomes []usersessions.DeliveryOutc
 		default:
 			return fmt.Errorf("finish delivery %s: unknown state %q: %w", o.ID, o.State, spi.ErrInvalid)
 		}
+		if err := usersessions.CheckText("delivery error", o.Error); err != nil {
+			return fmt.Errorf("finish delivery: %w", err)
+		}
 		last[o.ID] = o
 	}
 	if len(last) == 0 {
@@ -262,6 +286,9 @@ func (s *Store) Finish(ctx context.Context, outcomes []usersessions.DeliveryOutc
 
 // ListDeliveries implements usersessions.Provider: keyset paging by id.
 func (s *Store) ListDeliveries(ctx context.Context, f usersessions.DeliveryFilter) ([]*usersessions.Delivery, error) {
+	if err := f.CheckText(); err != nil {
+		return nil, fmt.Errorf("list deliveries: %w", err)
+	}
 	limit := f.Page.Limit
 	if limit <= 0 {
 		limit = defaultPageSize

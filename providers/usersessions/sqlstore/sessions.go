@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"fmt"
+	"iter"
 	"slices"
 	"time"
 
@@ -83,7 +84,7 @@ func validSession(us *usersessions.UserSession) error {
 			return fmt.Errorf("user session %s: client session without a client id: %w", keyString(us.Key()), spi.ErrInvalid)
 		}
 	}
-	return nil
+	return us.CheckText()
 }
 
 // Create implements usersessions.Provider: one transaction of two statements, the user
@@ -160,7 +161,11 @@ func (s *Store) Get(ctx context.Context, keys []usersessions.Key) ([]*usersessio
 	if len(keys) == 0 {
 		return out, s.usable(ctx)
 	}
-	distinct := slices.Compact(slices.SortedFunc(slices.Values(keys), compareKeys))
+	// A key that cannot be stored names nothing (usersessions.CheckText).
+	distinct := slices.Compact(slices.SortedFunc(storableKeys(keys), compareKeys))
+	if len(distinct) == 0 {
+		return out, s.usable(ctx)
+	}
 	var found []*usersessions.UserSession
 	err := s.read(ctx, "get user sessions", func(q sqlx.QueryerContext) error {
 		args, err := s.keyArgs(distinct)
@@ -247,6 +252,8 @@ func (s *Store) Update(ctx context.Context, sessions []*usersessions.UserSession
 	for i, us := range sessions {
 		if us == nil {
 			errs[i] = fmt.Errorf("nil user session: %w", spi.ErrInvalid)
+		} else if err := us.CheckText(); err != nil {
+			errs[i] = fmt.Errorf("update user session: %w", err)
 		}
 	}
 	runs := rounds(len(sessions), func(i int) (usersessions.Key, bool) {
@@ -362,7 +369,7 @@ func (s *Store) Touch(ctx context.Context, touches []usersessions.Touch) ([]erro
 	clients := map[usersessions.ClientKey]clock{}
 	valid := 0
 	for i, t := range touches {
-		if errs[i] = validKey(t.Session); errs[i] != nil {
+		if errs[i] = cmp.Or(validKey(t.Session), t.CheckText()); errs[i] != nil {
 			continue
 		}
 		valid++
@@ -442,6 +449,7 @@ func (s *Store) Touch(ctx context.Context, touches []usersessions.Touch) ([]erro
 // Delete implements usersessions.Provider: one statement; client sessions go with their
 // user session (ON DELETE CASCADE).
 func (s *Store) Delete(ctx context.Context, keys []usersessions.Key) (int, error) {
+	keys = slices.Collect(storableKeys(keys))
 	if len(keys) == 0 {
 		return 0, s.usable(ctx)
 	}
@@ -533,6 +541,9 @@ func (s *Store) List(ctx context.Context, f usersessions.Filter, p usersessions.
 	if err := validFilter(f); err != nil {
 		return nil, err
 	}
+	if err := p.CheckText(); err != nil {
+		return nil, fmt.Errorf("list user sessions: %w", err)
+	}
 	limit := p.Limit
 	if limit <= 0 {
 		limit = defaultPageSize
@@ -574,6 +585,9 @@ func (s *Store) CountByClient(ctx context.Context, realmID string, offline bool)
 	if realmID == "" {
 		return nil, fmt.Errorf("count by client: realm id is required: %w", spi.ErrInvalid)
 	}
+	if err := usersessions.CheckText("realm id", realmID); err != nil {
+		return nil, fmt.Errorf("count by client: %w", err)
+	}
 	var rows []struct {
 		ClientID string `db:"client_id"`
 		N        int64  `db:"n"`
@@ -600,7 +614,21 @@ func validFilter(f usersessions.Filter) error {
 	if f.RealmID == "" {
 		return fmt.Errorf("session filter: realm id is required: %w", spi.ErrInvalid)
 	}
+	if err := f.CheckText(); err != nil {
+		return fmt.Errorf("session filter: %w", err)
+	}
 	return nil
+}
+
+// storableKeys are the keys that could name a stored session.
+func storableKeys(keys []usersessions.Key) iter.Seq[usersessions.Key] {
+	return func(yield func(usersessions.Key) bool) {
+		for _, k := range keys {
+			if k.Storable() && !yield(k) {
+				return
+			}
+		}
+	}
 }
 
 // filter is the condition on alias s that selects f's sessions in partition p, and its

@@ -41,6 +41,7 @@ func Run(t *testing.T, open Opener) {
 		{"Watch", watchChecks()},
 		{"Records", recordChecks()},
 		{"Outbox", outboxChecks()},
+		{"Text", textChecks()},
 	}
 	for _, g := range groups {
 		t.Run(g.name, func(t *testing.T) {
