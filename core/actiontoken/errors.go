@@ -16,4 +16,6 @@ type Error struct {
 
 func (e *Error) Error() string { return e.Code + ": " + e.Description }
 
-func invalid(description string) *Error { return &Error{Code: InvalidRequest, Description: description} }
+func invalid(description string) *Error {
+	return &Error{Code: InvalidRequest, Description: description}
+}
