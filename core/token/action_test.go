@@ -214,3 +214,41 @@ func TestActionKind_onlyThroughItsOwnMethods(t *testing.T) {
 		t.Errorf("Sign with typ Action = %v, want spi.ErrInvalid", err)
 	}
 }
+
+// FuzzVerifyAction: whatever the input, VerifyAction returns a refusal (*Error) or an
+// action token of the realm that has not expired, and Verify, for every other kind, never
+// accepts what VerifyAction accepts. Seeded with a genuine action token and the other kinds.
+func FuzzVerifyAction(f *testing.F) {
+	store := newFakeStore()
+	loadKeysFixture(f, store, fuzzRealm)
+	_, svc := newService(f, store, newClock(), ES256, 0)
+	ctx := context.Background()
+	action, err := svc.IssueAction(ctx, fuzzRealm, actionClaims(t0))
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(action.Raw)
+	for _, typ := range []Type{Bearer, Refresh} {
+		tok, err := svc.Issue(ctx, fuzzRealm, claims(typ, t0))
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(tok.Raw)
+	}
+	f.Fuzz(func(t *testing.T, raw string) {
+		tok, err := svc.VerifyAction(ctx, fuzzRealm, raw)
+		if err != nil {
+			var te *Error
+			if !errors.As(err, &te) || te.Description == "" || tok != nil {
+				t.Fatalf("VerifyAction = %v, %v (%T); want nil and an *Error with a description", tok, err, err)
+			}
+			return
+		}
+		if tok.Raw != raw || tok.Issuer != svc.Issuer(fuzzRealm) || tok.Action == "" || tok.ID == "" || !t0.Before(tok.Expiry) {
+			t.Fatalf("accepted %+v", tok)
+		}
+		if other, err := svc.Verify(ctx, fuzzRealm, raw, Bearer, Refresh, Offline); err == nil {
+			t.Fatalf("Verify accepted an action token as %s", other.Type)
+		}
+	})
+}
