@@ -11,6 +11,7 @@ import (
 	"github.com/sessiond/sessiond/core/realm"
 	"github.com/sessiond/sessiond/core/token"
 	"github.com/sessiond/sessiond/internal/testclock"
+	"github.com/sessiond/sessiond/internal/testpg"
 	"github.com/sessiond/sessiond/spi"
 	"github.com/sessiond/sessiond/spi/usersessions"
 )
@@ -93,7 +94,7 @@ func TestConsume_onceThenRefusedAsUsed(t *testing.T) {
 // Two nodes on one PostgreSQL: a token minted on A is redeemed on B, then refused on A and
 // on B; and when many requests on both nodes redeem one token at once, exactly one wins.
 func TestConsume_singleUseAcrossTwoNodesOnOnePostgreSQL(t *testing.T) {
-	u := postgresSchema(t)
+	u := testpg.Schema(t, "actiontoken")
 	clock := testclock.New(t0)
 	realms := testRealms(t)
 	a := newNode(t, openPostgres(t, u), clock, realms)
@@ -122,7 +123,7 @@ func TestConsume_singleUseAcrossTwoNodesOnOnePostgreSQL(t *testing.T) {
 func TestConsume_concurrentRedemptionsOneWins(t *testing.T) {
 	for name, open := range map[string]func(t *testing.T) usersessions.Provider{
 		"memory":   func(*testing.T) usersessions.Provider { return memoryStore() },
-		"postgres": func(t *testing.T) usersessions.Provider { return openPostgres(t, postgresSchema(t)) },
+		"postgres": func(t *testing.T) usersessions.Provider { return openPostgres(t, testpg.Schema(t, "actiontoken")) },
 	} {
 		t.Run(name, func(t *testing.T) {
 			n := newNode(t, open(t), testclock.New(t0), testRealms(t))

@@ -2,21 +2,15 @@ package actiontoken
 
 import (
 	"context"
-	"crypto/rand"
-	"database/sql"
-	"encoding/hex"
-	"net/url"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
-	_ "github.com/lib/pq"
 
 	"github.com/sessiond/sessiond/core/realm"
 	"github.com/sessiond/sessiond/core/token"
 	"github.com/sessiond/sessiond/internal/testclock"
-	"github.com/sessiond/sessiond/internal/testpg"
 	"github.com/sessiond/sessiond/providers/usersessions/memory"
 	"github.com/sessiond/sessiond/providers/usersessions/postgres"
 	"github.com/sessiond/sessiond/spi"
@@ -69,42 +63,6 @@ func newNode(t testing.TB, store usersessions.Provider, clock *testclock.Clock, 
 }
 
 func memoryStore() usersessions.Provider { return memory.New(hclog.NewNullLogger()) }
-
-// postgresSchema makes an empty schema in the test database (internal/testpg), dropped when
-// t ends, and returns the URL that opens it. An unreachable server fails the test: it must
-// never pass by not running.
-func postgresSchema(t *testing.T) string {
-	t.Helper()
-	db, err := sql.Open("postgres", testpg.URL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := db.PingContext(ctx); err != nil {
-		t.Fatalf("PostgreSQL is not reachable at %s (run .ci/services, or set SESSIOND_TEST_POSTGRES_URL): %v", testpg.URL(), err)
-	}
-	b := make([]byte, 6)
-	rand.Read(b)
-	schema := "actiontoken_" + hex.EncodeToString(b)
-	if _, err := db.ExecContext(ctx, "CREATE SCHEMA "+schema); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if _, err := db.Exec("DROP SCHEMA " + schema + " CASCADE"); err != nil {
-			t.Errorf("dropping schema %s: %v", schema, err)
-		}
-	})
-	u, err := url.Parse(testpg.URL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	q := u.Query()
-	q.Set("search_path", schema)
-	u.RawQuery = q.Encode()
-	return u.String()
-}
 
 // openPostgres opens the postgres provider on the schema at u, closed when t ends (before
 // the schema is dropped).

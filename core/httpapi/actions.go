@@ -84,19 +84,28 @@ func mintedOf(m *actiontoken.Minted) mintedBody {
 	}
 }
 
-func (s *Server) mintActionToken(w http.ResponseWriter, r *http.Request) {
+// frontendJSON authenticates the front-end on a route of a realm, checks the realm and
+// decodes the JSON body into v. It returns the realm, or answers the refusal and "".
+func (s *Server) frontendJSON(w http.ResponseWriter, r *http.Request, v any) string {
 	name := r.PathValue("realm")
-	if err := s.authBearer(r, authfail.KindFrontend, name, s.frontendToken); err != nil {
-		s.writeError(w, r, err)
-		return
+	err := s.authBearer(r, authfail.KindFrontend, name, s.frontendToken)
+	if err == nil {
+		_, err = s.knownRealm(name)
 	}
-	if _, err := s.knownRealm(name); err != nil {
-		s.writeError(w, r, err)
-		return
+	if err == nil {
+		err = decodeJSON(w, r, v)
 	}
+	if err != nil {
+		s.writeError(w, r, err)
+		return ""
+	}
+	return name
+}
+
+func (s *Server) mintActionToken(w http.ResponseWriter, r *http.Request) {
 	var req userActionRequest
-	if err := decodeJSON(w, r, &req); err != nil {
-		s.writeError(w, r, err)
+	name := s.frontendJSON(w, r, &req)
+	if name == "" {
 		return
 	}
 	m, err := s.actions.MintForUser(r.Context(), req.request(name, req.UserID))
@@ -125,20 +134,11 @@ type consumedBody struct {
 }
 
 func (s *Server) consumeActionToken(w http.ResponseWriter, r *http.Request) {
-	name := r.PathValue("realm")
-	if err := s.authBearer(r, authfail.KindFrontend, name, s.frontendToken); err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	if _, err := s.knownRealm(name); err != nil {
-		s.writeError(w, r, err)
-		return
-	}
 	var req struct {
 		Token string `json:"token"`
 	}
-	if err := decodeJSON(w, r, &req); err != nil {
-		s.writeError(w, r, err)
+	name := s.frontendJSON(w, r, &req)
+	if name == "" {
 		return
 	}
 	t, err := s.actions.Consume(r.Context(), name, req.Token)
