@@ -68,27 +68,37 @@ type Realms interface {
 	Realm(name string) (*realm.Realm, bool)
 }
 
+// NotBefore answers the not-before policies in force; *revocation.Policies implements it.
+type NotBefore interface {
+	Realm(realmName string) time.Time
+	Client(realmName, clientID string) time.Time
+}
+
 // Deps are a Service's dependencies.
 type Deps struct {
 	Tokens Tokens
 	Store  Store
 	Realms Realms
-	Now    func() time.Time // nil: time.Now
-	Log    hclog.Logger     // nil: discard
+	// NotBefore revokes tokens issued before the realm's or their client's policy; nil
+	// reads the realm settings' own.
+	NotBefore NotBefore
+	Now       func() time.Time // nil: time.Now
+	Log       hclog.Logger     // nil: discard
 }
 
 // Service mints and redeems action tokens. It is safe for concurrent use.
 type Service struct {
-	tokens Tokens
-	store  Store
-	realms Realms
-	now    func() time.Time
-	log    hclog.Logger
+	tokens    Tokens
+	store     Store
+	realms    Realms
+	notBefore NotBefore
+	now       func() time.Time
+	log       hclog.Logger
 }
 
 // New returns a Service.
 func New(d Deps) *Service {
-	s := &Service{tokens: d.Tokens, store: d.Store, realms: d.Realms, now: d.Now, log: d.Log}
+	s := &Service{tokens: d.Tokens, store: d.Store, realms: d.Realms, notBefore: d.NotBefore, now: d.Now, log: d.Log}
 	if s.now == nil {
 		s.now = time.Now
 	}
@@ -282,7 +292,8 @@ func recordKey(realmName, id string) string { return realmName + "/" + id }
 // node sharing the store. A refused token is an *Error saying why; a store failure is
 // returned as it is, and leaves the token unused.
 func (s *Service) Consume(ctx context.Context, realmName, raw string) (*token.ActionToken, error) {
-	if r, ok := s.realms.Realm(realmName); !ok || !r.Enabled {
+	r, ok := s.realms.Realm(realmName)
+	if !ok || !r.Enabled {
 		return nil, fmt.Errorf("realm %q: %w", realmName, spi.ErrNotFound)
 	}
 	if raw == "" {
@@ -298,6 +309,9 @@ func (s *Service) Consume(ctx context.Context, realmName, raw string) (*token.Ac
 	case err != nil:
 		return nil, err
 	}
+	if err := s.stillGood(r, t); err != nil {
+		return nil, err
+	}
 	value, err := json.Marshal(usedRecord{Expiry: t.Expiry.Unix(), Used: s.now().Unix(), Action: t.Action, UserID: t.Subject})
 	if err != nil {
 		return nil, err
@@ -311,6 +325,35 @@ func (s *Service) Consume(ctx context.Context, realmName, raw string) (*token.Ac
 		return nil, fmt.Errorf("record action token as used: %w", err)
 	}
 	return t, nil
+}
+
+// stillGood refuses a genuine token that the realm has since revoked: issued before the
+// realm's or its client's not-before policy (compared in whole seconds, as for refresh
+// tokens), or for a client that is gone or disabled.
+func (s *Service) stillGood(r *realm.Realm, t *token.ActionToken) error {
+	realmNB := r.NotBefore
+	if s.notBefore != nil {
+		realmNB = s.notBefore.Realm(r.Name)
+	}
+	iat := t.IssuedAt.Unix()
+	if !realmNB.IsZero() && iat < realmNB.Unix() {
+		return &Error{Code: Revoked, Description: fmt.Sprintf("action token was issued before the realm's not-before policy (%s)", realmNB.UTC().Format(time.RFC3339))}
+	}
+	if t.ClientID == "" {
+		return nil
+	}
+	c, ok := r.Client(t.ClientID)
+	if !ok || !c.Enabled {
+		return &Error{Code: Revoked, Description: fmt.Sprintf("action token is for client %q, which is gone or disabled", t.ClientID)}
+	}
+	clientNB := c.NotBefore
+	if s.notBefore != nil {
+		clientNB = s.notBefore.Client(r.Name, c.ClientID)
+	}
+	if !clientNB.IsZero() && iat < clientNB.Unix() {
+		return &Error{Code: Revoked, Description: fmt.Sprintf("action token was issued before client %q's not-before policy (%s)", c.ClientID, clientNB.UTC().Format(time.RFC3339))}
+	}
+	return nil
 }
 
 // usedDescription says when a token was used, if its record can be read.

@@ -334,3 +334,60 @@ func TestMint_refusesBadRequests(t *testing.T) {
 		t.Error("an exactly registered redirect URI was refused")
 	}
 }
+
+// policies is a not-before source the test sets.
+type policies struct{ realm, client time.Time }
+
+func (p *policies) Realm(string) time.Time          { return p.realm }
+func (p *policies) Client(string, string) time.Time { return p.client }
+
+// A genuine token the realm has since revoked is refused with the reason, and not used up:
+// issued before the realm's or its client's not-before policy, or for a client since
+// disabled. One issued in the policy's second stays good, as refresh tokens do.
+func TestConsume_refusesTokensRevokedSince(t *testing.T) {
+	tests := []struct {
+		name   string
+		revoke func(p *policies, rs *realm.Realms, at time.Time)
+		code   string
+		desc   string
+	}{
+		{"realm not-before after issue", func(p *policies, _ *realm.Realms, at time.Time) { p.realm = at.Add(time.Second) },
+			Revoked, "issued before the realm's not-before policy (2026-03-01T08:00:01Z)"},
+		{"client not-before after issue", func(p *policies, _ *realm.Realms, at time.Time) { p.client = at.Add(time.Second) },
+			Revoked, `issued before client "app"'s not-before policy`},
+		{"client disabled", func(_ *policies, rs *realm.Realms, _ time.Time) {
+			r, _ := rs.Realm("acme")
+			r = r.Clone()
+			app, _ := r.Client("app")
+			app.Enabled = false
+			if _, err := rs.Put(r); err != nil {
+				panic(err)
+			}
+		}, Revoked, `client "app", which is gone or disabled`},
+		{"not-before in the second of issue", func(p *policies, _ *realm.Realms, at time.Time) { p.realm = at.Add(999 * time.Millisecond) }, "", ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			clock := testclock.New(t0)
+			rs := testRealms(t)
+			p := &policies{}
+			store := memoryStore()
+			n := newNode(t, store, clock, rs)
+			n.svc = New(Deps{Tokens: n.tokens, Store: store, Realms: rs, NotBefore: p, Now: clock.Now})
+			m := mint(t, n.svc.MintForUser, Request{Realm: "acme", UserID: "user-1", Action: realm.ActionVerifyEmail, ClientID: "app"})
+			tc.revoke(p, rs, t0)
+			clock.Advance(time.Minute)
+			_, err := n.svc.Consume(context.Background(), "acme", m.Token)
+			if tc.code == "" {
+				if err != nil {
+					t.Fatalf("Consume = %v, want the token redeemed", err)
+				}
+				return
+			}
+			wantCode(t, err, tc.code, tc.desc)
+			if recs, _ := store.ListRecords(context.Background(), RecordKind); len(recs) != 0 {
+				t.Errorf("a revoked token was recorded as used")
+			}
+		})
+	}
+}

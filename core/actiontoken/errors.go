@@ -5,7 +5,8 @@ const (
 	InvalidRequest = "invalid_request"      // a field is missing, too long or not allowed
 	Invalid        = "invalid_action_token" // malformed, forged, of another kind or realm
 	Expired        = "expired_action_token"
-	Used           = "used_action_token" // redeemed before: valid once
+	Revoked        = "revoked_action_token" // genuine, but the realm revoked it since (not-before, client disabled)
+	Used           = "used_action_token"    // redeemed before: valid once
 )
 
 // Error is a refused request or token. Description is safe to return to the caller.

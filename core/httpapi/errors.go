@@ -51,6 +51,7 @@ var actionStatus = map[string]int{
 	actiontoken.InvalidRequest: http.StatusBadRequest,
 	actiontoken.Invalid:        http.StatusBadRequest,
 	actiontoken.Expired:        http.StatusBadRequest,
+	actiontoken.Revoked:        http.StatusBadRequest,
 	actiontoken.Used:           http.StatusConflict,
 }
 

@@ -155,7 +155,8 @@ func (rt *Runtime) wire(opts Options, issuerBase string) (*httpapi.Server, error
 		cleaner.Run(ctx)
 	})
 
-	actions := actiontoken.New(actiontoken.Deps{Tokens: tokens, Store: store, Realms: rt.realms, Now: opts.now, Log: rt.log.Named("action-tokens")})
+	actions := actiontoken.New(actiontoken.Deps{Tokens: tokens, Store: store, Realms: rt.realms, NotBefore: rt.policies,
+		Now: opts.now, Log: rt.log.Named("action-tokens")})
 	// The records of used action tokens go once the tokens have expired, on the sessions'
 	// cleanup schedule.
 	rt.goBackground(func(ctx context.Context) { actions.Run(ctx, cleaner.Options().Interval) })
