@@ -25,6 +25,7 @@ test:
 	$(GO) test -run '^$$' -fuzz '^FuzzIntrospect$$' -fuzztime $(FUZZTIME) ./core/httpapi/
 	$(GO) test -run '^$$' -fuzz '^FuzzRevoke$$' -fuzztime $(FUZZTIME) ./core/httpapi/
 	$(GO) test -run '^$$' -fuzz '^FuzzOpenSession$$' -fuzztime $(FUZZTIME) ./core/httpapi/
+	$(GO) test -run '^$$' -fuzz '^FuzzActionTokenRoutes$$' -fuzztime $(FUZZTIME) ./core/httpapi/
 
 generate:
 	$(GO) generate ./...

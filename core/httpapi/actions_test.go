@@ -1,6 +1,7 @@
 package httpapi_test
 
 import (
+	"encoding/json"
 	"net/http"
 	"strings"
 	"testing"
@@ -216,4 +217,48 @@ func TestTokenEndpoints_refuseActionTokens(t *testing.T) {
 	s.refresh(t, confidentialAuth, g.RefreshToken)
 	var c consumed
 	s.do(t, s.consume(raw)).decode(t, http.StatusOK, &c)
+}
+
+// FuzzActionTokenRoutes: whatever body the front-end posts to mint or redeem, the answer is
+// a 201 or 200 of the documented shape or a 4xx with its reason, never a 5xx.
+func FuzzActionTokenRoutes(f *testing.F) {
+	s := newStack(f, withRealm(withActionSettings))
+	genuine := s.mintIn(f, realmName)
+	for _, seed := range []struct {
+		consume bool
+		body    string
+	}{
+		{false, `{"user_id":"u","action":"verify-email","email":"a@b.c","client_id":"spa","redirect_uri":"https://spa.test/x"}`},
+		{false, `{"user_id":"u","action":"execute-actions","required_actions":["UPDATE_PASSWORD"]}`},
+		{false, `{"user_id":"","action":"\u0000"}`},
+		{true, `{"token":"` + genuine + `"}`},
+		{true, `{"token":"a.b.c"}`},
+		{true, `[]`},
+	} {
+		f.Add(seed.consume, seed.body)
+	}
+	f.Fuzz(func(t *testing.T, consume bool, body string) {
+		path, ok := actionTokensPath(realmName), http.StatusCreated
+		if consume {
+			path, ok = consumePath(realmName), http.StatusOK
+		}
+		r := s.do(t, rawJSON(path, frontendToken, body))
+		switch {
+		case r.status == ok:
+			var v struct {
+				Action string `json:"action"`
+				UserID string `json:"user_id"`
+			}
+			if err := json.Unmarshal(r.body, &v); err != nil || v.Action == "" || v.UserID == "" {
+				t.Fatalf("%d answer %s to %q", r.status, r.body, body)
+			}
+		case r.status >= 500 || r.status < 400:
+			t.Fatalf("answered %d %s to %q", r.status, r.body, body)
+		default:
+			var e oauthError
+			if err := json.Unmarshal(r.body, &e); err != nil || e.Error == "" || e.Description == "" {
+				t.Fatalf("refusal %d %s to %q has no reason", r.status, r.body, body)
+			}
+		}
+	})
 }
