@@ -43,6 +43,12 @@ Commands:
   stats       sessions per client: active and offline
   keys        the realm's keys: active and passive, with the dates they verify until
   keys rotate give the realm new active keys; the old ones verify until their tokens expire
+  action-token
+              mint an admin-initiated action token for --user and --action (verify-email,
+              reset-credentials, execute-actions, idp-verify-account-via-email or a custom
+              one); --lifespan (default: the realm's Default Admin-Initiated Action
+              Lifespan), --client, --redirect-uri, --email, --required-actions A,B;
+              prints the token, which sessiond does not email (docs/action-tokens.md)
 
 Options of every command:
   --url       sessiond's base URL (default ` + defaultAdminURL + `, start-dev's address)
@@ -228,14 +234,15 @@ var deliveryStates = []string{string(usersessions.Pending), string(usersessions.
 // adminCommands builds each command: it declares the command's own flags on a and returns
 // what runs once they are parsed.
 var adminCommands = map[string]func(a *adminRun) func(ctx context.Context) error{
-	"sessions":    (*adminRun).sessions,
-	"logout":      (*adminRun).logout,
-	"logout-all":  (*adminRun).logoutAll,
-	"keys":        adminKeys(http.MethodGet, "/keys"),
-	"keys rotate": adminKeys(http.MethodPost, "/keys/rotate"),
-	"revoke":      (*adminRun).revoke,
-	"deliveries":  (*adminRun).deliveries,
-	"stats":       (*adminRun).stats,
+	"sessions":     (*adminRun).sessions,
+	"logout":       (*adminRun).logout,
+	"logout-all":   (*adminRun).logoutAll,
+	"keys":         adminKeys(http.MethodGet, "/keys"),
+	"keys rotate":  adminKeys(http.MethodPost, "/keys/rotate"),
+	"action-token": (*adminRun).actionToken,
+	"revoke":       (*adminRun).revoke,
+	"deliveries":   (*adminRun).deliveries,
+	"stats":        (*adminRun).stats,
 }
 
 // apiError is an error answer of the admin API.
@@ -784,5 +791,54 @@ func adminKeys(method, path string) func(a *adminRun) func(context.Context) erro
 			}
 			return a.endTable(tw, len(rep.Keys), "keys")
 		}
+	}
+}
+
+// actionToken mints an admin-initiated action token and prints it, then what it is for and
+// until when.
+func (a *adminRun) actionToken() func(context.Context) error {
+	user := a.flags.String("user", "", "the user id the token is for (required)")
+	action := a.flags.String("action", "", "the action: verify-email, reset-credentials, execute-actions, idp-verify-account-via-email or a custom one (required)")
+	lifespan := a.flags.Duration("lifespan", 0, "how long the token lives, whole seconds up to 720h (default: the realm's Default Admin-Initiated Action Lifespan)")
+	client := a.flags.String("client", "", "the clientId the action is for")
+	redirect := a.flags.String("redirect-uri", "", "where the user goes once done (one of --client's redirect URIs)")
+	email := a.flags.String("email", "", "the email address the action is about")
+	required := a.flags.String("required-actions", "", "comma-separated required actions, e.g. UPDATE_PASSWORD,VERIFY_EMAIL")
+	return func(ctx context.Context) error {
+		switch {
+		case *user == "" || *action == "":
+			return usageError("--user and --action are required")
+		case *lifespan < 0 || *lifespan%time.Second != 0:
+			return usageError(fmt.Sprintf("--lifespan %s: want whole seconds, more than 0", *lifespan))
+		}
+		body := map[string]any{"action": *action}
+		for name, v := range map[string]string{"client_id": *client, "redirect_uri": *redirect, "email": *email} {
+			if v != "" {
+				body[name] = v
+			}
+		}
+		if *lifespan > 0 {
+			body["lifespan"] = int64(*lifespan / time.Second)
+		}
+		if *required != "" {
+			body["required_actions"] = strings.Split(*required, ",")
+		}
+		var m struct {
+			Token          string `json:"token"`
+			Action         string `json:"action"`
+			ExpiresAt      int64  `json:"expires_at"`
+			ExpiresIn      int64  `json:"expires_in"`
+			LifespanSource string `json:"lifespan_source"`
+		}
+		_, raw, err := a.call(ctx, http.MethodPost, "/users/"+url.PathEscape(*user)+"/action-tokens", body, &m)
+		if err != nil {
+			return err
+		}
+		if a.json {
+			return a.printRaw(raw)
+		}
+		_, err = fmt.Fprintf(a.stdout, "%s\n%s token for user %s, expires %s (lifespan %s, %s); sessiond sends no email: deliver it yourself\n",
+			m.Token, m.Action, *user, time.Unix(m.ExpiresAt, 0).UTC().Format(time.RFC3339), time.Duration(m.ExpiresIn)*time.Second, m.LifespanSource)
+		return err
 	}
 }

@@ -229,6 +229,25 @@ func TestAdminCLI(t *testing.T) {
 		// Sessions from before the rotation go on.
 		mustRefreshIn(t, c, "the node", persistRealm, dave.RefreshToken, dave.SessionID)
 	})
+	t.Run("action-token", func(t *testing.T) {
+		out := admin(t, "action-token", "--user=erin-id", "--action=execute-actions", "--lifespan=2h", "--required-actions=UPDATE_PASSWORD,VERIFY_EMAIL")
+		tok, rest, _ := strings.Cut(out, "\n")
+		if !strings.Contains(rest, "execute-actions token for user erin-id") || !strings.Contains(rest, "lifespan 2h0m0s, request") {
+			t.Errorf("action-token printed:\n%s", out)
+		}
+		r, err := c.frontendIn(persistRealm, "/action-tokens/consume", map[string]any{"token": tok})
+		if err != nil || r.status != http.StatusOK || !strings.Contains(r.body, `"required_actions":["UPDATE_PASSWORD","VERIFY_EMAIL"]`) {
+			t.Errorf("redeem the CLI's token: %v %s", err, r.summary())
+		}
+		var m struct {
+			ExpiresIn      int64  `json:"expires_in"`
+			LifespanSource string `json:"lifespan_source"`
+		}
+		if err := json.Unmarshal([]byte(admin(t, "action-token", "--user=erin-id", "--action=verify-email", "--json")), &m); err != nil ||
+			m.ExpiresIn != 43200 || m.LifespanSource != "admin-initiated-default" {
+			t.Errorf("action-token --json: %+v %v, want Default Admin-Initiated Action Lifespan", m, err)
+		}
+	})
 	t.Run("errors", func(t *testing.T) {
 		free := freeAddr(t)
 		for _, tc := range []struct {
@@ -241,6 +260,9 @@ func TestAdminCLI(t *testing.T) {
 			{"wrong credential", "not-it", []string{"stats", url}, 1, "refused the credential (401)"},
 			{"viewer acting", adminViewer, []string{"logout-all", url}, 1, "may not do that (403)"},
 			{"viewer rotating keys", adminViewer, []string{"keys", "rotate", url}, 1, "may not do that (403)"},
+			{"viewer minting an action token", adminViewer, []string{"action-token", "--user=u", "--action=verify-email", url}, 1, "may not do that (403)"},
+			{"action token without a user", persistAdmin, []string{"action-token", "--action=verify-email", url}, 2, "--user and --action are required"},
+			{"action token beyond 30 days", persistAdmin, []string{"action-token", "--user=u", "--action=verify-email", "--lifespan=721h", url}, 1, "from 1 to 2592000"},
 			{"front-end credential", persistFrontend, []string{"stats", url}, 1, "(403)"},
 			{"unknown realm", persistAdmin, []string{"stats", url, "--realm=nowhere"}, 1, "not found (404)"},
 			{"unknown session", persistAdmin, []string{"logout", "--session=nosuch", url}, 1, "not found (404)"},

@@ -111,6 +111,8 @@ func adminRoutes() []adminRoute {
 		{"POST /push-revocation", "push-revocation", true, realmWide, (*Server).adminPushRevocation},
 		{"POST /clients/{id}/push-revocation", "push-client-revocation", true, client, (*Server).adminPushRevocation},
 		{"POST /keys/rotate", "rotate-keys", true, realmWide, (*Server).adminRotateKeys},
+		{"POST /users/{id}/action-tokens", "mint-action-token", true, user, (*Server).adminMintActionToken},
+		{"PUT /users/{id}/execute-actions-email", "execute-actions-email", true, user, (*Server).adminExecuteActionsEmail},
 	}
 }
 

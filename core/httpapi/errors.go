@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/sessiond/sessiond/core/actiontoken"
 	"github.com/sessiond/sessiond/core/admin"
 	"github.com/sessiond/sessiond/core/authfail"
 	"github.com/sessiond/sessiond/core/session"
@@ -44,6 +45,16 @@ var oauthStatus = map[string]int{
 	session.TemporarilyUnavailable: http.StatusServiceUnavailable,
 }
 
+// actionStatus is the HTTP status of each refusal of an action token (core/actiontoken): a
+// token used before conflicts with that use; the rest are bad requests.
+var actionStatus = map[string]int{
+	actiontoken.InvalidRequest: http.StatusBadRequest,
+	actiontoken.Invalid:        http.StatusBadRequest,
+	actiontoken.Expired:        http.StatusBadRequest,
+	actiontoken.Revoked:        http.StatusBadRequest,
+	actiontoken.Used:           http.StatusConflict,
+}
+
 // writeError maps an error from the core or a provider to its HTTP answer. It is the one
 // place where errors meet status codes.
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
@@ -76,6 +87,7 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 // classify maps err, met while serving r, to a status and an answer.
 func (s *Server) classify(r *http.Request, err error) (int, errorBody) {
 	var se *session.Error
+	var ae *actiontoken.Error
 	var throttled *authfail.ThrottledError
 	switch {
 	case errors.Is(err, context.Canceled) && r.Context().Err() != nil:
@@ -88,6 +100,12 @@ func (s *Server) classify(r *http.Request, err error) (int, errorBody) {
 			code = http.StatusBadRequest
 		}
 		return code, errorBody{Error: se.Code, Description: se.Description}
+	case errors.As(err, &ae):
+		code, ok := actionStatus[ae.Code]
+		if !ok {
+			code = http.StatusBadRequest
+		}
+		return code, errorBody{Error: ae.Code, Description: ae.Description}
 	case errors.As(err, &throttled):
 		// The OAuth endpoints answer in their own vocabulary (RFC 8628 §3.5's slow_down, the
 		// one OAuth error that means "too fast"); the front-end and admin APIs in theirs.

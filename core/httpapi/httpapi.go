@@ -57,6 +57,8 @@ type Deps struct {
 	AdminViewerToken string
 	// Admin serves the admin API (/admin/realms/…); nil leaves it out.
 	Admin Admin
+	// Actions mints and redeems action tokens (actions.go); nil leaves their routes out.
+	Actions ActionTokens
 	// HealthElsewhere leaves /health/* out of the handler tree: they are served on the
 	// management interface (Health), and this tree answers 404 for them.
 	HealthElsewhere bool
@@ -85,6 +87,7 @@ type Server struct {
 	frontendToken, adminToken string
 	viewerToken               string
 	admin                     Admin
+	actions                   ActionTokens
 	guard                     AuthGuard
 	mux                       *http.ServeMux
 }
@@ -94,7 +97,7 @@ func New(log hclog.Logger, d Deps) *Server {
 	s := &Server{
 		log: log, ready: d.Ready, sessions: d.Sessions, keys: d.Keys, realms: d.Realms, issuer: d.Issuer,
 		frontendToken: d.FrontendToken, adminToken: d.AdminToken, mux: http.NewServeMux(),
-		viewerToken: d.AdminViewerToken, admin: d.Admin, guard: d.Guard,
+		viewerToken: d.AdminViewerToken, admin: d.Admin, guard: d.Guard, actions: d.Actions,
 	}
 	if s.guard == nil {
 		s.guard = noGuard{}
@@ -104,6 +107,9 @@ func New(log hclog.Logger, d Deps) *Server {
 	}
 	s.oidcRoutes()
 	s.frontendRoutes()
+	if s.actions != nil {
+		s.actionRoutes()
+	}
 	if s.admin != nil {
 		s.adminRoutes()
 	}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/sessiond/sessiond/core/actiontoken"
 	"github.com/sessiond/sessiond/core/authfail"
 	"github.com/sessiond/sessiond/core/cache"
 	"github.com/sessiond/sessiond/core/groupcommit"
@@ -130,11 +131,13 @@ type stack struct {
 	realms *realm.Realms
 	keys   *token.KeyManager
 	tokens *token.Service
-	api    *httpapi.Server
-	srv    *httptest.Server
-	client *http.Client
-	adm    *adminFixture // the admin API's service and what it is wired to (admin_test.go)
-	guard  *guardRecorder
+	// actions is the action-token service (actions_test.go).
+	actions *actiontoken.Service
+	api     *httpapi.Server
+	srv     *httptest.Server
+	client  *http.Client
+	adm     *adminFixture // the admin API's service and what it is wired to (admin_test.go)
+	guard   *guardRecorder
 }
 
 func newStack(tb testing.TB, opts ...option) *stack {
@@ -184,6 +187,7 @@ func newStack(tb testing.TB, opts ...option) *stack {
 		Log:                log,
 	})
 	s.adm = newAdminFixture(s)
+	s.actions = actiontoken.New(actiontoken.Deps{Tokens: s.tokens, Store: s.store, Realms: s.realms, Now: s.clock.Now, Log: log})
 	s.guard = &guardRecorder{lines: &lineRecorder{}}
 	cfg.guard.Now = s.clock.Now
 	s.guard.Guard = authfail.New(s.guard.lines, cfg.guard)
@@ -199,6 +203,7 @@ func newStack(tb testing.TB, opts ...option) *stack {
 		AdminViewerToken: viewerToken,
 		Admin:            s.adm.service,
 		Guard:            s.guard,
+		Actions:          s.actions,
 	})
 	mux.Handle("/", fromAddr(s.api))
 	return s

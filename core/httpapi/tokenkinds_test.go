@@ -66,6 +66,7 @@ func TestGoOIDC_rejectsRefreshOfflineAndLogoutTokensAsAccessTokens(t *testing.T)
 	if err != nil {
 		t.Fatal(err)
 	}
+	action := s.mintIn(t, realmName) // actions_test.go
 	if err := rfc9068(t, s, online.AccessToken); err != nil {
 		t.Fatalf("verify the access token: %v", err)
 	}
@@ -76,6 +77,7 @@ func TestGoOIDC_rejectsRefreshOfflineAndLogoutTokensAsAccessTokens(t *testing.T)
 		for _, tc := range []struct{ name, raw string }{
 			{"refresh token", online.RefreshToken},
 			{"offline token", offline.RefreshToken},
+			{"action token", action},
 		} {
 			for _, v := range []*oidc.IDTokenVerifier{goOIDC, goOIDCAnyAlg} {
 				if _, err := v.Verify(ctx, tc.raw); err == nil {
@@ -87,6 +89,7 @@ func TestGoOIDC_rejectsRefreshOfflineAndLogoutTokensAsAccessTokens(t *testing.T)
 			{"refresh token", online.RefreshToken},
 			{"offline token", offline.RefreshToken},
 			{"logout token", logout},
+			{"action token", action},
 		} {
 			if err := rfc9068(t, s, tc.raw); err == nil {
 				t.Errorf("an RFC 9068 verifier accepted the %s as an access token", tc.name)

@@ -42,6 +42,8 @@ type realmFile struct {
 	RevokeRefreshToken                  bool         `json:"revokeRefreshToken"`
 	RefreshTokenMaxReuse                int          `json:"refreshTokenMaxReuse"`
 	Clients                             []clientFile `json:"clients"`
+	// Attributes: the per-action overrides of User-Initiated Action Lifespan (actions.go).
+	Attributes map[string]string `json:"attributes"`
 
 	// sessiond's own settings, beyond Keycloak's representation.
 	RefreshTokenRotationGraceWindow     int64 `json:"refreshTokenRotationGraceWindow"`
@@ -184,6 +186,11 @@ func (f realmFile) realm(source string) (*Realm, error) {
 		EndClientSessionOnRefreshTokenReuse: f.EndClientSessionOnRefreshTokenReuse,
 		Source:                              source,
 	}
+	overrides, err := realmAttributes(f.Attributes)
+	if err != nil {
+		return nil, fmt.Errorf("realm %q: %w", f.Realm, err)
+	}
+	r.ActionLifespans = overrides
 	for i, cf := range f.Clients {
 		c, err := cf.client()
 		if err != nil {

@@ -44,6 +44,10 @@ func TestLoad_seed000_everySessionAndTokenTimeoutMapsFromKeycloakNames(t *testin
 			UserActionLifespan:          sec(303),
 			AdminActionLifespan:         sec(43201),
 		},
+		ActionLifespans: map[string]time.Duration{
+			ActionVerifyEmail: sec(600), ActionIdPVerifyAccount: sec(601), ActionResetCredentials: sec(602),
+			ActionExecuteActions: sec(603), "acme.invite": sec(7200),
+		},
 		RevokeRefreshToken:                  true,
 		RefreshTokenMaxReuse:                2,
 		RefreshTokenGraceWindow:             sec(30),

@@ -9,6 +9,7 @@ package realm
 import (
 	"crypto/subtle"
 	"fmt"
+	"maps"
 	"slices"
 	"time"
 )
@@ -36,8 +37,11 @@ type Timeouts struct {
 	ClientLoginTimeout          time.Duration // accessCodeLifespan: finish the authorization code flow
 	LoginTimeout                time.Duration // accessCodeLifespanLogin: the whole login
 	LoginActionTimeout          time.Duration // accessCodeLifespanUserAction: one login page
-	UserActionLifespan          time.Duration // actionTokenGeneratedByUserLifespan
-	AdminActionLifespan         time.Duration // actionTokenGeneratedByAdminLifespan
+	// UserActionLifespan is actionTokenGeneratedByUserLifespan; not set, it is Login action
+	// timeout when that is set, as Keycloak's getActionTokenGeneratedByUserLifespan() reads
+	// it, else 5 minutes.
+	UserActionLifespan  time.Duration
+	AdminActionLifespan time.Duration // actionTokenGeneratedByAdminLifespan
 }
 
 // Defaults returns Keycloak's defaults (REFERENCE.md "Keycloak's expiry maths"; the two
@@ -86,7 +90,7 @@ func (t Timeouts) Effective() Timeouts {
 		ClientLoginTimeout:          or(t.ClientLoginTimeout, d.ClientLoginTimeout),
 		LoginTimeout:                or(t.LoginTimeout, d.LoginTimeout),
 		LoginActionTimeout:          or(t.LoginActionTimeout, d.LoginActionTimeout),
-		UserActionLifespan:          or(t.UserActionLifespan, d.UserActionLifespan),
+		UserActionLifespan:          or(t.UserActionLifespan, or(t.LoginActionTimeout, d.UserActionLifespan)),
 		AdminActionLifespan:         or(t.AdminActionLifespan, d.AdminActionLifespan),
 	}
 }
@@ -109,6 +113,9 @@ type Realm struct {
 	// beyond what is allowed ends its client session instead of only failing the request.
 	EndClientSessionOnRefreshTokenReuse bool
 	Clients                             []*Client
+	// ActionLifespans are the per-action overrides of User-Initiated Action Lifespan, by
+	// action name (realm attributes actionTokenGeneratedByUserLifespan.<action>); each > 0.
+	ActionLifespans map[string]time.Duration
 	// Source names where the realm came from (a file path, "built-in"), for messages.
 	Source string
 }
@@ -126,6 +133,7 @@ func (r *Realm) Client(clientID string) (*Client, bool) {
 // Clone returns a deep copy that can be changed without affecting readers of r.
 func (r *Realm) Clone() *Realm {
 	c := *r
+	c.ActionLifespans = maps.Clone(r.ActionLifespans)
 	c.Clients = make([]*Client, len(r.Clients))
 	for i, cl := range r.Clients {
 		c.Clients[i] = cl.Clone()

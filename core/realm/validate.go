@@ -3,7 +3,9 @@ package realm
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"net/url"
+	"slices"
 	"time"
 
 	"github.com/sessiond/sessiond/spi"
@@ -84,6 +86,14 @@ func (r *Realm) Validate() ([]Warning, error) {
 	}
 	if r.RefreshTokenGraceWindow < 0 {
 		v.fail("", "refreshTokenRotationGraceWindow", fmt.Sprintf("must not be negative, got %s", r.RefreshTokenGraceWindow))
+	}
+	for _, action := range slices.Sorted(maps.Keys(r.ActionLifespans)) {
+		field := "attributes." + AttrActionLifespanPrefix + action
+		if err := CheckActionName(action); err != nil {
+			v.fail("", field, err.Error())
+		} else if d := r.ActionLifespans[action]; d < time.Second || d%time.Second != 0 {
+			v.fail("", field, fmt.Sprintf("must be a positive whole number of seconds, got %s", d))
+		}
 	}
 	byClientID := map[string]bool{}
 	byID := map[string]bool{}

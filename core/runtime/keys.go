@@ -23,7 +23,11 @@ const signedNoticeLifespan = 2 * time.Minute
 //   - The secret signs refresh and offline tokens, whose exp is at most their issue plus
 //     the idle timeout of their user session (core/expiry Rules.RefreshToken): the longest of
 //     SSO Session Idle, its remember-me value and Offline Session Idle, and, as a bound that
-//     costs nothing to add, the client session and client attribute idle values.
+//     costs nothing to add, the client session and client attribute idle values. It also
+//     signs action tokens: the realm's action lifespans (user- and admin-initiated and every
+//     per-action override) count too. An administrator's own lifespan beyond those is not
+//     covered: such a token stops verifying once its key's passive period ends
+//     (docs/action-tokens.md).
 //
 // A realm that no longer exists keeps the longest values any realm has.
 func keyPassive(realms *realm.Realms, leeway time.Duration) func(string) token.Passive {
@@ -31,7 +35,11 @@ func keyPassive(realms *realm.Realms, leeway time.Duration) func(string) token.P
 		t := r.Timeouts.Effective()
 		p := token.Passive{
 			Published: max(t.AccessTokenLifespan, t.AccessTokenLifespanImplicit, signedNoticeLifespan),
-			Secret:    max(t.SSOSessionIdle, t.SSOSessionIdleRememberMe, t.OfflineSessionIdle, t.ClientSessionIdle, t.ClientOfflineSessionIdle),
+			Secret: max(t.SSOSessionIdle, t.SSOSessionIdleRememberMe, t.OfflineSessionIdle, t.ClientSessionIdle, t.ClientOfflineSessionIdle,
+				t.UserActionLifespan, t.AdminActionLifespan),
+		}
+		for _, d := range r.ActionLifespans {
+			p.Secret = max(p.Secret, d)
 		}
 		for _, c := range r.Clients {
 			p.Published = max(p.Published, c.AccessTokenLifespan)

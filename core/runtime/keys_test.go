@@ -10,7 +10,8 @@ import (
 )
 
 // The passive period of a realm's keys is the longest life of a token that kind of key
-// signs, from the realm's settings and its clients' overrides.
+// signs, from the realm's settings and its clients' overrides; the secret's covers action
+// tokens too.
 func TestKeyPassiveFollowsTheRealmsLongestTokens(t *testing.T) {
 	const leeway = 10 * time.Second
 	day := 24 * time.Hour
@@ -27,7 +28,13 @@ func TestKeyPassiveFollowsTheRealmsLongestTokens(t *testing.T) {
 			want: token.Passive{Published: 15*time.Minute + leeway, Secret: 90 * day}},
 		{name: "short lifespans: logout tokens bound it", realm: realm.Realm{Name: "a", Timeouts: realm.Timeouts{
 			AccessTokenLifespan: time.Minute, AccessTokenLifespanImplicit: time.Minute, OfflineSessionIdle: time.Hour}},
+			want: token.Passive{Published: signedNoticeLifespan + leeway, Secret: 12 * time.Hour}}, // Default Admin-Initiated Action Lifespan
+		{name: "short lifespans and short action lifespans", realm: realm.Realm{Name: "a", Timeouts: realm.Timeouts{
+			AccessTokenLifespan: time.Minute, AccessTokenLifespanImplicit: time.Minute, OfflineSessionIdle: time.Hour, AdminActionLifespan: time.Minute}},
 			want: token.Passive{Published: signedNoticeLifespan + leeway, Secret: time.Hour}},
+		{name: "an action override longer than every session idle", realm: realm.Realm{Name: "a",
+			ActionLifespans: map[string]time.Duration{realm.ActionExecuteActions: 45 * day}},
+			want: token.Passive{Published: 15*time.Minute + leeway, Secret: 45 * day}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

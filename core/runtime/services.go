@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/sessiond/sessiond/conf"
+	"github.com/sessiond/sessiond/core/actiontoken"
 	"github.com/sessiond/sessiond/core/authfail"
 	"github.com/sessiond/sessiond/core/cache"
 	"github.com/sessiond/sessiond/core/cleanup"
@@ -154,6 +155,12 @@ func (rt *Runtime) wire(opts Options, issuerBase string) (*httpapi.Server, error
 		cleaner.Run(ctx)
 	})
 
+	actions := actiontoken.New(actiontoken.Deps{Tokens: tokens, Store: store, Realms: rt.realms, NotBefore: rt.policies,
+		Now: opts.now, Log: rt.log.Named("action-tokens")})
+	// The records of used action tokens go once the tokens have expired, on the sessions'
+	// cleanup schedule.
+	rt.goBackground(func(ctx context.Context) { actions.Run(ctx, cleaner.Options().Interval) })
+
 	frontend, admin, err := rt.credentials(opts)
 	if err != nil {
 		return nil, err
@@ -172,6 +179,7 @@ func (rt *Runtime) wire(opts Options, issuerBase string) (*httpapi.Server, error
 		Admin:            rt.adminService(sessionStore, keys, opts.now),
 		HealthElsewhere:  rt.settings.Listen.Management,
 		Guard:            guard,
+		Actions:          actions,
 	}), nil
 }
 

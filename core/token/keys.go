@@ -450,6 +450,7 @@ func (m *KeyManager) parse(realm string, version int64, sk storedKeys) (*keySet,
 const (
 	typAccess = "at+jwt"     // access tokens, RFC 9068
 	typLogout = "logout+jwt" // back-channel logout tokens, OpenID Connect Back-Channel Logout 1.0 §2.4
+	// typAction (action.go, "action+jwt") is the type of action tokens, signed with the realm secret.
 	// typJWT is the plain type: refresh and offline tokens (HS512, as Keycloak's), adapter
 	// actions (which Keycloak adapters read without looking at typ), and, before at+jwt, every
 	// token sessiond issued (legacy tokens, see Service.verify).
@@ -461,7 +462,7 @@ func (k *key) makeSigners() error {
 	sk := jose.SigningKey{Algorithm: jose.SignatureAlgorithm(k.alg), Key: jose.JSONWebKey{Key: k.private, KeyID: k.id}}
 	if k.secret != nil {
 		// go-jose writes the kid of a JSONWebKey only for keys with a public part.
-		types = []string{typJWT}
+		types = []string{typJWT, typAction}
 		sk.Key = k.secret
 	}
 	k.signers = make(map[string]jose.Signer, len(types))

@@ -6,8 +6,10 @@
 // Kinds of token cannot pass for one another: access tokens are signed with the realm's
 // published key and carry the JWS header typ at+jwt (RFC 9068); refresh and offline tokens
 // are signed with a realm secret that is never published (HS512, as Keycloak does), so no
-// verifier working from the JWKS accepts one; back-channel logout tokens carry logout+jwt.
-// Verify checks the header type and the algorithm family a kind must have, then the typ claim.
+// verifier working from the JWKS accepts one; back-channel logout tokens carry logout+jwt;
+// action tokens (action.go) are signed with the realm secret under action+jwt and verified
+// only by VerifyAction. Verify checks the header type and the algorithm family a kind must
+// have, then the typ claim.
 //
 // JOSE is github.com/go-jose/go-jose/v4: maintained, used by go-oidc, Vault and Kubernetes,
 // and it makes the caller name the algorithms it accepts when parsing, so "none" and
@@ -255,42 +257,12 @@ func (s *Service) VerifyAccept(ctx context.Context, realm, raw string, a Accept)
 	if len(a.Types)+len(a.Legacy) == 0 {
 		return nil, fmt.Errorf("verify a token in realm %q: no token type expected: %w", realm, spi.ErrInvalid)
 	}
-	if len(raw) > MaxSize {
-		return nil, refuse(ErrMalformed, fmt.Sprintf("token is %d bytes, more than the %d accepted", len(raw), MaxSize))
+	if slices.Contains(a.Types, Action) || slices.Contains(a.Legacy, Action) {
+		return nil, fmt.Errorf("verify a token in realm %q: %w: %w", realm, errActionViaVerify, spi.ErrInvalid)
 	}
-	// Base64 decoders skip CR and LF, so without this one token would have many spellings,
-	// and anything keyed by the raw string would see several tokens.
-	if i := strings.IndexFunc(raw, notCompactJWS); i >= 0 {
-		return nil, refuse(ErrMalformed, fmt.Sprintf("token has a character outside base64url and '.' at offset %d", i))
-	}
-	jws, err := jose.ParseSignedCompact(raw, []jose.SignatureAlgorithm{jose.ES256, jose.RS256, jose.HS512})
-	if err != nil {
-		var alg *jose.ErrUnexpectedSignatureAlgorithm
-		if errors.As(err, &alg) && alg.Got != "" {
-			return nil, refuse(ErrAlgorithm, fmt.Sprintf("token is signed with %s; only ES256, RS256 and HS512 are accepted", quote(string(alg.Got))))
-		}
-		return nil, refuse(ErrMalformed, "token is not a compact JWS")
-	}
-	header := jws.Signatures[0].Protected
-	if header.KeyID == "" {
-		return nil, refuse(ErrMalformed, "token header has no kid")
-	}
-	if _, ok := header.ExtraHeaders["crit"]; ok {
-		// sessiond never sets crit; refusing it here keeps the failure a malformed token
-		// rather than a signature error from the library.
-		return nil, refuse(ErrMalformed, "token header has crit parameters, which sessiond does not use")
-	}
-	set, err := s.keys.verifying(ctx, realm, header.KeyID)
+	payload, typ, k, err := s.signed(ctx, realm, raw)
 	if err != nil {
 		return nil, err
-	}
-	k, err := set.verifier(realm, header.KeyID, Algorithm(header.Algorithm), s.keys.now())
-	if err != nil {
-		return nil, err
-	}
-	payload, err := jws.Verify(k.verifies())
-	if err != nil {
-		return nil, refuse(ErrSignature, fmt.Sprintf("token signature does not verify with key %s of realm %q", quote(k.id), realm))
 	}
 	var w wire
 	if err := json.Unmarshal(payload, &w); err != nil {
@@ -299,7 +271,6 @@ func (s *Service) VerifyAccept(ctx context.Context, realm, raw string, a Accept)
 	if want := s.Issuer(realm); w.Iss != want {
 		return nil, refuse(ErrWrongRealm, fmt.Sprintf("token was issued by %s, not by realm %q", quote(w.Iss), realm))
 	}
-	typ, _ := header.ExtraHeaders[jose.HeaderType].(string)
 	legacy, err := s.kind(realm, k, typ, &w, a)
 	if err != nil {
 		return nil, err
@@ -310,6 +281,51 @@ func (s *Service) VerifyAccept(ctx context.Context, realm, raw string, a Accept)
 	}
 	t.Legacy = legacy
 	return t, nil
+}
+
+// signed checks a presented token up to its signature: size, JWS shape, algorithm, key (by
+// kid, among the keys the realm verifies with now, of the header's algorithm) and signature.
+// It returns the payload, the JWS header type and the key that verified it.
+func (s *Service) signed(ctx context.Context, realm, raw string) (payload []byte, typ string, k *key, err error) {
+	if len(raw) > MaxSize {
+		return nil, "", nil, refuse(ErrMalformed, fmt.Sprintf("token is %d bytes, more than the %d accepted", len(raw), MaxSize))
+	}
+	// Base64 decoders skip CR and LF, so without this one token would have many spellings,
+	// and anything keyed by the raw string would see several tokens.
+	if i := strings.IndexFunc(raw, notCompactJWS); i >= 0 {
+		return nil, "", nil, refuse(ErrMalformed, fmt.Sprintf("token has a character outside base64url and '.' at offset %d", i))
+	}
+	jws, err := jose.ParseSignedCompact(raw, []jose.SignatureAlgorithm{jose.ES256, jose.RS256, jose.HS512})
+	if err != nil {
+		var alg *jose.ErrUnexpectedSignatureAlgorithm
+		if errors.As(err, &alg) && alg.Got != "" {
+			return nil, "", nil, refuse(ErrAlgorithm, fmt.Sprintf("token is signed with %s; only ES256, RS256 and HS512 are accepted", quote(string(alg.Got))))
+		}
+		return nil, "", nil, refuse(ErrMalformed, "token is not a compact JWS")
+	}
+	header := jws.Signatures[0].Protected
+	if header.KeyID == "" {
+		return nil, "", nil, refuse(ErrMalformed, "token header has no kid")
+	}
+	if _, ok := header.ExtraHeaders["crit"]; ok {
+		// sessiond never sets crit; refusing it here keeps the failure a malformed token
+		// rather than a signature error from the library.
+		return nil, "", nil, refuse(ErrMalformed, "token header has crit parameters, which sessiond does not use")
+	}
+	set, err := s.keys.verifying(ctx, realm, header.KeyID)
+	if err != nil {
+		return nil, "", nil, err
+	}
+	k, err = set.verifier(realm, header.KeyID, Algorithm(header.Algorithm), s.keys.now())
+	if err != nil {
+		return nil, "", nil, err
+	}
+	payload, err = jws.Verify(k.verifies())
+	if err != nil {
+		return nil, "", nil, refuse(ErrSignature, fmt.Sprintf("token signature does not verify with key %s of realm %q", quote(k.id), realm))
+	}
+	typ, _ = header.ExtraHeaders[jose.HeaderType].(string)
+	return payload, typ, k, nil
 }
 
 // kind checks that a token whose signature holds is of a kind the caller accepts: the JWS

@@ -149,6 +149,12 @@ func TestVerifyRefuses(t *testing.T) {
 			}
 			return raw
 		}, expect: []Type{Bearer, Refresh, Offline}, want: ErrWrongType, desc: `header type "logout+jwt"`},
+		{name: "action token as access token", token: func(t *testing.T, f *fixture) string {
+			return f.action(t, "acme", actionClaims(t0)).Raw
+		}, want: ErrWrongType, desc: `header type "action+jwt" with HS512`},
+		{name: "action token as refresh or offline token", token: func(t *testing.T, f *fixture) string {
+			return f.action(t, "acme", actionClaims(t0)).Raw
+		}, expect: []Type{Refresh, Offline}, want: ErrWrongType, desc: `header type "action+jwt" with HS512`},
 		{name: "HS512 with the public key as secret", token: func(t *testing.T, f *fixture) string {
 			k := f.active(t, "acme")
 			der, _ := x509.MarshalPKIXPublicKey(k.public)
