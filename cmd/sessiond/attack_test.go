@@ -91,13 +91,24 @@ func (rc *logoutReceiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusOK)
 }
 
-func (rc *logoutReceiver) last() string {
-	rc.mu.Lock()
-	defer rc.mu.Unlock()
-	if len(rc.tokens) == 0 {
-		return ""
+// tokenFor waits up to 10 s for the logout token of session sid.
+func (rc *logoutReceiver) tokenFor(t *testing.T, sid string) string {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		rc.mu.Lock()
+		tokens := slices.Clone(rc.tokens)
+		rc.mu.Unlock()
+		for _, tok := range tokens {
+			var claims struct {
+				Sid string `json:"sid"`
+			}
+			if json.Unmarshal(decodeSegment(t, tok, 1), &claims) == nil && claims.Sid == sid {
+				return tok
+			}
+		}
 	}
-	return rc.tokens[len(rc.tokens)-1]
+	t.Fatalf("no back-channel logout token for session %s reached the client", sid)
+	return ""
 }
 
 // strongSecret is a random credential start accepts (32 characters or more).
@@ -349,6 +360,16 @@ func segment(v any) string {
 // that need no server of their own share one; the slow ones run in parallel with the rest.
 func TestAttacks(t *testing.T) {
 	tg := startTarget(t)
+	// Whatever a subtest's client saw: the server answered no request with a 5xx but a
+	// documented 503, and nothing panicked. (Cleanups run last first: this one before the
+	// server stops, after every subtest.)
+	t.Cleanup(func() {
+		for _, line := range strings.Split(tg.d.log(), "\n") {
+			if strings.Contains(line, "request failed") && !strings.Contains(line, "status=503") || strings.Contains(line, "panic") {
+				t.Errorf("sessiond logged: %s", line)
+			}
+		}
+	})
 
 	// First and alone, so that the store's counters see the probes and nothing else.
 	t.Run("ReadinessProbeFloodCostsFewStoreRoundTrips", func(t *testing.T) { readinessFlood(t, tg) })
@@ -482,13 +503,7 @@ func logoutTokenAsAccessToken(t *testing.T, tg *target) {
 	if r := tg.adminDo(t, c, http.MethodDelete, "attack/sessions/"+s.SessionID, ""); r.status != http.StatusNoContent {
 		t.Fatalf("admin logout = %s, want 204", r.summary())
 	}
-	var lt string
-	for deadline := time.Now().Add(10 * time.Second); lt == "" && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-		lt = tg.logouts.last()
-	}
-	if lt == "" {
-		t.Fatal("no back-channel logout token reached the client")
-	}
+	lt := tg.logouts.tokenFor(t, s.SessionID)
 	which, err := v.check(lt)
 	if err == nil {
 		t.Fatal("the logout token passes as an access token")
@@ -781,6 +796,7 @@ func wrongSecretFlood(t *testing.T, tg *target) {
 	ip := "203.0.113.10"
 	form := url.Values{"grant_type": {"refresh_token"}, "refresh_token": {"x"}}
 	var unauthorized, throttled int
+	started := time.Now()
 	for i := range tries {
 		r := postAs(t, c, ip, "attack", "token", "victim", fmt.Sprintf("wrong-%d", i), form)
 		switch {
@@ -792,8 +808,11 @@ func wrongSecretFlood(t *testing.T, tg *target) {
 			t.Fatalf("wrong secret %d: %s (Retry-After %q), want 401 invalid_client or 429 slow_down with Retry-After", i, r.summary(), r.retryAfter)
 		}
 	}
-	if unauthorized > limit+2 || throttled < tries-limit-2 {
-		t.Errorf("%d wrong secrets: %d answered 401, %d throttled; want the ones past %d throttled", tries, unauthorized, throttled, limit)
+	// The limit refills a failure's worth every window/limit (3 s) while the flood lasts.
+	elapsed := time.Since(started)
+	allowed := limit + int(elapsed/(3*time.Second)) + 1
+	if unauthorized > allowed || throttled < tries-allowed {
+		t.Errorf("%d wrong secrets in %v: %d answered 401, %d throttled; want at most %d answered, the rest throttled", tries, elapsed, unauthorized, throttled, allowed)
 	}
 	if r := postAs(t, c, ip, "attack", "token", "victim", "victim-secret", form); r.status != http.StatusTooManyRequests {
 		t.Errorf("the right secret from the throttled address: %s, want 429 before any comparison", r.summary())
@@ -802,13 +821,13 @@ func wrongSecretFlood(t *testing.T, tg *target) {
 	if r := postAs(t, c, "203.0.113.11", "attack", "token", "victim", "victim-secret", form); r.status != http.StatusBadRequest || r.Error != "invalid_grant" {
 		t.Errorf("the right secret from another address: %s, want 400 invalid_grant (authenticated, bad token)", r.summary())
 	}
-	auditedInFewLines(t, tg, ip, tries+1)
+	auditedInFewLines(t, tg, ip, tries+1, 2, time.Since(started)) // invalid_secret, throttled
 }
 
-// auditedInFewLines checks that the refusals from ip are in the event log with the address,
-// in a handful of lines whatever their number (the first of each reason at once, the
-// repeats summarized every 10 s).
-func auditedInFewLines(t *testing.T, tg *target, ip string, refusals int) {
+// auditedInFewLines checks that the refusals from ip, of keys kinds and reasons, made over
+// elapsed, are in the event log with the address, in a few lines whatever their number:
+// the first of each key at once, its repeats summarized every 10 s.
+func auditedInFewLines(t *testing.T, tg *target, ip string, refusals, keys int, elapsed time.Duration) {
 	t.Helper()
 	match := func(l map[string]any) bool { return l["type"] == "auth_refused" && l["ip"] == ip }
 	ls := tg.waitEvents(t, match)
@@ -818,8 +837,8 @@ func auditedInFewLines(t *testing.T, tg *target, ip string, refusals int) {
 	time.Sleep(200 * time.Millisecond) // the queue's last lines
 	ls = tg.eventLines(t, match)
 	t.Logf("%d refusals from %s: %d event log lines", refusals, ip, len(ls))
-	if len(ls) > 6 {
-		t.Errorf("%d refusals from %s wrote %d event log lines, want a few", refusals, ip, len(ls))
+	if most := keys * (2 + int(elapsed/(10*time.Second))); len(ls) > most {
+		t.Errorf("%d refusals from %s in %v wrote %d event log lines, want at most %d", refusals, ip, elapsed, len(ls), most)
 	}
 }
 
@@ -829,6 +848,7 @@ func unauthenticatedFlood(t *testing.T, tg *target) {
 	const tries = 200
 	c := tg.api(t)
 	ip := "203.0.113.20"
+	started := time.Now()
 	for i := range tries {
 		path, cred := "/realms/attack/sessions", ""
 		method := http.MethodPost
@@ -849,7 +869,8 @@ func unauthenticatedFlood(t *testing.T, tg *target) {
 			t.Fatalf("request %d (%s %s): %s, want 401 or 429 with Retry-After", i, method, path, r.summary())
 		}
 	}
-	auditedInFewLines(t, tg, ip, tries)
+	// Front-end missing_credentials and admin invalid_credential, each throttled too.
+	auditedInFewLines(t, tg, ip, tries, 4, time.Since(started))
 }
 
 // slowSender opens a TLS connection and sends a request a byte a second: its header (the
@@ -1091,7 +1112,10 @@ func noInternals(t *testing.T, tg *target) {
 }
 
 // startRefusals runs `sessiond start` with one thing wrong at a time: it exits non-zero,
-// before serving, saying what to set.
+// before serving, saying what to set. The plugin cases are what an attacker who can write
+// near a plugin would set up; swapping a symlink between the digest check and the exec
+// takes hundreds of tries to be meaningful, so plugins/host's
+// TestPluginSymlinkSwapCannotRunUnverifiedBinary races it instead.
 func startRefusals(t *testing.T, tg *target) {
 	dir := t.TempDir()
 	strong := map[string]string{
@@ -1276,16 +1300,7 @@ func readmeAccessTokenCheck(t *testing.T, tg *target) {
 	if r := tg.adminDo(t, c, http.MethodDelete, "attack/sessions/"+online.SessionID, ""); r.status != http.StatusNoContent {
 		t.Fatalf("admin logout = %s, want 204", r.summary())
 	}
-	var logout string
-	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-		if lt := tg.logouts.last(); lt != "" && strings.Contains(string(decodeSegment(t, lt, 1)), online.SessionID) {
-			logout = lt
-			break
-		}
-	}
-	if logout == "" {
-		t.Fatal("no back-channel logout token for the session reached the client")
-	}
+	logout := tg.logouts.tokenFor(t, online.SessionID)
 
 	// The program is built from the module, as if it were in it (an overlay): no file is
 	// written to the checkout.
