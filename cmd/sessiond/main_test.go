@@ -79,10 +79,17 @@ func startDaemon(t *testing.T, args ...string) *daemon {
 // startDaemonIn runs `sessiond start-dev args…` in dir and waits until it serves.
 func startDaemonIn(t *testing.T, dir string, args ...string) *daemon {
 	t.Helper()
+	return startCommandIn(t, dir, os.Environ(), append([]string{"start-dev"}, args...)...)
+}
+
+// startCommandIn runs `sessiond args…` (start or start-dev and its options) in dir with the
+// environment env, at debug level, and waits until it serves.
+func startCommandIn(t *testing.T, dir string, env []string, args ...string) *daemon {
+	t.Helper()
 	bin := sessiondBinary(t)
-	cmd := exec.Command(bin, append([]string{"start-dev"}, args...)...)
+	cmd := exec.Command(bin, args...)
 	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "SESSIOND_LOG_LEVEL=debug")
+	cmd.Env = append(env, "SESSIOND_LOG_LEVEL=debug")
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -330,8 +337,16 @@ func TestNoPluginOutlivesSessiond(t *testing.T) {
 // runCLI runs the binary to completion and returns its exit code and combined output.
 func runCLI(t *testing.T, args ...string) (int, string) {
 	t.Helper()
+	return runBinary(t, os.Environ(), args...)
+}
+
+// runBinary runs the binary to completion in a temporary directory with the environment
+// env and returns its exit code and combined output.
+func runBinary(t *testing.T, env []string, args ...string) (int, string) {
+	t.Helper()
 	cmd := exec.Command(sessiondBinary(t), args...)
 	cmd.Dir = t.TempDir()
+	cmd.Env = env
 	out, err := cmd.CombinedOutput()
 	code := 0
 	if ee, ok := err.(*exec.ExitError); ok {

@@ -77,7 +77,7 @@ func (c *apiClient) frontendIn(realm, path string, body map[string]any) (*apiRes
 	if err != nil {
 		return nil, err
 	}
-	req.Header.Set("Authorization", "Bearer "+persistFrontend)
+	req.Header.Set("Authorization", "Bearer "+c.frontendToken())
 	req.Header.Set("Content-Type", "application/json")
 	return c.do(req)
 }

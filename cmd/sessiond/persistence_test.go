@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"database/sql"
@@ -151,7 +152,11 @@ func stopDaemon(t *testing.T, d *daemon) {
 type apiClient struct {
 	base string
 	http *http.Client
+	// frontend is the login front-end's credential; "" is persistFrontend.
+	frontend string
 }
+
+func (c *apiClient) frontendToken() string { return cmp.Or(c.frontend, persistFrontend) }
 
 func newAPIClient(base string, timeout time.Duration) *apiClient {
 	tr := http.DefaultTransport.(*http.Transport).Clone()
@@ -207,7 +212,7 @@ func (c *apiClient) open(user string, offline bool) (*apiResult, error) {
 	if err != nil {
 		return nil, err
 	}
-	req.Header.Set("Authorization", "Bearer "+persistFrontend)
+	req.Header.Set("Authorization", "Bearer "+c.frontendToken())
 	req.Header.Set("Content-Type", "application/json")
 	return c.do(req)
 }

@@ -55,7 +55,7 @@ type Line struct {
 	SessionID string `json:"session_id,omitempty"`
 	UserID    string `json:"user_id,omitempty"`
 	IP        string `json:"ip,omitempty"`
-	// Reason is a closed set (session.Refused* for refused refreshes); Detail the
+	// Reason is a closed set (session.Refused* for refused refreshes and logouts); Detail the
 	// human-readable description.
 	Reason string `json:"reason,omitempty"`
 	Detail string `json:"detail,omitempty"`
@@ -104,7 +104,7 @@ func SessionLine(e session.Event) Line {
 		Offline: &offline, Transient: e.Transient, Reuse: e.Reuse, EndedClientSession: e.EndedClientSession,
 		Detail: redact(e.Reason),
 	}
-	if e.Type == session.EventRefreshRefused {
+	if e.Type == session.EventRefreshRefused || e.Type == session.EventLogoutRefused {
 		// The same closed set as the metrics' reason label, whatever the emitter put in.
 		l.Outcome, l.Reason = OutcomeFailure, session.RefusalClass(e.Refusal)
 	}

@@ -125,6 +125,14 @@ func TestEventsAreJSONLinesWithStableFields(t *testing.T) {
 		},
 		want: map[string]any{"reason": "reuse", "reuse": "reuse", "ended_client_session": true},
 	}, {
+		name: "refused logout",
+		emit: func(l *eventlog.Log) {
+			l.Emit(session.Event{Time: at, Type: session.EventLogoutRefused, Realm: "acme", ClientID: "app", SessionID: "s1", UserID: "u1",
+				Reason: "Stale token: issued before the realm's not-before policy", Refusal: session.RefusedNotBefore})
+		},
+		want: map[string]any{"type": "logout_refused", "outcome": "failure", "reason": "not_before", "session_id": "s1",
+			"detail": "Stale token: issued before the realm's not-before policy"},
+	}, {
 		name: "logout",
 		emit: func(l *eventlog.Log) {
 			l.Emit(session.Event{Time: at, Type: session.EventLogout, Realm: "acme", SessionID: "s1"})

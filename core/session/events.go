@@ -9,7 +9,9 @@ const (
 	EventRefresh        = "refresh"
 	EventRefreshRefused = "refresh_refused"
 	EventLogout         = "logout"
-	EventRevoke         = "revoke"
+	// EventLogoutRefused is a logout by refresh token that refresh's checks refused.
+	EventLogoutRefused = "logout_refused"
+	EventRevoke        = "revoke"
 )
 
 // Event is one entry of the structured event log.
@@ -24,9 +26,11 @@ type Event struct {
 	Transient bool
 	// IP is the user's address as the login front-end reported it (EventLogin, EventAttach).
 	IP string
-	// Reason is the refusal's description (EventRefreshRefused), or what ended (EventLogout).
+	// Reason is the refusal's description (EventRefreshRefused, EventLogoutRefused), or
+	// what ended (EventLogout).
 	Reason string
-	// Refusal classifies an EventRefreshRefused: one of the Refused* values.
+	// Refusal classifies an EventRefreshRefused or EventLogoutRefused: one of the Refused*
+	// values.
 	Refusal string
 	// Reuse classifies a reused refresh token: allowed (EventRefresh) or refused.
 	Reuse string

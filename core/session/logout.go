@@ -2,6 +2,7 @@ package session
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/sessiond/sessiond/core/expiry"
@@ -49,11 +50,11 @@ func (s *Service) Logout(ctx context.Context, req LogoutRequest) error {
 	if req.RefreshToken != "" {
 		t, err := s.verify(ctx, r, req.RefreshToken, "refresh token", asRefreshToken)
 		if err != nil {
-			return err
+			return s.logoutRefused(r, req.Client, nil, err)
 		}
 		key.ID, key.Offline, userID, clientID = t.SessionID, t.Type == token.Offline, t.Subject, t.ClientID
 		if err := s.checkLogoutToken(ctx, r, req.Client, t, key); err != nil {
-			return err
+			return s.logoutRefused(r, req.Client, t, err)
 		}
 	}
 	if key.ID == "" {
@@ -71,6 +72,21 @@ func (s *Service) Logout(ctx context.Context, req LogoutRequest) error {
 	}
 	s.emit(Event{Type: EventLogout, Realm: r.Name, ClientID: clientID, SessionID: key.ID, UserID: userID, Offline: key.Offline})
 	return nil
+}
+
+// logoutRefused records a refused logout by refresh token in the event log, as refused
+// does a refused refresh, and returns err. client is the authenticated client, "" for the
+// token's own; errors that are not refusals (an unavailable store) pass through unrecorded.
+func (s *Service) logoutRefused(r *realm.Realm, client string, t *token.Token, err error) error {
+	var e *Error
+	if !errors.As(err, &e) {
+		return err
+	}
+	if client == "" && t != nil {
+		client = t.ClientID
+	}
+	s.emitRefusal(EventLogoutRefused, r, client, t, e)
+	return err
 }
 
 // checkLogoutToken runs refresh's checks on a verified refresh token presented to log out

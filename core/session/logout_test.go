@@ -91,9 +91,20 @@ func TestLogoutAppliesRefreshChecks(t *testing.T) {
 				if us != nil {
 					t.Fatal("the session is still stored after logout")
 				}
+				if ev, ok := f.events.last(EventLogoutRefused); ok {
+					t.Errorf("an accepted logout emitted %+v", ev)
+				}
 				return
 			}
 			refusal(t, err, InvalidGrant, tc.want)
+			// The refusal is in the event log, as a refused refresh is.
+			if ev, ok := f.events.last(EventLogoutRefused); !ok || ev.SessionID != g.SessionID || ev.ClientID != "app" ||
+				ev.Refusal == "" || ev.Reason == "" {
+				t.Errorf("logout_refused event = %+v (emitted %v), want one for session %s, client app, with its refusal", ev, ok, g.SessionID)
+			}
+			if _, ok := f.events.last(EventLogout); ok {
+				t.Error("a refused logout emitted a logout event")
+			}
 			if us == nil {
 				t.Fatal("a refused logout ended the session")
 			}
@@ -104,5 +115,17 @@ func TestLogoutAppliesRefreshChecks(t *testing.T) {
 				t.Error("a refused logout ended the other client's session")
 			}
 		})
+	}
+}
+
+// TestLogoutWithAForgedTokenIsRecorded: a token that does not verify is refused and
+// recorded as a refused logout, without a session to name.
+func TestLogoutWithAForgedTokenIsRecorded(t *testing.T) {
+	f := newFixture(t)
+	err := f.svc.Logout(f.ctx, LogoutRequest{Realm: realmName, Client: "app", RefreshToken: "not.a.token"})
+	refusal(t, err, InvalidGrant, "")
+	ev, ok := f.events.last(EventLogoutRefused)
+	if !ok || ev.ClientID != "app" || ev.SessionID != "" || ev.Refusal != RefusedInvalidToken {
+		t.Errorf("logout_refused event = %+v (emitted %v), want one for client app, invalid_token, no session", ev, ok)
 	}
 }

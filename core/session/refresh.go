@@ -292,18 +292,25 @@ func (s *Service) refused(r *realm.Realm, c *realm.Client, t *token.Token, err e
 	if !errors.As(err, &e) {
 		return err
 	}
-	ev := Event{Type: EventRefreshRefused, Realm: r.Name, ClientID: c.ClientID, Reason: e.Description, Refusal: e.refusalClass(),
-		Reuse: e.Reuse, EndedClientSession: e.Ended}
-	if t != nil {
-		ev.SessionID, ev.UserID, ev.Offline = t.SessionID, t.Subject, t.Type == token.Offline
-	}
+	ev := s.emitRefusal(EventRefreshRefused, r, c.ClientID, t, e)
 	if e.Reuse != "" {
 		// A refused reuse may be a stolen token: operators should see it without debug logs.
 		s.log.Warn("refresh token reuse refused", "realm", r.Name, "client", c.ClientID, "session", ev.SessionID,
 			"reuse", e.Reuse, "client_session_ended", e.Ended)
 	}
-	s.emit(ev)
 	return e
+}
+
+// emitRefusal records the refusal e of a refresh or logout (typ) in the event log, with
+// what the token t, when verified, says of its session.
+func (s *Service) emitRefusal(typ string, r *realm.Realm, clientID string, t *token.Token, e *Error) Event {
+	ev := Event{Type: typ, Realm: r.Name, ClientID: clientID, Reason: e.Description, Refusal: e.refusalClass(),
+		Reuse: e.Reuse, EndedClientSession: e.Ended}
+	if t != nil {
+		ev.SessionID, ev.UserID, ev.Offline = t.SessionID, t.Subject, t.Type == token.Offline
+	}
+	s.emit(ev)
+	return ev
 }
 
 func stamp(t time.Time) string { return t.UTC().Format(time.RFC3339) }

@@ -27,6 +27,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/sessiond/sessiond/internal/redact"
 	"github.com/sessiond/sessiond/plugins/sdk"
 	"github.com/sessiond/sessiond/spi"
 	"github.com/sessiond/sessiond/spi/revocationpush"
@@ -98,8 +99,8 @@ func (p *Provider) Describe() spi.Descriptor {
 		Version: Version,
 		Help:    "Publishes revocation notices to NATS subjects <subject-prefix>.<realm>.<client> (example third-party plugin).",
 		Options: []spi.Option{
-			{Name: OptURL, Type: spi.String, Default: nats.DefaultURL,
-				Help: "NATS server URL, or several separated by commas."},
+			{Name: OptURL, Type: spi.String, Default: nats.DefaultURL, Secret: true,
+				Help: "NATS server URL, or several separated by commas. It may carry a user and password (nats://user:password@host:4222): masked in show-config, and logged without them."},
 			{Name: OptToken, Type: spi.String, Secret: true,
 				Help: "NATS authentication token."},
 			{Name: OptSubjectPrefix, Type: spi.String, Default: "sessiond.revocation",
@@ -138,14 +139,22 @@ func (p *Provider) Configure(_ context.Context, cfg spi.Config) error {
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
 			p.log.Warn("disconnected from NATS; pushes fail until it is back", "error", err)
 		}),
-		nats.ReconnectHandler(func(nc *nats.Conn) { p.log.Info("reconnected to NATS", "server", nc.ConnectedUrl()) }),
+		nats.ReconnectHandler(func(nc *nats.Conn) { p.log.Info("reconnected to NATS", "server", nc.ConnectedUrlRedacted()) }),
 	}
 	if token != "" {
 		opts = append(opts, nats.Token(token))
 	}
 	nc, err := nats.Connect(url, opts...)
 	if err != nil {
-		return fmt.Errorf("spi-revocation-push-nats-url=%q: %w", url, err)
+		// nats's own errors quote the URL as given, password included. With
+		// RetryOnFailedConnect, Connect fails only on what it was given.
+		msg := err.Error()
+		for _, u := range strings.Split(url, ",") {
+			if u = strings.TrimSpace(u); u != "" {
+				msg = strings.ReplaceAll(msg, u, redact.URL(u))
+			}
+		}
+		return fmt.Errorf("spi-revocation-push-nats-url=%q: %s: %w", shownURLs(url), msg, spi.ErrInvalid)
 	}
 	var js jetstream.JetStream
 	if useJS {
@@ -161,9 +170,20 @@ func (p *Provider) Configure(_ context.Context, cfg spi.Config) error {
 	if old != nil {
 		old.Close()
 	}
-	p.log.Info("publishing revocation notices to NATS", "url", url, "subjects", prefix+".<realm>.<client>", "jetstream", useJS,
+	p.log.Info("publishing revocation notices to NATS", "url", shownURLs(url), "subjects", prefix+".<realm>.<client>", "jetstream", useJS,
 		"connected", nc.IsConnected())
 	return nil
+}
+
+// shownURLs is the url option fit for a log or an error: each server URL without its user
+// information or secret parameters. (sessiond's own redaction; a plugin outside this
+// repository can use net/url's URL.Redacted, which masks the password.)
+func shownURLs(urls string) string {
+	list := strings.Split(urls, ",")
+	for i, u := range list {
+		list[i] = redact.URL(strings.TrimSpace(u))
+	}
+	return strings.Join(list, ",")
 }
 
 // Close implements spi.Provider: it flushes what is buffered and closes the connection.

@@ -1,6 +1,7 @@
 package natspush_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -227,5 +228,40 @@ func TestConfigureRefusesABadPrefix(t *testing.T) {
 		if err == nil {
 			t.Errorf("subject prefix %q accepted", prefix)
 		}
+	}
+}
+
+// TestURLPasswordIsNeitherLoggedNorShown: a url option with a user and password (NATS's
+// own way of authenticating) is a secret option, and neither the log nor a configuration
+// error shows the password.
+func TestURLPasswordIsNeitherLoggedNorShown(t *testing.T) {
+	const password = "nats-password-5e1f"
+	for _, o := range natspush.New(nil).Describe().Options {
+		if o.Name == natspush.OptURL && !o.Secret {
+			t.Error("the url option is not marked secret: show-config would print its password")
+		}
+	}
+	var logged bytes.Buffer
+	log := hclog.New(&hclog.LoggerOptions{Output: &logged, Level: hclog.Trace})
+	p := natspush.New(log)
+	// Nothing listens there: Configure succeeds and keeps trying, as with NATS down.
+	err := p.Configure(t.Context(), spi.Config{natspush.OptURL: "nats://alice:" + password + "@127.0.0.1:1, nats://bob:" + password + "@127.0.0.1:2", natspush.OptTimeout: "1s"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Close(context.Background())
+	if strings.Contains(logged.String(), password) || strings.Contains(logged.String(), "alice") {
+		t.Errorf("the log shows the URL's user information:\n%s", logged.String())
+	}
+	if !strings.Contains(logged.String(), "nats://127.0.0.1:1,nats://127.0.0.1:2") {
+		t.Errorf("the log does not show the servers:\n%s", logged.String())
+	}
+	// A URL nats refuses: the error names the option and the server, not the password.
+	err = natspush.New(nil).Configure(t.Context(), spi.Config{natspush.OptURL: "nats://alice:" + password + "@127.0.0.1:bad"})
+	if err == nil {
+		t.Fatal("a URL with a bad port was accepted")
+	}
+	if strings.Contains(err.Error(), password) || !strings.Contains(err.Error(), "spi-revocation-push-nats-url") {
+		t.Errorf("configuration error %q: want the option named, without the password", err)
 	}
 }
