@@ -26,6 +26,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -74,10 +75,15 @@ type Provider struct {
 	*sqlstore.Store
 	log hclog.Logger
 
-	dsn       string        // the connection string, with the parameters Configure adds
-	channel   string        // LISTEN/NOTIFY channel of the change feed
-	done      chan struct{} // closed by Close: ends every Watch
-	closeOnce sync.Once
+	dsn          string        // the connection string, with the parameters Configure adds
+	channel      string        // LISTEN/NOTIFY channel of the change feed
+	done         chan struct{} // closed by Close: ends every Watch
+	closeOnce    sync.Once
+	db           *sqlx.DB      // the pool, for ProbeWrite
+	writeTimeout time.Duration // statement-timeout; bounds each write, its commit included
+	// fence is the refusal of every write while the last ProbeWrite found the database
+	// read-only by default (an operator's fence); nil when it did not.
+	fence atomic.Pointer[error]
 }
 
 var _ usersessions.Provider = (*Provider)(nil)
@@ -108,7 +114,7 @@ func (p *Provider) Describe() spi.Descriptor {
 			{Name: OptConnMaxLifetime, Type: spi.Duration, Default: defaultConnMaxLifetime.String(),
 				Help: "How long a connection is reused before it is replaced; 0 means forever."},
 			{Name: OptStatementTimeout, Type: spi.Duration, Default: defaultStatementTimeout.String(),
-				Help: "Longest a statement may run before PostgreSQL cancels it; 0 means no limit. A stream of sessions (a preload, a recompute of stored expiries) is read as its caller takes it and is bounded by the caller instead."},
+				Help: "Longest a statement may run before PostgreSQL cancels it, and longest a write may take as a whole, its commit included (a commit waiting for a synchronous standby ends then, reported as of unknown outcome); 0 means no limit. A stream of sessions (a preload, a recompute of stored expiries) is read as its caller takes it and is bounded by the caller instead."},
 			{Name: OptMigrate, Type: spi.Bool, Default: "true",
 				Help: "Apply pending schema migrations at start; when false, refuse to start on a schema that lacks them."},
 		},
@@ -150,13 +156,16 @@ func (p *Provider) Configure(ctx context.Context, cfg spi.Config) error {
 		db.Close()
 		return fmt.Errorf("postgres %s: %w", where, err)
 	}
-	p.dsn, p.channel = dsn, channelName(schema)
+	p.dsn, p.channel, p.db, p.writeTimeout = dsn, channelName(schema), db, timeout
 	p.Store = sqlstore.New(sqlstore.Config{
-		Dialect: sqlstore.Postgres,
-		DB:      db,
-		Feed:    notifier{channel: p.channel},
-		Origin:  cfg[spi.HostNodeID],
-		Errors:  mapError,
+		Dialect:      sqlstore.Postgres,
+		DB:           db,
+		Feed:         notifier{channel: p.channel},
+		Origin:       cfg[spi.HostNodeID],
+		Errors:       mapError,
+		WriteTimeout: timeout,
+		Unanswered:   unanswered,
+		WriteGuard:   p.guard,
 	})
 	p.log.Info("session store ready", "url", where, "schema", schema, "max_open_conns", maxOpen, "change_feed", p.channel)
 	return nil

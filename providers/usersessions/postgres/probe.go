@@ -1,0 +1,96 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/lib/pq"
+	"github.com/lib/pq/pqerror"
+
+	"github.com/sessiond/sessiond/spi"
+	"github.com/sessiond/sessiond/spi/usersessions"
+)
+
+var (
+	_ usersessions.WriteProber  = (*Provider)(nil)
+	_ usersessions.WriteBounder = (*Provider)(nil)
+)
+
+// ProbeWrite implements usersessions.WriteProber: one transaction that writes WAL and
+// commits as a session write does, without a table of its own. It fails, wrapping
+// spi.ErrUnavailable, when the server is a standby (in recovery), when its
+// default_transaction_read_only is on (an operator's fence: sessiond's writes begin READ
+// WRITE and would pass it, so the fence is kept by refusing writes until a probe finds it
+// lifted), or when the commit does not complete within ctx (a synchronous standby gone).
+func (p *Provider) ProbeWrite(ctx context.Context) error {
+	if p.db == nil {
+		return fmt.Errorf("user-sessions store is not configured: %w", spi.ErrUnavailable)
+	}
+	started := time.Now()
+	fenced, err := p.probe(ctx)
+	switch {
+	case ctx.Err() != nil:
+		return fmt.Errorf("a write did not commit within %v (does the primary wait for a synchronous standby that is gone?): %w",
+			time.Since(started).Round(time.Millisecond), spi.ErrUnavailable)
+	case err != nil:
+		return fmt.Errorf("write probe: %w", mapError(err))
+	}
+	if fenced {
+		err := fmt.Errorf("the database is read-only (default_transaction_read_only is on): %w", spi.ErrUnavailable)
+		p.fence.Store(&err)
+		return err
+	}
+	p.fence.Store(nil)
+	return nil
+}
+
+// probe runs the probe's transaction; fenced says the server defaults to read-only. A
+// standby refuses the BEGIN READ WRITE itself.
+func (p *Provider) probe(ctx context.Context) (fenced bool, err error) {
+	tx, err := p.db.BeginTxx(ctx, nil)
+	if err != nil {
+		return false, err
+	}
+	defer tx.Rollback() //nolint:errcheck // after Commit it only reports ErrTxDone
+	var inRecovery bool
+	if err := tx.QueryRowxContext(ctx, "SELECT pg_is_in_recovery(), current_setting('default_transaction_read_only')::bool").Scan(&inRecovery, &fenced); err != nil {
+		return false, err
+	}
+	if inRecovery { // BEGIN READ WRITE passed, so this is a race with a demotion
+		return false, fmt.Errorf("the database is in recovery (a standby): %w", spi.ErrUnavailable)
+	}
+	if fenced {
+		return true, nil
+	}
+	// A transactional logical-decoding message is WAL that commits with the transaction:
+	// its COMMIT waits for synchronous standbys as a session write's does. Any role may
+	// emit one, at any wal_level.
+	if _, err := tx.ExecContext(ctx, "SELECT pg_logical_emit_message(true, 'sessiond', 'write probe')"); err != nil {
+		return false, err
+	}
+	return false, tx.Commit()
+}
+
+// WriteTimeout implements usersessions.WriteBounder: the statement timeout, which the
+// store also applies to each write as a whole, its commit included.
+func (p *Provider) WriteTimeout(context.Context) (time.Duration, error) { return p.writeTimeout, nil }
+
+// guard refuses writes while the last probe found the database fenced read-only.
+func (p *Provider) guard() error {
+	if err := p.fence.Load(); err != nil {
+		return *err
+	}
+	return nil
+}
+
+// unanswered says whether a failed COMMIT may have been applied: the server did not
+// answer (the connection broke), or it went away while the commit waited (a shutdown
+// during a wait for a synchronous standby ends the session after the commit is local).
+func unanswered(err error) bool {
+	if e := pq.As(err); e != nil {
+		c := e.Code.Class()
+		return c == pqerror.ClassOperatorIntervention || c == pqerror.ClassConnectionException
+	}
+	return true
+}
