@@ -2,6 +2,7 @@ package main
 
 import (
 	"net/http"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -86,6 +87,9 @@ func TestStandbyRefusesWritesWith503(t *testing.T) {
 			}
 		}
 	}
+	if code, body, err := h.c.readiness(); err != nil || code != http.StatusServiceUnavailable || !strings.Contains(body, "cannot write") {
+		t.Errorf("readiness on the standby = %d %s %v, want 503 saying the store cannot write", code, body, err)
+	}
 	if !strings.Contains(h.d.log(), "during recovery") {
 		t.Errorf("the log does not say why the writes were refused (PostgreSQL's \"during recovery\")")
 	}
@@ -105,5 +109,27 @@ func TestStandbyRefusesWritesWith503(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	t.Logf("first 503 %v after the repoint to the standby; served again %v after the repoint to the primary", first503, time.Since(back))
+	servedAfter := time.Since(back)
+	deadline := time.Now().Add(3 * time.Second) // the readiness result lives a second
+	for {
+		code, body, err := h.c.readiness()
+		if err == nil && code == http.StatusOK {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("readiness on the primary again = %d %s %v, want 200", code, body, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	// The change feeds come back by themselves, within their backoff's cap (1s) of the
+	// primary being reachable, and say so.
+	var feedBack time.Duration
+	for _, line := range []string{"session change feed is back", "not-before policies: change feed is back"} {
+		if !h.d.waitLog(regexp.QuoteMeta(line), 3*time.Second) {
+			t.Errorf("no %q in the log 3 s after the repoint to the primary", line)
+		}
+		feedBack = max(feedBack, time.Since(back))
+	}
+	t.Logf("feeds back within %v of the repoint to the primary", feedBack)
+	t.Logf("first 503 %v after the repoint to the standby; served again %v after the repoint to the primary", first503, servedAfter)
 }
