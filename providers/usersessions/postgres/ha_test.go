@@ -3,6 +3,8 @@ package postgres_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"net"
 	"strings"
 	"testing"
 	"time"
@@ -94,4 +96,41 @@ func TestWriteProbeSaysWhyTheDatabaseCannotWrite(t *testing.T) {
 			t.Errorf("the write of unknown outcome: %s rows on the primary, want 1 (applied locally)", got)
 		}
 	})
+}
+
+// TestSeveralHostsLeadToTheWritableOne: a connection string naming a server that is down,
+// a standby and the primary, in that order, with target_session_attrs=read-write, leads
+// every connection to the primary, in the URL form and in the key=value form.
+func TestSeveralHostsLeadToTheWritableOne(t *testing.T) {
+	primary := testpg.NewCluster(t)
+	standby := primary.NewStandby(t)
+	down := freeAddr(t)
+	for _, tc := range []struct{ name, url string }{
+		{"URL", "postgres://postgres@" + down + "," + standby.Addr() + "," + primary.Addr() + "/postgres?sslmode=disable&target_session_attrs=read-write"},
+		{"key=value", fmt.Sprintf("host=127.0.0.1,127.0.0.1,127.0.0.1 port=%s,%d,%d user=postgres dbname=postgres sslmode=disable target_session_attrs=read-write",
+			strings.TrimPrefix(down, "127.0.0.1:"), standby.Port, primary.Port)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := open(t, spi.Config{postgres.OptURL: tc.url, postgres.OptMigrate: "true"})
+			id := "multi-" + strings.ReplaceAll(tc.name, "=", "")
+			mustCreate(t, p, testSession(id))
+			if err := probeWrite(t, p); err != nil {
+				t.Fatalf("ProbeWrite: %v", err)
+			}
+			if got := primary.SQL(t, "SELECT count(*) FROM user_session WHERE id = '"+id+"'"); got != "1" {
+				t.Fatalf("the session written through %s is not on the primary (count %s)", tc.url, got)
+			}
+		})
+	}
+}
+
+// freeAddr is an address of 127.0.0.1 where nothing listens.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
 }

@@ -106,7 +106,7 @@ func (p *Provider) Describe() spi.Descriptor {
 		Help:    "Stores sessions in PostgreSQL; every sessiond node on the same database serves the same sessions.",
 		Options: []spi.Option{
 			{Name: OptURL, Type: spi.String, Default: DefaultURL, Secret: true,
-				Help: "PostgreSQL connection URL (or key=value string); it may hold a password. Parameters such as search_path and application_name pass through."},
+				Help: "PostgreSQL connection URL (or key=value string); it may hold a password. Parameters such as search_path and application_name pass through. Several servers may be named, postgres://user@h1:5432,h2:5432/db?target_session_attrs=read-write or host=h1,h2 port=5432,5432 target_session_attrs=read-write: each new connection tries them in order and keeps the first that fits."},
 			{Name: OptMaxOpenConns, Type: spi.Int, Default: strconv.Itoa(defaultMaxOpen),
 				Help: "Most connections the pool opens to PostgreSQL."},
 			{Name: OptMaxIdleConns, Type: spi.Int, Default: strconv.Itoa(defaultMaxIdle),
@@ -217,6 +217,10 @@ func connString(raw string, timeout time.Duration) (string, error) {
 			}
 		}
 		return raw, nil
+	}
+	raw, err := splitHosts(raw)
+	if err != nil {
+		return "", err
 	}
 	u, err := url.Parse(raw)
 	if err != nil {
