@@ -36,14 +36,3 @@ func (s *Settings) KeyEncryptionKeyBytes() ([]byte, error) {
 	}
 	return nil, fmt.Errorf("%s: not a key-encryption key: want %s", from, kekHowTo)
 }
-
-// RequireKeyEncryptionKey refuses to run `start` without a key-encryption key: in
-// production, realm keys are never stored in plain text, where anyone reading the database
-// could forge tokens. start-dev runs without one and stores them in plain text.
-func RequireKeyEncryptionKey(p Profile, s *Settings) error {
-	if p == ProfileDev || s.KeyEncryptionKeyFile != "" || s.KeyEncryptionKey != "" {
-		return nil
-	}
-	return fmt.Errorf("start needs a key-encryption key to store realm keys encrypted: set %s to a file holding %s (mode 600), or the environment variable SESSIOND_KEY_ENCRYPTION_KEY; every node sharing the store needs the same key",
-		keyKEKFile, kekHowTo)
-}

@@ -49,18 +49,28 @@ func TestKeyEncryptionKeyBytes(t *testing.T) {
 	}
 }
 
-// start refuses to run without a key-encryption key and says what to set; start-dev runs.
+// start refuses to run without a key-encryption key, with the other serving rules, and says
+// what to set; start-dev runs without one.
 func TestStartRequiresAKeyEncryptionKey(t *testing.T) {
-	if err := RequireKeyEncryptionKey(ProfileStart, &Settings{}); err == nil ||
+	inDir(t, "")
+	serving := func(p Profile, args ...string) error {
+		l, err := Load(p, append([]string{"--http-enabled=true", "--hostname=https://sso.example.com"}, args...), nil)
+		if err != nil {
+			return err
+		}
+		_, err = l.ForServing().Resolve(testDescs())
+		return err
+	}
+	if err := serving(ProfileStart); err == nil ||
 		!strings.Contains(err.Error(), "key-encryption-key-file") || !strings.Contains(err.Error(), "SESSIOND_KEY_ENCRYPTION_KEY") {
 		t.Errorf("start without a key-encryption key: %v", err)
 	}
-	for _, s := range []Settings{{KeyEncryptionKey: "x"}, {KeyEncryptionKeyFile: "kek"}} {
-		if err := RequireKeyEncryptionKey(ProfileStart, &s); err != nil {
-			t.Errorf("start with %+v: %v", s, err)
+	for _, arg := range []string{testKEKFlag, "--key-encryption-key-file=kek"} {
+		if err := serving(ProfileStart, arg); err != nil {
+			t.Errorf("start with %s: %v", arg, err)
 		}
 	}
-	if err := RequireKeyEncryptionKey(ProfileDev, &Settings{}); err != nil {
+	if err := serving(ProfileDev); err != nil {
 		t.Errorf("start-dev without a key-encryption key: %v", err)
 	}
 }

@@ -198,6 +198,12 @@ func (r *resolver) serve() {
 		r.probs.add(Source{}, keyHostname, "start needs %s, the public URL tokens are issued for (e.g. %s=https://sso.example.com); or %s=false to issue them for the bound address",
 			keyHostname, keyHostname, keyHostnameStrict)
 	}
+	if r.s.KeyEncryptionKeyFile == "" && r.s.KeyEncryptionKey == "" {
+		// In production realm keys are never stored in plain text, where anyone reading the
+		// database could forge tokens; start-dev stores them so and warns.
+		r.probs.add(Source{}, keyKEKFile, "start needs a key-encryption key to store realm keys encrypted: set %s to a file holding %s (mode 600), or the environment variable SESSIOND_KEY_ENCRYPTION_KEY; every node sharing the store needs the same key",
+			keyKEKFile, kekHowTo)
+	}
 	creds := []struct {
 		key string
 		val string

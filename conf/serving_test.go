@@ -2,6 +2,7 @@ package conf
 
 import (
 	"crypto/tls"
+	"encoding/base64"
 	"net/netip"
 	"strings"
 	"testing"
@@ -18,12 +19,16 @@ var strongCreds = []string{
 func serveStart(t *testing.T, profile Profile, args ...string) (*Settings, error) {
 	t.Helper()
 	inDir(t, "")
-	l, err := Load(profile, args, nil)
+	l, err := Load(profile, append([]string{testKEKFlag}, args...), nil)
 	if err != nil {
 		return nil, err
 	}
 	return l.ForServing().Resolve(testDescs())
 }
+
+// testKEKFlag gives start the key-encryption key it requires, so that the other serving
+// rules can be tested one at a time.
+var testKEKFlag = "--key-encryption-key=" + base64.StdEncoding.EncodeToString(make([]byte, 32))
 
 func TestStartWithoutTLSOrHostnameRefusesSayingWhatToSet(t *testing.T) {
 	_, err := serveStart(t, ProfileStart)

@@ -65,7 +65,7 @@ func TestOperatorGuideStart(t *testing.T) {
 }
 
 // TestStartRefusesWithoutTLSOrHostname runs `sessiond start` with nothing set: it exits
-// before starting anything, saying what to set.
+// before starting anything, saying at once everything there is to set.
 func TestStartRefusesWithoutTLSOrHostname(t *testing.T) {
 	cmd := exec.Command(sessiondBinary(t), "start", "--frontend-token=fe-dev-token")
 	cmd.Dir = t.TempDir()
@@ -74,7 +74,8 @@ func TestStartRefusesWithoutTLSOrHostname(t *testing.T) {
 		t.Fatalf("start ran:\n%s", out)
 	}
 	for _, want := range []string{
-		"configuration has 3 problems",
+		"configuration has 4 problems",
+		"start needs a key-encryption key",
 		"start needs TLS: set https-certificate-file and https-certificate-key-file, or http-enabled=true behind a TLS-terminating proxy",
 		"start needs hostname",
 		`flag --frontend-token: --frontend-token is the development credential "fe-dev-token"`,

@@ -133,9 +133,6 @@ func Start(ctx context.Context, log hclog.Logger, opts Options) (rt *Runtime, er
 		log.Info("start-dev relaxes start's rules: plain HTTP allowed (here on " + settings.HTTPHost + "), no hostname needed (tokens carry the bound address), development credentials allowed, health and metrics on the one port")
 	}
 
-	if err = conf.RequireKeyEncryptionKey(opts.Profile, settings); err != nil {
-		return nil, err
-	}
 	if rt.realms, err = loadRealms(log, settings, opts.Profile, opts.Stdout); err != nil {
 		return nil, err
 	}
