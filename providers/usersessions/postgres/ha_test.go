@@ -134,3 +134,28 @@ func freeAddr(t *testing.T) string {
 	defer l.Close()
 	return l.Addr().String()
 }
+
+// TestFencedPrimaryIsLeftForTheWritableHost: with a multi-host connection string and
+// target_session_attrs=read-write, a first server fenced read-only while it stays up (the
+// old primary of a failover, the new one being the second server) is left: the probe that
+// finds the fence drops the pool's connections, and the new ones skip it.
+func TestFencedPrimaryIsLeftForTheWritableHost(t *testing.T) {
+	oldPrimary, newPrimary := testpg.NewCluster(t), testpg.NewCluster(t)
+	open(t, spi.Config{postgres.OptURL: newPrimary.URL()}) // the schema, as a promoted standby has it
+	p := open(t, spi.Config{postgres.OptURL: "postgres://postgres@" + oldPrimary.Addr() + "," + newPrimary.Addr() +
+		"/postgres?sslmode=disable&target_session_attrs=read-write"})
+	mustCreate(t, p, testSession("before"))
+	if got := oldPrimary.SQL(t, "SELECT count(*) FROM user_session WHERE id = 'before'"); got != "1" {
+		t.Fatalf("the first write is not on the first server (count %s)", got)
+	}
+
+	oldPrimary.SQL(t, "ALTER SYSTEM SET default_transaction_read_only = on", "SELECT pg_reload_conf()")
+	fenced := time.Now()
+	waitFor(t, "the probe to see the fence", func() bool { return probeWrite(t, p) != nil })
+	waitFor(t, "the probe to find the writable server", func() bool { return probeWrite(t, p) == nil })
+	t.Logf("writable again %v after the fence", time.Since(fenced))
+	mustCreate(t, p, testSession("after"))
+	if got := newPrimary.SQL(t, "SELECT count(*) FROM user_session WHERE id = 'after'"); got != "1" {
+		t.Fatalf("the write after the fence is not on the second server (count %s)", got)
+	}
+}

@@ -81,6 +81,7 @@ type Provider struct {
 	closeOnce    sync.Once
 	db           *sqlx.DB      // the pool, for ProbeWrite
 	writeTimeout time.Duration // statement-timeout; bounds each write, its commit included
+	maxIdle      int           // the pool's idle connections, restored after a recycle
 	// fence is the refusal of every write while the last ProbeWrite found the database
 	// read-only by default (an operator's fence); nil when it did not.
 	fence atomic.Pointer[error]
@@ -156,7 +157,7 @@ func (p *Provider) Configure(ctx context.Context, cfg spi.Config) error {
 		db.Close()
 		return fmt.Errorf("postgres %s: %w", where, err)
 	}
-	p.dsn, p.channel, p.db, p.writeTimeout = dsn, channelName(schema), db, timeout
+	p.dsn, p.channel, p.db, p.writeTimeout, p.maxIdle = dsn, channelName(schema), db, timeout, min(maxIdle, maxOpen)
 	p.Store = sqlstore.New(sqlstore.Config{
 		Dialect:      sqlstore.Postgres,
 		DB:           db,

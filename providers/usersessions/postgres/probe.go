@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -34,15 +35,36 @@ func (p *Provider) ProbeWrite(ctx context.Context) error {
 		return fmt.Errorf("a write did not commit within %v (does the primary wait for a synchronous standby that is gone?): %w",
 			time.Since(started).Round(time.Millisecond), spi.ErrUnavailable)
 	case err != nil:
-		return fmt.Errorf("write probe: %w", mapError(err))
+		err = mapError(err)
+		if readOnly(err) {
+			p.recycle()
+		}
+		return fmt.Errorf("write probe: %w", err)
 	}
 	if fenced {
 		err := fmt.Errorf("the database is read-only (default_transaction_read_only is on): %w", spi.ErrUnavailable)
 		p.fence.Store(&err)
+		p.recycle()
 		return err
 	}
 	p.fence.Store(nil)
 	return nil
+}
+
+// recycle closes the pool's connections (the idle ones now, those in use when they are
+// returned) so that the next ones are opened afresh: on a server that cannot write they
+// would stay there, while a proxy, a DNS name or a multi-host connection string with
+// target_session_attrs=read-write leads new ones to the primary.
+func (p *Provider) recycle() {
+	p.db.SetMaxIdleConns(0)
+	p.db.SetMaxIdleConns(p.maxIdle)
+}
+
+// readOnly says whether err is a server's refusal to write: a standby's, or a read-only
+// transaction's.
+func readOnly(err error) bool {
+	e := pq.As(err)
+	return e != nil && errors.Is(err, spi.ErrUnavailable) && (e.Code == pqerror.ReadOnlySQLTransaction || e.Code == pqerror.FeatureNotSupported)
 }
 
 // probe runs the probe's transaction; fenced says the server defaults to read-only. A
@@ -58,7 +80,7 @@ func (p *Provider) probe(ctx context.Context) (fenced bool, err error) {
 		return false, err
 	}
 	if inRecovery { // BEGIN READ WRITE passed, so this is a race with a demotion
-		return false, fmt.Errorf("the database is in recovery (a standby): %w", spi.ErrUnavailable)
+		return false, &pq.Error{Code: pqerror.ReadOnlySQLTransaction, Message: "the database is in recovery (a standby)"}
 	}
 	if fenced {
 		return true, nil
