@@ -83,8 +83,10 @@ type Provider struct {
 	writeTimeout time.Duration // statement-timeout; bounds each write, its commit included
 	maxIdle      int           // the pool's idle connections, restored after a recycle
 	// fence is the refusal of every write while the last ProbeWrite found the database
-	// read-only by default (an operator's fence); nil when it did not.
-	fence atomic.Pointer[error]
+	// read-only by default (an operator's fence); nil when it did not. reprobing is set
+	// while a write probes again.
+	fence     atomic.Pointer[fence]
+	reprobing atomic.Bool
 }
 
 var _ usersessions.Provider = (*Provider)(nil)

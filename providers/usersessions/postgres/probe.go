@@ -28,6 +28,18 @@ func (p *Provider) ProbeWrite(ctx context.Context) error {
 	if p.db == nil {
 		return fmt.Errorf("user-sessions store is not configured: %w", spi.ErrUnavailable)
 	}
+	// The commit is given the store's write bound, and less than the caller's time: the
+	// answer must reach a caller across the plugin boundary before its own deadline, with
+	// the reason.
+	bound := p.writeTimeout
+	if d, ok := ctx.Deadline(); ok && (bound <= 0 || time.Until(d)*3/4 < bound) {
+		bound = time.Until(d) * 3 / 4
+	}
+	if bound > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, bound)
+		defer cancel()
+	}
 	started := time.Now()
 	fenced, err := p.probe(ctx)
 	switch {
@@ -43,13 +55,24 @@ func (p *Provider) ProbeWrite(ctx context.Context) error {
 	}
 	if fenced {
 		err := fmt.Errorf("the database is read-only (default_transaction_read_only is on): %w", spi.ErrUnavailable)
-		p.fence.Store(&err)
+		p.fence.Store(&fence{err: err, at: time.Now()})
 		p.recycle()
 		return err
 	}
 	p.fence.Store(nil)
 	return nil
 }
+
+// fence is what a probe found: the database fenced read-only, at that time.
+type fence struct {
+	err error
+	at  time.Time
+}
+
+// refenceEvery is how often the write path probes again while the database is fenced, so
+// that writes resume once the fence is lifted (or the pool has reached another server)
+// even when nothing probes readiness.
+const refenceEvery = time.Second
 
 // recycle closes the pool's connections (the idle ones now, those in use when they are
 // returned) so that the next ones are opened afresh: on a server that cannot write they
@@ -98,10 +121,22 @@ func (p *Provider) probe(ctx context.Context) (fenced bool, err error) {
 // store also applies to each write as a whole, its commit included.
 func (p *Provider) WriteTimeout(context.Context) (time.Duration, error) { return p.writeTimeout, nil }
 
-// guard refuses writes while the last probe found the database fenced read-only.
-func (p *Provider) guard() error {
-	if err := p.fence.Load(); err != nil {
-		return *err
+// guard refuses writes while the last probe found the database fenced read-only; one
+// write a second probes again instead, within its own time.
+func (p *Provider) guard(ctx context.Context) error {
+	f := p.fence.Load()
+	if f == nil {
+		return nil
+	}
+	if time.Since(f.at) >= refenceEvery && p.reprobing.CompareAndSwap(false, true) {
+		err := p.ProbeWrite(ctx)
+		p.reprobing.Store(false)
+		if err == nil {
+			return nil
+		}
+	}
+	if f = p.fence.Load(); f != nil {
+		return f.err
 	}
 	return nil
 }

@@ -60,7 +60,7 @@ type Config struct {
 	// WriteGuard, when set, is asked before each write begins; an error (wrapping
 	// spi.ErrUnavailable) refuses the write without reaching the database. A provider
 	// that has learnt the database is fenced read-only says so here.
-	WriteGuard func() error
+	WriteGuard func(ctx context.Context) error
 }
 
 // Store implements every method of usersessions.Provider except those of spi.Provider and
@@ -77,7 +77,7 @@ type Store struct {
 
 	writeTimeout time.Duration
 	unanswered   func(error) bool
-	guard        func() error
+	guard        func(context.Context) error
 	// maxHeld bounds the client sessions a PostgreSQL stream holds (maxHeld, lower in tests).
 	maxHeld int
 }
@@ -201,7 +201,7 @@ func (s *Store) write(ctx context.Context, op string, fn func(w *writer) error) 
 		return fmt.Errorf("%s: %w", op, err)
 	}
 	if s.guard != nil {
-		if err := s.guard(); err != nil {
+		if err := s.guard(ctx); err != nil {
 			return fmt.Errorf("%s: %w", op, err)
 		}
 	}
