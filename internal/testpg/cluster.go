@@ -171,12 +171,20 @@ func newestVersion(t testing.TB) string {
 // cluster does; pg_createcluster then fails loudly.
 func freePort(t testing.TB) int {
 	t.Helper()
+	_, port, _ := net.SplitHostPort(FreeAddr(t))
+	n, _ := strconv.Atoi(port)
+	return n
+}
+
+// FreeAddr is an address of 127.0.0.1 where nothing listens now: a server that is down.
+func FreeAddr(t testing.TB) string {
+	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	return l.Addr().String()
 }
 
 func randomHex(n int) string {

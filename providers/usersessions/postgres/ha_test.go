@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"strings"
 	"testing"
 	"time"
@@ -104,7 +103,7 @@ func TestWriteProbeSaysWhyTheDatabaseCannotWrite(t *testing.T) {
 func TestSeveralHostsLeadToTheWritableOne(t *testing.T) {
 	primary := testpg.NewCluster(t)
 	standby := primary.NewStandby(t)
-	down := freeAddr(t)
+	down := testpg.FreeAddr(t)
 	for _, tc := range []struct{ name, url string }{
 		{"URL", "postgres://postgres@" + down + "," + standby.Addr() + "," + primary.Addr() + "/postgres?sslmode=disable&target_session_attrs=read-write"},
 		{"key=value", fmt.Sprintf("host=127.0.0.1,127.0.0.1,127.0.0.1 port=%s,%d,%d user=postgres dbname=postgres sslmode=disable target_session_attrs=read-write",
@@ -122,17 +121,6 @@ func TestSeveralHostsLeadToTheWritableOne(t *testing.T) {
 			}
 		})
 	}
-}
-
-// freeAddr is an address of 127.0.0.1 where nothing listens.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
 }
 
 // TestFencedPrimaryIsLeftForTheWritableHost: with a multi-host connection string and
