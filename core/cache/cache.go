@@ -92,7 +92,8 @@ type Cache struct {
 	floor     uint64
 	changed   map[usersessions.Key]uint64
 	following bool
-	window    *window // the open preload window, or nil
+	brokeAt   time.Time // when the feed last broke while followed; zero once back
+	window    *window   // the open preload window, or nil
 
 	hits, misses, reads, imports, preloaded, evictions, invalid atomic.Int64
 	lifespanFailures                                            failureLog
@@ -141,9 +142,11 @@ func (c *Cache) Stats() Stats {
 
 // Follow subscribes to the store's change feed and applies other nodes' changes until ctx
 // ends; its caller owns it. When the feed breaks, the cache is emptied, imports stop, and
-// Follow subscribes again after backoff (doubling from 100ms up to 10s).
+// Follow subscribes again after backoff (doubling from 100ms up to 1s: a try costs one
+// connection attempt, and a cache left off for ten seconds after a failover sends every
+// read to the new primary meanwhile).
 func (c *Cache) Follow(ctx context.Context) {
-	const firstBackoff = 100 * time.Millisecond
+	const firstBackoff, maxBackoff = 100 * time.Millisecond, time.Second
 	backoff := firstBackoff
 	for ctx.Err() == nil {
 		err := c.store.Watch(ctx, c.apply)
@@ -159,7 +162,7 @@ func (c *Cache) Follow(ctx context.Context) {
 			return
 		case <-time.After(backoff):
 		}
-		backoff = min(backoff*2, 10*time.Second)
+		backoff = min(backoff*2, maxBackoff)
 	}
 }
 
@@ -171,6 +174,7 @@ func (c *Cache) unfollow() bool {
 	was := c.following
 	if was {
 		c.log.Info("session cache stops importing until the change feed is back")
+		c.brokeAt = time.Now()
 	}
 	c.following = false
 	c.clearLocked("the session change feed broke")
@@ -195,7 +199,11 @@ func (c *Cache) apply(ch usersessions.Change) error {
 	defer c.mu.Unlock()
 	switch {
 	case ch.Kind == usersessions.Subscribed:
-		if !c.following {
+		switch {
+		case !c.following && !c.brokeAt.IsZero():
+			c.log.Info("session change feed is back; cache imports on", "down_for", time.Since(c.brokeAt).Round(time.Millisecond))
+			c.brokeAt = time.Time{}
+		case !c.following:
 			c.log.Info("session change feed subscribed; cache imports on")
 		}
 		c.following = true

@@ -52,10 +52,12 @@ const MaxAhead = 10 * time.Second
 // write committed in between, so every retry follows progress elsewhere.
 const maxAttempts = 16
 
-// Backoff of the change feed's resubscription: doubling from the first to the last.
+// Backoff of the change feed's resubscription: doubling from the first to the last. The
+// last is low: a try costs one connection attempt, and after a failover the policies
+// should follow the new primary within a second of its being writable, not ten.
 const (
 	firstBackoff = 100 * time.Millisecond
-	maxBackoff   = 10 * time.Second
+	maxBackoff   = time.Second
 )
 
 // Deps are what Policies needs.
@@ -230,9 +232,11 @@ func (p *Policies) Loaded() <-chan struct{} { return p.loaded }
 // Run follows the store until ctx ends; its caller owns it. Each time the change feed has
 // subscribed it loads every stored policy, so nothing written while it was away is missed;
 // then it re-reads each policy record the feed names. When the feed breaks, the policies last
-// read stay in force and Run subscribes again after a backoff (doubling from 100ms to 10s).
+// read stay in force and Run subscribes again after a backoff (doubling from 100ms to 1s),
+// and says so when it is back.
 func (p *Policies) Run(ctx context.Context) {
 	backoff := firstBackoff
+	var brokeAt time.Time // when the feed last broke; zero while it has not
 	for ctx.Err() == nil {
 		subscribed := false
 		err := p.store.Watch(ctx, func(c usersessions.Change) error {
@@ -242,6 +246,10 @@ func (p *Policies) Run(ctx context.Context) {
 					return err
 				}
 				subscribed = true
+				if !brokeAt.IsZero() {
+					p.log.Info("not-before policies: change feed is back; policies reloaded", "down_for", time.Since(brokeAt).Round(time.Millisecond))
+					brokeAt = time.Time{}
+				}
 			case c.Kind == usersessions.RecordChanged && c.Record.Kind == RecordKind:
 				return p.reread(ctx, c.Record.Key)
 			}
@@ -255,6 +263,9 @@ func (p *Policies) Run(ctx context.Context) {
 		}
 		if err == nil {
 			err = fmt.Errorf("the change feed ended: %w", spi.ErrUnavailable)
+		}
+		if brokeAt.IsZero() {
+			brokeAt = time.Now()
 		}
 		p.log.Warn("not-before policies: change feed broke; the policies last read stay in force until it is back",
 			"error", err, "retry_in", backoff, "loaded", p.Ready())

@@ -56,6 +56,8 @@ type Runtime struct {
 	store              usersessions.Provider // the sessions' store as the core sees it
 	// storeReady is the store's readiness check, run at most once per readinessEvery.
 	storeReady *cachedCheck
+	// writeProbe is the store's own probe of whether it can write, when it has one.
+	writeProbe usersessions.WriteProber
 	preload    *preload.Runner      // the offline preload, run once at start-up
 	policies   *revocation.Policies // the not-before policies in force
 	push       *push.Outbox         // the revocation-push outbox and its retry worker
@@ -225,6 +227,15 @@ func (rt *Runtime) storeCheck(ctx context.Context) httpapi.Check {
 	defer cancel()
 	if _, err := rt.store.Get(ctx, []usersessions.Key{{RealmID: "sessiond.readiness", ID: "probe", Offline: true}}); err != nil {
 		c.Status, c.Reason = "DOWN", err.Error()
+		return c
+	}
+	// A database can answer reads and not writes (a standby, a fenced primary, commits
+	// waiting for a synchronous standby that is gone): a node that cannot write cannot
+	// open or refresh a session, so it is not ready.
+	if rt.writeProbe != nil {
+		if err := rt.writeProbe.ProbeWrite(ctx); err != nil {
+			c.Status, c.Reason = "DOWN", "cannot write: "+err.Error()
+		}
 	}
 	return c
 }

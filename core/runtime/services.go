@@ -40,6 +40,19 @@ func (rt *Runtime) wire(opts Options, issuerBase string) (*httpapi.Server, error
 	if !ok {
 		return nil, fmt.Errorf("the offline-preload provider does not implement the offline-preload SPI")
 	}
+	// Optional abilities of the provider itself (in process; the plugin protocol does not
+	// carry them): whether it can write now, and how long it lets one write take.
+	rt.writeProbe, _ = store.(usersessions.WriteProber)
+	var writeTimeout time.Duration
+	if b, ok := store.(usersessions.WriteBounder); ok {
+		ctx, cancel := context.WithTimeout(rt.bg, readinessProbe)
+		d, err := b.WriteTimeout(ctx)
+		cancel()
+		writeTimeout = d
+		if err != nil {
+			return nil, fmt.Errorf("the user-sessions provider's write timeout: %w", err)
+		}
+	}
 	if opts.wrapStore != nil {
 		store = opts.wrapStore(store)
 	}
@@ -74,7 +87,10 @@ func (rt *Runtime) wire(opts Options, issuerBase string) (*httpapi.Server, error
 	rt.storeReady = newCachedCheck(storeCheckName, readinessEvery, rt.storeCheck)
 	// Concurrent refreshes share one store call, and so one commit (group commit); each
 	// is answered once its own write is committed.
-	rt.writer = groupcommit.New(sessionStore, groupcommit.Options{})
+	// A group-commit store call ends when the store would end the write anyway: the
+	// callers of a batch whose commit hangs get their answer at the store's bound, not at
+	// the group commit's default.
+	rt.writer = groupcommit.New(sessionStore, groupcommit.Options{Timeout: writeTimeout})
 	// The cache asks the cache-lifespan provider once per batch of sessions it takes in.
 	// The built-in default's answer is each session's own end, which is what the cache
 	// does when not told: it is not asked, saving a plugin round trip per cache miss.

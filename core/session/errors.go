@@ -45,6 +45,10 @@ const (
 	RefusedInvalidScope   = "invalid_scope"
 	RefusedReuse          = "reuse" // a rotated refresh token presented again (Error.Reuse says how)
 	RefusedConflict       = "conflict"
+	// RefusedOutcomeUnknown: the write's commit got no answer (usersessions.ErrOutcomeUnknown);
+	// it may have been applied. The client is told to retry (503), which is safe: the old
+	// refresh token still works within the rotation's grace window.
+	RefusedOutcomeUnknown = "outcome_unknown"
 	RefusedOther          = "other"
 )
 

@@ -265,6 +265,12 @@ func (s *Service) commitFailed(r *realm.Realm, c *realm.Client, t *token.Token, 
 		return s.refused(r, c, t, refuse(RefusedUnknownSession, "Session not active: it ended during the refresh"))
 	case errors.Is(err, spi.ErrConflict):
 		return s.refused(r, c, t, refuse(RefusedConflict, "The client session could not be written: %d version conflicts with no change committed in between; try again", maxAttempts))
+	case errors.Is(err, usersessions.ErrOutcomeUnknown):
+		// Not a plain refusal: the rotation may be committed. Operators see it as what it
+		// is; the caller still gets 503 with Retry-After (the error passes on).
+		s.log.Warn("refresh: outcome unknown", "realm", r.Name, "client", c.ClientID, "session", t.SessionID, "error", err)
+		s.emit(Event{Type: EventRefreshRefused, Realm: r.Name, ClientID: c.ClientID, SessionID: t.SessionID, UserID: t.Subject,
+			Offline: t.Type == token.Offline, Reason: err.Error(), Refusal: RefusedOutcomeUnknown})
 	}
 	return fmt.Errorf("refresh session %s: %w", t.SessionID, err)
 }

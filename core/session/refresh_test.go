@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -489,5 +490,45 @@ func TestStoreUnavailable(t *testing.T) {
 	}
 	if _, err := f.svc.Introspect(f.ctx, realmName, g.AccessToken); !errors.Is(err, spi.ErrUnavailable) {
 		t.Fatalf("introspect err = %v", err)
+	}
+}
+
+// unanswered is the real memory provider whose writes end as a commit without an answer.
+type unanswered struct {
+	usersessions.Provider
+}
+
+func (unanswered) Touch(context.Context, []usersessions.Touch) ([]error, error) {
+	return nil, fmt.Errorf("touch user sessions: %w", usersessions.ErrOutcomeUnknown)
+}
+
+func (unanswered) PutClientSessions(context.Context, []*usersessions.ClientSession) ([]error, error) {
+	return nil, fmt.Errorf("put client sessions: %w", usersessions.ErrOutcomeUnknown)
+}
+
+// TestRefreshOfUnknownOutcome: a refresh whose write got no answer is reported as such, in
+// an event of its own kind, and still reaches the caller as "unavailable" (503, retry).
+func TestRefreshOfUnknownOutcome(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		opts []func(*config)
+	}{
+		{"without rotation (touch)", nil},
+		{"with rotation (client session written)", []func(*config){rotation(0, 0)}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(t, tc.opts...)
+			g := f.open(OpenRequest{})
+			f.svc.store = unanswered{f.store}
+			_, err := f.refresh("app", g.RefreshToken)
+			var e *Error
+			if !errors.Is(err, usersessions.ErrOutcomeUnknown) || !errors.Is(err, spi.ErrUnavailable) || errors.As(err, &e) {
+				t.Fatalf("err = %v, want usersessions.ErrOutcomeUnknown, spi.ErrUnavailable and no *Error", err)
+			}
+			ev, ok := f.events.last(EventRefreshRefused)
+			if !ok || ev.Refusal != RefusedOutcomeUnknown || ev.SessionID != g.SessionID || !strings.Contains(ev.Reason, "outcome unknown") {
+				t.Fatalf("event = %+v (found %v), want %s with refusal %s for session %s", ev, ok, EventRefreshRefused, RefusedOutcomeUnknown, g.SessionID)
+			}
+		})
 	}
 }

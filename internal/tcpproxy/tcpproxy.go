@@ -18,13 +18,13 @@ import (
 
 // Proxy forwards every connection made to Addr to its target.
 type Proxy struct {
-	target   string
 	listener net.Listener
 	wg       sync.WaitGroup
 
-	mu    sync.Mutex
-	down  bool
-	conns map[net.Conn]struct{}
+	mu     sync.Mutex
+	target string
+	down   bool
+	conns  map[net.Conn]struct{}
 
 	accepted atomic.Int64 // connections forwarded
 	refused  atomic.Int64 // connections closed at once because the proxy was cut
@@ -46,7 +46,22 @@ func New(target string) (*Proxy, error) {
 func (p *Proxy) Addr() string { return p.listener.Addr().String() }
 
 // Target is the address connections are forwarded to.
-func (p *Proxy) Target() string { return p.target }
+func (p *Proxy) Target() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.target
+}
+
+// Repoint forwards new connections to target and closes the open ones, as an operator's
+// proxy does when it is switched to a new primary: no client keeps talking to the old one.
+func (p *Proxy) Repoint(target string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.target = target
+	for c := range p.conns {
+		c.Close()
+	}
+}
 
 // URL returns raw (a URL such as postgres://user@host:5432/db?…) with its host:port
 // replaced by the proxy's address.
@@ -131,7 +146,7 @@ func (p *Proxy) serve(client net.Conn) {
 		return
 	}
 	defer p.untrack(client)
-	server, err := net.Dial("tcp", p.target)
+	server, err := net.Dial("tcp", p.Target())
 	if err != nil {
 		return
 	}

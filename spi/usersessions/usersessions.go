@@ -7,6 +7,7 @@ package usersessions
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	"github.com/sessiond/sessiond/spi"
@@ -354,3 +355,32 @@ type Provider interface {
 	// ListDeliveries pages deliveries by id; an empty RealmID lists every realm.
 	ListDeliveries(ctx context.Context, f DeliveryFilter) ([]*Delivery, error)
 }
+
+// WriteProber is what a store may implement besides Provider to say whether it can commit
+// a write now. A database can answer reads while it cannot write: a hot standby, a primary
+// an operator has made read-only to fence it, a primary whose commits wait for a
+// synchronous standby that is gone. The host's readiness asks at most about once a second;
+// a store that does not implement it is judged by a read alone. Checked with a type
+// assertion, so that providers built before it still satisfy Provider; it is not carried
+// over the plugin protocol.
+type WriteProber interface {
+	// ProbeWrite commits a write that touches no session, within ctx. It returns nil when
+	// a write commits now, or an error wrapping spi.ErrUnavailable that says why not.
+	ProbeWrite(ctx context.Context) error
+}
+
+// WriteBounder is what a store may implement besides Provider to say how long one write
+// may take, its commit included (a database's statement timeout): callers that bound
+// writes themselves, such as the host's group commit, then end them no later than the
+// store does. Asked once, after Configure.
+type WriteBounder interface {
+	// WriteTimeout is the bound; zero when the store sets none.
+	WriteTimeout(ctx context.Context) (time.Duration, error)
+}
+
+// ErrOutcomeUnknown marks a write whose commit was sent and whose answer never came: the
+// connection broke, or the write's time ran out while the database waited (for a
+// synchronous standby, say). The write may or may not have been applied. It wraps
+// spi.ErrUnavailable, so callers that only know "retry later" do so; a retry must be safe
+// either way (a rotated refresh token within its grace window, a session id that exists).
+var ErrOutcomeUnknown = fmt.Errorf("outcome unknown: the commit was sent and no answer came, so the write may have been applied: %w", spi.ErrUnavailable)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"strings"
 
 	"github.com/lib/pq"
 	"github.com/lib/pq/pqerror"
@@ -15,8 +16,13 @@ import (
 
 // mapError gives a driver error the spi sentinel callers branch on: a duplicate key is
 // spi.ErrExists, a client session whose user session went meanwhile spi.ErrNotFound, and a
-// database that cannot be reached or is going away spi.ErrUnavailable (retry later). Other
-// errors are returned as they are.
+// database that cannot be reached, is going away or cannot write now spi.ErrUnavailable
+// (retry later). Other errors are returned as they are.
+//
+// A database that cannot write is one side of a failover: a hot standby, or a primary an
+// operator has made read-only to fence it. Its refusals are "not now", like an unreachable
+// server's, since writes succeed again once the proxy, the DNS name or the multi-host
+// connection string leads to the new primary.
 func mapError(err error) error {
 	if err == nil {
 		return nil
@@ -30,11 +36,23 @@ func mapError(err error) error {
 		// The server's ways of saying "not now": shutting down or restarting, out of
 		// connections, a statement cancelled past statement-timeout, a transaction that
 		// lost a serialization race.
-		case pqerror.AdminShutdown, pqerror.CrashShutdown, pqerror.CannotConnectNow, pqerror.TooManyConnections,
-			pqerror.QueryCanceled, pqerror.TRSerializationFailure, pqerror.TRDeadlockDetected:
+		case pqerror.TooManyConnections, pqerror.TRSerializationFailure, pqerror.TRDeadlockDetected,
+			// A write in a read-only transaction: a standby, or a primary whose
+			// default_transaction_read_only is on (a fence).
+			pqerror.ReadOnlySQLTransaction:
 			return fmt.Errorf("%w: %w", spi.ErrUnavailable, err)
+		case pqerror.FeatureNotSupported:
+			// A hot standby refuses BEGIN READ WRITE with this generic code ("cannot set
+			// transaction read-write mode during recovery"); only its text says why.
+			if strings.Contains(e.Message, "during recovery") {
+				return fmt.Errorf("%w: %w", spi.ErrUnavailable, err)
+			}
 		}
-		if e.Code.Class() == pqerror.ClassConnectionException {
+		switch e.Code.Class() {
+		case pqerror.ClassConnectionException,
+			// Operator intervention: shutting down or restarting (57P01-57P03), the database
+			// dropped under us, a statement cancelled past statement-timeout (57014).
+			pqerror.ClassOperatorIntervention:
 			return fmt.Errorf("%w: %w", spi.ErrUnavailable, err)
 		}
 		return err

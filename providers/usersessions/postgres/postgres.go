@@ -26,6 +26,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -74,10 +75,18 @@ type Provider struct {
 	*sqlstore.Store
 	log hclog.Logger
 
-	dsn       string        // the connection string, with the parameters Configure adds
-	channel   string        // LISTEN/NOTIFY channel of the change feed
-	done      chan struct{} // closed by Close: ends every Watch
-	closeOnce sync.Once
+	dsn          string        // the connection string, with the parameters Configure adds
+	channel      string        // LISTEN/NOTIFY channel of the change feed
+	done         chan struct{} // closed by Close: ends every Watch
+	closeOnce    sync.Once
+	db           *sqlx.DB      // the pool, for ProbeWrite
+	writeTimeout time.Duration // statement-timeout; bounds each write, its commit included
+	maxIdle      int           // the pool's idle connections, restored after a recycle
+	// fence is the refusal of every write while the last ProbeWrite found the database
+	// read-only by default (an operator's fence); nil when it did not. reprobing is set
+	// while a write probes again.
+	fence     atomic.Pointer[fence]
+	reprobing atomic.Bool
 }
 
 var _ usersessions.Provider = (*Provider)(nil)
@@ -100,7 +109,7 @@ func (p *Provider) Describe() spi.Descriptor {
 		Help:    "Stores sessions in PostgreSQL; every sessiond node on the same database serves the same sessions.",
 		Options: []spi.Option{
 			{Name: OptURL, Type: spi.String, Default: DefaultURL, Secret: true,
-				Help: "PostgreSQL connection URL (or key=value string); it may hold a password. Parameters such as search_path and application_name pass through."},
+				Help: "PostgreSQL connection URL (or key=value string); it may hold a password. Parameters such as search_path and application_name pass through. Several servers may be named, postgres://user@h1:5432,h2:5432/db?target_session_attrs=read-write or host=h1,h2 port=5432,5432 target_session_attrs=read-write: each new connection tries them in order and keeps the first that fits."},
 			{Name: OptMaxOpenConns, Type: spi.Int, Default: strconv.Itoa(defaultMaxOpen),
 				Help: "Most connections the pool opens to PostgreSQL."},
 			{Name: OptMaxIdleConns, Type: spi.Int, Default: strconv.Itoa(defaultMaxIdle),
@@ -108,7 +117,7 @@ func (p *Provider) Describe() spi.Descriptor {
 			{Name: OptConnMaxLifetime, Type: spi.Duration, Default: defaultConnMaxLifetime.String(),
 				Help: "How long a connection is reused before it is replaced; 0 means forever."},
 			{Name: OptStatementTimeout, Type: spi.Duration, Default: defaultStatementTimeout.String(),
-				Help: "Longest a statement may run before PostgreSQL cancels it; 0 means no limit. A stream of sessions (a preload, a recompute of stored expiries) is read as its caller takes it and is bounded by the caller instead."},
+				Help: "Longest a statement may run before PostgreSQL cancels it, and longest a write may take as a whole, its commit included (a commit waiting for a synchronous standby ends then, reported as of unknown outcome); 0 means no limit. A stream of sessions (a preload, a recompute of stored expiries) is read as its caller takes it and is bounded by the caller instead."},
 			{Name: OptMigrate, Type: spi.Bool, Default: "true",
 				Help: "Apply pending schema migrations at start; when false, refuse to start on a schema that lacks them."},
 		},
@@ -150,13 +159,16 @@ func (p *Provider) Configure(ctx context.Context, cfg spi.Config) error {
 		db.Close()
 		return fmt.Errorf("postgres %s: %w", where, err)
 	}
-	p.dsn, p.channel = dsn, channelName(schema)
+	p.dsn, p.channel, p.db, p.writeTimeout, p.maxIdle = dsn, channelName(schema), db, timeout, min(maxIdle, maxOpen)
 	p.Store = sqlstore.New(sqlstore.Config{
-		Dialect: sqlstore.Postgres,
-		DB:      db,
-		Feed:    notifier{channel: p.channel},
-		Origin:  cfg[spi.HostNodeID],
-		Errors:  mapError,
+		Dialect:      sqlstore.Postgres,
+		DB:           db,
+		Feed:         notifier{channel: p.channel},
+		Origin:       cfg[spi.HostNodeID],
+		Errors:       mapError,
+		WriteTimeout: timeout,
+		Unanswered:   unanswered,
+		WriteGuard:   p.guard,
 	})
 	p.log.Info("session store ready", "url", where, "schema", schema, "max_open_conns", maxOpen, "change_feed", p.channel)
 	return nil
@@ -208,6 +220,10 @@ func connString(raw string, timeout time.Duration) (string, error) {
 			}
 		}
 		return raw, nil
+	}
+	raw, err := splitHosts(raw)
+	if err != nil {
+		return "", err
 	}
 	u, err := url.Parse(raw)
 	if err != nil {

@@ -49,6 +49,18 @@ type Config struct {
 	Errors func(error) error
 	// Now stamps records and deliveries; time.Now when nil.
 	Now func() time.Time
+	// WriteTimeout, when above zero, bounds every write from BEGIN to the end of COMMIT,
+	// whatever its caller's context: the statement timeout of the database does not cover
+	// a commit waiting for a synchronous standby.
+	WriteTimeout time.Duration
+	// Unanswered says whether a failed commit may have been applied (the connection
+	// broke, or the time ran out, before the database answered); such a failure is
+	// usersessions.ErrOutcomeUnknown. When nil, only a context that ended is.
+	Unanswered func(error) bool
+	// WriteGuard, when set, is asked before each write begins; an error (wrapping
+	// spi.ErrUnavailable) refuses the write without reaching the database. A provider
+	// that has learnt the database is fenced read-only says so here.
+	WriteGuard func(ctx context.Context) error
 }
 
 // Store implements every method of usersessions.Provider except those of spi.Provider and
@@ -62,6 +74,10 @@ type Store struct {
 	errs   func(error) error
 	now    func() time.Time
 	closed atomic.Bool
+
+	writeTimeout time.Duration
+	unanswered   func(error) bool
+	guard        func(context.Context) error
 	// maxHeld bounds the client sessions a PostgreSQL stream holds (maxHeld, lower in tests).
 	maxHeld int
 }
@@ -72,7 +88,8 @@ const defaultPageSize = 100
 
 // New returns a Store over the databases in cfg. It does no I/O.
 func New(cfg Config) *Store {
-	s := &Store{d: cfg.Dialect, db: cfg.DB, w: cfg.Writer, feed: cfg.Feed, origin: cfg.Origin, errs: cfg.Errors, now: cfg.Now, maxHeld: maxHeld}
+	s := &Store{d: cfg.Dialect, db: cfg.DB, w: cfg.Writer, feed: cfg.Feed, origin: cfg.Origin, errs: cfg.Errors, now: cfg.Now, maxHeld: maxHeld,
+		writeTimeout: cfg.WriteTimeout, unanswered: cfg.Unanswered, guard: cfg.WriteGuard}
 	if s.w == nil {
 		s.w = s.db
 	}
@@ -84,6 +101,9 @@ func New(cfg Config) *Store {
 	}
 	if s.feed == nil {
 		s.feed = noFeed{}
+	}
+	if s.unanswered == nil {
+		s.unanswered = func(error) bool { return false }
 	}
 	return s
 }
@@ -180,6 +200,16 @@ func (s *Store) write(ctx context.Context, op string, fn func(w *writer) error) 
 	if err := s.usable(ctx); err != nil {
 		return fmt.Errorf("%s: %w", op, err)
 	}
+	if s.guard != nil {
+		if err := s.guard(ctx); err != nil {
+			return fmt.Errorf("%s: %w", op, err)
+		}
+	}
+	if s.writeTimeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, s.writeTimeout)
+		defer cancel()
+	}
 	tx, err := s.w.BeginTxx(ctx, nil)
 	if err != nil {
 		return s.fail(ctx, op, err)
@@ -194,11 +224,27 @@ func (s *Store) write(ctx context.Context, op string, fn func(w *writer) error) 
 			return s.fail(ctx, op, err)
 		}
 	}
+	if err := ctx.Err(); err != nil { // nothing committed: COMMIT is not sent
+		return s.fail(ctx, op, err)
+	}
 	if err := tx.Commit(); err != nil {
+		if ctx.Err() != nil || s.unanswered(err) {
+			// The COMMIT went out; whether it was applied, only the database knows.
+			if ctx.Err() != nil {
+				err = fmt.Errorf("%w (%w)", ctx.Err(), err)
+			}
+			return fmt.Errorf("%s: %w: %w", op, usersessions.ErrOutcomeUnknown, err)
+		}
 		return s.fail(ctx, op, err)
 	}
 	if len(w.changes) > 0 {
 		s.feed.Publish(w.changes)
+	}
+	if err := ctx.Err(); err != nil {
+		// The time ran out while the commit waited and the driver cancelled the wait:
+		// PostgreSQL then reports a commit that is local but not confirmed by its
+		// synchronous standbys, which a failover can lose. Not acknowledged as done.
+		return fmt.Errorf("%s: %w: %w while the commit waited (it is applied locally, its replication unconfirmed)", op, usersessions.ErrOutcomeUnknown, err)
 	}
 	return nil
 }

@@ -132,6 +132,50 @@ func (ChangeKind) EnumDescriptor() ([]byte, []int) {
 	return file_spi_usersessions_usersessionspb_usersessions_proto_rawDescGZIP(), []int{1}
 }
 
+type WriteTimeoutResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	TimeoutNs     int64                  `protobuf:"varint,1,opt,name=timeout_ns,json=timeoutNs,proto3" json:"timeout_ns,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WriteTimeoutResponse) Reset() {
+	*x = WriteTimeoutResponse{}
+	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WriteTimeoutResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WriteTimeoutResponse) ProtoMessage() {}
+
+func (x *WriteTimeoutResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WriteTimeoutResponse.ProtoReflect.Descriptor instead.
+func (*WriteTimeoutResponse) Descriptor() ([]byte, []int) {
+	return file_spi_usersessions_usersessionspb_usersessions_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *WriteTimeoutResponse) GetTimeoutNs() int64 {
+	if x != nil {
+		return x.TimeoutNs
+	}
+	return 0
+}
+
 type Key struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	RealmId       string                 `protobuf:"bytes,1,opt,name=realm_id,json=realmId,proto3" json:"realm_id,omitempty"`
@@ -143,7 +187,7 @@ type Key struct {
 
 func (x *Key) Reset() {
 	*x = Key{}
-	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[0]
+	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[1]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -155,7 +199,7 @@ func (x *Key) String() string {
 func (*Key) ProtoMessage() {}
 
 func (x *Key) ProtoReflect() protoreflect.Message {
-	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[0]
+	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[1]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -168,7 +212,7 @@ func (x *Key) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Key.ProtoReflect.Descriptor instead.
 func (*Key) Descriptor() ([]byte, []int) {
-	return file_spi_usersessions_usersessionspb_usersessions_proto_rawDescGZIP(), []int{0}
+	return file_spi_usersessions_usersessionspb_usersessions_proto_rawDescGZIP(), []int{1}
 }
 
 func (x *Key) GetRealmId() string {
@@ -202,7 +246,7 @@ type ClientKey struct {
 
 func (x *ClientKey) Reset() {
 	*x = ClientKey{}
-	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[1]
+	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -214,7 +258,7 @@ func (x *ClientKey) String() string {
 func (*ClientKey) ProtoMessage() {}
 
 func (x *ClientKey) ProtoReflect() protoreflect.Message {
-	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[1]
+	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -227,7 +271,7 @@ func (x *ClientKey) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClientKey.ProtoReflect.Descriptor instead.
 func (*ClientKey) Descriptor() ([]byte, []int) {
-	return file_spi_usersessions_usersessionspb_usersessions_proto_rawDescGZIP(), []int{1}
+	return file_spi_usersessions_usersessionspb_usersessions_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *ClientKey) GetSession() *Key {
@@ -270,7 +314,7 @@ type UserSession struct {
 
 func (x *UserSession) Reset() {
 	*x = UserSession{}
-	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[2]
+	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -282,7 +326,7 @@ func (x *UserSession) String() string {
 func (*UserSession) ProtoMessage() {}
 
 func (x *UserSession) ProtoReflect() protoreflect.Message {
-	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[2]
+	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -295,7 +339,7 @@ func (x *UserSession) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UserSession.ProtoReflect.Descriptor instead.
 func (*UserSession) Descriptor() ([]byte, []int) {
-	return file_spi_usersessions_usersessionspb_usersessions_proto_rawDescGZIP(), []int{2}
+	return file_spi_usersessions_usersessionspb_usersessions_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *UserSession) GetId() string {
@@ -449,7 +493,7 @@ type ClientSession struct {
 
 func (x *ClientSession) Reset() {
 	*x = ClientSession{}
-	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[3]
+	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -461,7 +505,7 @@ func (x *ClientSession) String() string {
 func (*ClientSession) ProtoMessage() {}
 
 func (x *ClientSession) ProtoReflect() protoreflect.Message {
-	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[3]
+	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -474,7 +518,7 @@ func (x *ClientSession) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClientSession.ProtoReflect.Descriptor instead.
 func (*ClientSession) Descriptor() ([]byte, []int) {
-	return file_spi_usersessions_usersessionspb_usersessions_proto_rawDescGZIP(), []int{3}
+	return file_spi_usersessions_usersessionspb_usersessions_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *ClientSession) GetUserSessionId() string {
@@ -606,7 +650,7 @@ type MaybeSession struct {
 
 func (x *MaybeSession) Reset() {
 	*x = MaybeSession{}
-	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[4]
+	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -618,7 +662,7 @@ func (x *MaybeSession) String() string {
 func (*MaybeSession) ProtoMessage() {}
 
 func (x *MaybeSession) ProtoReflect() protoreflect.Message {
-	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[4]
+	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -631,7 +675,7 @@ func (x *MaybeSession) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MaybeSession.ProtoReflect.Descriptor instead.
 func (*MaybeSession) Descriptor() ([]byte, []int) {
-	return file_spi_usersessions_usersessionspb_usersessions_proto_rawDescGZIP(), []int{4}
+	return file_spi_usersessions_usersessionspb_usersessions_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *MaybeSession) GetSession() *UserSession {
@@ -654,7 +698,7 @@ type Touch struct {
 
 func (x *Touch) Reset() {
 	*x = Touch{}
-	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[5]
+	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -666,7 +710,7 @@ func (x *Touch) String() string {
 func (*Touch) ProtoMessage() {}
 
 func (x *Touch) ProtoReflect() protoreflect.Message {
-	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[5]
+	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -679,7 +723,7 @@ func (x *Touch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Touch.ProtoReflect.Descriptor instead.
 func (*Touch) Descriptor() ([]byte, []int) {
-	return file_spi_usersessions_usersessionspb_usersessions_proto_rawDescGZIP(), []int{5}
+	return file_spi_usersessions_usersessionspb_usersessions_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *Touch) GetSession() *Key {
@@ -730,7 +774,7 @@ type Filter struct {
 
 func (x *Filter) Reset() {
 	*x = Filter{}
-	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[6]
+	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -742,7 +786,7 @@ func (x *Filter) String() string {
 func (*Filter) ProtoMessage() {}
 
 func (x *Filter) ProtoReflect() protoreflect.Message {
-	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[6]
+	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -755,7 +799,7 @@ func (x *Filter) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Filter.ProtoReflect.Descriptor instead.
 func (*Filter) Descriptor() ([]byte, []int) {
-	return file_spi_usersessions_usersessionspb_usersessions_proto_rawDescGZIP(), []int{6}
+	return file_spi_usersessions_usersessionspb_usersessions_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *Filter) GetRealmId() string {
@@ -803,7 +847,7 @@ type Page struct {
 
 func (x *Page) Reset() {
 	*x = Page{}
-	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[7]
+	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -815,7 +859,7 @@ func (x *Page) String() string {
 func (*Page) ProtoMessage() {}
 
 func (x *Page) ProtoReflect() protoreflect.Message {
-	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[7]
+	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -828,7 +872,7 @@ func (x *Page) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Page.ProtoReflect.Descriptor instead.
 func (*Page) Descriptor() ([]byte, []int) {
-	return file_spi_usersessions_usersessionspb_usersessions_proto_rawDescGZIP(), []int{7}
+	return file_spi_usersessions_usersessionspb_usersessions_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *Page) GetAfter() string {
@@ -855,7 +899,7 @@ type Partition struct {
 
 func (x *Partition) Reset() {
 	*x = Partition{}
-	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[8]
+	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -867,7 +911,7 @@ func (x *Partition) String() string {
 func (*Partition) ProtoMessage() {}
 
 func (x *Partition) ProtoReflect() protoreflect.Message {
-	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[8]
+	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -880,7 +924,7 @@ func (x *Partition) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Partition.ProtoReflect.Descriptor instead.
 func (*Partition) Descriptor() ([]byte, []int) {
-	return file_spi_usersessions_usersessionspb_usersessions_proto_rawDescGZIP(), []int{8}
+	return file_spi_usersessions_usersessionspb_usersessions_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *Partition) GetIndex() int64 {
@@ -911,7 +955,7 @@ type Change struct {
 
 func (x *Change) Reset() {
 	*x = Change{}
-	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[9]
+	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -923,7 +967,7 @@ func (x *Change) String() string {
 func (*Change) ProtoMessage() {}
 
 func (x *Change) ProtoReflect() protoreflect.Message {
-	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[9]
+	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -936,7 +980,7 @@ func (x *Change) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Change.ProtoReflect.Descriptor instead.
 func (*Change) Descriptor() ([]byte, []int) {
-	return file_spi_usersessions_usersessionspb_usersessions_proto_rawDescGZIP(), []int{9}
+	return file_spi_usersessions_usersessionspb_usersessions_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *Change) GetKind() ChangeKind {
@@ -991,7 +1035,7 @@ type RecordKey struct {
 
 func (x *RecordKey) Reset() {
 	*x = RecordKey{}
-	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[10]
+	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1003,7 +1047,7 @@ func (x *RecordKey) String() string {
 func (*RecordKey) ProtoMessage() {}
 
 func (x *RecordKey) ProtoReflect() protoreflect.Message {
-	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[10]
+	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1016,7 +1060,7 @@ func (x *RecordKey) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RecordKey.ProtoReflect.Descriptor instead.
 func (*RecordKey) Descriptor() ([]byte, []int) {
-	return file_spi_usersessions_usersessionspb_usersessions_proto_rawDescGZIP(), []int{10}
+	return file_spi_usersessions_usersessionspb_usersessions_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *RecordKey) GetKind() string {
@@ -1046,7 +1090,7 @@ type Record struct {
 
 func (x *Record) Reset() {
 	*x = Record{}
-	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[11]
+	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1058,7 +1102,7 @@ func (x *Record) String() string {
 func (*Record) ProtoMessage() {}
 
 func (x *Record) ProtoReflect() protoreflect.Message {
-	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[11]
+	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1071,7 +1115,7 @@ func (x *Record) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Record.ProtoReflect.Descriptor instead.
 func (*Record) Descriptor() ([]byte, []int) {
-	return file_spi_usersessions_usersessionspb_usersessions_proto_rawDescGZIP(), []int{11}
+	return file_spi_usersessions_usersessionspb_usersessions_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *Record) GetKind() string {
@@ -1119,7 +1163,7 @@ type MaybeRecord struct {
 
 func (x *MaybeRecord) Reset() {
 	*x = MaybeRecord{}
-	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[12]
+	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1131,7 +1175,7 @@ func (x *MaybeRecord) String() string {
 func (*MaybeRecord) ProtoMessage() {}
 
 func (x *MaybeRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[12]
+	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1144,7 +1188,7 @@ func (x *MaybeRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MaybeRecord.ProtoReflect.Descriptor instead.
 func (*MaybeRecord) Descriptor() ([]byte, []int) {
-	return file_spi_usersessions_usersessionspb_usersessions_proto_rawDescGZIP(), []int{12}
+	return file_spi_usersessions_usersessionspb_usersessions_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *MaybeRecord) GetRecord() *Record {
@@ -1174,7 +1218,7 @@ type Delivery struct {
 
 func (x *Delivery) Reset() {
 	*x = Delivery{}
-	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[13]
+	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1186,7 +1230,7 @@ func (x *Delivery) String() string {
 func (*Delivery) ProtoMessage() {}
 
 func (x *Delivery) ProtoReflect() protoreflect.Message {
-	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[13]
+	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1199,7 +1243,7 @@ func (x *Delivery) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Delivery.ProtoReflect.Descriptor instead.
 func (*Delivery) Descriptor() ([]byte, []int) {
-	return file_spi_usersessions_usersessionspb_usersessions_proto_rawDescGZIP(), []int{13}
+	return file_spi_usersessions_usersessionspb_usersessions_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *Delivery) GetId() string {
@@ -1298,7 +1342,7 @@ type DeliveryOutcome struct {
 
 func (x *DeliveryOutcome) Reset() {
 	*x = DeliveryOutcome{}
-	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[14]
+	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1310,7 +1354,7 @@ func (x *DeliveryOutcome) String() string {
 func (*DeliveryOutcome) ProtoMessage() {}
 
 func (x *DeliveryOutcome) ProtoReflect() protoreflect.Message {
-	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[14]
+	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1323,7 +1367,7 @@ func (x *DeliveryOutcome) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeliveryOutcome.ProtoReflect.Descriptor instead.
 func (*DeliveryOutcome) Descriptor() ([]byte, []int) {
-	return file_spi_usersessions_usersessionspb_usersessions_proto_rawDescGZIP(), []int{14}
+	return file_spi_usersessions_usersessionspb_usersessions_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *DeliveryOutcome) GetId() string {
@@ -1365,7 +1409,7 @@ type DeliveryFilter struct {
 
 func (x *DeliveryFilter) Reset() {
 	*x = DeliveryFilter{}
-	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[15]
+	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1377,7 +1421,7 @@ func (x *DeliveryFilter) String() string {
 func (*DeliveryFilter) ProtoMessage() {}
 
 func (x *DeliveryFilter) ProtoReflect() protoreflect.Message {
-	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[15]
+	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1390,7 +1434,7 @@ func (x *DeliveryFilter) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeliveryFilter.ProtoReflect.Descriptor instead.
 func (*DeliveryFilter) Descriptor() ([]byte, []int) {
-	return file_spi_usersessions_usersessionspb_usersessions_proto_rawDescGZIP(), []int{15}
+	return file_spi_usersessions_usersessionspb_usersessions_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *DeliveryFilter) GetRealmId() string {
@@ -1423,7 +1467,7 @@ type CreateRequest struct {
 
 func (x *CreateRequest) Reset() {
 	*x = CreateRequest{}
-	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[16]
+	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1435,7 +1479,7 @@ func (x *CreateRequest) String() string {
 func (*CreateRequest) ProtoMessage() {}
 
 func (x *CreateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[16]
+	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1448,7 +1492,7 @@ func (x *CreateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateRequest.ProtoReflect.Descriptor instead.
 func (*CreateRequest) Descriptor() ([]byte, []int) {
-	return file_spi_usersessions_usersessionspb_usersessions_proto_rawDescGZIP(), []int{16}
+	return file_spi_usersessions_usersessionspb_usersessions_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *CreateRequest) GetSessions() []*UserSession {
@@ -1467,7 +1511,7 @@ type GetRequest struct {
 
 func (x *GetRequest) Reset() {
 	*x = GetRequest{}
-	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[17]
+	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1479,7 +1523,7 @@ func (x *GetRequest) String() string {
 func (*GetRequest) ProtoMessage() {}
 
 func (x *GetRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[17]
+	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1492,7 +1536,7 @@ func (x *GetRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRequest.ProtoReflect.Descriptor instead.
 func (*GetRequest) Descriptor() ([]byte, []int) {
-	return file_spi_usersessions_usersessionspb_usersessions_proto_rawDescGZIP(), []int{17}
+	return file_spi_usersessions_usersessionspb_usersessions_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *GetRequest) GetKeys() []*Key {
@@ -1511,7 +1555,7 @@ type GetResponse struct {
 
 func (x *GetResponse) Reset() {
 	*x = GetResponse{}
-	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[18]
+	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1523,7 +1567,7 @@ func (x *GetResponse) String() string {
 func (*GetResponse) ProtoMessage() {}
 
 func (x *GetResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[18]
+	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1536,7 +1580,7 @@ func (x *GetResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetResponse.ProtoReflect.Descriptor instead.
 func (*GetResponse) Descriptor() ([]byte, []int) {
-	return file_spi_usersessions_usersessionspb_usersessions_proto_rawDescGZIP(), []int{18}
+	return file_spi_usersessions_usersessionspb_usersessions_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *GetResponse) GetSessions() []*MaybeSession {
@@ -1555,7 +1599,7 @@ type UpdateRequest struct {
 
 func (x *UpdateRequest) Reset() {
 	*x = UpdateRequest{}
-	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[19]
+	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1567,7 +1611,7 @@ func (x *UpdateRequest) String() string {
 func (*UpdateRequest) ProtoMessage() {}
 
 func (x *UpdateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[19]
+	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1580,7 +1624,7 @@ func (x *UpdateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateRequest.ProtoReflect.Descriptor instead.
 func (*UpdateRequest) Descriptor() ([]byte, []int) {
-	return file_spi_usersessions_usersessionspb_usersessions_proto_rawDescGZIP(), []int{19}
+	return file_spi_usersessions_usersessionspb_usersessions_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *UpdateRequest) GetSessions() []*UserSession {
@@ -1599,7 +1643,7 @@ type TouchRequest struct {
 
 func (x *TouchRequest) Reset() {
 	*x = TouchRequest{}
-	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[20]
+	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1611,7 +1655,7 @@ func (x *TouchRequest) String() string {
 func (*TouchRequest) ProtoMessage() {}
 
 func (x *TouchRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[20]
+	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1624,7 +1668,7 @@ func (x *TouchRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TouchRequest.ProtoReflect.Descriptor instead.
 func (*TouchRequest) Descriptor() ([]byte, []int) {
-	return file_spi_usersessions_usersessionspb_usersessions_proto_rawDescGZIP(), []int{20}
+	return file_spi_usersessions_usersessionspb_usersessions_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *TouchRequest) GetTouches() []*Touch {
@@ -1643,7 +1687,7 @@ type PutClientSessionsRequest struct {
 
 func (x *PutClientSessionsRequest) Reset() {
 	*x = PutClientSessionsRequest{}
-	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[21]
+	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1655,7 +1699,7 @@ func (x *PutClientSessionsRequest) String() string {
 func (*PutClientSessionsRequest) ProtoMessage() {}
 
 func (x *PutClientSessionsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[21]
+	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1668,7 +1712,7 @@ func (x *PutClientSessionsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PutClientSessionsRequest.ProtoReflect.Descriptor instead.
 func (*PutClientSessionsRequest) Descriptor() ([]byte, []int) {
-	return file_spi_usersessions_usersessionspb_usersessions_proto_rawDescGZIP(), []int{21}
+	return file_spi_usersessions_usersessionspb_usersessions_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *PutClientSessionsRequest) GetClients() []*ClientSession {
@@ -1687,7 +1731,7 @@ type DeleteClientSessionsRequest struct {
 
 func (x *DeleteClientSessionsRequest) Reset() {
 	*x = DeleteClientSessionsRequest{}
-	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[22]
+	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1699,7 +1743,7 @@ func (x *DeleteClientSessionsRequest) String() string {
 func (*DeleteClientSessionsRequest) ProtoMessage() {}
 
 func (x *DeleteClientSessionsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[22]
+	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1712,7 +1756,7 @@ func (x *DeleteClientSessionsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteClientSessionsRequest.ProtoReflect.Descriptor instead.
 func (*DeleteClientSessionsRequest) Descriptor() ([]byte, []int) {
-	return file_spi_usersessions_usersessionspb_usersessions_proto_rawDescGZIP(), []int{22}
+	return file_spi_usersessions_usersessionspb_usersessions_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *DeleteClientSessionsRequest) GetKeys() []*ClientKey {
@@ -1731,7 +1775,7 @@ type DeleteRequest struct {
 
 func (x *DeleteRequest) Reset() {
 	*x = DeleteRequest{}
-	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[23]
+	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1743,7 +1787,7 @@ func (x *DeleteRequest) String() string {
 func (*DeleteRequest) ProtoMessage() {}
 
 func (x *DeleteRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[23]
+	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1756,7 +1800,7 @@ func (x *DeleteRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteRequest.ProtoReflect.Descriptor instead.
 func (*DeleteRequest) Descriptor() ([]byte, []int) {
-	return file_spi_usersessions_usersessionspb_usersessions_proto_rawDescGZIP(), []int{23}
+	return file_spi_usersessions_usersessionspb_usersessions_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *DeleteRequest) GetKeys() []*Key {
@@ -1775,7 +1819,7 @@ type DeleteResponse struct {
 
 func (x *DeleteResponse) Reset() {
 	*x = DeleteResponse{}
-	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[24]
+	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1787,7 +1831,7 @@ func (x *DeleteResponse) String() string {
 func (*DeleteResponse) ProtoMessage() {}
 
 func (x *DeleteResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[24]
+	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1800,7 +1844,7 @@ func (x *DeleteResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteResponse.ProtoReflect.Descriptor instead.
 func (*DeleteResponse) Descriptor() ([]byte, []int) {
-	return file_spi_usersessions_usersessionspb_usersessions_proto_rawDescGZIP(), []int{24}
+	return file_spi_usersessions_usersessionspb_usersessions_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *DeleteResponse) GetRemoved() int64 {
@@ -1819,7 +1863,7 @@ type DeleteMatchingRequest struct {
 
 func (x *DeleteMatchingRequest) Reset() {
 	*x = DeleteMatchingRequest{}
-	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[25]
+	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1831,7 +1875,7 @@ func (x *DeleteMatchingRequest) String() string {
 func (*DeleteMatchingRequest) ProtoMessage() {}
 
 func (x *DeleteMatchingRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[25]
+	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1844,7 +1888,7 @@ func (x *DeleteMatchingRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteMatchingRequest.ProtoReflect.Descriptor instead.
 func (*DeleteMatchingRequest) Descriptor() ([]byte, []int) {
-	return file_spi_usersessions_usersessionspb_usersessions_proto_rawDescGZIP(), []int{25}
+	return file_spi_usersessions_usersessionspb_usersessions_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *DeleteMatchingRequest) GetFilter() *Filter {
@@ -1864,7 +1908,7 @@ type DeleteExpiredRequest struct {
 
 func (x *DeleteExpiredRequest) Reset() {
 	*x = DeleteExpiredRequest{}
-	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[26]
+	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1876,7 +1920,7 @@ func (x *DeleteExpiredRequest) String() string {
 func (*DeleteExpiredRequest) ProtoMessage() {}
 
 func (x *DeleteExpiredRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[26]
+	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1889,7 +1933,7 @@ func (x *DeleteExpiredRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteExpiredRequest.ProtoReflect.Descriptor instead.
 func (*DeleteExpiredRequest) Descriptor() ([]byte, []int) {
-	return file_spi_usersessions_usersessionspb_usersessions_proto_rawDescGZIP(), []int{26}
+	return file_spi_usersessions_usersessionspb_usersessions_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *DeleteExpiredRequest) GetBefore() int64 {
@@ -1916,7 +1960,7 @@ type DeleteExpiredResponse struct {
 
 func (x *DeleteExpiredResponse) Reset() {
 	*x = DeleteExpiredResponse{}
-	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[27]
+	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1928,7 +1972,7 @@ func (x *DeleteExpiredResponse) String() string {
 func (*DeleteExpiredResponse) ProtoMessage() {}
 
 func (x *DeleteExpiredResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[27]
+	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1941,7 +1985,7 @@ func (x *DeleteExpiredResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteExpiredResponse.ProtoReflect.Descriptor instead.
 func (*DeleteExpiredResponse) Descriptor() ([]byte, []int) {
-	return file_spi_usersessions_usersessionspb_usersessions_proto_rawDescGZIP(), []int{27}
+	return file_spi_usersessions_usersessionspb_usersessions_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *DeleteExpiredResponse) GetUsers() int64 {
@@ -1968,7 +2012,7 @@ type ListRequest struct {
 
 func (x *ListRequest) Reset() {
 	*x = ListRequest{}
-	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[28]
+	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1980,7 +2024,7 @@ func (x *ListRequest) String() string {
 func (*ListRequest) ProtoMessage() {}
 
 func (x *ListRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[28]
+	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1993,7 +2037,7 @@ func (x *ListRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRequest.ProtoReflect.Descriptor instead.
 func (*ListRequest) Descriptor() ([]byte, []int) {
-	return file_spi_usersessions_usersessionspb_usersessions_proto_rawDescGZIP(), []int{28}
+	return file_spi_usersessions_usersessionspb_usersessions_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *ListRequest) GetFilter() *Filter {
@@ -2019,7 +2063,7 @@ type Sessions struct {
 
 func (x *Sessions) Reset() {
 	*x = Sessions{}
-	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[29]
+	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2031,7 +2075,7 @@ func (x *Sessions) String() string {
 func (*Sessions) ProtoMessage() {}
 
 func (x *Sessions) ProtoReflect() protoreflect.Message {
-	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[29]
+	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2044,7 +2088,7 @@ func (x *Sessions) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Sessions.ProtoReflect.Descriptor instead.
 func (*Sessions) Descriptor() ([]byte, []int) {
-	return file_spi_usersessions_usersessionspb_usersessions_proto_rawDescGZIP(), []int{29}
+	return file_spi_usersessions_usersessionspb_usersessions_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *Sessions) GetSessions() []*UserSession {
@@ -2063,7 +2107,7 @@ type CountRequest struct {
 
 func (x *CountRequest) Reset() {
 	*x = CountRequest{}
-	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[30]
+	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2075,7 +2119,7 @@ func (x *CountRequest) String() string {
 func (*CountRequest) ProtoMessage() {}
 
 func (x *CountRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[30]
+	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2088,7 +2132,7 @@ func (x *CountRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CountRequest.ProtoReflect.Descriptor instead.
 func (*CountRequest) Descriptor() ([]byte, []int) {
-	return file_spi_usersessions_usersessionspb_usersessions_proto_rawDescGZIP(), []int{30}
+	return file_spi_usersessions_usersessionspb_usersessions_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *CountRequest) GetFilter() *Filter {
@@ -2107,7 +2151,7 @@ type CountResponse struct {
 
 func (x *CountResponse) Reset() {
 	*x = CountResponse{}
-	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[31]
+	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2119,7 +2163,7 @@ func (x *CountResponse) String() string {
 func (*CountResponse) ProtoMessage() {}
 
 func (x *CountResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[31]
+	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2132,7 +2176,7 @@ func (x *CountResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CountResponse.ProtoReflect.Descriptor instead.
 func (*CountResponse) Descriptor() ([]byte, []int) {
-	return file_spi_usersessions_usersessionspb_usersessions_proto_rawDescGZIP(), []int{31}
+	return file_spi_usersessions_usersessionspb_usersessions_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *CountResponse) GetCount() int64 {
@@ -2152,7 +2196,7 @@ type CountByClientRequest struct {
 
 func (x *CountByClientRequest) Reset() {
 	*x = CountByClientRequest{}
-	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[32]
+	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2164,7 +2208,7 @@ func (x *CountByClientRequest) String() string {
 func (*CountByClientRequest) ProtoMessage() {}
 
 func (x *CountByClientRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[32]
+	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2177,7 +2221,7 @@ func (x *CountByClientRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CountByClientRequest.ProtoReflect.Descriptor instead.
 func (*CountByClientRequest) Descriptor() ([]byte, []int) {
-	return file_spi_usersessions_usersessionspb_usersessions_proto_rawDescGZIP(), []int{32}
+	return file_spi_usersessions_usersessionspb_usersessions_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *CountByClientRequest) GetRealmId() string {
@@ -2203,7 +2247,7 @@ type CountByClientResponse struct {
 
 func (x *CountByClientResponse) Reset() {
 	*x = CountByClientResponse{}
-	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[33]
+	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2215,7 +2259,7 @@ func (x *CountByClientResponse) String() string {
 func (*CountByClientResponse) ProtoMessage() {}
 
 func (x *CountByClientResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[33]
+	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2228,7 +2272,7 @@ func (x *CountByClientResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CountByClientResponse.ProtoReflect.Descriptor instead.
 func (*CountByClientResponse) Descriptor() ([]byte, []int) {
-	return file_spi_usersessions_usersessionspb_usersessions_proto_rawDescGZIP(), []int{33}
+	return file_spi_usersessions_usersessionspb_usersessions_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *CountByClientResponse) GetCounts() map[string]int64 {
@@ -2249,7 +2293,7 @@ type StreamRequest struct {
 
 func (x *StreamRequest) Reset() {
 	*x = StreamRequest{}
-	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[34]
+	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2261,7 +2305,7 @@ func (x *StreamRequest) String() string {
 func (*StreamRequest) ProtoMessage() {}
 
 func (x *StreamRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[34]
+	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2274,7 +2318,7 @@ func (x *StreamRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StreamRequest.ProtoReflect.Descriptor instead.
 func (*StreamRequest) Descriptor() ([]byte, []int) {
-	return file_spi_usersessions_usersessionspb_usersessions_proto_rawDescGZIP(), []int{34}
+	return file_spi_usersessions_usersessionspb_usersessions_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *StreamRequest) GetFilter() *Filter {
@@ -2306,7 +2350,7 @@ type WatchRequest struct {
 
 func (x *WatchRequest) Reset() {
 	*x = WatchRequest{}
-	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[35]
+	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2318,7 +2362,7 @@ func (x *WatchRequest) String() string {
 func (*WatchRequest) ProtoMessage() {}
 
 func (x *WatchRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[35]
+	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2331,7 +2375,7 @@ func (x *WatchRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchRequest.ProtoReflect.Descriptor instead.
 func (*WatchRequest) Descriptor() ([]byte, []int) {
-	return file_spi_usersessions_usersessionspb_usersessions_proto_rawDescGZIP(), []int{35}
+	return file_spi_usersessions_usersessionspb_usersessions_proto_rawDescGZIP(), []int{36}
 }
 
 type GetRecordsRequest struct {
@@ -2344,7 +2388,7 @@ type GetRecordsRequest struct {
 
 func (x *GetRecordsRequest) Reset() {
 	*x = GetRecordsRequest{}
-	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[36]
+	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2356,7 +2400,7 @@ func (x *GetRecordsRequest) String() string {
 func (*GetRecordsRequest) ProtoMessage() {}
 
 func (x *GetRecordsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[36]
+	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2369,7 +2413,7 @@ func (x *GetRecordsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRecordsRequest.ProtoReflect.Descriptor instead.
 func (*GetRecordsRequest) Descriptor() ([]byte, []int) {
-	return file_spi_usersessions_usersessionspb_usersessions_proto_rawDescGZIP(), []int{36}
+	return file_spi_usersessions_usersessionspb_usersessions_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *GetRecordsRequest) GetKind() string {
@@ -2395,7 +2439,7 @@ type GetRecordsResponse struct {
 
 func (x *GetRecordsResponse) Reset() {
 	*x = GetRecordsResponse{}
-	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[37]
+	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2407,7 +2451,7 @@ func (x *GetRecordsResponse) String() string {
 func (*GetRecordsResponse) ProtoMessage() {}
 
 func (x *GetRecordsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[37]
+	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2420,7 +2464,7 @@ func (x *GetRecordsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRecordsResponse.ProtoReflect.Descriptor instead.
 func (*GetRecordsResponse) Descriptor() ([]byte, []int) {
-	return file_spi_usersessions_usersessionspb_usersessions_proto_rawDescGZIP(), []int{37}
+	return file_spi_usersessions_usersessionspb_usersessions_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *GetRecordsResponse) GetRecords() []*MaybeRecord {
@@ -2439,7 +2483,7 @@ type ListRecordsRequest struct {
 
 func (x *ListRecordsRequest) Reset() {
 	*x = ListRecordsRequest{}
-	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[38]
+	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2451,7 +2495,7 @@ func (x *ListRecordsRequest) String() string {
 func (*ListRecordsRequest) ProtoMessage() {}
 
 func (x *ListRecordsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[38]
+	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2464,7 +2508,7 @@ func (x *ListRecordsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRecordsRequest.ProtoReflect.Descriptor instead.
 func (*ListRecordsRequest) Descriptor() ([]byte, []int) {
-	return file_spi_usersessions_usersessionspb_usersessions_proto_rawDescGZIP(), []int{38}
+	return file_spi_usersessions_usersessionspb_usersessions_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *ListRecordsRequest) GetKind() string {
@@ -2483,7 +2527,7 @@ type Records struct {
 
 func (x *Records) Reset() {
 	*x = Records{}
-	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[39]
+	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2495,7 +2539,7 @@ func (x *Records) String() string {
 func (*Records) ProtoMessage() {}
 
 func (x *Records) ProtoReflect() protoreflect.Message {
-	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[39]
+	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2508,7 +2552,7 @@ func (x *Records) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Records.ProtoReflect.Descriptor instead.
 func (*Records) Descriptor() ([]byte, []int) {
-	return file_spi_usersessions_usersessionspb_usersessions_proto_rawDescGZIP(), []int{39}
+	return file_spi_usersessions_usersessionspb_usersessions_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *Records) GetRecords() []*Record {
@@ -2528,7 +2572,7 @@ type DeleteRecordRequest struct {
 
 func (x *DeleteRecordRequest) Reset() {
 	*x = DeleteRecordRequest{}
-	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[40]
+	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2540,7 +2584,7 @@ func (x *DeleteRecordRequest) String() string {
 func (*DeleteRecordRequest) ProtoMessage() {}
 
 func (x *DeleteRecordRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[40]
+	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2553,7 +2597,7 @@ func (x *DeleteRecordRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteRecordRequest.ProtoReflect.Descriptor instead.
 func (*DeleteRecordRequest) Descriptor() ([]byte, []int) {
-	return file_spi_usersessions_usersessionspb_usersessions_proto_rawDescGZIP(), []int{40}
+	return file_spi_usersessions_usersessionspb_usersessions_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *DeleteRecordRequest) GetKind() string {
@@ -2579,7 +2623,7 @@ type Deliveries struct {
 
 func (x *Deliveries) Reset() {
 	*x = Deliveries{}
-	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[41]
+	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2591,7 +2635,7 @@ func (x *Deliveries) String() string {
 func (*Deliveries) ProtoMessage() {}
 
 func (x *Deliveries) ProtoReflect() protoreflect.Message {
-	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[41]
+	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2604,7 +2648,7 @@ func (x *Deliveries) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Deliveries.ProtoReflect.Descriptor instead.
 func (*Deliveries) Descriptor() ([]byte, []int) {
-	return file_spi_usersessions_usersessionspb_usersessions_proto_rawDescGZIP(), []int{41}
+	return file_spi_usersessions_usersessionspb_usersessions_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *Deliveries) GetDeliveries() []*Delivery {
@@ -2625,7 +2669,7 @@ type ClaimRequest struct {
 
 func (x *ClaimRequest) Reset() {
 	*x = ClaimRequest{}
-	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[42]
+	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2637,7 +2681,7 @@ func (x *ClaimRequest) String() string {
 func (*ClaimRequest) ProtoMessage() {}
 
 func (x *ClaimRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[42]
+	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2650,7 +2694,7 @@ func (x *ClaimRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClaimRequest.ProtoReflect.Descriptor instead.
 func (*ClaimRequest) Descriptor() ([]byte, []int) {
-	return file_spi_usersessions_usersessionspb_usersessions_proto_rawDescGZIP(), []int{42}
+	return file_spi_usersessions_usersessionspb_usersessions_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *ClaimRequest) GetNow() int64 {
@@ -2683,7 +2727,7 @@ type FinishRequest struct {
 
 func (x *FinishRequest) Reset() {
 	*x = FinishRequest{}
-	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[43]
+	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2695,7 +2739,7 @@ func (x *FinishRequest) String() string {
 func (*FinishRequest) ProtoMessage() {}
 
 func (x *FinishRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[43]
+	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2708,7 +2752,7 @@ func (x *FinishRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FinishRequest.ProtoReflect.Descriptor instead.
 func (*FinishRequest) Descriptor() ([]byte, []int) {
-	return file_spi_usersessions_usersessionspb_usersessions_proto_rawDescGZIP(), []int{43}
+	return file_spi_usersessions_usersessionspb_usersessions_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *FinishRequest) GetOutcomes() []*DeliveryOutcome {
@@ -2722,7 +2766,10 @@ var File_spi_usersessions_usersessionspb_usersessions_proto protoreflect.FileDes
 
 const file_spi_usersessions_usersessionspb_usersessions_proto_rawDesc = "" +
 	"\n" +
-	"2spi/usersessions/usersessionspb/usersessions.proto\x12\x18sessiond.usersessions.v1\x1a\x13spi/spipb/spi.proto\"J\n" +
+	"2spi/usersessions/usersessionspb/usersessions.proto\x12\x18sessiond.usersessions.v1\x1a\x13spi/spipb/spi.proto\"5\n" +
+	"\x14WriteTimeoutResponse\x12\x1d\n" +
+	"\n" +
+	"timeout_ns\x18\x01 \x01(\x03R\ttimeoutNs\"J\n" +
 	"\x03Key\x12\x19\n" +
 	"\brealm_id\x18\x01 \x01(\tR\arealmId\x12\x0e\n" +
 	"\x02id\x18\x02 \x01(\tR\x02id\x12\x18\n" +
@@ -2935,7 +2982,7 @@ const file_spi_usersessions_usersessionspb_usersessions_proto_rawDesc = "" +
 	"\aFLUSHED\x10\x03\x12\x0e\n" +
 	"\n" +
 	"SUBSCRIBED\x10\x04\x12\x12\n" +
-	"\x0eRECORD_CHANGED\x10\x052\xe4\x0f\n" +
+	"\x0eRECORD_CHANGED\x10\x052\xfa\x10\n" +
 	"\fUserSessions\x12N\n" +
 	"\x06Create\x12'.sessiond.usersessions.v1.CreateRequest\x1a\x1b.sessiond.spi.v1.ItemErrors\x12R\n" +
 	"\x03Get\x12$.sessiond.usersessions.v1.GetRequest\x1a%.sessiond.usersessions.v1.GetResponse\x12N\n" +
@@ -2959,7 +3006,10 @@ const file_spi_usersessions_usersessionspb_usersessions_proto_rawDesc = "" +
 	"\aEnqueue\x12$.sessiond.usersessions.v1.Deliveries\x1a\x16.sessiond.spi.v1.Empty\x12U\n" +
 	"\x05Claim\x12&.sessiond.usersessions.v1.ClaimRequest\x1a$.sessiond.usersessions.v1.Deliveries\x12I\n" +
 	"\x06Finish\x12'.sessiond.usersessions.v1.FinishRequest\x1a\x16.sessiond.spi.v1.Empty\x12`\n" +
-	"\x0eListDeliveries\x12(.sessiond.usersessions.v1.DeliveryFilter\x1a$.sessiond.usersessions.v1.DeliveriesB>Z<github.com/sessiond/sessiond/spi/usersessions/usersessionspbb\x06proto3"
+	"\x0eListDeliveries\x12(.sessiond.usersessions.v1.DeliveryFilter\x1a$.sessiond.usersessions.v1.Deliveries\x12<\n" +
+	"\n" +
+	"ProbeWrite\x12\x16.sessiond.spi.v1.Empty\x1a\x16.sessiond.spi.v1.Empty\x12V\n" +
+	"\fWriteTimeout\x12\x16.sessiond.spi.v1.Empty\x1a..sessiond.usersessions.v1.WriteTimeoutResponseB>Z<github.com/sessiond/sessiond/spi/usersessions/usersessionspbb\x06proto3"
 
 var (
 	file_spi_usersessions_usersessionspb_usersessions_proto_rawDescOnce sync.Once
@@ -2974,142 +3024,147 @@ func file_spi_usersessions_usersessionspb_usersessions_proto_rawDescGZIP() []byt
 }
 
 var file_spi_usersessions_usersessionspb_usersessions_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes = make([]protoimpl.MessageInfo, 48)
+var file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes = make([]protoimpl.MessageInfo, 49)
 var file_spi_usersessions_usersessionspb_usersessions_proto_goTypes = []any{
 	(OfflineSelector)(0),                // 0: sessiond.usersessions.v1.OfflineSelector
 	(ChangeKind)(0),                     // 1: sessiond.usersessions.v1.ChangeKind
-	(*Key)(nil),                         // 2: sessiond.usersessions.v1.Key
-	(*ClientKey)(nil),                   // 3: sessiond.usersessions.v1.ClientKey
-	(*UserSession)(nil),                 // 4: sessiond.usersessions.v1.UserSession
-	(*ClientSession)(nil),               // 5: sessiond.usersessions.v1.ClientSession
-	(*MaybeSession)(nil),                // 6: sessiond.usersessions.v1.MaybeSession
-	(*Touch)(nil),                       // 7: sessiond.usersessions.v1.Touch
-	(*Filter)(nil),                      // 8: sessiond.usersessions.v1.Filter
-	(*Page)(nil),                        // 9: sessiond.usersessions.v1.Page
-	(*Partition)(nil),                   // 10: sessiond.usersessions.v1.Partition
-	(*Change)(nil),                      // 11: sessiond.usersessions.v1.Change
-	(*RecordKey)(nil),                   // 12: sessiond.usersessions.v1.RecordKey
-	(*Record)(nil),                      // 13: sessiond.usersessions.v1.Record
-	(*MaybeRecord)(nil),                 // 14: sessiond.usersessions.v1.MaybeRecord
-	(*Delivery)(nil),                    // 15: sessiond.usersessions.v1.Delivery
-	(*DeliveryOutcome)(nil),             // 16: sessiond.usersessions.v1.DeliveryOutcome
-	(*DeliveryFilter)(nil),              // 17: sessiond.usersessions.v1.DeliveryFilter
-	(*CreateRequest)(nil),               // 18: sessiond.usersessions.v1.CreateRequest
-	(*GetRequest)(nil),                  // 19: sessiond.usersessions.v1.GetRequest
-	(*GetResponse)(nil),                 // 20: sessiond.usersessions.v1.GetResponse
-	(*UpdateRequest)(nil),               // 21: sessiond.usersessions.v1.UpdateRequest
-	(*TouchRequest)(nil),                // 22: sessiond.usersessions.v1.TouchRequest
-	(*PutClientSessionsRequest)(nil),    // 23: sessiond.usersessions.v1.PutClientSessionsRequest
-	(*DeleteClientSessionsRequest)(nil), // 24: sessiond.usersessions.v1.DeleteClientSessionsRequest
-	(*DeleteRequest)(nil),               // 25: sessiond.usersessions.v1.DeleteRequest
-	(*DeleteResponse)(nil),              // 26: sessiond.usersessions.v1.DeleteResponse
-	(*DeleteMatchingRequest)(nil),       // 27: sessiond.usersessions.v1.DeleteMatchingRequest
-	(*DeleteExpiredRequest)(nil),        // 28: sessiond.usersessions.v1.DeleteExpiredRequest
-	(*DeleteExpiredResponse)(nil),       // 29: sessiond.usersessions.v1.DeleteExpiredResponse
-	(*ListRequest)(nil),                 // 30: sessiond.usersessions.v1.ListRequest
-	(*Sessions)(nil),                    // 31: sessiond.usersessions.v1.Sessions
-	(*CountRequest)(nil),                // 32: sessiond.usersessions.v1.CountRequest
-	(*CountResponse)(nil),               // 33: sessiond.usersessions.v1.CountResponse
-	(*CountByClientRequest)(nil),        // 34: sessiond.usersessions.v1.CountByClientRequest
-	(*CountByClientResponse)(nil),       // 35: sessiond.usersessions.v1.CountByClientResponse
-	(*StreamRequest)(nil),               // 36: sessiond.usersessions.v1.StreamRequest
-	(*WatchRequest)(nil),                // 37: sessiond.usersessions.v1.WatchRequest
-	(*GetRecordsRequest)(nil),           // 38: sessiond.usersessions.v1.GetRecordsRequest
-	(*GetRecordsResponse)(nil),          // 39: sessiond.usersessions.v1.GetRecordsResponse
-	(*ListRecordsRequest)(nil),          // 40: sessiond.usersessions.v1.ListRecordsRequest
-	(*Records)(nil),                     // 41: sessiond.usersessions.v1.Records
-	(*DeleteRecordRequest)(nil),         // 42: sessiond.usersessions.v1.DeleteRecordRequest
-	(*Deliveries)(nil),                  // 43: sessiond.usersessions.v1.Deliveries
-	(*ClaimRequest)(nil),                // 44: sessiond.usersessions.v1.ClaimRequest
-	(*FinishRequest)(nil),               // 45: sessiond.usersessions.v1.FinishRequest
-	nil,                                 // 46: sessiond.usersessions.v1.UserSession.NotesEntry
-	nil,                                 // 47: sessiond.usersessions.v1.UserSession.ClientsEntry
-	nil,                                 // 48: sessiond.usersessions.v1.ClientSession.NotesEntry
-	nil,                                 // 49: sessiond.usersessions.v1.CountByClientResponse.CountsEntry
-	(*spipb.ItemErrors)(nil),            // 50: sessiond.spi.v1.ItemErrors
+	(*WriteTimeoutResponse)(nil),        // 2: sessiond.usersessions.v1.WriteTimeoutResponse
+	(*Key)(nil),                         // 3: sessiond.usersessions.v1.Key
+	(*ClientKey)(nil),                   // 4: sessiond.usersessions.v1.ClientKey
+	(*UserSession)(nil),                 // 5: sessiond.usersessions.v1.UserSession
+	(*ClientSession)(nil),               // 6: sessiond.usersessions.v1.ClientSession
+	(*MaybeSession)(nil),                // 7: sessiond.usersessions.v1.MaybeSession
+	(*Touch)(nil),                       // 8: sessiond.usersessions.v1.Touch
+	(*Filter)(nil),                      // 9: sessiond.usersessions.v1.Filter
+	(*Page)(nil),                        // 10: sessiond.usersessions.v1.Page
+	(*Partition)(nil),                   // 11: sessiond.usersessions.v1.Partition
+	(*Change)(nil),                      // 12: sessiond.usersessions.v1.Change
+	(*RecordKey)(nil),                   // 13: sessiond.usersessions.v1.RecordKey
+	(*Record)(nil),                      // 14: sessiond.usersessions.v1.Record
+	(*MaybeRecord)(nil),                 // 15: sessiond.usersessions.v1.MaybeRecord
+	(*Delivery)(nil),                    // 16: sessiond.usersessions.v1.Delivery
+	(*DeliveryOutcome)(nil),             // 17: sessiond.usersessions.v1.DeliveryOutcome
+	(*DeliveryFilter)(nil),              // 18: sessiond.usersessions.v1.DeliveryFilter
+	(*CreateRequest)(nil),               // 19: sessiond.usersessions.v1.CreateRequest
+	(*GetRequest)(nil),                  // 20: sessiond.usersessions.v1.GetRequest
+	(*GetResponse)(nil),                 // 21: sessiond.usersessions.v1.GetResponse
+	(*UpdateRequest)(nil),               // 22: sessiond.usersessions.v1.UpdateRequest
+	(*TouchRequest)(nil),                // 23: sessiond.usersessions.v1.TouchRequest
+	(*PutClientSessionsRequest)(nil),    // 24: sessiond.usersessions.v1.PutClientSessionsRequest
+	(*DeleteClientSessionsRequest)(nil), // 25: sessiond.usersessions.v1.DeleteClientSessionsRequest
+	(*DeleteRequest)(nil),               // 26: sessiond.usersessions.v1.DeleteRequest
+	(*DeleteResponse)(nil),              // 27: sessiond.usersessions.v1.DeleteResponse
+	(*DeleteMatchingRequest)(nil),       // 28: sessiond.usersessions.v1.DeleteMatchingRequest
+	(*DeleteExpiredRequest)(nil),        // 29: sessiond.usersessions.v1.DeleteExpiredRequest
+	(*DeleteExpiredResponse)(nil),       // 30: sessiond.usersessions.v1.DeleteExpiredResponse
+	(*ListRequest)(nil),                 // 31: sessiond.usersessions.v1.ListRequest
+	(*Sessions)(nil),                    // 32: sessiond.usersessions.v1.Sessions
+	(*CountRequest)(nil),                // 33: sessiond.usersessions.v1.CountRequest
+	(*CountResponse)(nil),               // 34: sessiond.usersessions.v1.CountResponse
+	(*CountByClientRequest)(nil),        // 35: sessiond.usersessions.v1.CountByClientRequest
+	(*CountByClientResponse)(nil),       // 36: sessiond.usersessions.v1.CountByClientResponse
+	(*StreamRequest)(nil),               // 37: sessiond.usersessions.v1.StreamRequest
+	(*WatchRequest)(nil),                // 38: sessiond.usersessions.v1.WatchRequest
+	(*GetRecordsRequest)(nil),           // 39: sessiond.usersessions.v1.GetRecordsRequest
+	(*GetRecordsResponse)(nil),          // 40: sessiond.usersessions.v1.GetRecordsResponse
+	(*ListRecordsRequest)(nil),          // 41: sessiond.usersessions.v1.ListRecordsRequest
+	(*Records)(nil),                     // 42: sessiond.usersessions.v1.Records
+	(*DeleteRecordRequest)(nil),         // 43: sessiond.usersessions.v1.DeleteRecordRequest
+	(*Deliveries)(nil),                  // 44: sessiond.usersessions.v1.Deliveries
+	(*ClaimRequest)(nil),                // 45: sessiond.usersessions.v1.ClaimRequest
+	(*FinishRequest)(nil),               // 46: sessiond.usersessions.v1.FinishRequest
+	nil,                                 // 47: sessiond.usersessions.v1.UserSession.NotesEntry
+	nil,                                 // 48: sessiond.usersessions.v1.UserSession.ClientsEntry
+	nil,                                 // 49: sessiond.usersessions.v1.ClientSession.NotesEntry
+	nil,                                 // 50: sessiond.usersessions.v1.CountByClientResponse.CountsEntry
 	(*spipb.Empty)(nil),                 // 51: sessiond.spi.v1.Empty
+	(*spipb.ItemErrors)(nil),            // 52: sessiond.spi.v1.ItemErrors
 }
 var file_spi_usersessions_usersessionspb_usersessions_proto_depIdxs = []int32{
-	2,  // 0: sessiond.usersessions.v1.ClientKey.session:type_name -> sessiond.usersessions.v1.Key
-	46, // 1: sessiond.usersessions.v1.UserSession.notes:type_name -> sessiond.usersessions.v1.UserSession.NotesEntry
-	47, // 2: sessiond.usersessions.v1.UserSession.clients:type_name -> sessiond.usersessions.v1.UserSession.ClientsEntry
-	48, // 3: sessiond.usersessions.v1.ClientSession.notes:type_name -> sessiond.usersessions.v1.ClientSession.NotesEntry
-	4,  // 4: sessiond.usersessions.v1.MaybeSession.session:type_name -> sessiond.usersessions.v1.UserSession
-	2,  // 5: sessiond.usersessions.v1.Touch.session:type_name -> sessiond.usersessions.v1.Key
+	3,  // 0: sessiond.usersessions.v1.ClientKey.session:type_name -> sessiond.usersessions.v1.Key
+	47, // 1: sessiond.usersessions.v1.UserSession.notes:type_name -> sessiond.usersessions.v1.UserSession.NotesEntry
+	48, // 2: sessiond.usersessions.v1.UserSession.clients:type_name -> sessiond.usersessions.v1.UserSession.ClientsEntry
+	49, // 3: sessiond.usersessions.v1.ClientSession.notes:type_name -> sessiond.usersessions.v1.ClientSession.NotesEntry
+	5,  // 4: sessiond.usersessions.v1.MaybeSession.session:type_name -> sessiond.usersessions.v1.UserSession
+	3,  // 5: sessiond.usersessions.v1.Touch.session:type_name -> sessiond.usersessions.v1.Key
 	0,  // 6: sessiond.usersessions.v1.Filter.offline:type_name -> sessiond.usersessions.v1.OfflineSelector
 	1,  // 7: sessiond.usersessions.v1.Change.kind:type_name -> sessiond.usersessions.v1.ChangeKind
-	2,  // 8: sessiond.usersessions.v1.Change.session:type_name -> sessiond.usersessions.v1.Key
-	8,  // 9: sessiond.usersessions.v1.Change.filter:type_name -> sessiond.usersessions.v1.Filter
-	12, // 10: sessiond.usersessions.v1.Change.record:type_name -> sessiond.usersessions.v1.RecordKey
-	13, // 11: sessiond.usersessions.v1.MaybeRecord.record:type_name -> sessiond.usersessions.v1.Record
-	9,  // 12: sessiond.usersessions.v1.DeliveryFilter.page:type_name -> sessiond.usersessions.v1.Page
-	4,  // 13: sessiond.usersessions.v1.CreateRequest.sessions:type_name -> sessiond.usersessions.v1.UserSession
-	2,  // 14: sessiond.usersessions.v1.GetRequest.keys:type_name -> sessiond.usersessions.v1.Key
-	6,  // 15: sessiond.usersessions.v1.GetResponse.sessions:type_name -> sessiond.usersessions.v1.MaybeSession
-	4,  // 16: sessiond.usersessions.v1.UpdateRequest.sessions:type_name -> sessiond.usersessions.v1.UserSession
-	7,  // 17: sessiond.usersessions.v1.TouchRequest.touches:type_name -> sessiond.usersessions.v1.Touch
-	5,  // 18: sessiond.usersessions.v1.PutClientSessionsRequest.clients:type_name -> sessiond.usersessions.v1.ClientSession
-	3,  // 19: sessiond.usersessions.v1.DeleteClientSessionsRequest.keys:type_name -> sessiond.usersessions.v1.ClientKey
-	2,  // 20: sessiond.usersessions.v1.DeleteRequest.keys:type_name -> sessiond.usersessions.v1.Key
-	8,  // 21: sessiond.usersessions.v1.DeleteMatchingRequest.filter:type_name -> sessiond.usersessions.v1.Filter
-	8,  // 22: sessiond.usersessions.v1.ListRequest.filter:type_name -> sessiond.usersessions.v1.Filter
-	9,  // 23: sessiond.usersessions.v1.ListRequest.page:type_name -> sessiond.usersessions.v1.Page
-	4,  // 24: sessiond.usersessions.v1.Sessions.sessions:type_name -> sessiond.usersessions.v1.UserSession
-	8,  // 25: sessiond.usersessions.v1.CountRequest.filter:type_name -> sessiond.usersessions.v1.Filter
-	49, // 26: sessiond.usersessions.v1.CountByClientResponse.counts:type_name -> sessiond.usersessions.v1.CountByClientResponse.CountsEntry
-	8,  // 27: sessiond.usersessions.v1.StreamRequest.filter:type_name -> sessiond.usersessions.v1.Filter
-	10, // 28: sessiond.usersessions.v1.StreamRequest.partition:type_name -> sessiond.usersessions.v1.Partition
-	14, // 29: sessiond.usersessions.v1.GetRecordsResponse.records:type_name -> sessiond.usersessions.v1.MaybeRecord
-	13, // 30: sessiond.usersessions.v1.Records.records:type_name -> sessiond.usersessions.v1.Record
-	15, // 31: sessiond.usersessions.v1.Deliveries.deliveries:type_name -> sessiond.usersessions.v1.Delivery
-	16, // 32: sessiond.usersessions.v1.FinishRequest.outcomes:type_name -> sessiond.usersessions.v1.DeliveryOutcome
-	5,  // 33: sessiond.usersessions.v1.UserSession.ClientsEntry.value:type_name -> sessiond.usersessions.v1.ClientSession
-	18, // 34: sessiond.usersessions.v1.UserSessions.Create:input_type -> sessiond.usersessions.v1.CreateRequest
-	19, // 35: sessiond.usersessions.v1.UserSessions.Get:input_type -> sessiond.usersessions.v1.GetRequest
-	21, // 36: sessiond.usersessions.v1.UserSessions.Update:input_type -> sessiond.usersessions.v1.UpdateRequest
-	22, // 37: sessiond.usersessions.v1.UserSessions.Touch:input_type -> sessiond.usersessions.v1.TouchRequest
-	23, // 38: sessiond.usersessions.v1.UserSessions.PutClientSessions:input_type -> sessiond.usersessions.v1.PutClientSessionsRequest
-	24, // 39: sessiond.usersessions.v1.UserSessions.DeleteClientSessions:input_type -> sessiond.usersessions.v1.DeleteClientSessionsRequest
-	25, // 40: sessiond.usersessions.v1.UserSessions.Delete:input_type -> sessiond.usersessions.v1.DeleteRequest
-	27, // 41: sessiond.usersessions.v1.UserSessions.DeleteMatching:input_type -> sessiond.usersessions.v1.DeleteMatchingRequest
-	28, // 42: sessiond.usersessions.v1.UserSessions.DeleteExpired:input_type -> sessiond.usersessions.v1.DeleteExpiredRequest
-	30, // 43: sessiond.usersessions.v1.UserSessions.List:input_type -> sessiond.usersessions.v1.ListRequest
-	32, // 44: sessiond.usersessions.v1.UserSessions.Count:input_type -> sessiond.usersessions.v1.CountRequest
-	34, // 45: sessiond.usersessions.v1.UserSessions.CountByClient:input_type -> sessiond.usersessions.v1.CountByClientRequest
-	36, // 46: sessiond.usersessions.v1.UserSessions.Stream:input_type -> sessiond.usersessions.v1.StreamRequest
-	37, // 47: sessiond.usersessions.v1.UserSessions.Watch:input_type -> sessiond.usersessions.v1.WatchRequest
-	38, // 48: sessiond.usersessions.v1.UserSessions.GetRecords:input_type -> sessiond.usersessions.v1.GetRecordsRequest
-	13, // 49: sessiond.usersessions.v1.UserSessions.PutRecord:input_type -> sessiond.usersessions.v1.Record
-	40, // 50: sessiond.usersessions.v1.UserSessions.ListRecords:input_type -> sessiond.usersessions.v1.ListRecordsRequest
-	42, // 51: sessiond.usersessions.v1.UserSessions.DeleteRecord:input_type -> sessiond.usersessions.v1.DeleteRecordRequest
-	43, // 52: sessiond.usersessions.v1.UserSessions.Enqueue:input_type -> sessiond.usersessions.v1.Deliveries
-	44, // 53: sessiond.usersessions.v1.UserSessions.Claim:input_type -> sessiond.usersessions.v1.ClaimRequest
-	45, // 54: sessiond.usersessions.v1.UserSessions.Finish:input_type -> sessiond.usersessions.v1.FinishRequest
-	17, // 55: sessiond.usersessions.v1.UserSessions.ListDeliveries:input_type -> sessiond.usersessions.v1.DeliveryFilter
-	50, // 56: sessiond.usersessions.v1.UserSessions.Create:output_type -> sessiond.spi.v1.ItemErrors
-	20, // 57: sessiond.usersessions.v1.UserSessions.Get:output_type -> sessiond.usersessions.v1.GetResponse
-	50, // 58: sessiond.usersessions.v1.UserSessions.Update:output_type -> sessiond.spi.v1.ItemErrors
-	50, // 59: sessiond.usersessions.v1.UserSessions.Touch:output_type -> sessiond.spi.v1.ItemErrors
-	50, // 60: sessiond.usersessions.v1.UserSessions.PutClientSessions:output_type -> sessiond.spi.v1.ItemErrors
-	51, // 61: sessiond.usersessions.v1.UserSessions.DeleteClientSessions:output_type -> sessiond.spi.v1.Empty
-	26, // 62: sessiond.usersessions.v1.UserSessions.Delete:output_type -> sessiond.usersessions.v1.DeleteResponse
-	26, // 63: sessiond.usersessions.v1.UserSessions.DeleteMatching:output_type -> sessiond.usersessions.v1.DeleteResponse
-	29, // 64: sessiond.usersessions.v1.UserSessions.DeleteExpired:output_type -> sessiond.usersessions.v1.DeleteExpiredResponse
-	31, // 65: sessiond.usersessions.v1.UserSessions.List:output_type -> sessiond.usersessions.v1.Sessions
-	33, // 66: sessiond.usersessions.v1.UserSessions.Count:output_type -> sessiond.usersessions.v1.CountResponse
-	35, // 67: sessiond.usersessions.v1.UserSessions.CountByClient:output_type -> sessiond.usersessions.v1.CountByClientResponse
-	31, // 68: sessiond.usersessions.v1.UserSessions.Stream:output_type -> sessiond.usersessions.v1.Sessions
-	11, // 69: sessiond.usersessions.v1.UserSessions.Watch:output_type -> sessiond.usersessions.v1.Change
-	39, // 70: sessiond.usersessions.v1.UserSessions.GetRecords:output_type -> sessiond.usersessions.v1.GetRecordsResponse
-	13, // 71: sessiond.usersessions.v1.UserSessions.PutRecord:output_type -> sessiond.usersessions.v1.Record
-	41, // 72: sessiond.usersessions.v1.UserSessions.ListRecords:output_type -> sessiond.usersessions.v1.Records
-	51, // 73: sessiond.usersessions.v1.UserSessions.DeleteRecord:output_type -> sessiond.spi.v1.Empty
-	51, // 74: sessiond.usersessions.v1.UserSessions.Enqueue:output_type -> sessiond.spi.v1.Empty
-	43, // 75: sessiond.usersessions.v1.UserSessions.Claim:output_type -> sessiond.usersessions.v1.Deliveries
-	51, // 76: sessiond.usersessions.v1.UserSessions.Finish:output_type -> sessiond.spi.v1.Empty
-	43, // 77: sessiond.usersessions.v1.UserSessions.ListDeliveries:output_type -> sessiond.usersessions.v1.Deliveries
-	56, // [56:78] is the sub-list for method output_type
-	34, // [34:56] is the sub-list for method input_type
+	3,  // 8: sessiond.usersessions.v1.Change.session:type_name -> sessiond.usersessions.v1.Key
+	9,  // 9: sessiond.usersessions.v1.Change.filter:type_name -> sessiond.usersessions.v1.Filter
+	13, // 10: sessiond.usersessions.v1.Change.record:type_name -> sessiond.usersessions.v1.RecordKey
+	14, // 11: sessiond.usersessions.v1.MaybeRecord.record:type_name -> sessiond.usersessions.v1.Record
+	10, // 12: sessiond.usersessions.v1.DeliveryFilter.page:type_name -> sessiond.usersessions.v1.Page
+	5,  // 13: sessiond.usersessions.v1.CreateRequest.sessions:type_name -> sessiond.usersessions.v1.UserSession
+	3,  // 14: sessiond.usersessions.v1.GetRequest.keys:type_name -> sessiond.usersessions.v1.Key
+	7,  // 15: sessiond.usersessions.v1.GetResponse.sessions:type_name -> sessiond.usersessions.v1.MaybeSession
+	5,  // 16: sessiond.usersessions.v1.UpdateRequest.sessions:type_name -> sessiond.usersessions.v1.UserSession
+	8,  // 17: sessiond.usersessions.v1.TouchRequest.touches:type_name -> sessiond.usersessions.v1.Touch
+	6,  // 18: sessiond.usersessions.v1.PutClientSessionsRequest.clients:type_name -> sessiond.usersessions.v1.ClientSession
+	4,  // 19: sessiond.usersessions.v1.DeleteClientSessionsRequest.keys:type_name -> sessiond.usersessions.v1.ClientKey
+	3,  // 20: sessiond.usersessions.v1.DeleteRequest.keys:type_name -> sessiond.usersessions.v1.Key
+	9,  // 21: sessiond.usersessions.v1.DeleteMatchingRequest.filter:type_name -> sessiond.usersessions.v1.Filter
+	9,  // 22: sessiond.usersessions.v1.ListRequest.filter:type_name -> sessiond.usersessions.v1.Filter
+	10, // 23: sessiond.usersessions.v1.ListRequest.page:type_name -> sessiond.usersessions.v1.Page
+	5,  // 24: sessiond.usersessions.v1.Sessions.sessions:type_name -> sessiond.usersessions.v1.UserSession
+	9,  // 25: sessiond.usersessions.v1.CountRequest.filter:type_name -> sessiond.usersessions.v1.Filter
+	50, // 26: sessiond.usersessions.v1.CountByClientResponse.counts:type_name -> sessiond.usersessions.v1.CountByClientResponse.CountsEntry
+	9,  // 27: sessiond.usersessions.v1.StreamRequest.filter:type_name -> sessiond.usersessions.v1.Filter
+	11, // 28: sessiond.usersessions.v1.StreamRequest.partition:type_name -> sessiond.usersessions.v1.Partition
+	15, // 29: sessiond.usersessions.v1.GetRecordsResponse.records:type_name -> sessiond.usersessions.v1.MaybeRecord
+	14, // 30: sessiond.usersessions.v1.Records.records:type_name -> sessiond.usersessions.v1.Record
+	16, // 31: sessiond.usersessions.v1.Deliveries.deliveries:type_name -> sessiond.usersessions.v1.Delivery
+	17, // 32: sessiond.usersessions.v1.FinishRequest.outcomes:type_name -> sessiond.usersessions.v1.DeliveryOutcome
+	6,  // 33: sessiond.usersessions.v1.UserSession.ClientsEntry.value:type_name -> sessiond.usersessions.v1.ClientSession
+	19, // 34: sessiond.usersessions.v1.UserSessions.Create:input_type -> sessiond.usersessions.v1.CreateRequest
+	20, // 35: sessiond.usersessions.v1.UserSessions.Get:input_type -> sessiond.usersessions.v1.GetRequest
+	22, // 36: sessiond.usersessions.v1.UserSessions.Update:input_type -> sessiond.usersessions.v1.UpdateRequest
+	23, // 37: sessiond.usersessions.v1.UserSessions.Touch:input_type -> sessiond.usersessions.v1.TouchRequest
+	24, // 38: sessiond.usersessions.v1.UserSessions.PutClientSessions:input_type -> sessiond.usersessions.v1.PutClientSessionsRequest
+	25, // 39: sessiond.usersessions.v1.UserSessions.DeleteClientSessions:input_type -> sessiond.usersessions.v1.DeleteClientSessionsRequest
+	26, // 40: sessiond.usersessions.v1.UserSessions.Delete:input_type -> sessiond.usersessions.v1.DeleteRequest
+	28, // 41: sessiond.usersessions.v1.UserSessions.DeleteMatching:input_type -> sessiond.usersessions.v1.DeleteMatchingRequest
+	29, // 42: sessiond.usersessions.v1.UserSessions.DeleteExpired:input_type -> sessiond.usersessions.v1.DeleteExpiredRequest
+	31, // 43: sessiond.usersessions.v1.UserSessions.List:input_type -> sessiond.usersessions.v1.ListRequest
+	33, // 44: sessiond.usersessions.v1.UserSessions.Count:input_type -> sessiond.usersessions.v1.CountRequest
+	35, // 45: sessiond.usersessions.v1.UserSessions.CountByClient:input_type -> sessiond.usersessions.v1.CountByClientRequest
+	37, // 46: sessiond.usersessions.v1.UserSessions.Stream:input_type -> sessiond.usersessions.v1.StreamRequest
+	38, // 47: sessiond.usersessions.v1.UserSessions.Watch:input_type -> sessiond.usersessions.v1.WatchRequest
+	39, // 48: sessiond.usersessions.v1.UserSessions.GetRecords:input_type -> sessiond.usersessions.v1.GetRecordsRequest
+	14, // 49: sessiond.usersessions.v1.UserSessions.PutRecord:input_type -> sessiond.usersessions.v1.Record
+	41, // 50: sessiond.usersessions.v1.UserSessions.ListRecords:input_type -> sessiond.usersessions.v1.ListRecordsRequest
+	43, // 51: sessiond.usersessions.v1.UserSessions.DeleteRecord:input_type -> sessiond.usersessions.v1.DeleteRecordRequest
+	44, // 52: sessiond.usersessions.v1.UserSessions.Enqueue:input_type -> sessiond.usersessions.v1.Deliveries
+	45, // 53: sessiond.usersessions.v1.UserSessions.Claim:input_type -> sessiond.usersessions.v1.ClaimRequest
+	46, // 54: sessiond.usersessions.v1.UserSessions.Finish:input_type -> sessiond.usersessions.v1.FinishRequest
+	18, // 55: sessiond.usersessions.v1.UserSessions.ListDeliveries:input_type -> sessiond.usersessions.v1.DeliveryFilter
+	51, // 56: sessiond.usersessions.v1.UserSessions.ProbeWrite:input_type -> sessiond.spi.v1.Empty
+	51, // 57: sessiond.usersessions.v1.UserSessions.WriteTimeout:input_type -> sessiond.spi.v1.Empty
+	52, // 58: sessiond.usersessions.v1.UserSessions.Create:output_type -> sessiond.spi.v1.ItemErrors
+	21, // 59: sessiond.usersessions.v1.UserSessions.Get:output_type -> sessiond.usersessions.v1.GetResponse
+	52, // 60: sessiond.usersessions.v1.UserSessions.Update:output_type -> sessiond.spi.v1.ItemErrors
+	52, // 61: sessiond.usersessions.v1.UserSessions.Touch:output_type -> sessiond.spi.v1.ItemErrors
+	52, // 62: sessiond.usersessions.v1.UserSessions.PutClientSessions:output_type -> sessiond.spi.v1.ItemErrors
+	51, // 63: sessiond.usersessions.v1.UserSessions.DeleteClientSessions:output_type -> sessiond.spi.v1.Empty
+	27, // 64: sessiond.usersessions.v1.UserSessions.Delete:output_type -> sessiond.usersessions.v1.DeleteResponse
+	27, // 65: sessiond.usersessions.v1.UserSessions.DeleteMatching:output_type -> sessiond.usersessions.v1.DeleteResponse
+	30, // 66: sessiond.usersessions.v1.UserSessions.DeleteExpired:output_type -> sessiond.usersessions.v1.DeleteExpiredResponse
+	32, // 67: sessiond.usersessions.v1.UserSessions.List:output_type -> sessiond.usersessions.v1.Sessions
+	34, // 68: sessiond.usersessions.v1.UserSessions.Count:output_type -> sessiond.usersessions.v1.CountResponse
+	36, // 69: sessiond.usersessions.v1.UserSessions.CountByClient:output_type -> sessiond.usersessions.v1.CountByClientResponse
+	32, // 70: sessiond.usersessions.v1.UserSessions.Stream:output_type -> sessiond.usersessions.v1.Sessions
+	12, // 71: sessiond.usersessions.v1.UserSessions.Watch:output_type -> sessiond.usersessions.v1.Change
+	40, // 72: sessiond.usersessions.v1.UserSessions.GetRecords:output_type -> sessiond.usersessions.v1.GetRecordsResponse
+	14, // 73: sessiond.usersessions.v1.UserSessions.PutRecord:output_type -> sessiond.usersessions.v1.Record
+	42, // 74: sessiond.usersessions.v1.UserSessions.ListRecords:output_type -> sessiond.usersessions.v1.Records
+	51, // 75: sessiond.usersessions.v1.UserSessions.DeleteRecord:output_type -> sessiond.spi.v1.Empty
+	51, // 76: sessiond.usersessions.v1.UserSessions.Enqueue:output_type -> sessiond.spi.v1.Empty
+	44, // 77: sessiond.usersessions.v1.UserSessions.Claim:output_type -> sessiond.usersessions.v1.Deliveries
+	51, // 78: sessiond.usersessions.v1.UserSessions.Finish:output_type -> sessiond.spi.v1.Empty
+	44, // 79: sessiond.usersessions.v1.UserSessions.ListDeliveries:output_type -> sessiond.usersessions.v1.Deliveries
+	51, // 80: sessiond.usersessions.v1.UserSessions.ProbeWrite:output_type -> sessiond.spi.v1.Empty
+	2,  // 81: sessiond.usersessions.v1.UserSessions.WriteTimeout:output_type -> sessiond.usersessions.v1.WriteTimeoutResponse
+	58, // [58:82] is the sub-list for method output_type
+	34, // [34:58] is the sub-list for method input_type
 	34, // [34:34] is the sub-list for extension type_name
 	34, // [34:34] is the sub-list for extension extendee
 	0,  // [0:34] is the sub-list for field type_name
@@ -3126,7 +3181,7 @@ func file_spi_usersessions_usersessionspb_usersessions_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_spi_usersessions_usersessionspb_usersessions_proto_rawDesc), len(file_spi_usersessions_usersessionspb_usersessions_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   48,
+			NumMessages:   49,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

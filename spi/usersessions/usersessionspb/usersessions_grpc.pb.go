@@ -45,6 +45,8 @@ const (
 	UserSessions_Claim_FullMethodName                = "/sessiond.usersessions.v1.UserSessions/Claim"
 	UserSessions_Finish_FullMethodName               = "/sessiond.usersessions.v1.UserSessions/Finish"
 	UserSessions_ListDeliveries_FullMethodName       = "/sessiond.usersessions.v1.UserSessions/ListDeliveries"
+	UserSessions_ProbeWrite_FullMethodName           = "/sessiond.usersessions.v1.UserSessions/ProbeWrite"
+	UserSessions_WriteTimeout_FullMethodName         = "/sessiond.usersessions.v1.UserSessions/WriteTimeout"
 )
 
 // UserSessionsClient is the client API for UserSessions service.
@@ -74,6 +76,11 @@ type UserSessionsClient interface {
 	Claim(ctx context.Context, in *ClaimRequest, opts ...grpc.CallOption) (*Deliveries, error)
 	Finish(ctx context.Context, in *FinishRequest, opts ...grpc.CallOption) (*spipb.Empty, error)
 	ListDeliveries(ctx context.Context, in *DeliveryFilter, opts ...grpc.CallOption) (*Deliveries, error)
+	// Optional abilities (usersessions.WriteProber, usersessions.WriteBounder). A provider
+	// without one answers as if all were well (Empty, a zero timeout); a plugin built before
+	// them answers Unimplemented, which the host reads the same way.
+	ProbeWrite(ctx context.Context, in *spipb.Empty, opts ...grpc.CallOption) (*spipb.Empty, error)
+	WriteTimeout(ctx context.Context, in *spipb.Empty, opts ...grpc.CallOption) (*WriteTimeoutResponse, error)
 }
 
 type userSessionsClient struct {
@@ -322,6 +329,26 @@ func (c *userSessionsClient) ListDeliveries(ctx context.Context, in *DeliveryFil
 	return out, nil
 }
 
+func (c *userSessionsClient) ProbeWrite(ctx context.Context, in *spipb.Empty, opts ...grpc.CallOption) (*spipb.Empty, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(spipb.Empty)
+	err := c.cc.Invoke(ctx, UserSessions_ProbeWrite_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *userSessionsClient) WriteTimeout(ctx context.Context, in *spipb.Empty, opts ...grpc.CallOption) (*WriteTimeoutResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(WriteTimeoutResponse)
+	err := c.cc.Invoke(ctx, UserSessions_WriteTimeout_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // UserSessionsServer is the server API for UserSessions service.
 // All implementations must embed UnimplementedUserSessionsServer
 // for forward compatibility.
@@ -349,6 +376,11 @@ type UserSessionsServer interface {
 	Claim(context.Context, *ClaimRequest) (*Deliveries, error)
 	Finish(context.Context, *FinishRequest) (*spipb.Empty, error)
 	ListDeliveries(context.Context, *DeliveryFilter) (*Deliveries, error)
+	// Optional abilities (usersessions.WriteProber, usersessions.WriteBounder). A provider
+	// without one answers as if all were well (Empty, a zero timeout); a plugin built before
+	// them answers Unimplemented, which the host reads the same way.
+	ProbeWrite(context.Context, *spipb.Empty) (*spipb.Empty, error)
+	WriteTimeout(context.Context, *spipb.Empty) (*WriteTimeoutResponse, error)
 	mustEmbedUnimplementedUserSessionsServer()
 }
 
@@ -424,6 +456,12 @@ func (UnimplementedUserSessionsServer) Finish(context.Context, *FinishRequest) (
 }
 func (UnimplementedUserSessionsServer) ListDeliveries(context.Context, *DeliveryFilter) (*Deliveries, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListDeliveries not implemented")
+}
+func (UnimplementedUserSessionsServer) ProbeWrite(context.Context, *spipb.Empty) (*spipb.Empty, error) {
+	return nil, status.Error(codes.Unimplemented, "method ProbeWrite not implemented")
+}
+func (UnimplementedUserSessionsServer) WriteTimeout(context.Context, *spipb.Empty) (*WriteTimeoutResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method WriteTimeout not implemented")
 }
 func (UnimplementedUserSessionsServer) mustEmbedUnimplementedUserSessionsServer() {}
 func (UnimplementedUserSessionsServer) testEmbeddedByValue()                      {}
@@ -828,6 +866,42 @@ func _UserSessions_ListDeliveries_Handler(srv interface{}, ctx context.Context, 
 	return interceptor(ctx, in, info, handler)
 }
 
+func _UserSessions_ProbeWrite_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(spipb.Empty)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(UserSessionsServer).ProbeWrite(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: UserSessions_ProbeWrite_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(UserSessionsServer).ProbeWrite(ctx, req.(*spipb.Empty))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _UserSessions_WriteTimeout_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(spipb.Empty)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(UserSessionsServer).WriteTimeout(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: UserSessions_WriteTimeout_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(UserSessionsServer).WriteTimeout(ctx, req.(*spipb.Empty))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // UserSessions_ServiceDesc is the grpc.ServiceDesc for UserSessions service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -914,6 +988,14 @@ var UserSessions_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ListDeliveries",
 			Handler:    _UserSessions_ListDeliveries_Handler,
+		},
+		{
+			MethodName: "ProbeWrite",
+			Handler:    _UserSessions_ProbeWrite_Handler,
+		},
+		{
+			MethodName: "WriteTimeout",
+			Handler:    _UserSessions_WriteTimeout_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

@@ -42,6 +42,7 @@ func Run(t *testing.T, open Opener) {
 		{"Records", recordChecks()},
 		{"Outbox", outboxChecks()},
 		{"Text", textChecks()},
+		{"Optional", probeChecks()},
 	}
 	for _, g := range groups {
 		t.Run(g.name, func(t *testing.T) {
