@@ -20,7 +20,7 @@ import (
 type Lister interface {
 	List(ctx context.Context, f usersessions.Filter, p usersessions.Page) ([]*usersessions.UserSession, error)
 	Count(ctx context.Context, f usersessions.Filter) (int64, error)
-	CountByClient(ctx context.Context, realmID string, offline bool) (map[string]int64, error)
+	CountByClient(ctx context.Context, realmID string, offline bool, liveAt time.Time) (map[string]int64, error)
 }
 
 // Sessions reads sessions by key and removes them. The runtime hands it the session cache,

@@ -163,12 +163,12 @@ type countingStore struct {
 	failing sync.Map // realm → true
 }
 
-func (c *countingStore) CountByClient(ctx context.Context, realmID string, offline bool) (map[string]int64, error) {
+func (c *countingStore) CountByClient(ctx context.Context, realmID string, offline bool, liveAt time.Time) (map[string]int64, error) {
 	c.calls.Add(1)
 	if _, bad := c.failing.Load(realmID); bad {
 		return nil, fmt.Errorf("count sessions: connection refused: %w", spi.ErrUnavailable)
 	}
-	return c.Provider.CountByClient(ctx, realmID, offline)
+	return c.Provider.CountByClient(ctx, realmID, offline, liveAt)
 }
 
 func newMetrics(t *testing.T, d metrics.Deps) *metrics.Metrics {
@@ -519,7 +519,7 @@ type nilStore struct {
 	calls atomic.Int64
 }
 
-func (s *nilStore) CountByClient(context.Context, string, bool) (map[string]int64, error) {
+func (s *nilStore) CountByClient(context.Context, string, bool, time.Time) (map[string]int64, error) {
 	s.calls.Add(1)
 	return nil, nil
 }
@@ -549,7 +549,7 @@ type sharedStore struct {
 	counts map[string]int64
 }
 
-func (s *sharedStore) CountByClient(context.Context, string, bool) (map[string]int64, error) {
+func (s *sharedStore) CountByClient(context.Context, string, bool, time.Time) (map[string]int64, error) {
 	return s.counts, nil
 }
 
@@ -567,7 +567,7 @@ func TestCountsNeverWriteIntoTheStoresAnswer(t *testing.T) {
 // slowStore answers no count before its context ends.
 type slowStore struct{ usersessions.Provider }
 
-func (slowStore) CountByClient(ctx context.Context, _ string, _ bool) (map[string]int64, error) {
+func (slowStore) CountByClient(ctx context.Context, _ string, _ bool, _ time.Time) (map[string]int64, error) {
 	<-ctx.Done()
 	return nil, ctx.Err()
 }

@@ -178,6 +178,7 @@ func filterToPB(f us.Filter) *pb.Filter {
 		ClientId:    f.ClientID,
 		Offline:     pb.OfflineSelector(f.Offline),
 		ActiveSince: micros(f.ActiveSince),
+		LiveAt:      micros(f.LiveAt),
 	}
 }
 
@@ -188,6 +189,7 @@ func filterFromPB(p *pb.Filter) us.Filter {
 		ClientID:    p.GetClientId(),
 		Offline:     us.OfflineSelector(p.GetOffline()),
 		ActiveSince: fromMicros(p.GetActiveSince()),
+		LiveAt:      fromMicros(p.GetLiveAt()),
 	}
 }
 

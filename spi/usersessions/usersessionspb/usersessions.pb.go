@@ -724,6 +724,7 @@ type Filter struct {
 	ClientId      string                 `protobuf:"bytes,3,opt,name=client_id,json=clientId,proto3" json:"client_id,omitempty"`
 	Offline       OfflineSelector        `protobuf:"varint,4,opt,name=offline,proto3,enum=sessiond.usersessions.v1.OfflineSelector" json:"offline,omitempty"`
 	ActiveSince   int64                  `protobuf:"varint,5,opt,name=active_since,json=activeSince,proto3" json:"active_since,omitempty"`
+	LiveAt        int64                  `protobuf:"varint,6,opt,name=live_at,json=liveAt,proto3" json:"live_at,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -789,6 +790,13 @@ func (x *Filter) GetOffline() OfflineSelector {
 func (x *Filter) GetActiveSince() int64 {
 	if x != nil {
 		return x.ActiveSince
+	}
+	return 0
+}
+
+func (x *Filter) GetLiveAt() int64 {
+	if x != nil {
+		return x.LiveAt
 	}
 	return 0
 }
@@ -2146,6 +2154,7 @@ type CountByClientRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	RealmId       string                 `protobuf:"bytes,1,opt,name=realm_id,json=realmId,proto3" json:"realm_id,omitempty"`
 	Offline       bool                   `protobuf:"varint,2,opt,name=offline,proto3" json:"offline,omitempty"`
+	LiveAt        int64                  `protobuf:"varint,3,opt,name=live_at,json=liveAt,proto3" json:"live_at,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2192,6 +2201,13 @@ func (x *CountByClientRequest) GetOffline() bool {
 		return x.Offline
 	}
 	return false
+}
+
+func (x *CountByClientRequest) GetLiveAt() int64 {
+	if x != nil {
+		return x.LiveAt
+	}
+	return 0
 }
 
 type CountByClientResponse struct {
@@ -2796,13 +2812,14 @@ const file_spi_usersessions_usersessionspb_usersessions_proto_rawDesc = "" +
 	"\n" +
 	"expires_at\x18\x03 \x01(\x03R\texpiresAt\x12\x1b\n" +
 	"\tclient_id\x18\x04 \x01(\tR\bclientId\x12*\n" +
-	"\x11client_expires_at\x18\x05 \x01(\x03R\x0fclientExpiresAt\"\xc1\x01\n" +
+	"\x11client_expires_at\x18\x05 \x01(\x03R\x0fclientExpiresAt\"\xda\x01\n" +
 	"\x06Filter\x12\x19\n" +
 	"\brealm_id\x18\x01 \x01(\tR\arealmId\x12\x17\n" +
 	"\auser_id\x18\x02 \x01(\tR\x06userId\x12\x1b\n" +
 	"\tclient_id\x18\x03 \x01(\tR\bclientId\x12C\n" +
 	"\aoffline\x18\x04 \x01(\x0e2).sessiond.usersessions.v1.OfflineSelectorR\aoffline\x12!\n" +
-	"\factive_since\x18\x05 \x01(\x03R\vactiveSince\"2\n" +
+	"\factive_since\x18\x05 \x01(\x03R\vactiveSince\x12\x17\n" +
+	"\alive_at\x18\x06 \x01(\x03R\x06liveAt\"2\n" +
 	"\x04Page\x12\x14\n" +
 	"\x05after\x18\x01 \x01(\tR\x05after\x12\x14\n" +
 	"\x05limit\x18\x02 \x01(\x03R\x05limit\"7\n" +
@@ -2886,10 +2903,11 @@ const file_spi_usersessions_usersessionspb_usersessions_proto_rawDesc = "" +
 	"\fCountRequest\x128\n" +
 	"\x06filter\x18\x01 \x01(\v2 .sessiond.usersessions.v1.FilterR\x06filter\"%\n" +
 	"\rCountResponse\x12\x14\n" +
-	"\x05count\x18\x01 \x01(\x03R\x05count\"K\n" +
+	"\x05count\x18\x01 \x01(\x03R\x05count\"d\n" +
 	"\x14CountByClientRequest\x12\x19\n" +
 	"\brealm_id\x18\x01 \x01(\tR\arealmId\x12\x18\n" +
-	"\aoffline\x18\x02 \x01(\bR\aoffline\"\xa7\x01\n" +
+	"\aoffline\x18\x02 \x01(\bR\aoffline\x12\x17\n" +
+	"\alive_at\x18\x03 \x01(\x03R\x06liveAt\"\xa7\x01\n" +
 	"\x15CountByClientResponse\x12S\n" +
 	"\x06counts\x18\x01 \x03(\v2;.sessiond.usersessions.v1.CountByClientResponse.CountsEntryR\x06counts\x1a9\n" +
 	"\vCountsEntry\x12\x10\n" +
