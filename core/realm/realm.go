@@ -111,6 +111,9 @@ type Realm struct {
 	Clients                             []*Client
 	// Source names where the realm came from (a file path, "built-in"), for messages.
 	Source string
+	// fileWarnings are what loading the file found worth saying (a timeout of 0 that reads
+	// as its default); Validate reports them with its own.
+	fileWarnings []Warning
 }
 
 // Client returns the client with that clientId.
@@ -126,6 +129,7 @@ func (r *Realm) Client(clientID string) (*Client, bool) {
 // Clone returns a deep copy that can be changed without affecting readers of r.
 func (r *Realm) Clone() *Realm {
 	c := *r
+	c.fileWarnings = nil // said once, when the file was loaded
 	c.Clients = make([]*Client, len(r.Clients))
 	for i, cl := range r.Clients {
 		c.Clients[i] = cl.Clone()

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"slices"
 	"time"
 
 	"github.com/sessiond/sessiond/spi"
@@ -91,7 +92,7 @@ func (r *Realm) Validate() ([]Warning, error) {
 		v.client(c, byClientID, byID)
 	}
 	v.realmRules(r)
-	return v.warnings, errors.Join(v.problems...)
+	return append(slices.Clone(r.fileWarnings), v.warnings...), errors.Join(v.problems...)
 }
 
 type validation struct {

@@ -32,7 +32,7 @@ func TestStartAndTheKeyEncryptionKey(t *testing.T) {
 	}
 	start := func(profile conf.Profile, extra ...string) (*Runtime, error) {
 		return Start(context.Background(), hclog.NewNullLogger(), Options{Profile: profile, Args: append([]string{
-			"--http-host=127.0.0.1", "--http-port=0", "--realm-file=" + e.realmFile, "--hostname=http://sessiond.test",
+			"--http-host=127.0.0.1", "--http-enabled=true", "--http-port=0", "--realm-file=" + e.realmFile, "--hostname=http://sessiond.test",
 			"--spi-user-sessions-provider=embedded", "--spi-user-sessions-embedded-path=" + filepath.Join(e.dir, "sessions.db"),
 			"--spi-user-sessions-embedded-in-process=true", "--spi-offline-preload-lazy-in-process=true",
 			"--spi-cache-lifespan-default-in-process=true", "--spi-revocation-push-log-only-in-process=true",

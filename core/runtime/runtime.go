@@ -47,6 +47,9 @@ type Runtime struct {
 	host      *host.Host
 	providers Providers
 	realms    *realm.Realms
+	// notices are generated credentials for the operator's terminal, shown once Start
+	// serves (Options.Stdout).
+	notices []string
 	// public serves the API; management, under start, health and metrics (listen.go).
 	public, management *listener
 	serveDone          chan error
@@ -106,12 +109,27 @@ type Options struct {
 	// serving applies the profile's serving rules to the configuration: set by Start,
 	// not by plugins list.
 	serving bool
+	// checkFirst, when set, runs on the configuration before any provider process starts:
+	// Start reads the realm files there, so that a mistake in one is reported at once and
+	// not after the plugins have started.
+	checkFirst func(*conf.Settings) error
 }
 
 // Start loads the configuration, starts every provider and begins serving HTTP. On error
 // everything already started is stopped again.
 func Start(ctx context.Context, log hclog.Logger, opts Options) (rt *Runtime, err error) {
 	opts.serving = true
+	var (
+		realms      *realm.Realms
+		realmNotice string
+	)
+	opts.checkFirst = func(settings *conf.Settings) (err error) {
+		if err = conf.RequireKeyEncryptionKey(opts.Profile, settings); err != nil {
+			return err
+		}
+		realms, realmNotice, err = loadRealms(log, settings, opts.Profile)
+		return err
+	}
 	settings, h, plugins, err := StartProviders(ctx, log, opts)
 	if err != nil {
 		return nil, err
@@ -131,11 +149,9 @@ func Start(ctx context.Context, log hclog.Logger, opts Options) (rt *Runtime, er
 		log.Info("start-dev relaxes start's rules: plain HTTP allowed (here on " + settings.HTTPHost + "), no hostname needed (tokens carry the bound address), development credentials allowed, health and metrics on the one port")
 	}
 
-	if err = conf.RequireKeyEncryptionKey(opts.Profile, settings); err != nil {
-		return nil, err
-	}
-	if rt.realms, err = loadRealms(log, settings, opts.Profile, opts.Stdout); err != nil {
-		return nil, err
+	rt.realms = realms
+	if realmNotice != "" {
+		rt.notices = append(rt.notices, realmNotice)
 	}
 	if err = rt.openListeners(); err != nil {
 		return nil, err
@@ -160,6 +176,14 @@ func Start(ctx context.Context, log hclog.Logger, opts Options) (rt *Runtime, er
 			"proxy-trusted-addresses", len(settings.Listen.ProxyTrusted))
 	}
 	log.Info("sessiond started", "address", rt.public.url(), "node-id", settings.NodeID)
+	// Generated secrets are shown only now that sessiond serves: a start that failed (a
+	// port in use) must not have printed secrets nobody can use.
+	if opts.Stdout != nil {
+		for _, n := range rt.notices {
+			fmt.Fprintln(opts.Stdout, n)
+		}
+	}
+	rt.notices = nil
 	return rt, nil
 }
 
@@ -293,6 +317,11 @@ func StartProviders(ctx context.Context, log hclog.Logger, opts Options) (*conf.
 	if err != nil {
 		return nil, nil, nil, err
 	}
+	if opts.checkFirst != nil {
+		if err := opts.checkFirst(settings); err != nil {
+			return nil, nil, nil, err
+		}
+	}
 	h := host.New(log.Named("plugins"), host.Options{
 		SocketDir:      settings.PluginSocketDir,
 		InitialBackoff: settings.PluginRestartBackoff,
@@ -316,7 +345,7 @@ func StartProviders(ctx context.Context, log hclog.Logger, opts Options) (*conf.
 		}
 		p, err := h.Start(ctx, host.Spec{SPI: r.SPI, ID: r.ID, Command: r.Command, SHA256: r.SHA256, Dir: settings.PluginDir})
 		if err != nil {
-			return nil, nil, nil, err
+			return nil, nil, nil, explainCommand(settings, r, err)
 		}
 		thirdParty[r.SPI] = p
 		descs = append(descs, p.Descriptor())
@@ -366,7 +395,7 @@ func StartProviders(ctx context.Context, log hclog.Logger, opts Options) (*conf.
 		go func() {
 			defer configures.Done()
 			if err := p.Configure(ctx, cfg); err != nil {
-				configErrs[i] = fmt.Errorf("configure %s provider %q: %w", spiName, ss.Provider, err)
+				configErrs[i] = fmt.Errorf("configure %s provider %q: %w%s", spiName, ss.Provider, err, optionSources(settings, spiName, ss.Provider, err))
 			}
 		}()
 		plugins[spiName] = p
