@@ -464,6 +464,7 @@ func (r *resolver) spi(name string) {
 	key := selectionKey(name)
 	o := r.c.server[key]
 	id, src, _ := r.value(ref{option: key}, o.DefaultFor(r.l.profile), o.Type, o.Allowed)
+	id, src = r.aliasSelection(name, id, src)
 	r.entry(key, id, src, false)
 	ss := SPISettings{Provider: id, Providers: map[string]ProviderSettings{}}
 	ids := r.c.ids(name)
@@ -481,6 +482,42 @@ func (r *resolver) spi(name string) {
 		ss.Providers[pid] = r.provider(name, pid)
 	}
 	r.s.SPIs[name] = ss
+}
+
+// aliasSelection applies the rule for Keycloak's spellings of a provider's options (option
+// aliases such as spi-user-sessions-infinispan-offline-session-cache-entry-lifespan-override):
+// in Keycloak they take effect on their own, so here setting one selects the provider whose
+// option it is, unless the SPI's provider is selected explicitly. Selected explicitly as
+// another provider, the alias could do nothing: that is refused, naming both keys.
+func (r *resolver) aliasSelection(spiName, id string, src Source) (string, Source) {
+	var first *setting
+	var wants string
+	for _, rf := range sortedRefs(r.values) {
+		st := r.values[rf]
+		if rf.spi != spiName || r.c.aliases[st.key] != rf {
+			continue
+		}
+		if first == nil {
+			first, wants = &st, rf.provider
+		} else if rf.provider != wants {
+			r.probs.add(st.src, st.key, "%s sets an option of %s provider %q and %s (%s) one of %q; only one provider of an SPI is used",
+				st.src.spell(st.key), spiName, rf.provider, first.src.spell(first.key), first.src, wants)
+			return id, src
+		}
+	}
+	if first == nil {
+		return id, src
+	}
+	key := selectionKey(spiName)
+	sel, explicit := r.values[ref{option: key}]
+	switch {
+	case !explicit:
+		return wants, first.src
+	case id != wants:
+		r.probs.add(first.src, first.key, "%s sets an option of %s provider %q, but %s (%s) selects %q, so it would do nothing; select %s=%s or remove %s",
+			first.src.spell(first.key), spiName, wants, sel.src.spell(sel.key), sel.src, id, key, wants, first.src.spell(first.key))
+	}
+	return id, src
 }
 
 func (r *resolver) provider(s, id string) ProviderSettings {
