@@ -63,3 +63,41 @@ func TestPoint2_keycloakLifespanKeysSelectTheOverrideProvider(t *testing.T) {
 		})
 	}
 }
+
+// Issue 19, point 3: an option of a provider that is not selected does nothing; it is
+// accepted and warned about with its key and source (the runtime logs the warnings once).
+func TestPoint3_optionsOfAProviderNotSelectedAreWarnedAbout(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		args []string
+		env  []string
+		want []string // one warning each, in order
+	}{
+		{name: "the guide's in-process example while postgres is selected",
+			args: []string{"--spi-user-sessions-memory-in-process=true"},
+			want: []string{`--spi-user-sessions-memory-in-process has no effect: it is an option of user-sessions provider "memory", and spi-user-sessions-provider is "postgres" (default); select spi-user-sessions-provider=memory to use it`}},
+		{name: "an option from the environment names its variable",
+			args: []string{"--spi-user-sessions-provider=embedded"},
+			env:  []string{"SESSIOND_SPI_USER_SESSIONS_POSTGRES_URL=postgres://db/sessions"},
+			want: []string{`SESSIOND_SPI_USER_SESSIONS_POSTGRES_URL has no effect: it is an option of user-sessions provider "postgres", and spi-user-sessions-provider is "embedded" (flag --spi-user-sessions-provider)`}},
+		{name: "options of the selected provider are not warned about",
+			args: []string{"--spi-user-sessions-provider=memory", "--spi-user-sessions-memory-in-process=true"}},
+		{name: "the override's own option while default is selected",
+			args: []string{"--spi-cache-lifespan-override-offline-session-lifespan=60"},
+			want: []string{`--spi-cache-lifespan-override-offline-session-lifespan has no effect: it is an option of cache-lifespan provider "override", and spi-cache-lifespan-provider is "default" (default)`}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			inDir(t, "")
+			s, err := loadResolve(ProfileStart, tc.args, tc.env, testDescs())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(s.Warnings) != len(tc.want) {
+				t.Fatalf("warnings %v, want %d", s.Warnings, len(tc.want))
+			}
+			for i, w := range tc.want {
+				mustContainAll(t, s.Warnings[i].Error(), w)
+			}
+		})
+	}
+}

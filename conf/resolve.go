@@ -75,6 +75,9 @@ type Settings struct {
 	// third-party provider has not described itself (it was not started), so they may
 	// be its aliases. They are ignored; values masked.
 	Unchecked []Entry
+	// Warnings are settings that are accepted but do nothing (an option of a provider that
+	// is not selected), each with its key and source; Start logs them once.
+	Warnings []Problem
 
 	effective []Entry
 }
@@ -482,6 +485,24 @@ func (r *resolver) spi(name string) {
 		ss.Providers[pid] = r.provider(name, pid)
 	}
 	r.s.SPIs[name] = ss
+	r.unselected(name, id, src)
+}
+
+// unselected warns about every option set for a provider of the SPI other than the selected
+// one: it does nothing while that provider is not selected (Keycloak warns likewise). A
+// plugin's registration (command, sha256) is left alone: registering plugins that are not
+// selected yet is how `plugins list` shows them.
+func (r *resolver) unselected(spiName, selected string, selSrc Source) {
+	key := selectionKey(spiName)
+	for _, rf := range sortedRefs(r.values) {
+		if rf.spi != spiName || rf.provider == selected || rf.option == optCommand || rf.option == optSHA256 {
+			continue
+		}
+		st := r.values[rf]
+		r.s.Warnings = append(r.s.Warnings, Problem{Source: st.src, Key: st.key, Msg: fmt.Sprintf(
+			"%s has no effect: it is an option of %s provider %q, and %s is %q (%s); select %s=%s to use it, or remove it",
+			st.src.spell(st.key), spiName, rf.provider, key, selected, selSrc, key, rf.provider)})
+	}
 }
 
 // aliasSelection applies the rule for Keycloak's spellings of a provider's options (option

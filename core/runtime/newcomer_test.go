@@ -12,6 +12,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/sessiond/sessiond/conf"
+	"github.com/sessiond/sessiond/internal/testlog"
 )
 
 // What a newcomer meets when a start fails (issue 19): the error names what to change and
@@ -115,5 +116,21 @@ func TestPoint11_startDevShowsNoSecretWhenItCannotServe(t *testing.T) {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("start-dev printed %q, want %q in it", out.String(), want)
 		}
+	}
+}
+
+// Point 3: start logs, once, every option of a provider that is not selected, with its key
+// and source.
+func TestPoint3_startWarnsOnceAboutOptionsOfProvidersNotSelected(t *testing.T) {
+	e := newEnv(t)
+	var logs testlog.Buffer
+	log := hclog.New(&hclog.LoggerOptions{Output: &logs, Level: hclog.Info})
+	e.start(Options{}, log, "--spi-user-sessions-memory-in-process=true")
+	const want = `--spi-user-sessions-memory-in-process has no effect: it is an option of user-sessions provider "memory", and spi-user-sessions-provider is "embedded"`
+	if n := logs.Count(want); n != 1 {
+		t.Errorf("logged %d times %q; log:\n%s", n, want, logs.String())
+	}
+	if !strings.Contains(logs.String(), `source="flag --spi-user-sessions-memory-in-process"`) {
+		t.Errorf("the warning does not give its source:\n%s", logs.String())
 	}
 }

@@ -355,6 +355,11 @@ func StartProviders(ctx context.Context, log hclog.Logger, opts Options) (*conf.
 			return nil, nil, nil, err
 		}
 	}
+	if opts.serving {
+		for _, w := range settings.Warnings {
+			log.Warn("configuration: "+w.Msg, "key", w.Key, "source", w.Source.String())
+		}
+	}
 
 	plugins := map[string]*host.Plugin{}
 	// Each provider is configured while the next ones start: the store's Configure
