@@ -35,7 +35,7 @@ func TestPoint2_keycloakLifespanKeysSelectTheOverrideProvider(t *testing.T) {
 			refusedFor: []string{"flag --" + alias + ": --" + alias + " sets an option of cache-lifespan provider \"override\"",
 				"SESSIOND_SPI_CACHE_LIFESPAN_PROVIDER (env SESSIOND_SPI_CACHE_LIFESPAN_PROVIDER) selects \"default\"", "so it would do nothing"}},
 		{name: "alias in the file while a flag selects default is refused", file: alias + "=3600\n",
-			args: []string{"--spi-cache-lifespan-provider=default"},
+			args:       []string{"--spi-cache-lifespan-provider=default"},
 			refusedFor: []string{DefaultConfigFile + ":1: " + alias + " sets an option", "--spi-cache-lifespan-provider (flag --spi-cache-lifespan-provider) selects \"default\""}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
