@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strconv"
 	"syscall"
 	"text/tabwriter"
 
@@ -44,6 +45,18 @@ Options are Keycloak-style keys: --http-port=8080, --spi-user-sessions-provider=
 --spi-<spi>-<provider>-<option>=<value>. The same keys work in conf/sessiond.conf and as
 SESSIOND_* environment variables. See docs/configuration.md.
 `
+
+// commands are the command words, for "did you mean".
+var commands = []string{"start", "start-dev", "show-config", "plugins", "config", "admin", "version", "help"}
+
+// didYouMean is "; did you mean X?" for the known word closest to word, "" when none is
+// close enough to be a likely typo.
+func didYouMean(word string, known []string) string {
+	if s := conf.Suggest(word, known); s != "" {
+		return "; did you mean " + strconv.Quote(s) + "?"
+	}
+	return ""
+}
 
 func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
@@ -89,7 +102,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case "help", "--help", "-h":
 		fmt.Fprint(stdout, usage)
 	default:
-		fmt.Fprintf(stderr, "sessiond: unknown command %q\n\n%s", cmd, usage)
+		fmt.Fprintf(stderr, "sessiond: unknown command %q%s\n\n%s", cmd, didYouMean(cmd, commands), usage)
 		return 2
 	}
 	if err != nil {
