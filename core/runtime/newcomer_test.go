@@ -3,16 +3,25 @@ package runtime
 import (
 	"bytes"
 	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/sessiond/sessiond/conf"
 	"github.com/sessiond/sessiond/internal/testlog"
+	"github.com/sessiond/sessiond/spi/usersessions"
 )
 
 // What a newcomer meets when a start fails (issue 19): the error names what to change and
@@ -133,4 +142,103 @@ func TestPoint3_startWarnsOnceAboutOptionsOfProvidersNotSelected(t *testing.T) {
 	if !strings.Contains(logs.String(), `source="flag --spi-user-sessions-memory-in-process"`) {
 		t.Errorf("the warning does not give its source:\n%s", logs.String())
 	}
+}
+
+// Point 9: the push answer and the deliveries listing name the same target; a realm-wide
+// admin action has a target in the event log; a sign-out of the realm writes one logout
+// line per session it ended.
+func TestPoint9_pushTargetsAndSignOutAllInTheEventLog(t *testing.T) {
+	rcv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusNoContent) }))
+	t.Cleanup(rcv.Close)
+	e := newEnv(t)
+	realmJSON := fmt.Sprintf(`{"realm": %q, "clients": [
+		{"clientId": %q, "secret": %q, "adminUrl": %q}
+	]}`, testRealm, testClient, testSecret, rcv.URL+"/app")
+	if err := os.WriteFile(e.realmFile, []byte(realmJSON), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	events := filepath.Join(e.dir, "events.jsonl")
+	const adminToken = "admin-token-of-the-runtime-tests-0123456789"
+	rt := e.start(Options{}, nil, "--admin-token="+adminToken, "--event-log-file="+events,
+		"--spi-revocation-push-provider=webhook", "--spi-revocation-push-webhook-in-process=true",
+		"--spi-revocation-push-webhook-url="+rcv.URL+"/hook", "--spi-revocation-push-webhook-secret=webhook-secret-of-the-tests")
+	waitReady(t, rt, nil)
+
+	t.Run("the push answer and the deliveries name the same target", func(t *testing.T) {
+		rep, err := rt.Push().PushNotBefore(context.Background(), testRealm, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(rep.Succeeded) != 1 || rep.Succeeded[0] != rcv.URL+"/hook" {
+			t.Fatalf("push answer %+v, want the webhook URL the provider posted to", rep)
+		}
+		ds, err := rt.Push().Deliveries(context.Background(), usersessions.DeliveryFilter{RealmID: testRealm})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(ds) != 1 || ds[0].Target != rep.Succeeded[0] {
+			t.Errorf("deliveries %+v, want one whose target is %s, as the push answer said", ds, rep.Succeeded[0])
+		}
+	})
+
+	t.Run("a sign-out of the realm", func(t *testing.T) {
+		var ids []string
+		for _, u := range []string{"u1", "u2", "u3", "u4"} {
+			ids = append(ids, login(t, rt, u, "192.0.2.1", false).sessionID)
+		}
+		req, _ := http.NewRequest(http.MethodPost, base(rt)+"/admin/realms/"+testRealm+"/logout-all", nil)
+		req.Header.Set("Authorization", "Bearer "+adminToken)
+		if code, body := do(t, req); code != http.StatusOK {
+			t.Fatalf("logout-all: %d %v", code, body)
+		}
+		var lines []map[string]any
+		for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+			lines = readJSONLines(t, events)
+			if len(linesWhere(lines, "type", "logout")) >= len(ids) && len(linesWhere(lines, "action", "logout-all")) > 0 {
+				break
+			}
+		}
+		logouts := linesWhere(lines, "type", "logout")
+		var ended []string
+		for _, l := range logouts {
+			if l["detail"] == "admin logout-all" {
+				ended = append(ended, fmt.Sprint(l["session_id"]))
+			}
+		}
+		slices.Sort(ended)
+		slices.Sort(ids)
+		if !slices.Equal(ended, ids) {
+			t.Errorf("logout lines for sessions %v, want one for each of %v", ended, ids)
+		}
+		admins := linesWhere(lines, "action", "logout-all")
+		if len(admins) != 1 || admins[0]["target"] != "realm/"+testRealm {
+			t.Errorf("admin lines of logout-all %v, want one with target realm/%s", admins, testRealm)
+		}
+	})
+}
+
+func readJSONLines(t *testing.T, path string) []map[string]any {
+	t.Helper()
+	raw, err := os.ReadFile(path)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		t.Fatal(err)
+	}
+	var out []map[string]any
+	for _, l := range bytes.Split(bytes.TrimSpace(raw), []byte("\n")) {
+		var m map[string]any
+		if json.Unmarshal(l, &m) == nil {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+func linesWhere(lines []map[string]any, key, value string) []map[string]any {
+	var out []map[string]any
+	for _, l := range lines {
+		if l[key] == value {
+			out = append(out, l)
+		}
+	}
+	return out
 }

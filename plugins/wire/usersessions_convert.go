@@ -301,7 +301,7 @@ func deliveryFromPB(p *pb.Delivery) *us.Delivery {
 }
 
 func outcomeToPB(o us.DeliveryOutcome) *pb.DeliveryOutcome {
-	return &pb.DeliveryOutcome{Id: o.ID, State: string(o.State), NextAttempt: micros(o.NextAttempt), Error: o.Error}
+	return &pb.DeliveryOutcome{Id: o.ID, State: string(o.State), NextAttempt: micros(o.NextAttempt), Error: o.Error, Target: o.Target}
 }
 
 func outcomeFromPB(p *pb.DeliveryOutcome) us.DeliveryOutcome {
@@ -310,6 +310,7 @@ func outcomeFromPB(p *pb.DeliveryOutcome) us.DeliveryOutcome {
 		State:       us.DeliveryState(p.GetState()),
 		NextAttempt: fromMicros(p.GetNextAttempt()),
 		Error:       p.GetError(),
+		Target:      p.GetTarget(),
 	}
 }
 

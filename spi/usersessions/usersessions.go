@@ -249,6 +249,10 @@ type DeliveryOutcome struct {
 	State       DeliveryState // Pending (retry at NextAttempt), Delivered or Failed
 	NextAttempt time.Time
 	Error       string
+	// Target, when not empty, is where the attempt went as the revocation-push provider
+	// reported it (a webhook URL rather than the client's admin URL); it replaces the
+	// delivery's Target, so that a listing names what the push answer named.
+	Target string
 }
 
 // DeliveryFilter selects deliveries for listing.

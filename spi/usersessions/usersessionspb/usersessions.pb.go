@@ -1300,6 +1300,7 @@ type DeliveryOutcome struct {
 	State         string                 `protobuf:"bytes,2,opt,name=state,proto3" json:"state,omitempty"`
 	NextAttempt   int64                  `protobuf:"varint,3,opt,name=next_attempt,json=nextAttempt,proto3" json:"next_attempt,omitempty"`
 	Error         string                 `protobuf:"bytes,4,opt,name=error,proto3" json:"error,omitempty"`
+	Target        string                 `protobuf:"bytes,5,opt,name=target,proto3" json:"target,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1358,6 +1359,13 @@ func (x *DeliveryOutcome) GetNextAttempt() int64 {
 func (x *DeliveryOutcome) GetError() string {
 	if x != nil {
 		return x.Error
+	}
+	return ""
+}
+
+func (x *DeliveryOutcome) GetTarget() string {
+	if x != nil {
+		return x.Target
 	}
 	return ""
 }
@@ -2858,12 +2866,13 @@ const file_spi_usersessions_usersessionspb_usersessions_proto_rawDesc = "" +
 	"last_error\x18\n" +
 	" \x01(\tR\tlastError\x12\x18\n" +
 	"\acreated\x18\v \x01(\x03R\acreated\x12\x18\n" +
-	"\aupdated\x18\f \x01(\x03R\aupdated\"p\n" +
+	"\aupdated\x18\f \x01(\x03R\aupdated\"\x88\x01\n" +
 	"\x0fDeliveryOutcome\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x14\n" +
 	"\x05state\x18\x02 \x01(\tR\x05state\x12!\n" +
 	"\fnext_attempt\x18\x03 \x01(\x03R\vnextAttempt\x12\x14\n" +
-	"\x05error\x18\x04 \x01(\tR\x05error\"u\n" +
+	"\x05error\x18\x04 \x01(\tR\x05error\x12\x16\n" +
+	"\x06target\x18\x05 \x01(\tR\x06target\"u\n" +
 	"\x0eDeliveryFilter\x12\x19\n" +
 	"\brealm_id\x18\x01 \x01(\tR\arealmId\x12\x14\n" +
 	"\x05state\x18\x02 \x01(\tR\x05state\x122\n" +
