@@ -7,8 +7,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"os/signal"
+	"slices"
 	"strconv"
 	"syscall"
 	"text/tabwriter"
@@ -33,8 +35,9 @@ Commands:
   start-dev        run sessiond for development (127.0.0.1:8080, demo realm; relaxes
                    start's rules)
   show-config      print the effective configuration and where each value comes from
-                   (add start-dev to see that profile's defaults: sessiond show-config start-dev)
+                   (start's by default; sessiond show-config start-dev for that profile's)
   plugins list     start each configured provider, verify it, and print its state
+                   (start's by default; sessiond plugins list start-dev for that profile's)
   config reference print the configuration reference (Markdown); with a plugin's
                    --spi-<spi>-<id>-command and -sha256, its options too
   admin …          call a running sessiond's admin API: sessions, logout, logout-all,
@@ -78,7 +81,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = showConfig(rest, stdout, stderr)
 	case "plugins":
 		if len(rest) == 0 || rest[0] != "list" {
-			fmt.Fprint(stderr, "Usage: sessiond plugins list [options]\n")
+			fmt.Fprint(stderr, "Usage: sessiond plugins list [start|start-dev] [options]\n")
 			return 2
 		}
 		err = pluginsList(rest[1:], stdout, stderr)
@@ -156,11 +159,20 @@ func serve(profile conf.Profile, args []string, stdout, stderr io.Writer) error 
 	return rt.Stop(context.Background())
 }
 
-func showConfig(args []string, stdout, stderr io.Writer) error {
-	profile := conf.ProfileStart
-	if len(args) > 0 && args[0] == "start-dev" {
-		profile, args = conf.ProfileDev, args[1:]
+// profileArg takes a leading profile word (start or start-dev) off the arguments of
+// show-config and plugins list; without one the profile is start's.
+func profileArg(args []string) (conf.Profile, []string) {
+	if len(args) > 0 {
+		switch p := conf.Profile(args[0]); p {
+		case conf.ProfileStart, conf.ProfileDev:
+			return p, args[1:]
+		}
 	}
+	return conf.ProfileStart, args
+}
+
+func showConfig(args []string, stdout, stderr io.Writer) error {
+	profile, args := profileArg(args)
 	loaded, err := conf.Load(profile, args, os.Environ())
 	if err != nil {
 		return err
@@ -182,20 +194,30 @@ func showConfig(args []string, stdout, stderr io.Writer) error {
 	return tw.Flush()
 }
 
+// pluginsList starts every selected provider under the profile (start, or start-dev when
+// named) and prints its state. A provider that starts but cannot be configured (start's
+// PostgreSQL store on a machine without the database) is listed all the same, with the
+// reason below the table: the listing is about the processes, and `start` would refuse.
 func pluginsList(args []string, stdout, stderr io.Writer) error {
+	profile, args := profileArg(args)
 	log := newLogger(stderr, args)
 	exe, err := os.Executable()
 	if err != nil {
 		return err
 	}
 	ctx := context.Background()
-	_, h, _, err := runtime.StartProviders(ctx, log, runtime.Options{
-		Profile: conf.ProfileStart, Args: args, Environ: os.Environ(), Executable: exe,
+	h, configErrs, err := runtime.InspectProviders(ctx, log, runtime.Options{
+		Profile: profile, Args: args, Environ: os.Environ(), Executable: exe,
 	})
 	if err != nil {
 		return err
 	}
 	defer h.Stop(ctx)
+	defer func() {
+		for _, name := range slices.Sorted(maps.Keys(configErrs)) {
+			fmt.Fprintf(stderr, "sessiond: %s: the provider runs but is not configured, so %s would refuse to run: %v\n", name, profile, configErrs[name])
+		}
+	}()
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "SPI\tPROVIDER\tVERSION\tPROTOCOL\tMODE\tPID\tSTATE\tSHA256\tCOMMAND")
 	for _, s := range h.Status() {

@@ -84,3 +84,43 @@ func TestStartRefusesWithoutTLSOrHostname(t *testing.T) {
 		}
 	}
 }
+
+// Issue 19, point 4: the guide's show-config and plugins list commands, as written, work
+// in an empty folder of a machine with no database (PostgreSQL here is pointed at a port
+// where nothing listens): a profile is a positional word for both, start by default.
+func TestPoint4_guideConfigAndPluginCommandsRunOnAFreshMachine(t *testing.T) {
+	raw, err := os.ReadFile(filepath.Join("..", "..", "docs", "operator-guide.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	guide := string(raw)
+	bin := sessiondBinary(t)
+	noDatabase := "export SESSIOND_SPI_USER_SESSIONS_POSTGRES_URL=postgres://nobody@127.0.0.1:1/none\n"
+	for _, tc := range []struct {
+		marker string
+		want   []*regexp.Regexp
+	}{
+		{"guide:show-config", []*regexp.Regexp{
+			regexp.MustCompile(`(?m)^http-port\s+9090\s+flag --http-port`),
+			regexp.MustCompile(`(?m)^hostname\s+\S*sso\.example\.com\s+flag --hostname`),
+		}},
+		{"guide:plugins-list", []*regexp.Regexp{
+			regexp.MustCompile(`(?m)^user-sessions\s+postgres\s.*running`),
+			regexp.MustCompile(`(?m)^user-sessions\s+embedded\s.*running`),
+			regexp.MustCompile(`(?m)^revocation-push\s+log-only\s.*running`),
+		}},
+	} {
+		t.Run(tc.marker, func(t *testing.T) {
+			block := guideBlock(t, guide, tc.marker)
+			if !strings.Contains(block, "./sessiond ") {
+				t.Fatalf("the block runs no ./sessiond:\n%s", block)
+			}
+			out := guideRun(t, t.TempDir(), noDatabase+strings.ReplaceAll(block, "./sessiond ", bin+" "))
+			for _, want := range tc.want {
+				if !want.MatchString(out) {
+					t.Errorf("the guide's commands printed no match of %s:\n%s", want, out)
+				}
+			}
+		})
+	}
+}

@@ -299,27 +299,44 @@ func (rt *Runtime) Stop(ctx context.Context) error {
 // StartProviders resolves the configuration and starts the selected provider of every SPI.
 // It is the part of Start that `plugins list` and `show-config` need too.
 func StartProviders(ctx context.Context, log hclog.Logger, opts Options) (*conf.Settings, *host.Host, map[string]*host.Plugin, error) {
+	settings, h, plugins, _, err := startProviders(ctx, log, opts, false)
+	return settings, h, plugins, err
+}
+
+// InspectProviders starts the selected provider of every SPI, as StartProviders does, for
+// `plugins list`: a provider that starts but cannot be configured (its database is not
+// there, as on a fresh machine) is reported in configErrs, by SPI, rather than failing the
+// listing. Stop the host when done.
+func InspectProviders(ctx context.Context, log hclog.Logger, opts Options) (h *host.Host, configErrs map[string]error, err error) {
+	_, h, _, configErrs, err = startProviders(ctx, log, opts, true)
+	return h, configErrs, err
+}
+
+func startProviders(ctx context.Context, log hclog.Logger, opts Options, inspect bool) (*conf.Settings, *host.Host, map[string]*host.Plugin, map[string]error, error) {
+	fail := func(err error) (*conf.Settings, *host.Host, map[string]*host.Plugin, map[string]error, error) {
+		return nil, nil, nil, nil, err
+	}
 	loaded, err := conf.Load(opts.Profile, opts.Args, opts.Environ)
 	if err != nil {
-		return nil, nil, nil, err
+		return fail(err)
 	}
 	if opts.serving {
 		loaded = loaded.ForServing()
 	}
 	regs, err := loaded.Registrations()
 	if err != nil {
-		return nil, nil, nil, err
+		return fail(err)
 	}
 	// A first resolution with the built-ins alone settles the server options the host
 	// needs; third-party plugins' own keys wait, unchecked, for their descriptors.
 	descs := builtinDescriptors()
 	settings, err := loaded.Resolve(descs)
 	if err != nil {
-		return nil, nil, nil, err
+		return fail(err)
 	}
 	if opts.checkFirst != nil {
 		if err := opts.checkFirst(settings); err != nil {
-			return nil, nil, nil, err
+			return fail(err)
 		}
 	}
 	h := host.New(log.Named("plugins"), host.Options{
@@ -338,21 +355,21 @@ func StartProviders(ctx context.Context, log hclog.Logger, opts Options) (*conf.
 	thirdParty := map[string]*host.Plugin{}
 	for _, r := range regs.ThirdParty {
 		if _, isBuiltin := builtin.Lookup(r.SPI, r.ID); isBuiltin {
-			return nil, nil, nil, fmt.Errorf("spi-%s-%s-command: %q is a built-in provider of %s; a plugin needs its own id", r.SPI, r.ID, r.ID, r.SPI)
+			return fail(fmt.Errorf("spi-%s-%s-command: %q is a built-in provider of %s; a plugin needs its own id", r.SPI, r.ID, r.ID, r.SPI))
 		}
 		if regs.Selected[r.SPI] != r.ID {
 			continue // registered but not selected: nothing to start
 		}
 		p, err := h.Start(ctx, host.Spec{SPI: r.SPI, ID: r.ID, Command: r.Command, SHA256: r.SHA256, Dir: settings.PluginDir})
 		if err != nil {
-			return nil, nil, nil, explainCommand(settings, r, err)
+			return fail(explainCommand(settings, r, err))
 		}
 		thirdParty[r.SPI] = p
 		descs = append(descs, p.Descriptor())
 	}
 	if len(thirdParty) > 0 {
 		if settings, err = loaded.Resolve(descs); err != nil {
-			return nil, nil, nil, err
+			return fail(err)
 		}
 	}
 	if opts.serving {
@@ -377,7 +394,7 @@ func StartProviders(ctx context.Context, log hclog.Logger, opts Options) (*conf.
 		if p == nil {
 			f, found := builtin.Lookup(spiName, ss.Provider)
 			if !found {
-				return nil, nil, nil, fmt.Errorf("spi-%s-provider: no provider %q", spiName, ss.Provider)
+				return fail(fmt.Errorf("spi-%s-provider: no provider %q", spiName, ss.Provider))
 			}
 			spec := host.Spec{SPI: spiName, ID: ss.Provider}
 			if ps.InProcess {
@@ -389,7 +406,7 @@ func StartProviders(ctx context.Context, log hclog.Logger, opts Options) (*conf.
 				spec.Args = []string{"plugin", "serve", spiName, ss.Provider}
 			}
 			if p, err = h.Start(ctx, spec); err != nil {
-				return nil, nil, nil, err
+				return fail(err)
 			}
 		}
 		cfg := spi.Config{spi.HostNodeID: settings.NodeID}
@@ -406,13 +423,18 @@ func StartProviders(ctx context.Context, log hclog.Logger, opts Options) (*conf.
 		plugins[spiName] = p
 	}
 	configures.Wait()
-	for _, err := range configErrs {
-		if err != nil {
-			return nil, nil, nil, err
+	failed := map[string]error{}
+	for i, err := range configErrs {
+		if err == nil {
+			continue
 		}
+		if !inspect {
+			return fail(err)
+		}
+		failed[spi.Names()[i]] = err
 	}
 	ok = true
-	return settings, h, plugins, nil
+	return settings, h, plugins, failed, nil
 }
 
 func builtinDescriptors() []spi.Descriptor {

@@ -38,7 +38,7 @@ func Migrate(ctx context.Context, db *sql.DB, dialect goose.Dialect, fsys fs.FS,
 	// One line per migration at INFO; goose's own lines, each statement in full, go to
 	// DEBUG (gooseLogger): a first start must not fill the log with DDL.
 	for _, r := range applied {
-		log.Info("schema migration applied", "version", r.Source.Version, "file", filepath.Base(r.Source.Path), "duration", r.Duration)
+		log.Info("schema migration applied", "version", r.Source.Version, "file", filepath.Base(r.Source.Path), "duration", r.Duration.String())
 	}
 	if err != nil {
 		return fmt.Errorf("applying migrations: %w", err)
