@@ -7,6 +7,8 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/sessiond/sessiond/conf"
 )
 
 // TestOperatorGuideStart runs docs/operator-guide.md's `start` example as written: the
@@ -122,5 +124,30 @@ func TestPoint4_guideConfigAndPluginCommandsRunOnAFreshMachine(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// Issue 19, point 6: the operator guide and the plugin author guide say the same about
+// where plugin binaries live, and what they say is the code's default.
+func TestPoint6_guidesAgreeOnWherePluginBinariesLive(t *testing.T) {
+	var said []string
+	for _, name := range []string{"operator-guide.md", "plugin-author-guide.md"} {
+		raw, err := os.ReadFile(filepath.Join("..", "..", "docs", name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := regexp.MustCompile(`(?s)Plugin binaries live in .*?\(a start that finds a binary only there says so\)\.`).FindString(string(raw))
+		if m == "" {
+			t.Fatalf("docs/%s does not say where plugin binaries live", name)
+		}
+		said = append(said, strings.Join(strings.Fields(m), " "))
+	}
+	if said[0] != said[1] {
+		t.Errorf("the guides disagree:\n%s\n%s", said[0], said[1])
+	}
+	for _, dir := range []string{conf.DefaultPluginDir, conf.DefaultDevPluginDir} {
+		if !strings.Contains(said[0], "`"+dir+"`") {
+			t.Errorf("the guides do not name the default %s:\n%s", dir, said[0])
+		}
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -38,6 +39,12 @@ func explainCommand(settings *conf.Settings, r conf.Registration, err error) err
 		dir, _ := entry(settings, "plugin-dir")
 		abs, _ := filepath.Abs(r.Command)
 		where = fmt.Sprintf("; a relative path is taken in plugin-dir %q (%s), so it was looked for at %s", settings.PluginDir, dir.Source, abs)
+		// plugin-dir defaulted to plugins/ before; say so rather than let an upgrade
+		// look like a lost binary.
+		old := filepath.Join("plugins", e.Value)
+		if fi, statErr := os.Stat(old); statErr == nil && fi.Mode().IsRegular() && dir.Source.Kind == conf.FromDefault {
+			where += fmt.Sprintf("; there is one at %s, in plugins/, the default plugin-dir of earlier versions: set --plugin-dir=plugins to run it from there", old)
+		}
 	}
 	if errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("%s=%s (%s): no plugin binary there%s: %w", key, e.Value, e.Source, where, err)

@@ -76,7 +76,7 @@ func TestPoint5_missingPluginBinaryNamesItsKeyAndPluginDir(t *testing.T) {
 		"--spi-user-sessions-provider=mine", "--spi-user-sessions-mine-command=missing-plugin",
 		"--spi-user-sessions-mine-sha256="+strings.Repeat("ab", 32))...)
 	wantAll(t, err, "spi-user-sessions-mine-command=missing-plugin", "flag --spi-user-sessions-mine-command",
-		`plugin-dir "plugins" (default)`, filepath.Join(e.dir, "plugins", "missing-plugin"), "no plugin binary there")
+		`plugin-dir "/usr/lib/sessiond/plugins" (default)`, "/usr/lib/sessiond/plugins/missing-plugin", "no plugin binary there")
 }
 
 // Point 5: a malformed PostgreSQL URL names the key that set it and where.
@@ -241,4 +241,20 @@ func linesWhere(lines []map[string]any, key, value string) []map[string]any {
 		}
 	}
 	return out
+}
+
+// Point 6: plugin-dir's default is no longer plugins/; a binary left there by an earlier
+// setup is pointed to, with the flag that keeps it there.
+func TestPoint6_binaryInTheOldDefaultFolderIsPointedTo(t *testing.T) {
+	e := newEnv(t) // the working directory is e.dir
+	if err := os.MkdirAll(filepath.Join(e.dir, "plugins"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(e.dir, "plugins", "old-plugin"), []byte("#!/bin/sh\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	err := startErr(t, Options{}, append(e.args(),
+		"--spi-user-sessions-provider=old", "--spi-user-sessions-old-command=old-plugin",
+		"--spi-user-sessions-old-sha256="+strings.Repeat("ab", 32))...)
+	wantAll(t, err, "/usr/lib/sessiond/plugins/old-plugin", "there is one at plugins/old-plugin", "set --plugin-dir=plugins")
 }
