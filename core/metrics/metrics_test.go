@@ -211,6 +211,26 @@ func TestSessionGaugesCountTheStorePerRealmAndClient(t *testing.T) {
 	f.must(t, "sessiond_sessions_count_failures_total", nil, 0)
 }
 
+// Issue 19, point 7: a session that has ended by its own rules is not counted, even while
+// cleanup has not removed it yet.
+func TestSessionGaugesLeaveOutExpiredSessionsBeforeCleanup(t *testing.T) {
+	store := memoryStore(t)
+	clock := testclock.New(time.Now())
+	put(t, store, "acme", false, clock.Now().Add(time.Hour), "app")
+	put(t, store, "acme", false, clock.Now().Add(time.Minute), "app", "spa")
+	put(t, store, "acme", true, clock.Now().Add(time.Minute), "app")
+	m := newMetrics(t, metrics.Deps{Sessions: store, Realms: testRealms(t), CountEvery: time.Second, Now: clock.Now})
+	f := scrape(t, m.Handler())
+	f.must(t, "sessiond_sessions_active", labels("realm", "acme", "client", "app"), 2)
+	f.must(t, "sessiond_sessions_offline", labels("realm", "acme", "client", "app"), 1)
+
+	clock.Advance(2 * time.Minute)
+	f = scrape(t, m.Handler())
+	f.must(t, "sessiond_sessions_active", labels("realm", "acme", "client", "app"), 1)
+	f.must(t, "sessiond_sessions_active", labels("realm", "acme", "client", "spa"), 0)
+	f.must(t, "sessiond_sessions_offline", labels("realm", "acme", "client", "app"), 0)
+}
+
 func TestSessionCountsAreCachedBetweenScrapes(t *testing.T) {
 	store := &countingStore{Provider: memoryStore(t)}
 	later := time.Now().Add(time.Hour)
