@@ -191,6 +191,11 @@ func showConfig(args []string, stdout, stderr io.Writer) error {
 	for _, e := range settings.Effective() {
 		fmt.Fprintf(tw, "%s\t%s\t%s\n", e.Key, e.Value, e.Source)
 	}
+	// What start would warn about (options that do nothing), on stderr: the table stays
+	// what a script reads.
+	for _, w := range settings.Warnings {
+		fmt.Fprintf(stderr, "warning: %s (set by %s)\n", w.Msg, w.Source)
+	}
 	return tw.Flush()
 }
 

@@ -151,3 +151,21 @@ func TestPoint6_guidesAgreeOnWherePluginBinariesLive(t *testing.T) {
 		}
 	}
 }
+
+// Issue 19, point 3: show-config says on stderr what start would warn about.
+func TestPoint3_showConfigWarnsAboutOptionsOfProvidersNotSelected(t *testing.T) {
+	cmd := exec.Command(sessiondBinary(t), "show-config", "start-dev", "--spi-user-sessions-memory-in-process=true")
+	cmd.Dir = t.TempDir()
+	var stdout, stderr strings.Builder
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("show-config: %v\n%s", err, stderr.String())
+	}
+	want := `warning: --spi-user-sessions-memory-in-process has no effect: it is an option of user-sessions provider "memory", and spi-user-sessions-provider is "embedded" (default)`
+	if !strings.Contains(stderr.String(), want) || !strings.Contains(stderr.String(), "(set by flag --spi-user-sessions-memory-in-process)") {
+		t.Errorf("show-config stderr %q, want %q and the source", stderr.String(), want)
+	}
+	if strings.Contains(stdout.String(), "warning") {
+		t.Errorf("the warning went into the table:\n%s", stdout.String())
+	}
+}
