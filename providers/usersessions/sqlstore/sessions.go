@@ -580,7 +580,8 @@ func (s *Store) Count(ctx context.Context, f usersessions.Filter) (int64, error)
 }
 
 // CountByClient implements usersessions.Provider from the (realm, client, offline) index
-// of client_session.
+// of client_session; with liveAt, each counted row is joined to its user session by primary
+// key for the session's own expiry.
 func (s *Store) CountByClient(ctx context.Context, realmID string, offline bool, liveAt time.Time) (map[string]int64, error) {
 	if realmID == "" {
 		return nil, fmt.Errorf("count by client: realm id is required: %w", spi.ErrInvalid)
