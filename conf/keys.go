@@ -332,6 +332,11 @@ func (c *catalog) keys() []string {
 	return keys
 }
 
+// Suggest returns the known word closest to word by edit distance, or "" when none is
+// close enough to be a likely typo: what "did you mean" offers for a key, a command or a
+// subcommand.
+func Suggest(word string, known []string) string { return suggest(word, known) }
+
 // suggest returns the known key closest to key by edit distance, or "" when none is
 // close enough to be a likely typo.
 func suggest(key string, known []string) string {

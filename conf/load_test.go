@@ -250,7 +250,7 @@ func TestProfilesDifferInDefaults(t *testing.T) {
 		t.Errorf("start-dev http-host = %q", dev.HTTPHost)
 	}
 	if dev.ShutdownTimeout != 10*time.Second || dev.PluginRestartBackoff != 100*time.Millisecond ||
-		dev.PluginDir != "plugins" || dev.PluginSocketDir != "/tmp" || dev.LogFormat != "text" {
+		dev.PluginDir != "bin/plugins" || dev.PluginSocketDir != "/tmp" || dev.LogFormat != "text" {
 		t.Errorf("defaults: %+v", dev)
 	}
 	if !regexp.MustCompile(`-` + strconv.Itoa(os.Getpid()) + `$`).MatchString(dev.NodeID) {

@@ -168,8 +168,8 @@ func ServerOptions() []ServerOption {
 			Help: "Name of this node among the nodes sharing a store; defaults to `<hostname>-<pid>`."},
 		{Name: keyRealmFile, Type: List,
 			Help: "Realm JSON files to load, comma-separated; start-dev uses a built-in demo realm when unset."},
-		{Name: keyPluginDir, Type: spi.String, Default: "plugins",
-			Help: "Directory that relative plugin command paths are resolved against, relative to the working directory. It and the folders down to each plugin binary must be writable by their owner alone, root or sessiond's user; a plugin's symlink may not lead out of it."},
+		{Name: keyPluginDir, Type: spi.String, Default: DefaultPluginDir, Profiles: map[Profile]string{ProfileDev: DefaultDevPluginDir},
+			Help: "Directory of third-party plugin binaries: relative plugin command paths are resolved against it, and a relative plugin-dir against the working directory. Not the repository's plugins/ folder, which holds Go source (before, plugin-dir defaulted to plugins; set --plugin-dir=plugins to keep binaries there). It and the folders down to each plugin binary must be writable by their owner alone, root or sessiond's user; a plugin's symlink may not lead out of it."},
 		{Name: keyPluginSocketDir, Type: spi.String, Default: "/tmp",
 			Help: "Directory for plugin unix sockets; keep it short, a socket path is limited to about 108 bytes."},
 		{Name: keyPluginRestartBackoff, Type: spi.Duration, Default: "100ms",
@@ -235,6 +235,14 @@ func ServerOptions() []ServerOption {
 			Help: "Provider of the revocation-push SPI (how a not-before policy reaches clients)."},
 	}
 }
+
+// Where plugin binaries live by default: a system folder under start (owned by root, as
+// the rules on plugin folders want), bin/plugins under start-dev, where `go build -o
+// bin/plugins/` puts them from a checkout. Neither is plugins/, the Go source folder.
+const (
+	DefaultPluginDir    = "/usr/lib/sessiond/plugins"
+	DefaultDevPluginDir = "bin/plugins"
+)
 
 func selectionKey(spiName string) string { return "spi-" + spiName + "-provider" }
 

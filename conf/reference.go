@@ -126,6 +126,9 @@ func writeRow(b *bytes.Buffer, key, typ, def, help string, secret bool, aliases 
 	for _, a := range aliases {
 		help += " Alias: `" + a + "`."
 	}
+	if len(aliases) > 0 {
+		help += " Setting an alias (Keycloak's key) selects this provider, as in Keycloak; with another provider selected explicitly it is refused."
+	}
 	fmt.Fprintf(b, "| `%s` | %s | %s | `%s` | %s |\n", key, typ, def, EnvVar(key), cell(help))
 }
 

@@ -75,6 +75,9 @@ type Settings struct {
 	// third-party provider has not described itself (it was not started), so they may
 	// be its aliases. They are ignored; values masked.
 	Unchecked []Entry
+	// Warnings are settings that are accepted but do nothing (an option of a provider that
+	// is not selected), each with its key and source; Start logs them once.
+	Warnings []Problem
 
 	effective []Entry
 }
@@ -464,6 +467,7 @@ func (r *resolver) spi(name string) {
 	key := selectionKey(name)
 	o := r.c.server[key]
 	id, src, _ := r.value(ref{option: key}, o.DefaultFor(r.l.profile), o.Type, o.Allowed)
+	id, src = r.aliasSelection(name, id, src)
 	r.entry(key, id, src, false)
 	ss := SPISettings{Provider: id, Providers: map[string]ProviderSettings{}}
 	ids := r.c.ids(name)
@@ -481,6 +485,60 @@ func (r *resolver) spi(name string) {
 		ss.Providers[pid] = r.provider(name, pid)
 	}
 	r.s.SPIs[name] = ss
+	r.unselected(name, id, src)
+}
+
+// unselected warns about every option set for a provider of the SPI other than the selected
+// one: it does nothing while that provider is not selected (Keycloak warns likewise). A
+// plugin's registration (command, sha256) is left alone: registering plugins that are not
+// selected yet is how `plugins list` shows them.
+func (r *resolver) unselected(spiName, selected string, selSrc Source) {
+	key := selectionKey(spiName)
+	for _, rf := range sortedRefs(r.values) {
+		if rf.spi != spiName || rf.provider == selected || rf.option == optCommand || rf.option == optSHA256 {
+			continue
+		}
+		st := r.values[rf]
+		r.s.Warnings = append(r.s.Warnings, Problem{Source: st.src, Key: st.key, Msg: fmt.Sprintf(
+			"%s has no effect: it is an option of %s provider %q, and %s is %q (%s); select %s=%s to use it, or remove it",
+			st.src.spell(st.key), spiName, rf.provider, key, selected, selSrc, key, rf.provider)})
+	}
+}
+
+// aliasSelection applies the rule for Keycloak's spellings of a provider's options (option
+// aliases such as spi-user-sessions-infinispan-offline-session-cache-entry-lifespan-override):
+// in Keycloak they take effect on their own, so here setting one selects the provider whose
+// option it is, unless the SPI's provider is selected explicitly. Selected explicitly as
+// another provider, the alias could do nothing: that is refused, naming both keys.
+func (r *resolver) aliasSelection(spiName, id string, src Source) (string, Source) {
+	var first *setting
+	var wants string
+	for _, rf := range sortedRefs(r.values) {
+		st := r.values[rf]
+		if rf.spi != spiName || r.c.aliases[st.key] != rf {
+			continue
+		}
+		if first == nil {
+			first, wants = &st, rf.provider
+		} else if rf.provider != wants {
+			r.probs.add(st.src, st.key, "%s sets an option of %s provider %q and %s (%s) one of %q; only one provider of an SPI is used",
+				st.src.spell(st.key), spiName, rf.provider, first.src.spell(first.key), first.src, wants)
+			return id, src
+		}
+	}
+	if first == nil {
+		return id, src
+	}
+	key := selectionKey(spiName)
+	sel, explicit := r.values[ref{option: key}]
+	switch {
+	case !explicit:
+		return wants, first.src
+	case id != wants:
+		r.probs.add(first.src, first.key, "%s sets an option of %s provider %q, but %s (%s) selects %q, so it would do nothing; select %s=%s or remove %s",
+			first.src.spell(first.key), spiName, wants, sel.src.spell(sel.key), sel.src, id, key, wants, first.src.spell(first.key))
+	}
+	return id, src
 }
 
 func (r *resolver) provider(s, id string) ProviderSettings {

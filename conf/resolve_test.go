@@ -162,11 +162,27 @@ func TestDescriptorMistakesAreReported(t *testing.T) {
 		`declares option "command", which sessiond reserves`)
 }
 
-func TestConfigPathRelativeToPluginDir(t *testing.T) {
-	inDir(t, "")
-	s := resolve(t, ProfileStart, []string{"--spi-cache-lifespan-fixed-command=bin/fixed", "--spi-cache-lifespan-fixed-sha256=" + testSum}, nil, testDescs())
-	if got := s.SPIs[spi.CacheLifespan].Providers["fixed"].Command; got != filepath.Join("plugins", "bin", "fixed") {
-		t.Errorf("Command = %q", got)
+// Issue 19, point 6: a relative command is taken in plugin-dir, whose default is not the
+// repository's plugins/ (Go source): a system folder under start, bin/plugins under
+// start-dev. The old default is one flag away.
+func TestPoint6_commandRelativeToPluginDirWhoseDefaultIsNotTheSourceFolder(t *testing.T) {
+	for _, tc := range []struct {
+		profile Profile
+		extra   []string
+		want    string
+	}{
+		{ProfileStart, nil, filepath.Join("/usr/lib/sessiond/plugins", "bin", "fixed")},
+		{ProfileDev, nil, filepath.Join("bin/plugins", "bin", "fixed")},
+		{ProfileStart, []string{"--plugin-dir=plugins"}, filepath.Join("plugins", "bin", "fixed")},
+	} {
+		t.Run(string(tc.profile)+" "+strings.Join(tc.extra, " "), func(t *testing.T) {
+			inDir(t, "")
+			args := append([]string{"--spi-cache-lifespan-fixed-command=bin/fixed", "--spi-cache-lifespan-fixed-sha256=" + testSum}, tc.extra...)
+			s := resolve(t, tc.profile, args, nil, testDescs())
+			if got := s.SPIs[spi.CacheLifespan].Providers["fixed"].Command; got != tc.want {
+				t.Errorf("Command = %q, want %q", got, tc.want)
+			}
+		})
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/netip"
 	"net/url"
@@ -31,10 +32,12 @@ import (
 const adminUsage = `Usage: sessiond admin <command> --realm <realm> [options]
 
 Commands:
-  sessions    list sessions: a user's (--user), a client's (--client), or the realm's;
+  sessions    list sessions: a user's (--user: a user id, or a username, which is looked
+              up in the realm's sessions), a client's (--client), or the realm's;
               --offline for offline sessions (with --user, give --client too);
               --max N: sessions per request, 1 to 1000 (default 100)
-  logout      end one session (--session ID [--offline]) or a user's online sessions (--user U)
+  logout      end one session (--session ID [--offline]) or a user's online sessions
+              (--user: a user id or a username, as for sessions)
   logout-all  sign out every online session of the realm (offline sessions are kept)
   revoke      set the not-before policy of the realm or of a --client: --now, --at <RFC 3339
               time> or --clear; --push sends it to the clients' admin URLs
@@ -86,7 +89,7 @@ func adminMain(args []string, stdout, stderr io.Writer, environ []string) int {
 	}
 	cmd, ok := adminCommands[args[0]]
 	if !ok {
-		fmt.Fprintf(stderr, "sessiond admin: unknown command %q\n\n%s", args[0], adminUsage)
+		fmt.Fprintf(stderr, "sessiond admin: unknown command %q%s\n\n%s", args[0], didYouMean(args[0], slices.Collect(maps.Keys(adminCommands))), adminUsage)
 		return 2
 	}
 	a := &adminRun{stdout: stdout, flags: flag.NewFlagSet("sessiond admin "+args[0], flag.ContinueOnError)}
@@ -352,6 +355,50 @@ func nextLink(h string) string {
 	return ""
 }
 
+// userID resolves --user, a user id or a username, to the user id the API's paths take.
+// sessiond keeps no user directory: a value with sessions under that id is an id;
+// otherwise the realm's sessions (online and offline) are read for that username, which on
+// a large realm takes a while (give the id there). A username of several users is refused
+// with their ids; one that matches nothing is returned as it is (the listing is empty, a
+// logout answers that the user has no sessions).
+func (a *adminRun) userID(ctx context.Context, user string) (string, error) {
+	var own []admin.SessionRep
+	if _, _, err := a.call(ctx, http.MethodGet, "/users/"+url.PathEscape(user)+"/sessions", nil, &own); err != nil {
+		return "", err
+	}
+	if len(own) > 0 {
+		return user, nil
+	}
+	ids := map[string]bool{}
+	for _, offline := range []bool{false, true} {
+		path := "/sessions?max=" + strconv.Itoa(admin.MaxResults) + "&offline=" + strconv.FormatBool(offline)
+		err := a.pages(ctx, path, func(raw json.RawMessage) error {
+			var reps []admin.SessionRep
+			if err := json.Unmarshal(raw, &reps); err != nil {
+				return fmt.Errorf("the answer is not a list of sessions: %w", err)
+			}
+			for _, r := range reps {
+				if r.Username == user {
+					ids[r.UserID] = true
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return "", err
+		}
+	}
+	switch sorted := slices.Sorted(maps.Keys(ids)); len(sorted) {
+	case 0:
+		return user, nil
+	case 1:
+		fmt.Fprintf(a.flags.Output(), "user %q has no sessions under that id; username %q is user id %s\n", user, user, sorted[0])
+		return sorted[0], nil
+	default:
+		return "", fmt.Errorf("username %q has sessions of %d users (ids %s); give --user with one id", user, len(sorted), strings.Join(sorted, ", "))
+	}
+}
+
 // clientUUID resolves a clientId to the internal id the API's paths take.
 func (a *adminRun) clientUUID(ctx context.Context, clientID string) (string, error) {
 	var cs []struct {
@@ -417,6 +464,13 @@ func (a *adminRun) sessions() func(context.Context) error {
 	return func(ctx context.Context) error {
 		if err := checkPageSize(*pageSize); err != nil {
 			return err
+		}
+		if *user != "" && !(*client != "" && !*offline) {
+			id, err := a.userID(ctx, *user)
+			if err != nil {
+				return err
+			}
+			*user = id
 		}
 		var path string
 		switch {
@@ -502,6 +556,11 @@ func (a *adminRun) logout() func(context.Context) error {
 			return a.done(map[string]any{"loggedOut": "session", "id": *session, "offline": *offline},
 				"ended %s session %s", kindWord(*offline), *session)
 		}
+		id, err := a.userID(ctx, *user)
+		if err != nil {
+			return err
+		}
+		*user = id
 		if _, _, err := a.call(ctx, http.MethodPost, "/users/"+url.PathEscape(*user)+"/logout", nil, nil); err != nil {
 			return err
 		}

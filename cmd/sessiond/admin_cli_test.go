@@ -213,3 +213,19 @@ func TestAdminPushFailureSaysWhereToLook(t *testing.T) {
 		t.Errorf("stderr promises a retry: %s", errOut)
 	}
 }
+
+// Issue 19, point 8: a mistyped command gets a suggestion, for sessiond and sessiond admin.
+func TestPoint8_mistypedCommandsGetDidYouMean(t *testing.T) {
+	var out, errOut bytes.Buffer
+	if code := adminMain([]string{"sesions", "--realm=demo"}, &out, &errOut, nil); code != 2 || !strings.Contains(errOut.String(), `unknown command "sesions"; did you mean "sessions"?`) {
+		t.Errorf("admin sesions: exit %d, stderr %q", code, errOut.String())
+	}
+	errOut.Reset()
+	if code := run([]string{"strat"}, &out, &errOut); code != 2 || !strings.Contains(errOut.String(), `unknown command "strat"; did you mean "start"?`) {
+		t.Errorf("strat: exit %d, stderr %q", code, errOut.String())
+	}
+	errOut.Reset()
+	if code := adminMain([]string{"frobnicate"}, &out, &errOut, nil); code != 2 || strings.Contains(errOut.String(), "did you mean") {
+		t.Errorf("admin frobnicate: exit %d, stderr %q; want no suggestion", code, errOut.String())
+	}
+}

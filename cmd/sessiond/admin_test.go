@@ -131,6 +131,14 @@ func TestAdminCLI(t *testing.T) {
 		if strings.Contains(out, bob.SessionID) || !strings.Contains(out, "2 sessions") {
 			t.Errorf("alice's sessions table:\n%s", out)
 		}
+		// Issue 19, point 8: --user takes a username too, looked up in the realm's sessions.
+		code, out, errOut := adminCLI(t, persistAdmin, "sessions", "--user=alice", url, "--realm="+persistRealm)
+		if code != 0 || !strings.Contains(out, alice1.SessionID) || !strings.Contains(out, alice2.SessionID) || !strings.Contains(out, "2 sessions") {
+			t.Errorf("sessions --user=alice (a username) exited %d:\n%s%s\nwant alice's two sessions", code, out, errOut)
+		}
+		if !strings.Contains(errOut, `username "alice" is user id alice-id`) {
+			t.Errorf("sessions --user=alice said %q on stderr, want which user id it took", errOut)
+		}
 		var reps []struct {
 			ID, UserID string
 			Clients    map[string]string
@@ -156,7 +164,7 @@ func TestAdminCLI(t *testing.T) {
 		admin(t, "logout", "--session="+alice1.SessionID)
 		wantRefresh(t, c, alice1, false)
 		wantRefresh(t, c, alice2, true)
-		admin(t, "logout", "--user=bob-id")
+		admin(t, "logout", "--user=bob") // a username, as for sessions
 		wantRefresh(t, c, bob, false)
 	})
 	t.Run("logout-all keeps offline sessions", func(t *testing.T) {

@@ -7,8 +7,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"os/signal"
+	"slices"
+	"strconv"
 	"syscall"
 	"text/tabwriter"
 
@@ -32,8 +35,9 @@ Commands:
   start-dev        run sessiond for development (127.0.0.1:8080, demo realm; relaxes
                    start's rules)
   show-config      print the effective configuration and where each value comes from
-                   (add start-dev to see that profile's defaults: sessiond show-config start-dev)
+                   (start's by default; sessiond show-config start-dev for that profile's)
   plugins list     start each configured provider, verify it, and print its state
+                   (start's by default; sessiond plugins list start-dev for that profile's)
   config reference print the configuration reference (Markdown); with a plugin's
                    --spi-<spi>-<id>-command and -sha256, its options too
   admin …          call a running sessiond's admin API: sessions, logout, logout-all,
@@ -44,6 +48,18 @@ Options are Keycloak-style keys: --http-port=8080, --spi-user-sessions-provider=
 --spi-<spi>-<provider>-<option>=<value>. The same keys work in conf/sessiond.conf and as
 SESSIOND_* environment variables. See docs/configuration.md.
 `
+
+// commands are the command words, for "did you mean".
+var commands = []string{"start", "start-dev", "show-config", "plugins", "config", "admin", "version", "help"}
+
+// didYouMean is "; did you mean X?" for the known word closest to word, "" when none is
+// close enough to be a likely typo.
+func didYouMean(word string, known []string) string {
+	if s := conf.Suggest(word, known); s != "" {
+		return "; did you mean " + strconv.Quote(s) + "?"
+	}
+	return ""
+}
 
 func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
@@ -65,7 +81,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = showConfig(rest, stdout, stderr)
 	case "plugins":
 		if len(rest) == 0 || rest[0] != "list" {
-			fmt.Fprint(stderr, "Usage: sessiond plugins list [options]\n")
+			fmt.Fprint(stderr, "Usage: sessiond plugins list [start|start-dev] [options]\n")
 			return 2
 		}
 		err = pluginsList(rest[1:], stdout, stderr)
@@ -89,7 +105,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case "help", "--help", "-h":
 		fmt.Fprint(stdout, usage)
 	default:
-		fmt.Fprintf(stderr, "sessiond: unknown command %q\n\n%s", cmd, usage)
+		fmt.Fprintf(stderr, "sessiond: unknown command %q%s\n\n%s", cmd, didYouMean(cmd, commands), usage)
 		return 2
 	}
 	if err != nil {
@@ -143,11 +159,20 @@ func serve(profile conf.Profile, args []string, stdout, stderr io.Writer) error 
 	return rt.Stop(context.Background())
 }
 
-func showConfig(args []string, stdout, stderr io.Writer) error {
-	profile := conf.ProfileStart
-	if len(args) > 0 && args[0] == "start-dev" {
-		profile, args = conf.ProfileDev, args[1:]
+// profileArg takes a leading profile word (start or start-dev) off the arguments of
+// show-config and plugins list; without one the profile is start's.
+func profileArg(args []string) (conf.Profile, []string) {
+	if len(args) > 0 {
+		switch p := conf.Profile(args[0]); p {
+		case conf.ProfileStart, conf.ProfileDev:
+			return p, args[1:]
+		}
 	}
+	return conf.ProfileStart, args
+}
+
+func showConfig(args []string, stdout, stderr io.Writer) error {
+	profile, args := profileArg(args)
 	loaded, err := conf.Load(profile, args, os.Environ())
 	if err != nil {
 		return err
@@ -166,23 +191,38 @@ func showConfig(args []string, stdout, stderr io.Writer) error {
 	for _, e := range settings.Effective() {
 		fmt.Fprintf(tw, "%s\t%s\t%s\n", e.Key, e.Value, e.Source)
 	}
+	// What start would warn about (options that do nothing), on stderr: the table stays
+	// what a script reads.
+	for _, w := range settings.Warnings {
+		fmt.Fprintf(stderr, "warning: %s (set by %s)\n", w.Msg, w.Source)
+	}
 	return tw.Flush()
 }
 
+// pluginsList starts every selected provider under the profile (start, or start-dev when
+// named) and prints its state. A provider that starts but cannot be configured (start's
+// PostgreSQL store on a machine without the database) is listed all the same, with the
+// reason below the table: the listing is about the processes, and `start` would refuse.
 func pluginsList(args []string, stdout, stderr io.Writer) error {
+	profile, args := profileArg(args)
 	log := newLogger(stderr, args)
 	exe, err := os.Executable()
 	if err != nil {
 		return err
 	}
 	ctx := context.Background()
-	_, h, _, err := runtime.StartProviders(ctx, log, runtime.Options{
-		Profile: conf.ProfileStart, Args: args, Environ: os.Environ(), Executable: exe,
+	h, configErrs, err := runtime.InspectProviders(ctx, log, runtime.Options{
+		Profile: profile, Args: args, Environ: os.Environ(), Executable: exe,
 	})
 	if err != nil {
 		return err
 	}
 	defer h.Stop(ctx)
+	defer func() {
+		for _, name := range slices.Sorted(maps.Keys(configErrs)) {
+			fmt.Fprintf(stderr, "sessiond: %s: the provider runs but is not configured, so %s would refuse to run: %v\n", name, profile, configErrs[name])
+		}
+	}()
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "SPI\tPROVIDER\tVERSION\tPROTOCOL\tMODE\tPID\tSTATE\tSHA256\tCOMMAND")
 	for _, s := range h.Status() {

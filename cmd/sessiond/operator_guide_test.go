@@ -7,6 +7,8 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/sessiond/sessiond/conf"
 )
 
 // TestOperatorGuideStart runs docs/operator-guide.md's `start` example as written: the
@@ -83,5 +85,88 @@ func TestStartRefusesWithoutTLSOrHostname(t *testing.T) {
 		if !strings.Contains(string(out), want) {
 			t.Errorf("output lacks %q:\n%s", want, out)
 		}
+	}
+}
+
+// Issue 19, point 4: the guide's show-config and plugins list commands, as written, work
+// in an empty folder of a machine with no database (PostgreSQL here is pointed at a port
+// where nothing listens): a profile is a positional word for both, start by default.
+func TestPoint4_guideConfigAndPluginCommandsRunOnAFreshMachine(t *testing.T) {
+	raw, err := os.ReadFile(filepath.Join("..", "..", "docs", "operator-guide.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	guide := string(raw)
+	bin := sessiondBinary(t)
+	noDatabase := "export SESSIOND_SPI_USER_SESSIONS_POSTGRES_URL=postgres://nobody@127.0.0.1:1/none\n"
+	for _, tc := range []struct {
+		marker string
+		want   []*regexp.Regexp
+	}{
+		{"guide:show-config", []*regexp.Regexp{
+			regexp.MustCompile(`(?m)^http-port\s+9090\s+flag --http-port`),
+			regexp.MustCompile(`(?m)^hostname\s+\S*sso\.example\.com\s+flag --hostname`),
+		}},
+		{"guide:plugins-list", []*regexp.Regexp{
+			regexp.MustCompile(`(?m)^user-sessions\s+postgres\s.*running`),
+			regexp.MustCompile(`(?m)^user-sessions\s+embedded\s.*running`),
+			regexp.MustCompile(`(?m)^revocation-push\s+log-only\s.*running`),
+		}},
+	} {
+		t.Run(tc.marker, func(t *testing.T) {
+			block := guideBlock(t, guide, tc.marker)
+			if !strings.Contains(block, "./sessiond ") {
+				t.Fatalf("the block runs no ./sessiond:\n%s", block)
+			}
+			out := guideRun(t, t.TempDir(), noDatabase+strings.ReplaceAll(block, "./sessiond ", bin+" "))
+			for _, want := range tc.want {
+				if !want.MatchString(out) {
+					t.Errorf("the guide's commands printed no match of %s:\n%s", want, out)
+				}
+			}
+		})
+	}
+}
+
+// Issue 19, point 6: the operator guide and the plugin author guide say the same about
+// where plugin binaries live, and what they say is the code's default.
+func TestPoint6_guidesAgreeOnWherePluginBinariesLive(t *testing.T) {
+	var said []string
+	for _, name := range []string{"operator-guide.md", "plugin-author-guide.md"} {
+		raw, err := os.ReadFile(filepath.Join("..", "..", "docs", name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := regexp.MustCompile(`(?s)Plugin binaries live in .*?\(a start that finds a binary only there says so\)\.`).FindString(string(raw))
+		if m == "" {
+			t.Fatalf("docs/%s does not say where plugin binaries live", name)
+		}
+		said = append(said, strings.Join(strings.Fields(m), " "))
+	}
+	if said[0] != said[1] {
+		t.Errorf("the guides disagree:\n%s\n%s", said[0], said[1])
+	}
+	for _, dir := range []string{conf.DefaultPluginDir, conf.DefaultDevPluginDir} {
+		if !strings.Contains(said[0], "`"+dir+"`") {
+			t.Errorf("the guides do not name the default %s:\n%s", dir, said[0])
+		}
+	}
+}
+
+// Issue 19, point 3: show-config says on stderr what start would warn about.
+func TestPoint3_showConfigWarnsAboutOptionsOfProvidersNotSelected(t *testing.T) {
+	cmd := exec.Command(sessiondBinary(t), "show-config", "start-dev", "--spi-user-sessions-memory-in-process=true")
+	cmd.Dir = t.TempDir()
+	var stdout, stderr strings.Builder
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("show-config: %v\n%s", err, stderr.String())
+	}
+	want := `warning: --spi-user-sessions-memory-in-process has no effect: it is an option of user-sessions provider "memory", and spi-user-sessions-provider is "embedded" (default)`
+	if !strings.Contains(stderr.String(), want) || !strings.Contains(stderr.String(), "(set by flag --spi-user-sessions-memory-in-process)") {
+		t.Errorf("show-config stderr %q, want %q and the source", stderr.String(), want)
+	}
+	if strings.Contains(stdout.String(), "warning") {
+		t.Errorf("the warning went into the table:\n%s", stdout.String())
 	}
 }

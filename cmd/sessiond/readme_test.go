@@ -96,6 +96,13 @@ func TestReadmeQuickStart(t *testing.T) {
 	if strings.Index(text, `"active":true`) > strings.Index(text, `{"active":false}`) {
 		t.Errorf("introspection should be active before logout and inactive after:\n%s", text)
 	}
+	// Issue 19, point 11: the quick start leaves nothing in the folder but the certificate.
+	left, _ := os.ReadDir(work)
+	for _, f := range left {
+		if f.Name() != "cert.pem" && f.Name() != "key.pem" {
+			t.Errorf("the quick start left %s in the folder", f.Name())
+		}
+	}
 }
 
 // bashIn runs script with bash -euo pipefail in dir and returns its combined output.

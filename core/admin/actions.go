@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 
+	"github.com/sessiond/sessiond/core/session"
 	"github.com/sessiond/sessiond/spi/usersessions"
 )
 
@@ -47,7 +48,7 @@ func (s *Service) LogoutSession(ctx context.Context, realmName, id string, offli
 		return Result{}, fmt.Errorf("%s session %s of realm %q: %w", kindName(offline), id, r.Name, ErrUnknownSession)
 	}
 	res := Result{Removed: n}
-	s.notifyLogout(ctx, r.Name, got, false, &res)
+	s.notifyLogout(ctx, r.Name, got, false, "logout-session", &res)
 	return res, nil
 }
 
@@ -63,7 +64,7 @@ func (s *Service) LogoutUser(ctx context.Context, realmName, userID string) (Res
 	if userID == "" {
 		return Result{}, invalidf("a user id is required")
 	}
-	res, err := s.endAll(ctx, usersessions.Filter{RealmID: r.Name, UserID: userID, Offline: usersessions.OnlineOnly}, false)
+	res, err := s.endAll(ctx, usersessions.Filter{RealmID: r.Name, UserID: userID, Offline: usersessions.OnlineOnly}, false, "logout-user")
 	if err != nil || res.Removed > 0 {
 		return res, err
 	}
@@ -100,7 +101,7 @@ func (s *Service) LogoutAll(ctx context.Context, realmName string) (Result, erro
 	ctx, cancel := context.WithTimeout(ctx, s.logoutAllTimeout)
 	defer cancel()
 	before := s.clock()
-	res, err := s.endAll(ctx, usersessions.Filter{RealmID: r.Name, Offline: usersessions.OnlineOnly}, true)
+	res, err := s.endAll(ctx, usersessions.Filter{RealmID: r.Name, Offline: usersessions.OnlineOnly}, true, "logout-all")
 	if err != nil {
 		return res, err
 	}
@@ -125,7 +126,7 @@ func (s *Service) LogoutAll(ctx context.Context, realmName string) (Result, erro
 // that read and the removal (the store then removes fewer than asked), which of them it was
 // cannot be told from the count, and the page's sessions read are all told: a second logout
 // for an ended session is harmless, a missing one leaves a client signed in.
-func (s *Service) endAll(ctx context.Context, f usersessions.Filter, queue bool) (Result, error) {
+func (s *Service) endAll(ctx context.Context, f usersessions.Filter, queue bool, action string) (Result, error) {
 	var res Result
 	err := s.walk(ctx, f, func(page []*usersessions.UserSession) error {
 		keys := make([]usersessions.Key, len(page))
@@ -152,16 +153,22 @@ func (s *Service) endAll(ctx context.Context, f usersessions.Filter, queue bool)
 		if n == 0 {
 			return nil
 		}
-		s.notifyLogout(ctx, f.RealmID, present, queue, &res)
+		s.notifyLogout(ctx, f.RealmID, present, queue, action, &res)
 		return nil
 	})
 	return res, err
 }
 
-// notifyLogout sends back-channel logouts for ended sessions, into res; with queue it only
-// stores them in the outbox (QueueLogout), and as nothing was attempted, nothing is
-// reported but a failure to store them.
-func (s *Service) notifyLogout(ctx context.Context, realmName string, ended []*usersessions.UserSession, queue bool, res *Result) {
+// notifyLogout writes a logout event for each ended session (its reason names the admin
+// action), and sends back-channel logouts for them, into res; with queue it only stores
+// them in the outbox (QueueLogout), and as nothing was attempted, nothing is reported but a
+// failure to store them.
+func (s *Service) notifyLogout(ctx context.Context, realmName string, ended []*usersessions.UserSession, queue bool, action string, res *Result) {
+	now := s.clock()
+	for _, us := range ended {
+		s.events.Emit(session.Event{Time: now, Type: session.EventLogout, Realm: realmName, SessionID: us.ID,
+			UserID: us.UserID, Offline: us.Offline, Reason: "admin " + action})
+	}
 	if s.push == nil || len(ended) == 0 {
 		return
 	}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/sessiond/sessiond/core/realm"
+	"github.com/sessiond/sessiond/core/session"
 	"github.com/sessiond/sessiond/spi"
 	"github.com/sessiond/sessiond/spi/usersessions"
 )
@@ -20,7 +21,7 @@ import (
 type Lister interface {
 	List(ctx context.Context, f usersessions.Filter, p usersessions.Page) ([]*usersessions.UserSession, error)
 	Count(ctx context.Context, f usersessions.Filter) (int64, error)
-	CountByClient(ctx context.Context, realmID string, offline bool) (map[string]int64, error)
+	CountByClient(ctx context.Context, realmID string, offline bool, liveAt time.Time) (map[string]int64, error)
 }
 
 // Sessions reads sessions by key and removes them. The runtime hands it the session cache,
@@ -73,6 +74,10 @@ type Deps struct {
 	Keys Keys
 	// Audit receives an event for every admin action; nil drops them.
 	Audit Auditor
+	// Events receives a logout event for every session an admin action ends (one per
+	// session, as a logout through the front-end writes), so that a SIEM sees which
+	// sessions a sign-out of a user or of the realm ended; nil drops them.
+	Events session.Events
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 	// PageSize is how many sessions one store call reads when the service walks a set
@@ -148,6 +153,7 @@ type Service struct {
 	push     Push
 	keys     Keys
 	audit    Auditor
+	events   session.Events
 	now      func() time.Time
 	pageSize int
 
@@ -158,7 +164,7 @@ type Service struct {
 func New(d Deps) *Service {
 	s := &Service{
 		store: d.Store, sessions: d.Sessions, realms: d.Realms, policies: d.Policies, push: d.Push, keys: d.Keys,
-		audit: d.Audit, now: d.Now, pageSize: d.PageSize, logoutAllTimeout: d.LogoutAllTimeout,
+		audit: d.Audit, events: d.Events, now: d.Now, pageSize: d.PageSize, logoutAllTimeout: d.LogoutAllTimeout,
 	}
 	if s.logoutAllTimeout <= 0 {
 		s.logoutAllTimeout = DefaultLogoutAllTimeout
@@ -168,6 +174,9 @@ func New(d Deps) *Service {
 	}
 	if s.audit == nil {
 		s.audit = discard{}
+	}
+	if s.events == nil {
+		s.events = noEvents{}
 	}
 	if s.pageSize <= 0 {
 		s.pageSize = DefaultPageSize

@@ -1,6 +1,10 @@
 package admin
 
-import "time"
+import (
+	"time"
+
+	"github.com/sessiond/sessiond/core/session"
+)
 
 // Actor roles, as audit events name who acted, and refusals of the admin API (authfail)
 // whose credential it was.
@@ -25,7 +29,7 @@ type AuditEvent struct {
 	Actor   string // ActorAdmin, ActorViewer, …
 	Action  string // e.g. "logout-all", "set-not-before"
 	Realm   string
-	Target  string // what was acted on, e.g. "session/abc", "user/u-1", "client/app"
+	Target  string // what was acted on, e.g. "session/abc", "user/u-1", "client/app", "realm/demo"
 	IP      string // the caller's address
 	Outcome string
 	Status  int    // the HTTP status answered
@@ -41,6 +45,10 @@ type Auditor interface {
 type discard struct{}
 
 func (discard) Record(AuditEvent) {}
+
+type noEvents struct{}
+
+func (noEvents) Emit(session.Event) {}
 
 // Audit stamps an event with the service's clock and sends it to the audit sink.
 func (s *Service) Audit(e AuditEvent) {

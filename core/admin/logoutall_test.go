@@ -49,7 +49,7 @@ func compare(a, b string) int {
 }
 
 func (m *memSessions) Count(context.Context, usersessions.Filter) (int64, error) { return 0, nil }
-func (m *memSessions) CountByClient(context.Context, string, bool) (map[string]int64, error) {
+func (m *memSessions) CountByClient(context.Context, string, bool, time.Time) (map[string]int64, error) {
 	return nil, nil
 }
 

@@ -78,11 +78,12 @@ func (s *Service) Stats(ctx context.Context, realmName string) ([]ClientStat, er
 	if err != nil {
 		return nil, err
 	}
-	online, err := s.store.CountByClient(ctx, r.Name, false)
+	now := s.now()
+	online, err := s.store.CountByClient(ctx, r.Name, false, now)
 	if err != nil {
 		return nil, fmt.Errorf("count online sessions by client: %w", err)
 	}
-	offline, err := s.store.CountByClient(ctx, r.Name, true)
+	offline, err := s.store.CountByClient(ctx, r.Name, true, now)
 	if err != nil {
 		return nil, fmt.Errorf("count offline sessions by client: %w", err)
 	}
@@ -149,7 +150,7 @@ func (s *Service) RealmSessions(ctx context.Context, realmName string, offline b
 	if err != nil {
 		return nil, "", err
 	}
-	return s.listPage(ctx, r, usersessions.Filter{RealmID: r.Name, Offline: kind(offline)}, q, "")
+	return s.listPage(ctx, r, usersessions.Filter{RealmID: r.Name, Offline: kind(offline), LiveAt: s.now()}, q, "")
 }
 
 // ClientSessions is one page of the sessions that have a client session of the client with
@@ -163,7 +164,7 @@ func (s *Service) ClientSessions(ctx context.Context, realmName, clientUUID stri
 	if err != nil {
 		return nil, "", err
 	}
-	return s.listPage(ctx, r, usersessions.Filter{RealmID: r.Name, ClientID: c.ClientID, Offline: kind(offline)}, q, "")
+	return s.listPage(ctx, r, usersessions.Filter{RealmID: r.Name, ClientID: c.ClientID, Offline: kind(offline), LiveAt: s.now()}, q, "")
 }
 
 // ClientSessionCount counts the online or offline sessions of a client (session-count,
@@ -177,7 +178,7 @@ func (s *Service) ClientSessionCount(ctx context.Context, realmName, clientUUID 
 	if err != nil {
 		return 0, err
 	}
-	n, err := s.store.Count(ctx, usersessions.Filter{RealmID: r.Name, ClientID: c.ClientID, Offline: kind(offline)})
+	n, err := s.store.Count(ctx, usersessions.Filter{RealmID: r.Name, ClientID: c.ClientID, Offline: kind(offline), LiveAt: s.now()})
 	if err != nil {
 		return 0, fmt.Errorf("count sessions of client %q: %w", c.ClientID, err)
 	}
@@ -192,8 +193,8 @@ func (s *Service) UserSessions(ctx context.Context, realmName, userID string, em
 	if err != nil {
 		return err
 	}
-	return s.walk(ctx, usersessions.Filter{RealmID: r.Name, UserID: userID, Offline: usersessions.OnlineOnly},
-		func(page []*usersessions.UserSession) error { return emit(reps(r, page, "")) })
+	f := usersessions.Filter{RealmID: r.Name, UserID: userID, Offline: usersessions.OnlineOnly, LiveAt: s.now()}
+	return s.walk(ctx, f, func(page []*usersessions.UserSession) error { return emit(reps(r, page, "", f.LiveAt)) })
 }
 
 // UserOfflineSessions hands emit, a page at a time, a user's offline sessions that hold an
@@ -208,8 +209,8 @@ func (s *Service) UserOfflineSessions(ctx context.Context, realmName, userID, cl
 	if err != nil {
 		return err
 	}
-	return s.walk(ctx, usersessions.Filter{RealmID: r.Name, UserID: userID, ClientID: c.ClientID, Offline: usersessions.OfflineOnly},
-		func(page []*usersessions.UserSession) error { return emit(reps(r, page, c.ClientID)) })
+	f := usersessions.Filter{RealmID: r.Name, UserID: userID, ClientID: c.ClientID, Offline: usersessions.OfflineOnly, LiveAt: s.now()}
+	return s.walk(ctx, f, func(page []*usersessions.UserSession) error { return emit(reps(r, page, c.ClientID, f.LiveAt)) })
 }
 
 // listPage reads one page of f, reaching q.First by walking keyset pages of the service's
@@ -240,7 +241,7 @@ func (s *Service) listPage(ctx context.Context, r *realm.Realm, f usersessions.F
 	if len(page) >= q.Max {
 		next = page[len(page)-1].ID
 	}
-	return reps(r, page, lastAccessOf), next, nil
+	return reps(r, page, lastAccessOf, f.LiveAt), next, nil
 }
 
 // walk calls fn with successive pages of f until the set is exhausted. f must select one
@@ -274,7 +275,9 @@ func kind(offline bool) usersessions.OfflineSelector {
 }
 
 // reps represents sessions; with lastAccessOf set, lastAccess is that client session's.
-func reps(r *realm.Realm, page []*usersessions.UserSession, lastAccessOf string) []SessionRep {
+// Client sessions that have ended by liveAt (usersessions.Live) are left out: the store
+// keeps them until cleanup, but they are over.
+func reps(r *realm.Realm, page []*usersessions.UserSession, lastAccessOf string, liveAt time.Time) []SessionRep {
 	out := make([]SessionRep, 0, len(page))
 	for _, us := range page {
 		rep := SessionRep{
@@ -282,8 +285,10 @@ func reps(r *realm.Realm, page []*usersessions.UserSession, lastAccessOf string)
 			Start: us.Started.UnixMilli(), LastAccess: us.LastRefresh.UnixMilli(), RememberMe: us.RememberMe,
 			Clients: make(map[string]string, len(us.Clients)),
 		}
-		for clientID := range us.Clients {
-			rep.Clients[internalID(r, clientID)] = clientID
+		for clientID, cs := range us.Clients {
+			if usersessions.Live(cs.ExpiresAt, liveAt) {
+				rep.Clients[internalID(r, clientID)] = clientID
+			}
 		}
 		if cs := us.Clients[lastAccessOf]; cs != nil {
 			rep.LastAccess = cs.LastRefresh.UnixMilli()

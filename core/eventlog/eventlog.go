@@ -85,7 +85,8 @@ type AuditEvent struct {
 	// Action names what was asked, e.g. "logout-user", "push-revocation".
 	Action string
 	Realm  string
-	// Target is what was acted on: a session, user or client id ("" for the whole realm).
+	// Target is what was acted on: session/<id>, user/<id>, client/<id>, or realm/<name> for
+	// a realm-wide action.
 	Target string
 	// IP is the caller's address, when known.
 	IP string

@@ -84,7 +84,7 @@ func adminRoutes() []adminRoute {
 	session := pathTarget("session", "id")
 	user := pathTarget("user", "id")
 	client := pathTarget("client", "id")
-	realmWide := func(*http.Request) string { return "" }
+	realmWide := func(r *http.Request) string { return "realm/" + r.PathValue("realm") }
 	return []adminRoute{
 		{"GET /client-session-stats", "view-client-session-stats", false, realmWide, (*Server).adminStats},
 		{"GET /clients", "view-clients", false, realmWide, (*Server).adminClients},

@@ -163,12 +163,12 @@ type countingStore struct {
 	failing sync.Map // realm → true
 }
 
-func (c *countingStore) CountByClient(ctx context.Context, realmID string, offline bool) (map[string]int64, error) {
+func (c *countingStore) CountByClient(ctx context.Context, realmID string, offline bool, liveAt time.Time) (map[string]int64, error) {
 	c.calls.Add(1)
 	if _, bad := c.failing.Load(realmID); bad {
 		return nil, fmt.Errorf("count sessions: connection refused: %w", spi.ErrUnavailable)
 	}
-	return c.Provider.CountByClient(ctx, realmID, offline)
+	return c.Provider.CountByClient(ctx, realmID, offline, liveAt)
 }
 
 func newMetrics(t *testing.T, d metrics.Deps) *metrics.Metrics {
@@ -209,6 +209,26 @@ func TestSessionGaugesCountTheStorePerRealmAndClient(t *testing.T) {
 	}
 	f.must(t, "sessiond_sessions_count_failed", labels("realm", "acme"), 0)
 	f.must(t, "sessiond_sessions_count_failures_total", nil, 0)
+}
+
+// Issue 19, point 7: a session that has ended by its own rules is not counted, even while
+// cleanup has not removed it yet.
+func TestSessionGaugesLeaveOutExpiredSessionsBeforeCleanup(t *testing.T) {
+	store := memoryStore(t)
+	clock := testclock.New(time.Now())
+	put(t, store, "acme", false, clock.Now().Add(time.Hour), "app")
+	put(t, store, "acme", false, clock.Now().Add(time.Minute), "app", "spa")
+	put(t, store, "acme", true, clock.Now().Add(time.Minute), "app")
+	m := newMetrics(t, metrics.Deps{Sessions: store, Realms: testRealms(t), CountEvery: time.Second, Now: clock.Now})
+	f := scrape(t, m.Handler())
+	f.must(t, "sessiond_sessions_active", labels("realm", "acme", "client", "app"), 2)
+	f.must(t, "sessiond_sessions_offline", labels("realm", "acme", "client", "app"), 1)
+
+	clock.Advance(2 * time.Minute)
+	f = scrape(t, m.Handler())
+	f.must(t, "sessiond_sessions_active", labels("realm", "acme", "client", "app"), 1)
+	f.must(t, "sessiond_sessions_active", labels("realm", "acme", "client", "spa"), 0)
+	f.must(t, "sessiond_sessions_offline", labels("realm", "acme", "client", "app"), 0)
 }
 
 func TestSessionCountsAreCachedBetweenScrapes(t *testing.T) {
@@ -519,7 +539,7 @@ type nilStore struct {
 	calls atomic.Int64
 }
 
-func (s *nilStore) CountByClient(context.Context, string, bool) (map[string]int64, error) {
+func (s *nilStore) CountByClient(context.Context, string, bool, time.Time) (map[string]int64, error) {
 	s.calls.Add(1)
 	return nil, nil
 }
@@ -549,7 +569,7 @@ type sharedStore struct {
 	counts map[string]int64
 }
 
-func (s *sharedStore) CountByClient(context.Context, string, bool) (map[string]int64, error) {
+func (s *sharedStore) CountByClient(context.Context, string, bool, time.Time) (map[string]int64, error) {
 	return s.counts, nil
 }
 
@@ -567,7 +587,7 @@ func TestCountsNeverWriteIntoTheStoresAnswer(t *testing.T) {
 // slowStore answers no count before its context ends.
 type slowStore struct{ usersessions.Provider }
 
-func (slowStore) CountByClient(ctx context.Context, _ string, _ bool) (map[string]int64, error) {
+func (slowStore) CountByClient(ctx context.Context, _ string, _ bool, _ time.Time) (map[string]int64, error) {
 	<-ctx.Done()
 	return nil, ctx.Err()
 }

@@ -15,7 +15,7 @@ import (
 
 // SessionCounter counts a realm's sessions per client; usersessions.Provider is one.
 type SessionCounter interface {
-	CountByClient(ctx context.Context, realmID string, offline bool) (map[string]int64, error)
+	CountByClient(ctx context.Context, realmID string, offline bool, liveAt time.Time) (map[string]int64, error)
 }
 
 // RealmLister lists the served realms; *realm.Realms is one.
@@ -158,12 +158,15 @@ func (c *sessionCounts) countRealm(ctx context.Context, r *realm.Realm) realmCou
 		rc.err = fmt.Errorf("no time left to count: %w", err)
 		return rc
 	}
-	active, err := c.store.CountByClient(ctx, r.Name, false)
+	// Sessions that have ended by their own rules but that cleanup has not yet removed are
+	// not active.
+	now := c.now()
+	active, err := c.store.CountByClient(ctx, r.Name, false, now)
 	if err != nil {
 		rc.err = err
 		return rc
 	}
-	offline, err := c.store.CountByClient(ctx, r.Name, true)
+	offline, err := c.store.CountByClient(ctx, r.Name, true, now)
 	if err != nil {
 		rc.err = err
 		return rc

@@ -113,6 +113,16 @@ func (o *Outbox) outcome(d *usersessions.Delivery, r revocationpush.Result, n in
 	if why == "" {
 		why = "not delivered"
 	}
+	out := o.outcomeOf(d, r, n, now, why)
+	// Where the provider says the attempt went is what the push answer names (reported);
+	// recorded, the deliveries listing names the same.
+	if r.Target != "" {
+		out.Target = usersessions.StorableText(reported(d, r))
+	}
+	return out
+}
+
+func (o *Outbox) outcomeOf(d *usersessions.Delivery, r revocationpush.Result, n int, now time.Time, why string) usersessions.DeliveryOutcome {
 	switch {
 	case r.OK:
 		o.delivered.Add(1)

@@ -8,6 +8,7 @@ import (
 	"io"
 	"maps"
 	"os"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -21,24 +22,24 @@ type realmFile struct {
 	Realm                               string       `json:"realm"`
 	Enabled                             *bool        `json:"enabled"` // absent: enabled
 	NotBefore                           int64        `json:"notBefore"`
-	SSOSessionIdleTimeout               int64        `json:"ssoSessionIdleTimeout"`
-	SSOSessionMaxLifespan               int64        `json:"ssoSessionMaxLifespan"`
-	SSOSessionIdleTimeoutRememberMe     int64        `json:"ssoSessionIdleTimeoutRememberMe"`
-	SSOSessionMaxLifespanRememberMe     int64        `json:"ssoSessionMaxLifespanRememberMe"`
-	ClientSessionIdleTimeout            int64        `json:"clientSessionIdleTimeout"`
-	ClientSessionMaxLifespan            int64        `json:"clientSessionMaxLifespan"`
-	OfflineSessionIdleTimeout           int64        `json:"offlineSessionIdleTimeout"`
+	SSOSessionIdleTimeout               *int64       `json:"ssoSessionIdleTimeout"`
+	SSOSessionMaxLifespan               *int64       `json:"ssoSessionMaxLifespan"`
+	SSOSessionIdleTimeoutRememberMe     *int64       `json:"ssoSessionIdleTimeoutRememberMe"`
+	SSOSessionMaxLifespanRememberMe     *int64       `json:"ssoSessionMaxLifespanRememberMe"`
+	ClientSessionIdleTimeout            *int64       `json:"clientSessionIdleTimeout"`
+	ClientSessionMaxLifespan            *int64       `json:"clientSessionMaxLifespan"`
+	OfflineSessionIdleTimeout           *int64       `json:"offlineSessionIdleTimeout"`
 	OfflineSessionMaxLifespanEnabled    bool         `json:"offlineSessionMaxLifespanEnabled"`
-	OfflineSessionMaxLifespan           int64        `json:"offlineSessionMaxLifespan"`
-	ClientOfflineSessionIdleTimeout     int64        `json:"clientOfflineSessionIdleTimeout"`
-	ClientOfflineSessionMaxLifespan     int64        `json:"clientOfflineSessionMaxLifespan"`
-	AccessTokenLifespan                 int64        `json:"accessTokenLifespan"`
-	AccessTokenLifespanForImplicitFlow  int64        `json:"accessTokenLifespanForImplicitFlow"`
-	AccessCodeLifespan                  int64        `json:"accessCodeLifespan"`
-	AccessCodeLifespanLogin             int64        `json:"accessCodeLifespanLogin"`
-	AccessCodeLifespanUserAction        int64        `json:"accessCodeLifespanUserAction"`
-	ActionTokenGeneratedByUserLifespan  int64        `json:"actionTokenGeneratedByUserLifespan"`
-	ActionTokenGeneratedByAdminLifespan int64        `json:"actionTokenGeneratedByAdminLifespan"`
+	OfflineSessionMaxLifespan           *int64       `json:"offlineSessionMaxLifespan"`
+	ClientOfflineSessionIdleTimeout     *int64       `json:"clientOfflineSessionIdleTimeout"`
+	ClientOfflineSessionMaxLifespan     *int64       `json:"clientOfflineSessionMaxLifespan"`
+	AccessTokenLifespan                 *int64       `json:"accessTokenLifespan"`
+	AccessTokenLifespanForImplicitFlow  *int64       `json:"accessTokenLifespanForImplicitFlow"`
+	AccessCodeLifespan                  *int64       `json:"accessCodeLifespan"`
+	AccessCodeLifespanLogin             *int64       `json:"accessCodeLifespanLogin"`
+	AccessCodeLifespanUserAction        *int64       `json:"accessCodeLifespanUserAction"`
+	ActionTokenGeneratedByUserLifespan  *int64       `json:"actionTokenGeneratedByUserLifespan"`
+	ActionTokenGeneratedByAdminLifespan *int64       `json:"actionTokenGeneratedByAdminLifespan"`
 	RevokeRefreshToken                  bool         `json:"revokeRefreshToken"`
 	RefreshTokenMaxReuse                int          `json:"refreshTokenMaxReuse"`
 	Clients                             []clientFile `json:"clients"`
@@ -129,6 +130,20 @@ func decodeStrict(data []byte, v any) error {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
+		var syntax *json.SyntaxError
+		var typ *json.UnmarshalTypeError
+		switch {
+		case errors.As(err, &syntax):
+			return fmt.Errorf("%s: %s", position(data, syntax.Offset), strings.TrimPrefix(syntax.Error(), "json: "))
+		case errors.As(err, &typ):
+			field := typ.Field
+			if field == "" {
+				field = "the realm representation"
+			}
+			return fmt.Errorf("%s: %s is a JSON %s, but sessiond reads it as %s", position(data, typ.Offset), field, typ.Value, jsonType(typ.Type))
+		case errors.Is(err, io.ErrUnexpectedEOF):
+			return fmt.Errorf("%s: the file ends before the JSON does", position(data, int64(len(data))))
+		}
 		if msg, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
 			return fmt.Errorf("unknown field %s (sessiond reads only session and token settings; remove it from the file)", msg)
 		}
@@ -154,30 +169,47 @@ func epoch(s int64) time.Time {
 	return time.Unix(s, 0).UTC()
 }
 
+// timeoutField is one realm-level timeout of the file: its name there, its value (nil when
+// absent), where it goes and where its default is.
+type timeoutField struct {
+	name  string
+	value *int64
+	dst   func(*Timeouts) *time.Duration
+}
+
+func (f realmFile) timeouts() []timeoutField {
+	return []timeoutField{
+		{"ssoSessionIdleTimeout", f.SSOSessionIdleTimeout, func(t *Timeouts) *time.Duration { return &t.SSOSessionIdle }},
+		{"ssoSessionMaxLifespan", f.SSOSessionMaxLifespan, func(t *Timeouts) *time.Duration { return &t.SSOSessionMax }},
+		{"ssoSessionIdleTimeoutRememberMe", f.SSOSessionIdleTimeoutRememberMe, func(t *Timeouts) *time.Duration { return &t.SSOSessionIdleRememberMe }},
+		{"ssoSessionMaxLifespanRememberMe", f.SSOSessionMaxLifespanRememberMe, func(t *Timeouts) *time.Duration { return &t.SSOSessionMaxRememberMe }},
+		{"clientSessionIdleTimeout", f.ClientSessionIdleTimeout, func(t *Timeouts) *time.Duration { return &t.ClientSessionIdle }},
+		{"clientSessionMaxLifespan", f.ClientSessionMaxLifespan, func(t *Timeouts) *time.Duration { return &t.ClientSessionMax }},
+		{"offlineSessionIdleTimeout", f.OfflineSessionIdleTimeout, func(t *Timeouts) *time.Duration { return &t.OfflineSessionIdle }},
+		{"offlineSessionMaxLifespan", f.OfflineSessionMaxLifespan, func(t *Timeouts) *time.Duration { return &t.OfflineSessionMax }},
+		{"clientOfflineSessionIdleTimeout", f.ClientOfflineSessionIdleTimeout, func(t *Timeouts) *time.Duration { return &t.ClientOfflineSessionIdle }},
+		{"clientOfflineSessionMaxLifespan", f.ClientOfflineSessionMaxLifespan, func(t *Timeouts) *time.Duration { return &t.ClientOfflineSessionMax }},
+		{"accessTokenLifespan", f.AccessTokenLifespan, func(t *Timeouts) *time.Duration { return &t.AccessTokenLifespan }},
+		{"accessTokenLifespanForImplicitFlow", f.AccessTokenLifespanForImplicitFlow, func(t *Timeouts) *time.Duration { return &t.AccessTokenLifespanImplicit }},
+		{"accessCodeLifespan", f.AccessCodeLifespan, func(t *Timeouts) *time.Duration { return &t.ClientLoginTimeout }},
+		{"accessCodeLifespanLogin", f.AccessCodeLifespanLogin, func(t *Timeouts) *time.Duration { return &t.LoginTimeout }},
+		{"accessCodeLifespanUserAction", f.AccessCodeLifespanUserAction, func(t *Timeouts) *time.Duration { return &t.LoginActionTimeout }},
+		{"actionTokenGeneratedByUserLifespan", f.ActionTokenGeneratedByUserLifespan, func(t *Timeouts) *time.Duration { return &t.UserActionLifespan }},
+		{"actionTokenGeneratedByAdminLifespan", f.ActionTokenGeneratedByAdminLifespan, func(t *Timeouts) *time.Duration { return &t.AdminActionLifespan }},
+	}
+}
+
+// CodeTimeoutDefault is the warning about a realm-level timeout written as 0 or less, which
+// Keycloak (and so sessiond) reads as "not set".
+const CodeTimeoutDefault = "timeout-not-set"
+
 func (f realmFile) realm(source string) (*Realm, error) {
 	r := &Realm{
 		Name:      f.Realm,
 		Enabled:   f.Enabled == nil || *f.Enabled,
 		NotBefore: epoch(f.NotBefore),
 		Timeouts: Timeouts{
-			SSOSessionIdle:              seconds(f.SSOSessionIdleTimeout),
-			SSOSessionMax:               seconds(f.SSOSessionMaxLifespan),
-			SSOSessionIdleRememberMe:    seconds(f.SSOSessionIdleTimeoutRememberMe),
-			SSOSessionMaxRememberMe:     seconds(f.SSOSessionMaxLifespanRememberMe),
-			ClientSessionIdle:           seconds(f.ClientSessionIdleTimeout),
-			ClientSessionMax:            seconds(f.ClientSessionMaxLifespan),
-			OfflineSessionIdle:          seconds(f.OfflineSessionIdleTimeout),
-			OfflineSessionMaxLimited:    f.OfflineSessionMaxLifespanEnabled,
-			OfflineSessionMax:           seconds(f.OfflineSessionMaxLifespan),
-			ClientOfflineSessionIdle:    seconds(f.ClientOfflineSessionIdleTimeout),
-			ClientOfflineSessionMax:     seconds(f.ClientOfflineSessionMaxLifespan),
-			AccessTokenLifespan:         seconds(f.AccessTokenLifespan),
-			AccessTokenLifespanImplicit: seconds(f.AccessTokenLifespanForImplicitFlow),
-			ClientLoginTimeout:          seconds(f.AccessCodeLifespan),
-			LoginTimeout:                seconds(f.AccessCodeLifespanLogin),
-			LoginActionTimeout:          seconds(f.AccessCodeLifespanUserAction),
-			UserActionLifespan:          seconds(f.ActionTokenGeneratedByUserLifespan),
-			AdminActionLifespan:         seconds(f.ActionTokenGeneratedByAdminLifespan),
+			OfflineSessionMaxLimited: f.OfflineSessionMaxLifespanEnabled,
 		},
 		RevokeRefreshToken:   f.RevokeRefreshToken,
 		RefreshTokenMaxReuse: f.RefreshTokenMaxReuse,
@@ -191,6 +223,32 @@ func (f realmFile) realm(source string) (*Realm, error) {
 		return nil, fmt.Errorf("realm %q: %w", f.Realm, err)
 	}
 	r.ActionLifespans = overrides
+	// Keycloak reads a realm timeout ≤ 0 as "not set" and uses its default; sessiond does the
+	// same, so that an export Keycloak accepts is accepted here, but says so: a 0 written
+	// on purpose ("never idle out") would otherwise silently become 30 minutes. A field
+	// whose default is itself "not set" (the remember-me, client and client-offline pairs)
+	// is warned about only when negative.
+	defaults := Timeouts{}.Effective()
+	for _, tf := range f.timeouts() {
+		if tf.value == nil {
+			continue
+		}
+		n := *tf.value
+		*tf.dst(&r.Timeouts) = seconds(n)
+		if n > 0 {
+			continue
+		}
+		def := *tf.dst(&defaults)
+		switch {
+		case def > 0:
+			r.fileWarnings = append(r.fileWarnings, Warning{Realm: f.Realm, Code: CodeTimeoutDefault, Message: fmt.Sprintf(
+				"%s: %s is %d; Keycloak reads a value of 0 or less as not set, so the default %d s (%s) applies",
+				source, tf.name, n, int64(def/time.Second), def)})
+		case n < 0:
+			r.fileWarnings = append(r.fileWarnings, Warning{Realm: f.Realm, Code: CodeTimeoutDefault, Message: fmt.Sprintf(
+				"%s: %s is %d; Keycloak reads a value of 0 or less as not set, so it is not set", source, tf.name, n)})
+		}
+	}
 	for i, cf := range f.Clients {
 		c, err := cf.client()
 		if err != nil {
@@ -249,4 +307,38 @@ func (f clientFile) client() (*Client, error) {
 
 func knownAttributes() []string {
 	return []string{AttrSessionIdle, AttrSessionMax, AttrOfflineSessionIdle, AttrOfflineSessionMax, AttrAccessTokenLifespan, AttrBackchannelLogoutURL}
+}
+
+// position is the line and column (both from 1) of the byte at offset in data, as an
+// editor shows them.
+func position(data []byte, offset int64) string {
+	offset = min(max(offset, 0), int64(len(data)))
+	before := data[:offset]
+	line := bytes.Count(before, []byte("\n")) + 1
+	col := len(before) - (bytes.LastIndexByte(before, '\n') + 1)
+	if col == 0 && offset > 0 {
+		col = 1
+	}
+	return fmt.Sprintf("line %d, column %d", line, col)
+}
+
+// jsonType names, in JSON's terms, what a Go type of the realm file reads.
+func jsonType(t reflect.Type) string {
+	switch t.Kind() {
+	case reflect.Pointer:
+		return jsonType(t.Elem())
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return "a whole number"
+	case reflect.Float32, reflect.Float64:
+		return "a number"
+	case reflect.String:
+		return "a string"
+	case reflect.Bool:
+		return "true or false"
+	case reflect.Slice, reflect.Array:
+		return "an array"
+	default:
+		return "an object"
+	}
 }

@@ -118,6 +118,9 @@ type Realm struct {
 	ActionLifespans map[string]time.Duration
 	// Source names where the realm came from (a file path, "built-in"), for messages.
 	Source string
+	// fileWarnings are what loading the file found worth saying (a timeout of 0 that reads
+	// as its default); Validate reports them with its own.
+	fileWarnings []Warning
 }
 
 // Client returns the client with that clientId.
@@ -134,6 +137,7 @@ func (r *Realm) Client(clientID string) (*Client, bool) {
 func (r *Realm) Clone() *Realm {
 	c := *r
 	c.ActionLifespans = maps.Clone(r.ActionLifespans)
+	c.fileWarnings = nil // said once, when the file was loaded
 	c.Clients = make([]*Client, len(r.Clients))
 	for i, cl := range r.Clients {
 		c.Clients[i] = cl.Clone()

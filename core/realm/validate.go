@@ -101,7 +101,7 @@ func (r *Realm) Validate() ([]Warning, error) {
 		v.client(c, byClientID, byID)
 	}
 	v.realmRules(r)
-	return v.warnings, errors.Join(v.problems...)
+	return append(slices.Clone(r.fileWarnings), v.warnings...), errors.Join(v.problems...)
 }
 
 type validation struct {

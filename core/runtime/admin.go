@@ -22,8 +22,9 @@ func (rt *Runtime) adminService(store usersessions.Provider, keys admin.Keys, no
 		Push:     rt.adminPush(),
 		// observe, which runs first, always sets an audit sink: the event log file, or
 		// the "events" logger.
-		Audit: eventAudit{rt.obs.events},
-		Now:   now,
+		Audit:  eventAudit{rt.obs.events},
+		Events: rt.obs.events,
+		Now:    now,
 	}
 	if rt.policies != nil { // an interface holding a nil pointer would not read as "none"
 		d.Policies = rt.policies

@@ -93,7 +93,7 @@ func startPostgres(t *testing.T, log hclog.Logger, extra ...string) *Runtime {
 }
 
 // grant is what a login or a refresh answered.
-type grant struct{ access, refresh string }
+type grant struct{ access, refresh, sessionID string }
 
 func login(t *testing.T, rt *Runtime, user, ip string, offline bool) grant {
 	t.Helper()
@@ -110,7 +110,8 @@ func login(t *testing.T, rt *Runtime, user, ip string, offline bool) grant {
 	if code != http.StatusCreated || res["refresh_token"] == nil {
 		t.Fatalf("login %s: %d %v", user, code, res)
 	}
-	return grant{access: res["access_token"].(string), refresh: res["refresh_token"].(string)}
+	sid, _ := res["session_id"].(string)
+	return grant{access: res["access_token"].(string), refresh: res["refresh_token"].(string), sessionID: sid}
 }
 
 // tokenCall posts a form to one of the client endpoints as the client app.

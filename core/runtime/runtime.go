@@ -47,6 +47,9 @@ type Runtime struct {
 	host      *host.Host
 	providers Providers
 	realms    *realm.Realms
+	// notices are generated credentials for the operator's terminal, shown once Start
+	// serves (Options.Stdout).
+	notices []string
 	// public serves the API; management, under start, health and metrics (listen.go).
 	public, management *listener
 	serveDone          chan error
@@ -108,12 +111,24 @@ type Options struct {
 	// serving applies the profile's serving rules to the configuration: set by Start,
 	// not by plugins list.
 	serving bool
+	// checkFirst, when set, runs on the configuration before any provider process starts:
+	// Start reads the realm files there, so that a mistake in one is reported at once and
+	// not after the plugins have started.
+	checkFirst func(*conf.Settings) error
 }
 
 // Start loads the configuration, starts every provider and begins serving HTTP. On error
 // everything already started is stopped again.
 func Start(ctx context.Context, log hclog.Logger, opts Options) (rt *Runtime, err error) {
 	opts.serving = true
+	var (
+		realms      *realm.Realms
+		realmNotice string
+	)
+	opts.checkFirst = func(settings *conf.Settings) (err error) {
+		realms, realmNotice, err = loadRealms(log, settings, opts.Profile)
+		return err
+	}
 	settings, h, plugins, err := StartProviders(ctx, log, opts)
 	if err != nil {
 		return nil, err
@@ -133,8 +148,9 @@ func Start(ctx context.Context, log hclog.Logger, opts Options) (rt *Runtime, er
 		log.Info("start-dev relaxes start's rules: plain HTTP allowed (here on " + settings.HTTPHost + "), no hostname needed (tokens carry the bound address), development credentials allowed, health and metrics on the one port")
 	}
 
-	if rt.realms, err = loadRealms(log, settings, opts.Profile, opts.Stdout); err != nil {
-		return nil, err
+	rt.realms = realms
+	if realmNotice != "" {
+		rt.notices = append(rt.notices, realmNotice)
 	}
 	if err = rt.openListeners(); err != nil {
 		return nil, err
@@ -159,6 +175,14 @@ func Start(ctx context.Context, log hclog.Logger, opts Options) (rt *Runtime, er
 			"proxy-trusted-addresses", len(settings.Listen.ProxyTrusted))
 	}
 	log.Info("sessiond started", "address", rt.public.url(), "node-id", settings.NodeID)
+	// Generated secrets are shown only now that sessiond serves: a start that failed (a
+	// port in use) must not have printed secrets nobody can use.
+	if opts.Stdout != nil {
+		for _, n := range rt.notices {
+			fmt.Fprintln(opts.Stdout, n)
+		}
+	}
+	rt.notices = nil
 	return rt, nil
 }
 
@@ -283,23 +307,45 @@ func (rt *Runtime) Stop(ctx context.Context) error {
 // StartProviders resolves the configuration and starts the selected provider of every SPI.
 // It is the part of Start that `plugins list` and `show-config` need too.
 func StartProviders(ctx context.Context, log hclog.Logger, opts Options) (*conf.Settings, *host.Host, map[string]*host.Plugin, error) {
+	settings, h, plugins, _, err := startProviders(ctx, log, opts, false)
+	return settings, h, plugins, err
+}
+
+// InspectProviders starts the selected provider of every SPI, as StartProviders does, for
+// `plugins list`: a provider that starts but cannot be configured (its database is not
+// there, as on a fresh machine) is reported in configErrs, by SPI, rather than failing the
+// listing. Stop the host when done.
+func InspectProviders(ctx context.Context, log hclog.Logger, opts Options) (h *host.Host, configErrs map[string]error, err error) {
+	_, h, _, configErrs, err = startProviders(ctx, log, opts, true)
+	return h, configErrs, err
+}
+
+func startProviders(ctx context.Context, log hclog.Logger, opts Options, inspect bool) (*conf.Settings, *host.Host, map[string]*host.Plugin, map[string]error, error) {
+	fail := func(err error) (*conf.Settings, *host.Host, map[string]*host.Plugin, map[string]error, error) {
+		return nil, nil, nil, nil, err
+	}
 	loaded, err := conf.Load(opts.Profile, opts.Args, opts.Environ)
 	if err != nil {
-		return nil, nil, nil, err
+		return fail(err)
 	}
 	if opts.serving {
 		loaded = loaded.ForServing()
 	}
 	regs, err := loaded.Registrations()
 	if err != nil {
-		return nil, nil, nil, err
+		return fail(err)
 	}
 	// A first resolution with the built-ins alone settles the server options the host
 	// needs; third-party plugins' own keys wait, unchecked, for their descriptors.
 	descs := builtinDescriptors()
 	settings, err := loaded.Resolve(descs)
 	if err != nil {
-		return nil, nil, nil, err
+		return fail(err)
+	}
+	if opts.checkFirst != nil {
+		if err := opts.checkFirst(settings); err != nil {
+			return fail(err)
+		}
 	}
 	h := host.New(log.Named("plugins"), host.Options{
 		SocketDir:      settings.PluginSocketDir,
@@ -317,21 +363,26 @@ func StartProviders(ctx context.Context, log hclog.Logger, opts Options) (*conf.
 	thirdParty := map[string]*host.Plugin{}
 	for _, r := range regs.ThirdParty {
 		if _, isBuiltin := builtin.Lookup(r.SPI, r.ID); isBuiltin {
-			return nil, nil, nil, fmt.Errorf("spi-%s-%s-command: %q is a built-in provider of %s; a plugin needs its own id", r.SPI, r.ID, r.ID, r.SPI)
+			return fail(fmt.Errorf("spi-%s-%s-command: %q is a built-in provider of %s; a plugin needs its own id", r.SPI, r.ID, r.ID, r.SPI))
 		}
 		if regs.Selected[r.SPI] != r.ID {
 			continue // registered but not selected: nothing to start
 		}
 		p, err := h.Start(ctx, host.Spec{SPI: r.SPI, ID: r.ID, Command: r.Command, SHA256: r.SHA256, Dir: settings.PluginDir})
 		if err != nil {
-			return nil, nil, nil, err
+			return fail(explainCommand(settings, r, err))
 		}
 		thirdParty[r.SPI] = p
 		descs = append(descs, p.Descriptor())
 	}
 	if len(thirdParty) > 0 {
 		if settings, err = loaded.Resolve(descs); err != nil {
-			return nil, nil, nil, err
+			return fail(err)
+		}
+	}
+	if opts.serving {
+		for _, w := range settings.Warnings {
+			log.Warn("configuration: "+w.Msg, "key", w.Key, "source", w.Source.String())
 		}
 	}
 
@@ -351,7 +402,7 @@ func StartProviders(ctx context.Context, log hclog.Logger, opts Options) (*conf.
 		if p == nil {
 			f, found := builtin.Lookup(spiName, ss.Provider)
 			if !found {
-				return nil, nil, nil, fmt.Errorf("spi-%s-provider: no provider %q", spiName, ss.Provider)
+				return fail(fmt.Errorf("spi-%s-provider: no provider %q", spiName, ss.Provider))
 			}
 			spec := host.Spec{SPI: spiName, ID: ss.Provider}
 			if ps.InProcess {
@@ -363,7 +414,7 @@ func StartProviders(ctx context.Context, log hclog.Logger, opts Options) (*conf.
 				spec.Args = []string{"plugin", "serve", spiName, ss.Provider}
 			}
 			if p, err = h.Start(ctx, spec); err != nil {
-				return nil, nil, nil, err
+				return fail(err)
 			}
 		}
 		cfg := spi.Config{spi.HostNodeID: settings.NodeID}
@@ -374,19 +425,24 @@ func StartProviders(ctx context.Context, log hclog.Logger, opts Options) (*conf.
 		go func() {
 			defer configures.Done()
 			if err := p.Configure(ctx, cfg); err != nil {
-				configErrs[i] = fmt.Errorf("configure %s provider %q: %w", spiName, ss.Provider, err)
+				configErrs[i] = fmt.Errorf("configure %s provider %q: %w%s", spiName, ss.Provider, err, optionSources(settings, spiName, ss.Provider, err))
 			}
 		}()
 		plugins[spiName] = p
 	}
 	configures.Wait()
-	for _, err := range configErrs {
-		if err != nil {
-			return nil, nil, nil, err
+	failed := map[string]error{}
+	for i, err := range configErrs {
+		if err == nil {
+			continue
 		}
+		if !inspect {
+			return fail(err)
+		}
+		failed[spi.Names()[i]] = err
 	}
 	ok = true
-	return settings, h, plugins, nil
+	return settings, h, plugins, failed, nil
 }
 
 func builtinDescriptors() []spi.Descriptor {

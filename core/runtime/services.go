@@ -246,9 +246,7 @@ func (rt *Runtime) credentials(opts Options) (frontend, admin string, err error)
 		if *c.val, err = newSecret(); err != nil {
 			return "", "", err
 		}
-		if opts.Stdout != nil {
-			fmt.Fprintf(opts.Stdout, "start-dev: generated --%s=%s (shown once)\n", c.name, *c.val)
-		}
+		rt.notices = append(rt.notices, fmt.Sprintf("start-dev: generated --%s=%s (shown once)", c.name, *c.val))
 	}
 	return frontend, admin, nil
 }

@@ -408,8 +408,8 @@ func (s *Store) Count(ctx context.Context, f usersessions.Filter) (int64, error)
 
 // CountByClient implements usersessions.Provider: offline counts come from the store,
 // online ones from memory.
-func (s *Store) CountByClient(ctx context.Context, realmID string, offline bool) (map[string]int64, error) {
-	return s.side(offline).CountByClient(ctx, realmID, offline)
+func (s *Store) CountByClient(ctx context.Context, realmID string, offline bool, liveAt time.Time) (map[string]int64, error) {
+	return s.side(offline).CountByClient(ctx, realmID, offline, liveAt)
 }
 
 // Watch implements usersessions.Provider. It watches both sides and reports their

@@ -251,9 +251,9 @@ func (s *spy) Count(ctx context.Context, f usersessions.Filter) (int64, error) {
 	return s.Provider.Count(ctx, f)
 }
 
-func (s *spy) CountByClient(ctx context.Context, realmID string, offline bool) (map[string]int64, error) {
+func (s *spy) CountByClient(ctx context.Context, realmID string, offline bool, liveAt time.Time) (map[string]int64, error) {
 	s.saw("CountByClient", !offline)
-	return s.Provider.CountByClient(ctx, realmID, offline)
+	return s.Provider.CountByClient(ctx, realmID, offline, liveAt)
 }
 
 func (s *spy) Stream(ctx context.Context, req usersessions.StreamRequest, fn func([]*usersessions.UserSession) error) error {
@@ -337,7 +337,7 @@ var sessionOps = []struct {
 		}
 	}},
 	{"CountByClient", false, func(t *testing.T, v usersessions.Provider, s *usersessions.UserSession) {
-		got, err := v.CountByClient(t.Context(), "r1", s.Offline)
+		got, err := v.CountByClient(t.Context(), "r1", s.Offline, time.Time{})
 		if err != nil || got["app"] != 1 {
 			t.Fatalf("CountByClient = %v, %v", got, err)
 		}

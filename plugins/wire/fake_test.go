@@ -148,7 +148,7 @@ func (f *fakeUserSessions) Count(ctx context.Context, filter us.Filter) (int64, 
 	return f.reply.Count, f.reply.Err
 }
 
-func (f *fakeUserSessions) CountByClient(_ context.Context, realmID string, offline bool) (map[string]int64, error) {
+func (f *fakeUserSessions) CountByClient(_ context.Context, realmID string, offline bool, _ time.Time) (map[string]int64, error) {
 	f.record("CountByClient", realmID, offline)
 	return f.reply.Counts, f.reply.Err
 }

@@ -101,7 +101,7 @@ func (s *userSessionsServer) Count(ctx context.Context, req *pb.CountRequest) (*
 }
 
 func (s *userSessionsServer) CountByClient(ctx context.Context, req *pb.CountByClientRequest) (*pb.CountByClientResponse, error) {
-	counts, err := s.impl.CountByClient(ctx, req.GetRealmId(), req.GetOffline())
+	counts, err := s.impl.CountByClient(ctx, req.GetRealmId(), req.GetOffline(), fromMicros(req.GetLiveAt()))
 	if err != nil {
 		return nil, toStatus(err)
 	}
@@ -320,11 +320,11 @@ func (c *UserSessionsClient) Count(ctx context.Context, f us.Filter) (int64, err
 	return resp.GetCount(), nil
 }
 
-func (c *UserSessionsClient) CountByClient(ctx context.Context, realmID string, offline bool) (map[string]int64, error) {
+func (c *UserSessionsClient) CountByClient(ctx context.Context, realmID string, offline bool, liveAt time.Time) (map[string]int64, error) {
 	if err := us.CheckText("realm id", realmID); err != nil {
 		return nil, fmt.Errorf("CountByClient: %w", err)
 	}
-	resp, err := c.rpc.CountByClient(ctx, &pb.CountByClientRequest{RealmId: realmID, Offline: offline})
+	resp, err := c.rpc.CountByClient(ctx, &pb.CountByClientRequest{RealmId: realmID, Offline: offline, LiveAt: micros(liveAt)})
 	if err != nil {
 		return nil, c.fail(ctx, "CountByClient", err)
 	}

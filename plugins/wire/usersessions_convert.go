@@ -178,6 +178,7 @@ func filterToPB(f us.Filter) *pb.Filter {
 		ClientId:    f.ClientID,
 		Offline:     pb.OfflineSelector(f.Offline),
 		ActiveSince: micros(f.ActiveSince),
+		LiveAt:      micros(f.LiveAt),
 	}
 }
 
@@ -188,6 +189,7 @@ func filterFromPB(p *pb.Filter) us.Filter {
 		ClientID:    p.GetClientId(),
 		Offline:     us.OfflineSelector(p.GetOffline()),
 		ActiveSince: fromMicros(p.GetActiveSince()),
+		LiveAt:      fromMicros(p.GetLiveAt()),
 	}
 }
 
@@ -299,7 +301,7 @@ func deliveryFromPB(p *pb.Delivery) *us.Delivery {
 }
 
 func outcomeToPB(o us.DeliveryOutcome) *pb.DeliveryOutcome {
-	return &pb.DeliveryOutcome{Id: o.ID, State: string(o.State), NextAttempt: micros(o.NextAttempt), Error: o.Error}
+	return &pb.DeliveryOutcome{Id: o.ID, State: string(o.State), NextAttempt: micros(o.NextAttempt), Error: o.Error, Target: o.Target}
 }
 
 func outcomeFromPB(p *pb.DeliveryOutcome) us.DeliveryOutcome {
@@ -308,6 +310,7 @@ func outcomeFromPB(p *pb.DeliveryOutcome) us.DeliveryOutcome {
 		State:       us.DeliveryState(p.GetState()),
 		NextAttempt: fromMicros(p.GetNextAttempt()),
 		Error:       p.GetError(),
+		Target:      p.GetTarget(),
 	}
 }
 

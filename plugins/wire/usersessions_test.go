@@ -211,7 +211,7 @@ func userSessionsCases() []usCase {
 			name:  "CountByClient",
 			reply: usReply{Counts: map[string]int64{"app": 3, "admin": 1}},
 			call: func(ctx context.Context, c us.Provider) (any, error) {
-				return c.CountByClient(ctx, "realm-1", true)
+				return c.CountByClient(ctx, "realm-1", true, time.Time{})
 			},
 			args: []any{"realm-1", true},
 			want: map[string]int64{"app": 3, "admin": 1},
@@ -475,7 +475,7 @@ func TestCountByClientOfNoSessionsIsAnEmptyMap(t *testing.T) {
 	fake := newFakeUserSessions()
 	fake.reply = usReply{Counts: map[string]int64{}}
 	c := serve(t, fake).client.(us.Provider)
-	m, err := c.CountByClient(t.Context(), "realm-1", false)
+	m, err := c.CountByClient(t.Context(), "realm-1", false, time.Time{})
 	if err != nil || m == nil || len(m) != 0 {
 		t.Fatalf("CountByClient = %v (nil: %v), %v; want an empty map", m, m == nil, err)
 	}

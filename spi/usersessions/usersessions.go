@@ -119,7 +119,16 @@ type Filter struct {
 	Offline  OfflineSelector //
 	// ActiveSince, when set, keeps sessions whose LastRefresh is at or after it.
 	ActiveSince time.Time
+	// LiveAt, when set, keeps only what has not ended by then: sessions whose ExpiresAt is
+	// after it and, with ClientID, whose client session of that client has an ExpiresAt
+	// after it too. Listings and counts pass the current time, so that a session that has
+	// ended by its own rules never shows, even before cleanup has removed it.
+	LiveAt time.Time
 }
+
+// Live reports whether something that ends at expiresAt has not ended by at; a zero at
+// means no time was given and everything is live.
+func Live(expiresAt, at time.Time) bool { return at.IsZero() || expiresAt.After(at) }
 
 // OfflineSelector picks online, offline or both kinds of session.
 type OfflineSelector int
@@ -241,6 +250,10 @@ type DeliveryOutcome struct {
 	State       DeliveryState // Pending (retry at NextAttempt), Delivered or Failed
 	NextAttempt time.Time
 	Error       string
+	// Target, when not empty, is where the attempt went as the revocation-push provider
+	// reported it (a webhook URL rather than the client's admin URL); it replaces the
+	// delivery's Target, so that a listing names what the push answer named.
+	Target string
 }
 
 // DeliveryFilter selects deliveries for listing.
@@ -311,8 +324,10 @@ type Provider interface {
 	// Count returns how many sessions the filter selects.
 	Count(ctx context.Context, f Filter) (int64, error)
 
-	// CountByClient returns, for a realm, the number of sessions per client id.
-	CountByClient(ctx context.Context, realmID string, offline bool) (map[string]int64, error)
+	// CountByClient returns, for a realm, the number of sessions per client id. When liveAt
+	// is not zero, it counts only client sessions live at it (usersessions.Live) of user
+	// sessions live at it, as Filter.LiveAt does.
+	CountByClient(ctx context.Context, realmID string, offline bool, liveAt time.Time) (map[string]int64, error)
 
 	// Stream calls fn with successive pages of the sessions the request selects, each
 	// session once, in an order of the provider's choosing (a bulk read goes fastest in

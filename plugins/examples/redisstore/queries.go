@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"hash/fnv"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 
@@ -23,7 +24,8 @@ func selects(f usersessions.Filter, s *usersessions.UserSession) bool {
 	_, hasClient := s.Clients[f.ClientID]
 	return s.RealmID == f.RealmID && f.Offline.Matches(s.Offline) &&
 		(f.UserID == "" || s.UserID == f.UserID) &&
-		(f.ClientID == "" || hasClient) &&
+		(f.ClientID == "" || hasClient && usersessions.Live(s.Clients[f.ClientID].ExpiresAt, f.LiveAt)) &&
+		usersessions.Live(s.ExpiresAt, f.LiveAt) &&
 		(f.ActiveSince.IsZero() || !s.LastRefresh.Before(f.ActiveSince))
 }
 
@@ -169,7 +171,7 @@ func (p *Provider) Count(ctx context.Context, f usersessions.Filter) (int64, err
 	if err != nil {
 		return 0, err
 	}
-	if f.ActiveSince.IsZero() && (f.UserID == "" || f.ClientID == "") {
+	if f.ActiveSince.IsZero() && f.LiveAt.IsZero() && (f.UserID == "" || f.ClientID == "") {
 		var n int64
 		for _, offline := range []bool{false, true} {
 			if !f.Offline.Matches(offline) {
@@ -199,7 +201,10 @@ func (p *Provider) Count(ctx context.Context, f usersessions.Filter) (int64, err
 }
 
 // CountByClient implements usersessions.Provider.
-func (p *Provider) CountByClient(ctx context.Context, realmID string, offline bool) (map[string]int64, error) {
+func (p *Provider) CountByClient(ctx context.Context, realmID string, offline bool, liveAt time.Time) (map[string]int64, error) {
+	if !liveAt.IsZero() {
+		return p.countLiveByClient(ctx, realmID, offline, liveAt)
+	}
 	if err := usersessions.CheckText("realm id", realmID); err != nil {
 		return nil, err
 	}
@@ -271,4 +276,28 @@ func (p *Provider) Stream(ctx context.Context, req usersessions.StreamRequest, f
 		return fnErr
 	}
 	return nil
+}
+
+// countLiveByClient is CountByClient of the sessions live at liveAt: the client indexes do
+// not know expiries, so it scans the realm's sessions of that kind.
+func (p *Provider) countLiveByClient(ctx context.Context, realmID string, offline bool, liveAt time.Time) (map[string]int64, error) {
+	rdb, k, err := p.state()
+	if err != nil {
+		return nil, err
+	}
+	sel := usersessions.OnlineOnly
+	if offline {
+		sel = usersessions.OfflineOnly
+	}
+	out := map[string]int64{}
+	f := usersessions.Filter{RealmID: realmID, Offline: sel, LiveAt: liveAt}
+	err = p.scan(ctx, rdb, k, f, "", usersessions.Partition{}, func(s *usersessions.UserSession) (bool, error) {
+		for id, c := range s.Clients {
+			if usersessions.Live(c.ExpiresAt, liveAt) {
+				out[id]++
+			}
+		}
+		return true, nil
+	})
+	return out, fail(ctx, "count by client", err)
 }

@@ -350,6 +350,9 @@ func (p *Provider) Finish(ctx context.Context, outcomes []usersessions.DeliveryO
 				return nil // recorded already, by a node that took over after this one's lease
 			}
 			sd.State, sd.LastError, sd.Updated = string(o.State), o.Error, now
+			if o.Target != "" {
+				sd.Target = o.Target
+			}
 			if o.State == usersessions.Pending {
 				sd.NextAttempt = micros(o.NextAttempt)
 			}

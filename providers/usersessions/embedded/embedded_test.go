@@ -308,3 +308,28 @@ func TestEmbeddedStoreFileIs0600(t *testing.T) {
 		})
 	}
 }
+
+// Issue 19, point 11: a first start logs one line per migration at INFO, not every
+// statement; the statements are at DEBUG.
+func TestPoint11_firstStartLogsOneLinePerMigration(t *testing.T) {
+	for _, tc := range []struct {
+		level          hclog.Level
+		wantStatements bool
+	}{{hclog.Info, false}, {hclog.Debug, true}} {
+		t.Run(tc.level.String(), func(t *testing.T) {
+			var logs testlog.Buffer
+			p := embedded.New(hclog.New(&hclog.LoggerOptions{Output: &logs, Level: tc.level}))
+			if err := p.Configure(context.Background(), spi.Config{embedded.OptPath: filepath.Join(t.TempDir(), "s.db")}); err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = p.Close(context.Background()) })
+			migrations, _ := filepath.Glob("migrations/*.sql")
+			if n := logs.Count("schema migration applied"); n != len(migrations) || n == 0 {
+				t.Errorf("%d lines say a migration was applied, want one per migration (%d):\n%s", n, len(migrations), logs.String())
+			}
+			if got := strings.Contains(logs.String(), "CREATE TABLE"); got != tc.wantStatements {
+				t.Errorf("at %s the log quotes statements: %v, want %v:\n%s", tc.level, got, tc.wantStatements, logs.String())
+			}
+		})
+	}
+}

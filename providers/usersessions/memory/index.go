@@ -165,8 +165,12 @@ func matches(st *stored, f usersessions.Filter) bool {
 	if f.UserID != "" && st.s.UserID != f.UserID {
 		return false
 	}
+	if !usersessions.Live(st.s.ExpiresAt, f.LiveAt) {
+		return false
+	}
 	if f.ClientID != "" {
-		if _, ok := st.clients[f.ClientID]; !ok {
+		c, ok := st.clients[f.ClientID]
+		if !ok || !usersessions.Live(c.ExpiresAt, f.LiveAt) {
 			return false
 		}
 	}

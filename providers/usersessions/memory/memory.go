@@ -536,7 +536,7 @@ func (p *Provider) Count(ctx context.Context, f usersessions.Filter) (int64, err
 
 // CountByClient implements usersessions.Provider. Clients without sessions of that kind
 // are absent from the map.
-func (p *Provider) CountByClient(ctx context.Context, realmID string, offline bool) (map[string]int64, error) {
+func (p *Provider) CountByClient(ctx context.Context, realmID string, offline bool, liveAt time.Time) (map[string]int64, error) {
 	if realmID == "" {
 		return nil, fmt.Errorf("count by client: realm id is required: %w", spi.ErrInvalid)
 	}
@@ -555,9 +555,16 @@ func (p *Provider) CountByClient(ctx context.Context, realmID string, offline bo
 	for cid, keys := range ri.byClient {
 		var n int64
 		for k := range keys {
-			if k.Offline == offline {
-				n++
+			if k.Offline != offline {
+				continue
 			}
+			if !liveAt.IsZero() {
+				st := p.sessions[k]
+				if c := st.clients[cid]; !usersessions.Live(st.s.ExpiresAt, liveAt) || c == nil || !usersessions.Live(c.ExpiresAt, liveAt) {
+					continue
+				}
+			}
+			n++
 		}
 		if n > 0 {
 			out[cid] = n

@@ -194,6 +194,9 @@ func (p *Provider) Finish(ctx context.Context, outcomes []usersessions.DeliveryO
 			continue
 		}
 		d.State, d.LastError, d.Updated = o.State, o.Error, now
+		if o.Target != "" {
+			d.Target = o.Target
+		}
 		if o.State == usersessions.Pending {
 			d.NextAttempt = utcMicro(o.NextAttempt)
 		}

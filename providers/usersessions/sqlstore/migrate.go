@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"fmt"
 	"io/fs"
+	"path/filepath"
 	"strings"
 
 	"github.com/hashicorp/go-hclog"
@@ -33,7 +34,13 @@ func Migrate(ctx context.Context, db *sql.DB, dialect goose.Dialect, fsys fs.FS,
 	if !apply {
 		return checkMigrated(ctx, db, p)
 	}
-	if _, err := p.Up(ctx); err != nil {
+	applied, err := p.Up(ctx)
+	// One line per migration at INFO; goose's own lines, each statement in full, go to
+	// DEBUG (gooseLogger): a first start must not fill the log with DDL.
+	for _, r := range applied {
+		log.Info("schema migration applied", "version", r.Source.Version, "file", filepath.Base(r.Source.Path), "duration", r.Duration.String())
+	}
+	if err != nil {
 		return fmt.Errorf("applying migrations: %w", err)
 	}
 	return nil
@@ -52,11 +59,12 @@ func checkMigrated(ctx context.Context, db *sql.DB, p *goose.Provider) error {
 	return nil
 }
 
-// gooseLogger sends goose's progress lines to the provider's log.
+// gooseLogger sends goose's progress lines, which quote every statement, to the provider's
+// log at DEBUG; Migrate logs the summary at INFO.
 type gooseLogger struct{ log hclog.Logger }
 
 func (l gooseLogger) Printf(format string, v ...any) {
-	l.log.Info(strings.TrimSpace(fmt.Sprintf(format, v...)))
+	l.log.Debug(strings.TrimSpace(fmt.Sprintf(format, v...)))
 }
 
 // Fatalf logs; goose's Provider returns its errors rather than calling it, and a provider

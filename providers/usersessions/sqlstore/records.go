@@ -261,15 +261,18 @@ func (s *Store) Finish(ctx context.Context, outcomes []usersessions.DeliveryOutc
 		if err := usersessions.CheckText("delivery error", o.Error); err != nil {
 			return fmt.Errorf("finish delivery: %w", err)
 		}
+		if err := usersessions.CheckText("delivery target", o.Target); err != nil {
+			return fmt.Errorf("finish delivery: %w", err)
+		}
 		last[o.ID] = o
 	}
 	if len(last) == 0 {
 		return s.usable(ctx)
 	}
-	b := batch{{"id", text}, {"state", text}, {"next_attempt", timestamp}, {"last_error", text}}
+	b := batch{{"id", text}, {"state", text}, {"next_attempt", timestamp}, {"last_error", text}, {"target", text}}
 	var rows [][]any
 	for _, o := range last {
-		rows = append(rows, []any{o.ID, string(o.State), o.NextAttempt, o.Error})
+		rows = append(rows, []any{o.ID, string(o.State), o.NextAttempt, o.Error, o.Target})
 	}
 	now := micro(s.now())
 	return s.write(ctx, "finish deliveries", func(w *writer) error {
@@ -278,6 +281,7 @@ func (s *Store) Finish(ctx context.Context, outcomes []usersessions.DeliveryOutc
 			return err
 		}
 		_, err = w.exec(ctx, fmt.Sprintf(`UPDATE delivery AS d SET state = k_state, last_error = k_last_error, updated = ?,
+			target = CASE WHEN k_target <> '' THEN k_target ELSE d.target END,
 			next_attempt = CASE WHEN k_state = '%s' THEN k_next_attempt ELSE d.next_attempt END
 			FROM %s WHERE d.id = k_id AND d.state = '%s'`, usersessions.Pending, s.d.relation(b), usersessions.Pending), append([]any{s.d.bindTime(now)}, args...)...)
 		return err

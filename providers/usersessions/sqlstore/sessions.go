@@ -580,8 +580,9 @@ func (s *Store) Count(ctx context.Context, f usersessions.Filter) (int64, error)
 }
 
 // CountByClient implements usersessions.Provider from the (realm, client, offline) index
-// of client_session.
-func (s *Store) CountByClient(ctx context.Context, realmID string, offline bool) (map[string]int64, error) {
+// of client_session; with liveAt, each counted row is joined to its user session by primary
+// key for the session's own expiry.
+func (s *Store) CountByClient(ctx context.Context, realmID string, offline bool, liveAt time.Time) (map[string]int64, error) {
 	if realmID == "" {
 		return nil, fmt.Errorf("count by client: realm id is required: %w", spi.ErrInvalid)
 	}
@@ -592,8 +593,17 @@ func (s *Store) CountByClient(ctx context.Context, realmID string, offline bool)
 		ClientID string `db:"client_id"`
 		N        int64  `db:"n"`
 	}
-	err := s.query(ctx, "count sessions by client", &rows,
-		"SELECT client_id, count(*) AS n FROM client_session WHERE realm_id = ? AND offline = ? GROUP BY client_id", realmID, offline)
+	var err error
+	if liveAt.IsZero() {
+		err = s.query(ctx, "count sessions by client", &rows,
+			"SELECT client_id, count(*) AS n FROM client_session WHERE realm_id = ? AND offline = ? GROUP BY client_id", realmID, offline)
+	} else {
+		at := s.d.bindTime(liveAt)
+		err = s.query(ctx, "count sessions by client", &rows,
+			`SELECT c.client_id, count(*) AS n FROM client_session c JOIN user_session s
+			ON s.realm_id = c.realm_id AND s.id = c.user_session_id AND s.offline = c.offline
+			WHERE c.realm_id = ? AND c.offline = ? AND c.expires_at > ? AND s.expires_at > ? GROUP BY c.client_id`, realmID, offline, at, at)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -649,8 +659,16 @@ func (s *Store) filter(f usersessions.Filter, p usersessions.Partition) (string,
 		and("s.user_id = ?", f.UserID)
 	}
 	if f.ClientID != "" {
-		and(`EXISTS (SELECT 1 FROM client_session c WHERE c.realm_id = s.realm_id AND c.user_session_id = s.id
+		if f.LiveAt.IsZero() {
+			and(`EXISTS (SELECT 1 FROM client_session c WHERE c.realm_id = s.realm_id AND c.user_session_id = s.id
 			AND c.offline = s.offline AND c.client_id = ?)`, f.ClientID)
+		} else {
+			and(`EXISTS (SELECT 1 FROM client_session c WHERE c.realm_id = s.realm_id AND c.user_session_id = s.id
+			AND c.offline = s.offline AND c.client_id = ? AND c.expires_at > ?)`, f.ClientID, s.d.bindTime(f.LiveAt))
+		}
+	}
+	if !f.LiveAt.IsZero() {
+		and("s.expires_at > ?", s.d.bindTime(f.LiveAt))
 	}
 	if !f.ActiveSince.IsZero() {
 		and("s.last_refresh >= ?", s.d.bindTime(f.ActiveSince))

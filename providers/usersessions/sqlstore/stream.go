@@ -248,7 +248,7 @@ func (st *scanStream) readClients(ctx context.Context, part hashPart, limit int)
 		where += " AND " + cond
 		args = append(args, condArgs...)
 	}
-	if f.UserID != "" || f.ClientID != "" || !f.ActiveSince.IsZero() {
+	if f.UserID != "" || f.ClientID != "" || !f.ActiveSince.IsZero() || !f.LiveAt.IsZero() {
 		// The rest of the filter is a condition on the user session.
 		sWhere, sArgs := st.s.filter(f, usersessions.Partition{})
 		where += " AND EXISTS (SELECT 1 FROM user_session s WHERE s.realm_id = c.realm_id AND s.id = c.user_session_id AND s.offline = c.offline AND " + sWhere + ")"

@@ -768,6 +768,7 @@ type Filter struct {
 	ClientId      string                 `protobuf:"bytes,3,opt,name=client_id,json=clientId,proto3" json:"client_id,omitempty"`
 	Offline       OfflineSelector        `protobuf:"varint,4,opt,name=offline,proto3,enum=sessiond.usersessions.v1.OfflineSelector" json:"offline,omitempty"`
 	ActiveSince   int64                  `protobuf:"varint,5,opt,name=active_since,json=activeSince,proto3" json:"active_since,omitempty"`
+	LiveAt        int64                  `protobuf:"varint,6,opt,name=live_at,json=liveAt,proto3" json:"live_at,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -833,6 +834,13 @@ func (x *Filter) GetOffline() OfflineSelector {
 func (x *Filter) GetActiveSince() int64 {
 	if x != nil {
 		return x.ActiveSince
+	}
+	return 0
+}
+
+func (x *Filter) GetLiveAt() int64 {
+	if x != nil {
+		return x.LiveAt
 	}
 	return 0
 }
@@ -1336,6 +1344,7 @@ type DeliveryOutcome struct {
 	State         string                 `protobuf:"bytes,2,opt,name=state,proto3" json:"state,omitempty"`
 	NextAttempt   int64                  `protobuf:"varint,3,opt,name=next_attempt,json=nextAttempt,proto3" json:"next_attempt,omitempty"`
 	Error         string                 `protobuf:"bytes,4,opt,name=error,proto3" json:"error,omitempty"`
+	Target        string                 `protobuf:"bytes,5,opt,name=target,proto3" json:"target,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1394,6 +1403,13 @@ func (x *DeliveryOutcome) GetNextAttempt() int64 {
 func (x *DeliveryOutcome) GetError() string {
 	if x != nil {
 		return x.Error
+	}
+	return ""
+}
+
+func (x *DeliveryOutcome) GetTarget() string {
+	if x != nil {
+		return x.Target
 	}
 	return ""
 }
@@ -2190,6 +2206,7 @@ type CountByClientRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	RealmId       string                 `protobuf:"bytes,1,opt,name=realm_id,json=realmId,proto3" json:"realm_id,omitempty"`
 	Offline       bool                   `protobuf:"varint,2,opt,name=offline,proto3" json:"offline,omitempty"`
+	LiveAt        int64                  `protobuf:"varint,3,opt,name=live_at,json=liveAt,proto3" json:"live_at,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2236,6 +2253,13 @@ func (x *CountByClientRequest) GetOffline() bool {
 		return x.Offline
 	}
 	return false
+}
+
+func (x *CountByClientRequest) GetLiveAt() int64 {
+	if x != nil {
+		return x.LiveAt
+	}
+	return 0
 }
 
 type CountByClientResponse struct {
@@ -2843,13 +2867,14 @@ const file_spi_usersessions_usersessionspb_usersessions_proto_rawDesc = "" +
 	"\n" +
 	"expires_at\x18\x03 \x01(\x03R\texpiresAt\x12\x1b\n" +
 	"\tclient_id\x18\x04 \x01(\tR\bclientId\x12*\n" +
-	"\x11client_expires_at\x18\x05 \x01(\x03R\x0fclientExpiresAt\"\xc1\x01\n" +
+	"\x11client_expires_at\x18\x05 \x01(\x03R\x0fclientExpiresAt\"\xda\x01\n" +
 	"\x06Filter\x12\x19\n" +
 	"\brealm_id\x18\x01 \x01(\tR\arealmId\x12\x17\n" +
 	"\auser_id\x18\x02 \x01(\tR\x06userId\x12\x1b\n" +
 	"\tclient_id\x18\x03 \x01(\tR\bclientId\x12C\n" +
 	"\aoffline\x18\x04 \x01(\x0e2).sessiond.usersessions.v1.OfflineSelectorR\aoffline\x12!\n" +
-	"\factive_since\x18\x05 \x01(\x03R\vactiveSince\"2\n" +
+	"\factive_since\x18\x05 \x01(\x03R\vactiveSince\x12\x17\n" +
+	"\alive_at\x18\x06 \x01(\x03R\x06liveAt\"2\n" +
 	"\x04Page\x12\x14\n" +
 	"\x05after\x18\x01 \x01(\tR\x05after\x12\x14\n" +
 	"\x05limit\x18\x02 \x01(\x03R\x05limit\"7\n" +
@@ -2888,12 +2913,13 @@ const file_spi_usersessions_usersessionspb_usersessions_proto_rawDesc = "" +
 	"last_error\x18\n" +
 	" \x01(\tR\tlastError\x12\x18\n" +
 	"\acreated\x18\v \x01(\x03R\acreated\x12\x18\n" +
-	"\aupdated\x18\f \x01(\x03R\aupdated\"p\n" +
+	"\aupdated\x18\f \x01(\x03R\aupdated\"\x88\x01\n" +
 	"\x0fDeliveryOutcome\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x14\n" +
 	"\x05state\x18\x02 \x01(\tR\x05state\x12!\n" +
 	"\fnext_attempt\x18\x03 \x01(\x03R\vnextAttempt\x12\x14\n" +
-	"\x05error\x18\x04 \x01(\tR\x05error\"u\n" +
+	"\x05error\x18\x04 \x01(\tR\x05error\x12\x16\n" +
+	"\x06target\x18\x05 \x01(\tR\x06target\"u\n" +
 	"\x0eDeliveryFilter\x12\x19\n" +
 	"\brealm_id\x18\x01 \x01(\tR\arealmId\x12\x14\n" +
 	"\x05state\x18\x02 \x01(\tR\x05state\x122\n" +
@@ -2933,10 +2959,11 @@ const file_spi_usersessions_usersessionspb_usersessions_proto_rawDesc = "" +
 	"\fCountRequest\x128\n" +
 	"\x06filter\x18\x01 \x01(\v2 .sessiond.usersessions.v1.FilterR\x06filter\"%\n" +
 	"\rCountResponse\x12\x14\n" +
-	"\x05count\x18\x01 \x01(\x03R\x05count\"K\n" +
+	"\x05count\x18\x01 \x01(\x03R\x05count\"d\n" +
 	"\x14CountByClientRequest\x12\x19\n" +
 	"\brealm_id\x18\x01 \x01(\tR\arealmId\x12\x18\n" +
-	"\aoffline\x18\x02 \x01(\bR\aoffline\"\xa7\x01\n" +
+	"\aoffline\x18\x02 \x01(\bR\aoffline\x12\x17\n" +
+	"\alive_at\x18\x03 \x01(\x03R\x06liveAt\"\xa7\x01\n" +
 	"\x15CountByClientResponse\x12S\n" +
 	"\x06counts\x18\x01 \x03(\v2;.sessiond.usersessions.v1.CountByClientResponse.CountsEntryR\x06counts\x1a9\n" +
 	"\vCountsEntry\x12\x10\n" +

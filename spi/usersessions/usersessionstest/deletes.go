@@ -81,7 +81,8 @@ func selects(f usersessions.Filter, s *usersessions.UserSession) bool {
 	_, hasClient := s.Clients[f.ClientID]
 	return s.RealmID == f.RealmID && f.Offline.Matches(s.Offline) &&
 		(f.UserID == "" || s.UserID == f.UserID) &&
-		(f.ClientID == "" || hasClient) &&
+		(f.ClientID == "" || hasClient && usersessions.Live(s.Clients[f.ClientID].ExpiresAt, f.LiveAt)) &&
+		usersessions.Live(s.ExpiresAt, f.LiveAt) &&
 		(f.ActiveSince.IsZero() || !s.LastRefresh.Before(f.ActiveSince))
 }
 

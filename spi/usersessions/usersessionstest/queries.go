@@ -73,10 +73,21 @@ func rangeFixture() []*usersessions.UserSession {
 		}
 		s := session("r1", fmt.Sprintf("s-%02d", i), fmt.Sprintf("u%d", i%4), i%3 == 0, clients...)
 		s.LastRefresh = at(-time.Duration(i) * time.Minute * 2)
+		// Expiries spread around epoch, for LiveAt: every seventh session has ended by then,
+		// and of the others some client sessions have.
+		if i%7 == 6 {
+			s.ExpiresAt = at(-time.Duration(i) * time.Second)
+		}
+		for c, cs := range s.Clients {
+			if c == "c2" && i%4 == 0 {
+				cs.ExpiresAt = at(-time.Minute)
+			}
+		}
 		all = append(all, s)
 		if i%5 == 0 {
 			twin := session("r1", s.ID, s.UserID, !s.Offline, clients...)
 			twin.LastRefresh = s.LastRefresh
+			twin.ExpiresAt = s.ExpiresAt
 			all = append(all, twin)
 		}
 	}
@@ -102,6 +113,10 @@ func filterCases() []struct {
 		{"user and client", usersessions.Filter{RealmID: "r1", UserID: "u0", ClientID: "c3", Offline: usersessions.Both}},
 		{"ActiveSince keeps LastRefresh at or after it", usersessions.Filter{RealmID: "r1", Offline: usersessions.Both, ActiveSince: at(-20 * time.Minute)}},
 		{"ActiveSince with offline only", usersessions.Filter{RealmID: "r1", Offline: usersessions.OfflineOnly, ActiveSince: at(-30 * time.Minute)}},
+		{"LiveAt leaves out sessions whose ExpiresAt is not after it", usersessions.Filter{RealmID: "r1", Offline: usersessions.Both, LiveAt: epoch()}},
+		{"LiveAt with a client leaves out sessions whose client session has ended", usersessions.Filter{RealmID: "r1", ClientID: "c2", Offline: usersessions.Both, LiveAt: epoch()}},
+		{"LiveAt with a user, offline only", usersessions.Filter{RealmID: "r1", UserID: "u0", Offline: usersessions.OfflineOnly, LiveAt: epoch()}},
+		{"LiveAt before every expiry keeps everything", usersessions.Filter{RealmID: "r1", Offline: usersessions.Both, LiveAt: at(-24 * time.Hour)}},
 		{"unknown user selects nothing", usersessions.Filter{RealmID: "r1", UserID: "nobody", Offline: usersessions.Both}},
 		{"unknown client selects nothing", usersessions.Filter{RealmID: "r1", ClientID: "nobody", Offline: usersessions.Both}},
 		{"other realm sees only its own sessions", usersessions.Filter{RealmID: "r2", Offline: usersessions.Both}},
@@ -235,7 +250,7 @@ func countByClientChecks() []check {
 						}
 					}
 				}
-				got, err := p.CountByClient(t.Context(), tc.realm, tc.offline)
+				got, err := p.CountByClient(t.Context(), tc.realm, tc.offline, time.Time{})
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -245,12 +260,37 @@ func countByClientChecks() []check {
 				}
 			}
 		}},
+		{"with liveAt counts only live client sessions of live user sessions", func(t *testing.T, p usersessions.Provider) {
+			all := rangeFixture()
+			create(t, p, all...)
+			for _, offline := range []bool{false, true} {
+				want := map[string]int64{}
+				for _, s := range all {
+					if s.RealmID != "r1" || s.Offline != offline || !usersessions.Live(s.ExpiresAt, epoch()) {
+						continue
+					}
+					for c, cs := range s.Clients {
+						if usersessions.Live(cs.ExpiresAt, epoch()) {
+							want[c]++
+						}
+					}
+				}
+				got, err := p.CountByClient(t.Context(), "r1", offline, epoch())
+				if err != nil {
+					t.Fatal(err)
+				}
+				maps.DeleteFunc(got, func(_ string, n int64) bool { return n == 0 })
+				if !maps.Equal(got, want) {
+					t.Errorf("CountByClient(r1, offline=%v, liveAt epoch) = %v, want %v", offline, got, want)
+				}
+			}
+		}},
 		{"follows client sessions being added and removed", func(t *testing.T, p usersessions.Provider) {
 			s := session("r1", "s1", "u1", false, "c1")
 			create(t, p, s)
 			wantErr(t, "add c2", putClients(t, p, client(s, "c2"))[0])
 			wantErr(t, "remove c1", p.DeleteClientSessions(t.Context(), []usersessions.ClientKey{{Session: s.Key(), ClientID: "c1"}}))
-			got, err := p.CountByClient(t.Context(), "r1", false)
+			got, err := p.CountByClient(t.Context(), "r1", false, time.Time{})
 			if err != nil {
 				t.Fatal(err)
 			}

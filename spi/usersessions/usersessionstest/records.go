@@ -244,6 +244,20 @@ func outboxChecks() []check {
 				t.Errorf("bad: state %s error %q, want failed with the error", d.State, d.LastError)
 			}
 		}},
+		{"Finish with a Target replaces the delivery's; without one it is kept", func(t *testing.T, p usersessions.Provider) {
+			moved, kept := delivery("moved", "r1", at(0)), delivery("kept", "r1", at(0))
+			enqueue(t, p, moved, kept)
+			claimIDs(t, p, at(0), lease, 10)
+			finish(t, p,
+				usersessions.DeliveryOutcome{ID: "moved", State: usersessions.Delivered, Target: "https://hooks.example.test/sessiond"},
+				usersessions.DeliveryOutcome{ID: "kept", State: usersessions.Pending, NextAttempt: at(time.Minute), Error: "timeout"})
+			if d := deliveryByID(t, p, "r1", "moved"); d.Target != "https://hooks.example.test/sessiond" {
+				t.Errorf("target after Finish with one: %q, want the outcome's", d.Target)
+			}
+			if d := deliveryByID(t, p, "r1", "kept"); d.Target != kept.Target {
+				t.Errorf("target after Finish without one: %q, want %q", d.Target, kept.Target)
+			}
+		}},
 		{"Finish Pending with NextAttempt makes it due again then and not before", func(t *testing.T, p usersessions.Provider) {
 			enqueue(t, p, delivery("d1", "r1", at(0)))
 			claimIDs(t, p, at(0), lease, 10)

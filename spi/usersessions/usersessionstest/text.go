@@ -118,7 +118,7 @@ func textChecks() []check {
 				}
 				_, err := p.List(t.Context(), usersessions.Filter{RealmID: "r1"}, usersessions.Page{After: u.s})
 				wantErr(t, "List with "+u.name+" in the cursor", err, spi.ErrInvalid)
-				_, err = p.CountByClient(t.Context(), u.s, false)
+				_, err = p.CountByClient(t.Context(), u.s, false, time.Time{})
 				wantErr(t, "CountByClient with "+u.name, err, spi.ErrInvalid)
 				_, err = p.PutRecord(t.Context(), &usersessions.Record{Kind: "k", Key: u.s, Value: []byte("v")})
 				wantErr(t, "PutRecord with "+u.name+" in the key", err, spi.ErrInvalid)
