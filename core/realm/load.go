@@ -45,7 +45,8 @@ type realmFile struct {
 
 	// sessiond's own settings, beyond Keycloak's representation.
 	RefreshTokenRotationGraceWindow     int64 `json:"refreshTokenRotationGraceWindow"`
-	EndClientSessionOnRefreshTokenReuse bool  `json:"endClientSessionOnRefreshTokenReuse"`
+	EndClientSessionOnRefreshTokenReuse bool   `json:"endClientSessionOnRefreshTokenReuse"`
+	LoginFrontendURL                    string `json:"loginFrontendUrl"`
 
 	// Accepted and ignored: identity and display fields every export carries.
 	ID          json.RawMessage `json:"id"`
@@ -182,6 +183,7 @@ func (f realmFile) realm(source string) (*Realm, error) {
 		// Negative values are kept so that Validate reports them rather than hiding them.
 		RefreshTokenGraceWindow:             time.Duration(f.RefreshTokenRotationGraceWindow) * time.Second,
 		EndClientSessionOnRefreshTokenReuse: f.EndClientSessionOnRefreshTokenReuse,
+		LoginFrontendURL:                    f.LoginFrontendURL,
 		Source:                              source,
 	}
 	for i, cf := range f.Clients {
@@ -206,6 +208,12 @@ func (f clientFile) client() (*Client, error) {
 		NotBefore:            epoch(f.NotBefore),
 		OfflineAccess:        slices.Contains(f.DefaultClientScopes, OfflineAccessScope) || slices.Contains(f.OptionalClientScopes, OfflineAccessScope),
 		BackchannelLogoutURL: f.Attributes[AttrBackchannelLogoutURL],
+		PKCEMethod:           strings.TrimSpace(f.Attributes[AttrPKCEMethod]),
+	}
+	for _, u := range strings.Split(f.Attributes[AttrPostLogoutRedirectURIs], "##") {
+		if u = strings.TrimSpace(u); u != "" && u != "+" {
+			c.PostLogoutRedirectURIs = append(c.PostLogoutRedirectURIs, u)
+		}
 	}
 	if c.ID == "" {
 		c.ID = c.ClientID
@@ -220,7 +228,7 @@ func (f clientFile) client() (*Client, error) {
 	// Sorted, so that the first error reported is the same on every run.
 	for _, name := range slices.Sorted(maps.Keys(f.Attributes)) {
 		value := strings.TrimSpace(f.Attributes[name])
-		if name == AttrBackchannelLogoutURL {
+		if name == AttrBackchannelLogoutURL || name == AttrPKCEMethod || name == AttrPostLogoutRedirectURIs {
 			continue
 		}
 		dst, ok := timeouts[name]
@@ -241,5 +249,5 @@ func (f clientFile) client() (*Client, error) {
 }
 
 func knownAttributes() []string {
-	return []string{AttrSessionIdle, AttrSessionMax, AttrOfflineSessionIdle, AttrOfflineSessionMax, AttrAccessTokenLifespan, AttrBackchannelLogoutURL}
+	return []string{AttrSessionIdle, AttrSessionMax, AttrOfflineSessionIdle, AttrOfflineSessionMax, AttrAccessTokenLifespan, AttrBackchannelLogoutURL, AttrPKCEMethod, AttrPostLogoutRedirectURIs}
 }

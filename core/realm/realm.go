@@ -10,6 +10,7 @@ import (
 	"crypto/subtle"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -108,7 +109,11 @@ type Realm struct {
 	// EndClientSessionOnRefreshTokenReuse (sessiond, beyond Keycloak): a refresh token reused
 	// beyond what is allowed ends its client session instead of only failing the request.
 	EndClientSessionOnRefreshTokenReuse bool
-	Clients                             []*Client
+	// LoginFrontendURL (sessiond, beyond Keycloak): where the authorization endpoint sends
+	// the browser, with a login_challenge, to be authenticated (docs/login-flows.md). Empty:
+	// the realm serves no browser logins.
+	LoginFrontendURL string
+	Clients          []*Client
 	// Source names where the realm came from (a file path, "built-in"), for messages.
 	Source string
 }
@@ -148,7 +153,17 @@ const (
 	AttrOfflineSessionMax    = "client.offline.session.max.lifespan"
 	AttrAccessTokenLifespan  = "access.token.lifespan"
 	AttrBackchannelLogoutURL = "backchannel.logout.url"
+	// AttrPKCEMethod is the PKCE method a confidential client must use ("S256"); public
+	// clients must use S256 whatever it says.
+	AttrPKCEMethod = "pkce.code.challenge.method"
+	// AttrPostLogoutRedirectURIs are where RP-initiated logout may send the browser back,
+	// separated by "##" as Keycloak stores them.
+	AttrPostLogoutRedirectURIs = "post.logout.redirect.uris"
 )
+
+// PKCES256 is the one PKCE method sessiond accepts (RFC 7636 §4.2; "plain" protects nothing
+// a TLS-stripping observer could not read).
+const PKCES256 = "S256"
 
 // OfflineAccessScope is the client scope that lets a client request offline tokens.
 const OfflineAccessScope = "offline_access"
@@ -165,7 +180,13 @@ type Client struct {
 	// AdminURL is the management URL that receives adapter actions (k_push_not_before, k_logout).
 	AdminURL             string
 	BackchannelLogoutURL string
-	RedirectURIs         []string
+	// RedirectURIs are matched exactly; one ending in "*" matches by the prefix before it,
+	// as Keycloak's wildcard does (RedirectAllowed).
+	RedirectURIs []string
+	// PKCEMethod is "S256" when the client must send a PKCE challenge; "" leaves PKCE
+	// optional for a confidential client (public clients always need it).
+	PKCEMethod             string
+	PostLogoutRedirectURIs []string
 	// OfflineAccess: the client may request offline tokens (offline_access among its client scopes).
 	OfflineAccess bool
 	NotBefore     time.Time
@@ -181,7 +202,33 @@ type Client struct {
 func (c *Client) Clone() *Client {
 	cc := *c
 	cc.RedirectURIs = slices.Clone(c.RedirectURIs)
+	cc.PostLogoutRedirectURIs = slices.Clone(c.PostLogoutRedirectURIs)
 	return &cc
+}
+
+// RedirectAllowed reports whether uri is one of the client's redirect URIs.
+func (c *Client) RedirectAllowed(uri string) bool { return matchURI(c.RedirectURIs, uri) }
+
+// PostLogoutRedirectAllowed reports whether uri is one of the client's post-logout
+// redirect URIs.
+func (c *Client) PostLogoutRedirectAllowed(uri string) bool {
+	return matchURI(c.PostLogoutRedirectURIs, uri)
+}
+
+func matchURI(registered []string, uri string) bool {
+	if uri == "" {
+		return false
+	}
+	for _, r := range registered {
+		if prefix, wild := strings.CutSuffix(r, "*"); wild {
+			if prefix != "" && strings.HasPrefix(uri, prefix) && !strings.Contains(uri[len(prefix):], "..") {
+				return true
+			}
+		} else if r == uri {
+			return true
+		}
+	}
+	return false
 }
 
 // Secret is a client secret. It prints, logs and encodes as "[redacted]" so that it cannot

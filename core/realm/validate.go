@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/sessiond/sessiond/spi"
@@ -52,6 +54,9 @@ const (
 	// sessiond: the rotation grace window and ending the client session on reuse act only
 	// on rotated tokens, so they need Revoke Refresh Token as well.
 	WarnRotationSettingWithoutRevoke = "rotation-setting-without-revoke-refresh-token"
+	// RFC 9700 §2.1: redirect URIs are compared exactly; a wildcard lets an open redirect
+	// on the client's host receive codes.
+	WarnWildcardRedirect = "wildcard-redirect-uri"
 )
 
 // Warning is a setting that is accepted but breaks one of the seeds' safety rules.
@@ -85,6 +90,7 @@ func (r *Realm) Validate() ([]Warning, error) {
 	if r.RefreshTokenGraceWindow < 0 {
 		v.fail("", "refreshTokenRotationGraceWindow", fmt.Sprintf("must not be negative, got %s", r.RefreshTokenGraceWindow))
 	}
+	v.absoluteURL("", "loginFrontendUrl", r.LoginFrontendURL)
 	byClientID := map[string]bool{}
 	byID := map[string]bool{}
 	for _, c := range r.Clients {
@@ -137,6 +143,20 @@ func (v *validation) client(c *Client, byClientID, byID map[string]bool) {
 	}
 	v.absoluteURL(id, "adminUrl", c.AdminURL)
 	v.absoluteURL(id, "attributes."+AttrBackchannelLogoutURL, c.BackchannelLogoutURL)
+	if c.PKCEMethod != "" && c.PKCEMethod != PKCES256 {
+		v.fail(id, "attributes."+AttrPKCEMethod, fmt.Sprintf("%q is not supported; sessiond accepts only %s (or leave it empty)", c.PKCEMethod, PKCES256))
+	}
+	for _, u := range append(slices.Clone(c.RedirectURIs), c.PostLogoutRedirectURIs...) {
+		if strings.HasSuffix(u, "*") {
+			if u == "*" || u == "/*" {
+				v.fail(id, "redirectUris", fmt.Sprintf("%q would let the client send a browser anywhere; list its URIs", u))
+				continue
+			}
+			v.warn(id, WarnWildcardRedirect, "redirect URI %q ends in a wildcard: any URI with that prefix is accepted; list exact URIs", u)
+			u = strings.TrimSuffix(u, "*")
+		}
+		v.absoluteURL(id, "redirectUris", u)
+	}
 }
 
 // absoluteURL checks a URL sessiond will POST to; Keycloak's relative forms (resolved

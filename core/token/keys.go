@@ -461,7 +461,7 @@ func (k *key) makeSigners() error {
 	sk := jose.SigningKey{Algorithm: jose.SignatureAlgorithm(k.alg), Key: jose.JSONWebKey{Key: k.private, KeyID: k.id}}
 	if k.secret != nil {
 		// go-jose writes the kid of a JSONWebKey only for keys with a public part.
-		types = []string{typJWT}
+		types = []string{typJWT, typSSO}
 		sk.Key = k.secret
 	}
 	k.signers = make(map[string]jose.Signer, len(types))
