@@ -63,6 +63,8 @@ type Deps struct {
 	// Guard audits and slows failed client, front-end and admin authentication; nil
 	// neither audits nor slows.
 	Guard AuthGuard
+	// Login serves the browser login flows (login.go); nil leaves them out.
+	Login Logins
 }
 
 // AuthGuard watches authentication; *authfail.Guard implements it. Check runs before a
@@ -86,6 +88,7 @@ type Server struct {
 	viewerToken               string
 	admin                     Admin
 	guard                     AuthGuard
+	login                     Logins
 	mux                       *http.ServeMux
 }
 
@@ -94,7 +97,7 @@ func New(log hclog.Logger, d Deps) *Server {
 	s := &Server{
 		log: log, ready: d.Ready, sessions: d.Sessions, keys: d.Keys, realms: d.Realms, issuer: d.Issuer,
 		frontendToken: d.FrontendToken, adminToken: d.AdminToken, mux: http.NewServeMux(),
-		viewerToken: d.AdminViewerToken, admin: d.Admin, guard: d.Guard,
+		viewerToken: d.AdminViewerToken, admin: d.Admin, guard: d.Guard, login: d.Login,
 	}
 	if s.guard == nil {
 		s.guard = noGuard{}
@@ -104,6 +107,9 @@ func New(log hclog.Logger, d Deps) *Server {
 	}
 	s.oidcRoutes()
 	s.frontendRoutes()
+	if s.login != nil {
+		s.loginRoutes()
+	}
 	if s.admin != nil {
 		s.adminRoutes()
 	}

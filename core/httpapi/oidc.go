@@ -46,14 +46,17 @@ func (s *Server) oidcRoutes() {
 	s.mux.HandleFunc("POST /realms/{realm}/protocol/openid-connect/logout", s.logout)
 }
 
-// discoveryDoc is the subset of OpenID Connect Discovery 1.0 that sessiond serves. The
-// authorization endpoint belongs to the login front-end, not to sessiond.
+// discoveryDoc is the subset of OpenID Connect Discovery 1.0 that sessiond serves: what it
+// supports and nothing else. Without the login flows (Deps.Login) there is no
+// authorization, userinfo or end-session endpoint and no authorization_code grant.
 type discoveryDoc struct {
 	Issuer                           string   `json:"issuer"`
+	AuthorizationEndpoint            string   `json:"authorization_endpoint,omitempty"`
 	TokenEndpoint                    string   `json:"token_endpoint"`
+	UserinfoEndpoint                 string   `json:"userinfo_endpoint,omitempty"`
 	IntrospectionEndpoint            string   `json:"introspection_endpoint"`
 	RevocationEndpoint               string   `json:"revocation_endpoint"`
-	EndSessionEndpoint               string   `json:"end_session_endpoint"`
+	EndSessionEndpoint               string   `json:"end_session_endpoint,omitempty"`
 	JWKSURI                          string   `json:"jwks_uri"`
 	GrantTypes                       []string `json:"grant_types_supported"`
 	ResponseTypes                    []string `json:"response_types_supported"`
@@ -63,6 +66,16 @@ type discoveryDoc struct {
 	IntrospectionEndpointAuthMethods []string `json:"introspection_endpoint_auth_methods_supported"`
 	RevocationEndpointAuthMethods    []string `json:"revocation_endpoint_auth_methods_supported"`
 	ScopesSupported                  []string `json:"scopes_supported"`
+	ResponseModes                    []string `json:"response_modes_supported,omitempty"`
+	CodeChallengeMethods             []string `json:"code_challenge_methods_supported,omitempty"`
+	PromptValues                     []string `json:"prompt_values_supported,omitempty"`
+	ClaimsParameterSupported         bool     `json:"claims_parameter_supported"`
+	RequestParameterSupported        bool     `json:"request_parameter_supported"`
+	RequestURIParameterSupported     bool     `json:"request_uri_parameter_supported"`
+	AuthorizationResponseIss         bool     `json:"authorization_response_iss_parameter_supported"`
+	BackchannelLogoutSupported       bool     `json:"backchannel_logout_supported"`
+	BackchannelLogoutSession         bool     `json:"backchannel_logout_session_supported"`
+	FrontchannelLogoutSupported      bool     `json:"frontchannel_logout_supported"`
 }
 
 func (s *Server) discovery(w http.ResponseWriter, r *http.Request) {
@@ -74,22 +87,32 @@ func (s *Server) discovery(w http.ResponseWriter, r *http.Request) {
 	iss := s.issuer(name)
 	oidc := iss + "/protocol/openid-connect"
 	auth := []string{"client_secret_basic", "client_secret_post", "none"}
-	writeJSON(w, http.StatusOK, discoveryDoc{
+	doc := discoveryDoc{
 		Issuer:                           iss,
 		TokenEndpoint:                    oidc + "/token",
 		IntrospectionEndpoint:            oidc + "/token/introspect",
 		RevocationEndpoint:               oidc + "/revoke",
-		EndSessionEndpoint:               oidc + "/logout",
 		JWKSURI:                          oidc + "/certs",
 		GrantTypes:                       []string{"refresh_token"},
-		ResponseTypes:                    []string{"code", "token"},
+		ResponseTypes:                    []string{},
 		SubjectTypes:                     []string{"public"},
 		IDTokenAlgs:                      []string{"ES256", "RS256"},
 		TokenEndpointAuthMethods:         auth,
 		IntrospectionEndpointAuthMethods: auth[:2],
 		RevocationEndpointAuthMethods:    auth,
 		ScopesSupported:                  []string{"openid", "offline_access"},
-	})
+		BackchannelLogoutSupported:       true,
+		BackchannelLogoutSession:         true,
+	}
+	if s.login != nil {
+		doc.AuthorizationEndpoint, doc.UserinfoEndpoint, doc.EndSessionEndpoint = oidc+"/auth", oidc+"/userinfo", oidc+"/logout"
+		doc.GrantTypes = []string{"authorization_code", "refresh_token"}
+		doc.ResponseTypes, doc.ResponseModes = []string{"code"}, []string{"query"}
+		doc.CodeChallengeMethods = []string{"S256"}
+		doc.PromptValues = []string{"none", "login", "consent", "select_account"}
+		doc.AuthorizationResponseIss = true
+	}
+	writeJSON(w, http.StatusOK, doc)
 }
 
 func (s *Server) certs(w http.ResponseWriter, r *http.Request) {
@@ -163,6 +186,8 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		writeJSON(w, http.StatusOK, grantResponse(g))
+	case "authorization_code":
+		s.codeGrant(w, r, name, client)
 	case "":
 		s.writeError(w, r, &session.Error{Code: session.InvalidRequest, Description: "missing grant_type"})
 	default:
@@ -231,6 +256,12 @@ func (s *Server) logout(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("realm")
 	if err := s.form(w, r, name); err != nil {
 		s.writeError(w, r, err)
+		return
+	}
+	// The same endpoint serves RP-initiated logout, a browser's form without a refresh
+	// token or client authentication, as Keycloak's does.
+	if s.login != nil && !r.PostForm.Has("refresh_token") && r.Header.Get("Authorization") == "" && !r.PostForm.Has("client_secret") {
+		s.endSession(w, r)
 		return
 	}
 	client, err := s.authenticateClient(r, name)

@@ -20,6 +20,7 @@ import (
 	"github.com/sessiond/sessiond/core/cache"
 	"github.com/sessiond/sessiond/core/groupcommit"
 	"github.com/sessiond/sessiond/core/httpapi"
+	loginflow "github.com/sessiond/sessiond/core/login"
 	"github.com/sessiond/sessiond/core/realm"
 	"github.com/sessiond/sessiond/core/session"
 	"github.com/sessiond/sessiond/core/token"
@@ -199,6 +200,10 @@ func newStack(tb testing.TB, opts ...option) *stack {
 		AdminViewerToken: viewerToken,
 		Admin:            s.adm.service,
 		Guard:            s.guard,
+		Login: loginflow.New(loginflow.Deps{
+			Records: s.store, Sessions: sessions, UserSessions: s.cache, Tokens: s.tokens, Realms: s.realms,
+			End: s.adm.service.EndSession, PersistentSessions: true, Now: s.clock.Now, Log: log,
+		}),
 	})
 	mux.Handle("/", fromAddr(s.api))
 	return s

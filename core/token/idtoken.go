@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"maps"
+	"slices"
 	"time"
 
 	"github.com/sessiond/sessiond/spi"
@@ -46,6 +47,10 @@ type IDClaims struct {
 
 // registered are the claims IDToken sets itself.
 var registered = []string{"iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "sid", "acr", "amr", "azp", "at_hash", "typ", "jti"}
+
+// RegisteredIDClaim reports whether name is a claim IDToken sets itself, which Extra
+// cannot give.
+func RegisteredIDClaim(name string) bool { return slices.Contains(registered, name) }
 
 // IDToken signs an ID token for realm with its published key.
 func (s *Service) IDToken(ctx context.Context, realm string, c IDClaims) (string, error) {

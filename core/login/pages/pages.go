@@ -1,0 +1,40 @@
+// Package pages renders the few HTML pages sessiond shows a browser itself (an authorization
+// request it cannot send back to its client, the logout confirmation): server-side
+// html/template, with their stylesheet embedded, and no script.
+package pages
+
+import (
+	"embed"
+	"html/template"
+	"net/http"
+)
+
+//go:embed *.html
+var files embed.FS
+
+var templates = template.Must(template.ParseFS(files, "*.html"))
+
+// Error is the page of a refused request that must not be redirected.
+type Error struct {
+	Title       string
+	Description string
+}
+
+// Confirm is the logout confirmation page: a form that posts its fields back.
+type Confirm struct {
+	Action string
+	Fields map[string]string
+}
+
+// Render writes the page name with data and status. The pages set no cookie and are never
+// framed or cached.
+func Render(w http.ResponseWriter, status int, name string, data any) {
+	h := w.Header()
+	h.Set("Content-Type", "text/html; charset=utf-8")
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Frame-Options", "DENY")
+	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'")
+	h.Set("Referrer-Policy", "no-referrer")
+	w.WriteHeader(status)
+	_ = templates.ExecuteTemplate(w, name, data)
+}
