@@ -53,6 +53,12 @@ const (
 
 	user = "u-1"
 
+	// The relying parties' redirect URIs (login_test.go): hosts the test browser never
+	// reaches, it stops at the redirect.
+	rpCallback  = "https://rp.test/callback"
+	rpLoggedOut = "https://rp.test/bye"
+	spaCallback = "https://spa.test/cb"
+
 	// The per-client overrides of short.
 	shortIdle   = 5 * time.Minute
 	shortMax    = time.Hour
@@ -62,8 +68,9 @@ const (
 // testRealms returns the realms every stack serves; change, when set, edits acme first.
 func testRealms(change func(*realm.Realm)) []*realm.Realm {
 	acme := &realm.Realm{Name: realmName, Enabled: true, Clients: []*realm.Client{
-		{ClientID: confidential, Secret: confidentialSecret, Enabled: true, OfflineAccess: true},
-		{ClientID: spa, PublicClient: true, Enabled: true},
+		{ClientID: confidential, Secret: confidentialSecret, Enabled: true, OfflineAccess: true,
+			RedirectURIs: []string{rpCallback}, PostLogoutRedirectURIs: []string{rpLoggedOut}},
+		{ClientID: spa, PublicClient: true, Enabled: true, RedirectURIs: []string{spaCallback}},
 		{ClientID: adminApp, Secret: otherSecret, Enabled: true, AdminURL: "https://app.test/admin",
 			BackchannelLogoutURL: "https://app.test/logout"},
 		{ClientID: short, Secret: otherSecret, Enabled: true,
@@ -118,7 +125,14 @@ func withGuard(o authfail.Options) option {
 
 // withRealm edits the acme realm before it is loaded.
 func withRealm(change func(*realm.Realm)) option {
-	return func(c *stackConfig) { c.realm = change }
+	return func(c *stackConfig) {
+		// Several edits apply in order.
+		if before := c.realm; before != nil {
+			c.realm = func(r *realm.Realm) { before(r); change(r) }
+			return
+		}
+		c.realm = change
+	}
 }
 
 // stack is sessiond's HTTP API over the real services, wired as core/runtime/services.go

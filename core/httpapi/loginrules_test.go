@@ -1,0 +1,322 @@
+package httpapi_test
+
+import (
+	"crypto/sha256"
+	"encoding/base64"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sessiond/sessiond/core/realm"
+)
+
+// testVerifier is the PKCE code_verifier of the rule tests; testChallenge its S256.
+var testVerifier = strings.Repeat("verifier-", 6)
+
+func s256(v string) string {
+	sum := sha256.Sum256([]byte(v))
+	return base64.RawURLEncoding.EncodeToString(sum[:])
+}
+
+// authURL is an authorization request of client with the rule tests' defaults (code,
+// openid, state st, the test PKCE challenge); kv add to or replace them ("" removes).
+func (s *loginStack) authURL(client, redirect string, kv ...string) string {
+	q := url.Values{"response_type": {"code"}, "client_id": {client}, "redirect_uri": {redirect}, "scope": {"openid"},
+		"state": {"st"}, "code_challenge": {s256(testVerifier)}, "code_challenge_method": {"S256"}}
+	for i := 0; i+1 < len(kv); i += 2 {
+		if kv[i+1] == "" {
+			q.Del(kv[i])
+		} else {
+			q.Set(kv[i], kv[i+1])
+		}
+	}
+	return s.issuer(realmName) + "/protocol/openid-connect/auth?" + q.Encode()
+}
+
+// code logs in confidential in b and returns the code of its callback.
+func (s *loginStack) code(t *testing.T, b *browser, kv ...string) string {
+	t.Helper()
+	back, status := b.visit(t, s.authURL(confidential, rpCallback, kv...))
+	if back == nil || back.Query().Get("code") == "" {
+		t.Fatalf("no code: callback %v, status %d", back, status)
+	}
+	return back.Query().Get("code")
+}
+
+func codeCall(a auth, code string, kv ...string) call {
+	params := append([]string{"grant_type", "authorization_code", "code", code, "redirect_uri", rpCallback, "code_verifier", testVerifier}, kv...)
+	return form(tokenPath(realmName), a, params...)
+}
+
+// TestCodeGrant_refusalsChangeNothing: a code is bound to its client, redirect_uri and PKCE
+// verifier, and lives for the Client login timeout; a refused exchange leaves the code
+// redeemable (except the expired one).
+func TestCodeGrant_refusalsChangeNothing(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		call     func(code string) call
+		advance  time.Duration
+		desc     string
+		code     string
+		afterAll bool // the code is still good afterwards
+	}{
+		{name: "wrong PKCE verifier", call: func(c string) call {
+			return form(tokenPath(realmName), confidentialAuth, "grant_type", "authorization_code", "code", c, "redirect_uri", rpCallback, "code_verifier", strings.Repeat("x", 43))
+		}, desc: "does not match the code_challenge", afterAll: true},
+		{name: "missing PKCE verifier", call: func(c string) call {
+			return form(tokenPath(realmName), confidentialAuth, "grant_type", "authorization_code", "code", c, "redirect_uri", rpCallback)
+		}, desc: "code_verifier is missing", afterAll: true},
+		{name: "another redirect_uri", call: func(c string) call {
+			return form(tokenPath(realmName), confidentialAuth, "grant_type", "authorization_code", "code", c, "redirect_uri", rpCallback+"x", "code_verifier", testVerifier)
+		}, desc: "redirect_uri does not match", afterAll: true},
+		{name: "another client", call: func(c string) call { return codeCall(public(spa), c) }, desc: "another client", afterAll: true},
+		{name: "unknown code", call: func(string) call { return codeCall(confidentialAuth, "nope") }, desc: "Code not valid", afterAll: true},
+		{name: "past the Client login timeout", call: func(c string) call { return codeCall(confidentialAuth, c) },
+			advance: time.Minute, desc: "Code expired"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := newLoginStack(t)
+			code := s.code(t, s.newBrowser())
+			s.clock.Advance(tc.advance)
+			s.do(t, tc.call(code)).refused(t, http.StatusBadRequest, "invalid_grant", tc.desc)
+			if tc.afterAll {
+				var got tokens
+				s.do(t, codeCall(confidentialAuth, code)).decode(t, http.StatusOK, &got)
+			}
+		})
+	}
+	t.Run("one second before the Client login timeout", func(t *testing.T) {
+		s := newLoginStack(t)
+		code := s.code(t, s.newBrowser())
+		s.clock.Advance(time.Minute - time.Second)
+		var got tokens
+		s.do(t, codeCall(confidentialAuth, code)).decode(t, http.StatusOK, &got)
+	})
+}
+
+// TestCodeGrant_secondUseFailsAndRevokesWhatTheFirstIssued: RFC 6749 §4.1.2.
+func TestCodeGrant_secondUseFailsAndRevokesWhatTheFirstIssued(t *testing.T) {
+	s := newLoginStack(t)
+	code := s.code(t, s.newBrowser(), "scope", "openid offline_access")
+	var first tokens
+	s.do(t, codeCall(confidentialAuth, code)).decode(t, http.StatusOK, &first)
+	s.do(t, codeCall(confidentialAuth, code)).refused(t, http.StatusBadRequest, "invalid_grant", "Code already used")
+	s.do(t, refreshCall(realmName, confidentialAuth, first.RefreshToken)).refused(t, http.StatusBadRequest, "invalid_grant", "")
+	if in := s.introspect(t, first.AccessToken); in.Active {
+		t.Errorf("the first exchange's access token is still active: %+v", in)
+	}
+}
+
+// TestAuthorize_unknownClientOrRedirectShowsAPageAndNeverRedirects: RFC 6749 §4.1.2.1.
+func TestAuthorize_unknownClientOrRedirectShowsAPageAndNeverRedirects(t *testing.T) {
+	s := newLoginStack(t)
+	for _, tc := range []struct{ name, url, want string }{
+		{"unknown client", s.authURL("nobody", rpCallback), "not known"},
+		{"disabled client", s.authURL(disabled, rpCallback), "disabled"},
+		{"unregistered redirect_uri", s.authURL(confidential, "https://evil.example/cb"), "registered redirect URIs"},
+		{"redirect_uri with a suffix", s.authURL(confidential, rpCallback+"/../x"), "registered redirect URIs"},
+		{"missing redirect_uri", s.authURL(confidential, rpCallback, "redirect_uri", ""), "redirect_uri is missing"},
+		{"redirect_uri twice", s.authURL(confidential, rpCallback) + "&redirect_uri=" + url.QueryEscape("https://evil.example/cb"), "more than once"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			resp, err := s.newBrowser().Get(tc.url)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusBadRequest || resp.Header.Get("Location") != "" ||
+				!strings.HasPrefix(resp.Header.Get("Content-Type"), "text/html") || !strings.Contains(string(body), tc.want) {
+				t.Errorf("status %d, Location %q, type %q, body %s", resp.StatusCode, resp.Header.Get("Location"), resp.Header.Get("Content-Type"), body)
+			}
+		})
+	}
+}
+
+// TestAuthorize_refusalsGoToTheClientWithStateAndIss: once the redirect URI is known good,
+// the client hears of the refusal, with state and iss (RFC 9207).
+func TestAuthorize_refusalsGoToTheClientWithStateAndIss(t *testing.T) {
+	s := newLoginStack(t)
+	for _, tc := range []struct {
+		name, client, redirect string
+		kv                     []string
+		code, desc             string
+	}{
+		{"prompt=none without a session", confidential, rpCallback, []string{"prompt", "none"}, "login_required", "no live session"},
+		{"public client without PKCE", spa, spaCallback, []string{"code_challenge", "", "code_challenge_method", ""}, "invalid_request", "must send a PKCE"},
+		{"plain PKCE", confidential, rpCallback, []string{"code_challenge_method", "plain"}, "invalid_request", "must be S256"},
+		{"short challenge", confidential, rpCallback, []string{"code_challenge", "abc"}, "invalid_request", "43 to 128"},
+		{"implicit", confidential, rpCallback, []string{"response_type", "token"}, "unsupported_response_type", "code"},
+		{"hybrid", confidential, rpCallback, []string{"response_type", "code id_token"}, "unsupported_response_type", "code"},
+		{"no response_type", confidential, rpCallback, []string{"response_type", ""}, "invalid_request", "response_type is missing"},
+		{"unknown prompt", confidential, rpCallback, []string{"prompt", "later"}, "invalid_request", "prompt"},
+		{"prompt none with login", confidential, rpCallback, []string{"prompt", "none login"}, "invalid_request", "cannot be combined"},
+		{"negative max_age", confidential, rpCallback, []string{"max_age", "-1"}, "invalid_request", "max_age"},
+		{"bad scope", confidential, rpCallback, []string{"scope", "openid \"x\""}, "invalid_scope", "RFC 6749"},
+		{"request object", confidential, rpCallback, []string{"request", "e30"}, "request_not_supported", ""},
+		{"form_post", confidential, rpCallback, []string{"response_mode", "form_post"}, "invalid_request", "response_mode"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			back, status := s.newBrowser().visit(t, s.authURL(tc.client, tc.redirect, tc.kv...))
+			if back == nil {
+				t.Fatalf("not redirected to the client (status %d)", status)
+			}
+			q := back.Query()
+			if !strings.HasPrefix(back.String(), tc.redirect+"?") || q.Get("error") != tc.code || !strings.Contains(q.Get("error_description"), tc.desc) ||
+				q.Get("state") != "st" || q.Get("iss") != s.issuer(realmName) || q.Get("code") != "" {
+				t.Errorf("callback %s", back)
+			}
+		})
+	}
+}
+
+// acceptCall is the front-end's accept of challenge as alice.
+func acceptCall(challenge string) call {
+	return jsonPut(loginRequestPath(realmName, challenge)+"/accept", frontendToken, acceptAlice(loginRequest{}))
+}
+
+// pendingLogin starts a login whose front-end only reads the challenge, and returns it.
+func (s *loginStack) pendingLogin(t *testing.T, b *browser, client, redirect string, kv ...string) loginRequest {
+	t.Helper()
+	s.fe.setDecide(func(loginRequest) map[string]any { return nil })
+	s.fe.seen.Store(nil)
+	if back, status := b.visit(t, s.authURL(client, redirect, kv...)); back != nil || status != http.StatusOK {
+		t.Fatalf("the browser went to %v (status %d), not to the front-end", back, status)
+	}
+	lr := s.fe.seen.Load()
+	if lr == nil {
+		t.Fatal("the front-end read no login request")
+	}
+	return *lr
+}
+
+// TestLoginTimeouts: a front-end step must come within the Login action timeout of the one
+// before, and the whole login within the Login timeout; past either the front-end is told
+// 410 login_expired, and nothing is opened.
+func TestLoginTimeouts(t *testing.T) {
+	const action, whole = 5 * time.Minute, 12 * time.Minute
+	timeouts := withRealm(func(r *realm.Realm) { r.LoginActionTimeout, r.LoginTimeout = action, whole })
+	t.Run("accept within the Login action timeout", func(t *testing.T) {
+		s := newLoginStack(t, timeouts)
+		lr := s.pendingLogin(t, s.newBrowser(), confidential, rpCallback)
+		s.clock.Advance(action - time.Second)
+		var to struct {
+			RedirectTo string `json:"redirect_to"`
+		}
+		s.do(t, acceptCall(lr.Challenge)).decode(t, http.StatusOK, &to)
+	})
+	t.Run("accept past the Login action timeout", func(t *testing.T) {
+		s := newLoginStack(t, timeouts)
+		lr := s.pendingLogin(t, s.newBrowser(), confidential, rpCallback)
+		if want := s.clock.Now().Add(action); !lr.ExpiresAt.Equal(want) {
+			t.Errorf("expires_at %s, want %s", lr.ExpiresAt, want)
+		}
+		s.clock.Advance(action)
+		s.do(t, acceptCall(lr.Challenge)).refused(t, http.StatusGone, "login_expired", "Login action timeout")
+		if got := s.snapshot(t); len(got) != 0 {
+			t.Errorf("sessions opened: %s", dump(got))
+		}
+	})
+	t.Run("steps within the action timeout, past the Login timeout", func(t *testing.T) {
+		s := newLoginStack(t, timeouts)
+		lr := s.pendingLogin(t, s.newBrowser(), confidential, rpCallback)
+		for range 2 {
+			s.clock.Advance(4 * time.Minute)
+			s.do(t, call{method: http.MethodGet, path: loginRequestPath(realmName, lr.Challenge), header: bearerHeader(frontendToken)}).decode(t, http.StatusOK, &lr)
+		}
+		s.clock.Advance(4 * time.Minute) // 12 minutes in all
+		s.do(t, acceptCall(lr.Challenge)).refused(t, http.StatusGone, "login_expired", "Login timeout")
+	})
+	t.Run("the browser's return past the Login action timeout", func(t *testing.T) {
+		s := newLoginStack(t, timeouts)
+		b := s.newBrowser()
+		lr := s.pendingLogin(t, b, confidential, rpCallback)
+		var to struct {
+			RedirectTo string `json:"redirect_to"`
+		}
+		s.do(t, acceptCall(lr.Challenge)).decode(t, http.StatusOK, &to)
+		s.clock.Advance(action)
+		resp, err := b.Get(to.RedirectTo)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusBadRequest || b.stopped.Load() != nil || b.cookie(s.stack) != "" {
+			t.Errorf("status %d, redirected to %v, cookie %q", resp.StatusCode, b.stopped.Load(), b.cookie(s.stack))
+		}
+	})
+	t.Run("unknown challenge", func(t *testing.T) {
+		s := newLoginStack(t)
+		s.do(t, acceptCall("nope")).refused(t, http.StatusNotFound, "not_found", "")
+	})
+	t.Run("without the front-end credential", func(t *testing.T) {
+		s := newLoginStack(t)
+		lr := s.pendingLogin(t, s.newBrowser(), confidential, rpCallback)
+		s.do(t, jsonPut(loginRequestPath(realmName, lr.Challenge)+"/accept", "wrong", acceptAlice(lr))).refused(t, http.StatusUnauthorized, "unauthorized", "")
+	})
+}
+
+// TestAuthorize_maxAgeAndPromptLoginMakeTheFrontEndAuthenticateAgain: with a live SSO
+// session the front-end is told skip; prompt=login or an exceeded max_age say it must
+// authenticate again; prompt=none with an exceeded max_age is login_required.
+func TestAuthorize_maxAgeAndPromptLoginMakeTheFrontEndAuthenticateAgain(t *testing.T) {
+	s := newLoginStack(t)
+	b := s.newBrowser()
+	s.code(t, b)
+	s.clock.Advance(2 * time.Minute)
+	for _, tc := range []struct {
+		name string
+		kv   []string
+		skip bool
+	}{
+		{"live session", nil, true},
+		{"max_age not exceeded", []string{"max_age", "600"}, true},
+		{"max_age exceeded", []string{"max_age", "60"}, false},
+		{"prompt=login", []string{"prompt", "login"}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			lr := s.pendingLogin(t, b, spa, spaCallback, tc.kv...)
+			if lr.Skip != tc.skip || lr.SessionID == "" || (tc.skip && lr.Subject != user) {
+				t.Errorf("login request %+v, want skip %v", lr, tc.skip)
+			}
+		})
+	}
+	t.Run("prompt=none with max_age exceeded", func(t *testing.T) {
+		back, _ := b.visit(t, s.authURL(spa, spaCallback, "prompt", "none", "max_age", "60"))
+		if back == nil || back.Query().Get("error") != "login_required" {
+			t.Errorf("callback %v, want login_required", back)
+		}
+	})
+	t.Run("prompt=none within max_age", func(t *testing.T) {
+		back, _ := b.visit(t, s.authURL(spa, spaCallback, "prompt", "none", "max_age", "600"))
+		if back == nil || back.Query().Get("code") == "" {
+			t.Errorf("callback %v, want a code", back)
+		}
+	})
+}
+
+// TestAuthorize_forgedCookieIsNoSession: a cookie that does not verify is ignored.
+func TestAuthorize_forgedCookieIsNoSession(t *testing.T) {
+	s := newLoginStack(t)
+	b := s.newBrowser()
+	s.code(t, b)
+	good := b.cookie(s.stack)
+	u, _ := url.Parse(s.issuer(realmName) + "/")
+	parts := strings.Split(good, ".")
+	for name, v := range map[string]string{
+		"garbage":         "x",
+		"another payload": parts[0] + "." + base64.RawURLEncoding.EncodeToString([]byte(`{"sub":"admin","sid":"x","typ":"SSO"}`)) + "." + parts[2],
+	} {
+		t.Run(name, func(t *testing.T) {
+			forged := s.newBrowser()
+			forged.Jar.SetCookies(u, []*http.Cookie{{Name: "SESSIOND_SSO", Value: v, Path: "/realms/" + realmName + "/"}})
+			back, _ := forged.visit(t, s.authURL(confidential, rpCallback, "prompt", "none"))
+			if back == nil || back.Query().Get("error") != "login_required" {
+				t.Errorf("callback %v, want login_required", back)
+			}
+		})
+	}
+}
