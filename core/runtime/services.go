@@ -12,6 +12,7 @@ import (
 	"github.com/sessiond/sessiond/core/eventlog"
 	"github.com/sessiond/sessiond/core/groupcommit"
 	"github.com/sessiond/sessiond/core/httpapi"
+	loginflow "github.com/sessiond/sessiond/core/login"
 	"github.com/sessiond/sessiond/core/preload"
 	"github.com/sessiond/sessiond/core/session"
 	"github.com/sessiond/sessiond/core/token"
@@ -159,6 +160,12 @@ func (rt *Runtime) wire(opts Options, issuerBase string) (*httpapi.Server, error
 		return nil, err
 	}
 	guard := rt.authGuard(opts.now)
+	adm := rt.adminService(sessionStore, keys, opts.now)
+	logins := loginflow.New(loginflow.Deps{
+		Records: store, Sessions: sessions, UserSessions: rt.cache, Tokens: tokens, Realms: rt.realms,
+		End: adm.EndSession, PersistentSessions: persistent, Now: opts.now, Log: rt.log.Named("login"),
+	})
+	rt.goBackground(func(ctx context.Context) { rt.cleanLogins(ctx, logins) })
 	return httpapi.New(rt.log.Named("http"), httpapi.Deps{
 		Ready:         rt,
 		Sessions:      sessions,
@@ -169,7 +176,8 @@ func (rt *Runtime) wire(opts Options, issuerBase string) (*httpapi.Server, error
 		AdminToken:    admin,
 		// The view-only admin credential is never generated: start-dev's admin one does all.
 		AdminViewerToken: rt.settings.AdminViewerToken,
-		Admin:            rt.adminService(sessionStore, keys, opts.now),
+		Admin:            adm,
+		Login:            logins,
 		HealthElsewhere:  rt.settings.Listen.Management,
 		Guard:            guard,
 	}), nil
@@ -256,4 +264,27 @@ func (e eventLog) Emit(ev session.Event) {
 		args = append(args, "ended_client_session", true)
 	}
 	e.log.Info("event", args...)
+}
+
+// cleanLogins removes expired authentication sessions and codes every cleanup interval
+// until ctx ends. Every node does it: a record another node removed first is skipped.
+func (rt *Runtime) cleanLogins(ctx context.Context, logins *loginflow.Service) {
+	every := rt.settings.CleanupInterval
+	if every <= 0 {
+		every = time.Minute
+	}
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if n, err := logins.Cleanup(ctx); err != nil {
+				rt.log.Warn("expired logins could not all be removed; the next pass tries again", "error", err)
+			} else if n > 0 {
+				rt.log.Debug("expired logins removed", "records", n)
+			}
+		}
+	}
 }

@@ -330,8 +330,9 @@ func (s *Service) kind(realm string, k *key, typ string, w *wire, a Accept) (leg
 		allowed = only(a.Types, Refresh, Offline)
 	case f == secret && typ == typSSO:
 		allowed = only(a.Types, SSO)
-	case f == asymmetric && typ == typJWT && w.Typ == ID && slices.Contains(a.Types, ID):
-		allowed = []Type{ID}
+	case f == asymmetric && typ == typJWT && w.Typ == ID:
+		// An ID token: plain JWT header, as OpenID Connect's, told apart by its typ claim.
+		allowed = only(a.Types, ID)
 	case f == asymmetric && typ == typJWT:
 		legacy, allowed = true, only(a.Legacy, Bearer, Refresh, Offline)
 	default:
