@@ -320,3 +320,36 @@ func TestAuthorize_forgedCookieIsNoSession(t *testing.T) {
 		})
 	}
 }
+
+// TestLogin_acrossTwoNodesOnOnePostgreSQL: a login started on node A is accepted on node B
+// (the browser returns to B, which sets the cookie and issues the code), and the code is
+// redeemed on A: authentication sessions and codes live in the shared store.
+func TestLogin_acrossTwoNodesOnOnePostgreSQL(t *testing.T) {
+	db := pgSchema(t)
+	a := newLoginStack(t, withStore(pgProvider(t, db, "node-a")))
+	bNode := newStack(t, withStore(pgProvider(t, db, "node-b")), withRealm(func(r *realm.Realm) { r.LoginFrontendURL = a.fe.srv.URL + "/login" }))
+	browser := a.newBrowser()
+	lr := a.pendingLogin(t, browser, confidential, rpCallback)
+
+	var to struct {
+		RedirectTo string `json:"redirect_to"`
+	}
+	bNode.do(t, acceptCall(lr.Challenge)).decode(t, http.StatusOK, &to)
+	if !strings.HasPrefix(to.RedirectTo, bNode.issuer(realmName)) {
+		t.Fatalf("node B sends the browser to %s", to.RedirectTo)
+	}
+	back, status := browser.visit(t, to.RedirectTo)
+	if back == nil || back.Query().Get("code") == "" {
+		t.Fatalf("no code from node B: %v (status %d)", back, status)
+	}
+	var got struct {
+		tokens
+		IDToken string `json:"id_token"`
+	}
+	a.do(t, codeCall(confidentialAuth, back.Query().Get("code"))).decode(t, http.StatusOK, &got)
+	if got.IDToken == "" || got.SessionState == "" {
+		t.Fatalf("node A's answer %+v", got)
+	}
+	// The same code on node B is a second use.
+	bNode.do(t, codeCall(confidentialAuth, back.Query().Get("code"))).refused(t, http.StatusBadRequest, "invalid_grant", "already used")
+}
