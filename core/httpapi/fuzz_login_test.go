@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"net/http"
+	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/url"
 	"slices"
@@ -25,7 +26,8 @@ const fuzzFrontend = "https://frontend.test/login"
 // and returns its code.
 func (h *fuzzStack) freshCode(tb testing.TB) string {
 	tb.Helper()
-	noFollow := &http.Client{Transport: h.client.Transport, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	jar, _ := cookiejar.New(nil)
+	noFollow := &http.Client{Jar: jar, Transport: h.client.Transport, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	get := func(u string) *url.URL {
 		resp, err := noFollow.Get(u)
 		if err != nil {

@@ -19,7 +19,7 @@ type Logins interface {
 	Issuer(realm string) string
 	ReadCookie(ctx context.Context, realm, raw string) *login.SSO
 	Authorize(ctx context.Context, realm string, q *login.Request, sso *login.SSO) (*login.Outcome, error)
-	Return(ctx context.Context, realm, verifier string) (*login.Outcome, error)
+	Return(ctx context.Context, realm, verifier string, binding func(name string) string) (*login.Outcome, error)
 	Get(ctx context.Context, realm, challenge string) (*login.LoginRequest, error)
 	AcceptLogin(ctx context.Context, realm, challenge string, a login.Accept) (string, error)
 	RejectLogin(ctx context.Context, realm, challenge string, rj login.Reject) (string, error)
@@ -82,7 +82,12 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if v := params.Get("login_verifier"); v != "" {
-		out, err := s.login.Return(r.Context(), name, v)
+		out, err := s.login.Return(r.Context(), name, v, func(cookie string) string {
+			if c, err := r.Cookie(cookie); err == nil {
+				return c.Value
+			}
+			return ""
+		})
 		if err != nil {
 			s.pageError(w, r, err)
 			return
@@ -140,6 +145,16 @@ func cookiePath(realmName string) string { return "/realms/" + url.PathEscape(re
 // and Strict would refuse; it does not send it with cross-site POSTs or subresource requests,
 // so another site cannot end the session by a form post (the logout confirmation is a POST).
 func (s *Server) setSSOCookie(w http.ResponseWriter, realmName string, out *login.Outcome) {
+	if b := out.Binding; b != nil {
+		// The browser binding: the same attributes; Lax lets it come back with the
+		// top-level navigation from the front-end.
+		c := &http.Cookie{Name: b.Name, Value: b.Value, Path: cookiePath(realmName), HttpOnly: true,
+			Secure: s.secureCookies(realmName), SameSite: http.SameSiteLaxMode, Expires: b.Expires}
+		if b.Value == "" {
+			c.MaxAge, c.Expires = -1, time.Unix(0, 0)
+		}
+		http.SetCookie(w, c)
+	}
 	if out.Cookie == "" {
 		return
 	}

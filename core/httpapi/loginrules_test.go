@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	loginflow "github.com/sessiond/sessiond/core/login"
 	"github.com/sessiond/sessiond/core/realm"
 )
 
@@ -248,6 +249,24 @@ func TestLoginTimeouts(t *testing.T) {
 			t.Errorf("status %d, redirected to %v, cookie %q", resp.StatusCode, b.stopped.Load(), b.cookie(s.stack))
 		}
 	})
+	t.Run("the browser's return in another browser", func(t *testing.T) {
+		s := newLoginStack(t)
+		lr := s.pendingLogin(t, s.newBrowser(), confidential, rpCallback)
+		var to struct {
+			RedirectTo string `json:"redirect_to"`
+		}
+		s.do(t, acceptCall(lr.Challenge)).decode(t, http.StatusOK, &to)
+		other := s.newBrowser()
+		resp, err := other.Get(to.RedirectTo)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusBadRequest || other.stopped.Load() != nil || other.cookie(s.stack) != "" || !strings.Contains(string(body), "another browser") {
+			t.Errorf("status %d, redirected to %v, cookie %q: %s", resp.StatusCode, other.stopped.Load(), other.cookie(s.stack), body)
+		}
+	})
 	t.Run("unknown challenge", func(t *testing.T) {
 		s := newLoginStack(t)
 		s.do(t, acceptCall("nope")).refused(t, http.StatusNotFound, "not_found", "")
@@ -352,4 +371,35 @@ func TestLogin_acrossTwoNodesOnOnePostgreSQL(t *testing.T) {
 	}
 	// The same code on node B is a second use.
 	bNode.do(t, codeCall(confidentialAuth, back.Query().Get("code"))).refused(t, http.StatusBadRequest, "invalid_grant", "already used")
+}
+
+// TestLoginCleanup_removesExpiredAuthenticationSessionsAndCodes: records past their Login
+// timeout or Client login timeout go; live ones stay.
+func TestLoginCleanup_removesExpiredAuthenticationSessionsAndCodes(t *testing.T) {
+	s := newLoginStack(t)
+	s.pendingLogin(t, s.newBrowser(), confidential, rpCallback)
+	s.fe.setDecide(acceptAlice)
+	s.code(t, s.newBrowser())
+	count := func() (pending, codes int) {
+		p, _ := s.store.ListRecords(s.ctx, loginflow.RequestKind)
+		c, _ := s.store.ListRecords(s.ctx, loginflow.CodeKind)
+		return len(p), len(c)
+	}
+	if n, err := s.login.Cleanup(s.ctx); n != 0 || err != nil {
+		t.Fatalf("cleanup of live records removed %d: %v", n, err)
+	}
+	if p, c := count(); p != 2 || c != 1 {
+		t.Fatalf("records: %d authentication sessions, %d codes; want 2 and 1", p, c)
+	}
+	s.clock.Advance(time.Minute) // the Client login timeout
+	if n, err := s.login.Cleanup(s.ctx); n != 1 || err != nil {
+		t.Fatalf("cleanup at the Client login timeout removed %d (%v), want the code", n, err)
+	}
+	s.clock.Advance(30 * time.Minute) // the Login timeout
+	if n, err := s.login.Cleanup(s.ctx); n != 2 || err != nil {
+		t.Fatalf("cleanup at the Login timeout removed %d (%v), want both authentication sessions", n, err)
+	}
+	if p, c := count(); p != 0 || c != 0 {
+		t.Errorf("left %d authentication sessions, %d codes", p, c)
+	}
 }

@@ -149,6 +149,7 @@ type stack struct {
 	srv    *httptest.Server
 	client *http.Client
 	adm    *adminFixture // the admin API's service and what it is wired to (admin_test.go)
+	login  *loginflow.Service
 	guard  *guardRecorder
 }
 
@@ -199,6 +200,10 @@ func newStack(tb testing.TB, opts ...option) *stack {
 		Log:                log,
 	})
 	s.adm = newAdminFixture(s)
+	s.login = loginflow.New(loginflow.Deps{
+		Records: s.store, Sessions: sessions, UserSessions: s.cache, Tokens: s.tokens, Realms: s.realms,
+		End: s.adm.service.EndSession, PersistentSessions: true, Now: s.clock.Now, Log: log,
+	})
 	s.guard = &guardRecorder{lines: &lineRecorder{}}
 	cfg.guard.Now = s.clock.Now
 	s.guard.Guard = authfail.New(s.guard.lines, cfg.guard)
@@ -214,10 +219,7 @@ func newStack(tb testing.TB, opts ...option) *stack {
 		AdminViewerToken: viewerToken,
 		Admin:            s.adm.service,
 		Guard:            s.guard,
-		Login: loginflow.New(loginflow.Deps{
-			Records: s.store, Sessions: sessions, UserSessions: s.cache, Tokens: s.tokens, Realms: s.realms,
-			End: s.adm.service.EndSession, PersistentSessions: true, Now: s.clock.Now, Log: log,
-		}),
+		Login:            s.login,
 	})
 	mux.Handle("/", fromAddr(s.api))
 	return s

@@ -32,6 +32,9 @@ type pending struct {
 	SSOUser    string    `json:"sso_user,omitempty"`
 	SSOAuth    time.Time `json:"sso_auth_time,omitzero"`
 	Skip       bool      `json:"skip"`
+	// Browser is the hash of the value of the browser-binding cookie set with the redirect
+	// to the front-end: only the browser that started the login may finish it (login CSRF).
+	Browser string `json:"browser"`
 	// After accept: where the browser returns, and what it gets.
 	Verifier string    `json:"verifier,omitempty"` // hash of the verifier's secret part
 	Accepted *accepted `json:"accepted,omitempty"`
@@ -50,11 +53,24 @@ type accepted struct {
 // on the way ("" leaves it alone).
 type Outcome struct {
 	Redirect string
+	// Binding is the browser-binding cookie of a login sent to the front-end; on the
+	// browser's return, its name is in Done to be cleared.
+	Binding *Binding
 	// Cookie is the signed SSO cookie value; CookieExpires is zero for a browser-session
 	// cookie (without remember-me).
 	Cookie        string
 	CookieExpires time.Time
 }
+
+// Binding is a cookie that ties a login to the browser that started it.
+type Binding struct {
+	Name, Value string
+	Expires     time.Time
+}
+
+// BindingCookie is the name of the browser-binding cookie of a login: one per login, so
+// that logins in two tabs do not undo each other.
+func BindingCookie(challenge string) string { return "SESSIOND_LOGIN_" + hashKey(challenge)[:16] }
 
 // SSO is the browser's SSO cookie as verified: nil when absent or not valid.
 type SSO struct {
@@ -110,7 +126,8 @@ func (s *Service) Authorize(ctx context.Context, realmName string, q *Request, s
 		p.SSOSession, p.SSOUser, p.SSOAuth = us.ID, us.UserID, sso.AuthTime
 		p.Skip = fresh && !q.prompts(PromptLogin)
 	}
-	challenge := secret()
+	challenge, binding := secret(), secret()
+	p.Browser = hashKey(binding)
 	if err := s.put(ctx, RequestKind, hashKey(challenge), nil, p); err != nil {
 		return nil, err
 	}
@@ -121,7 +138,7 @@ func (s *Service) Authorize(ctx context.Context, realmName string, q *Request, s
 	v := u.Query()
 	v.Set("login_challenge", challenge)
 	u.RawQuery = v.Encode()
-	return &Outcome{Redirect: u.String()}, nil
+	return &Outcome{Redirect: u.String(), Binding: &Binding{Name: BindingCookie(challenge), Value: binding, Expires: p.Ends}}, nil
 }
 
 // LoginRequest is what the front-end reads about a challenge.
@@ -323,7 +340,10 @@ func (s *Service) RejectLogin(ctx context.Context, realmName, challenge string, 
 // Return finishes an accepted login when the browser comes back with its login_verifier:
 // within the Login action timeout of the accept, once. It answers with the client's
 // redirect carrying a code, and the SSO cookie.
-func (s *Service) Return(ctx context.Context, realmName, verifier string) (*Outcome, error) {
+//
+// binding is the value of the browser's BindingCookie for the challenge: a browser other than
+// the one that started the login (sent the redirect_to by someone else) cannot finish it.
+func (s *Service) Return(ctx context.Context, realmName, verifier string, binding func(name string) string) (*Outcome, error) {
 	challenge, secretPart, ok := strings.Cut(verifier, ".")
 	if !ok || challenge == "" || secretPart == "" {
 		return nil, &PageError{Description: "the login_verifier is malformed"}
@@ -335,6 +355,9 @@ func (s *Service) Return(ctx context.Context, realmName, verifier string) (*Outc
 	}
 	if rec == nil || p.Realm != realmName || p.Accepted == nil || p.Done || p.Verifier != hashKey(secretPart) {
 		return nil, &PageError{Description: "this login is unknown or already finished; start again from the application"}
+	}
+	if b := binding(BindingCookie(challenge)); b == "" || hashKey(b) != p.Browser {
+		return nil, &PageError{Description: "this login was started in another browser; start again from the application"}
 	}
 	now := s.clock()
 	if !now.Before(p.Ends) || !now.Before(p.StepEnds) {
@@ -368,6 +391,7 @@ func (s *Service) Return(ctx context.Context, realmName, verifier string) (*Outc
 	if p.Accepted.RememberMe {
 		out.CookieExpires = ends
 	}
+	out.Binding = &Binding{Name: BindingCookie(challenge)} // no value: clear it
 	return out, nil
 }
 
