@@ -107,7 +107,7 @@ func ParseRequest(r *realm.Realm, params url.Values) (*Request, error) {
 	if redirectURI == "" {
 		return nil, &PageError{Description: "redirect_uri is missing"}
 	}
-	if len(redirectURI) > maxURI || !c.RedirectAllowed(redirectURI) {
+	if len(redirectURI) > maxURI || strings.Contains(redirectURI, "#") || !c.RedirectAllowed(redirectURI) {
 		return nil, &PageError{Description: "redirect_uri is not one of the client's registered redirect URIs"}
 	}
 	q := &Request{ClientID: clientID, RedirectURI: redirectURI, MaxAge: -1}

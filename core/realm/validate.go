@@ -155,6 +155,10 @@ func (v *validation) client(c *Client, byClientID, byID map[string]bool) {
 			v.warn(id, WarnWildcardRedirect, "redirect URI %q ends in a wildcard: any URI with that prefix is accepted; list exact URIs", u)
 			u = strings.TrimSuffix(u, "*")
 		}
+		if strings.Contains(u, "#") {
+			v.fail(id, "redirectUris", fmt.Sprintf("%q has a fragment, which a redirect URI must not have (RFC 6749 §3.1.2)", u))
+			continue
+		}
 		v.absoluteURL(id, "redirectUris", u)
 	}
 }
