@@ -218,34 +218,26 @@ type redirectBody struct {
 }
 
 func (s *Server) acceptLogin(w http.ResponseWriter, r *http.Request) {
-	name, challenge, ok := s.frontendCall(w, r)
-	if !ok {
-		return
-	}
-	var a login.Accept
-	if err := decodeJSON(w, r, &a); err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	to, err := s.login.AcceptLogin(r.Context(), name, challenge, a)
-	if err != nil {
-		s.loginError(w, r, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, redirectBody{RedirectTo: to})
+	decide(s, w, r, s.login.AcceptLogin)
 }
 
 func (s *Server) rejectLogin(w http.ResponseWriter, r *http.Request) {
+	decide(s, w, r, s.login.RejectLogin)
+}
+
+// decide serves the front-end's accept or reject: a JSON body of type B, answered with
+// where to send the browser.
+func decide[B any](s *Server, w http.ResponseWriter, r *http.Request, apply func(ctx context.Context, realm, challenge string, body B) (string, error)) {
 	name, challenge, ok := s.frontendCall(w, r)
 	if !ok {
 		return
 	}
-	var rj login.Reject
-	if err := decodeJSON(w, r, &rj); err != nil {
+	var body B
+	if err := decodeJSON(w, r, &body); err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	to, err := s.login.RejectLogin(r.Context(), name, challenge, rj)
+	to, err := apply(r.Context(), name, challenge, body)
 	if err != nil {
 		s.loginError(w, r, err)
 		return

@@ -20,16 +20,14 @@ import (
 
 // code is an authorization code as stored (under the hash of the code).
 type code struct {
-	Realm       string    `json:"realm"`
-	ClientID    string    `json:"client_id"`
-	RedirectURI string    `json:"redirect_uri"`
-	Scope       string    `json:"scope"`
-	Nonce       string    `json:"nonce,omitempty"`
-	Challenge   string    `json:"code_challenge,omitempty"`
-	SessionID   string    `json:"session_id"`
-	UserID      string    `json:"user_id"`
-	AuthTime    time.Time `json:"auth_time"`
-	Issued      time.Time `json:"issued"`
+	Realm string `json:"realm"`
+	// Request is the authorization request the code answers: its client, redirect URI,
+	// scope, nonce and PKCE challenge bind the code.
+	Request   Request   `json:"request"`
+	SessionID string    `json:"session_id"`
+	UserID    string    `json:"user_id"`
+	AuthTime  time.Time `json:"auth_time"`
+	Issued    time.Time `json:"issued"`
 	// Ends is Issued + Client login timeout.
 	Ends time.Time `json:"ends"`
 	// Used is set by the one redemption; a second one finds it and revokes.
@@ -38,8 +36,7 @@ type code struct {
 
 // codeRedirect issues a code for an authenticated request and returns the client's redirect.
 func (s *Service) codeRedirect(ctx context.Context, r *realm.Realm, q *Request, a *accepted, now time.Time) (*Outcome, error) {
-	c := code{Realm: r.Name, ClientID: q.ClientID, RedirectURI: q.RedirectURI, Scope: q.Scope, Nonce: q.Nonce,
-		Challenge: q.Challenge, SessionID: a.SessionID, UserID: a.UserID, AuthTime: a.AuthTime, Issued: now,
+	c := code{Realm: r.Name, Request: *q, SessionID: a.SessionID, UserID: a.UserID, AuthTime: a.AuthTime, Issued: now,
 		Ends: now.Add(r.Timeouts.Effective().ClientLoginTimeout)}
 	raw := secret()
 	if err := s.put(ctx, CodeKind, hashKey(raw), nil, c); err != nil {
@@ -100,12 +97,12 @@ func (s *Service) Redeem(ctx context.Context, g CodeGrant) (*Exchange, error) {
 		return nil, invalidGrant("Code already used; the sessions it gave tokens of are ended")
 	case !now.Before(c.Ends):
 		return nil, invalidGrant("Code expired at %s (Client login timeout)", c.Ends.Format(time.RFC3339))
-	case c.ClientID != g.ClientID:
+	case c.Request.ClientID != g.ClientID:
 		return nil, invalidGrant("Code was issued to another client")
-	case c.RedirectURI != g.RedirectURI:
+	case c.Request.RedirectURI != g.RedirectURI:
 		return nil, invalidGrant("redirect_uri does not match the authorization request's")
 	}
-	if err := checkVerifier(c.Challenge, g.Verifier); err != nil {
+	if err := checkVerifier(c.Request.Challenge, g.Verifier); err != nil {
 		return nil, err
 	}
 	c.Used = true
@@ -116,17 +113,17 @@ func (s *Service) Redeem(ctx context.Context, g CodeGrant) (*Exchange, error) {
 		}
 		return nil, err
 	}
-	grant, err := s.sessions.Attach(ctx, session.AttachRequest{Realm: r.Name, SessionID: c.SessionID, ClientID: c.ClientID, Scope: c.Scope})
+	grant, err := s.sessions.Attach(ctx, session.AttachRequest{Realm: r.Name, SessionID: c.SessionID, ClientID: c.Request.ClientID, Scope: c.Request.Scope})
 	if err != nil {
 		return nil, err
 	}
 	out := &Exchange{Grant: grant}
-	if !hasScope(c.Scope, "openid") {
+	if !hasScope(c.Request.Scope, "openid") {
 		return out, nil
 	}
 	acr, amr := s.authContext(ctx, r, c.SessionID)
 	out.IDToken, err = s.tokens.IDToken(ctx, r.Name, token.IDClaims{
-		Subject: c.UserID, ClientID: c.ClientID, SessionID: c.SessionID, Nonce: c.Nonce, ACR: acr, AMR: amr,
+		Subject: c.UserID, ClientID: c.Request.ClientID, SessionID: c.SessionID, Nonce: c.Request.Nonce, ACR: acr, AMR: amr,
 		AuthTime: c.AuthTime, AccessToken: grant.AccessToken, IssuedAt: grant.IssuedAt, Expiry: grant.ExpiresAt,
 	})
 	if err != nil {
@@ -161,7 +158,7 @@ func (s *Service) revoke(ctx context.Context, realmName string, c *code) {
 			s.log.Error("a reused code's session could not be ended", "realm", realmName, "session", c.SessionID, "offline", offline, "error", err)
 		}
 	}
-	s.log.Warn("authorization code used twice: its sessions are ended", "realm", realmName, "client", c.ClientID, "session", c.SessionID)
+	s.log.Warn("authorization code used twice: its sessions are ended", "realm", realmName, "client", c.Request.ClientID, "session", c.SessionID)
 }
 
 // authContext returns the acr and amr the front-end gave when the session was opened.
