@@ -131,7 +131,7 @@ type loginStack struct {
 	fe *frontend
 }
 
-func newLoginStack(t *testing.T, opts ...option) *loginStack {
+func newLoginStack(t testing.TB, opts ...option) *loginStack {
 	t.Helper()
 	fe := &frontend{}
 	fe.srv = httptest.NewServer(http.HandlerFunc(fe.serve))
@@ -292,6 +292,23 @@ func TestOIDCLogin_standardLibrariesCompleteACodeFlowWithSSOAndOffline(t *testin
 		t.Errorf("userinfo %+v", info)
 	}
 
+	t.Run("discovery lists the flow and nothing more", func(t *testing.T) {
+		var d map[string]any
+		s.do(t, call{method: http.MethodGet, path: "/realms/" + realmName + "/.well-known/openid-configuration"}).decode(t, http.StatusOK, &d)
+		oidcBase := s.issuer(realmName) + "/protocol/openid-connect"
+		for k, v := range map[string]any{
+			"authorization_endpoint": oidcBase + "/auth", "userinfo_endpoint": oidcBase + "/userinfo", "end_session_endpoint": oidcBase + "/logout",
+			"response_types_supported": []any{"code"}, "code_challenge_methods_supported": []any{"S256"},
+			"grant_types_supported": []any{"authorization_code", "refresh_token"}, "response_modes_supported": []any{"query"},
+			"authorization_response_iss_parameter_supported": true, "request_parameter_supported": false,
+			"frontchannel_logout_supported": false,
+		} {
+			if got, _ := json.Marshal(d[k]); string(got) != mustJSON(v) {
+				t.Errorf("discovery %s = %s, want %s", k, got, mustJSON(v))
+			}
+		}
+	})
+
 	t.Run("second client gets SSO with prompt=none", func(t *testing.T) {
 		before := s.fe.calls.Load()
 		app := s.rp(t, spa, "", spaCallback, oidc.ScopeOpenID)
@@ -327,4 +344,12 @@ func TestOIDCLogin_standardLibrariesCompleteACodeFlowWithSSOAndOffline(t *testin
 			t.Errorf("prompt=none after logout: %v, want login_required", back)
 		}
 	})
+}
+
+func mustJSON(v any) string {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(err)
+	}
+	return string(b)
 }

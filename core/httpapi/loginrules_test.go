@@ -38,7 +38,7 @@ func (s *loginStack) authURL(client, redirect string, kv ...string) string {
 }
 
 // code logs in confidential in b and returns the code of its callback.
-func (s *loginStack) code(t *testing.T, b *browser, kv ...string) string {
+func (s *loginStack) code(t testing.TB, b *browser, kv ...string) string {
 	t.Helper()
 	back, status := b.visit(t, s.authURL(confidential, rpCallback, kv...))
 	if back == nil || back.Query().Get("code") == "" {
