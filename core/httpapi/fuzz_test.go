@@ -333,8 +333,16 @@ var tokenTarget = formTarget{path: tokenPath, check: func(h *fuzzStack, t *testi
 		h.codeUnchanged(t, a)
 		return
 	}
-	if form.Get("grant_type") == "authorization_code" {
+	switch form.Get("grant_type") {
+	case "authorization_code":
 		h.checkCodeGrant(t, a, form)
+		return
+	case "client_credentials":
+		// Only the service-account client, and its session is transient: nothing stored.
+		if presentedClient(a.in.auth, form) != service || a.in.realm != realmName {
+			t.Fatalf("client_credentials granted to %q: %s", presentedClient(a.in.auth, form), a.in)
+		}
+		h.settle(t, a, func() bool { return false })
 		return
 	}
 	// Only a refresh or offline token the fixture got, in this realm, presented by the

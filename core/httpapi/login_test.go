@@ -299,7 +299,7 @@ func TestOIDCLogin_standardLibrariesCompleteACodeFlowWithSSOAndOffline(t *testin
 		for k, v := range map[string]any{
 			"authorization_endpoint": oidcBase + "/auth", "userinfo_endpoint": oidcBase + "/userinfo", "end_session_endpoint": oidcBase + "/logout",
 			"response_types_supported": []any{"code"}, "code_challenge_methods_supported": []any{"S256"},
-			"grant_types_supported": []any{"authorization_code", "refresh_token"}, "response_modes_supported": []any{"query"},
+			"grant_types_supported": []any{"authorization_code", "client_credentials", "refresh_token"}, "response_modes_supported": []any{"query"},
 			"authorization_response_iss_parameter_supported": true, "request_parameter_supported": false,
 			"frontchannel_logout_supported": false,
 		} {

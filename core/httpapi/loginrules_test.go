@@ -403,3 +403,26 @@ func TestLoginCleanup_removesExpiredAuthenticationSessionsAndCodes(t *testing.T)
 		t.Errorf("left %d authentication sessions, %d codes", p, c)
 	}
 }
+
+// TestClientCredentials_serviceAccountsOnly: a confidential client with a service account
+// gets an access token of a transient session (no refresh token, nothing stored); any other
+// client is unauthorized_client.
+func TestClientCredentials_serviceAccountsOnly(t *testing.T) {
+	s := newStack(t)
+	before := s.snapshot(t)
+	var got tokens
+	s.do(t, form(tokenPath(realmName), basic(service, otherSecret), "grant_type", "client_credentials", "scope", "openid offline_access")).decode(t, http.StatusOK, &got)
+	claims := payload(t, got.AccessToken)
+	if got.RefreshToken != "" || got.SessionState != "" || claims["sub"] != "service-account-service" || claims["azp"] != service || got.Scope != "openid" {
+		t.Errorf("answer %+v, claims %v", got, claims)
+	}
+	s.unchanged(t, before)
+	for name, a := range map[string]auth{"without a service account": confidentialAuth, "public": public(spa)} {
+		t.Run(name, func(t *testing.T) {
+			s.do(t, form(tokenPath(realmName), a, "grant_type", "client_credentials")).refused(t, http.StatusBadRequest, "unauthorized_client", "service account")
+		})
+	}
+	t.Run("wrong secret", func(t *testing.T) {
+		s.do(t, form(tokenPath(realmName), basic(service, "nope"), "grant_type", "client_credentials")).refused(t, http.StatusUnauthorized, "invalid_client", "")
+	})
+}

@@ -93,7 +93,7 @@ func (s *Server) discovery(w http.ResponseWriter, r *http.Request) {
 		IntrospectionEndpoint:            oidc + "/token/introspect",
 		RevocationEndpoint:               oidc + "/revoke",
 		JWKSURI:                          oidc + "/certs",
-		GrantTypes:                       []string{"refresh_token"},
+		GrantTypes:                       []string{"client_credentials", "refresh_token"},
 		ResponseTypes:                    []string{},
 		SubjectTypes:                     []string{"public"},
 		IDTokenAlgs:                      []string{"ES256", "RS256"},
@@ -106,7 +106,7 @@ func (s *Server) discovery(w http.ResponseWriter, r *http.Request) {
 	}
 	if s.login != nil {
 		doc.AuthorizationEndpoint, doc.UserinfoEndpoint, doc.EndSessionEndpoint = oidc+"/auth", oidc+"/userinfo", oidc+"/logout"
-		doc.GrantTypes = []string{"authorization_code", "refresh_token"}
+		doc.GrantTypes = []string{"authorization_code", "client_credentials", "refresh_token"}
 		doc.ResponseTypes, doc.ResponseModes = []string{"code"}, []string{"query"}
 		doc.CodeChallengeMethods = []string{"S256"}
 		doc.PromptValues = []string{"none", "login", "consent", "select_account"}
@@ -188,11 +188,38 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, grantResponse(g))
 	case "authorization_code":
 		s.codeGrant(w, r, name, client)
+	case "client_credentials":
+		s.clientCredentialsGrant(w, r, name, client)
 	case "":
 		s.writeError(w, r, &session.Error{Code: session.InvalidRequest, Description: "missing grant_type"})
 	default:
-		s.writeError(w, r, &session.Error{Code: session.UnsupportedGrantType, Description: fmt.Sprintf("unsupported grant_type %q: sessiond's token endpoint serves refresh_token; logins go through the login front-end", gt)})
+		s.writeError(w, r, &session.Error{Code: session.UnsupportedGrantType, Description: fmt.Sprintf("unsupported grant_type %q: sessiond's token endpoint serves authorization_code, client_credentials and refresh_token", gt)})
 	}
+}
+
+// ServiceAccountPrefix names a client's service account: the sub and preferred_username of
+// its client_credentials tokens are this prefix and the clientId, as Keycloak names the
+// service account user (sessiond has no user store to give it a UUID).
+const ServiceAccountPrefix = "service-account-"
+
+// clientCredentialsGrant is RFC 6749 §4.4 for a confidential client with a service account
+// (Keycloak's serviceAccountsEnabled): an access token of a transient session, never stored,
+// with no refresh token, as Keycloak issues by default.
+func (s *Server) clientCredentialsGrant(w http.ResponseWriter, r *http.Request, realmName, clientID string) {
+	_, c, _ := s.realms.Client(realmName, clientID)
+	if c == nil || c.PublicClient || !c.ServiceAccountsEnabled {
+		s.writeError(w, r, &session.Error{Code: session.UnauthorizedClient, Description: "the client has no service account (serviceAccountsEnabled) or is public"})
+		return
+	}
+	g, err := s.sessions.Open(r.Context(), session.OpenRequest{
+		Realm: realmName, ClientID: clientID, UserID: ServiceAccountPrefix + clientID, Username: ServiceAccountPrefix + clientID,
+		AuthMethod: "client_credentials", Scope: trimScope(r.PostForm.Get("scope")), Transient: true, IPAddress: remoteIP(r),
+	})
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, grantResponse(g))
 }
 
 func (s *Server) introspect(w http.ResponseWriter, r *http.Request) {

@@ -42,6 +42,7 @@ const (
 	adminApp     = "admin-app"    // confidential, with an admin URL
 	short        = "short"        // confidential, with client-session and access-token overrides
 	disabled     = "disabled"     // configured but disabled
+	service      = "service"      // confidential, with a service account (client_credentials)
 
 	// confidentialSecret holds characters RFC 6749 §2.3.1 makes clients form-encode
 	// before Basic encoding, so the tests show both sides agree on it.
@@ -76,6 +77,7 @@ func testRealms(change func(*realm.Realm)) []*realm.Realm {
 		{ClientID: short, Secret: otherSecret, Enabled: true,
 			SessionIdle: shortIdle, SessionMax: shortMax, AccessTokenLifespan: shortAccess},
 		{ClientID: disabled, Secret: otherSecret, Enabled: false},
+		{ClientID: service, Secret: otherSecret, Enabled: true, ServiceAccountsEnabled: true},
 	}}
 	acme.SSOSessionIdleRememberMe = 2 * time.Hour
 	if change != nil {

@@ -44,7 +44,7 @@ type realmFile struct {
 	Clients                             []clientFile `json:"clients"`
 
 	// sessiond's own settings, beyond Keycloak's representation.
-	RefreshTokenRotationGraceWindow     int64 `json:"refreshTokenRotationGraceWindow"`
+	RefreshTokenRotationGraceWindow     int64  `json:"refreshTokenRotationGraceWindow"`
 	EndClientSessionOnRefreshTokenReuse bool   `json:"endClientSessionOnRefreshTokenReuse"`
 	LoginFrontendURL                    string `json:"loginFrontendUrl"`
 
@@ -59,6 +59,7 @@ type clientFile struct {
 	ClientID             string            `json:"clientId"`
 	Secret               string            `json:"secret"`
 	PublicClient         bool              `json:"publicClient"`
+	ServiceAccounts      bool              `json:"serviceAccountsEnabled"`
 	Enabled              *bool             `json:"enabled"` // absent: enabled
 	AdminURL             string            `json:"adminUrl"`
 	RedirectURIs         []string          `json:"redirectUris"`
@@ -198,17 +199,18 @@ func (f realmFile) realm(source string) (*Realm, error) {
 
 func (f clientFile) client() (*Client, error) {
 	c := &Client{
-		ID:                   f.ID,
-		ClientID:             f.ClientID,
-		Secret:               Secret(f.Secret),
-		PublicClient:         f.PublicClient,
-		Enabled:              f.Enabled == nil || *f.Enabled,
-		AdminURL:             f.AdminURL,
-		RedirectURIs:         f.RedirectURIs,
-		NotBefore:            epoch(f.NotBefore),
-		OfflineAccess:        slices.Contains(f.DefaultClientScopes, OfflineAccessScope) || slices.Contains(f.OptionalClientScopes, OfflineAccessScope),
-		BackchannelLogoutURL: f.Attributes[AttrBackchannelLogoutURL],
-		PKCEMethod:           strings.TrimSpace(f.Attributes[AttrPKCEMethod]),
+		ID:                     f.ID,
+		ClientID:               f.ClientID,
+		Secret:                 Secret(f.Secret),
+		PublicClient:           f.PublicClient,
+		Enabled:                f.Enabled == nil || *f.Enabled,
+		AdminURL:               f.AdminURL,
+		RedirectURIs:           f.RedirectURIs,
+		NotBefore:              epoch(f.NotBefore),
+		OfflineAccess:          slices.Contains(f.DefaultClientScopes, OfflineAccessScope) || slices.Contains(f.OptionalClientScopes, OfflineAccessScope),
+		BackchannelLogoutURL:   f.Attributes[AttrBackchannelLogoutURL],
+		PKCEMethod:             strings.TrimSpace(f.Attributes[AttrPKCEMethod]),
+		ServiceAccountsEnabled: f.ServiceAccounts,
 	}
 	for _, u := range strings.Split(f.Attributes[AttrPostLogoutRedirectURIs], "##") {
 		if u = strings.TrimSpace(u); u != "" && u != "+" {

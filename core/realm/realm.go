@@ -187,6 +187,8 @@ type Client struct {
 	// optional for a confidential client (public clients always need it).
 	PKCEMethod             string
 	PostLogoutRedirectURIs []string
+	// ServiceAccountsEnabled: the confidential client may use the client_credentials grant.
+	ServiceAccountsEnabled bool
 	// OfflineAccess: the client may request offline tokens (offline_access among its client scopes).
 	OfflineAccess bool
 	NotBefore     time.Time

@@ -143,6 +143,9 @@ func (v *validation) client(c *Client, byClientID, byID map[string]bool) {
 	}
 	v.absoluteURL(id, "adminUrl", c.AdminURL)
 	v.absoluteURL(id, "attributes."+AttrBackchannelLogoutURL, c.BackchannelLogoutURL)
+	if c.ServiceAccountsEnabled && c.PublicClient {
+		v.fail(id, "serviceAccountsEnabled", "a public client cannot have a service account: it cannot authenticate for client_credentials")
+	}
 	if c.PKCEMethod != "" && c.PKCEMethod != PKCES256 {
 		v.fail(id, "attributes."+AttrPKCEMethod, fmt.Sprintf("%q is not supported; sessiond accepts only %s (or leave it empty)", c.PKCEMethod, PKCES256))
 	}

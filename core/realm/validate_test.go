@@ -40,6 +40,7 @@ func TestValidate_hardErrors(t *testing.T) {
 		{"relative adminUrl cannot receive pushes", func(r *Realm) { r.Clients[0].AdminURL = "/admin" }, "adminUrl"},
 		{"non-http backchannel logout URL", func(r *Realm) { r.Clients[0].BackchannelLogoutURL = "ftp://x/y" }, "attributes.backchannel.logout.url"},
 		{"relative login front-end URL", func(r *Realm) { r.LoginFrontendURL = "/login" }, "loginFrontendUrl"},
+		{"public client with a service account", func(r *Realm) { r.Clients[1].ServiceAccountsEnabled = true }, "serviceAccountsEnabled"},
 		{"PKCE method plain", func(r *Realm) { r.Clients[0].PKCEMethod = "plain" }, "attributes.pkce.code.challenge.method"},
 		{"redirect URI anywhere", func(r *Realm) { r.Clients[0].RedirectURIs = []string{"*"} }, "redirectUris"},
 		{"relative redirect URI", func(r *Realm) { r.Clients[0].RedirectURIs = []string{"/cb"} }, "redirectUris"},
