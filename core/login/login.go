@@ -115,6 +115,13 @@ func New(d Deps) *Service {
 	if s.log == nil {
 		s.log = hclog.NewNullLogger()
 	}
+	if s.end == nil {
+		// Ending a session must tell its clients; without the path that does, refuse
+		// rather than end it quietly.
+		s.end = func(context.Context, string, string, bool) error {
+			return errors.New("login: no session-ending path wired (Deps.End)")
+		}
+	}
 	return s
 }
 
