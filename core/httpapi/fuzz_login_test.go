@@ -165,7 +165,11 @@ func runAuthorize(h *fuzzStack, t *testing.T, in input) answer {
 		if err != nil || !strings.HasPrefix(loc, params.Get("redirect_uri")) || (params.Get("redirect_uri") != rpCallback && params.Get("redirect_uri") != spaCallback) {
 			t.Fatalf("redirected to %q for %q", loc, query)
 		}
-		if q := u.Query(); q.Get("error") == "" || q.Get("code") != "" || q.Get("iss") != h.issuer(realmName) {
+		q := u.Query()
+		if u.Fragment != "" {
+			q, _ = url.ParseQuery(u.EscapedFragment())
+		}
+		if q.Get("error") == "" || q.Get("code") != "" || q.Get("access_token") != "" || q.Get("iss") != h.issuer(realmName) {
 			t.Fatalf("redirected to the client without an error and iss, or with a code: %q for %q", loc, query)
 		}
 		fallthrough

@@ -155,7 +155,14 @@ func (s *loginStack) newBrowser() *browser {
 	b := &browser{}
 	b.Client = &http.Client{Jar: jar, Transport: s.client.Transport, CheckRedirect: func(req *http.Request, via []*http.Request) error {
 		if strings.HasSuffix(req.URL.Hostname(), ".test") {
-			b.stopped.Store(req.URL)
+			// The Location itself: the client drops a fragment from the URL it would follow.
+			u := req.URL
+			if req.Response != nil {
+				if loc, err := req.Response.Request.URL.Parse(req.Response.Header.Get("Location")); err == nil {
+					u = loc
+				}
+			}
+			b.stopped.Store(u)
 			return http.ErrUseLastResponse
 		}
 		return nil
@@ -298,8 +305,8 @@ func TestOIDCLogin_standardLibrariesCompleteACodeFlowWithSSOAndOffline(t *testin
 		oidcBase := s.issuer(realmName) + "/protocol/openid-connect"
 		for k, v := range map[string]any{
 			"authorization_endpoint": oidcBase + "/auth", "userinfo_endpoint": oidcBase + "/userinfo", "end_session_endpoint": oidcBase + "/logout",
-			"response_types_supported": []any{"code"}, "code_challenge_methods_supported": []any{"S256"},
-			"grant_types_supported": []any{"authorization_code", "client_credentials", "refresh_token"}, "response_modes_supported": []any{"query"},
+			"response_types_supported": []any{"code", "token", "id_token", "id_token token", "code id_token", "code token", "code id_token token"}, "code_challenge_methods_supported": []any{"S256"},
+			"grant_types_supported": []any{"authorization_code", "client_credentials", "refresh_token"}, "response_modes_supported": []any{"query", "fragment"},
 			"authorization_response_iss_parameter_supported": true, "request_parameter_supported": false,
 			"frontchannel_logout_supported": false,
 		} {

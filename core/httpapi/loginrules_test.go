@@ -10,11 +10,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coreos/go-oidc/v3/oidc"
+
 	loginflow "github.com/sessiond/sessiond/core/login"
 	"github.com/sessiond/sessiond/core/realm"
 )
 
-// testVerifier is the PKCE code_verifier of the rule tests; testChallenge its S256.
+// testVerifier is the PKCE code_verifier of the rule tests (s256 makes its challenge).
 var testVerifier = strings.Repeat("verifier-", 6)
 
 func s256(v string) string {
@@ -150,8 +152,13 @@ func TestAuthorize_refusalsGoToTheClientWithStateAndIss(t *testing.T) {
 		{"public client without PKCE", spa, spaCallback, []string{"code_challenge", "", "code_challenge_method", ""}, "invalid_request", "must send a PKCE"},
 		{"plain PKCE", confidential, rpCallback, []string{"code_challenge_method", "plain"}, "invalid_request", "must be S256"},
 		{"short challenge", confidential, rpCallback, []string{"code_challenge", "abc"}, "invalid_request", "43 to 128"},
-		{"implicit", confidential, rpCallback, []string{"response_type", "token"}, "unsupported_response_type", "code"},
-		{"hybrid", confidential, rpCallback, []string{"response_type", "code id_token"}, "unsupported_response_type", "code"},
+		{"implicit without implicitFlowEnabled", confidential, rpCallback, []string{"response_type", "token"}, "unauthorized_client", "implicitFlowEnabled"},
+		{"hybrid without implicitFlowEnabled", confidential, rpCallback, []string{"response_type", "code id_token", "nonce", "n"}, "unauthorized_client", "implicitFlowEnabled"},
+		{"unknown response type", confidential, rpCallback, []string{"response_type", "code foo"}, "unsupported_response_type", "code, token, id_token"},
+		{"response type twice", confidential, rpCallback, []string{"response_type", "code code"}, "unsupported_response_type", ""},
+		{"id_token without nonce", implicitClient, implicitCallback, []string{"response_type", "id_token"}, "invalid_request", "nonce is required"},
+		{"id_token without openid", implicitClient, implicitCallback, []string{"response_type", "id_token token", "nonce", "n", "scope", "profile"}, "invalid_request", "openid"},
+		{"tokens in the query", implicitClient, implicitCallback, []string{"response_type", "token", "response_mode", "query"}, "invalid_request", "fragment"},
 		{"no response_type", confidential, rpCallback, []string{"response_type", ""}, "invalid_request", "response_type is missing"},
 		{"unknown prompt", confidential, rpCallback, []string{"prompt", "later"}, "invalid_request", "prompt"},
 		{"prompt none with login", confidential, rpCallback, []string{"prompt", "none login"}, "invalid_request", "cannot be combined"},
@@ -165,8 +172,12 @@ func TestAuthorize_refusalsGoToTheClientWithStateAndIss(t *testing.T) {
 			if back == nil {
 				t.Fatalf("not redirected to the client (status %d)", status)
 			}
-			q := back.Query()
-			if !strings.HasPrefix(back.String(), tc.redirect+"?") || q.Get("error") != tc.code || !strings.Contains(q.Get("error_description"), tc.desc) ||
+			q, sep := back.Query(), "?"
+			if back.Fragment != "" {
+				q, _ = url.ParseQuery(back.EscapedFragment())
+				sep = "#"
+			}
+			if !strings.HasPrefix(back.String(), tc.redirect+sep) || q.Get("error") != tc.code || !strings.Contains(q.Get("error_description"), tc.desc) ||
 				q.Get("state") != "st" || q.Get("iss") != s.issuer(realmName) || q.Get("code") != "" {
 				t.Errorf("callback %s", back)
 			}
@@ -425,4 +436,77 @@ func TestClientCredentials_serviceAccountsOnly(t *testing.T) {
 	t.Run("wrong secret", func(t *testing.T) {
 		s.do(t, form(tokenPath(realmName), basic(service, "nope"), "grant_type", "client_credentials")).refused(t, http.StatusUnauthorized, "invalid_client", "")
 	})
+}
+
+// TestImplicitAndHybrid_tokensInTheFragment: a client with implicitFlowEnabled gets tokens
+// from the authorization endpoint, in the fragment: the access token with the implicit-flow
+// lifespan and never a refresh token, the ID token bound by nonce, at_hash and c_hash, and
+// (hybrid) a code still redeemed with PKCE.
+func TestImplicitAndHybrid_tokensInTheFragment(t *testing.T) {
+	const implicitLifespan = 10 * time.Minute
+	s := newLoginStack(t, withRealm(func(r *realm.Realm) { r.AccessTokenLifespanImplicit = implicitLifespan }))
+	ctx := oidc.ClientContext(s.ctx, s.client)
+	provider, err := oidc.NewProvider(ctx, s.issuer(realmName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	verifier := provider.Verifier(&oidc.Config{ClientID: implicitClient, Now: s.clock.Now})
+	for _, tc := range []struct {
+		responseType          string
+		code, access, idToken bool
+	}{
+		{"token", false, true, false},
+		{"id_token", false, false, true},
+		{"id_token token", false, true, true},
+		{"code id_token", true, false, true},
+		{"code token", true, true, false},
+		{"code id_token token", true, true, true},
+	} {
+		t.Run(tc.responseType, func(t *testing.T) {
+			back, status := s.newBrowser().visit(t, s.authURL(implicitClient, implicitCallback, "response_type", tc.responseType, "nonce", "n-1"))
+			if back == nil || back.RawQuery != "" {
+				t.Fatalf("callback %v (status %d), want the answer in the fragment only", back, status)
+			}
+			f, _ := url.ParseQuery(back.EscapedFragment())
+			if f.Get("error") != "" || (f.Get("code") != "") != tc.code || (f.Get("access_token") != "") != tc.access ||
+				(f.Get("id_token") != "") != tc.idToken || f.Get("refresh_token") != "" || f.Get("state") != "st" || f.Get("iss") != s.issuer(realmName) {
+				t.Fatalf("fragment %v", f)
+			}
+			if tc.access {
+				c := payload(t, f.Get("access_token"))
+				if f.Get("expires_in") != "600" || c["exp"].(float64)-c["iat"].(float64) != implicitLifespan.Seconds() {
+					t.Errorf("access token lives %v s (expires_in %s), want the implicit lifespan %v", c["exp"].(float64)-c["iat"].(float64), f.Get("expires_in"), implicitLifespan)
+				}
+			}
+			if tc.idToken {
+				idt, err := verifier.Verify(ctx, f.Get("id_token"))
+				if err != nil || idt.Nonce != "n-1" {
+					t.Fatalf("ID token: %v, nonce %q", err, idt.Nonce)
+				}
+				if tc.access {
+					if err := idt.VerifyAccessToken(f.Get("access_token")); err != nil {
+						t.Errorf("at_hash: %v", err)
+					}
+				}
+				var c struct {
+					CHash string `json:"c_hash"`
+				}
+				_ = idt.Claims(&c)
+				if tc.code {
+					sum := sha256.Sum256([]byte(f.Get("code")))
+					if want := base64.RawURLEncoding.EncodeToString(sum[:16]); c.CHash != want {
+						t.Errorf("c_hash %q, want %q", c.CHash, want)
+					}
+				}
+			}
+			if tc.code {
+				var got tokens
+				s.do(t, form(tokenPath(realmName), public(implicitClient), "grant_type", "authorization_code", "code", f.Get("code"),
+					"redirect_uri", implicitCallback, "code_verifier", testVerifier)).decode(t, http.StatusOK, &got)
+				if got.RefreshToken == "" {
+					t.Error("the hybrid flow's code got no refresh token")
+				}
+			}
+		})
+	}
 }

@@ -107,7 +107,8 @@ func (s *Server) discovery(w http.ResponseWriter, r *http.Request) {
 	if s.login != nil {
 		doc.AuthorizationEndpoint, doc.UserinfoEndpoint, doc.EndSessionEndpoint = oidc+"/auth", oidc+"/userinfo", oidc+"/logout"
 		doc.GrantTypes = []string{"authorization_code", "client_credentials", "refresh_token"}
-		doc.ResponseTypes, doc.ResponseModes = []string{"code"}, []string{"query"}
+		doc.ResponseTypes = []string{"code", "token", "id_token", "id_token token", "code id_token", "code token", "code id_token token"}
+		doc.ResponseModes = []string{"query", "fragment"}
 		doc.CodeChallengeMethods = []string{"S256"}
 		doc.PromptValues = []string{"none", "login", "consent", "select_account"}
 		doc.AuthorizationResponseIss = true

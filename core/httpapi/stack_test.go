@@ -43,6 +43,8 @@ const (
 	short        = "short"        // confidential, with client-session and access-token overrides
 	disabled     = "disabled"     // configured but disabled
 	service      = "service"      // confidential, with a service account (client_credentials)
+	// implicitClient is public with the implicit flow enabled (login_test.go).
+	implicitClient = "implicit"
 
 	// confidentialSecret holds characters RFC 6749 §2.3.1 makes clients form-encode
 	// before Basic encoding, so the tests show both sides agree on it.
@@ -59,6 +61,8 @@ const (
 	rpCallback  = "https://rp.test/callback"
 	rpLoggedOut = "https://rp.test/bye"
 	spaCallback = "https://spa.test/cb"
+	// implicitCallback is implicitClient's.
+	implicitCallback = "https://implicit.test/cb"
 
 	// The per-client overrides of short.
 	shortIdle   = 5 * time.Minute
@@ -78,6 +82,7 @@ func testRealms(change func(*realm.Realm)) []*realm.Realm {
 			SessionIdle: shortIdle, SessionMax: shortMax, AccessTokenLifespan: shortAccess},
 		{ClientID: disabled, Secret: otherSecret, Enabled: false},
 		{ClientID: service, Secret: otherSecret, Enabled: true, ServiceAccountsEnabled: true},
+		{ClientID: implicitClient, PublicClient: true, Enabled: true, ImplicitFlowEnabled: true, RedirectURIs: []string{implicitCallback}},
 	}}
 	acme.SSOSessionIdleRememberMe = 2 * time.Hour
 	if change != nil {

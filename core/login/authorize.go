@@ -64,19 +64,32 @@ func (e *RedirectError) Error() string { return e.Code + ": " + e.Description }
 
 // Request is a validated authorization request.
 type Request struct {
-	ClientID     string   `json:"client_id"`
-	RedirectURI  string   `json:"redirect_uri"`
-	Scope        string   `json:"scope"`
-	State        string   `json:"state,omitempty"`
-	Nonce        string   `json:"nonce,omitempty"`
-	Challenge    string   `json:"code_challenge,omitempty"` // PKCE S256
-	Prompt       []string `json:"prompt,omitempty"`
-	MaxAge       int64    `json:"max_age"` // -1: not given
-	LoginHint    string   `json:"login_hint,omitempty"`
-	UILocales    string   `json:"ui_locales,omitempty"`
-	ACRValues    string   `json:"acr_values,omitempty"`
-	ResponseMode string   `json:"response_mode,omitempty"`
+	ClientID    string   `json:"client_id"`
+	RedirectURI string   `json:"redirect_uri"`
+	Scope       string   `json:"scope"`
+	State       string   `json:"state,omitempty"`
+	Nonce       string   `json:"nonce,omitempty"`
+	Challenge   string   `json:"code_challenge,omitempty"` // PKCE S256
+	Prompt      []string `json:"prompt,omitempty"`
+	MaxAge      int64    `json:"max_age"` // -1: not given
+	LoginHint   string   `json:"login_hint,omitempty"`
+	UILocales   string   `json:"ui_locales,omitempty"`
+	ACRValues   string   `json:"acr_values,omitempty"`
+	// ResponseType is the sorted set of code, token and id_token.
+	ResponseType []string `json:"response_type"`
+	// ResponseMode is query (code alone) or fragment.
+	ResponseMode string `json:"response_mode,omitempty"`
 }
+
+// Response types (OpenID Connect Core §3, OAuth 2.0 Multiple Response Type Encoding).
+const (
+	RespCode    = "code"
+	RespToken   = "token"
+	RespIDToken = "id_token"
+)
+
+// Wants reports whether the response carries t.
+func (q *Request) Wants(t string) bool { return slices.Contains(q.ResponseType, t) }
 
 // OpenID reports whether the request is an OpenID Connect one (an ID token is issued).
 func (q *Request) OpenID() bool { return hasScope(q.Scope, "openid") }
@@ -135,16 +148,34 @@ func (q *Request) parse(c *realm.Client, params url.Values) error {
 	if len(params.Get("state")) > maxParam {
 		return bad("state is longer than %d bytes", maxParam)
 	}
-	switch rt := params.Get("response_type"); {
-	case rt == "":
+	rt := strings.Fields(params.Get("response_type"))
+	if len(rt) == 0 {
 		return bad("response_type is missing")
-	case rt != "code":
-		return &RedirectError{Code: UnsupportedResponseType, Description: fmt.Sprintf("response_type %q is not supported; sessiond serves the authorization code flow (code)", short(rt))}
 	}
-	switch m := params.Get("response_mode"); m {
-	case "", "query":
+	for i, v := range rt {
+		if !slices.Contains([]string{RespCode, RespToken, RespIDToken}, v) || slices.Contains(rt[i+1:], v) {
+			return &RedirectError{Code: UnsupportedResponseType, Description: fmt.Sprintf("response_type %q is not supported; sessiond serves code, token, id_token and their combinations", short(params.Get("response_type")))}
+		}
+	}
+	slices.Sort(rt)
+	q.ResponseType = rt
+	implicit := !slices.Equal(rt, []string{RespCode})
+	q.ResponseMode = "query"
+	if implicit {
+		// OAuth 2.0 Multiple Response Type Encoding Practices §5: tokens never in the query.
+		q.ResponseMode = "fragment"
+	}
+	switch m := params.Get("response_mode"); {
+	case m == "" || m == q.ResponseMode:
+	case m == "fragment":
+		q.ResponseMode = m
+	case m == "query":
+		return bad("response_mode query cannot carry tokens; use fragment")
 	default:
-		return bad("response_mode %q is not supported; sessiond answers in the query", short(m))
+		return bad("response_mode %q is not supported; sessiond answers in the query or the fragment", short(m))
+	}
+	if implicit && !c.ImplicitFlowEnabled {
+		return &RedirectError{Code: UnauthorizedClient, Description: "the client does not enable the implicit flow (implicitFlowEnabled), which response_type " + strings.Join(rt, " ") + " needs"}
 	}
 	scope := params.Get("scope")
 	if len(scope) > maxScope {
@@ -165,6 +196,16 @@ func (q *Request) parse(c *realm.Client, params url.Values) error {
 	}
 	if err := q.pkce(c, params.Get("code_challenge"), params.Get("code_challenge_method")); err != nil {
 		return err
+	}
+	if q.Wants(RespIDToken) {
+		switch {
+		case !q.OpenID():
+			return bad("response_type id_token needs the openid scope")
+		case q.Nonce == "":
+			// OpenID Connect Core §3.2.2.1: an ID token from the authorization endpoint
+			// must be bound to the request by a nonce.
+			return bad("nonce is required when the authorization endpoint returns an ID token")
+		}
 	}
 	if p := params.Get("prompt"); p != "" {
 		for _, v := range strings.Fields(p) {
@@ -197,6 +238,8 @@ func (q *Request) pkce(c *realm.Client, challenge, method string) error {
 	}
 	if challenge == "" {
 		switch {
+		case !q.Wants(RespCode):
+			return nil // no code, nothing for PKCE to bind
 		case method != "":
 			return bad("code_challenge_method without code_challenge")
 		case c.PublicClient:
@@ -243,14 +286,17 @@ func short(s string) string {
 
 func hasScope(scope, value string) bool { return slices.Contains(strings.Fields(scope), value) }
 
-// RedirectTo returns the client's redirect URI with params added to its query, and iss
-// (RFC 9207) and the request's state.
-func RedirectTo(redirectURI, iss, state string, params url.Values) string {
+// RedirectTo returns the client's redirect URI with params, iss (RFC 9207) and the request's
+// state added to its query, or, when fragment, in its fragment.
+func RedirectTo(redirectURI, iss, state string, params url.Values, fragment bool) string {
 	u, err := url.Parse(redirectURI)
 	if err != nil { // checked against the registered URIs, so it parsed before
 		return redirectURI
 	}
-	q := u.Query()
+	q := url.Values{}
+	if !fragment {
+		q = u.Query()
+	}
 	for k, v := range params {
 		q[k] = v
 	}
@@ -258,11 +304,16 @@ func RedirectTo(redirectURI, iss, state string, params url.Values) string {
 		q.Set("state", state)
 	}
 	q.Set("iss", iss)
+	if fragment {
+		// Form encoding, as in a query (OAuth 2.0 Multiple Response Type Encoding §4).
+		u.Fragment, u.RawFragment = "", ""
+		return u.String() + "#" + q.Encode()
+	}
 	u.RawQuery = q.Encode()
 	return u.String()
 }
 
 // ErrorRedirect is the redirect that tells the client of a refusal.
 func ErrorRedirect(q *Request, iss string, e *RedirectError) string {
-	return RedirectTo(q.RedirectURI, iss, q.State, url.Values{"error": {e.Code}, "error_description": {e.Description}})
+	return RedirectTo(q.RedirectURI, iss, q.State, url.Values{"error": {e.Code}, "error_description": {e.Description}}, q.ResponseMode == "fragment")
 }

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -34,16 +35,45 @@ type code struct {
 	Used bool `json:"used"`
 }
 
-// codeRedirect issues a code for an authenticated request and returns the client's redirect.
-func (s *Service) codeRedirect(ctx context.Context, r *realm.Realm, q *Request, a *accepted, now time.Time) (*Outcome, error) {
-	c := code{Realm: r.Name, Request: *q, SessionID: a.SessionID, UserID: a.UserID, AuthTime: a.AuthTime, Issued: now,
-		Ends: now.Add(r.Timeouts.Effective().ClientLoginTimeout)}
-	raw := secret()
-	if err := s.put(ctx, CodeKind, hashKey(raw), nil, c); err != nil {
-		return nil, err
+// respond answers an authenticated request with what its response_type asks: a code, an
+// access token (implicit: the implicit-flow lifespan, no refresh token) and an ID token, in
+// the query (code alone) or the fragment.
+func (s *Service) respond(ctx context.Context, r *realm.Realm, q *Request, a *accepted, now time.Time) (*Outcome, error) {
+	params := url.Values{"session_state": {a.SessionID}}
+	var raw, access string
+	if q.Wants(RespCode) {
+		c := code{Realm: r.Name, Request: *q, SessionID: a.SessionID, UserID: a.UserID, AuthTime: a.AuthTime, Issued: now,
+			Ends: now.Add(r.Timeouts.Effective().ClientLoginTimeout)}
+		raw = secret()
+		if err := s.put(ctx, CodeKind, hashKey(raw), nil, c); err != nil {
+			return nil, err
+		}
+		params.Set("code", raw)
 	}
-	return &Outcome{Redirect: RedirectTo(q.RedirectURI, s.Issuer(r.Name), q.State,
-		url.Values{"code": {raw}, "session_state": {a.SessionID}})}, nil
+	expiry := now.Add(r.Timeouts.Effective().AccessTokenLifespanImplicit)
+	if q.Wants(RespToken) {
+		g, err := s.sessions.Attach(ctx, session.AttachRequest{Realm: r.Name, SessionID: a.SessionID, ClientID: q.ClientID, Scope: q.Scope, Implicit: true})
+		if err != nil {
+			return nil, err
+		}
+		access, expiry = g.AccessToken, g.ExpiresAt
+		params.Set("access_token", g.AccessToken)
+		params.Set("token_type", g.TokenType)
+		params.Set("expires_in", strconv.FormatInt(g.ExpiresIn(), 10))
+		params.Set("scope", g.Scope)
+	}
+	if q.Wants(RespIDToken) {
+		acr, amr := s.authContext(ctx, r, a.SessionID)
+		idt, err := s.tokens.IDToken(ctx, r.Name, token.IDClaims{
+			Subject: a.UserID, ClientID: q.ClientID, SessionID: a.SessionID, Nonce: q.Nonce, ACR: acr, AMR: amr,
+			AuthTime: a.AuthTime, AccessToken: access, Code: raw, IssuedAt: now, Expiry: expiry,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("issue the id token: %w", err)
+		}
+		params.Set("id_token", idt)
+	}
+	return &Outcome{Redirect: RedirectTo(q.RedirectURI, s.Issuer(r.Name), q.State, params, q.ResponseMode == "fragment")}, nil
 }
 
 // Exchange is a code grant's answer: the session's tokens and, for an OpenID Connect

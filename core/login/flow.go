@@ -115,7 +115,7 @@ func (s *Service) Authorize(ctx context.Context, realmName string, q *Request, s
 		if !fresh {
 			return &Outcome{Redirect: ErrorRedirect(q, iss, &RedirectError{Code: LoginRequired, Description: "no live session for this browser (or older than max_age); prompt=none forbids a login"})}, nil
 		}
-		return s.codeRedirect(ctx, r, q, &accepted{SessionID: us.ID, UserID: us.UserID, AuthTime: sso.AuthTime}, now)
+		return s.respond(ctx, r, q, &accepted{SessionID: us.ID, UserID: us.UserID, AuthTime: sso.AuthTime}, now)
 	}
 	if r.LoginFrontendURL == "" {
 		return &Outcome{Redirect: ErrorRedirect(q, iss, &RedirectError{Code: TemporarilyUnavailable, Description: "the realm has no login front-end (loginFrontendUrl)"})}, nil
@@ -374,7 +374,7 @@ func (s *Service) Return(ctx context.Context, realmName, verifier string, bindin
 	if !ok {
 		return nil, &PageError{Description: "the realm does not exist"}
 	}
-	out, err := s.codeRedirect(ctx, r, &p.Request, p.Accepted, now)
+	out, err := s.respond(ctx, r, &p.Request, p.Accepted, now)
 	if err != nil {
 		return nil, err
 	}

@@ -60,6 +60,7 @@ type clientFile struct {
 	Secret               string            `json:"secret"`
 	PublicClient         bool              `json:"publicClient"`
 	ServiceAccounts      bool              `json:"serviceAccountsEnabled"`
+	ImplicitFlow         bool              `json:"implicitFlowEnabled"`
 	Enabled              *bool             `json:"enabled"` // absent: enabled
 	AdminURL             string            `json:"adminUrl"`
 	RedirectURIs         []string          `json:"redirectUris"`
@@ -211,6 +212,7 @@ func (f clientFile) client() (*Client, error) {
 		BackchannelLogoutURL:   f.Attributes[AttrBackchannelLogoutURL],
 		PKCEMethod:             strings.TrimSpace(f.Attributes[AttrPKCEMethod]),
 		ServiceAccountsEnabled: f.ServiceAccounts,
+		ImplicitFlowEnabled:    f.ImplicitFlow,
 	}
 	for _, u := range strings.Split(f.Attributes[AttrPostLogoutRedirectURIs], "##") {
 		if u = strings.TrimSpace(u); u != "" && u != "+" {

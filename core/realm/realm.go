@@ -187,6 +187,9 @@ type Client struct {
 	// optional for a confidential client (public clients always need it).
 	PKCEMethod             string
 	PostLogoutRedirectURIs []string
+	// ImplicitFlowEnabled: the client may ask the authorization endpoint for tokens
+	// (response types token and id_token, alone or with code).
+	ImplicitFlowEnabled bool
 	// ServiceAccountsEnabled: the confidential client may use the client_credentials grant.
 	ServiceAccountsEnabled bool
 	// OfflineAccess: the client may request offline tokens (offline_access among its client scopes).

@@ -36,8 +36,9 @@ type IDClaims struct {
 	ACR       string // acr
 	AMR       []string
 	AuthTime  time.Time // auth_time
-	// AccessToken, when set, is hashed into at_hash.
+	// AccessToken, when set, is hashed into at_hash; Code into c_hash (hybrid flow).
 	AccessToken string
+	Code        string
 	IssuedAt    time.Time
 	Expiry      time.Time
 	// Extra are further claims (the front-end's, given at accept); they never replace the
@@ -46,7 +47,7 @@ type IDClaims struct {
 }
 
 // registered are the claims IDToken sets itself.
-var registered = []string{"iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "sid", "acr", "amr", "azp", "at_hash", "typ", "jti"}
+var registered = []string{"iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "sid", "acr", "amr", "azp", "at_hash", "c_hash", "typ", "jti"}
 
 // RegisteredIDClaim reports whether name is a claim IDToken sets itself, which Extra
 // cannot give.
@@ -85,6 +86,9 @@ func (s *Service) IDToken(ctx context.Context, realm string, c IDClaims) (string
 	}
 	if c.AccessToken != "" {
 		claims["at_hash"] = HalfHash(c.AccessToken)
+	}
+	if c.Code != "" {
+		claims["c_hash"] = HalfHash(c.Code)
 	}
 	payload, err := json.Marshal(claims)
 	if err != nil {
