@@ -339,9 +339,11 @@ func (s *Server) endSession(w http.ResponseWriter, r *http.Request) {
 	case out.Ended:
 		s.clearSSOCookie(w, name)
 	}
-	if out.Redirect != "" {
+	if out.Redirect != "" && len(out.FrontChannel) == 0 {
 		http.Redirect(w, r, out.Redirect, http.StatusFound)
 		return
 	}
-	pages.Render(w, http.StatusOK, "loggedout.html", nil)
+	// Front-channel logout needs the browser to load each client's URL: a page with
+	// iframes, which then goes on to the post-logout redirect.
+	pages.Render(w, http.StatusOK, "loggedout.html", pages.LoggedOut{FrontChannel: out.FrontChannel, Next: out.Redirect})
 }

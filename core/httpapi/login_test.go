@@ -308,7 +308,7 @@ func TestOIDCLogin_standardLibrariesCompleteACodeFlowWithSSOAndOffline(t *testin
 			"response_types_supported": []any{"code", "token", "id_token", "id_token token", "code id_token", "code token", "code id_token token"}, "code_challenge_methods_supported": []any{"S256"},
 			"grant_types_supported": []any{"authorization_code", "client_credentials", "refresh_token"}, "response_modes_supported": []any{"query", "fragment"},
 			"authorization_response_iss_parameter_supported": true, "request_parameter_supported": false,
-			"frontchannel_logout_supported": false,
+			"frontchannel_logout_supported": true, "frontchannel_logout_session_supported": true,
 		} {
 			if got, _ := json.Marshal(d[k]); string(got) != mustJSON(v) {
 				t.Errorf("discovery %s = %s, want %s", k, got, mustJSON(v))
@@ -359,4 +359,43 @@ func mustJSON(v any) string {
 		panic(err)
 	}
 	return string(b)
+}
+
+// TestFrontChannelLogout_pageLoadsEachClientsURLWithIssAndSid: RP-initiated logout of a
+// session whose clients registered front-channel logout URLs answers a page that loads each
+// (with iss and sid) in an iframe its CSP allows, then goes on to the post-logout redirect.
+func TestFrontChannelLogout_pageLoadsEachClientsURLWithIssAndSid(t *testing.T) {
+	const fc = "https://spa.test/fc?app=1"
+	s := newLoginStack(t, withRealm(func(r *realm.Realm) {
+		c, _ := r.Client(spa)
+		c.FrontchannelLogoutURL = fc
+	}))
+	b := s.newBrowser()
+	web := s.rp(t, confidential, confidentialSecret, rpCallback, oidc.ScopeOpenID)
+	tok, idt := web.login(t, b)
+	s.rp(t, spa, "", spaCallback, oidc.ScopeOpenID).login(t, b, oauth2.SetAuthURLParam("prompt", "none"))
+	var c struct {
+		Sid string `json:"sid"`
+	}
+	_ = idt.Claims(&c)
+
+	q := url.Values{"id_token_hint": {tok.Extra("id_token").(string)}, "post_logout_redirect_uri": {rpLoggedOut}}
+	resp, err := b.Get(s.issuer(realmName) + "/protocol/openid-connect/logout?" + q.Encode())
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	want := url.Values{"app": {"1"}, "iss": {s.issuer(realmName)}, "sid": {c.Sid}}
+	frame := `<iframe src="https://spa.test/fc?` + strings.ReplaceAll(want.Encode(), "&", "&amp;") + `"`
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), frame) || !strings.Contains(string(body), rpLoggedOut) ||
+		strings.Count(string(body), "<iframe") != 1 {
+		t.Errorf("logout page %d, want one iframe %s and the way on to %s:\n%s", resp.StatusCode, frame, rpLoggedOut, body)
+	}
+	if csp := resp.Header.Get("Content-Security-Policy"); !strings.Contains(csp, "frame-src https://spa.test") {
+		t.Errorf("CSP %q does not allow the front-channel frame", csp)
+	}
+	if b.cookie(s.stack) != "" {
+		t.Error("the SSO cookie was not cleared")
+	}
 }

@@ -76,6 +76,7 @@ type discoveryDoc struct {
 	BackchannelLogoutSupported       bool     `json:"backchannel_logout_supported"`
 	BackchannelLogoutSession         bool     `json:"backchannel_logout_session_supported"`
 	FrontchannelLogoutSupported      bool     `json:"frontchannel_logout_supported"`
+	FrontchannelLogoutSession        bool     `json:"frontchannel_logout_session_supported"`
 }
 
 func (s *Server) discovery(w http.ResponseWriter, r *http.Request) {
@@ -112,6 +113,7 @@ func (s *Server) discovery(w http.ResponseWriter, r *http.Request) {
 		doc.CodeChallengeMethods = []string{"S256"}
 		doc.PromptValues = []string{"none", "login", "consent", "select_account"}
 		doc.AuthorizationResponseIss = true
+		doc.FrontchannelLogoutSupported, doc.FrontchannelLogoutSession = true, true
 	}
 	writeJSON(w, http.StatusOK, doc)
 }

@@ -3,8 +3,11 @@ package login
 import (
 	"context"
 	"errors"
+	"maps"
 	"net/url"
+	"slices"
 
+	"github.com/sessiond/sessiond/core/realm"
 	"github.com/sessiond/sessiond/core/token"
 )
 
@@ -28,6 +31,10 @@ type LogoutOutcome struct {
 	Ended bool
 	// Redirect is the client's post-logout redirect; "" shows the logged-out page.
 	Redirect string
+	// FrontChannel are the front-channel logout URLs (with iss and sid) of the ended
+	// session's clients that registered one: the page loads each in an iframe before it
+	// goes on.
+	FrontChannel []string
 }
 
 // EndSession ends the browser's SSO session: the one its cookie names, or the id_token_hint's
@@ -78,10 +85,38 @@ func (s *Service) EndSession(ctx context.Context, realmName string, l Logout, ss
 		// another one.
 		sid = sso.SessionID
 	}
+	out := &LogoutOutcome{Ended: true, Redirect: redirect}
 	if sid != "" {
+		if us, err := s.liveSession(ctx, r, sid, s.clock()); err != nil {
+			return nil, err
+		} else if us != nil {
+			out.FrontChannel = frontChannel(r, us.ID, s.Issuer(r.Name), slices.Sorted(maps.Keys(us.Clients)))
+		}
 		if err := s.end(ctx, r.Name, sid, false); err != nil {
 			return nil, err
 		}
 	}
-	return &LogoutOutcome{Ended: true, Redirect: redirect}, nil
+	return out, nil
+}
+
+// frontChannel returns the front-channel logout URLs of the session's clients that have one,
+// with iss and sid (OpenID Connect Front-Channel Logout 1.0 §2).
+func frontChannel(r *realm.Realm, sid, iss string, clients []string) []string {
+	var out []string
+	for _, id := range clients {
+		c, ok := r.Client(id)
+		if !ok || c.FrontchannelLogoutURL == "" {
+			continue
+		}
+		u, err := url.Parse(c.FrontchannelLogoutURL)
+		if err != nil {
+			continue
+		}
+		q := u.Query()
+		q.Set("iss", iss)
+		q.Set("sid", sid)
+		u.RawQuery = q.Encode()
+		out = append(out, u.String())
+	}
+	return out
 }

@@ -61,6 +61,7 @@ type clientFile struct {
 	PublicClient         bool              `json:"publicClient"`
 	ServiceAccounts      bool              `json:"serviceAccountsEnabled"`
 	ImplicitFlow         bool              `json:"implicitFlowEnabled"`
+	FrontchannelLogout   bool              `json:"frontchannelLogout"`
 	Enabled              *bool             `json:"enabled"` // absent: enabled
 	AdminURL             string            `json:"adminUrl"`
 	RedirectURIs         []string          `json:"redirectUris"`
@@ -214,6 +215,9 @@ func (f clientFile) client() (*Client, error) {
 		ServiceAccountsEnabled: f.ServiceAccounts,
 		ImplicitFlowEnabled:    f.ImplicitFlow,
 	}
+	if f.FrontchannelLogout {
+		c.FrontchannelLogoutURL = strings.TrimSpace(f.Attributes[AttrFrontchannelLogoutURL])
+	}
 	for _, u := range strings.Split(f.Attributes[AttrPostLogoutRedirectURIs], "##") {
 		if u = strings.TrimSpace(u); u != "" && u != "+" {
 			c.PostLogoutRedirectURIs = append(c.PostLogoutRedirectURIs, u)
@@ -232,7 +236,7 @@ func (f clientFile) client() (*Client, error) {
 	// Sorted, so that the first error reported is the same on every run.
 	for _, name := range slices.Sorted(maps.Keys(f.Attributes)) {
 		value := strings.TrimSpace(f.Attributes[name])
-		if name == AttrBackchannelLogoutURL || name == AttrPKCEMethod || name == AttrPostLogoutRedirectURIs {
+		if name == AttrBackchannelLogoutURL || name == AttrPKCEMethod || name == AttrPostLogoutRedirectURIs || name == AttrFrontchannelLogoutURL {
 			continue
 		}
 		dst, ok := timeouts[name]
@@ -253,5 +257,5 @@ func (f clientFile) client() (*Client, error) {
 }
 
 func knownAttributes() []string {
-	return []string{AttrSessionIdle, AttrSessionMax, AttrOfflineSessionIdle, AttrOfflineSessionMax, AttrAccessTokenLifespan, AttrBackchannelLogoutURL, AttrPKCEMethod, AttrPostLogoutRedirectURIs}
+	return []string{AttrSessionIdle, AttrSessionMax, AttrOfflineSessionIdle, AttrOfflineSessionMax, AttrAccessTokenLifespan, AttrBackchannelLogoutURL, AttrPKCEMethod, AttrPostLogoutRedirectURIs, AttrFrontchannelLogoutURL}
 }

@@ -159,6 +159,9 @@ const (
 	// AttrPostLogoutRedirectURIs are where RP-initiated logout may send the browser back,
 	// separated by "##" as Keycloak stores them.
 	AttrPostLogoutRedirectURIs = "post.logout.redirect.uris"
+	// AttrFrontchannelLogoutURL is the front-channel logout URL, read when the client has
+	// frontchannelLogout.
+	AttrFrontchannelLogoutURL = "frontchannel.logout.url"
 )
 
 // PKCES256 is the one PKCE method sessiond accepts (RFC 7636 §4.2; "plain" protects nothing
@@ -187,6 +190,10 @@ type Client struct {
 	// optional for a confidential client (public clients always need it).
 	PKCEMethod             string
 	PostLogoutRedirectURIs []string
+	// FrontchannelLogoutURL is where the browser is sent (in an iframe) when the client's
+	// user session ends by RP-initiated logout (OpenID Connect Front-Channel Logout 1.0),
+	// with iss and sid; only with Keycloak's frontchannelLogout on.
+	FrontchannelLogoutURL string
 	// ImplicitFlowEnabled: the client may ask the authorization endpoint for tokens
 	// (response types token and id_token, alone or with code).
 	ImplicitFlowEnabled bool

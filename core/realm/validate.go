@@ -143,6 +143,7 @@ func (v *validation) client(c *Client, byClientID, byID map[string]bool) {
 	}
 	v.absoluteURL(id, "adminUrl", c.AdminURL)
 	v.absoluteURL(id, "attributes."+AttrBackchannelLogoutURL, c.BackchannelLogoutURL)
+	v.absoluteURL(id, "attributes."+AttrFrontchannelLogoutURL, c.FrontchannelLogoutURL)
 	if c.ServiceAccountsEnabled && c.PublicClient {
 		v.fail(id, "serviceAccountsEnabled", "a public client cannot have a service account: it cannot authenticate for client_credentials")
 	}
