@@ -399,3 +399,44 @@ func TestFrontChannelLogout_pageLoadsEachClientsURLWithIssAndSid(t *testing.T) {
 		t.Error("the SSO cookie was not cleared")
 	}
 }
+
+// TestEndSession_withoutHintAsksFirstAndAPostWithoutTheCookieEndsNothing: a logout link
+// without id_token_hint shows a confirmation form; the confirmation posted without the
+// browser's cookie (a cross-site form: SameSite=Lax keeps the cookie back) ends nothing and
+// clears no cookie; posted by the browser itself, it ends the session.
+func TestEndSession_withoutHintAsksFirstAndAPostWithoutTheCookieEndsNothing(t *testing.T) {
+	s := newLoginStack(t)
+	b := s.newBrowser()
+	s.code(t, b)
+	sso := s.login.ReadCookie(s.ctx, realmName, b.cookie(s.stack))
+	if sso == nil {
+		t.Fatal("no SSO cookie after login")
+	}
+	logout := s.issuer(realmName) + "/protocol/openid-connect/logout"
+	resp, err := b.Get(logout)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), `name="confirm" value="yes"`) || b.cookie(s.stack) == "" {
+		t.Fatalf("GET without a hint: %d, cookie %q:\n%s", resp.StatusCode, b.cookie(s.stack), body)
+	}
+	live := func() bool {
+		got, err := s.store.Get(s.ctx, []usersessions.Key{{RealmID: realmName, ID: sso.SessionID}})
+		return err == nil && got[0] != nil
+	}
+	confirm := url.Values{"confirm": {"yes"}}
+	r := s.do(t, call{method: http.MethodPost, path: logoutPath(realmName), header: http.Header{"Content-Type": {"application/x-www-form-urlencoded"}}, body: confirm.Encode()})
+	if r.status != http.StatusOK || r.header.Get("Set-Cookie") != "" || !live() {
+		t.Errorf("a confirmation without the cookie: %d, Set-Cookie %q, session live %v", r.status, r.header.Get("Set-Cookie"), live())
+	}
+	resp, err = b.PostForm(logout, confirm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || live() || b.cookie(s.stack) != "" {
+		t.Errorf("the browser's confirmation: %d, session live %v, cookie %q", resp.StatusCode, live(), b.cookie(s.stack))
+	}
+}

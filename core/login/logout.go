@@ -27,7 +27,7 @@ type LogoutOutcome struct {
 	// Confirm: show the confirmation page (no id_token_hint, not yet confirmed); nothing
 	// has ended.
 	Confirm bool
-	// Ended: the SSO session ended and the cookie is to be cleared.
+	// Ended: the browser's SSO session ended and its cookie is to be cleared.
 	Ended bool
 	// Redirect is the client's post-logout redirect; "" shows the logged-out page.
 	Redirect string
@@ -85,7 +85,9 @@ func (s *Service) EndSession(ctx context.Context, realmName string, l Logout, ss
 		// another one.
 		sid = sso.SessionID
 	}
-	out := &LogoutOutcome{Ended: true, Redirect: redirect}
+	// The cookie is cleared only when the request carried it: a cross-site POST (which a
+	// SameSite=Lax cookie does not accompany) can then neither end nor clear anything.
+	out := &LogoutOutcome{Ended: sso != nil, Redirect: redirect}
 	if sid != "" {
 		if us, err := s.liveSession(ctx, r, sid, s.clock()); err != nil {
 			return nil, err
