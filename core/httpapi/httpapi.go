@@ -65,6 +65,9 @@ type Deps struct {
 	Guard AuthGuard
 	// Login serves the browser login flows (login.go); nil leaves them out.
 	Login Logins
+	// DevLogin is start-dev's development login front-end, served at devlogin.Path; nil
+	// (start) leaves it out.
+	DevLogin http.Handler
 }
 
 // AuthGuard watches authentication; *authfail.Guard implements it. Check runs before a
@@ -109,6 +112,10 @@ func New(log hclog.Logger, d Deps) *Server {
 	s.frontendRoutes()
 	if s.login != nil {
 		s.loginRoutes()
+	}
+	if d.DevLogin != nil {
+		s.mux.Handle("GET /realms/{realm}/dev-login", d.DevLogin)
+		s.mux.Handle("POST /realms/{realm}/dev-login", d.DevLogin)
 	}
 	if s.admin != nil {
 		s.adminRoutes()

@@ -117,7 +117,11 @@ func (s *Service) Authorize(ctx context.Context, realmName string, q *Request, s
 		}
 		return s.respond(ctx, r, q, &accepted{SessionID: us.ID, UserID: us.UserID, AuthTime: sso.AuthTime}, now)
 	}
-	if r.LoginFrontendURL == "" {
+	frontend := r.LoginFrontendURL
+	if frontend == "" && s.dev != nil {
+		frontend = s.dev(r.Name)
+	}
+	if frontend == "" {
 		return &Outcome{Redirect: ErrorRedirect(q, iss, &RedirectError{Code: TemporarilyUnavailable, Description: "the realm has no login front-end (loginFrontendUrl)"})}, nil
 	}
 	t := r.Timeouts.Effective()
@@ -131,7 +135,7 @@ func (s *Service) Authorize(ctx context.Context, realmName string, q *Request, s
 	if err := s.put(ctx, RequestKind, hashKey(challenge), nil, p); err != nil {
 		return nil, err
 	}
-	u, err := url.Parse(r.LoginFrontendURL)
+	u, err := url.Parse(frontend)
 	if err != nil {
 		return nil, fmt.Errorf("realm %q: loginFrontendUrl: %w", r.Name, err)
 	}

@@ -87,8 +87,11 @@ type Deps struct {
 	End          EndSession
 	// PersistentSessions is the persistent-user-sessions feature, for the expiry rules.
 	PersistentSessions bool
-	Now                func() time.Time
-	Log                hclog.Logger
+	// DevFrontend, when set (start-dev only), is the login front-end URL of a realm without
+	// loginFrontendUrl: the development front-end (core/login/devlogin).
+	DevFrontend func(realm string) string
+	Now         func() time.Time
+	Log         hclog.Logger
 }
 
 // Service runs the login flows. It keeps no state of its own, so nodes sharing a store
@@ -100,6 +103,7 @@ type Service struct {
 	tokens     Tokens
 	realms     *realm.Realms
 	end        EndSession
+	dev        func(string) string
 	persistent bool
 	now        func() time.Time
 	log        hclog.Logger
@@ -108,7 +112,7 @@ type Service struct {
 // New returns a Service.
 func New(d Deps) *Service {
 	s := &Service{records: d.Records, sessions: d.Sessions, users: d.UserSessions, tokens: d.Tokens, realms: d.Realms,
-		end: d.End, persistent: d.PersistentSessions, now: d.Now, log: d.Log}
+		end: d.End, dev: d.DevFrontend, persistent: d.PersistentSessions, now: d.Now, log: d.Log}
 	if s.now == nil {
 		s.now = time.Now
 	}

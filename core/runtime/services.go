@@ -3,6 +3,7 @@ package runtime
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"time"
 
 	"github.com/sessiond/sessiond/conf"
@@ -13,6 +14,7 @@ import (
 	"github.com/sessiond/sessiond/core/groupcommit"
 	"github.com/sessiond/sessiond/core/httpapi"
 	loginflow "github.com/sessiond/sessiond/core/login"
+	"github.com/sessiond/sessiond/core/login/devlogin"
 	"github.com/sessiond/sessiond/core/preload"
 	"github.com/sessiond/sessiond/core/session"
 	"github.com/sessiond/sessiond/core/token"
@@ -161,10 +163,20 @@ func (rt *Runtime) wire(opts Options, issuerBase string) (*httpapi.Server, error
 	}
 	guard := rt.authGuard(opts.now)
 	adm := rt.adminService(sessionStore, keys, opts.now)
-	logins := loginflow.New(loginflow.Deps{
+	loginDeps := loginflow.Deps{
 		Records: store, Sessions: sessions, UserSessions: rt.cache, Tokens: tokens, Realms: rt.realms,
 		End: adm.EndSession, PersistentSessions: persistent, Now: opts.now, Log: rt.log.Named("login"),
-	})
+	}
+	if opts.Profile == conf.ProfileDev {
+		loginDeps.DevFrontend = func(realmName string) string { return devlogin.URL(issuerBase, realmName) }
+		rt.log.Warn("start-dev serves a development login front-end for realms without loginFrontendUrl: any username signs in without a password; start never serves it",
+			"url", devlogin.URL(issuerBase, "{realm}"))
+	}
+	logins := loginflow.New(loginDeps)
+	var devLogin http.Handler
+	if opts.Profile == conf.ProfileDev {
+		devLogin = devlogin.Handler(logins)
+	}
 	rt.goBackground(func(ctx context.Context) { rt.cleanLogins(ctx, logins) })
 	return httpapi.New(rt.log.Named("http"), httpapi.Deps{
 		Ready:         rt,
@@ -178,6 +190,7 @@ func (rt *Runtime) wire(opts Options, issuerBase string) (*httpapi.Server, error
 		AdminViewerToken: rt.settings.AdminViewerToken,
 		Admin:            adm,
 		Login:            logins,
+		DevLogin:         devLogin,
 		HealthElsewhere:  rt.settings.Listen.Management,
 		Guard:            guard,
 	}), nil
