@@ -26,6 +26,8 @@ test:
 	$(GO) test -run '^$$' -fuzz '^FuzzRevoke$$' -fuzztime $(FUZZTIME) ./core/httpapi/
 	$(GO) test -run '^$$' -fuzz '^FuzzOpenSession$$' -fuzztime $(FUZZTIME) ./core/httpapi/
 	$(GO) test -run '^$$' -fuzz '^FuzzActionTokenRoutes$$' -fuzztime $(FUZZTIME) ./core/httpapi/
+	$(GO) test -run '^$$' -fuzz '^FuzzAuthorize$$' -fuzztime $(FUZZTIME) ./core/httpapi/
+	$(GO) test -run '^$$' -fuzz '^FuzzCodeGrant$$' -fuzztime $(FUZZTIME) ./core/httpapi/
 
 generate:
 	$(GO) generate ./...

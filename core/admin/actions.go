@@ -266,3 +266,13 @@ func kindName(offline bool) string {
 	}
 	return "online"
 }
+
+// EndSession ends a user session as LogoutSession does, with back-channel logout to its
+// clients, for the login flows (RP-initiated logout, a reused code): a session already gone
+// is no error there.
+func (s *Service) EndSession(ctx context.Context, realmName, id string, offline bool) error {
+	if _, err := s.LogoutSession(ctx, realmName, id, offline); err != nil && !errors.Is(err, ErrUnknownSession) {
+		return err
+	}
+	return nil
+}

@@ -141,8 +141,8 @@ func TestAdminViews(t *testing.T) {
 		}
 		var all []admin.ClientRep
 		r2 := s.adminGet(t, "/clients", &all)
-		if len(all) != 5 {
-			t.Errorf("%d clients, want the realm's 5", len(all))
+		if want := len(testRealms(nil)[0].Clients); len(all) != want {
+			t.Errorf("%d clients, want the realm's %d", len(all), want)
 		}
 		for _, body := range [][]byte{r.body, r2.body} {
 			if strings.Contains(string(body), confidentialSecret) || strings.Contains(string(body), otherSecret) || strings.Contains(strings.ToLower(string(body)), "secret") {

@@ -221,6 +221,13 @@ func (a *auditLog) Record(e admin.AuditEvent) { a.add(e) }
 
 func pgStore(tb testing.TB, extra ...string) usersessions.Provider {
 	tb.Helper()
+	return pgProvider(tb, pgSchema(tb), testNode, extra...)
+}
+
+// pgSchema makes a random schema, dropped when the test ends, and returns the URL of the
+// test database with that schema as its search path.
+func pgSchema(tb testing.TB) string {
+	tb.Helper()
 	db, err := sqlx.Open("postgres", testpg.URL())
 	if err != nil {
 		tb.Fatal(err)
@@ -240,8 +247,14 @@ func pgStore(tb testing.TB, extra ...string) usersessions.Provider {
 	q := u.Query()
 	q.Set("search_path", schema)
 	u.RawQuery = q.Encode()
+	return u.String()
+}
+
+// pgProvider is a PostgreSQL provider on the database URL dbURL, as node.
+func pgProvider(tb testing.TB, dbURL, node string, extra ...string) usersessions.Provider {
+	tb.Helper()
 	p := postgres.New(hclog.NewNullLogger())
-	cfg := spi.Config{postgres.OptURL: u.String(), spi.HostNodeID: testNode}
+	cfg := spi.Config{postgres.OptURL: dbURL, spi.HostNodeID: node}
 	for i := 0; i+1 < len(extra); i += 2 {
 		cfg[extra[i]] = extra[i+1]
 	}

@@ -136,3 +136,27 @@ func BenchmarkIntrospectHTTP(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkLoginHTTP: one whole login per iteration, in-process over HTTP on the memory
+// store. "code flow" is the browser's round (authorization request, the test front-end's
+// read and accept over the front-end API, the return that sets the cookie and issues the
+// code) and the client's code grant with PKCE and an ID token; "direct open" is the
+// front-end API's POST /realms/{realm}/sessions, the one call it replaces. Each iteration
+// is a new browser (no SSO).
+func BenchmarkLoginHTTP(b *testing.B) {
+	b.Run("code flow", func(b *testing.B) {
+		s := newLoginStack(b)
+		for b.Loop() {
+			code := s.code(b, s.newBrowser())
+			if r := s.do(b, codeCall(confidentialAuth, code)); r.status != http.StatusOK {
+				b.Fatalf("code grant: %d %s", r.status, r.body)
+			}
+		}
+	})
+	b.Run("direct open", func(b *testing.B) {
+		s := newStack(b)
+		for b.Loop() {
+			s.open(b, login{})
+		}
+	})
+}

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/sessiond/sessiond/core/realm"
 	"github.com/sessiond/sessiond/spi/usersessions"
 )
 
@@ -50,6 +51,10 @@ type fuzzStack struct {
 	// baseline is the store as the fixture left it: what every input must leave unless it
 	// was entitled to change something (then the fixture is made again).
 	baseline []*usersessions.UserSession
+	// code is the fixture's live authorization code (fuzz_login_test.go); codes the
+	// stored code records as the fixture left them.
+	code  string
+	codes []*usersessions.Record
 }
 
 type issuedToken struct {
@@ -57,7 +62,7 @@ type issuedToken struct {
 }
 
 func newFuzzStack(tb testing.TB) *fuzzStack {
-	h := &fuzzStack{stack: newStack(tb)}
+	h := &fuzzStack{stack: newStack(tb, withRealm(func(r *realm.Realm) { r.LoginFrontendURL = fuzzFrontend }))}
 	h.reset(tb)
 	return h
 }
@@ -75,6 +80,7 @@ func newFuzzStack(tb testing.TB) *fuzzStack {
 //	{CRLF}       {RT} with a form-encoded line break in its payload (base64 decoders skip it)
 //	{BASIC}      an Authorization value with confidential's client_secret_basic credentials
 //	{SECRET}     confidential's secret, form-encoded for client_secret_post
+//	{CODE}       a live authorization code of confidential, for {CALLBACK} and {VERIFIER}
 func (h *fuzzStack) reset(tb testing.TB) {
 	tb.Helper()
 	var keys []usersessions.Key
@@ -100,7 +106,9 @@ func (h *fuzzStack) reset(tb testing.TB) {
 		tb.Fatalf("the fixture's offline login got a %q token", typ)
 	}
 	rt := online.RefreshToken
+	h.code = h.freshCode(tb)
 	h.subst = strings.NewReplacer(
+		"{CODE}", h.code, "{VERIFIER}", testVerifier, "{CALLBACK}", url.QueryEscape(rpCallback),
 		"{RT}", rt, "{AT}", online.AccessToken,
 		"{OFF}", offline.RefreshToken,
 		"{SPA}", public.RefreshToken,
@@ -112,6 +120,7 @@ func (h *fuzzStack) reset(tb testing.TB) {
 		"{SECRET}", url.QueryEscape(confidentialSecret),
 	)
 	h.baseline = h.snapshot(tb)
+	h.codes = h.codeRecords(tb)
 }
 
 // learn records tokens the fixture was issued in realmName.
@@ -320,6 +329,19 @@ func (ft formTarget) run(h *fuzzStack, t *testing.T, in input) answer {
 
 var tokenTarget = formTarget{path: tokenPath, check: func(h *fuzzStack, t *testing.T, a answer, form url.Values) {
 	if a.Code != http.StatusOK {
+		h.settle(t, a, func() bool { return false })
+		h.codeUnchanged(t, a)
+		return
+	}
+	switch form.Get("grant_type") {
+	case "authorization_code":
+		h.checkCodeGrant(t, a, form)
+		return
+	case "client_credentials":
+		// Only the service-account client, and its session is transient: nothing stored.
+		if presentedClient(a.in.auth, form) != service || a.in.realm != realmName {
+			t.Fatalf("client_credentials granted to %q: %s", presentedClient(a.in.auth, form), a.in)
+		}
 		h.settle(t, a, func() bool { return false })
 		return
 	}
@@ -665,6 +687,8 @@ func TestFuzzSeeds(t *testing.T) {
 		run   func(*fuzzStack, *testing.T, input) answer
 	}{
 		{"FuzzTokenEndpoint", tokenSeeds, tokenTarget.run},
+		{"FuzzCodeGrant", codeSeeds, tokenTarget.run},
+		{"FuzzAuthorize", authorizeSeeds, runAuthorize},
 		{"FuzzIntrospect", introspectSeeds, introspectTarget.run},
 		{"FuzzRevoke", revokeSeeds, revokeTarget.run},
 		{"FuzzOpenSession", openSeeds, runOpen},

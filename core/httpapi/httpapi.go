@@ -65,6 +65,11 @@ type Deps struct {
 	// Guard audits and slows failed client, front-end and admin authentication; nil
 	// neither audits nor slows.
 	Guard AuthGuard
+	// Login serves the browser login flows (login.go); nil leaves them out.
+	Login Logins
+	// DevLogin is start-dev's development login front-end, served at devlogin.Path; nil
+	// (start) leaves it out.
+	DevLogin http.Handler
 }
 
 // AuthGuard watches authentication; *authfail.Guard implements it. Check runs before a
@@ -89,6 +94,7 @@ type Server struct {
 	admin                     Admin
 	actions                   ActionTokens
 	guard                     AuthGuard
+	login                     Logins
 	mux                       *http.ServeMux
 }
 
@@ -97,7 +103,7 @@ func New(log hclog.Logger, d Deps) *Server {
 	s := &Server{
 		log: log, ready: d.Ready, sessions: d.Sessions, keys: d.Keys, realms: d.Realms, issuer: d.Issuer,
 		frontendToken: d.FrontendToken, adminToken: d.AdminToken, mux: http.NewServeMux(),
-		viewerToken: d.AdminViewerToken, admin: d.Admin, guard: d.Guard, actions: d.Actions,
+		viewerToken: d.AdminViewerToken, admin: d.Admin, guard: d.Guard, actions: d.Actions, login: d.Login,
 	}
 	if s.guard == nil {
 		s.guard = noGuard{}
@@ -109,6 +115,13 @@ func New(log hclog.Logger, d Deps) *Server {
 	s.frontendRoutes()
 	if s.actions != nil {
 		s.actionRoutes()
+	}
+	if s.login != nil {
+		s.loginRoutes()
+	}
+	if d.DevLogin != nil {
+		s.mux.Handle("GET /realms/{realm}/dev-login", d.DevLogin)
+		s.mux.Handle("POST /realms/{realm}/dev-login", d.DevLogin)
 	}
 	if s.admin != nil {
 		s.adminRoutes()

@@ -46,14 +46,17 @@ func (s *Server) oidcRoutes() {
 	s.mux.HandleFunc("POST /realms/{realm}/protocol/openid-connect/logout", s.logout)
 }
 
-// discoveryDoc is the subset of OpenID Connect Discovery 1.0 that sessiond serves. The
-// authorization endpoint belongs to the login front-end, not to sessiond.
+// discoveryDoc is the subset of OpenID Connect Discovery 1.0 that sessiond serves: what it
+// supports and nothing else. Without the login flows (Deps.Login) there is no
+// authorization, userinfo or end-session endpoint and no authorization_code grant.
 type discoveryDoc struct {
 	Issuer                           string   `json:"issuer"`
+	AuthorizationEndpoint            string   `json:"authorization_endpoint,omitempty"`
 	TokenEndpoint                    string   `json:"token_endpoint"`
+	UserinfoEndpoint                 string   `json:"userinfo_endpoint,omitempty"`
 	IntrospectionEndpoint            string   `json:"introspection_endpoint"`
 	RevocationEndpoint               string   `json:"revocation_endpoint"`
-	EndSessionEndpoint               string   `json:"end_session_endpoint"`
+	EndSessionEndpoint               string   `json:"end_session_endpoint,omitempty"`
 	JWKSURI                          string   `json:"jwks_uri"`
 	GrantTypes                       []string `json:"grant_types_supported"`
 	ResponseTypes                    []string `json:"response_types_supported"`
@@ -63,6 +66,17 @@ type discoveryDoc struct {
 	IntrospectionEndpointAuthMethods []string `json:"introspection_endpoint_auth_methods_supported"`
 	RevocationEndpointAuthMethods    []string `json:"revocation_endpoint_auth_methods_supported"`
 	ScopesSupported                  []string `json:"scopes_supported"`
+	ResponseModes                    []string `json:"response_modes_supported,omitempty"`
+	CodeChallengeMethods             []string `json:"code_challenge_methods_supported,omitempty"`
+	PromptValues                     []string `json:"prompt_values_supported,omitempty"`
+	ClaimsParameterSupported         bool     `json:"claims_parameter_supported"`
+	RequestParameterSupported        bool     `json:"request_parameter_supported"`
+	RequestURIParameterSupported     bool     `json:"request_uri_parameter_supported"`
+	AuthorizationResponseIss         bool     `json:"authorization_response_iss_parameter_supported"`
+	BackchannelLogoutSupported       bool     `json:"backchannel_logout_supported"`
+	BackchannelLogoutSession         bool     `json:"backchannel_logout_session_supported"`
+	FrontchannelLogoutSupported      bool     `json:"frontchannel_logout_supported"`
+	FrontchannelLogoutSession        bool     `json:"frontchannel_logout_session_supported"`
 }
 
 func (s *Server) discovery(w http.ResponseWriter, r *http.Request) {
@@ -74,22 +88,34 @@ func (s *Server) discovery(w http.ResponseWriter, r *http.Request) {
 	iss := s.issuer(name)
 	oidc := iss + "/protocol/openid-connect"
 	auth := []string{"client_secret_basic", "client_secret_post", "none"}
-	writeJSON(w, http.StatusOK, discoveryDoc{
+	doc := discoveryDoc{
 		Issuer:                           iss,
 		TokenEndpoint:                    oidc + "/token",
 		IntrospectionEndpoint:            oidc + "/token/introspect",
 		RevocationEndpoint:               oidc + "/revoke",
-		EndSessionEndpoint:               oidc + "/logout",
 		JWKSURI:                          oidc + "/certs",
-		GrantTypes:                       []string{"refresh_token"},
-		ResponseTypes:                    []string{"code", "token"},
+		GrantTypes:                       []string{"client_credentials", "refresh_token"},
+		ResponseTypes:                    []string{},
 		SubjectTypes:                     []string{"public"},
 		IDTokenAlgs:                      []string{"ES256", "RS256"},
 		TokenEndpointAuthMethods:         auth,
 		IntrospectionEndpointAuthMethods: auth[:2],
 		RevocationEndpointAuthMethods:    auth,
 		ScopesSupported:                  []string{"openid", "offline_access"},
-	})
+		BackchannelLogoutSupported:       true,
+		BackchannelLogoutSession:         true,
+	}
+	if s.login != nil {
+		doc.AuthorizationEndpoint, doc.UserinfoEndpoint, doc.EndSessionEndpoint = oidc+"/auth", oidc+"/userinfo", oidc+"/logout"
+		doc.GrantTypes = []string{"authorization_code", "client_credentials", "refresh_token"}
+		doc.ResponseTypes = []string{"code", "token", "id_token", "id_token token", "code id_token", "code token", "code id_token token"}
+		doc.ResponseModes = []string{"query", "fragment"}
+		doc.CodeChallengeMethods = []string{"S256"}
+		doc.PromptValues = []string{"none", "login", "consent", "select_account"}
+		doc.AuthorizationResponseIss = true
+		doc.FrontchannelLogoutSupported, doc.FrontchannelLogoutSession = true, true
+	}
+	writeJSON(w, http.StatusOK, doc)
 }
 
 func (s *Server) certs(w http.ResponseWriter, r *http.Request) {
@@ -163,11 +189,40 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		writeJSON(w, http.StatusOK, grantResponse(g))
+	case "authorization_code":
+		s.codeGrant(w, r, name, client)
+	case "client_credentials":
+		s.clientCredentialsGrant(w, r, name, client)
 	case "":
 		s.writeError(w, r, &session.Error{Code: session.InvalidRequest, Description: "missing grant_type"})
 	default:
-		s.writeError(w, r, &session.Error{Code: session.UnsupportedGrantType, Description: fmt.Sprintf("unsupported grant_type %q: sessiond's token endpoint serves refresh_token; logins go through the login front-end", gt)})
+		s.writeError(w, r, &session.Error{Code: session.UnsupportedGrantType, Description: fmt.Sprintf("unsupported grant_type %q: sessiond's token endpoint serves authorization_code, client_credentials and refresh_token", gt)})
 	}
+}
+
+// ServiceAccountPrefix names a client's service account: the sub and preferred_username of
+// its client_credentials tokens are this prefix and the clientId, as Keycloak names the
+// service account user (sessiond has no user store to give it a UUID).
+const ServiceAccountPrefix = "service-account-"
+
+// clientCredentialsGrant is RFC 6749 §4.4 for a confidential client with a service account
+// (Keycloak's serviceAccountsEnabled): an access token of a transient session, never stored,
+// with no refresh token, as Keycloak issues by default.
+func (s *Server) clientCredentialsGrant(w http.ResponseWriter, r *http.Request, realmName, clientID string) {
+	_, c, _ := s.realms.Client(realmName, clientID)
+	if c == nil || c.PublicClient || !c.ServiceAccountsEnabled {
+		s.writeError(w, r, &session.Error{Code: session.UnauthorizedClient, Description: "the client has no service account (serviceAccountsEnabled) or is public"})
+		return
+	}
+	g, err := s.sessions.Open(r.Context(), session.OpenRequest{
+		Realm: realmName, ClientID: clientID, UserID: ServiceAccountPrefix + clientID, Username: ServiceAccountPrefix + clientID,
+		AuthMethod: "client_credentials", Scope: trimScope(r.PostForm.Get("scope")), Transient: true, IPAddress: remoteIP(r),
+	})
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, grantResponse(g))
 }
 
 func (s *Server) introspect(w http.ResponseWriter, r *http.Request) {
@@ -231,6 +286,12 @@ func (s *Server) logout(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("realm")
 	if err := s.form(w, r, name); err != nil {
 		s.writeError(w, r, err)
+		return
+	}
+	// The same endpoint serves RP-initiated logout, a browser's form without a refresh
+	// token or client authentication, as Keycloak's does.
+	if s.login != nil && !r.PostForm.Has("refresh_token") && r.Header.Get("Authorization") == "" && !r.PostForm.Has("client_secret") {
+		s.endSession(w, r)
 		return
 	}
 	client, err := s.authenticateClient(r, name)

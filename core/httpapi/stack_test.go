@@ -21,6 +21,7 @@ import (
 	"github.com/sessiond/sessiond/core/cache"
 	"github.com/sessiond/sessiond/core/groupcommit"
 	"github.com/sessiond/sessiond/core/httpapi"
+	loginflow "github.com/sessiond/sessiond/core/login"
 	"github.com/sessiond/sessiond/core/realm"
 	"github.com/sessiond/sessiond/core/session"
 	"github.com/sessiond/sessiond/core/token"
@@ -42,6 +43,9 @@ const (
 	adminApp     = "admin-app"    // confidential, with an admin URL
 	short        = "short"        // confidential, with client-session and access-token overrides
 	disabled     = "disabled"     // configured but disabled
+	service      = "service"      // confidential, with a service account (client_credentials)
+	// implicitClient is public with the implicit flow enabled (login_test.go).
+	implicitClient = "implicit"
 
 	// confidentialSecret holds characters RFC 6749 §2.3.1 makes clients form-encode
 	// before Basic encoding, so the tests show both sides agree on it.
@@ -53,6 +57,14 @@ const (
 
 	user = "u-1"
 
+	// The relying parties' redirect URIs (login_test.go): hosts the test browser never
+	// reaches, it stops at the redirect.
+	rpCallback  = "https://rp.test/callback"
+	rpLoggedOut = "https://rp.test/bye"
+	spaCallback = "https://spa.test/cb"
+	// implicitCallback is implicitClient's.
+	implicitCallback = "https://implicit.test/cb"
+
 	// The per-client overrides of short.
 	shortIdle   = 5 * time.Minute
 	shortMax    = time.Hour
@@ -62,13 +74,16 @@ const (
 // testRealms returns the realms every stack serves; change, when set, edits acme first.
 func testRealms(change func(*realm.Realm)) []*realm.Realm {
 	acme := &realm.Realm{Name: realmName, Enabled: true, Clients: []*realm.Client{
-		{ClientID: confidential, Secret: confidentialSecret, Enabled: true, OfflineAccess: true},
-		{ClientID: spa, PublicClient: true, Enabled: true},
+		{ClientID: confidential, Secret: confidentialSecret, Enabled: true, OfflineAccess: true,
+			RedirectURIs: []string{rpCallback}, PostLogoutRedirectURIs: []string{rpLoggedOut}},
+		{ClientID: spa, PublicClient: true, Enabled: true, RedirectURIs: []string{spaCallback}},
 		{ClientID: adminApp, Secret: otherSecret, Enabled: true, AdminURL: "https://app.test/admin",
 			BackchannelLogoutURL: "https://app.test/logout"},
 		{ClientID: short, Secret: otherSecret, Enabled: true,
 			SessionIdle: shortIdle, SessionMax: shortMax, AccessTokenLifespan: shortAccess},
 		{ClientID: disabled, Secret: otherSecret, Enabled: false},
+		{ClientID: service, Secret: otherSecret, Enabled: true, ServiceAccountsEnabled: true},
+		{ClientID: implicitClient, PublicClient: true, Enabled: true, ImplicitFlowEnabled: true, RedirectURIs: []string{implicitCallback}},
 	}}
 	acme.SSOSessionIdleRememberMe = 2 * time.Hour
 	if change != nil {
@@ -118,7 +133,14 @@ func withGuard(o authfail.Options) option {
 
 // withRealm edits the acme realm before it is loaded.
 func withRealm(change func(*realm.Realm)) option {
-	return func(c *stackConfig) { c.realm = change }
+	return func(c *stackConfig) {
+		// Several edits apply in order.
+		if before := c.realm; before != nil {
+			c.realm = func(r *realm.Realm) { before(r); change(r) }
+			return
+		}
+		c.realm = change
+	}
 }
 
 // stack is sessiond's HTTP API over the real services, wired as core/runtime/services.go
@@ -137,6 +159,7 @@ type stack struct {
 	srv     *httptest.Server
 	client  *http.Client
 	adm     *adminFixture // the admin API's service and what it is wired to (admin_test.go)
+	login   *loginflow.Service
 	guard   *guardRecorder
 }
 
@@ -188,6 +211,10 @@ func newStack(tb testing.TB, opts ...option) *stack {
 	})
 	s.adm = newAdminFixture(s)
 	s.actions = actiontoken.New(actiontoken.Deps{Tokens: s.tokens, Store: s.store, Realms: s.realms, Now: s.clock.Now, Log: log})
+	s.login = loginflow.New(loginflow.Deps{
+		Records: s.store, Sessions: sessions, UserSessions: s.cache, Tokens: s.tokens, Realms: s.realms,
+		End: s.adm.service.EndSession, PersistentSessions: true, Now: s.clock.Now, Log: log,
+	})
 	s.guard = &guardRecorder{lines: &lineRecorder{}}
 	cfg.guard.Now = s.clock.Now
 	s.guard.Guard = authfail.New(s.guard.lines, cfg.guard)
@@ -204,6 +231,7 @@ func newStack(tb testing.TB, opts ...option) *stack {
 		Admin:            s.adm.service,
 		Guard:            s.guard,
 		Actions:          s.actions,
+		Login:            s.login,
 	})
 	mux.Handle("/", fromAddr(s.api))
 	return s

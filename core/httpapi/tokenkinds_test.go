@@ -273,3 +273,70 @@ func (k keyOfBefore) legacy(tb testing.TB, raw string) string {
 	}
 	return out
 }
+
+// TestTokenEndpoints_refuseIDTokensAndSSOCookies: an ID token (header JWT, published key,
+// typ ID) and an SSO cookie (header sso+jwt, realm secret) are neither access nor refresh
+// tokens anywhere in sessiond, and no access or refresh token passes for an ID token hint.
+func TestTokenEndpoints_refuseIDTokensAndSSOCookies(t *testing.T) {
+	s := newStack(t)
+	g := s.open(t, login{})
+	now := s.clock.Now()
+	id, err := s.tokens.IDToken(s.ctx, realmName, token.IDClaims{Subject: user, ClientID: confidential, SessionID: g.SessionID,
+		AccessToken: g.AccessToken, IssuedAt: now, Expiry: now.Add(time.Minute)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cookie, err := s.tokens.SSOCookie(s.ctx, realmName, user, g.SessionID, now, now.Add(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h := header(t, id); h["typ"] != "JWT" || h["alg"] == "HS512" {
+		t.Errorf("ID token header %v", h)
+	}
+	if h := header(t, cookie); h["typ"] != "sso+jwt" || h["alg"] != "HS512" {
+		t.Errorf("SSO cookie header %v", h)
+	}
+	before := s.snapshot(t)
+	for _, tc := range []struct{ name, raw, desc string }{
+		{"ID token", id, `token type is "ID", expected Refresh or Offline`},
+		{"SSO cookie", cookie, `token type is "SSO", expected Refresh or Offline`},
+	} {
+		t.Run(tc.name+" as refresh token", func(t *testing.T) {
+			s.do(t, refreshCall(realmName, confidentialAuth, tc.raw)).refused(t, http.StatusBadRequest, "invalid_grant", tc.desc)
+			s.do(t, form(logoutPath(realmName), confidentialAuth, "refresh_token", tc.raw)).refused(t, http.StatusBadRequest, "invalid_grant", tc.desc)
+		})
+		t.Run(tc.name+" at introspection and userinfo", func(t *testing.T) {
+			if in := s.introspect(t, tc.raw); in.Active {
+				t.Errorf("introspection: %+v", in)
+			}
+			r := s.do(t, call{method: http.MethodGet, path: oidcPath(realmName, "userinfo"), header: http.Header{"Authorization": {"Bearer " + tc.raw}}})
+			if r.status != http.StatusUnauthorized {
+				t.Errorf("userinfo: %d %s", r.status, r.body)
+			}
+		})
+	}
+	for _, tc := range []struct{ name, raw string }{{"access token", g.AccessToken}, {"refresh token", g.RefreshToken}, {"SSO cookie", cookie}} {
+		t.Run(tc.name+" as id_token_hint", func(t *testing.T) {
+			r := s.do(t, call{method: http.MethodGet, path: logoutPath(realmName) + "?id_token_hint=" + tc.raw})
+			if r.status != http.StatusBadRequest || !strings.Contains(string(r.body), "not an ID token") {
+				t.Errorf("logout with the %s as hint: %d %s", tc.name, r.status, r.body)
+			}
+		})
+	}
+	s.unchanged(t, before)
+	ctx := oidc.ClientContext(s.ctx, s.client)
+	provider, err := oidc.NewProvider(ctx, s.issuer(realmName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	goOIDC := provider.Verifier(&oidc.Config{ClientID: confidential, Now: s.clock.Now})
+	if _, err := goOIDC.Verify(ctx, id); err != nil {
+		t.Errorf("go-oidc refused the ID token: %v", err)
+	}
+	if err := accessTokenVerifier(goOIDC)(t, s, id); err == nil {
+		t.Error("an RFC 9068 verifier accepted the ID token as an access token")
+	}
+	if _, err := goOIDC.Verify(ctx, cookie); err == nil {
+		t.Error("go-oidc accepted the SSO cookie")
+	}
+}

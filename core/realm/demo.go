@@ -18,7 +18,7 @@ func Demo(secret string) *Realm {
 			ClientID:      DemoClient,
 			Secret:        Secret(secret),
 			Enabled:       true,
-			RedirectURIs:  []string{"http://localhost:8080/*", "http://127.0.0.1:8080/*"},
+			RedirectURIs:  []string{"http://localhost:8080/callback", "http://127.0.0.1:8080/callback"},
 			OfflineAccess: true,
 		}},
 		Source: "built-in",

@@ -47,8 +47,9 @@ type realmFile struct {
 	Attributes map[string]string `json:"attributes"`
 
 	// sessiond's own settings, beyond Keycloak's representation.
-	RefreshTokenRotationGraceWindow     int64 `json:"refreshTokenRotationGraceWindow"`
-	EndClientSessionOnRefreshTokenReuse bool  `json:"endClientSessionOnRefreshTokenReuse"`
+	RefreshTokenRotationGraceWindow     int64  `json:"refreshTokenRotationGraceWindow"`
+	EndClientSessionOnRefreshTokenReuse bool   `json:"endClientSessionOnRefreshTokenReuse"`
+	LoginFrontendURL                    string `json:"loginFrontendUrl"`
 
 	// Accepted and ignored: identity and display fields every export carries.
 	ID          json.RawMessage `json:"id"`
@@ -61,6 +62,9 @@ type clientFile struct {
 	ClientID             string            `json:"clientId"`
 	Secret               string            `json:"secret"`
 	PublicClient         bool              `json:"publicClient"`
+	ServiceAccounts      bool              `json:"serviceAccountsEnabled"`
+	ImplicitFlow         bool              `json:"implicitFlowEnabled"`
+	FrontchannelLogout   bool              `json:"frontchannelLogout"`
 	Enabled              *bool             `json:"enabled"` // absent: enabled
 	AdminURL             string            `json:"adminUrl"`
 	RedirectURIs         []string          `json:"redirectUris"`
@@ -216,6 +220,7 @@ func (f realmFile) realm(source string) (*Realm, error) {
 		// Negative values are kept so that Validate reports them rather than hiding them.
 		RefreshTokenGraceWindow:             time.Duration(f.RefreshTokenRotationGraceWindow) * time.Second,
 		EndClientSessionOnRefreshTokenReuse: f.EndClientSessionOnRefreshTokenReuse,
+		LoginFrontendURL:                    f.LoginFrontendURL,
 		Source:                              source,
 	}
 	overrides, err := realmAttributes(f.Attributes)
@@ -261,16 +266,27 @@ func (f realmFile) realm(source string) (*Realm, error) {
 
 func (f clientFile) client() (*Client, error) {
 	c := &Client{
-		ID:                   f.ID,
-		ClientID:             f.ClientID,
-		Secret:               Secret(f.Secret),
-		PublicClient:         f.PublicClient,
-		Enabled:              f.Enabled == nil || *f.Enabled,
-		AdminURL:             f.AdminURL,
-		RedirectURIs:         f.RedirectURIs,
-		NotBefore:            epoch(f.NotBefore),
-		OfflineAccess:        slices.Contains(f.DefaultClientScopes, OfflineAccessScope) || slices.Contains(f.OptionalClientScopes, OfflineAccessScope),
-		BackchannelLogoutURL: f.Attributes[AttrBackchannelLogoutURL],
+		ID:                     f.ID,
+		ClientID:               f.ClientID,
+		Secret:                 Secret(f.Secret),
+		PublicClient:           f.PublicClient,
+		Enabled:                f.Enabled == nil || *f.Enabled,
+		AdminURL:               f.AdminURL,
+		RedirectURIs:           f.RedirectURIs,
+		NotBefore:              epoch(f.NotBefore),
+		OfflineAccess:          slices.Contains(f.DefaultClientScopes, OfflineAccessScope) || slices.Contains(f.OptionalClientScopes, OfflineAccessScope),
+		BackchannelLogoutURL:   f.Attributes[AttrBackchannelLogoutURL],
+		PKCEMethod:             strings.TrimSpace(f.Attributes[AttrPKCEMethod]),
+		ServiceAccountsEnabled: f.ServiceAccounts,
+		ImplicitFlowEnabled:    f.ImplicitFlow,
+	}
+	if f.FrontchannelLogout {
+		c.FrontchannelLogoutURL = strings.TrimSpace(f.Attributes[AttrFrontchannelLogoutURL])
+	}
+	for _, u := range strings.Split(f.Attributes[AttrPostLogoutRedirectURIs], "##") {
+		if u = strings.TrimSpace(u); u != "" && u != "+" {
+			c.PostLogoutRedirectURIs = append(c.PostLogoutRedirectURIs, u)
+		}
 	}
 	if c.ID == "" {
 		c.ID = c.ClientID
@@ -285,7 +301,7 @@ func (f clientFile) client() (*Client, error) {
 	// Sorted, so that the first error reported is the same on every run.
 	for _, name := range slices.Sorted(maps.Keys(f.Attributes)) {
 		value := strings.TrimSpace(f.Attributes[name])
-		if name == AttrBackchannelLogoutURL {
+		if name == AttrBackchannelLogoutURL || name == AttrPKCEMethod || name == AttrPostLogoutRedirectURIs || name == AttrFrontchannelLogoutURL {
 			continue
 		}
 		dst, ok := timeouts[name]
@@ -306,7 +322,7 @@ func (f clientFile) client() (*Client, error) {
 }
 
 func knownAttributes() []string {
-	return []string{AttrSessionIdle, AttrSessionMax, AttrOfflineSessionIdle, AttrOfflineSessionMax, AttrAccessTokenLifespan, AttrBackchannelLogoutURL}
+	return []string{AttrSessionIdle, AttrSessionMax, AttrOfflineSessionIdle, AttrOfflineSessionMax, AttrAccessTokenLifespan, AttrBackchannelLogoutURL, AttrPKCEMethod, AttrPostLogoutRedirectURIs, AttrFrontchannelLogoutURL}
 }
 
 // position is the line and column (both from 1) of the byte at offset in data, as an

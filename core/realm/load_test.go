@@ -3,6 +3,7 @@ package realm
 import (
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -218,5 +219,38 @@ func TestLoad_truncatedJSONNamesSource(t *testing.T) {
 	_, err := Load(strings.NewReader(`{`), "broken.json")
 	if err == nil || !strings.Contains(err.Error(), "broken.json") {
 		t.Fatalf("got %v", err)
+	}
+}
+
+// TestLoad_loginSettings: the realm's login front-end URL and the clients' PKCE method and
+// post-logout redirect URIs ("##" separated, as Keycloak stores them) are read.
+func TestLoad_loginSettings(t *testing.T) {
+	realms, err := Load(strings.NewReader(`{"realm":"acme","loginFrontendUrl":"https://login.example/l","clients":[
+		{"clientId":"web","secret":"s","redirectUris":["https://app.example/cb"],
+		 "attributes":{"pkce.code.challenge.method":"S256","post.logout.redirect.uris":"https://app.example/bye##https://app.example/"}}]}`), "inline")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := realms[0]
+	c, _ := r.Client("web")
+	if r.LoginFrontendURL != "https://login.example/l" || c.PKCEMethod != PKCES256 ||
+		!slices.Equal(c.PostLogoutRedirectURIs, []string{"https://app.example/bye", "https://app.example/"}) {
+		t.Errorf("loaded %q, client %+v", r.LoginFrontendURL, c)
+	}
+	if !c.RedirectAllowed("https://app.example/cb") || c.RedirectAllowed("https://app.example/cb2") || !c.PostLogoutRedirectAllowed("https://app.example/bye") {
+		t.Error("redirect matching")
+	}
+}
+
+// TestRedirectAllowed_wildcardIsAPrefixWithoutDotDot: Keycloak's trailing wildcard.
+func TestRedirectAllowed_wildcardIsAPrefixWithoutDotDot(t *testing.T) {
+	c := &Client{RedirectURIs: []string{"https://app.example/cb/*"}}
+	for uri, want := range map[string]bool{
+		"https://app.example/cb/x": true, "https://app.example/cb/": true, "https://app.example/cb": false,
+		"https://app.example/cb/../admin": false, "https://app.example.evil/cb/x": false, "": false,
+	} {
+		if got := c.RedirectAllowed(uri); got != want {
+			t.Errorf("RedirectAllowed(%q) = %v, want %v", uri, got, want)
+		}
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -112,7 +113,11 @@ type Realm struct {
 	// EndClientSessionOnRefreshTokenReuse (sessiond, beyond Keycloak): a refresh token reused
 	// beyond what is allowed ends its client session instead of only failing the request.
 	EndClientSessionOnRefreshTokenReuse bool
-	Clients                             []*Client
+	// LoginFrontendURL (sessiond, beyond Keycloak): where the authorization endpoint sends
+	// the browser, with a login_challenge, to be authenticated (docs/login-flows.md). Empty:
+	// the realm serves no browser logins.
+	LoginFrontendURL string
+	Clients          []*Client
 	// ActionLifespans are the per-action overrides of User-Initiated Action Lifespan, by
 	// action name (realm attributes actionTokenGeneratedByUserLifespan.<action>); each > 0.
 	ActionLifespans map[string]time.Duration
@@ -160,7 +165,20 @@ const (
 	AttrOfflineSessionMax    = "client.offline.session.max.lifespan"
 	AttrAccessTokenLifespan  = "access.token.lifespan"
 	AttrBackchannelLogoutURL = "backchannel.logout.url"
+	// AttrPKCEMethod is the PKCE method a confidential client must use ("S256"); public
+	// clients must use S256 whatever it says.
+	AttrPKCEMethod = "pkce.code.challenge.method"
+	// AttrPostLogoutRedirectURIs are where RP-initiated logout may send the browser back,
+	// separated by "##" as Keycloak stores them.
+	AttrPostLogoutRedirectURIs = "post.logout.redirect.uris"
+	// AttrFrontchannelLogoutURL is the front-channel logout URL, read when the client has
+	// frontchannelLogout.
+	AttrFrontchannelLogoutURL = "frontchannel.logout.url"
 )
+
+// PKCES256 is the one PKCE method sessiond accepts (RFC 7636 §4.2; "plain" protects nothing
+// a TLS-stripping observer could not read).
+const PKCES256 = "S256"
 
 // OfflineAccessScope is the client scope that lets a client request offline tokens.
 const OfflineAccessScope = "offline_access"
@@ -177,7 +195,22 @@ type Client struct {
 	// AdminURL is the management URL that receives adapter actions (k_push_not_before, k_logout).
 	AdminURL             string
 	BackchannelLogoutURL string
-	RedirectURIs         []string
+	// RedirectURIs are matched exactly; one ending in "*" matches by the prefix before it,
+	// as Keycloak's wildcard does (RedirectAllowed).
+	RedirectURIs []string
+	// PKCEMethod is "S256" when the client must send a PKCE challenge; "" leaves PKCE
+	// optional for a confidential client (public clients always need it).
+	PKCEMethod             string
+	PostLogoutRedirectURIs []string
+	// FrontchannelLogoutURL is where the browser is sent (in an iframe) when the client's
+	// user session ends by RP-initiated logout (OpenID Connect Front-Channel Logout 1.0),
+	// with iss and sid; only with Keycloak's frontchannelLogout on.
+	FrontchannelLogoutURL string
+	// ImplicitFlowEnabled: the client may ask the authorization endpoint for tokens
+	// (response types token and id_token, alone or with code).
+	ImplicitFlowEnabled bool
+	// ServiceAccountsEnabled: the confidential client may use the client_credentials grant.
+	ServiceAccountsEnabled bool
 	// OfflineAccess: the client may request offline tokens (offline_access among its client scopes).
 	OfflineAccess bool
 	NotBefore     time.Time
@@ -193,7 +226,33 @@ type Client struct {
 func (c *Client) Clone() *Client {
 	cc := *c
 	cc.RedirectURIs = slices.Clone(c.RedirectURIs)
+	cc.PostLogoutRedirectURIs = slices.Clone(c.PostLogoutRedirectURIs)
 	return &cc
+}
+
+// RedirectAllowed reports whether uri is one of the client's redirect URIs.
+func (c *Client) RedirectAllowed(uri string) bool { return matchURI(c.RedirectURIs, uri) }
+
+// PostLogoutRedirectAllowed reports whether uri is one of the client's post-logout
+// redirect URIs.
+func (c *Client) PostLogoutRedirectAllowed(uri string) bool {
+	return matchURI(c.PostLogoutRedirectURIs, uri)
+}
+
+func matchURI(registered []string, uri string) bool {
+	if uri == "" {
+		return false
+	}
+	for _, r := range registered {
+		if prefix, wild := strings.CutSuffix(r, "*"); wild {
+			if prefix != "" && strings.HasPrefix(uri, prefix) && !strings.Contains(uri[len(prefix):], "..") {
+				return true
+			}
+		} else if r == uri {
+			return true
+		}
+	}
+	return false
 }
 
 // Secret is a client secret. It prints, logs and encodes as "[redacted]" so that it cannot

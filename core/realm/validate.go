@@ -6,6 +6,7 @@ import (
 	"maps"
 	"net/url"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/sessiond/sessiond/spi"
@@ -54,6 +55,9 @@ const (
 	// sessiond: the rotation grace window and ending the client session on reuse act only
 	// on rotated tokens, so they need Revoke Refresh Token as well.
 	WarnRotationSettingWithoutRevoke = "rotation-setting-without-revoke-refresh-token"
+	// RFC 9700 §2.1: redirect URIs are compared exactly; a wildcard lets an open redirect
+	// on the client's host receive codes.
+	WarnWildcardRedirect = "wildcard-redirect-uri"
 )
 
 // Warning is a setting that is accepted but breaks one of the seeds' safety rules.
@@ -95,6 +99,7 @@ func (r *Realm) Validate() ([]Warning, error) {
 			v.fail("", field, fmt.Sprintf("must be a positive whole number of seconds, got %s", d))
 		}
 	}
+	v.absoluteURL("", "loginFrontendUrl", r.LoginFrontendURL)
 	byClientID := map[string]bool{}
 	byID := map[string]bool{}
 	for _, c := range r.Clients {
@@ -147,6 +152,28 @@ func (v *validation) client(c *Client, byClientID, byID map[string]bool) {
 	}
 	v.absoluteURL(id, "adminUrl", c.AdminURL)
 	v.absoluteURL(id, "attributes."+AttrBackchannelLogoutURL, c.BackchannelLogoutURL)
+	v.absoluteURL(id, "attributes."+AttrFrontchannelLogoutURL, c.FrontchannelLogoutURL)
+	if c.ServiceAccountsEnabled && c.PublicClient {
+		v.fail(id, "serviceAccountsEnabled", "a public client cannot have a service account: it cannot authenticate for client_credentials")
+	}
+	if c.PKCEMethod != "" && c.PKCEMethod != PKCES256 {
+		v.fail(id, "attributes."+AttrPKCEMethod, fmt.Sprintf("%q is not supported; sessiond accepts only %s (or leave it empty)", c.PKCEMethod, PKCES256))
+	}
+	for _, u := range append(slices.Clone(c.RedirectURIs), c.PostLogoutRedirectURIs...) {
+		if strings.HasSuffix(u, "*") {
+			if u == "*" || u == "/*" {
+				v.fail(id, "redirectUris", fmt.Sprintf("%q would let the client send a browser anywhere; list its URIs", u))
+				continue
+			}
+			v.warn(id, WarnWildcardRedirect, "redirect URI %q ends in a wildcard: any URI with that prefix is accepted; list exact URIs", u)
+			u = strings.TrimSuffix(u, "*")
+		}
+		if strings.Contains(u, "#") {
+			v.fail(id, "redirectUris", fmt.Sprintf("%q has a fragment, which a redirect URI must not have (RFC 6749 §3.1.2)", u))
+			continue
+		}
+		v.absoluteURL(id, "redirectUris", u)
+	}
 }
 
 // absoluteURL checks a URL sessiond will POST to; Keycloak's relative forms (resolved

@@ -39,6 +39,13 @@ func TestValidate_hardErrors(t *testing.T) {
 		{"secret masked by a partial export", func(r *Realm) { r.Clients[0].Secret = "**********" }, "secret"},
 		{"relative adminUrl cannot receive pushes", func(r *Realm) { r.Clients[0].AdminURL = "/admin" }, "adminUrl"},
 		{"non-http backchannel logout URL", func(r *Realm) { r.Clients[0].BackchannelLogoutURL = "ftp://x/y" }, "attributes.backchannel.logout.url"},
+		{"relative login front-end URL", func(r *Realm) { r.LoginFrontendURL = "/login" }, "loginFrontendUrl"},
+		{"public client with a service account", func(r *Realm) { r.Clients[1].ServiceAccountsEnabled = true }, "serviceAccountsEnabled"},
+		{"PKCE method plain", func(r *Realm) { r.Clients[0].PKCEMethod = "plain" }, "attributes.pkce.code.challenge.method"},
+		{"redirect URI anywhere", func(r *Realm) { r.Clients[0].RedirectURIs = []string{"*"} }, "redirectUris"},
+		{"relative redirect URI", func(r *Realm) { r.Clients[0].RedirectURIs = []string{"/cb"} }, "redirectUris"},
+		{"redirect URI with a fragment", func(r *Realm) { r.Clients[0].RedirectURIs = []string{"https://app.example/cb#x"} }, "redirectUris"},
+		{"relative post-logout redirect URI", func(r *Realm) { r.Clients[0].PostLogoutRedirectURIs = []string{"bye"} }, "redirectUris"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -85,6 +92,7 @@ func TestValidate_warningsFromSeedSafetyRules(t *testing.T) {
 		{"seed002 Refresh Token Max Reuse without Revoke Refresh Token", func(r *Realm) { r.RefreshTokenMaxReuse = 1 }, WarnMaxReuseWithoutRevoke, ""},
 		{"sessiond rotation grace window without Revoke Refresh Token", func(r *Realm) { r.RefreshTokenGraceWindow = 30 * time.Second }, WarnRotationSettingWithoutRevoke, ""},
 		{"sessiond end client session on reuse without Revoke Refresh Token", func(r *Realm) { r.EndClientSessionOnRefreshTokenReuse = true }, WarnRotationSettingWithoutRevoke, ""},
+		{"RFC 9700 wildcard redirect URI", func(r *Realm) { r.Clients[0].RedirectURIs = []string{"https://app.example/*"} }, WarnWildcardRedirect, "portal"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -3,6 +3,7 @@ package runtime
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"time"
 
 	"github.com/sessiond/sessiond/conf"
@@ -13,6 +14,8 @@ import (
 	"github.com/sessiond/sessiond/core/eventlog"
 	"github.com/sessiond/sessiond/core/groupcommit"
 	"github.com/sessiond/sessiond/core/httpapi"
+	loginflow "github.com/sessiond/sessiond/core/login"
+	"github.com/sessiond/sessiond/core/login/devlogin"
 	"github.com/sessiond/sessiond/core/preload"
 	"github.com/sessiond/sessiond/core/session"
 	"github.com/sessiond/sessiond/core/token"
@@ -182,6 +185,22 @@ func (rt *Runtime) wire(opts Options, issuerBase string) (*httpapi.Server, error
 		return nil, err
 	}
 	guard := rt.authGuard(opts.now)
+	adm := rt.adminService(sessionStore, keys, opts.now)
+	loginDeps := loginflow.Deps{
+		Records: store, Sessions: sessions, UserSessions: rt.cache, Tokens: tokens, Realms: rt.realms,
+		End: adm.EndSession, PersistentSessions: persistent, Now: opts.now, Log: rt.log.Named("login"),
+	}
+	if opts.Profile == conf.ProfileDev {
+		loginDeps.DevFrontend = func(realmName string) string { return devlogin.URL(issuerBase, realmName) }
+		rt.log.Warn("start-dev serves a development login front-end for realms without loginFrontendUrl: any username signs in without a password; start never serves it",
+			"url", devlogin.URL(issuerBase, "{realm}"))
+	}
+	logins := loginflow.New(loginDeps)
+	var devLogin http.Handler
+	if opts.Profile == conf.ProfileDev {
+		devLogin = devlogin.Handler(logins)
+	}
+	rt.goBackground(func(ctx context.Context) { rt.cleanLogins(ctx, logins) })
 	return httpapi.New(rt.log.Named("http"), httpapi.Deps{
 		Ready:         rt,
 		Sessions:      sessions,
@@ -192,7 +211,9 @@ func (rt *Runtime) wire(opts Options, issuerBase string) (*httpapi.Server, error
 		AdminToken:    admin,
 		// The view-only admin credential is never generated: start-dev's admin one does all.
 		AdminViewerToken: rt.settings.AdminViewerToken,
-		Admin:            rt.adminService(sessionStore, keys, opts.now),
+		Admin:            adm,
+		Login:            logins,
+		DevLogin:         devLogin,
 		HealthElsewhere:  rt.settings.Listen.Management,
 		Guard:            guard,
 		Actions:          actions,
@@ -278,4 +299,27 @@ func (e eventLog) Emit(ev session.Event) {
 		args = append(args, "ended_client_session", true)
 	}
 	e.log.Info("event", args...)
+}
+
+// cleanLogins removes expired authentication sessions and codes every cleanup interval
+// until ctx ends. Every node does it: a record another node removed first is skipped.
+func (rt *Runtime) cleanLogins(ctx context.Context, logins *loginflow.Service) {
+	every := rt.settings.CleanupInterval
+	if every <= 0 {
+		every = time.Minute
+	}
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if n, err := logins.Cleanup(ctx); err != nil {
+				rt.log.Warn("expired logins could not all be removed; the next pass tries again", "error", err)
+			} else if n > 0 {
+				rt.log.Debug("expired logins removed", "records", n)
+			}
+		}
+	}
 }

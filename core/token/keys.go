@@ -462,7 +462,7 @@ func (k *key) makeSigners() error {
 	sk := jose.SigningKey{Algorithm: jose.SignatureAlgorithm(k.alg), Key: jose.JSONWebKey{Key: k.private, KeyID: k.id}}
 	if k.secret != nil {
 		// go-jose writes the kid of a JSONWebKey only for keys with a public part.
-		types = []string{typJWT, typAction}
+		types = []string{typJWT, typAction, typSSO}
 		sk.Key = k.secret
 	}
 	k.signers = make(map[string]jose.Signer, len(types))

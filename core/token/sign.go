@@ -27,7 +27,7 @@ func (m *KeyManager) Sign(ctx context.Context, realm string, payload []byte) (st
 	}
 	for name, v := range claims {
 		var typ Type
-		if strings.EqualFold(name, "typ") && json.Unmarshal(v, &typ) == nil && (typ == Bearer || typ == Refresh || typ == Offline || typ == Logout || typ == Action) {
+		if strings.EqualFold(name, "typ") && json.Unmarshal(v, &typ) == nil && (typ == Bearer || typ == Refresh || typ == Offline || typ == Logout || typ == Action || typ == ID || typ == SSO) {
 			return "", fmt.Errorf("sign in realm %q: payload claims typ %q, a sessiond token type: %w", realm, typ, spi.ErrInvalid)
 		}
 	}

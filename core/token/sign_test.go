@@ -69,6 +69,8 @@ func TestSignRefuses(t *testing.T) {
 		{"an access token type", `{"typ":"Bearer","sub":"u"}`},
 		{"a refresh token type", `{"typ":"Refresh"}`},
 		{"an offline token type", `{"typ":"Offline"}`},
+		{"an ID token type", `{"typ":"ID"}`},
+		{"an SSO cookie type", `{"typ":"SSO"}`},
 		{"a token type under another spelling of typ", `{"TYP":"Bearer"}`},
 	}
 	f := newFixture(t, ES256, 0)
@@ -88,7 +90,7 @@ func TestSignedMessagesAreNotTokens(t *testing.T) {
 	f := newFixture(t, ES256, 0)
 	mimic := map[string]any{
 		"exp": t0.Add(time.Hour).Unix(), "iat": t0.Unix(), "jti": "j", "iss": issuerBase + "/realms/acme",
-		"sub": "user-1", "azp": "app", "sid": "session-1", "typ": "ID",
+		"sub": "user-1", "azp": "app", "sid": "session-1", "typ": "Message",
 	}
 	all := []Type{Bearer, Refresh, Offline}
 	for _, payload := range []map[string]any{mimic, {"action": "PUSH_NOT_BEFORE", "resource": "app"}} {

@@ -87,6 +87,9 @@ type Accept struct {
 	// realm secrets: signed with the published key, header typ JWT, the kind only in the typ
 	// claim. Unless Options.RefuseLegacy, so that sessions from before an upgrade go on.
 	Legacy []Type
+	// IgnoreExpiry accepts a token past its exp: for the id_token_hint of a logout, which
+	// names whose session to end and grants nothing (OpenID Connect RP-Initiated Logout).
+	IgnoreExpiry bool
 }
 
 // Options configure a Service.
@@ -276,6 +279,9 @@ func (s *Service) VerifyAccept(ctx context.Context, realm, raw string, a Accept)
 		return nil, err
 	}
 	t, err := s.check(&w, raw, k.id)
+	if a.IgnoreExpiry && errors.Is(err, ErrExpired) {
+		t, err = w.token(raw, k.id), nil
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -338,6 +344,11 @@ func (s *Service) kind(realm string, k *key, typ string, w *wire, a Accept) (leg
 		allowed = only(a.Types, Bearer)
 	case f == secret && typ == typJWT:
 		allowed = only(a.Types, Refresh, Offline)
+	case f == secret && typ == typSSO:
+		allowed = only(a.Types, SSO)
+	case f == asymmetric && typ == typJWT && w.Typ == ID:
+		// An ID token: plain JWT header, as OpenID Connect's, told apart by its typ claim.
+		allowed = only(a.Types, ID)
 	case f == asymmetric && typ == typJWT:
 		legacy, allowed = true, only(a.Legacy, Bearer, Refresh, Offline)
 	default:
