@@ -154,7 +154,7 @@ func (b *Browser) screenshotIfFailed() {
 	ctx, cancel := context.WithTimeout(b.tab, 10*time.Second)
 	defer cancel()
 	location, _ := chromedp.Run(ctx, chromedp.Location())
-	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(90))
+	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100)) // 100: PNG; any other quality is JPEG
 	if err != nil {
 		b.t.Logf("testbrowser: no screenshot of %s: %v", location, err)
 		return
@@ -185,4 +185,3 @@ func (w lockedWriter) Write(p []byte) (int, error) {
 	defer w.b.mu.Unlock()
 	return w.b.output.Write(p)
 }
-

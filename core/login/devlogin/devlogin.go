@@ -11,6 +11,7 @@ import (
 	"net/url"
 
 	"github.com/sessiond/sessiond/core/login"
+	"github.com/sessiond/sessiond/core/login/pages"
 )
 
 //go:embed page.html
@@ -35,7 +36,7 @@ func Handler(logins Logins) http.Handler {
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
 		w.Header().Set("Cache-Control", "no-store")
 		w.Header().Set("X-Frame-Options", "DENY")
-		w.Header().Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'")
+		w.Header().Set("Content-Security-Policy", pages.ContentSecurityPolicy(nil, nil))
 		switch r.Method {
 		case http.MethodGet:
 			challenge := r.URL.Query().Get("login_challenge")
@@ -45,6 +46,8 @@ func Handler(logins Logins) http.Handler {
 				_ = tmpl.Execute(w, view{Error: "This login is unknown or expired: " + err.Error()})
 				return
 			}
+			// The answer to the form redirects through sessiond's /auth to the client.
+			w.Header().Set("Content-Security-Policy", pages.ContentSecurityPolicy([]string{lr.RedirectURI}, nil))
 			_ = tmpl.Execute(w, view{Challenge: challenge, Request: lr, Action: r.URL.Path})
 		case http.MethodPost:
 			if err := r.ParseForm(); err != nil {
