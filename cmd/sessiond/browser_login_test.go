@@ -12,11 +12,13 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/fetch"
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
 	"github.com/coreos/go-oidc/v3/oidc"
@@ -96,8 +98,16 @@ func TestBrowserLogin_devFrontEndSSOAndRPInitiatedLogout(t *testing.T) {
 	step(t, b, "open the application's login again", chromedp.Navigate(rp.origin+"/login?client=webapp"),
 		chromedp.WaitVisible(chromedp.CSS(`input[name="username"]`)))
 
+	// Cancel (not held back by the required username) sends access_denied to the client.
+	step(t, b, "cancel the login", chromedp.Click(chromedp.CSS(`button[name="cancel"]`)))
+	if got := rp.page(t, b); got != "webapp: error access_denied" {
+		t.Errorf("after Cancel the application shows %q, want access_denied", got)
+	}
+
 	// A logout without id_token_hint asks first; confirming on sessiond's page ends the
 	// session and goes on to the application.
+	step(t, b, "open the application's login once more", chromedp.Navigate(rp.origin+"/login?client=webapp"),
+		chromedp.WaitVisible(chromedp.CSS(`input[name="username"]`)))
 	step(t, b, "sign in as bob", chromedp.SendKeys(chromedp.CSS(`input[name="username"]`), "bob"),
 		chromedp.Click(chromedp.CSS(`button[type="submit"]:not([name])`)))
 	if got := rp.page(t, b); got != "webapp: signed in as bob" {
@@ -120,7 +130,7 @@ func TestBrowserLogin_devFrontEndSSOAndRPInitiatedLogout(t *testing.T) {
 	if errs := b.Errors(); len(errs) > 0 {
 		t.Errorf("the pages reported errors:\n%s", strings.Join(errs, "\n"))
 	}
-	t.Logf("browser login, SSO and logout took %s (sessiond and Chromium started)", time.Since(start).Round(time.Millisecond))
+	t.Logf("browser login, SSO and logout took %s, the start of sessiond and Chromium included", time.Since(start).Round(time.Millisecond))
 }
 
 // stepTimeout bounds one step, within the browser's own Timeout, so that a page that never
@@ -319,8 +329,12 @@ func (rp *browserRP) callback(w http.ResponseWriter, r *http.Request) {
 	}
 	raw, _ := tok.Extra("id_token").(string)
 	idt, err := rp.verifier.Verify(r.Context(), raw)
-	if err != nil || len(idt.Audience) != 1 || idt.Audience[0] != client || idt.Nonce != p.nonce {
-		rp.show(w, http.StatusBadGateway, "%s: ID token refused: %v (aud %v, nonce %q, want %q)", client, err, idtAudience(idt), idtNonce(idt), p.nonce)
+	if err != nil {
+		rp.show(w, http.StatusBadGateway, "%s: ID token refused: %v", client, err)
+		return
+	}
+	if len(idt.Audience) != 1 || idt.Audience[0] != client || idt.Nonce != p.nonce {
+		rp.show(w, http.StatusBadGateway, "%s: ID token aud %v, nonce %q, want %s and %q", client, idt.Audience, idt.Nonce, client, p.nonce)
 		return
 	}
 	var claims struct {
@@ -346,20 +360,6 @@ func (rp *browserRP) callback(w http.ResponseWriter, r *http.Request) {
 	rp.logins[client] = &rpLogin{client: client, accessToken: tok.AccessToken, idToken: raw, sid: claims.Sid}
 	rp.mu.Unlock()
 	rp.show(w, http.StatusOK, "%s: signed in as %s", client, profile.Username)
-}
-
-func idtAudience(idt *oidc.IDToken) []string {
-	if idt == nil {
-		return nil
-	}
-	return idt.Audience
-}
-
-func idtNonce(idt *oidc.IDToken) string {
-	if idt == nil {
-		return ""
-	}
-	return idt.Nonce
 }
 
 // startLogout sends the browser to end_session_endpoint with the webapp's ID token, or with
@@ -406,4 +406,87 @@ func (rp *browserRP) page(t *testing.T, b *testbrowser.Browser) string {
 	t.Helper()
 	step(t, b, "wait for the application's page", chromedp.WaitVisible(chromedp.CSS("#rp")))
 	return read(t, b, chromedp.Text(chromedp.CSS("#rp")))
+}
+
+// TestReadmeBrowserLogin does what README.md's "log in in a browser" note says, against
+// `start-dev` with nothing else (the demo realm): it opens the note's URL (with the test's
+// port for sessiond's), signs in on the development login page, and gets the code at the
+// demo client's redirect URI, which it exchanges with the secret start-dev printed and
+// checks with go-oidc. The browser's request to http://127.0.0.1:8080/callback is answered
+// by the test (DevTools' Fetch domain), so nothing listening on port 8080 matters.
+func TestReadmeBrowserLogin(t *testing.T) {
+	raw, err := os.ReadFile(filepath.Join("..", "..", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile("<!-- readme:browser-login -->\\s*```text\\n(\\S+)\\n```").FindSubmatch(raw)
+	if m == nil {
+		t.Fatal("README.md has no ```text block with one URL after <!-- readme:browser-login -->")
+	}
+	const readmeBase, callback = "http://127.0.0.1:8080/realms/", "http://127.0.0.1:8080/callback"
+	authURL := string(m[1])
+	if !strings.HasPrefix(authURL, readmeBase) || !strings.Contains(authURL, "redirect_uri="+callback) {
+		t.Fatalf("README's browser-login URL %q is not on %s with redirect_uri %s", authURL, readmeBase, callback)
+	}
+	d := startDaemon(t)
+	secret := ""
+	for deadline := time.Now().Add(10 * time.Second); secret == "" && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if s := regexp.MustCompile(`client "demo-app", client secret (\S+)`).FindStringSubmatch(d.printed()); s != nil {
+			secret = s[1]
+		}
+	}
+	if secret == "" {
+		t.Fatalf("start-dev printed no demo client secret; stdout:\n%s", d.printed())
+	}
+
+	b := testbrowser.New(t)
+	ctx, cancel := b.Context()
+	defer cancel()
+	paused := chromedp.Events(ctx, fetch.RequestPaused)
+	if _, err := chromedp.Call(ctx, fetch.Enable, fetch.EnableParams{Patterns: []*fetch.RequestPattern{{URLPattern: callback + "*"}}}); err != nil {
+		t.Fatalf("intercept %s: %v", callback, err)
+	}
+	step(t, b, "open the README's URL", chromedp.Navigate(d.base+"/realms/"+strings.TrimPrefix(authURL, readmeBase)),
+		chromedp.WaitVisible(chromedp.CSS(`input[name="username"]`)))
+	step(t, b, "sign in as alice", chromedp.SendKeys(chromedp.CSS(`input[name="username"]`), "alice"),
+		chromedp.Click(chromedp.CSS(`button[type="submit"]:not([name])`)))
+	var back string
+	for ev, err := range paused {
+		if err != nil {
+			t.Fatalf("waiting for the browser at %s: %v", callback, err)
+		}
+		back = ev.Request.URL
+		if _, err := chromedp.Call(ctx, fetch.FulfillRequest, fetch.FulfillRequestParams{RequestID: ev.RequestID, ResponseCode: http.StatusOK,
+			ResponseHeaders: []*fetch.HeaderEntry{{Name: "Content-Type", Value: "text/html; charset=utf-8"}},
+			Body:            []byte(`<!doctype html><html lang="en"><head><meta charset="utf-8"><title>app</title><link rel="icon" href="data:,"></head><body><p id="app">the application</p></body></html>`)}); err != nil {
+			t.Fatalf("answer the browser's request to %s: %v", back, err)
+		}
+		break
+	}
+	step(t, b, "wait for the application's page", chromedp.WaitVisible(chromedp.CSS("#app")))
+
+	u, err := url.Parse(back)
+	if err != nil || !strings.HasPrefix(back, callback+"?") || u.Query().Get("code") == "" || u.Query().Get("iss") != d.base+"/realms/demo" {
+		t.Fatalf("the browser came back to %q, want %s?code=…&iss=%s/realms/demo", back, callback, d.base)
+	}
+	provider, err := oidc.NewProvider(ctx, d.base+"/realms/demo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := &oauth2.Config{ClientID: "demo-app", ClientSecret: secret, Endpoint: provider.Endpoint(), RedirectURL: callback}
+	tok, err := cfg.Exchange(ctx, u.Query().Get("code"))
+	if err != nil {
+		t.Fatalf("exchange the code as README says: %v", err)
+	}
+	rawID, _ := tok.Extra("id_token").(string)
+	idt, err := provider.Verifier(&oidc.Config{ClientID: "demo-app"}).Verify(ctx, rawID)
+	if err != nil {
+		t.Fatalf("ID token of the README's login: %v", err)
+	}
+	if idt.Subject != "alice" {
+		t.Errorf("ID token of the README's login: sub %q, want alice", idt.Subject)
+	}
+	if errs := b.Errors(); len(errs) > 0 {
+		t.Errorf("the pages reported errors:\n%s", strings.Join(errs, "\n"))
+	}
 }
