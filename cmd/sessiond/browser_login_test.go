@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"regexp"
 	"strings"
 	"sync"
@@ -32,7 +33,9 @@ import (
 // them to sessiond, the development login page takes a username, the application gets a
 // code and verifies the ID token with the standard libraries; a second application gets a
 // code with prompt=none and no page (SSO); the first one logs them out through
-// end_session_endpoint, after which the SSO cookie and the session are gone.
+// end_session_endpoint, whose page loads the second one's front-channel logout URL, after
+// which the SSO cookie and the session are gone. Cancel on the login page, and a logout
+// without id_token_hint confirmed on sessiond's page, follow. No page may report an error.
 //
 // The application is on http://localhost and sessiond on http://127.0.0.1: two sites, so the
 // SSO cookie's SameSite=Lax is exercised as a real deployment exercises it.
@@ -85,6 +88,11 @@ func TestBrowserLogin_devFrontEndSSOAndRPInitiatedLogout(t *testing.T) {
 	}
 	if hasCookie(t, b, sessiondRealm, "SESSIOND_SSO") {
 		t.Error("the SESSIOND_SSO cookie survived the logout")
+	}
+	// The portal registered a front-channel logout URL: the logged-out page loaded it (in a
+	// hidden iframe its Content-Security-Policy allows) before it went on to the webapp.
+	if got, want := rp.frontChannelLogouts(), []string{d.base + "/realms/browser " + web.sid}; !slices.Equal(got, want) {
+		t.Errorf("front-channel logouts received %q, want %q", got, want)
 	}
 	for _, l := range []*rpLogin{web, portal} {
 		if introspect(t, d.base, l.accessToken) {
@@ -220,6 +228,7 @@ type browserRP struct {
 	pending map[string]pendingLogin // by state
 	logins  map[string]*rpLogin     // by client
 	logout  string                  // the state of the logout under way
+	ended   []string                // the front-channel logouts received, as "iss sid"
 }
 
 type pendingLogin struct{ client, verifier, nonce string }
@@ -240,6 +249,7 @@ func newBrowserRP(t *testing.T) *browserRP {
 	mux.HandleFunc("GET /callback/{client}", rp.callback)
 	mux.HandleFunc("GET /logout", rp.startLogout)
 	mux.HandleFunc("GET /logged-out", rp.loggedOut)
+	mux.HandleFunc("GET /frontchannel", rp.frontChannel)
 	rp.srv = &httptest.Server{Listener: l, Config: &http.Server{Handler: mux}}
 	rp.srv.Start()
 	t.Cleanup(rp.srv.Close)
@@ -399,6 +409,21 @@ func (rp *browserRP) loggedOut(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	rp.show(w, http.StatusOK, "logged out")
+}
+
+// frontChannel is the portal's front-channel logout URL, which sessiond's logged-out page
+// loads in an iframe.
+func (rp *browserRP) frontChannel(w http.ResponseWriter, r *http.Request) {
+	rp.mu.Lock()
+	rp.ended = append(rp.ended, r.URL.Query().Get("iss")+" "+r.URL.Query().Get("sid"))
+	rp.mu.Unlock()
+	rp.show(w, http.StatusOK, "portal: front-channel logout")
+}
+
+func (rp *browserRP) frontChannelLogouts() []string {
+	rp.mu.Lock()
+	defer rp.mu.Unlock()
+	return append([]string(nil), rp.ended...)
 }
 
 // page waits for the RP's page and returns what it says.
