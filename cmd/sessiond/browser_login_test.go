@@ -143,7 +143,7 @@ func TestBrowserLogin_devFrontEndSSOAndRPInitiatedLogout(t *testing.T) {
 
 // stepTimeout bounds one step, within the browser's own Timeout, so that a page that never
 // comes fails that step with its name.
-const stepTimeout = 20 * time.Second
+const stepTimeout = 30 * time.Second
 
 func step(t *testing.T, b *testbrowser.Browser, what string, actions ...chromedp.Action[chromedp.Void]) {
 	t.Helper()
