@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/sessiond/sessiond/core/realm"
+	"github.com/sessiond/sessiond/core/sessionlimit"
 	"github.com/sessiond/sessiond/core/token"
 	"github.com/sessiond/sessiond/spi"
 	"github.com/sessiond/sessiond/spi/usersessions"
@@ -141,6 +142,24 @@ func (s *Service) Open(ctx context.Context, req OpenRequest) (*Grant, error) {
 		backing = offlineCopy(us, now)
 		rules.Stamp(backing)
 		create = append(create, backing)
+	}
+	if r.SessionLimits.Any() && s.limits == nil {
+		// A limit the operator set must hold or the login fail; this is a wiring mistake.
+		return nil, fmt.Errorf("realm %q sets session limits and this session service has no enforcer (Deps.Limits)", r.Name)
+	}
+	if !req.Transient && s.limits != nil {
+		// The limits' leases are held until the new session is stored: the count it was
+		// admitted on holds only while no other login of the same user, client or realm
+		// runs (core/sessionlimit).
+		release, err := s.limits.Admit(ctx, sessionlimit.Admission{Realm: r, ClientID: c.ClientID, UserID: us.UserID, Offline: offline})
+		if err != nil {
+			if ex := (*sessionlimit.ExceededError)(nil); errors.As(err, &ex) {
+				s.emit(Event{Time: now, Type: EventLoginRefused, Realm: r.Name, ClientID: c.ClientID, UserID: us.UserID,
+					Offline: ex.Offline, IP: us.IPAddress, Reason: ex.Error(), Refusal: RefusedSessionLimit})
+			}
+			return nil, err
+		}
+		defer release()
 	}
 	g, err := s.issue(ctx, issue{realm: r, client: c, session: backing, scope: scope,
 		refresh: !req.Transient && !req.Implicit, implicit: req.Implicit})
