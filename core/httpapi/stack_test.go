@@ -24,6 +24,7 @@ import (
 	loginflow "github.com/sessiond/sessiond/core/login"
 	"github.com/sessiond/sessiond/core/realm"
 	"github.com/sessiond/sessiond/core/session"
+	"github.com/sessiond/sessiond/core/sessionlimit"
 	"github.com/sessiond/sessiond/core/token"
 	"github.com/sessiond/sessiond/internal/testclock"
 	"github.com/sessiond/sessiond/providers/usersessions/memory"
@@ -200,7 +201,11 @@ func newStack(tb testing.TB, opts ...option) *stack {
 	for !s.cache.Stats().Following {
 		time.Sleep(time.Millisecond)
 	}
+	s.adm = newAdminFixture(s)
+	// As the runtime: limits count in the store, and end sessions the admin API's way.
+	limits := sessionlimit.New(sessionlimit.Deps{Store: s.store, End: s.adm.service.EndForLimit, Now: s.clock.Now, Log: log})
 	sessions := session.New(session.Deps{
+		Limits:             limits,
 		Store:              s.cache,
 		Realms:             s.realms,
 		Tokens:             s.tokens,
@@ -209,7 +214,6 @@ func newStack(tb testing.TB, opts ...option) *stack {
 		TransientSessions:  !cfg.noTransient,
 		Log:                log,
 	})
-	s.adm = newAdminFixture(s)
 	s.actions = actiontoken.New(actiontoken.Deps{Tokens: s.tokens, Store: s.store, Realms: s.realms, Now: s.clock.Now, Log: log})
 	s.login = loginflow.New(loginflow.Deps{
 		Records: s.store, Sessions: sessions, UserSessions: s.cache, Tokens: s.tokens, Realms: s.realms,

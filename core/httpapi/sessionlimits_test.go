@@ -1,0 +1,149 @@
+package httpapi_test
+
+import (
+	"encoding/json"
+	"net/http"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/coreos/go-oidc/v3/oidc"
+
+	"github.com/sessiond/sessiond/core/admin"
+	"github.com/sessiond/sessiond/core/realm"
+	"github.com/sessiond/sessiond/spi/usersessions"
+)
+
+// withLimits sets the acme realm's session limits.
+func withLimits(l realm.SessionLimits) option {
+	return withRealm(func(r *realm.Realm) { r.SessionLimits = l })
+}
+
+const limitMessage = "You are signed in elsewhere: sign out there first"
+
+// liveOnline lists the acme realm's live online sessions in the store.
+func (s *stack) liveOnline(tb testing.TB) []*usersessions.UserSession {
+	tb.Helper()
+	got, err := s.store.List(s.ctx, usersessions.Filter{RealmID: realmName, LiveAt: s.clock.Now()}, usersessions.Page{Limit: 1000})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return got
+}
+
+// The login flow's accept opens the session through the same Open as POST sessions, so a
+// limit refuses it there too, and the front-end gets the realm's message as a 409 it can show.
+func TestSessionLimits_denyReachesTheFrontEndAsItsError(t *testing.T) {
+	s := newLoginStack(t, withLimits(realm.SessionLimits{UserRealm: realm.Limit{Max: 1}, ErrorMessage: limitMessage}))
+	web := s.rp(t, confidential, confidentialSecret, rpCallback, oidc.ScopeOpenID)
+	web.login(t, s.newBrowser())
+
+	t.Run("accept in the login flow", func(t *testing.T) {
+		s.fe.setDecide(func(loginRequest) map[string]any { return nil }) // stop on the front-end's page
+		b := s.newBrowser()
+		b.visit(t, web.conf.AuthCodeURL("state-2"))
+		lr := s.fe.seen.Load()
+		r := s.do(t, jsonPut(loginRequestPath(realmName, lr.Challenge)+"/accept", frontendToken, acceptAlice(*lr)))
+		wantLimitError(t, r)
+	})
+	t.Run("POST sessions", func(t *testing.T) {
+		wantLimitError(t, s.do(t, jsonCall(sessionsPath(realmName), frontendToken, login{ClientID: confidential, UserID: user, Scope: "openid"})))
+	})
+	t.Run("another user is not limited by alice's sessions", func(t *testing.T) {
+		s.open(t, login{UserID: "u-2", Username: "bob"})
+	})
+	if n := len(s.liveOnline(t)); n != 2 {
+		t.Errorf("%d live sessions, want alice's first and bob's", n)
+	}
+}
+
+func wantLimitError(t *testing.T, r reply) {
+	t.Helper()
+	var body struct {
+		Error       string `json:"error"`
+		Description string `json:"error_description"`
+	}
+	r.decode(t, http.StatusConflict, &body)
+	if body.Error != "session_limit_exceeded" || body.Description != limitMessage {
+		t.Errorf("refusal %+v, want session_limit_exceeded with the realm's message", body)
+	}
+}
+
+// Terminate oldest session in the login flow: the least recently used session ends, through
+// the admin API's logout path (its back-channel logouts queued in the outbox, not attempted
+// in the login), and the new login goes through.
+func TestSessionLimits_terminateOldestInTheLoginFlowEndsTheLeastRecentlyUsed(t *testing.T) {
+	s := newLoginStack(t, withLimits(realm.SessionLimits{UserRealm: realm.Limit{Max: 2, Terminate: true}}))
+	web := s.rp(t, confidential, confidentialSecret, rpCallback, oidc.ScopeOpenID)
+	tok1, first := web.login(t, s.newBrowser())
+	s.clock.Advance(time.Minute)
+	_, second := web.login(t, s.newBrowser())
+	s.clock.Advance(time.Minute)
+	s.open(t, login{UserID: "u-2", Username: "bob"}) // someone else's session does not count
+	// The first is used after the second: the second is now the least recently used.
+	s.refresh(t, basic(confidential, confidentialSecret), tok1.RefreshToken)
+	s.clock.Advance(time.Minute)
+	_, third := web.login(t, s.newBrowser())
+
+	live := sids(s.liveOnline(t))
+	if len(live) != 3 || !slices.Contains(live, sid(t, first)) || !slices.Contains(live, sid(t, third)) || slices.Contains(live, sid(t, second)) {
+		t.Errorf("live sessions %v; want bob's, alice's first (used last) and third, not her second (least recently used)", live)
+	}
+	if got := s.adm.push.loggedOut(); !slices.Equal(got, []string{sid(t, second)}) {
+		t.Errorf("back-channel logouts sent for %v, want the ended session %s only", got, sid(t, second))
+	}
+	if !slices.Equal(s.adm.push.deferred, []bool{true}) {
+		t.Errorf("back-channel logouts queued %v, want queued in the outbox (not attempted in the login)", s.adm.push.deferred)
+	}
+}
+
+func sid(t *testing.T, idt *oidc.IDToken) string {
+	t.Helper()
+	var c struct {
+		Sid string `json:"sid"`
+	}
+	if err := idt.Claims(&c); err != nil || c.Sid == "" {
+		t.Fatalf("ID token sid: %v", err)
+	}
+	return c.Sid
+}
+
+func sids(ss []*usersessions.UserSession) []string {
+	var out []string
+	for _, us := range ss {
+		out = append(out, us.ID)
+	}
+	return out
+}
+
+// GET session-limits shows the limits as configured and the live counts they are held
+// against: the realm's, each client's, and one user's when asked.
+func TestSessionLimits_adminShowsCountsAgainstTheLimits(t *testing.T) {
+	s := newStack(t, withLimits(realm.SessionLimits{UserClient: realm.Limit{Max: 3}, Realm: realm.Limit{Max: 100, Terminate: true}, CountOffline: true}))
+	s.open(t, login{})
+	s.open(t, login{Scope: "openid offline_access", OfflineAccess: true})
+	s.open(t, login{ClientID: spa, UserID: "u-2", Username: "bob"})
+	var got admin.LimitsRep
+	s.do(t, adminCall(http.MethodGet, realmName, "/session-limits?userId="+user, viewerToken, "")).decode(t, http.StatusOK, &got)
+	want := admin.LimitsRep{
+		Limits: map[string]admin.LimitRep{
+			"userRealmLimit": {Max: 0, Behavior: realm.DenyNewSession}, "userClientLimit": {Max: 3, Behavior: realm.DenyNewSession},
+			"clientLimit": {Max: 0, Behavior: realm.DenyNewSession}, "realmLimit": {Max: 100, Behavior: realm.TerminateOldestSession},
+		},
+		ErrorMessage: realm.DefaultLimitMessage, CountOffline: true,
+		Realm:        admin.Counts{Online: 3, Offline: 1},
+		Clients:      []admin.ClientCounts{{ClientID: confidential, Counts: admin.Counts{Online: 2, Offline: 1}}, {ClientID: spa, Counts: admin.Counts{Online: 1}}},
+		User:         &admin.UserCounts{UserID: user, Counts: admin.Counts{Online: 2, Offline: 1}, Clients: []admin.ClientCounts{{ClientID: confidential, Counts: admin.Counts{Online: 2, Offline: 1}}}},
+	}
+	if a, b := mustJSON(got), mustJSON(want); a != b {
+		t.Errorf("session-limits\n got %s\nwant %s", a, b)
+	}
+	var noUser map[string]json.RawMessage
+	s.do(t, adminCall(http.MethodGet, realmName, "/session-limits", viewerToken, "")).decode(t, http.StatusOK, &noUser)
+	if _, ok := noUser["user"]; ok {
+		t.Errorf("session-limits without userId shows a user: %s", noUser["user"])
+	}
+	if r := s.do(t, adminCall(http.MethodGet, "nope", "/session-limits", viewerToken, "")); r.status != http.StatusNotFound {
+		t.Errorf("unknown realm: %d %s", r.status, r.body)
+	}
+}
