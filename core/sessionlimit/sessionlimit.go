@@ -329,7 +329,7 @@ type lease struct {
 
 // acquire takes the leases in order and returns those it holds, also on error.
 func (e *Enforcer) acquire(ctx context.Context, keys []string) ([]*usersessions.Record, error) {
-	ctx, cancel := context.WithTimeout(ctx, e.wait)
+	ctx, cancel := context.WithTimeoutCause(ctx, e.wait, ErrBusy)
 	defer cancel()
 	holder := strings.ToLower(rand.Text())
 	var held []*usersessions.Record
@@ -378,9 +378,10 @@ func (e *Enforcer) take(ctx context.Context, key, holder string) (*usersessions.
 	}
 }
 
-// busy turns the end of Wait into ErrBusy; the caller's own cancellation stays itself.
+// busy turns the end of Wait into ErrBusy; the caller's own cancellation or deadline stays
+// itself.
 func (e *Enforcer) busy(ctx context.Context, err error) error {
-	if ctx.Err() != nil && !errors.Is(context.Cause(ctx), context.Canceled) {
+	if ctx.Err() != nil && errors.Is(context.Cause(ctx), ErrBusy) {
 		return ErrBusy
 	}
 	return err
