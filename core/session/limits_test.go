@@ -211,3 +211,30 @@ func TestOpen_sessionLimitsWithoutAnEnforcerFail(t *testing.T) {
 		t.Fatal("opened with a limit and no enforcer")
 	}
 }
+
+// Single sign-on into another client adds no user session: only the limits of a client
+// count it, and the code of a login redeemed (the same client attached again) is not
+// counted twice.
+func TestAttach_sessionLimits_onlyAClientsLimitsCountAJoin(t *testing.T) {
+	f := newFixture(t, withLimits(realm.SessionLimits{UserRealm: realm.Limit{Max: 1}, UserClient: realm.Limit{Max: 1}}))
+	onApp := f.open(OpenRequest{})
+	attach := func(id, client string) error {
+		_, err := f.svc.Attach(f.ctx, AttachRequest{Realm: realmName, SessionID: id, ClientID: client, Scope: "openid"})
+		return err
+	}
+	if err := attach(onApp.SessionID, "app"); err != nil {
+		t.Fatalf("the same client again (a code redeemed): %v", err)
+	}
+	if err := attach(onApp.SessionID, "other"); err != nil {
+		t.Fatalf("SSO into another client, under the user's realm limit of 1: %v", err)
+	}
+	f.setRealm(func(r *realm.Realm) { r.SessionLimits.UserRealm.Max = 0 })
+	onOther := f.open(OpenRequest{ClientID: "plain"})
+	var ex *sessionlimit.ExceededError
+	if err := attach(onOther.SessionID, "app"); !errors.As(err, &ex) || ex.Limit != sessionlimit.UserClient {
+		t.Fatalf("SSO into app from a second session, the user on app already: %v, want %s refused", err, sessionlimit.UserClient)
+	}
+	if e, ok := f.events.last(EventLoginRefused); !ok || e.SessionID != onOther.SessionID {
+		t.Errorf("refusal event %+v, want the session it would have joined", e)
+	}
+}

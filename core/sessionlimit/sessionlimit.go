@@ -10,7 +10,8 @@
 // lease back. A node that dies holding a lease blocks that scope only until the lease ends
 // (Lease); after that the next login takes it over with the same compare-and-set.
 //
-// A realm without limits pays nothing: Admit returns before any store call.
+// A realm without limits pays nothing: Admit returns before any store call; so does a
+// login that no limit of its realm counts.
 package sessionlimit
 
 import (
@@ -146,6 +147,10 @@ type Admission struct {
 	// Offline: an offline session is opened too; it is counted when the realm counts
 	// offline sessions.
 	Offline bool
+	// Joining: no online user session is opened; the client joins one that exists (single
+	// sign-on into another client), so only the limits of a client (UserClient, Client)
+	// count it.
+	Joining bool
 }
 
 // check is one limit on one kind of session.
@@ -171,13 +176,14 @@ func checks(a Admission, now time.Time) []check {
 			sel = usersessions.OfflineOnly
 		}
 		f := usersessions.Filter{RealmID: a.Realm.Name, Offline: sel, LiveAt: now}
+		joining := a.Joining && !offline
 		for _, c := range []check{
 			{UserClient, l.UserClient, withUser(withClient(f, a.ClientID), a.UserID), offline},
 			{UserRealm, l.UserRealm, withUser(f, a.UserID), offline},
 			{Client, l.Client, withClient(f, a.ClientID), offline},
 			{Realm, l.Realm, f, offline},
 		} {
-			if c.limit.On() {
+			if c.limit.On() && !(joining && (c.name == UserRealm || c.name == Realm)) {
 				out = append(out, c)
 			}
 		}
@@ -197,10 +203,11 @@ type Release func()
 // Release, and must create the session before that: the count it was admitted on holds
 // only while no other login of the same scopes runs.
 func (e *Enforcer) Admit(ctx context.Context, a Admission) (Release, error) {
-	if !a.Realm.SessionLimits.Any() {
+	keys := lockKeys(a)
+	if len(keys) == 0 {
 		return func() {}, nil
 	}
-	held, err := e.acquire(ctx, lockKeys(a))
+	held, err := e.acquire(ctx, keys)
 	release := func() { e.release(context.WithoutCancel(ctx), held) }
 	if err != nil {
 		release()
@@ -297,18 +304,21 @@ func (e *Enforcer) oldest(ctx context.Context, f usersessions.Filter, n int) ([]
 	}
 }
 
-// lockKeys are the leases a needs, widest first: every login takes them in the same order,
-// so two logins never wait on each other in a circle.
+// lockKeys are the leases the checks of a need, widest first: every login takes them in the
+// same order, so two logins never wait on each other in a circle.
 func lockKeys(a Admission) []string {
-	l := a.Realm.SessionLimits
+	need := map[string]bool{}
+	for _, c := range checks(a, time.Time{}) {
+		need[c.name] = true
+	}
 	var keys []string
-	if l.Realm.On() {
+	if need[Realm] {
 		keys = append(keys, a.Realm.Name+"/realm")
 	}
-	if l.Client.On() {
+	if need[Client] {
 		keys = append(keys, a.Realm.Name+"/client/"+digest(a.ClientID))
 	}
-	if l.UserRealm.On() || l.UserClient.On() {
+	if need[UserRealm] || need[UserClient] {
 		keys = append(keys, a.Realm.Name+"/user/"+digest(a.UserID))
 	}
 	return keys

@@ -75,10 +75,18 @@ func TestAdmit_noLimitMakesNoStoreCall(t *testing.T) {
 		}
 		release()
 	}
-	if n := store.calls.Load(); n != 0 {
-		t.Errorf("%d store calls for realms without a limit, want 0", n)
+	// A client joining a session (SSO) under the user's and the realm's limits only: no
+	// new user session, nothing those limits count.
+	join := Admission{Realm: limited(realm.SessionLimits{UserRealm: realm.Limit{Max: 1}, Realm: realm.Limit{Max: 1}}), ClientID: "app", UserID: "u", Joining: true}
+	release, err := e.Admit(context.Background(), join)
+	if err != nil {
+		t.Fatal(err)
 	}
-	release, err := e.Admit(context.Background(), Admission{Realm: limited(realm.SessionLimits{UserRealm: realm.Limit{Max: 1}}), ClientID: "app", UserID: "u"})
+	release()
+	if n := store.calls.Load(); n != 0 {
+		t.Errorf("%d store calls for logins no limit counts, want 0", n)
+	}
+	release, err = e.Admit(context.Background(), Admission{Realm: limited(realm.SessionLimits{UserRealm: realm.Limit{Max: 1}}), ClientID: "app", UserID: "u"})
 	if err != nil {
 		t.Fatal(err)
 	}
