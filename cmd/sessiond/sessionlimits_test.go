@@ -195,3 +195,33 @@ func (rc *logoutReceiver) sids(t *testing.T) map[string]bool {
 	}
 	return out
 }
+
+// TestOperatorGuideSessionLimits runs docs/operator-guide.md's session-limits example as
+// written: its realm file under start-dev, two logins of alice (the second refused), and
+// `sessiond admin limits`. Only the port and the binary's path differ.
+func TestOperatorGuideSessionLimits(t *testing.T) {
+	raw, err := os.ReadFile(filepath.Join("..", "..", "docs", "operator-guide.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	guide := string(raw)
+	work := t.TempDir()
+	if err := os.WriteFile(filepath.Join(work, "limited.json"), []byte(guideBlock(t, guide, "guide:limits-realm")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	const frontend, adminToken = "fe-guide-limits", "admin-guide-limits"
+	d := startDaemonIn(t, work, "--http-port=0", "--realm-file=limited.json", "--frontend-token="+frontend, "--admin-token="+adminToken)
+	try := guideBlock(t, guide, "guide:limits-try")
+	try = strings.ReplaceAll(try, "http://localhost:8080", d.base)
+	try = strings.ReplaceAll(try, "./sessiond ", sessiondBinary(t)+" ")
+	out := guideRun(t, work, "export SESSIOND_FRONTEND_TOKEN="+frontend+" SESSIOND_ADMIN_TOKEN="+adminToken+"\n"+try)
+	var lines []string
+	for _, l := range strings.Split(out, "\n") {
+		lines = append(lines, strings.Join(strings.Fields(l), " "))
+	}
+	for _, want := range []string{"201", "409", "userRealmLimit 1 Deny new session", "clientLimit 1000 Terminate oldest session", "user alice 1 0"} {
+		if !slices.Contains(lines, want) {
+			t.Errorf("the guide's example printed\n%s\nwant a line %q", out, want)
+		}
+	}
+}
