@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/sessiond/sessiond/core/realm"
 	"github.com/sessiond/sessiond/core/sessionlimit"
@@ -68,15 +69,9 @@ func (s *Service) SessionLimits(ctx context.Context, realmName, userID string) (
 	if out.Realm, err = s.counts(ctx, f); err != nil {
 		return nil, err
 	}
-	online, err := s.store.CountByClient(ctx, r.Name, false, now)
-	if err != nil {
-		return nil, fmt.Errorf("count online sessions by client: %w", err)
+	if out.Clients, err = s.liveByClient(ctx, r.Name, now); err != nil {
+		return nil, err
 	}
-	offline, err := s.store.CountByClient(ctx, r.Name, true, now)
-	if err != nil {
-		return nil, fmt.Errorf("count offline sessions by client: %w", err)
-	}
-	out.Clients = clientCounts(online, offline)
 	if userID == "" {
 		return out, nil
 	}
@@ -116,6 +111,20 @@ func (s *Service) counts(ctx context.Context, f usersessions.Filter) (Counts, er
 		return c, fmt.Errorf("count offline sessions: %w", err)
 	}
 	return c, nil
+}
+
+// liveByClient counts the realm's sessions live at now per client, online and offline;
+// clients with none are left out.
+func (s *Service) liveByClient(ctx context.Context, realmName string, now time.Time) ([]ClientCounts, error) {
+	online, err := s.store.CountByClient(ctx, realmName, false, now)
+	if err != nil {
+		return nil, fmt.Errorf("count online sessions by client: %w", err)
+	}
+	offline, err := s.store.CountByClient(ctx, realmName, true, now)
+	if err != nil {
+		return nil, fmt.Errorf("count offline sessions by client: %w", err)
+	}
+	return clientCounts(online, offline), nil
 }
 
 func limitRep(l realm.Limit) LimitRep {

@@ -76,16 +76,10 @@ func (s *Service) Stats(ctx context.Context, realmName string) ([]ClientStat, er
 	if err != nil {
 		return nil, err
 	}
-	now := s.now()
-	online, err := s.store.CountByClient(ctx, r.Name, false, now)
+	counts, err := s.liveByClient(ctx, r.Name, s.now())
 	if err != nil {
-		return nil, fmt.Errorf("count online sessions by client: %w", err)
+		return nil, err
 	}
-	offline, err := s.store.CountByClient(ctx, r.Name, true, now)
-	if err != nil {
-		return nil, fmt.Errorf("count offline sessions by client: %w", err)
-	}
-	counts := clientCounts(online, offline)
 	out := make([]ClientStat, 0, len(counts))
 	for _, c := range counts {
 		out = append(out, ClientStat{

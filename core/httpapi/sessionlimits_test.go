@@ -228,17 +228,3 @@ func TestSessionLimits_twoNodesOnOnePostgreSQL_concurrentLoginsLeaveExactlyOne(t
 		}
 	}
 }
-
-// withDefaults fills a login as stack.open does.
-func withDefaults(l login) login {
-	if l.ClientID == "" {
-		l.ClientID = confidential
-	}
-	if l.UserID == "" {
-		l.UserID, l.Username = user, "alice"
-	}
-	if l.Scope == "" {
-		l.Scope = "openid"
-	}
-	return l
-}

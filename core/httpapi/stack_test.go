@@ -480,6 +480,13 @@ func (s *stack) open(tb testing.TB, l login) tokens {
 
 func (s *stack) openIn(tb testing.TB, realmName string, l login) tokens {
 	tb.Helper()
+	var t tokens
+	s.do(tb, jsonCall(sessionsPath(realmName), frontendToken, withDefaults(l))).decode(tb, http.StatusCreated, &t)
+	return t
+}
+
+// withDefaults fills a login: alice on confidential, scope openid.
+func withDefaults(l login) login {
 	if l.ClientID == "" {
 		l.ClientID = confidential
 	}
@@ -489,9 +496,7 @@ func (s *stack) openIn(tb testing.TB, realmName string, l login) tokens {
 	if l.Scope == "" {
 		l.Scope = "openid"
 	}
-	var t tokens
-	s.do(tb, jsonCall(sessionsPath(realmName), frontendToken, l)).decode(tb, http.StatusCreated, &t)
-	return t
+	return l
 }
 
 // attach adds client to the session id.

@@ -54,7 +54,9 @@ func newStore(t *testing.T) *memory.Provider {
 	return p
 }
 
-func noEnd(context.Context, string, string, bool, string) error { return errors.New("nothing is to be ended") }
+func noEnd(context.Context, string, string, bool, string) error {
+	return errors.New("nothing is to be ended")
+}
 
 func limited(l realm.SessionLimits) *realm.Realm {
 	return &realm.Realm{Name: "acme", Enabled: true, SessionLimits: l}
