@@ -148,6 +148,14 @@ func (rt *Runtime) wire(opts Options, issuerBase string) (*httpapi.Server, error
 	// Session limits count in the store itself, never in this node's cache: every node
 	// must see every node's sessions. A session ended to make room goes the admin API's way.
 	limits := sessionlimit.New(sessionlimit.Deps{Store: sessionStore, End: adm.EndForLimit, Now: opts.now, Log: rt.log.Named("session-limits")})
+	if !features.Enabled(conf.FeaturePersistentUserSessions) {
+		for _, r := range rt.realms.List() {
+			if r.SessionLimits.Any() {
+				rt.log.Warn("persistent-user-sessions is off: online sessions are in each node's memory, so this realm's session limits hold per node, not across nodes",
+					"realm", r.Name)
+			}
+		}
+	}
 	sessions := session.New(session.Deps{
 		Store:              rt.cache,
 		Realms:             rt.realms,
