@@ -2,9 +2,11 @@ package httpapi_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"maps"
 	"net/http"
 	"slices"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -226,5 +228,36 @@ func TestSessionLimits_twoNodesOnOnePostgreSQL_concurrentLoginsLeaveExactlyOne(t
 				}
 			})
 		}
+	}
+}
+
+// BenchmarkSessionLimits_open: logins through POST sessions on PostgreSQL, in parallel,
+// with no limit, a user limit (one lease per user: logins of different users do not wait
+// on each other) and a realm limit (one lease for the whole realm: every login waits its
+// turn). The limits are never reached, so the figures are the price of holding them.
+func BenchmarkSessionLimits_open(b *testing.B) {
+	for _, bc := range []struct {
+		name   string
+		limits realm.SessionLimits
+	}{
+		{"none", realm.SessionLimits{}},
+		{"user limit", realm.SessionLimits{UserRealm: realm.Limit{Max: 1 << 20}}},
+		{"realm limit", realm.SessionLimits{Realm: realm.Limit{Max: 1 << 20}}},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			s := newStack(b, withStore(pgProvider(b, pgSchema(b), "node-bench")), withLimits(bc.limits))
+			s.open(b, login{UserID: "warm-up"})
+			var n atomic.Int64
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					l := withDefaults(login{UserID: fmt.Sprintf("user-%d", n.Add(1)), Username: "u"})
+					if r := s.do(b, jsonCall(sessionsPath(realmName), frontendToken, l)); r.status != http.StatusCreated {
+						b.Errorf("login: %d %s", r.status, r.body)
+					}
+				}
+			})
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "logins/s")
+		})
 	}
 }
