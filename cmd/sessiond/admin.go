@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/sessiond/sessiond/core/admin"
+	"github.com/sessiond/sessiond/core/sessionlimit"
 	"github.com/sessiond/sessiond/spi/usersessions"
 )
 
@@ -44,6 +45,8 @@ Commands:
   deliveries  list revocation-push deliveries (--state pending|failed|delivered);
               --max N: deliveries per request, 1 to 1000 (default 100)
   stats       sessions per client: active and offline
+  limits      the realm's session limits and the live counts held against them; --user
+              (an id or a username, as for sessions) adds that user's counts
   keys        the realm's keys: active and passive, with the dates they verify until
   keys rotate give the realm new active keys; the old ones verify until their tokens expire
   action-token
@@ -246,6 +249,7 @@ var adminCommands = map[string]func(a *adminRun) func(ctx context.Context) error
 	"revoke":       (*adminRun).revoke,
 	"deliveries":   (*adminRun).deliveries,
 	"stats":        (*adminRun).stats,
+	"limits":       (*adminRun).limits,
 }
 
 // apiError is an error answer of the admin API.
@@ -812,6 +816,51 @@ func (a *adminRun) stats() func(context.Context) error {
 		fmt.Fprintln(tw, "CLIENT\tID\tACTIVE\tOFFLINE")
 		for _, s := range stats {
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", s.ClientID, s.ID, s.Active, s.Offline)
+		}
+		return tw.Flush()
+	}
+}
+
+// limits prints the realm's session limits, then the counts held against them.
+func (a *adminRun) limits() func(context.Context) error {
+	user := a.flags.String("user", "", "also a user's counts (a user id or a username)")
+	return func(ctx context.Context) error {
+		path := "/session-limits"
+		if *user != "" {
+			id, err := a.userID(ctx, *user)
+			if err != nil {
+				return err
+			}
+			path += "?userId=" + url.QueryEscape(id)
+		}
+		var rep admin.LimitsRep
+		_, raw, err := a.call(ctx, http.MethodGet, path, nil, &rep)
+		if err != nil {
+			return err
+		}
+		if a.json {
+			return a.printRaw(raw)
+		}
+		tw := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "LIMIT	MAX	BEHAVIOR")
+		for _, name := range []string{sessionlimit.UserRealm, sessionlimit.UserClient, sessionlimit.Client, sessionlimit.Realm} {
+			l := rep.Limits[name]
+			max := strconv.Itoa(l.Max)
+			if l.Max == 0 {
+				max = "none"
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\n", name, max, l.Behavior)
+		}
+		fmt.Fprintf(tw, "\ncount offline sessions: %t; message: %s\n\nSCOPE\tONLINE\tOFFLINE\n", rep.CountOffline, rep.ErrorMessage)
+		fmt.Fprintf(tw, "realm\t%d\t%d\n", rep.Realm.Online, rep.Realm.Offline)
+		for _, c := range rep.Clients {
+			fmt.Fprintf(tw, "client %s\t%d\t%d\n", c.ClientID, c.Online, c.Offline)
+		}
+		if u := rep.User; u != nil {
+			fmt.Fprintf(tw, "user %s\t%d\t%d\n", u.UserID, u.Online, u.Offline)
+			for _, c := range u.Clients {
+				fmt.Fprintf(tw, "user %s on %s\t%d\t%d\n", u.UserID, c.ClientID, c.Online, c.Offline)
+			}
 		}
 		return tw.Flush()
 	}

@@ -41,7 +41,7 @@ Commands:
   config reference print the configuration reference (Markdown); with a plugin's
                    --spi-<spi>-<id>-command and -sha256, its options too
   admin …          call a running sessiond's admin API: sessions, logout, logout-all,
-                   revoke, deliveries, stats (sessiond admin help)
+                   revoke, deliveries, stats, limits (sessiond admin help)
   version          print the version
 
 Options are Keycloak-style keys: --http-port=8080, --spi-user-sessions-provider=memory,

@@ -24,6 +24,12 @@ type Result struct {
 // LogoutSession ends one user session, online or offline, and sends back-channel logouts to
 // its clients (DELETE sessions/{id}?isOffline=). An unknown session is ErrUnknownSession.
 func (s *Service) LogoutSession(ctx context.Context, realmName, id string, offline bool) (Result, error) {
+	return s.logoutSession(ctx, realmName, id, offline, false, "admin logout-session")
+}
+
+// logoutSession ends one session and tells its clients: at once, or with queue only
+// through the outbox; reason is the logout event's.
+func (s *Service) logoutSession(ctx context.Context, realmName, id string, offline, queue bool, reason string) (Result, error) {
 	r, err := s.realm(realmName)
 	if err != nil {
 		return Result{}, err
@@ -48,7 +54,7 @@ func (s *Service) LogoutSession(ctx context.Context, realmName, id string, offli
 		return Result{}, fmt.Errorf("%s session %s of realm %q: %w", kindName(offline), id, r.Name, ErrUnknownSession)
 	}
 	res := Result{Removed: n}
-	s.notifyLogout(ctx, r.Name, got, false, "logout-session", &res)
+	s.notifyLogout(ctx, r.Name, got, queue, reason, &res)
 	return res, nil
 }
 
@@ -64,7 +70,7 @@ func (s *Service) LogoutUser(ctx context.Context, realmName, userID string) (Res
 	if userID == "" {
 		return Result{}, invalidf("a user id is required")
 	}
-	res, err := s.endAll(ctx, usersessions.Filter{RealmID: r.Name, UserID: userID, Offline: usersessions.OnlineOnly}, false, "logout-user")
+	res, err := s.endAll(ctx, usersessions.Filter{RealmID: r.Name, UserID: userID, Offline: usersessions.OnlineOnly}, false, "admin logout-user")
 	if err != nil || res.Removed > 0 {
 		return res, err
 	}
@@ -101,7 +107,7 @@ func (s *Service) LogoutAll(ctx context.Context, realmName string) (Result, erro
 	ctx, cancel := context.WithTimeout(ctx, s.logoutAllTimeout)
 	defer cancel()
 	before := s.clock()
-	res, err := s.endAll(ctx, usersessions.Filter{RealmID: r.Name, Offline: usersessions.OnlineOnly}, true, "logout-all")
+	res, err := s.endAll(ctx, usersessions.Filter{RealmID: r.Name, Offline: usersessions.OnlineOnly}, true, "admin logout-all")
 	if err != nil {
 		return res, err
 	}
@@ -126,7 +132,7 @@ func (s *Service) LogoutAll(ctx context.Context, realmName string) (Result, erro
 // that read and the removal (the store then removes fewer than asked), which of them it was
 // cannot be told from the count, and the page's sessions read are all told: a second logout
 // for an ended session is harmless, a missing one leaves a client signed in.
-func (s *Service) endAll(ctx context.Context, f usersessions.Filter, queue bool, action string) (Result, error) {
+func (s *Service) endAll(ctx context.Context, f usersessions.Filter, queue bool, reason string) (Result, error) {
 	var res Result
 	err := s.walk(ctx, f, func(page []*usersessions.UserSession) error {
 		keys := make([]usersessions.Key, len(page))
@@ -153,21 +159,21 @@ func (s *Service) endAll(ctx context.Context, f usersessions.Filter, queue bool,
 		if n == 0 {
 			return nil
 		}
-		s.notifyLogout(ctx, f.RealmID, present, queue, action, &res)
+		s.notifyLogout(ctx, f.RealmID, present, queue, reason, &res)
 		return nil
 	})
 	return res, err
 }
 
-// notifyLogout writes a logout event for each ended session (its reason names the admin
-// action), and sends back-channel logouts for them, into res; with queue it only stores
+// notifyLogout writes a logout event for each ended session (reason says what ended it:
+// the admin action, a session limit), and sends back-channel logouts for them, into res; with queue it only stores
 // them in the outbox (QueueLogout), and as nothing was attempted, nothing is reported but a
 // failure to store them.
-func (s *Service) notifyLogout(ctx context.Context, realmName string, ended []*usersessions.UserSession, queue bool, action string, res *Result) {
+func (s *Service) notifyLogout(ctx context.Context, realmName string, ended []*usersessions.UserSession, queue bool, reason string, res *Result) {
 	now := s.clock()
 	for _, us := range ended {
 		s.events.Emit(session.Event{Time: now, Type: session.EventLogout, Realm: realmName, SessionID: us.ID,
-			UserID: us.UserID, Offline: us.Offline, Reason: "admin " + action})
+			UserID: us.UserID, Offline: us.Offline, Reason: reason})
 	}
 	if s.push == nil || len(ended) == 0 {
 		return
@@ -273,6 +279,23 @@ func kindName(offline bool) string {
 func (s *Service) EndSession(ctx context.Context, realmName, id string, offline bool) error {
 	if _, err := s.LogoutSession(ctx, realmName, id, offline); err != nil && !errors.Is(err, ErrUnknownSession) {
 		return err
+	}
+	return nil
+}
+
+// EndForLimit ends a user session to make room under a session limit (core/sessionlimit):
+// removed as LogoutSession removes it, with a logout event whose reason names the limit, and
+// back-channel logouts to its clients queued in the outbox rather than attempted in the
+// call, so that a slow client does not hold up the login (nor the limit's lock). A session
+// already gone is no error; notices that could not be queued are logged, not failed: the
+// session is ended, which is what makes room.
+func (s *Service) EndForLimit(ctx context.Context, realmName, id string, offline bool, limit string) error {
+	res, err := s.logoutSession(ctx, realmName, id, offline, true, "session limit "+limit)
+	if err != nil && !errors.Is(err, ErrUnknownSession) {
+		return err
+	}
+	if res.PushErr != nil {
+		s.log.Warn("back-channel logouts of a session ended by a session limit were not queued", "realm", realmName, "session", id, "error", res.PushErr)
 	}
 	return nil
 }

@@ -9,6 +9,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/hashicorp/go-hclog"
+
 	"github.com/sessiond/sessiond/core/realm"
 	"github.com/sessiond/sessiond/core/session"
 	"github.com/sessiond/sessiond/spi"
@@ -87,6 +89,8 @@ type Deps struct {
 	// sessions, queueing their back-channel logouts, and the notice to the clients' admin
 	// URLs; 0 means DefaultLogoutAllTimeout.
 	LogoutAllTimeout time.Duration
+	// Log receives what an action cannot report to its caller; nil discards it.
+	Log hclog.Logger
 }
 
 // DefaultLogoutAllTimeout is how long a sign out all may take before it stops where it is
@@ -158,13 +162,17 @@ type Service struct {
 	pageSize int
 
 	logoutAllTimeout time.Duration
+	log              hclog.Logger
 }
 
 // New returns a Service over its dependencies.
 func New(d Deps) *Service {
 	s := &Service{
 		store: d.Store, sessions: d.Sessions, realms: d.Realms, policies: d.Policies, push: d.Push, keys: d.Keys,
-		audit: d.Audit, events: d.Events, now: d.Now, pageSize: d.PageSize, logoutAllTimeout: d.LogoutAllTimeout,
+		audit: d.Audit, events: d.Events, now: d.Now, pageSize: d.PageSize, logoutAllTimeout: d.LogoutAllTimeout, log: d.Log,
+	}
+	if s.log == nil {
+		s.log = hclog.NewNullLogger()
 	}
 	if s.logoutAllTimeout <= 0 {
 		s.logoutAllTimeout = DefaultLogoutAllTimeout

@@ -3,9 +3,7 @@ package admin
 import (
 	"context"
 	"fmt"
-	"slices"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/sessiond/sessiond/core/realm"
@@ -78,34 +76,17 @@ func (s *Service) Stats(ctx context.Context, realmName string) ([]ClientStat, er
 	if err != nil {
 		return nil, err
 	}
-	now := s.now()
-	online, err := s.store.CountByClient(ctx, r.Name, false, now)
+	counts, err := s.liveByClient(ctx, r.Name, s.now())
 	if err != nil {
-		return nil, fmt.Errorf("count online sessions by client: %w", err)
+		return nil, err
 	}
-	offline, err := s.store.CountByClient(ctx, r.Name, true, now)
-	if err != nil {
-		return nil, fmt.Errorf("count offline sessions by client: %w", err)
-	}
-	ids := map[string]struct{}{}
-	for id, n := range online {
-		if n > 0 {
-			ids[id] = struct{}{}
-		}
-	}
-	for id, n := range offline {
-		if n > 0 {
-			ids[id] = struct{}{}
-		}
-	}
-	out := make([]ClientStat, 0, len(ids))
-	for clientID := range ids {
+	out := make([]ClientStat, 0, len(counts))
+	for _, c := range counts {
 		out = append(out, ClientStat{
-			ID: internalID(r, clientID), ClientID: clientID,
-			Active: strconv.FormatInt(online[clientID], 10), Offline: strconv.FormatInt(offline[clientID], 10),
+			ID: internalID(r, c.ClientID), ClientID: c.ClientID,
+			Active: strconv.FormatInt(c.Online, 10), Offline: strconv.FormatInt(c.Offline, 10),
 		})
 	}
-	slices.SortFunc(out, func(a, b ClientStat) int { return strings.Compare(a.ClientID, b.ClientID) })
 	return out, nil
 }
 

@@ -105,7 +105,7 @@ func SessionLine(e session.Event) Line {
 		Offline: &offline, Transient: e.Transient, Reuse: e.Reuse, EndedClientSession: e.EndedClientSession,
 		Detail: redact(e.Reason),
 	}
-	if e.Type == session.EventRefreshRefused || e.Type == session.EventLogoutRefused {
+	if e.Type == session.EventRefreshRefused || e.Type == session.EventLogoutRefused || e.Type == session.EventLoginRefused {
 		// The same closed set as the metrics' reason label, whatever the emitter put in.
 		l.Outcome, l.Reason = OutcomeFailure, session.RefusalClass(e.Refusal)
 	}

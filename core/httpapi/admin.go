@@ -25,6 +25,7 @@ import (
 type Admin interface {
 	Audit(admin.AuditEvent)
 	Stats(ctx context.Context, realm string) ([]admin.ClientStat, error)
+	SessionLimits(ctx context.Context, realm, userID string) (*admin.LimitsRep, error)
 	Clients(ctx context.Context, realm, clientID string) ([]admin.ClientRep, error)
 	RealmSessions(ctx context.Context, realm string, offline bool, q admin.Query) ([]admin.SessionRep, string, error)
 	ClientSessions(ctx context.Context, realm, clientUUID string, offline bool, q admin.Query) ([]admin.SessionRep, string, error)
@@ -87,6 +88,7 @@ func adminRoutes() []adminRoute {
 	realmWide := func(r *http.Request) string { return "realm/" + r.PathValue("realm") }
 	return []adminRoute{
 		{"GET /client-session-stats", "view-client-session-stats", false, realmWide, (*Server).adminStats},
+		{"GET /session-limits", "view-session-limits", false, realmWide, (*Server).adminSessionLimits},
 		{"GET /clients", "view-clients", false, realmWide, (*Server).adminClients},
 		{"GET /sessions", "view-sessions", false, realmWide, (*Server).adminRealmSessions},
 		{"GET /users/{id}/sessions", "view-user-sessions", false, user, (*Server).adminUserSessions},
@@ -391,6 +393,15 @@ func (s *Server) adminStats(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	writeJSON(w, http.StatusOK, stats)
+	return nil
+}
+
+func (s *Server) adminSessionLimits(w http.ResponseWriter, r *http.Request) error {
+	rep, err := s.admin.SessionLimits(r.Context(), r.PathValue("realm"), r.URL.Query().Get("userId"))
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, rep)
 	return nil
 }
 

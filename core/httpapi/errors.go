@@ -11,6 +11,7 @@ import (
 	"github.com/sessiond/sessiond/core/admin"
 	"github.com/sessiond/sessiond/core/authfail"
 	"github.com/sessiond/sessiond/core/session"
+	"github.com/sessiond/sessiond/core/sessionlimit"
 	"github.com/sessiond/sessiond/spi"
 )
 
@@ -29,6 +30,10 @@ type errorBody struct {
 	Error       string `json:"error"`
 	Description string `json:"error_description,omitempty"`
 }
+
+// SessionLimitExceeded is the error code of a login a session limit refused; its
+// error_description is the realm's sessionLimits.errorMessage, for the front-end to show.
+const SessionLimitExceeded = "session_limit_exceeded"
 
 // errBodyTooLarge marks a request body over maxBody.
 var errBodyTooLarge = errors.New("request body too large")
@@ -89,6 +94,7 @@ func (s *Server) classify(r *http.Request, err error) (int, errorBody) {
 	var se *session.Error
 	var ae *actiontoken.Error
 	var throttled *authfail.ThrottledError
+	var limited *sessionlimit.ExceededError
 	switch {
 	case errors.Is(err, context.Canceled) && r.Context().Err() != nil:
 		// The caller went away (the core ended its work on the request's context). A
@@ -100,6 +106,10 @@ func (s *Server) classify(r *http.Request, err error) (int, errorBody) {
 			code = http.StatusBadRequest
 		}
 		return code, errorBody{Error: se.Code, Description: se.Description}
+	case errors.As(err, &limited):
+		// 409, not 429: the login conflicts with the sessions that exist, and waiting does
+		// not help; ending one of them does (Keycloak's limiter answers with an error page).
+		return http.StatusConflict, errorBody{Error: SessionLimitExceeded, Description: limited.Message}
 	case errors.As(err, &ae):
 		code, ok := actionStatus[ae.Code]
 		if !ok {

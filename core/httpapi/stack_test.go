@@ -24,6 +24,7 @@ import (
 	loginflow "github.com/sessiond/sessiond/core/login"
 	"github.com/sessiond/sessiond/core/realm"
 	"github.com/sessiond/sessiond/core/session"
+	"github.com/sessiond/sessiond/core/sessionlimit"
 	"github.com/sessiond/sessiond/core/token"
 	"github.com/sessiond/sessiond/internal/testclock"
 	"github.com/sessiond/sessiond/providers/usersessions/memory"
@@ -200,7 +201,11 @@ func newStack(tb testing.TB, opts ...option) *stack {
 	for !s.cache.Stats().Following {
 		time.Sleep(time.Millisecond)
 	}
+	s.adm = newAdminFixture(s)
+	// As the runtime: limits count in the store, and end sessions the admin API's way.
+	limits := sessionlimit.New(sessionlimit.Deps{Store: s.store, End: s.adm.service.EndForLimit, Now: s.clock.Now, Log: log})
 	sessions := session.New(session.Deps{
+		Limits:             limits,
 		Store:              s.cache,
 		Realms:             s.realms,
 		Tokens:             s.tokens,
@@ -209,7 +214,6 @@ func newStack(tb testing.TB, opts ...option) *stack {
 		TransientSessions:  !cfg.noTransient,
 		Log:                log,
 	})
-	s.adm = newAdminFixture(s)
 	s.actions = actiontoken.New(actiontoken.Deps{Tokens: s.tokens, Store: s.store, Realms: s.realms, Now: s.clock.Now, Log: log})
 	s.login = loginflow.New(loginflow.Deps{
 		Records: s.store, Sessions: sessions, UserSessions: s.cache, Tokens: s.tokens, Realms: s.realms,
@@ -476,6 +480,13 @@ func (s *stack) open(tb testing.TB, l login) tokens {
 
 func (s *stack) openIn(tb testing.TB, realmName string, l login) tokens {
 	tb.Helper()
+	var t tokens
+	s.do(tb, jsonCall(sessionsPath(realmName), frontendToken, withDefaults(l))).decode(tb, http.StatusCreated, &t)
+	return t
+}
+
+// withDefaults fills a login: alice on confidential, scope openid.
+func withDefaults(l login) login {
 	if l.ClientID == "" {
 		l.ClientID = confidential
 	}
@@ -485,9 +496,7 @@ func (s *stack) openIn(tb testing.TB, realmName string, l login) tokens {
 	if l.Scope == "" {
 		l.Scope = "openid"
 	}
-	var t tokens
-	s.do(tb, jsonCall(sessionsPath(realmName), frontendToken, l)).decode(tb, http.StatusCreated, &t)
-	return t
+	return l
 }
 
 // attach adds client to the session id.

@@ -15,6 +15,7 @@ import (
 
 	"github.com/sessiond/sessiond/core/realm"
 	"github.com/sessiond/sessiond/core/session"
+	"github.com/sessiond/sessiond/core/sessionlimit"
 	"github.com/sessiond/sessiond/core/token"
 	"github.com/sessiond/sessiond/spi"
 )
@@ -144,6 +145,11 @@ func (s *Service) Redeem(ctx context.Context, g CodeGrant) (*Exchange, error) {
 		return nil, err
 	}
 	grant, err := s.sessions.Attach(ctx, session.AttachRequest{Realm: r.Name, SessionID: c.SessionID, ClientID: c.Request.ClientID, Scope: c.Request.Scope})
+	if ex := (*sessionlimit.ExceededError)(nil); errors.As(err, &ex) {
+		// Single sign-on into this client is over a session limit: the client gets the
+		// token endpoint's own refusal, with the realm's message.
+		return nil, invalidGrant("%s", ex.Message)
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -62,16 +62,20 @@ func (r *Realm) UserActionLifespanFor(action string) time.Duration {
 	return r.Timeouts.Effective().UserActionLifespan
 }
 
-// realmAttributes reads the realm attributes sessiond knows: today the per-action overrides.
+// realmAttributes reads the per-action overrides among the realm attributes; the session
+// limits (sessionLimits.*) are read by sessionLimits.
 // Attributes are as strict as fields: an unknown one is an error, so a misspelt override
 // never passes silently. An empty value is "not set", as Keycloak skips it.
 func realmAttributes(attrs map[string]string) (map[string]time.Duration, error) {
 	var out map[string]time.Duration
 	// Sorted, so that the first error reported is the same on every run.
 	for _, name := range slices.Sorted(maps.Keys(attrs)) {
+		if strings.HasPrefix(name, AttrSessionLimitsPrefix) {
+			continue
+		}
 		action, ok := strings.CutPrefix(name, AttrActionLifespanPrefix)
 		if !ok {
-			return nil, fmt.Errorf("attributes: unknown attribute %q (sessiond reads %s<action>, e.g. %s%s)", cutName(name), AttrActionLifespanPrefix, AttrActionLifespanPrefix, ActionVerifyEmail)
+			return nil, fmt.Errorf("attributes: unknown attribute %q (sessiond reads %s<action>, e.g. %s%s, and %s*)", cutName(name), AttrActionLifespanPrefix, AttrActionLifespanPrefix, ActionVerifyEmail, AttrSessionLimitsPrefix)
 		}
 		if err := CheckActionName(action); err != nil {
 			return nil, fmt.Errorf("attributes: %q: %w", cutName(name), err)

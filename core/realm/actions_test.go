@@ -22,17 +22,22 @@ func TestLoad_actionLifespanAttributes_refusedWithTheAttributeNamed(t *testing.T
 		{"a misspelt prefix", `{"actionTokenGeneratedByUserLifespn.verify-email": "60"}`, []string{"unknown attribute", "actionTokenGeneratedByUserLifespan.<action>"}},
 	}
 	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			_, err := Load(strings.NewReader(`{"realm": "acme", "attributes": `+tc.attrs+`}`), "inline.json")
-			if err == nil {
-				t.Fatal("loaded, want an error")
-			}
-			for _, s := range append(tc.wantIn, "inline.json", `"acme"`) {
-				if !strings.Contains(err.Error(), s) {
-					t.Errorf("error %q does not mention %s", err, s)
-				}
-			}
-		})
+		t.Run(tc.name, func(t *testing.T) { wantAttributesRefused(t, tc.attrs, tc.wantIn...) })
+	}
+}
+
+// wantAttributesRefused loads realm acme with the attributes (a JSON object) from
+// inline.json and wants an error naming the file, the realm and each of wantIn.
+func wantAttributesRefused(t *testing.T, attrs string, wantIn ...string) {
+	t.Helper()
+	_, err := Load(strings.NewReader(`{"realm": "acme", "attributes": `+attrs+`}`), "inline.json")
+	if err == nil {
+		t.Fatal("loaded, want an error")
+	}
+	for _, s := range append(wantIn, "inline.json", `"acme"`) {
+		if !strings.Contains(err.Error(), s) {
+			t.Errorf("error %q does not mention %s", err, s)
+		}
 	}
 }
 

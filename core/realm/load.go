@@ -43,7 +43,8 @@ type realmFile struct {
 	RevokeRefreshToken                  bool         `json:"revokeRefreshToken"`
 	RefreshTokenMaxReuse                int          `json:"refreshTokenMaxReuse"`
 	Clients                             []clientFile `json:"clients"`
-	// Attributes: the per-action overrides of User-Initiated Action Lifespan (actions.go).
+	// Attributes: the per-action overrides of User-Initiated Action Lifespan (actions.go)
+	// and the session limits (limits.go).
 	Attributes map[string]string `json:"attributes"`
 
 	// sessiond's own settings, beyond Keycloak's representation.
@@ -228,6 +229,9 @@ func (f realmFile) realm(source string) (*Realm, error) {
 		return nil, fmt.Errorf("realm %q: %w", f.Realm, err)
 	}
 	r.ActionLifespans = overrides
+	if r.SessionLimits, err = sessionLimits(f.Attributes); err != nil {
+		return nil, fmt.Errorf("realm %q: %w", f.Realm, err)
+	}
 	// Keycloak reads a realm timeout ≤ 0 as "not set" and uses its default; sessiond does the
 	// same, so that an export Keycloak accepts is accepted here, but says so: a 0 written
 	// on purpose ("never idle out") would otherwise silently become 30 minutes. A field

@@ -121,6 +121,8 @@ type Realm struct {
 	// ActionLifespans are the per-action overrides of User-Initiated Action Lifespan, by
 	// action name (realm attributes actionTokenGeneratedByUserLifespan.<action>); each > 0.
 	ActionLifespans map[string]time.Duration
+	// SessionLimits cap concurrent sessions (realm attributes sessionLimits.*).
+	SessionLimits SessionLimits
 	// Source names where the realm came from (a file path, "built-in"), for messages.
 	Source string
 	// fileWarnings are what loading the file found worth saying (a timeout of 0 that reads

@@ -25,6 +25,7 @@ func (rt *Runtime) adminService(store usersessions.Provider, keys admin.Keys, no
 		Audit:  eventAudit{rt.obs.events},
 		Events: rt.obs.events,
 		Now:    now,
+		Log:    rt.log.Named("admin"),
 	}
 	if rt.policies != nil { // an interface holding a nil pointer would not read as "none"
 		d.Policies = rt.policies

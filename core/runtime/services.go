@@ -18,6 +18,7 @@ import (
 	"github.com/sessiond/sessiond/core/login/devlogin"
 	"github.com/sessiond/sessiond/core/preload"
 	"github.com/sessiond/sessiond/core/session"
+	"github.com/sessiond/sessiond/core/sessionlimit"
 	"github.com/sessiond/sessiond/core/token"
 	"github.com/sessiond/sessiond/core/volatile"
 	"github.com/sessiond/sessiond/providers/cachelifespan/remaining"
@@ -139,20 +140,34 @@ func (rt *Runtime) wire(opts Options, issuerBase string) (*httpapi.Server, error
 			return nil, err
 		}
 	}
+	notBefore := rt.startPolicies(store, opts.now)
+	if err := rt.startPush(store, keys, tokens, opts.now); err != nil {
+		return nil, err
+	}
+	adm := rt.adminService(sessionStore, keys, opts.now)
+	// Session limits count in the store itself, never in this node's cache: every node
+	// must see every node's sessions. A session ended to make room goes the admin API's way.
+	limits := sessionlimit.New(sessionlimit.Deps{Store: sessionStore, End: adm.EndForLimit, Now: opts.now, Log: rt.log.Named("session-limits")})
+	if !features.Enabled(conf.FeaturePersistentUserSessions) {
+		for _, r := range rt.realms.List() {
+			if r.SessionLimits.Any() {
+				rt.log.Warn("persistent-user-sessions is off: online sessions are in each node's memory, so this realm's session limits hold per node, not across nodes",
+					"realm", r.Name)
+			}
+		}
+	}
 	sessions := session.New(session.Deps{
 		Store:              rt.cache,
 		Realms:             rt.realms,
 		Tokens:             tokens,
-		NotBefore:          rt.startPolicies(store, opts.now),
+		NotBefore:          notBefore,
 		Now:                opts.now,
 		PersistentSessions: features.Enabled(conf.FeaturePersistentUserSessions),
 		TransientSessions:  features.Enabled(conf.FeatureTransientSessions),
 		Log:                rt.log.Named("sessions"),
 		Events:             events,
+		Limits:             limits,
 	})
-	if err := rt.startPush(store, keys, tokens, opts.now); err != nil {
-		return nil, err
-	}
 
 	persistent := features.Enabled(conf.FeaturePersistentUserSessions)
 	cleaner, err := cleanup.New(cleanup.Deps{Store: sessionStore, Log: rt.log.Named("cleanup")},
@@ -185,7 +200,6 @@ func (rt *Runtime) wire(opts Options, issuerBase string) (*httpapi.Server, error
 		return nil, err
 	}
 	guard := rt.authGuard(opts.now)
-	adm := rt.adminService(sessionStore, keys, opts.now)
 	loginDeps := loginflow.Deps{
 		Records: store, Sessions: sessions, UserSessions: rt.cache, Tokens: tokens, Realms: rt.realms,
 		End: adm.EndSession, PersistentSessions: persistent, Now: opts.now, Log: rt.log.Named("login"),

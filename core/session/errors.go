@@ -50,6 +50,8 @@ const (
 	// refresh token still works within the rotation's grace window.
 	RefusedOutcomeUnknown = "outcome_unknown"
 	RefusedOther          = "other"
+	// RefusedSessionLimit: a login over a session limit whose behaviour is Deny new session.
+	RefusedSessionLimit = "session_limit"
 )
 
 // Error is a refusal with an OAuth error code and a precise description. Nothing was

@@ -4,7 +4,9 @@ import "time"
 
 // Event types.
 const (
-	EventLogin          = "login"
+	EventLogin = "login"
+	// EventLoginRefused is a login a session limit refused (Refusal RefusedSessionLimit).
+	EventLoginRefused   = "login_refused"
 	EventAttach         = "attach"
 	EventRefresh        = "refresh"
 	EventRefreshRefused = "refresh_refused"

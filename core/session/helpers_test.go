@@ -12,6 +12,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/sessiond/sessiond/core/realm"
+	"github.com/sessiond/sessiond/core/sessionlimit"
 	"github.com/sessiond/sessiond/core/token"
 	"github.com/sessiond/sessiond/internal/testclock"
 	"github.com/sessiond/sessiond/providers/usersessions/memory"
@@ -60,6 +61,8 @@ type config struct {
 	realm      *realm.Realm
 	persistent bool
 	transient  bool
+	// limits wires a session-limit enforcer over the store (limits_test.go).
+	limits bool
 }
 
 // baseRealm has Keycloak's default timeouts and four public clients: app and other may get
@@ -84,6 +87,8 @@ type fixture struct {
 	tokens *token.Service
 	events *recorder
 	svc    *Service
+	// ended lists the sessions the limits ended, as "id" or "id offline".
+	ended *recorded
 }
 
 func newFixture(t *testing.T, opts ...func(*config)) *fixture {
@@ -103,11 +108,16 @@ func newFixture(t *testing.T, opts ...func(*config)) *fixture {
 		t.Fatal(err)
 	}
 	f.tokens = token.New(keys, token.Options{IssuerBase: "https://sso.test", Now: f.clock.Now})
-	f.svc = New(Deps{
+	d := Deps{
 		Store: f.store, Realms: f.realms, Tokens: f.tokens, Now: f.clock.Now,
 		PersistentSessions: cfg.persistent, TransientSessions: cfg.transient,
 		Log: hclog.NewNullLogger(), Events: f.events,
-	})
+	}
+	if cfg.limits {
+		f.ended = &recorded{}
+		d.Limits = sessionlimit.New(sessionlimit.Deps{Store: f.store, End: f.endForLimit, Now: f.clock.Now})
+	}
+	f.svc = New(d)
 	return f
 }
 

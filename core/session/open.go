@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/sessiond/sessiond/core/realm"
+	"github.com/sessiond/sessiond/core/sessionlimit"
 	"github.com/sessiond/sessiond/core/token"
 	"github.com/sessiond/sessiond/spi"
 	"github.com/sessiond/sessiond/spi/usersessions"
@@ -142,6 +143,13 @@ func (s *Service) Open(ctx context.Context, req OpenRequest) (*Grant, error) {
 		rules.Stamp(backing)
 		create = append(create, backing)
 	}
+	if !req.Transient && r.SessionLimits.Any() {
+		release, err := s.admit(ctx, r, c, us, now, sessionlimit.Admission{Offline: offline})
+		if err != nil {
+			return nil, err
+		}
+		defer release()
+	}
 	g, err := s.issue(ctx, issue{realm: r, client: c, session: backing, scope: scope,
 		refresh: !req.Transient && !req.Implicit, implicit: req.Implicit})
 	if err != nil {
@@ -157,6 +165,33 @@ func (s *Service) Open(ctx context.Context, req OpenRequest) (*Grant, error) {
 	s.emit(Event{Time: now, Type: EventLogin, Realm: r.Name, ClientID: c.ClientID, SessionID: us.ID,
 		UserID: us.UserID, Offline: offline, Transient: req.Transient, IP: us.IPAddress})
 	return g, nil
+}
+
+// admit makes room for a new session of us's user on c under the realm's limits
+// (a.Offline and a.Joining as the caller sets them), or refuses it with an event. The limits'
+// leases are held until the caller calls the release, once the session is stored: the count
+// it was admitted on holds only while no other login of the same user, client or realm runs
+// (core/sessionlimit).
+func (s *Service) admit(ctx context.Context, r *realm.Realm, c *realm.Client, us *usersessions.UserSession, now time.Time, a sessionlimit.Admission) (sessionlimit.Release, error) {
+	if s.limits == nil {
+		// A limit the operator set must hold or the login fail; this is a wiring mistake.
+		return nil, fmt.Errorf("realm %q sets session limits and this session service has no enforcer (Deps.Limits)", r.Name)
+	}
+	a.Realm, a.ClientID, a.UserID = r, c.ClientID, us.UserID
+	release, err := s.limits.Admit(ctx, a)
+	if ex := (*sessionlimit.ExceededError)(nil); errors.As(err, &ex) {
+		s.emit(Event{Time: now, Type: EventLoginRefused, Realm: r.Name, ClientID: c.ClientID, SessionID: sessionOf(a, us),
+			UserID: us.UserID, Offline: ex.Offline, IP: us.IPAddress, Reason: ex.Error(), Refusal: RefusedSessionLimit})
+	}
+	return release, err
+}
+
+// sessionOf names the session a refused admission would have joined; "" for a new one.
+func sessionOf(a sessionlimit.Admission, us *usersessions.UserSession) string {
+	if a.Joining {
+		return us.ID
+	}
+	return ""
 }
 
 // create stores new sessions; if one of them fails, the others are removed again so that a
@@ -209,6 +244,7 @@ func (s *Service) Attach(ctx context.Context, req AttachRequest) (*Grant, error)
 		return nil, errorf(InvalidGrant, "Session not active: started before the realm's not-before policy (%s)", stamp(nb))
 	}
 	scope, offline := grantScope(req.Scope, us.Notes[NoteOfflineAccess] == "true" && c.OfflineAccess && !req.Implicit)
+	_, rejoin := us.Clients[c.ClientID] // the code of a login redeemed: the client is counted already
 	cs := attachTo(us, c.ClientID, scope, now)
 	rules.Stamp(us)
 
@@ -225,6 +261,13 @@ func (s *Service) Attach(ctx context.Context, req AttachRequest) (*Grant, error)
 			attachTo(backing, c.ClientID, scope, now)
 		}
 		rules.Stamp(backing)
+	}
+	if r.SessionLimits.Any() && (!rejoin || newOffline) {
+		release, err := s.admit(ctx, r, c, us, now, sessionlimit.Admission{Offline: newOffline, Joining: true})
+		if err != nil {
+			return nil, err
+		}
+		defer release()
 	}
 	g, err := s.issue(ctx, issue{realm: r, client: c, session: backing, scope: scope, refresh: !req.Implicit, implicit: req.Implicit})
 	if err != nil {

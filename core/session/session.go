@@ -19,6 +19,7 @@ import (
 
 	"github.com/sessiond/sessiond/core/expiry"
 	"github.com/sessiond/sessiond/core/realm"
+	"github.com/sessiond/sessiond/core/sessionlimit"
 	"github.com/sessiond/sessiond/spi"
 	"github.com/sessiond/sessiond/spi/usersessions"
 )
@@ -58,6 +59,15 @@ type Deps struct {
 	Log               hclog.Logger
 	// Events receives the structured event log; nil drops events.
 	Events Events
+	// Limits enforces the realms' session limits on Open; nil enforces none (a realm's
+	// sessionLimits.* attributes then must not be set: the runtime always wires it).
+	Limits Limiter
+}
+
+// Limiter admits a new session under its realm's session limits; *sessionlimit.Enforcer
+// implements it.
+type Limiter interface {
+	Admit(ctx context.Context, a sessionlimit.Admission) (sessionlimit.Release, error)
 }
 
 // Service applies the session rules. It is safe for concurrent use; it keeps no state of
@@ -72,6 +82,7 @@ type Service struct {
 	transient  bool
 	log        hclog.Logger
 	events     Events
+	limits     Limiter
 }
 
 // New returns a Service over its dependencies.
@@ -86,6 +97,7 @@ func New(d Deps) *Service {
 		transient:  d.TransientSessions,
 		log:        d.Log,
 		events:     d.Events,
+		limits:     d.Limits,
 	}
 	if s.now == nil {
 		s.now = time.Now
