@@ -431,18 +431,25 @@ func TestTwoNodesShareSessions(t *testing.T) {
 }
 
 // startTwoNodes starts two sessiond processes, node-a and node-b, on one fresh PostgreSQL
-// schema (dbURL) with the multi-node realms; one after the other, so that the second finds
-// the schema migrated.
+// schema (dbURL) with the multi-node realms.
 func startTwoNodes(t *testing.T) (a, b *daemon, dbURL string) {
+	t.Helper()
+	return startTwoNodesWith(t, writeMultinodeRealms)
+}
+
+// startTwoNodesWith starts node-a and node-b on one fresh PostgreSQL schema (dbURL), with
+// the realm file realms writes and extra flags; one after the other, so that the second
+// finds the schema migrated.
+func startTwoNodesWith(t *testing.T, realms func(*testing.T) string, extra ...string) (a, b *daemon, dbURL string) {
 	t.Helper()
 	sessiondBinary(t)   // built before any clock starts
 	dbURL = pgSchema(t) // registered first: dropped after both daemons have stopped
-	realmFile := writeMultinodeRealms(t)
+	realmFile := realms(t)
 	nodeArgs := func(id string) []string {
-		return append(persistArgs(realmFile),
+		return append(append(persistArgs(realmFile),
 			"--spi-user-sessions-provider=postgres",
 			"--spi-user-sessions-postgres-url="+dbURL,
-			"--node-id="+id)
+			"--node-id="+id), extra...)
 	}
 	return startDaemonIn(t, t.TempDir(), nodeArgs("node-a")...), startDaemonIn(t, t.TempDir(), nodeArgs("node-b")...), dbURL
 }

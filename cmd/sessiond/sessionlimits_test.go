@@ -34,21 +34,17 @@ const sessionLimitRealmsJSON = `[
 // with the realm's message. The admin API and CLI show the counts.
 func TestSessionLimits_twoDaemonsOnOnePostgreSQL(t *testing.T) {
 	const logins = 20
-	sessiondBinary(t)
-	dbURL := pgSchema(t)
 	receiver := &logoutReceiver{}
 	rp := httptest.NewServer(receiver)
 	defer rp.Close()
-	realmFile := filepath.Join(t.TempDir(), "limits.json")
-	if err := os.WriteFile(realmFile, []byte(fmt.Sprintf(sessionLimitRealmsJSON, rp.URL)), 0o600); err != nil {
-		t.Fatal(err)
+	realms := func(t *testing.T) string {
+		realmFile := filepath.Join(t.TempDir(), "limits.json")
+		if err := os.WriteFile(realmFile, []byte(fmt.Sprintf(sessionLimitRealmsJSON, rp.URL)), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return realmFile
 	}
-	nodeArgs := func(id string) []string {
-		return append(persistArgs(realmFile), "--spi-user-sessions-provider=postgres", "--spi-user-sessions-postgres-url="+dbURL,
-			"--spi-revocation-push-provider=adapter", "--node-id="+id)
-	}
-	a := startDaemonIn(t, t.TempDir(), nodeArgs("node-a")...)
-	b := startDaemonIn(t, t.TempDir(), nodeArgs("node-b")...)
+	a, b, _ := startTwoNodesWith(t, realms, "--spi-revocation-push-provider=adapter")
 	ca, cb := newAPIClient(a.base, 20*time.Second), newAPIClient(b.base, 20*time.Second)
 	defer ca.close()
 	defer cb.close()
