@@ -1,0 +1,596 @@
+package console
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"html/template"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/sessiond/sessiond/core/admin"
+	"github.com/sessiond/sessiond/core/realm"
+	"github.com/sessiond/sessiond/core/session"
+	"github.com/sessiond/sessiond/spi/usersessions"
+)
+
+var funcs = template.FuncMap{
+	"ms":   func(ms int64) string { return time.UnixMilli(ms).UTC().Format("2006-01-02 15:04:05 UTC") },
+	"when": func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05 UTC") },
+	"path": pathEscape,
+	"dur":  func(seconds int64) string { return (time.Duration(seconds) * time.Second).String() },
+}
+
+// pathEscape escapes one path segment.
+func pathEscape(s string) string { return url.PathEscape(s) }
+
+// realm returns the page's realm.
+func (c *Console) realm(r *http.Request) (*realm.Realm, error) {
+	name := r.PathValue("realm")
+	rl, ok := c.realms.Realm(name)
+	if !ok {
+		return nil, fmt.Errorf("realm %q: %w", name, admin.ErrUnknownRealm)
+	}
+	return rl, nil
+}
+
+// row is one session as the tables show it.
+type row struct {
+	admin.SessionRep
+	Offline bool
+	Device  string
+	Clients []string // clientIds, sorted
+}
+
+func rowsOf(reps []admin.SessionRep, offline bool) []row {
+	out := make([]row, 0, len(reps))
+	for _, rep := range reps {
+		clients := make([]string, 0, len(rep.Clients))
+		for _, id := range rep.Clients {
+			clients = append(clients, id)
+		}
+		slices.Sort(clients)
+		out = append(out, row{SessionRep: rep, Offline: offline, Device: ParseUserAgent(rep.UserAgent).String(), Clients: clients})
+	}
+	return out
+}
+
+// Session types of the Sessions page's filter, as Keycloak's console names them.
+const (
+	typeAll     = "all"
+	typeRegular = "regular"
+	typeOffline = "offline"
+)
+
+// pageSize reads max=, 1 to admin.MaxResults; the console's page size when absent.
+func (c *Console) pageSizeOf(r *http.Request) (int, error) {
+	v := r.URL.Query().Get("max")
+	if v == "" {
+		return c.pageSize, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 || n > admin.MaxResults {
+		return 0, badInput("max must be a whole number from 1 to %d, not %q", admin.MaxResults, v)
+	}
+	return n, nil
+}
+
+type sessionsView struct {
+	layout
+	Type       string
+	Rows       []row
+	Next       string // the next page's URL, "" on the last
+	First      string // the first page's URL, "" on the first
+	PageSize   int
+	NotPaged   bool
+	Client     *admin.ClientRep
+	ClientPath string
+}
+
+// sessionList is the Sessions page: one page of the realm's sessions of a type, read
+// through the admin service's cursor paging, so that a page costs the same at any realm
+// size. "all" lists the regular sessions, then the offline ones; its cursor says which
+// (r.<id> or o.<id>).
+func (c *Console) sessionList(w http.ResponseWriter, r *http.Request, s *signedIn) error {
+	rl, err := c.realm(r)
+	if err != nil {
+		return err
+	}
+	q := r.URL.Query()
+	typ := q.Get("type")
+	if typ == "" {
+		typ = typeAll
+	}
+	size, err := c.pageSizeOf(r)
+	if err != nil {
+		return err
+	}
+	rows, next, err := c.sessionsPage(r.Context(), rl.Name, typ, q.Get("after"), size)
+	if err != nil {
+		return err
+	}
+	v := sessionsView{layout: c.layoutFor(r, s, "Sessions"), Type: typ, Rows: rows, PageSize: size}
+	if next != "" {
+		v.Next = pageURL(r, next)
+	}
+	if q.Get("after") != "" {
+		v.First = pageURL(r, "")
+	}
+	c.render(w, http.StatusOK, "sessions", v)
+	return nil
+}
+
+// pageURL is the page's own URL with another cursor.
+func pageURL(r *http.Request, after string) string {
+	q := r.URL.Query()
+	q.Del("after")
+	if after != "" {
+		q.Set("after", after)
+	}
+	u := url.URL{Path: r.URL.Path, RawQuery: q.Encode()}
+	return u.String()
+}
+
+func (c *Console) sessionsPage(ctx context.Context, realmName, typ, after string, size int) ([]row, string, error) {
+	switch typ {
+	case typeRegular, typeOffline:
+		offline := typ == typeOffline
+		reps, next, err := c.admin.RealmSessions(ctx, realmName, offline, admin.Query{Max: size, After: after})
+		return rowsOf(reps, offline), next, err
+	case typeAll:
+	default:
+		return nil, "", badInput("type must be all, regular or offline, not %q", typ)
+	}
+	phase, id := "r", ""
+	if after != "" {
+		var ok bool
+		phase, id, ok = strings.Cut(after, ".")
+		if !ok || (phase != "r" && phase != "o") || id == "" {
+			return nil, "", badInput("this page link is not one the console made (after=%q); start from the first page", after)
+		}
+	}
+	var rows []row
+	if phase == "r" {
+		reps, next, err := c.admin.RealmSessions(ctx, realmName, false, admin.Query{Max: size, After: id})
+		if err != nil {
+			return nil, "", err
+		}
+		if next != "" {
+			return rowsOf(reps, false), "r." + next, nil
+		}
+		rows, size, id = rowsOf(reps, false), size-len(reps), ""
+	}
+	reps, next, err := c.admin.RealmSessions(ctx, realmName, true, admin.Query{Max: size, After: id})
+	if err != nil {
+		return nil, "", err
+	}
+	if next != "" {
+		next = "o." + next
+	}
+	return append(rows, rowsOf(reps, true)...), next, nil
+}
+
+type explainView struct {
+	layout
+	SessionID string
+	*session.Explanation
+}
+
+// explainPage is "why does it expire": the explain view (the same as GET
+// /realms/{realm}/sessions/{id}/explain) as a page.
+func (c *Console) explainPage(w http.ResponseWriter, r *http.Request, s *signedIn) error {
+	rl, err := c.realm(r)
+	if err != nil {
+		return err
+	}
+	e, err := c.explain.Explain(r.Context(), rl.Name, r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	c.render(w, http.StatusOK, "explain", explainView{layout: c.layoutFor(r, s, "Why does it expire"), SessionID: r.PathValue("id"), Explanation: e})
+	return nil
+}
+
+type clientRow struct {
+	admin.ClientRep
+	Active, Offline string
+}
+
+type clientsView struct {
+	layout
+	Clients []clientRow
+}
+
+// clientList is the Clients page: every client with its active and offline session counts
+// (client-session-stats).
+func (c *Console) clientList(w http.ResponseWriter, r *http.Request, s *signedIn) error {
+	rl, err := c.realm(r)
+	if err != nil {
+		return err
+	}
+	clients, err := c.admin.Clients(r.Context(), rl.Name, "")
+	if err != nil {
+		return err
+	}
+	stats, err := c.admin.Stats(r.Context(), rl.Name)
+	if err != nil {
+		return err
+	}
+	byClient := map[string]admin.ClientStat{}
+	for _, st := range stats {
+		byClient[st.ClientID] = st
+	}
+	v := clientsView{layout: c.layoutFor(r, s, "Clients")}
+	for _, cl := range clients {
+		st := byClient[cl.ClientID]
+		delete(byClient, cl.ClientID)
+		v.Clients = append(v.Clients, clientRow{ClientRep: cl, Active: or0(st.Active), Offline: or0(st.Offline)})
+	}
+	// Sessions of clients no longer configured are counted too, under their clientId.
+	for _, st := range stats {
+		if _, gone := byClient[st.ClientID]; gone {
+			v.Clients = append(v.Clients, clientRow{ClientRep: admin.ClientRep{ID: st.ID, ClientID: st.ClientID}, Active: or0(st.Active), Offline: or0(st.Offline)})
+		}
+	}
+	c.render(w, http.StatusOK, "clients", v)
+	return nil
+}
+
+func or0(s string) string {
+	if s == "" {
+		return "0"
+	}
+	return s
+}
+
+// clientSessions is a client's Sessions or Offline Access tab, paged.
+func (c *Console) clientSessions(w http.ResponseWriter, r *http.Request, s *signedIn) error {
+	rl, err := c.realm(r)
+	if err != nil {
+		return err
+	}
+	q := r.URL.Query()
+	typ := q.Get("type")
+	switch typ {
+	case "":
+		typ = typeRegular
+	case typeRegular, typeOffline:
+	default:
+		return badInput("type must be regular or offline, not %q", typ)
+	}
+	size, err := c.pageSizeOf(r)
+	if err != nil {
+		return err
+	}
+	id := r.PathValue("id")
+	reps, next, err := c.admin.ClientSessions(r.Context(), rl.Name, id, typ == typeOffline, admin.Query{Max: size, After: q.Get("after")})
+	if err != nil {
+		return err
+	}
+	var client *admin.ClientRep
+	if all, err := c.admin.Clients(r.Context(), rl.Name, ""); err == nil {
+		for i := range all {
+			if all[i].ID == id {
+				client = &all[i]
+			}
+		}
+	}
+	v := sessionsView{layout: c.layoutFor(r, s, "Client sessions"), Type: typ, Rows: rowsOf(reps, typ == typeOffline),
+		PageSize: size, Client: client, ClientPath: r.URL.Path}
+	if next != "" {
+		v.Next = pageURL(r, next)
+	}
+	if q.Get("after") != "" {
+		v.First = pageURL(r, "")
+	}
+	c.render(w, http.StatusOK, "client", v)
+	return nil
+}
+
+type userView struct {
+	layout
+	User    string
+	Rows    []row
+	Cut     bool // more than maxUserSessions: the first ones are shown
+	Regular int
+}
+
+// errEnough stops a user's listing at maxUserSessions.
+var errEnough = errors.New("enough sessions read")
+
+// userPage is a user's sessions (Users → Sessions): regular ones, then each client's
+// offline ones, at most maxUserSessions in all. sessiond keeps no user directory: the user
+// is named by the user id sessions are stored under.
+func (c *Console) userPage(w http.ResponseWriter, r *http.Request, s *signedIn) error {
+	rl, err := c.realm(r)
+	if err != nil {
+		return err
+	}
+	v := userView{layout: c.layoutFor(r, s, "Users"), User: strings.TrimSpace(r.URL.Query().Get("user"))}
+	if v.User == "" {
+		c.render(w, http.StatusOK, "user", v)
+		return nil
+	}
+	collect := func(offline bool) func([]admin.SessionRep) error {
+		return func(page []admin.SessionRep) error {
+			for _, rw := range rowsOf(page, offline) {
+				if offline && slices.ContainsFunc(v.Rows, func(x row) bool { return x.Offline && x.ID == rw.ID }) {
+					continue // one offline session holds several clients' tokens
+				}
+				if len(v.Rows) >= maxUserSessions {
+					v.Cut = true
+					return errEnough
+				}
+				v.Rows = append(v.Rows, rw)
+			}
+			return nil
+		}
+	}
+	if err := c.admin.UserSessions(r.Context(), rl.Name, v.User, collect(false)); err != nil && !errors.Is(err, errEnough) {
+		return err
+	}
+	v.Regular = len(v.Rows)
+	for _, cl := range rl.Clients {
+		if v.Cut {
+			break
+		}
+		id := cmpOr(cl.ID, cl.ClientID)
+		if err := c.admin.UserOfflineSessions(r.Context(), rl.Name, v.User, id, collect(true)); err != nil && !errors.Is(err, errEnough) {
+			return err
+		}
+	}
+	c.render(w, http.StatusOK, "user", v)
+	return nil
+}
+
+func cmpOr(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
+}
+
+type actionsView struct {
+	layout
+	NotBefore     time.Time
+	NotBeforeNote string
+}
+
+// actionsPage is the realm's actions: sign out all, revocation (not-before), push.
+func (c *Console) actionsPage(w http.ResponseWriter, r *http.Request, s *signedIn) error {
+	rl, err := c.realm(r)
+	if err != nil {
+		return err
+	}
+	v := actionsView{layout: c.layoutFor(r, s, "Actions")}
+	v.NotBefore, err = c.admin.NotBefore(r.Context(), rl.Name)
+	switch {
+	case errors.Is(err, admin.ErrNotConfigured):
+		v.NotBeforeNote = err.Error()
+	case err != nil:
+		return err
+	}
+	c.render(w, http.StatusOK, "actions", v)
+	return nil
+}
+
+// logoutAllConfirm says what signing out all active sessions does and does not do before
+// it is done (seed 000).
+func (c *Console) logoutAllConfirm(w http.ResponseWriter, r *http.Request, s *signedIn) error {
+	if _, err := c.realm(r); err != nil {
+		return err
+	}
+	c.render(w, http.StatusOK, "logoutall", c.layoutFor(r, s, "Sign out all active sessions"))
+	return nil
+}
+
+type deliveriesView struct {
+	layout
+	State      string
+	Deliveries []admin.DeliveryRep
+	Next       string
+	First      string
+}
+
+// deliveriesPage is the revocation-push outbox of the realm, paged.
+func (c *Console) deliveriesPage(w http.ResponseWriter, r *http.Request, s *signedIn) error {
+	rl, err := c.realm(r)
+	if err != nil {
+		return err
+	}
+	size, err := c.pageSizeOf(r)
+	if err != nil {
+		return err
+	}
+	q := r.URL.Query()
+	state := q.Get("state")
+	ds, next, err := c.admin.Deliveries(r.Context(), rl.Name, usersessions.DeliveryState(state), admin.Query{Max: size, After: q.Get("after")})
+	if err != nil {
+		return err
+	}
+	v := deliveriesView{layout: c.layoutFor(r, s, "Push outbox"), State: state, Deliveries: ds}
+	if next != "" {
+		v.Next = pageURL(r, next)
+	}
+	if q.Get("after") != "" {
+		v.First = pageURL(r, "")
+	}
+	c.render(w, http.StatusOK, "deliveries", v)
+	return nil
+}
+
+// Acting pages. Each answers with a page saying what was done.
+
+// resultView is the page after an action.
+type resultView struct {
+	layout
+	Heading string
+	Lines   []string
+	Clients []clientResult
+	Back    string
+}
+
+// clientResult is what a notice did at one client's URL.
+type clientResult struct {
+	ClientID, URL, Result string
+}
+
+// clientResults names, for every URL a notice went to, the clients it belongs to and
+// whether it took the notice.
+func clientResults(rl *realm.Realm, rep admin.Report) []clientResult {
+	var out []clientResult
+	seen := map[string]bool{}
+	for _, cl := range rl.Clients {
+		for _, u := range []string{cl.AdminURL, cl.BackchannelLogoutURL} {
+			res := ""
+			switch {
+			case u == "":
+				continue
+			case slices.Contains(rep.Failed, u):
+				res = "failed (retried from the outbox)"
+			case slices.Contains(rep.Succeeded, u):
+				res = "succeeded"
+			default:
+				continue
+			}
+			seen[u] = true
+			out = append(out, clientResult{ClientID: cl.ClientID, URL: u, Result: res})
+		}
+	}
+	for _, u := range append(slices.Clone(rep.Succeeded), rep.Failed...) {
+		if !seen[u] {
+			res := "succeeded"
+			if slices.Contains(rep.Failed, u) {
+				res = "failed (retried from the outbox)"
+			}
+			out = append(out, clientResult{URL: u, Result: res})
+		}
+	}
+	return out
+}
+
+func (c *Console) result(w http.ResponseWriter, r *http.Request, s *signedIn, heading, back string, rep admin.Report, lines ...string) {
+	rl, _ := c.realm(r)
+	v := resultView{layout: c.layoutFor(r, s, heading), Heading: heading, Lines: lines, Back: back}
+	if rl != nil {
+		v.Clients = clientResults(rl, rep)
+	}
+	c.render(w, http.StatusOK, "result", v)
+}
+
+func (c *Console) realmURL(r *http.Request, page string) string {
+	return Path + "realms/" + pathEscape(r.PathValue("realm")) + "/" + page
+}
+
+// pushNote is what a result says of clients that could not all be told.
+func pushNote(w http.ResponseWriter, res admin.Result) []string {
+	if res.PushErr == nil {
+		return nil
+	}
+	if rec, ok := w.(*recorder); ok {
+		rec.detail = "clients not all notified: " + res.PushErr.Error()
+	}
+	return []string{"The clients could not all be told: " + res.PushErr.Error()}
+}
+
+// formBool reads a form's true/false field; absent is false.
+func formBool(r *http.Request, name string) (bool, error) {
+	v := r.PostForm.Get(name)
+	if v == "" {
+		return false, nil
+	}
+	b, err := strconv.ParseBool(v)
+	if err != nil {
+		return false, badInput("%s must be true or false, not %q", name, v)
+	}
+	return b, nil
+}
+
+func (c *Console) logoutSession(w http.ResponseWriter, r *http.Request, s *signedIn) error {
+	offline, err := formBool(r, "offline")
+	if err != nil {
+		return err
+	}
+	id := r.PathValue("id")
+	res, err := c.admin.LogoutSession(r.Context(), r.PathValue("realm"), id, offline)
+	if err != nil {
+		return err
+	}
+	heading := "Session signed out"
+	lines := []string{fmt.Sprintf("Session %s has ended; its clients were sent back-channel logouts.", id)}
+	if offline {
+		heading = "Offline session revoked"
+		lines = []string{fmt.Sprintf("Offline session %s has ended: its offline tokens no longer refresh.", id)}
+	}
+	c.result(w, r, s, heading, c.realmURL(r, "sessions"), res.Report, append(lines, pushNote(w, res)...)...)
+	return nil
+}
+
+func (c *Console) logoutUser(w http.ResponseWriter, r *http.Request, s *signedIn) error {
+	user := r.PathValue("id")
+	res, err := c.admin.LogoutUser(r.Context(), r.PathValue("realm"), user)
+	if err != nil {
+		return err
+	}
+	lines := []string{
+		fmt.Sprintf("%d regular sessions of user %s have ended; their clients were sent back-channel logouts.", res.Removed, user),
+		"Offline sessions stay: offline tokens are valid after a user logout. Revoke them one by one on this user's page.",
+	}
+	c.result(w, r, s, "User signed out", c.realmURL(r, "users?user="+url.QueryEscape(user)), res.Report, append(lines, pushNote(w, res)...)...)
+	return nil
+}
+
+func (c *Console) logoutAll(w http.ResponseWriter, r *http.Request, s *signedIn) error {
+	// As the JSON API: a caller that stops waiting must not leave it half done; the
+	// service bounds it with its own deadline.
+	res, err := c.admin.LogoutAll(context.WithoutCancel(r.Context()), r.PathValue("realm"))
+	if err != nil {
+		return err
+	}
+	lines := []string{
+		fmt.Sprintf("%d active sessions have ended; their back-channel logouts are queued in the push outbox.", res.Removed),
+		"Outstanding access tokens were not revoked: they stay valid until they expire. Offline sessions and their tokens stay too. To revoke those, set the not-before policy to now and push it.",
+	}
+	c.result(w, r, s, "All active sessions signed out", c.realmURL(r, "actions"), res.Report, append(lines, pushNote(w, res)...)...)
+	return nil
+}
+
+func (c *Console) setNotBefore(w http.ResponseWriter, r *http.Request, s *signedIn) error {
+	var ch admin.Change
+	switch a := r.PostForm.Get("action"); a {
+	case "now":
+		ch.Now = true
+	case "clear":
+	default:
+		return badInput("action must be now or clear, not %q", a)
+	}
+	t, err := c.admin.SetNotBefore(r.Context(), r.PathValue("realm"), ch)
+	if err != nil {
+		return err
+	}
+	line := "The not-before policy is cleared: tokens are checked by their own expiry only."
+	if !t.IsZero() {
+		line = "The not-before policy is " + funcs["when"].(func(time.Time) string)(t) +
+			": every token and session issued before it is refused, on every node. Push it to tell the clients' adapters."
+	}
+	c.result(w, r, s, "Not-before policy set", c.realmURL(r, "actions"), admin.Report{}, line)
+	return nil
+}
+
+func (c *Console) pushRevocation(w http.ResponseWriter, r *http.Request, s *signedIn) error {
+	rep, err := c.admin.PushRevocation(r.Context(), r.PathValue("realm"), "")
+	if err != nil {
+		return err
+	}
+	line := fmt.Sprintf("The not-before policy was pushed to %d client URLs; %d did not take it and are retried from the outbox.",
+		len(rep.Succeeded)+len(rep.Failed), len(rep.Failed))
+	if len(rep.Succeeded)+len(rep.Failed) == 0 {
+		line = "No client of this realm has an admin URL: there was nobody to push to."
+	}
+	c.result(w, r, s, "Revocation pushed", c.realmURL(r, "actions"), rep, line)
+	return nil
+}
