@@ -247,7 +247,9 @@ func (r *response) textOf(id string) string {
 }
 
 func (r *response) inputValue(name string) string {
-	for _, n := range find(r.doc, func(n *html.Node) bool { return n.Type == html.ElementNode && n.Data == "input" && attr(n, "name") == name }) {
+	for _, n := range find(r.doc, func(n *html.Node) bool {
+		return n.Type == html.ElementNode && n.Data == "input" && attr(n, "name") == name
+	}) {
 		return attr(n, "value")
 	}
 	return ""
@@ -256,7 +258,9 @@ func (r *response) inputValue(name string) string {
 // sessionIDs are the ids of the session rows, in order.
 func (r *response) sessionIDs() []string {
 	var ids []string
-	for _, n := range find(r.doc, func(n *html.Node) bool { return n.Type == html.ElementNode && n.Data == "tr" && attr(n, "class") == "session" }) {
+	for _, n := range find(r.doc, func(n *html.Node) bool {
+		return n.Type == html.ElementNode && n.Data == "tr" && attr(n, "class") == "session"
+	}) {
 		ids = append(ids, attr(n, "data-id"))
 	}
 	return ids
