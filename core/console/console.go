@@ -125,7 +125,7 @@ func New(d Deps) *Console {
 	if c.now == nil {
 		c.now = time.Now
 	}
-	if c.pageSize <= 0 {
+	if c.pageSize <= 0 || c.pageSize > maxPageSize {
 		c.pageSize = DefaultPageSize
 	}
 	c.tmpl = template.Must(template.New("").Funcs(funcs).ParseFS(templateFiles, "templates/*.html"))

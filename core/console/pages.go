@@ -66,15 +66,19 @@ const (
 	typeOffline = "offline"
 )
 
-// pageSize reads max=, 1 to admin.MaxResults; the console's page size when absent.
+// maxPageSize is the largest page a console page lists: a page is read with one session
+// more than it shows (onePage), and rendered whole.
+const maxPageSize = 500
+
+// pageSizeOf reads max=, 1 to maxPageSize; the console's page size when absent.
 func (c *Console) pageSizeOf(r *http.Request) (int, error) {
 	v := r.URL.Query().Get("max")
 	if v == "" {
 		return c.pageSize, nil
 	}
 	n, err := strconv.Atoi(v)
-	if err != nil || n < 1 || n > admin.MaxResults {
-		return 0, badInput("max must be a whole number from 1 to %d, not %q", admin.MaxResults, v)
+	if err != nil || n < 1 || n > maxPageSize {
+		return 0, badInput("max must be a whole number from 1 to %d, not %q", maxPageSize, v)
 	}
 	return n, nil
 }
@@ -138,9 +142,7 @@ func pageURL(r *http.Request, after string) string {
 func (c *Console) sessionsPage(ctx context.Context, realmName, typ, after string, size int) ([]row, string, error) {
 	switch typ {
 	case typeRegular, typeOffline:
-		offline := typ == typeOffline
-		reps, next, err := c.admin.RealmSessions(ctx, realmName, offline, admin.Query{Max: size, After: after})
-		return rowsOf(reps, offline), next, err
+		return c.onePage(ctx, realmName, typ == typeOffline, after, size, "")
 	case typeAll:
 	default:
 		return nil, "", badInput("type must be all, regular or offline, not %q", typ)
@@ -149,29 +151,47 @@ func (c *Console) sessionsPage(ctx context.Context, realmName, typ, after string
 	if after != "" {
 		var ok bool
 		phase, id, ok = strings.Cut(after, ".")
-		if !ok || (phase != "r" && phase != "o") || id == "" {
+		if !ok || (phase != "r" && phase != "o") || (phase == "r" && id == "") {
 			return nil, "", badInput("this page link is not one the console made (after=%q); start from the first page", after)
 		}
 	}
-	var rows []row
-	if phase == "r" {
-		reps, next, err := c.admin.RealmSessions(ctx, realmName, false, admin.Query{Max: size, After: id})
-		if err != nil {
-			return nil, "", err
-		}
-		if next != "" {
-			return rowsOf(reps, false), "r." + next, nil
-		}
-		rows, size, id = rowsOf(reps, false), size-len(reps), ""
+	if phase == "o" {
+		return c.onePage(ctx, realmName, true, id, size, "o.")
 	}
-	reps, next, err := c.admin.RealmSessions(ctx, realmName, true, admin.Query{Max: size, After: id})
+	rows, next, err := c.onePage(ctx, realmName, false, id, size, "r.")
+	if err != nil || next != "" {
+		return rows, next, err
+	}
+	// The regular sessions end on this page: the offline ones follow. With the page
+	// already full, one offline session read tells whether there is a next page.
+	room := size - len(rows)
+	off, _, err := c.admin.RealmSessions(ctx, realmName, true, admin.Query{Max: room + 1})
 	if err != nil {
 		return nil, "", err
 	}
-	if next != "" {
-		next = "o." + next
+	if len(off) > room {
+		next = "o." // from the first offline session when this page holds none
+		if room > 0 {
+			next += off[room-1].ID
+		}
+		off = off[:room]
 	}
-	return append(rows, rowsOf(reps, true)...), next, nil
+	return append(rows, rowsOf(off, true)...), next, nil
+}
+
+// onePage reads a page of one type of session, and one more to tell whether a next page
+// has anything on it; next is the cursor of that page, with prefix, or "".
+func (c *Console) onePage(ctx context.Context, realmName string, offline bool, after string, size int, prefix string) ([]row, string, error) {
+	reps, _, err := c.admin.RealmSessions(ctx, realmName, offline, admin.Query{Max: size + 1, After: after})
+	if err != nil {
+		return nil, "", err
+	}
+	next := ""
+	if len(reps) > size {
+		reps = reps[:size]
+		next = prefix + reps[size-1].ID
+	}
+	return rowsOf(reps, offline), next, nil
 }
 
 type explainView struct {
