@@ -227,6 +227,7 @@ func text(n *html.Node) string {
 	var sb strings.Builder
 	for _, t := range find(n, func(x *html.Node) bool { return x.Type == html.TextNode }) {
 		sb.WriteString(t.Data)
+		sb.WriteByte(' ') // cells and elements are apart on the page
 	}
 	return strings.Join(strings.Fields(sb.String()), " ")
 }
@@ -430,3 +431,7 @@ func (l *refusalLog) reasons() []string {
 	}
 	return out
 }
+
+type nodeT = html.Node
+
+func isElem(n *html.Node, tag string) bool { return n.Type == html.ElementNode && n.Data == tag }

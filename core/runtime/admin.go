@@ -7,8 +7,8 @@ import (
 	"github.com/sessiond/sessiond/core/admin"
 	"github.com/sessiond/sessiond/core/authfail"
 	"github.com/sessiond/sessiond/core/console"
-	"github.com/sessiond/sessiond/core/session"
 	"github.com/sessiond/sessiond/core/eventlog"
+	"github.com/sessiond/sessiond/core/session"
 	"github.com/sessiond/sessiond/spi/usersessions"
 )
 
