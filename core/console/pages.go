@@ -83,14 +83,30 @@ func (c *Console) pageSizeOf(r *http.Request) (int, error) {
 	return n, nil
 }
 
+// pager links a paged listing's pages.
+type pager struct {
+	Next  string // the next page's URL, "" on the last
+	First string // the first page's URL, "" on the first
+}
+
+// pagerOf links the page r asked for to the next one, whose cursor is next ("" for none),
+// and back to the first.
+func pagerOf(r *http.Request, next string) pager {
+	var p pager
+	if next != "" {
+		p.Next = pageURL(r, next)
+	}
+	if r.URL.Query().Get("after") != "" {
+		p.First = pageURL(r, "")
+	}
+	return p
+}
+
 type sessionsView struct {
 	layout
+	pager
 	Type       string
 	Rows       []row
-	Next       string // the next page's URL, "" on the last
-	First      string // the first page's URL, "" on the first
-	PageSize   int
-	NotPaged   bool
 	Client     *admin.ClientRep
 	ClientPath string
 }
@@ -117,14 +133,7 @@ func (c *Console) sessionList(w http.ResponseWriter, r *http.Request, s *signedI
 	if err != nil {
 		return err
 	}
-	v := sessionsView{layout: c.layoutFor(r, s, "Sessions"), Type: typ, Rows: rows, PageSize: size}
-	if next != "" {
-		v.Next = pageURL(r, next)
-	}
-	if q.Get("after") != "" {
-		v.First = pageURL(r, "")
-	}
-	c.render(w, http.StatusOK, "sessions", v)
+	c.render(w, http.StatusOK, "sessions", sessionsView{layout: c.layoutFor(r, s, "Sessions"), pager: pagerOf(r, next), Type: typ, Rows: rows})
 	return nil
 }
 
@@ -299,15 +308,8 @@ func (c *Console) clientSessions(w http.ResponseWriter, r *http.Request, s *sign
 			}
 		}
 	}
-	v := sessionsView{layout: c.layoutFor(r, s, "Client sessions"), Type: typ, Rows: rowsOf(reps, typ == typeOffline),
-		PageSize: size, Client: client, ClientPath: r.URL.Path}
-	if next != "" {
-		v.Next = pageURL(r, next)
-	}
-	if q.Get("after") != "" {
-		v.First = pageURL(r, "")
-	}
-	c.render(w, http.StatusOK, "client", v)
+	c.render(w, http.StatusOK, "client", sessionsView{layout: c.layoutFor(r, s, "Client sessions"), pager: pagerOf(r, next),
+		Type: typ, Rows: rowsOf(reps, typ == typeOffline), Client: client, ClientPath: r.URL.Path})
 	return nil
 }
 
@@ -410,10 +412,9 @@ func (c *Console) logoutAllConfirm(w http.ResponseWriter, r *http.Request, s *si
 
 type deliveriesView struct {
 	layout
+	pager
 	State      string
 	Deliveries []admin.DeliveryRep
-	Next       string
-	First      string
 }
 
 // deliveriesPage is the revocation-push outbox of the realm, paged.
@@ -432,14 +433,7 @@ func (c *Console) deliveriesPage(w http.ResponseWriter, r *http.Request, s *sign
 	if err != nil {
 		return err
 	}
-	v := deliveriesView{layout: c.layoutFor(r, s, "Push outbox"), State: state, Deliveries: ds}
-	if next != "" {
-		v.Next = pageURL(r, next)
-	}
-	if q.Get("after") != "" {
-		v.First = pageURL(r, "")
-	}
-	c.render(w, http.StatusOK, "deliveries", v)
+	c.render(w, http.StatusOK, "deliveries", deliveriesView{layout: c.layoutFor(r, s, "Push outbox"), pager: pagerOf(r, next), State: state, Deliveries: ds})
 	return nil
 }
 

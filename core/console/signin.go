@@ -99,9 +99,7 @@ func (c *Console) signIn(w http.ResponseWriter, r *http.Request) {
 	}
 	id, _ := c.sessions.start(actor, role, c.now())
 	setCookie(w, r, id, c.sessions.max)
-	c.admin.Audit(admin.AuditEvent{Actor: actor, Action: actionSignIn, Target: "console", IP: ip,
-		Outcome: admin.OutcomeSuccess, Status: http.StatusSeeOther})
-	http.Redirect(w, r, Path+"realms/", http.StatusSeeOther)
+	c.signedInOrOut(w, r, actor, actionSignIn, Path+"realms/")
 }
 
 // signOut ends the console session. It needs the session's CSRF token, so that another
@@ -122,9 +120,14 @@ func (c *Console) signOut(w http.ResponseWriter, r *http.Request) {
 	}
 	c.sessions.end(id)
 	clearCookie(w, r)
-	c.admin.Audit(admin.AuditEvent{Actor: s.actor, Action: actionSignOut, Target: "console", IP: remoteIP(r),
+	c.signedInOrOut(w, r, s.actor, actionSignOut, Path)
+}
+
+// signedInOrOut audits a sign-in or sign-out and sends the browser on to next.
+func (c *Console) signedInOrOut(w http.ResponseWriter, r *http.Request, actor, action, next string) {
+	c.admin.Audit(admin.AuditEvent{Actor: actor, Action: action, Target: "console", IP: remoteIP(r),
 		Outcome: admin.OutcomeSuccess, Status: http.StatusSeeOther})
-	http.Redirect(w, r, Path, http.StatusSeeOther)
+	http.Redirect(w, r, next, http.StatusSeeOther)
 }
 
 // realmList is the realm picker.
