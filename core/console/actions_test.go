@@ -153,3 +153,25 @@ func TestOutboxAndSettingsPagesShowWhatTheyRead(t *testing.T) {
 		t.Errorf("warnings: %s", got)
 	}
 }
+
+func TestUserPageLooksUpAUsernameWhenNoSessionIsUnderThatID(t *testing.T) {
+	f := newFixture(t)
+	f.usernames = map[string]string{"u-2": "carol", "u-3": "shared", "u-4": "shared"}
+	carol := f.addSessions(2, "c", "u-2", false, app)
+	f.addSessions(1, "s", "u-3", false, app)
+	f.addSessions(1, "t", "u-4", true, mobile)
+	b := f.browser()
+	b.signIn(viewerCred)
+	res := b.get("/admin/console/realms/acme/users?user=carol")
+	if got := res.sessionIDs(); !slices.Equal(got, carol) || !strings.Contains(res.textOf("resolved"), "username carol is user id u-2") {
+		t.Errorf("username carol: sessions %v (%q), want u-2's %v", got, res.textOf("resolved"), carol)
+	}
+	res = b.get("/admin/console/realms/acme/users?user=shared")
+	if got := res.textOf("candidates"); !strings.Contains(got, "u-3 , u-4") || len(res.sessionIDs()) != 0 {
+		t.Errorf("username of two users: %q, rows %v; want both ids and no rows", got, res.sessionIDs())
+	}
+	res = b.get("/admin/console/realms/acme/users?user=nobody")
+	if res.StatusCode != http.StatusOK || len(res.sessionIDs()) != 0 || res.textOf("resolved") != "" {
+		t.Errorf("unknown user: %d, rows %v", res.StatusCode, res.sessionIDs())
+	}
+}

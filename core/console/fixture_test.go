@@ -54,6 +54,9 @@ type fixture struct {
 	guard    *authfail.Guard
 	refusals *refusalLog
 	srv      *httptest.Server
+	// usernames are the login usernames of users; a user not named here signs in as
+	// <user>@example.test.
+	usernames map[string]string
 	console  *console.Console
 	now      time.Time
 }
@@ -101,7 +104,11 @@ func (f *fixture) addSessions(n int, prefix, user string, offline bool, clients 
 	var ids []string
 	for i := range n {
 		id := fmt.Sprintf("%s-%04d", prefix, i)
-		us := &usersessions.UserSession{ID: id, RealmID: realmName, UserID: user, LoginUsername: user, IPAddress: "192.0.2.7",
+		username := f.usernames[user]
+		if username == "" {
+			username = user + "@example.test"
+		}
+		us := &usersessions.UserSession{ID: id, RealmID: realmName, UserID: user, LoginUsername: username, IPAddress: "192.0.2.7",
 			UserAgent: "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0",
 			Offline:   offline, State: usersessions.LoggedIn, Started: f.now.Add(-time.Minute), LastRefresh: f.now.Add(-time.Minute),
 			ExpiresAt: f.now.Add(time.Hour), Clients: map[string]*usersessions.ClientSession{}}

@@ -319,14 +319,58 @@ type userView struct {
 	Rows    []row
 	Cut     bool // more than maxUserSessions: the first ones are shown
 	Regular int
+	// Asked is what was searched for when it was a username, not a user id; Candidates
+	// are the user ids of a username several users signed in with.
+	Asked      string
+	Candidates []string
+	// Partial: the username lookup stopped at usernameScan sessions.
+	Partial bool
+}
+
+// usernameScan bounds the sessions of each type a username lookup reads, a store page at a
+// time: sessiond keeps no user directory, so a username is found in the sessions.
+const usernameScan = 100000
+
+// usersNamed returns the ids of the users with sessions under that login username, read
+// through the realm's sessions by cursor; complete is false when it stopped at
+// usernameScan sessions of a type.
+func (c *Console) usersNamed(ctx context.Context, realmName, username string) (ids []string, complete bool, err error) {
+	complete = true
+	for _, offline := range []bool{false, true} {
+		after, read := "", 0
+		for {
+			page, next, err := c.admin.RealmSessions(ctx, realmName, offline, admin.Query{Max: admin.MaxResults, After: after})
+			if err != nil {
+				return nil, false, err
+			}
+			for _, rep := range page {
+				if rep.Username == username && !slices.Contains(ids, rep.UserID) {
+					ids = append(ids, rep.UserID)
+				}
+			}
+			read += len(page)
+			if next == "" {
+				break
+			}
+			if read >= usernameScan {
+				complete = false
+				break
+			}
+			after = next
+		}
+	}
+	slices.Sort(ids)
+	return ids, complete, nil
 }
 
 // errEnough stops a user's listing at maxUserSessions.
 var errEnough = errors.New("enough sessions read")
 
 // userPage is a user's sessions (Users → Sessions): regular ones, then each client's
-// offline ones, at most maxUserSessions in all. sessiond keeps no user directory: the user
-// is named by the user id sessions are stored under.
+// offline ones, at most maxUserSessions in all. sessiond keeps no user directory: a user is
+// the user id sessions are stored under; a value with no session under it is looked up as a
+// login username in the realm's sessions (as `sessiond admin --user` does), which reads the
+// realm a page at a time, up to usernameScan sessions of each type.
 func (c *Console) userPage(w http.ResponseWriter, r *http.Request, s *signedIn) error {
 	rl, err := c.realm(r)
 	if err != nil {
@@ -337,6 +381,33 @@ func (c *Console) userPage(w http.ResponseWriter, r *http.Request, s *signedIn) 
 		c.render(w, http.StatusOK, "user", v)
 		return nil
 	}
+	if err := c.userSessions(r.Context(), rl, &v); err != nil {
+		return err
+	}
+	if len(v.Rows) == 0 {
+		// No session under that id: it may be a username.
+		ids, complete, err := c.usersNamed(r.Context(), rl.Name, v.User)
+		if err != nil {
+			return err
+		}
+		v.Partial = !complete
+		switch len(ids) {
+		case 1:
+			v.Asked, v.User = v.User, ids[0]
+			if err := c.userSessions(r.Context(), rl, &v); err != nil {
+				return err
+			}
+		case 0:
+		default:
+			v.Asked, v.Candidates = v.User, ids
+		}
+	}
+	c.render(w, http.StatusOK, "user", v)
+	return nil
+}
+
+// userSessions lists v.User's sessions into v.
+func (c *Console) userSessions(ctx context.Context, rl *realm.Realm, v *userView) error {
 	collect := func(offline bool) func([]admin.SessionRep) error {
 		return func(page []admin.SessionRep) error {
 			for _, rw := range rowsOf(page, offline) {
@@ -352,7 +423,7 @@ func (c *Console) userPage(w http.ResponseWriter, r *http.Request, s *signedIn) 
 			return nil
 		}
 	}
-	if err := c.admin.UserSessions(r.Context(), rl.Name, v.User, collect(false)); err != nil && !errors.Is(err, errEnough) {
+	if err := c.admin.UserSessions(ctx, rl.Name, v.User, collect(false)); err != nil && !errors.Is(err, errEnough) {
 		return err
 	}
 	v.Regular = len(v.Rows)
@@ -361,11 +432,10 @@ func (c *Console) userPage(w http.ResponseWriter, r *http.Request, s *signedIn) 
 			break
 		}
 		id := cmpOr(cl.ID, cl.ClientID)
-		if err := c.admin.UserOfflineSessions(r.Context(), rl.Name, v.User, id, collect(true)); err != nil && !errors.Is(err, errEnough) {
+		if err := c.admin.UserOfflineSessions(ctx, rl.Name, v.User, id, collect(true)); err != nil && !errors.Is(err, errEnough) {
 			return err
 		}
 	}
-	c.render(w, http.StatusOK, "user", v)
 	return nil
 }
 
@@ -608,3 +678,6 @@ func (c *Console) pushRevocation(w http.ResponseWriter, r *http.Request, s *sign
 	c.result(w, r, s, "Revocation pushed", c.realmURL(r, "actions"), rep, line)
 	return nil
 }
+
+// Scan is usernameScan, for the page to say where a lookup stopped.
+func (userView) Scan() int { return usernameScan }
