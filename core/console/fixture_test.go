@@ -57,8 +57,8 @@ type fixture struct {
 	// usernames are the login usernames of users; a user not named here signs in as
 	// <user>@example.test.
 	usernames map[string]string
-	console  *console.Console
-	now      time.Time
+	console   *console.Console
+	now       time.Time
 }
 
 func newFixture(t *testing.T) *fixture {
