@@ -43,8 +43,8 @@ const (
 )
 
 type fixture struct {
-	t        *testing.T
-	store    *memory.Provider
+	t        testing.TB
+	store    usersessions.Provider
 	lister   *countingLister
 	realms   *realm.Realms
 	admin    *admin.Service
@@ -61,14 +61,20 @@ type fixture struct {
 	now       time.Time
 }
 
-func newFixture(t *testing.T) *fixture {
+func newFixture(t testing.TB) *fixture {
 	t.Helper()
-	f := &fixture{t: t, now: time.Now().UTC().Truncate(time.Second), audit: &auditLog{}, refusals: &refusalLog{}}
-	f.store = memory.New(hclog.NewNullLogger())
-	if err := f.store.Configure(context.Background(), spi.Config{spi.HostNodeID: "test"}); err != nil {
+	mem := memory.New(hclog.NewNullLogger())
+	if err := mem.Configure(context.Background(), spi.Config{spi.HostNodeID: "test"}); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { f.store.Close(context.Background()) })
+	t.Cleanup(func() { mem.Close(context.Background()) })
+	return newFixtureOn(t, mem)
+}
+
+// newFixtureOn is the fixture over another store (PostgreSQL in the benchmark).
+func newFixtureOn(t testing.TB, store usersessions.Provider) *fixture {
+	t.Helper()
+	f := &fixture{t: t, store: store, now: time.Now().UTC().Truncate(time.Second), audit: &auditLog{}, refusals: &refusalLog{}}
 	var err error
 	f.realms, _, err = realm.NewRealms(&realm.Realm{Name: realmName, Enabled: true, Clients: []*realm.Client{
 		{ClientID: app, ID: "app-uuid", Secret: "s", Enabled: true, AdminURL: appAdminURL, BackchannelLogoutURL: appLogoutURL},
@@ -118,7 +124,7 @@ func (f *fixture) addSessions(n int, prefix, user string, offline bool, clients 
 		}
 		batch = append(batch, us)
 		ids = append(ids, id)
-		if len(batch) == 100 || i == n-1 {
+		if len(batch) == 1000 || i == n-1 {
 			errs, err := f.store.Create(context.Background(), batch)
 			if err != nil {
 				f.t.Fatal(err)
