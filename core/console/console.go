@@ -265,9 +265,16 @@ var (
 // status maps an error to the page's HTTP status; the one place the console does it.
 func status(err error) int {
 	var throttled *authfail.ThrottledError
+	var refused *session.Error
 	switch {
 	case errors.As(err, &throttled):
 		return http.StatusTooManyRequests
+	case errors.As(err, &refused):
+		// The session service's refusals (the explain view of a disabled realm).
+		if refused.Code == session.TemporarilyUnavailable {
+			return http.StatusServiceUnavailable
+		}
+		return http.StatusBadRequest
 	case errors.Is(err, errSignIn):
 		return http.StatusUnauthorized
 	case errors.Is(err, errForbidden), errors.Is(err, errCSRF), errors.Is(err, errCrossSite):

@@ -79,7 +79,7 @@ func newFixtureOn(t testing.TB, store usersessions.Provider) *fixture {
 	f.realms, _, err = realm.NewRealms(&realm.Realm{Name: realmName, Enabled: true, Clients: []*realm.Client{
 		{ClientID: app, ID: "app-uuid", Secret: "s", Enabled: true, AdminURL: appAdminURL, BackchannelLogoutURL: appLogoutURL},
 		{ClientID: mobile, PublicClient: true, Enabled: true, OfflineAccess: true},
-	}}, &realm.Realm{Name: "other", Enabled: true})
+	}}, &realm.Realm{Name: "other", Enabled: true}, &realm.Realm{Name: "closed", Enabled: false})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -222,6 +222,8 @@ func TestBadInputIsAnsweredWithAPageNeverA500(t *testing.T) {
 		{"/admin/console/realms/acme/users?user=a%00b", http.StatusBadRequest},
 		{"/admin/console/realms/acme/users?user=%ff%fe", http.StatusBadRequest},
 		{"/admin/console/realms/acme/sessions/nope/explain", http.StatusNotFound},
+		{"/admin/console/realms/closed/sessions/nope/explain", http.StatusBadRequest}, // a disabled realm's
+		{"/admin/console/realms/closed/sessions", http.StatusOK},                      // administered, as in Keycloak
 		{"/admin/console/realms/acme/clients/nope/sessions", http.StatusNotFound},
 		{"/admin/console/realms/acme/deliveries?state=lost", http.StatusBadRequest},
 		{"/admin/console/realms/acme/sessions?%zz", http.StatusBadRequest},
