@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"net/http"
 	"net/url"
+	"strings"
 	"sync"
 	"time"
 
@@ -145,7 +146,9 @@ func clearCookie(w http.ResponseWriter, r *http.Request) {
 // sameOrigin is the browser's half of the CSRF defence: a POST that says it comes from
 // another site (Sec-Fetch-Site) or another origin (Origin) is refused, whatever it
 // carries. A request that says neither (an old browser, a script) still needs the token.
-func sameOrigin(r *http.Request) bool {
+// The console's origin is the host the request was sent to, or the configured hostname
+// (a proxy that does not pass the Host header on).
+func (c *Console) sameOrigin(r *http.Request) bool {
 	if site := r.Header.Get("Sec-Fetch-Site"); site != "" && site != "same-origin" {
 		return false
 	}
@@ -154,7 +157,10 @@ func sameOrigin(r *http.Request) bool {
 		return true
 	}
 	u, err := url.Parse(origin)
-	return err == nil && u.Host != "" && u.Host == r.Host
+	if err != nil || u.Host == "" {
+		return false
+	}
+	return u.Host == r.Host || (c.hostname != "" && strings.EqualFold(origin, c.hostname))
 }
 
 // validCSRF compares a form's token with the session's, in constant time.

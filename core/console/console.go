@@ -73,6 +73,10 @@ type Deps struct {
 	Credentials admin.Credentials
 	// Guard audits and slows failed sign-ins; nil neither audits nor slows.
 	Guard Guard
+	// Hostname is sessiond's public base URL (the hostname option), "" when unset: an
+	// Origin equal to it is the console's own even when a proxy does not pass the Host
+	// header on.
+	Hostname string
 	// Warnings are the start-up warnings about the configuration (conf.Settings.Warnings),
 	// shown on the realm settings page beside the realm's own.
 	Warnings []string
@@ -100,6 +104,7 @@ type Console struct {
 	creds    admin.Credentials
 	guard    Guard
 	warnings []string
+	hostname string
 	log      hclog.Logger
 	now      func() time.Time
 	pageSize int
@@ -112,7 +117,7 @@ type Console struct {
 func New(d Deps) *Console {
 	c := &Console{
 		admin: d.Admin, explain: d.Explain, realms: d.Realms, creds: d.Credentials, guard: d.Guard,
-		warnings: d.Warnings, log: d.Log, now: d.Now, pageSize: d.PageSize,
+		warnings: d.Warnings, hostname: strings.TrimSuffix(d.Hostname, "/"), log: d.Log, now: d.Now, pageSize: d.PageSize,
 		sessions: newSessions(orDefault(d.IdleTimeout, DefaultIdleTimeout), orDefault(d.MaxLifetime, DefaultMaxLifetime)),
 		mux:      http.NewServeMux(),
 	}
@@ -376,7 +381,7 @@ func (c *Console) guarded(p page) http.HandlerFunc {
 		realmName := r.PathValue("realm")
 		ev := admin.AuditEvent{Actor: s.actor, Action: p.action, Realm: realmName, Target: target(p.action, r), IP: remoteIP(r)}
 		switch {
-		case !sameOrigin(r):
+		case !c.sameOrigin(r):
 			c.fail(w, r, s, errCrossSite)
 			return
 		case !validCSRF(s, r.PostForm.Get(csrfField)):

@@ -40,6 +40,9 @@ const (
 	mobile       = "mobile" // offline tokens
 	appAdminURL  = "https://app.test/admin"
 	appLogoutURL = "https://app.test/logout"
+	// consoleHostname is the hostname option: the public URL in front of a proxy that
+	// does not pass the Host header on.
+	consoleHostname = "https://sso.example.test"
 )
 
 type fixture struct {
@@ -94,6 +97,7 @@ func newFixtureOn(t testing.TB, store usersessions.Provider) *fixture {
 		Admin: f.admin, Explain: sessions, Realms: f.realms, Guard: f.guard, Now: f.clock,
 		Credentials: admin.Credentials{Admin: adminCred, Viewer: viewerCred, Frontend: frontendCred},
 		Warnings:    []string{"spi-x-y-z is set but provider y is not selected"},
+		Hostname:    consoleHostname,
 	})
 	f.console = c
 	f.srv = httptest.NewServer(c)

@@ -74,7 +74,7 @@ func (c *Console) signIn(w http.ResponseWriter, r *http.Request) {
 		}
 		c.render(w, code, "signin", signInView{layout: layout{Title: "Sign in"}, Error: err.Error()})
 	}
-	if !sameOrigin(r) {
+	if !c.sameOrigin(r) {
 		c.fail(w, r, nil, errCrossSite)
 		return
 	}
@@ -111,7 +111,7 @@ func (c *Console) signOut(w http.ResponseWriter, r *http.Request) {
 		clearCookie(w, r)
 		http.Redirect(w, r, Path, http.StatusSeeOther)
 		return
-	case !sameOrigin(r):
+	case !c.sameOrigin(r):
 		c.fail(w, r, s, errCrossSite)
 		return
 	case !validCSRF(s, r.PostForm.Get(csrfField)):

@@ -69,6 +69,6 @@ func (rt *Runtime) console(adm *admin.Service, sessions *session.Service, guard 
 	return console.New(console.Deps{
 		Admin: adm, Explain: sessions, Realms: rt.realms, Guard: guard, Now: now, Log: rt.log.Named("console"),
 		Credentials: admin.Credentials{Admin: adminToken, Viewer: rt.settings.AdminViewerToken, Frontend: frontend},
-		Warnings:    warnings,
+		Warnings:    warnings, Hostname: rt.settings.Hostname,
 	})
 }
