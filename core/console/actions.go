@@ -250,3 +250,16 @@ func (c *Console) pushRevocation(w http.ResponseWriter, r *http.Request, s *sign
 	c.result(w, r, s, "Revocation pushed", c.realmURL(r, "actions"), rep, line)
 	return nil
 }
+
+// revokeConsent revokes a user's offline tokens of one client (the Consents tab; DELETE
+// users/{id}/consents/{client}).
+func (c *Console) revokeConsent(w http.ResponseWriter, r *http.Request, s *signedIn) error {
+	user, client := r.PathValue("id"), r.PathValue("client")
+	res, err := c.admin.RevokeOfflineToken(r.Context(), r.PathValue("realm"), user, client)
+	if err != nil {
+		return err
+	}
+	c.result(w, r, s, "Offline tokens revoked", c.realmURL(r, "users?user="+url.QueryEscape(user)), admin.Report{},
+		fmt.Sprintf("User %s's offline tokens of client %s are revoked (%d offline client sessions ended); offline sessions left with no client ended too.", user, client, res.Removed))
+	return nil
+}

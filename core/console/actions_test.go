@@ -1,12 +1,15 @@
 package console_test
 
 import (
+	"context"
 	"net/http"
 	"net/url"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/sessiond/sessiond/spi/usersessions"
 )
 
 func TestClientsPageCountsEachClientsSessionsAndListsItsTabs(t *testing.T) {
@@ -173,5 +176,30 @@ func TestUserPageLooksUpAUsernameWhenNoSessionIsUnderThatID(t *testing.T) {
 	res = b.get("/admin/console/realms/acme/users?user=nobody")
 	if res.StatusCode != http.StatusOK || len(res.sessionIDs()) != 0 || res.textOf("resolved") != "" {
 		t.Errorf("unknown user: %d, rows %v", res.StatusCode, res.sessionIDs())
+	}
+}
+
+func TestUserConsentsTabRevokesOneClientsOfflineTokens(t *testing.T) {
+	f := newFixture(t)
+	off := f.addSessions(1, "o", "alice", true, mobile, app)
+	b := f.browser()
+	csrf := b.signIn(adminCred)
+	res := b.get("/admin/console/realms/acme/users?user=alice")
+	if got := text(res.byID("consents")); !strings.Contains(got, app) || !strings.Contains(got, mobile) {
+		t.Fatalf("consents %q, want app and mobile", got)
+	}
+	done := b.post("/admin/console/realms/acme/users/alice/consents/mobile/revoke", url.Values{"csrf": {csrf}})
+	if done.StatusCode != http.StatusOK || !strings.Contains(done.textOf("result"), "offline tokens of client mobile are revoked") {
+		t.Fatalf("revoke: %d %q", done.StatusCode, done.textOf("result"))
+	}
+	got, err := f.store.Get(context.Background(), []usersessions.Key{{RealmID: realmName, ID: off[0], Offline: true}})
+	if err != nil || len(got) != 1 || got[0] == nil || got[0].Clients[mobile] != nil || got[0].Clients[app] == nil {
+		t.Errorf("after revoking mobile: %+v, %v; want the session with app's offline token only", got, err)
+	}
+	if again := b.post("/admin/console/realms/acme/users/alice/consents/mobile/revoke", url.Values{"csrf": {csrf}}); again.StatusCode != http.StatusNotFound {
+		t.Errorf("revoking again: %d, want 404", again.StatusCode)
+	}
+	if got := f.audit.actions(); !slices.Contains(got, "admin revoke-offline-token success") {
+		t.Errorf("audit %v", got)
 	}
 }

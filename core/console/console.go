@@ -46,6 +46,7 @@ type Admin interface {
 	LogoutSession(ctx context.Context, realm, id string, offline bool) (admin.Result, error)
 	LogoutUser(ctx context.Context, realm, userID string) (admin.Result, error)
 	LogoutAll(ctx context.Context, realm string) (admin.Result, error)
+	RevokeOfflineToken(ctx context.Context, realm, userID, clientID string) (admin.Result, error)
 	NotBefore(ctx context.Context, realm string) (time.Time, error)
 	SetNotBefore(ctx context.Context, realm string, c admin.Change) (time.Time, error)
 	PushRevocation(ctx context.Context, realm, clientUUID string) (admin.Report, error)
@@ -181,6 +182,7 @@ func (c *Console) routes() {
 
 		{pattern: "POST " + realmPath + "sessions/{id}/logout", action: "logout-session", acting: true, handle: (*Console).logoutSession},
 		{pattern: "POST " + realmPath + "users/{id}/logout", action: "logout-user", acting: true, handle: (*Console).logoutUser},
+		{pattern: "POST " + realmPath + "users/{id}/consents/{client}/revoke", action: "revoke-offline-token", acting: true, handle: (*Console).revokeConsent},
 		{pattern: "POST " + realmPath + "logout-all", action: "logout-all", acting: true, handle: (*Console).logoutAll},
 		{pattern: "POST " + realmPath + "not-before", action: "set-not-before", acting: true, handle: (*Console).setNotBefore},
 		{pattern: "POST " + realmPath + "push-revocation", action: "push-revocation", acting: true, handle: (*Console).pushRevocation},
@@ -413,6 +415,8 @@ func target(action string, r *http.Request) string {
 		return "session/" + r.PathValue("id")
 	case "logout-user":
 		return "user/" + r.PathValue("id")
+	case "revoke-offline-token":
+		return "user/" + r.PathValue("id") + "/client/" + r.PathValue("client")
 	}
 	return "realm/" + r.PathValue("realm")
 }

@@ -324,6 +324,24 @@ type userView struct {
 	Candidates []string
 	// Partial: the username lookup stopped at usernameScan sessions.
 	Partial bool
+	// Consents are the clients the user's offline sessions hold offline tokens of (the
+	// Consents tab: revoke one client's offline tokens).
+	Consents []string
+}
+
+// consents lists the clients of the offline rows.
+func (v *userView) consents() {
+	for _, rw := range v.Rows {
+		if !rw.Offline {
+			continue
+		}
+		for _, c := range rw.Clients {
+			if !slices.Contains(v.Consents, c) {
+				v.Consents = append(v.Consents, c)
+			}
+		}
+	}
+	slices.Sort(v.Consents)
 }
 
 // usernameScan bounds the sessions of each type a username lookup reads, a store page at a
@@ -401,6 +419,7 @@ func (c *Console) userPage(w http.ResponseWriter, r *http.Request, s *signedIn) 
 			v.Asked, v.Candidates = v.User, ids
 		}
 	}
+	v.consents()
 	c.render(w, http.StatusOK, "user", v)
 	return nil
 }

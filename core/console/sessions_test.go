@@ -82,6 +82,7 @@ func TestViewerSeesNoActingControlAndIsRefusedAForgedOne(t *testing.T) {
 		{"logout-all", url.Values{}},
 		{"not-before", url.Values{"action": {"now"}}},
 		{"push-revocation", url.Values{}},
+		{"users/alice/consents/app/revoke", url.Values{}},
 	} {
 		tc.form.Set("csrf", csrf)
 		res := b.post("/admin/console/realms/acme/"+tc.path, tc.form)
