@@ -273,3 +273,20 @@ func TestExplainPageSaysWhyASessionExpires(t *testing.T) {
 		t.Errorf("explain page: %d\n%s", res.StatusCode, got)
 	}
 }
+
+func TestWhatUsersWroteIsShownAsTextNeverAsMarkup(t *testing.T) {
+	f := newFixture(t)
+	f.usernames = map[string]string{`"><script>alert(1)</script>`: `<img src=x onerror=alert(1)>`}
+	f.addSessions(1, "r", `"><script>alert(1)</script>`, false, app)
+	b := f.browser()
+	b.signIn(adminCred)
+	for _, page := range []string{"sessions", "users?user=" + url.QueryEscape(`"><script>alert(1)</script>`)} {
+		res := b.get("/admin/console/realms/acme/" + page)
+		if n := len(find(res.doc, func(n *nodeT) bool { return isElem(n, "script") || isElem(n, "img") })); n != 0 || res.StatusCode != http.StatusOK {
+			t.Errorf("%s: %d script or img elements (status %d), want none:\n%s", page, n, res.StatusCode, res.body)
+		}
+		if !strings.Contains(text(res.byID("sessions")), `<img src=x onerror=alert(1)>`) {
+			t.Errorf("%s: the username is not shown as text", page)
+		}
+	}
+}
