@@ -10,7 +10,7 @@ build:
 	$(GO) build -o bin/sessiond ./cmd/sessiond
 
 # test brings up the services the suite needs (PostgreSQL; Redis and NATS for the example
-# plugins), runs every test with the race detector, then vets and tests the example plugins,
+# plugins; Debian's Chromium for the browser login tests), runs every test with the race detector, then vets and tests the example plugins,
 # a Go module of their own (plugins/examples), then gives each fuzz target a short budget
 # (FUZZTIME) on top of its checked-in corpus.
 FUZZTIME ?= 10s

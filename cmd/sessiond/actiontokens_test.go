@@ -12,17 +12,7 @@ import (
 // token the front-end mints on A is redeemed on B, then refused on both as used; a token
 // redeemed by many requests on both nodes at once is redeemed exactly once.
 func TestActionTokens_singleUseAcrossTwoNodes(t *testing.T) {
-	sessiondBinary(t)
-	dbURL := pgSchema(t)
-	realmFile := writeMultinodeRealms(t)
-	nodeArgs := func(id string) []string {
-		return append(persistArgs(realmFile),
-			"--spi-user-sessions-provider=postgres",
-			"--spi-user-sessions-postgres-url="+dbURL,
-			"--node-id="+id)
-	}
-	a := startDaemonIn(t, t.TempDir(), nodeArgs("node-a")...)
-	b := startDaemonIn(t, t.TempDir(), nodeArgs("node-b")...)
+	a, b, _ := startTwoNodes(t)
 	ca, cb := newAPIClient(a.base, 10*time.Second), newAPIClient(b.base, 10*time.Second)
 	defer ca.close()
 	defer cb.close()

@@ -7,7 +7,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -61,12 +60,28 @@ func TestMain(m *testing.M) {
 
 // daemon is a sessiond process under test.
 type daemon struct {
-	t    *testing.T
-	cmd  *exec.Cmd
-	base string
-	mu   sync.Mutex
-	logs bytes.Buffer
-	done chan struct{}
+	t      *testing.T
+	cmd    *exec.Cmd
+	base   string
+	mu     sync.Mutex
+	logs   bytes.Buffer
+	stdout bytes.Buffer // what reaches the operator's terminal once (start-dev's generated secrets)
+	done   chan struct{}
+}
+
+// daemonStdout collects the process's stdout, which exec's own goroutine copies.
+type daemonStdout struct{ d *daemon }
+
+func (w daemonStdout) Write(p []byte) (int, error) {
+	w.d.mu.Lock()
+	defer w.d.mu.Unlock()
+	return w.d.stdout.Write(p)
+}
+
+func (d *daemon) printed() string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.stdout.String()
 }
 
 var addrLine = regexp.MustCompile(`sessiond started.*address=(https?://\S+)`)
@@ -94,11 +109,11 @@ func startCommandIn(t *testing.T, dir string, env []string, args ...string) *dae
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd.Stdout = io.Discard
+	d := &daemon{t: t, cmd: cmd, done: make(chan struct{})}
+	cmd.Stdout = daemonStdout{d}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	d := &daemon{t: t, cmd: cmd, done: make(chan struct{})}
 	addr := make(chan string, 1)
 	go func() {
 		defer close(d.done)

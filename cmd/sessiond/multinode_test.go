@@ -185,20 +185,9 @@ func untilSeen(since time.Time, limit time.Duration, probe func() (done bool, an
 // refresh token must not be reusable on the other node; and an offline session outlives
 // the logout of its online session on either node.
 func TestTwoNodesShareSessions(t *testing.T) {
-	sessiondBinary(t)    // built before any clock starts
-	dbURL := pgSchema(t) // registered first: dropped after both daemons have stopped
-	realmFile := writeMultinodeRealms(t)
-	nodeArgs := func(id string) []string {
-		return append(persistArgs(realmFile),
-			"--spi-user-sessions-provider=postgres",
-			"--spi-user-sessions-postgres-url="+dbURL,
-			"--node-id="+id)
-	}
-	// One after the other, so that the second finds the schema migrated. Realm keys are
-	// created by the first node that issues a token of the realm (A, below) and read from
-	// the store by the other.
-	a := startDaemonIn(t, t.TempDir(), nodeArgs("node-a")...)
-	b := startDaemonIn(t, t.TempDir(), nodeArgs("node-b")...)
+	// Realm keys are created by the first node that issues a token of the realm (A, below)
+	// and read from the store by the other.
+	a, b, dbURL := startTwoNodes(t)
 	for name, d := range map[string]*daemon{"node-a": a, "node-b": b} {
 		// Until its feed has subscribed a node caches nothing; the test is about the cache.
 		if !d.waitLog(`session change feed subscribed`, 15*time.Second) {
@@ -439,4 +428,21 @@ func TestTwoNodesShareSessions(t *testing.T) {
 			t.Logf("logout of the online session %s on %s: offline session still refreshes on A and B", off.SessionID, at)
 		}
 	})
+}
+
+// startTwoNodes starts two sessiond processes, node-a and node-b, on one fresh PostgreSQL
+// schema (dbURL) with the multi-node realms; one after the other, so that the second finds
+// the schema migrated.
+func startTwoNodes(t *testing.T) (a, b *daemon, dbURL string) {
+	t.Helper()
+	sessiondBinary(t)   // built before any clock starts
+	dbURL = pgSchema(t) // registered first: dropped after both daemons have stopped
+	realmFile := writeMultinodeRealms(t)
+	nodeArgs := func(id string) []string {
+		return append(persistArgs(realmFile),
+			"--spi-user-sessions-provider=postgres",
+			"--spi-user-sessions-postgres-url="+dbURL,
+			"--node-id="+id)
+	}
+	return startDaemonIn(t, t.TempDir(), nodeArgs("node-a")...), startDaemonIn(t, t.TempDir(), nodeArgs("node-b")...), dbURL
 }

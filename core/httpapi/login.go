@@ -334,7 +334,7 @@ func (s *Server) endSession(w http.ResponseWriter, r *http.Request) {
 				fields[k] = v
 			}
 		}
-		pages.Render(w, http.StatusOK, "logout.html", pages.Confirm{Action: r.URL.Path, Fields: fields})
+		pages.Render(w, http.StatusOK, "logout.html", pages.Confirm{Action: r.URL.Path, Fields: fields, Next: out.Redirect})
 		return
 	case out.Ended:
 		s.clearSSOCookie(w, name)

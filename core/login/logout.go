@@ -29,7 +29,8 @@ type LogoutOutcome struct {
 	Confirm bool
 	// Ended: the browser's SSO session ended and its cookie is to be cleared.
 	Ended bool
-	// Redirect is the client's post-logout redirect; "" shows the logged-out page.
+	// Redirect is the client's post-logout redirect; "" shows the logged-out page. With
+	// Confirm, it is where the confirmed logout will go.
 	Redirect string
 	// FrontChannel are the front-channel logout URLs (with iss and sid) of the ended
 	// session's clients that registered one: the page loads each in an iframe before it
@@ -78,7 +79,7 @@ func (s *Service) EndSession(ctx context.Context, realmName string, l Logout, ss
 		}
 	}
 	if l.IDTokenHint == "" && !l.Confirmed {
-		return &LogoutOutcome{Confirm: true}, nil
+		return &LogoutOutcome{Confirm: true, Redirect: redirect}, nil
 	}
 	if sso != nil {
 		// The browser's own session, which its cookie proves, even when the hint names

@@ -9,8 +9,10 @@ import (
 	"html/template"
 	"net/http"
 	"net/url"
+	"strings"
 
 	"github.com/sessiond/sessiond/core/login"
+	"github.com/sessiond/sessiond/core/login/pages"
 )
 
 //go:embed page.html
@@ -35,26 +37,25 @@ func Handler(logins Logins) http.Handler {
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
 		w.Header().Set("Cache-Control", "no-store")
 		w.Header().Set("X-Frame-Options", "DENY")
-		w.Header().Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'")
+		w.Header().Set("Content-Security-Policy", pages.ContentSecurityPolicy(nil, nil))
 		switch r.Method {
 		case http.MethodGet:
-			challenge := r.URL.Query().Get("login_challenge")
-			lr, err := logins.Get(r.Context(), realmName, challenge)
-			if err != nil {
-				w.WriteHeader(http.StatusBadRequest)
-				_ = tmpl.Execute(w, view{Error: "This login is unknown or expired: " + err.Error()})
-				return
-			}
-			_ = tmpl.Execute(w, view{Challenge: challenge, Request: lr, Action: r.URL.Path})
+			showForm(w, r, logins, realmName, r.URL.Query().Get("login_challenge"), http.StatusOK, "")
 		case http.MethodPost:
 			if err := r.ParseForm(); err != nil {
 				http.Error(w, "malformed form", http.StatusBadRequest)
 				return
 			}
-			challenge, username := r.PostForm.Get("login_challenge"), r.PostForm.Get("username")
+			challenge, username := r.PostForm.Get("login_challenge"), strings.TrimSpace(r.PostForm.Get("username"))
+			if username == "" && !r.PostForm.Has("cancel") {
+				// The page's input is required; a client that posts without it gets the
+				// form again rather than a login cancelled behind its back.
+				showForm(w, r, logins, realmName, challenge, http.StatusBadRequest, "Enter a username.")
+				return
+			}
 			var to string
 			var err error
-			if r.PostForm.Has("cancel") || username == "" {
+			if r.PostForm.Has("cancel") {
 				to, err = logins.RejectLogin(r.Context(), realmName, challenge, login.Reject{Error: login.AccessDenied, Description: "the person cancelled the development login"})
 			} else {
 				to, err = logins.AcceptLogin(r.Context(), realmName, challenge, login.Accept{
@@ -75,11 +76,27 @@ func Handler(logins Logins) http.Handler {
 	})
 }
 
+// showForm renders the form for challenge, with message above it, or the error page when
+// the challenge is unknown or expired.
+func showForm(w http.ResponseWriter, r *http.Request, logins Logins, realmName, challenge string, status int, message string) {
+	lr, err := logins.Get(r.Context(), realmName, challenge)
+	if err != nil {
+		w.WriteHeader(http.StatusBadRequest)
+		_ = tmpl.Execute(w, view{Error: "This login is unknown or expired: " + err.Error()})
+		return
+	}
+	// The answer to the form redirects through sessiond's /auth to the client.
+	w.Header().Set("Content-Security-Policy", pages.ContentSecurityPolicy([]string{lr.RedirectURI}, nil))
+	w.WriteHeader(status)
+	_ = tmpl.Execute(w, view{Challenge: challenge, Request: lr, Action: r.URL.Path, Message: message})
+}
+
 type view struct {
 	Challenge string
 	Request   *login.LoginRequest
 	Action    string
-	Error     string
+	Message   string // above the form
+	Error     string // instead of the form
 }
 
 // URL returns the page's address for realmName under base, the issuer base.

@@ -21,10 +21,12 @@ type Error struct {
 	Description string
 }
 
-// Confirm is the logout confirmation page: a form that posts its fields back.
+// Confirm is the logout confirmation page: a form that posts its fields back. Next is the
+// validated post-logout redirect the answer to that post leads to, if any.
 type Confirm struct {
 	Action string
 	Fields map[string]string
+	Next   string
 }
 
 // LoggedOut is the page after a logout: it loads the front-channel logout URLs of the
@@ -37,24 +39,50 @@ type LoggedOut struct {
 // Render writes the page name with data and status. The pages set no cookie and are never
 // framed or cached.
 func Render(w http.ResponseWriter, status int, name string, data any) {
-	frames := ""
-	if lo, ok := data.(LoggedOut); ok {
-		for _, u := range lo.FrontChannel {
-			if p, err := url.Parse(u); err == nil {
-				frames += " " + p.Scheme + "://" + p.Host
-			}
-		}
+	var formTo, frames []string
+	switch d := data.(type) {
+	case LoggedOut:
+		frames = d.FrontChannel
+	case Confirm:
+		formTo = []string{d.Next}
 	}
 	h := w.Header()
 	h.Set("Content-Type", "text/html; charset=utf-8")
 	h.Set("Cache-Control", "no-store")
 	h.Set("X-Frame-Options", "DENY")
-	csp := "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'"
-	if frames != "" {
-		csp += "; frame-src" + frames
-	}
-	h.Set("Content-Security-Policy", csp)
+	h.Set("Content-Security-Policy", ContentSecurityPolicy(formTo, frames))
 	h.Set("Referrer-Policy", "no-referrer")
 	w.WriteHeader(status)
 	_ = templates.ExecuteTemplate(w, name, data)
+}
+
+// ContentSecurityPolicy is the policy of a page sessiond serves: no script, its own
+// stylesheet, forms posted to sessiond itself, and never framed. formTo are the URLs the
+// answer to a form may redirect to (a client's validated redirect URI): browsers apply
+// form-action to every redirect after a form's submission, so without their origins the
+// browser would refuse to follow sessiond's redirect back to the client. frames are URLs the
+// page loads in iframes.
+func ContentSecurityPolicy(formTo, frames []string) string {
+	csp := "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'" + sources(formTo) + "; frame-ancestors 'none'"
+	if f := sources(frames); f != "" {
+		csp += "; frame-src" + f
+	}
+	return csp
+}
+
+// sources are the CSP source expressions of the URLs' origins (a scheme source for a URL
+// without a host, such as a native app's private-use scheme), each with a leading space.
+func sources(urls []string) string {
+	out := ""
+	for _, u := range urls {
+		p, err := url.Parse(u)
+		switch {
+		case u == "" || err != nil || p.Scheme == "":
+		case p.Host == "":
+			out += " " + p.Scheme + ":"
+		default:
+			out += " " + p.Scheme + "://" + p.Host
+		}
+	}
+	return out
 }
