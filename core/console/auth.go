@@ -146,11 +146,14 @@ func clearCookie(w http.ResponseWriter, r *http.Request) {
 // sameOrigin is the browser's half of the CSRF defence: a POST that says it comes from
 // another site (Sec-Fetch-Site) or another origin (Origin) is refused, whatever it
 // carries. A request that says neither (an old browser, a script) still needs the token.
-// The console's origin is the host the request was sent to, or the configured hostname
-// (a proxy that does not pass the Host header on).
+//
+// Sec-Fetch-Site, where the browser sends it, decides: the console's pages are served with
+// Referrer-Policy: no-referrer, under which a browser sends "Origin: null" with their own
+// forms. Without it, Origin must be the console's: the host the request was sent to, or the
+// configured hostname (a proxy that does not pass the Host header on).
 func (c *Console) sameOrigin(r *http.Request) bool {
-	if site := r.Header.Get("Sec-Fetch-Site"); site != "" && site != "same-origin" {
-		return false
+	if site := r.Header.Get("Sec-Fetch-Site"); site != "" {
+		return site == "same-origin"
 	}
 	origin := r.Header.Get("Origin")
 	if origin == "" {
