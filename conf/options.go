@@ -49,6 +49,7 @@ const (
 	keyFrontendToken        = "frontend-token"
 	keyAdminToken           = "admin-token"
 	keyAdminViewerToken     = "admin-viewer-token"
+	keyAdminConsoleEnabled  = "admin-console-enabled"
 	keyCleanupInterval      = "cleanup-interval"
 	keyCleanupBatchSize     = "cleanup-batch-size"
 	keyCacheMaxEntries      = "cache-max-entries"
@@ -182,6 +183,8 @@ func ServerOptions() []ServerOption {
 			Help: "Bearer credential of the bootstrap administrator (session explanations, and the admin API). Unset: start-dev generates one and prints it once; start refuses every admin call. start refuses one shorter than 32 characters, equal to another credential, or a development one."},
 		{Name: keyAdminViewerToken, Type: spi.String, Secret: true,
 			Help: "Bearer credential that may only view the admin API (its GET routes: sessions, statistics, not-before policies, push deliveries); acting routes answer 403 to it. Unset: no view-only access. start refuses one shorter than 32 characters, equal to another credential, or a development one."},
+		{Name: keyAdminConsoleEnabled, Type: spi.Bool, Default: "true",
+			Help: "Serve the admin console at `/admin/console/` on the public listener, beside the admin API it is a front of (docs/admin-console.md): sign in with admin-token or admin-viewer-token. `false` leaves it out (the path then answers as any unknown admin path)."},
 		{Name: keyShutdownTimeout, Type: spi.Duration, Default: "10s",
 			Help: "How long a shutdown waits for requests in flight and plugins to finish."},
 		{Name: keyCleanupInterval, Type: spi.Duration, Default: "15m",

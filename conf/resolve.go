@@ -60,6 +60,8 @@ type Settings struct {
 	FrontendToken, AdminToken string
 	// AdminViewerToken is the view-only admin credential ("" means none).
 	AdminViewerToken string
+	// AdminConsoleEnabled serves the admin console (core/console).
+	AdminConsoleEnabled bool
 	// RefuseLegacyTokens refuses tokens in the format from before at+jwt and realm secrets
 	// (legacy-tokens=refuse; core/token Options.RefuseLegacy).
 	RefuseLegacyTokens bool
@@ -352,6 +354,8 @@ func (r *resolver) server() map[string]string {
 			r.s.AdminToken = v
 		case keyAdminViewerToken:
 			r.s.AdminViewerToken = v
+		case keyAdminConsoleEnabled:
+			r.s.AdminConsoleEnabled = v == "true"
 		case keyShutdownTimeout:
 			r.s.ShutdownTimeout, _ = time.ParseDuration(v)
 			if r.s.ShutdownTimeout < 0 {

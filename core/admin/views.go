@@ -21,6 +21,9 @@ type SessionRep struct {
 	LastAccess int64             `json:"lastAccess"`
 	RememberMe bool              `json:"rememberMe"`
 	Clients    map[string]string `json:"clients"`
+	// UserAgent is the browser's at login. It is not in Keycloak's representation, so the
+	// JSON API leaves it out; the console shows it as a device.
+	UserAgent string `json:"-"`
 }
 
 // ClientStat is one row of Keycloak's client-session-stats. The counts are decimal strings,
@@ -262,7 +265,7 @@ func reps(r *realm.Realm, page []*usersessions.UserSession, lastAccessOf string,
 	out := make([]SessionRep, 0, len(page))
 	for _, us := range page {
 		rep := SessionRep{
-			ID: us.ID, Username: us.LoginUsername, UserID: us.UserID, IPAddress: us.IPAddress,
+			ID: us.ID, Username: us.LoginUsername, UserID: us.UserID, IPAddress: us.IPAddress, UserAgent: us.UserAgent,
 			Start: us.Started.UnixMilli(), LastAccess: us.LastRefresh.UnixMilli(), RememberMe: us.RememberMe,
 			Clients: make(map[string]string, len(us.Clients)),
 		}

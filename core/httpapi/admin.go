@@ -2,8 +2,6 @@ package httpapi
 
 import (
 	"context"
-	"crypto/sha256"
-	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -46,12 +44,12 @@ type Admin interface {
 	RotateKeys(ctx context.Context, realm string) (admin.KeysRep, error)
 }
 
-// role is what an admin credential allows.
-type role int
+// role is what an admin credential allows (admin.Credentials.Match).
+type role = admin.Role
 
 const (
-	roleView   role = iota + 1 // GET routes
-	roleManage                 // every route
+	roleView   = admin.RoleView   // GET routes
+	roleManage = admin.RoleManage // every route
 )
 
 // adminRoute is one admin API route. Acting routes change something and need the manage
@@ -215,29 +213,21 @@ func (s *Server) adminHandler(rt adminRoute) http.HandlerFunc {
 	}
 }
 
-// adminAuth tells the caller's role from its bearer credential. Every configured credential
-// is compared, each in constant time over its SHA-256 (so neither which one matched nor
-// their lengths show in the timing). The front-end's credential is known but not allowed.
+// adminAuth tells the caller's role from its bearer credential (admin.Credentials.Match:
+// constant time). The front-end's credential is known but not allowed.
 func (s *Server) adminAuth(r *http.Request) (actor string, _ role, _ error) {
 	got, ok := bearerCredential(r)
 	if !ok {
 		return admin.ActorAnonymous, 0, errNoBearer
 	}
-	presented := sha256.Sum256([]byte(got))
-	matches := func(want string) bool {
-		w := sha256.Sum256([]byte(want))
-		return subtle.ConstantTimeCompare(presented[:], w[:]) == 1 && want != ""
-	}
-	isAdmin, isViewer, isFrontend := matches(s.adminToken), matches(s.viewerToken), matches(s.frontendToken)
+	actor, granted := admin.Credentials{Admin: s.adminToken, Viewer: s.viewerToken, Frontend: s.frontendToken}.Match(got)
 	switch {
-	case isAdmin:
-		return admin.ActorAdmin, roleManage, nil
-	case isViewer:
-		return admin.ActorViewer, roleView, nil
-	case isFrontend:
-		return admin.ActorFrontend, 0, fmt.Errorf("%w: the front-end credential has no admin role", errForbidden)
+	case granted != admin.RoleNone:
+		return actor, granted, nil
+	case actor == admin.ActorFrontend:
+		return actor, 0, fmt.Errorf("%w: the front-end credential has no admin role", errForbidden)
 	}
-	return admin.ActorAnonymous, 0, errUnauthenticated
+	return actor, 0, errUnauthenticated
 }
 
 // remoteIP is the caller's address as the connection shows it.

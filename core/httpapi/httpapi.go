@@ -7,6 +7,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -70,7 +71,13 @@ type Deps struct {
 	// DevLogin is start-dev's development login front-end, served at devlogin.Path; nil
 	// (start) leaves it out.
 	DevLogin http.Handler
+	// Console is the admin console, served under ConsolePath; nil leaves it out (the
+	// admin API's catch-all then answers there).
+	Console http.Handler
 }
+
+// ConsolePath is where the admin console is served (core/console).
+const ConsolePath = "/admin/console/"
 
 // AuthGuard watches authentication; *authfail.Guard implements it. Check runs before a
 // credential is compared, and refuses a caller that failed too often with an
@@ -96,6 +103,7 @@ type Server struct {
 	guard                     AuthGuard
 	login                     Logins
 	mux                       *http.ServeMux
+	console                   http.Handler
 }
 
 // New builds the handler tree.
@@ -126,6 +134,9 @@ func New(log hclog.Logger, d Deps) *Server {
 	if s.admin != nil {
 		s.adminRoutes()
 	}
+	if d.Console != nil {
+		s.console = d.Console
+	}
 	return s
 }
 
@@ -152,7 +163,14 @@ func (noGuard) Succeeded(authfail.Attempt)   {}
 
 // ServeHTTP implements http.Handler. A path or query holding text no store can hold is
 // refused before any route sees it (text.go).
+//
+// The console is handed its requests first: it checks their text itself and answers a
+// browser with a page, not JSON.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if s.console != nil && (r.URL.Path == strings.TrimSuffix(ConsolePath, "/") || strings.HasPrefix(r.URL.Path, ConsolePath)) {
+		s.console.ServeHTTP(w, r)
+		return
+	}
 	if err := checkRequestText(r); err != nil {
 		s.writeError(w, r, err)
 		return

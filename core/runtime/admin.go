@@ -5,7 +5,10 @@ import (
 	"time"
 
 	"github.com/sessiond/sessiond/core/admin"
+	"github.com/sessiond/sessiond/core/authfail"
+	"github.com/sessiond/sessiond/core/console"
 	"github.com/sessiond/sessiond/core/eventlog"
+	"github.com/sessiond/sessiond/core/session"
 	"github.com/sessiond/sessiond/spi/usersessions"
 )
 
@@ -54,4 +57,19 @@ func auditReason(e admin.AuditEvent) string {
 		return e.Detail
 	}
 	return fmt.Sprintf("%s (HTTP %d): %s", e.Outcome, e.Status, e.Detail)
+}
+
+// console builds the admin console over the admin service the JSON API uses, with the same
+// credentials and the same failed-authentication guard. The configuration's start-up
+// warnings are shown on its realm settings page.
+func (rt *Runtime) console(adm *admin.Service, sessions *session.Service, guard *authfail.Guard, frontend, adminToken string, now func() time.Time) *console.Console {
+	var warnings []string
+	for _, w := range rt.settings.Warnings {
+		warnings = append(warnings, w.Error())
+	}
+	return console.New(console.Deps{
+		Admin: adm, Explain: sessions, Realms: rt.realms, Guard: guard, Now: now, Log: rt.log.Named("console"),
+		Credentials: admin.Credentials{Admin: adminToken, Viewer: rt.settings.AdminViewerToken, Frontend: frontend},
+		Warnings:    warnings, Hostname: rt.settings.Hostname,
+	})
 }

@@ -215,6 +215,10 @@ func (rt *Runtime) wire(opts Options, issuerBase string) (*httpapi.Server, error
 		devLogin = devlogin.Handler(logins)
 	}
 	rt.goBackground(func(ctx context.Context) { rt.cleanLogins(ctx, logins) })
+	var adminConsole http.Handler
+	if rt.settings.AdminConsoleEnabled {
+		adminConsole = rt.console(adm, sessions, guard, frontend, admin, opts.now)
+	}
 	return httpapi.New(rt.log.Named("http"), httpapi.Deps{
 		Ready:         rt,
 		Sessions:      sessions,
@@ -231,6 +235,7 @@ func (rt *Runtime) wire(opts Options, issuerBase string) (*httpapi.Server, error
 		HealthElsewhere:  rt.settings.Listen.Management,
 		Guard:            guard,
 		Actions:          actions,
+		Console:          adminConsole,
 	}), nil
 }
 
