@@ -367,22 +367,21 @@ func TestAFullCacheStopsThePreload(t *testing.T) {
 func TestChangesDuringThePreloadAreNotImportedStale(t *testing.T) {
 	s := newStore(t, "other-node") // its writes reach the cache as another node's
 	keys := fill(t, s, 20, "a")
-	c := newCache(t, s, 1000)
 	// A cached session of a realm not preloaded: its invalidation tells the test that the
-	// feed has delivered the changes made before it.
+	// feed has delivered the changes made before it. It is stored before the cache
+	// subscribes, so that no late report of its create can count as that invalidation
+	// (CI once saw the create's report drop it after it was cached, and the test went on
+	// before the feed had delivered the changes it waits for).
 	sentinel := session("z", "sentinel", true, t0)
 	if _, err := s.Create(t.Context(), []*usersessions.UserSession{sentinel}); err != nil {
 		t.Fatal(err)
 	}
+	c := newCache(t, s, 1000)
 	waitFollowing(t, c)
-	deadline := time.Now().Add(5 * time.Second)
-	for c.Stats().Entries == 0 { // the feed may report the create after a first read
-		if time.Now().After(deadline) {
-			t.Fatal("the sentinel is not cached")
-		}
-		getAll(t, c, []usersessions.Key{sentinel.Key()})
-		time.Sleep(time.Millisecond)
+	if got := getAll(t, c, []usersessions.Key{sentinel.Key()}); got[0] == nil || c.Stats().Entries != 1 {
+		t.Fatalf("the sentinel is not cached: %+v", c.Stats())
 	}
+	invalid := c.Stats().Invalid
 	s.gets.Store(0)
 	deleted, rotated := keys[3], keys[5]
 	s.page = func(n int64, page []*usersessions.UserSession) error {
@@ -403,7 +402,7 @@ func TestChangesDuringThePreloadAreNotImportedStale(t *testing.T) {
 		}
 		// The feed tells the cache before the page is imported, as for a slow import.
 		deadline := time.Now().Add(5 * time.Second)
-		for c.Stats().Invalid == 0 {
+		for c.Stats().Invalid == invalid {
 			if time.Now().After(deadline) {
 				return errors.New("the feed did not deliver the sentinel's change")
 			}
