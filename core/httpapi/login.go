@@ -93,14 +93,14 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		s.setSSOCookie(w, name, out)
-		http.Redirect(w, r, out.Redirect, http.StatusFound)
+		sendBack(w, r, out)
 		return
 	}
 	q, err := login.ParseRequest(rl, params)
 	var re *login.RedirectError
 	switch {
 	case errors.As(err, &re):
-		http.Redirect(w, r, login.ErrorRedirect(q, s.login.Issuer(name), re), http.StatusFound)
+		sendBack(w, r, login.ErrorReply(q, s.login.Issuer(name), re))
 		return
 	case err != nil:
 		s.pageError(w, r, err)
@@ -120,11 +120,21 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request) {
 			e.Code, e.Description = login.TemporarilyUnavailable, "a provider is unavailable; retry shortly"
 		}
 		s.log.Error("authorization request failed", "realm", name, "error", err)
-		http.Redirect(w, r, login.ErrorRedirect(q, s.login.Issuer(name), e), http.StatusFound)
+		sendBack(w, r, login.ErrorReply(q, s.login.Issuer(name), e))
 		return
 	}
 	s.setSSOCookie(w, name, out)
-	http.Redirect(w, r, out.Redirect, http.StatusFound)
+	sendBack(w, r, out)
+}
+
+// sendBack sends the browser where an outcome says: a redirect, or the page that posts the
+// outcome's form to the client (response_mode form_post).
+func sendBack(w http.ResponseWriter, r *http.Request, out *login.Outcome) {
+	if out.Form == nil {
+		http.Redirect(w, r, out.Redirect, http.StatusFound)
+		return
+	}
+	pages.Render(w, http.StatusOK, "formpost.html", pages.FormPost{Action: out.Redirect, Fields: out.Form})
 }
 
 // sso reads the browser's SSO cookie for realm; nil when it has none that verifies.

@@ -275,11 +275,17 @@ func TestOIDCLogin_standardLibrariesCompleteACodeFlowWithSSOAndOffline(t *testin
 		Acr      string `json:"acr"`
 		AuthTime int64  `json:"auth_time"`
 		Typ      string `json:"typ"`
+		// The front-end's claims and the login username, as OIDC libraries read them
+		// from the ID token without a UserInfo call.
+		Username      string `json:"preferred_username"`
+		Email         string `json:"email"`
+		EmailVerified bool   `json:"email_verified"`
 	}
 	if err := idt.Claims(&claims); err != nil {
 		t.Fatal(err)
 	}
-	if idt.Subject != user || claims.Azp != confidential || claims.Acr != "1" || claims.AuthTime != s.clock.Now().Unix() || claims.Sid == "" {
+	if idt.Subject != user || claims.Azp != confidential || claims.Acr != "1" || claims.AuthTime != s.clock.Now().Unix() || claims.Sid == "" ||
+		claims.Username != "alice" || claims.Email != "alice@example.test" || !claims.EmailVerified {
 		t.Errorf("ID token claims sub %q %+v", idt.Subject, claims)
 	}
 	if h := header(t, tok.Extra("id_token").(string)); h["typ"] != "JWT" {
@@ -306,7 +312,7 @@ func TestOIDCLogin_standardLibrariesCompleteACodeFlowWithSSOAndOffline(t *testin
 		for k, v := range map[string]any{
 			"authorization_endpoint": oidcBase + "/auth", "userinfo_endpoint": oidcBase + "/userinfo", "end_session_endpoint": oidcBase + "/logout",
 			"response_types_supported": []any{"code", "token", "id_token", "id_token token", "code id_token", "code token", "code id_token token"}, "code_challenge_methods_supported": []any{"S256"},
-			"grant_types_supported": []any{"authorization_code", "client_credentials", "refresh_token"}, "response_modes_supported": []any{"query", "fragment"},
+			"grant_types_supported": []any{"authorization_code", "client_credentials", "refresh_token"}, "response_modes_supported": []any{"query", "fragment", "form_post"},
 			"authorization_response_iss_parameter_supported": true, "request_parameter_supported": false,
 			"frontchannel_logout_supported": true, "frontchannel_logout_session_supported": true,
 		} {

@@ -165,7 +165,7 @@ func TestAuthorize_refusalsGoToTheClientWithStateAndIss(t *testing.T) {
 		{"negative max_age", confidential, rpCallback, []string{"max_age", "-1"}, "invalid_request", "max_age"},
 		{"bad scope", confidential, rpCallback, []string{"scope", "openid \"x\""}, "invalid_scope", "RFC 6749"},
 		{"request object", confidential, rpCallback, []string{"request", "e30"}, "request_not_supported", ""},
-		{"form_post", confidential, rpCallback, []string{"response_mode", "form_post"}, "invalid_request", "response_mode"},
+		{"unknown response_mode", confidential, rpCallback, []string{"response_mode", "web_message"}, "invalid_request", "response_mode"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			back, status := s.newBrowser().visit(t, s.authURL(tc.client, tc.redirect, tc.kv...))

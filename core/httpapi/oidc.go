@@ -14,6 +14,7 @@ import (
 
 	"github.com/go-jose/go-jose/v4"
 
+	"github.com/sessiond/sessiond/core/login"
 	"github.com/sessiond/sessiond/core/session"
 )
 
@@ -109,7 +110,7 @@ func (s *Server) discovery(w http.ResponseWriter, r *http.Request) {
 		doc.AuthorizationEndpoint, doc.UserinfoEndpoint, doc.EndSessionEndpoint = oidc+"/auth", oidc+"/userinfo", oidc+"/logout"
 		doc.GrantTypes = []string{"authorization_code", "client_credentials", "refresh_token"}
 		doc.ResponseTypes = []string{"code", "token", "id_token", "id_token token", "code id_token", "code token", "code id_token token"}
-		doc.ResponseModes = []string{"query", "fragment"}
+		doc.ResponseModes = []string{"query", "fragment", login.FormPost}
 		doc.CodeChallengeMethods = []string{"S256"}
 		doc.PromptValues = []string{"none", "login", "consent", "select_account"}
 		doc.AuthorizationResponseIss = true

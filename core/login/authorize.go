@@ -77,7 +77,7 @@ type Request struct {
 	ACRValues   string   `json:"acr_values,omitempty"`
 	// ResponseType is the sorted set of code, token and id_token.
 	ResponseType []string `json:"response_type"`
-	// ResponseMode is query (code alone) or fragment.
+	// ResponseMode is query (code alone), fragment, or FormPost.
 	ResponseMode string `json:"response_mode,omitempty"`
 }
 
@@ -87,6 +87,10 @@ const (
 	RespToken   = "token"
 	RespIDToken = "id_token"
 )
+
+// FormPost is the response mode of OAuth 2.0 Form Post Response Mode: the parameters reach
+// the client as a form the browser posts, never in a URL a log or a Referer could keep.
+const FormPost = "form_post"
 
 // Wants reports whether the response carries t.
 func (q *Request) Wants(t string) bool { return slices.Contains(q.ResponseType, t) }
@@ -167,12 +171,12 @@ func (q *Request) parse(c *realm.Client, params url.Values) error {
 	}
 	switch m := params.Get("response_mode"); {
 	case m == "" || m == q.ResponseMode:
-	case m == "fragment":
+	case m == "fragment" || m == FormPost:
 		q.ResponseMode = m
 	case m == "query":
-		return bad("response_mode query cannot carry tokens; use fragment")
+		return bad("response_mode query cannot carry tokens; use fragment or form_post")
 	default:
-		return bad("response_mode %q is not supported; sessiond answers in the query or the fragment", short(m))
+		return bad("response_mode %q is not supported; sessiond answers in the query, the fragment or a form post", short(m))
 	}
 	if implicit && !c.ImplicitFlowEnabled {
 		return &RedirectError{Code: UnauthorizedClient, Description: "the client does not enable the implicit flow (implicitFlowEnabled), which response_type " + strings.Join(rt, " ") + " needs"}
@@ -313,7 +317,25 @@ func RedirectTo(redirectURI, iss, state string, params url.Values, fragment bool
 	return u.String()
 }
 
-// ErrorRedirect is the redirect that tells the client of a refusal.
-func ErrorRedirect(q *Request, iss string, e *RedirectError) string {
-	return RedirectTo(q.RedirectURI, iss, q.State, url.Values{"error": {e.Code}, "error_description": {e.Description}}, q.ResponseMode == "fragment")
+// Reply is how the browser takes params back to the client of q, in its response mode:
+// a redirect with them in the query or the fragment, or (form_post) a page that posts them
+// to the redirect URI.
+func Reply(q *Request, iss string, params url.Values) *Outcome {
+	if q.ResponseMode != FormPost {
+		return &Outcome{Redirect: RedirectTo(q.RedirectURI, iss, q.State, params, q.ResponseMode == "fragment")}
+	}
+	form := url.Values{}
+	for k, v := range params {
+		form[k] = v
+	}
+	if q.State != "" {
+		form.Set("state", q.State)
+	}
+	form.Set("iss", iss)
+	return &Outcome{Redirect: q.RedirectURI, Form: form}
+}
+
+// ErrorReply is the reply that tells the client of a refusal.
+func ErrorReply(q *Request, iss string, e *RedirectError) *Outcome {
+	return Reply(q, iss, url.Values{"error": {e.Code}, "error_description": {e.Description}})
 }

@@ -64,17 +64,17 @@ func (s *Service) respond(ctx context.Context, r *realm.Realm, q *Request, a *ac
 		params.Set("scope", g.Scope)
 	}
 	if q.Wants(RespIDToken) {
-		acr, amr := s.authContext(ctx, r, a.SessionID)
+		acr, amr, claims := s.authContext(ctx, r, a.SessionID)
 		idt, err := s.tokens.IDToken(ctx, r.Name, token.IDClaims{
 			Subject: a.UserID, ClientID: q.ClientID, SessionID: a.SessionID, Nonce: q.Nonce, ACR: acr, AMR: amr,
-			AuthTime: a.AuthTime, AccessToken: access, Code: raw, IssuedAt: now, Expiry: expiry,
+			AuthTime: a.AuthTime, AccessToken: access, Code: raw, IssuedAt: now, Expiry: expiry, Extra: claims,
 		})
 		if err != nil {
 			return nil, fmt.Errorf("issue the id token: %w", err)
 		}
 		params.Set("id_token", idt)
 	}
-	return &Outcome{Redirect: RedirectTo(q.RedirectURI, s.Issuer(r.Name), q.State, params, q.ResponseMode == "fragment")}, nil
+	return Reply(q, s.Issuer(r.Name), params), nil
 }
 
 // Exchange is a code grant's answer: the session's tokens and, for an OpenID Connect
@@ -157,10 +157,10 @@ func (s *Service) Redeem(ctx context.Context, g CodeGrant) (*Exchange, error) {
 	if !hasScope(c.Request.Scope, "openid") {
 		return out, nil
 	}
-	acr, amr := s.authContext(ctx, r, c.SessionID)
+	acr, amr, claims := s.authContext(ctx, r, c.SessionID)
 	out.IDToken, err = s.tokens.IDToken(ctx, r.Name, token.IDClaims{
 		Subject: c.UserID, ClientID: c.Request.ClientID, SessionID: c.SessionID, Nonce: c.Request.Nonce, ACR: acr, AMR: amr,
-		AuthTime: c.AuthTime, AccessToken: grant.AccessToken, IssuedAt: grant.IssuedAt, Expiry: grant.ExpiresAt,
+		AuthTime: c.AuthTime, AccessToken: grant.AccessToken, IssuedAt: grant.IssuedAt, Expiry: grant.ExpiresAt, Extra: claims,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("issue the id token: %w", err)
@@ -197,13 +197,25 @@ func (s *Service) revoke(ctx context.Context, realmName string, c *code) {
 	s.log.Warn("authorization code used twice: its sessions are ended", "realm", realmName, "client", c.Request.ClientID, "session", c.SessionID)
 }
 
-// authContext returns the acr and amr the front-end gave when the session was opened.
-func (s *Service) authContext(ctx context.Context, r *realm.Realm, sid string) (string, []string) {
+// authContext is what the front-end said of the authentication when the session was
+// opened, for the session's ID tokens: acr, amr, and the user's claims with
+// preferred_username (the login username) unless the front-end gave one.
+func (s *Service) authContext(ctx context.Context, r *realm.Realm, sid string) (string, []string, map[string]any) {
 	us, err := s.liveSession(ctx, r, sid, s.clock())
 	if err != nil || us == nil {
-		return "", nil
+		return "", nil, nil
 	}
-	return us.Notes[NoteACR], strings.Fields(us.Notes[NoteAMR])
+	claims := map[string]any{}
+	if v := us.Notes[NoteClaims]; v != "" {
+		if err := json.Unmarshal([]byte(v), &claims); err != nil {
+			s.log.Error("a session's stored claims do not parse; its ID token goes without them", "realm", r.Name, "session", sid, "error", err)
+			claims = map[string]any{}
+		}
+	}
+	if _, given := claims["preferred_username"]; !given && us.LoginUsername != "" {
+		claims["preferred_username"] = us.LoginUsername
+	}
+	return us.Notes[NoteACR], strings.Fields(us.Notes[NoteAMR]), claims
 }
 
 // UserInfoError is a refused UserInfo request (RFC 6750 §3.1): invalid_token or

@@ -38,7 +38,10 @@ type pending struct {
 	// After accept: where the browser returns, and what it gets.
 	Verifier string    `json:"verifier,omitempty"` // hash of the verifier's secret part
 	Accepted *accepted `json:"accepted,omitempty"`
-	Done     bool      `json:"done"`
+	// Rejected is a refusal on its way back through sessiond (form_post only: a front-end
+	// cannot answer in the client's response mode).
+	Rejected *Reject `json:"rejected,omitempty"`
+	Done     bool    `json:"done"`
 }
 
 // accepted is the outcome of an accepted login.
@@ -53,6 +56,9 @@ type accepted struct {
 // on the way ("" leaves it alone).
 type Outcome struct {
 	Redirect string
+	// Form, when set, is posted to Redirect by the browser (response_mode form_post)
+	// instead of a redirect.
+	Form url.Values
 	// Binding is the browser-binding cookie of a login sent to the front-end; on the
 	// browser's return, its name is in Done to be cleared.
 	Binding *Binding
@@ -113,7 +119,7 @@ func (s *Service) Authorize(ctx context.Context, realmName string, q *Request, s
 	fresh := us != nil && (q.MaxAge < 0 || !now.After(sso.AuthTime.Add(time.Duration(q.MaxAge)*time.Second)))
 	if q.prompts(PromptNone) {
 		if !fresh {
-			return &Outcome{Redirect: ErrorRedirect(q, iss, &RedirectError{Code: LoginRequired, Description: "no live session for this browser (or older than max_age); prompt=none forbids a login"})}, nil
+			return ErrorReply(q, iss, &RedirectError{Code: LoginRequired, Description: "no live session for this browser (or older than max_age); prompt=none forbids a login"}), nil
 		}
 		return s.respond(ctx, r, q, &accepted{SessionID: us.ID, UserID: us.UserID, AuthTime: sso.AuthTime}, now)
 	}
@@ -122,7 +128,7 @@ func (s *Service) Authorize(ctx context.Context, realmName string, q *Request, s
 		frontend = s.dev(r.Name)
 	}
 	if frontend == "" {
-		return &Outcome{Redirect: ErrorRedirect(q, iss, &RedirectError{Code: TemporarilyUnavailable, Description: "the realm has no login front-end (loginFrontendUrl)"})}, nil
+		return ErrorReply(q, iss, &RedirectError{Code: TemporarilyUnavailable, Description: "the realm has no login front-end (loginFrontendUrl)"}), nil
 	}
 	t := r.Timeouts.Effective()
 	p := pending{Realm: r.Name, Request: *q, Started: now, Ends: now.Add(t.LoginTimeout), StepEnds: now.Add(min(t.LoginActionTimeout, t.LoginTimeout))}
@@ -173,7 +179,7 @@ func (s *Service) step(ctx context.Context, realmName, challenge string) (*pendi
 	if err != nil {
 		return nil, nil, time.Time{}, err
 	}
-	if rec == nil || p.Realm != realmName || p.Done || p.Accepted != nil {
+	if rec == nil || p.Realm != realmName || p.Done || p.Accepted != nil || p.Rejected != nil {
 		return nil, nil, time.Time{}, ErrNotFound
 	}
 	now := s.clock()
@@ -305,8 +311,7 @@ func (s *Service) AcceptLogin(ctx context.Context, realmName, challenge string, 
 	if err := s.put(ctx, RequestKind, rec.Key, rec, p); err != nil {
 		return "", s.conflict(err)
 	}
-	back := url.Values{"login_verifier": {challenge + "." + verifier}}
-	return s.Issuer(realmName) + "/protocol/openid-connect/auth?" + back.Encode(), nil
+	return s.returnURL(realmName, challenge, verifier), nil
 }
 
 // Reject is the front-end's refusal of a login.
@@ -330,15 +335,32 @@ func (s *Service) RejectLogin(ctx context.Context, realmName, challenge string, 
 	if len(rj.Description) > maxParam {
 		return "", &session.Error{Code: session.InvalidRequest, Description: fmt.Sprintf("error_description is longer than %d bytes", maxParam)}
 	}
-	p, rec, _, err := s.step(ctx, realmName, challenge)
+	p, rec, now, err := s.step(ctx, realmName, challenge)
 	if err != nil {
 		return "", err
+	}
+	if p.Request.ResponseMode == FormPost {
+		// The refusal must reach the client as a form post, which only a page of
+		// sessiond's can make: the browser comes back through Return, as after an accept.
+		verifier := secret()
+		p.Rejected, p.Verifier, p.StepEnds = &rj, hashKey(verifier), s.nextStep(p, now)
+		if err := s.put(ctx, RequestKind, rec.Key, rec, p); err != nil {
+			return "", s.conflict(err)
+		}
+		return s.returnURL(realmName, challenge, verifier), nil
 	}
 	p.Done = true
 	if err := s.put(ctx, RequestKind, rec.Key, rec, p); err != nil {
 		return "", s.conflict(err)
 	}
-	return ErrorRedirect(&p.Request, s.Issuer(realmName), &RedirectError{Code: rj.Error, Description: rj.Description}), nil
+	return ErrorReply(&p.Request, s.Issuer(realmName), &RedirectError{Code: rj.Error, Description: rj.Description}).Redirect, nil
+}
+
+// returnURL is where the front-end sends the browser once it decided: sessiond's
+// authorization endpoint with the login_verifier, which Return checks.
+func (s *Service) returnURL(realmName, challenge, verifier string) string {
+	back := url.Values{"login_verifier": {challenge + "." + verifier}}
+	return s.Issuer(realmName) + "/protocol/openid-connect/auth?" + back.Encode()
 }
 
 // Return finishes an accepted login when the browser comes back with its login_verifier:
@@ -357,7 +379,7 @@ func (s *Service) Return(ctx context.Context, realmName, verifier string, bindin
 	if err != nil {
 		return nil, err
 	}
-	if rec == nil || p.Realm != realmName || p.Accepted == nil || p.Done || p.Verifier != hashKey(secretPart) {
+	if rec == nil || p.Realm != realmName || (p.Accepted == nil && p.Rejected == nil) || p.Done || p.Verifier != hashKey(secretPart) {
 		return nil, &PageError{Description: "this login is unknown or already finished; start again from the application"}
 	}
 	if b := binding(BindingCookie(challenge)); b == "" || hashKey(b) != p.Browser {
@@ -373,6 +395,11 @@ func (s *Service) Return(ctx context.Context, realmName, verifier string, bindin
 			return nil, &PageError{Description: "this login was already finished"}
 		}
 		return nil, err
+	}
+	if rj := p.Rejected; rj != nil {
+		out := ErrorReply(&p.Request, s.Issuer(realmName), &RedirectError{Code: rj.Error, Description: rj.Description})
+		out.Binding = &Binding{Name: BindingCookie(challenge)} // no value: clear it
+		return out, nil
 	}
 	r, ok := s.realms.Realm(realmName)
 	if !ok {

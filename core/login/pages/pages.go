@@ -1,10 +1,12 @@
 // Package pages renders the few HTML pages sessiond shows a browser itself (an authorization
-// request it cannot send back to its client, the logout confirmation): server-side
-// html/template, with their stylesheet embedded, and no script.
+// request it cannot send back to its client, the logout confirmation, the form post to a
+// client): server-side html/template, with their stylesheet embedded, and one script.
 package pages
 
 import (
+	"crypto/sha256"
 	"embed"
+	"encoding/base64"
 	"html/template"
 	"net/http"
 	"net/url"
@@ -13,7 +15,19 @@ import (
 //go:embed *.html
 var files embed.FS
 
-var templates = template.Must(template.ParseFS(files, "*.html"))
+var templates = template.Must(template.New("").Funcs(template.FuncMap{
+	"submitScript": func() template.JS { return submitScript },
+}).ParseFS(files, "*.html"))
+
+// submitScript posts a FormPost page's form on load. It is the only script a page of
+// sessiond's runs, allowed by its hash in the page's Content-Security-Policy.
+const submitScript = "document.forms[0].submit()"
+
+// submitScriptHash is submitScript's CSP hash source.
+var submitScriptHash = func() string {
+	sum := sha256.Sum256([]byte(submitScript))
+	return "'sha256-" + base64.StdEncoding.EncodeToString(sum[:]) + "'"
+}()
 
 // Error is the page of a refused request that must not be redirected.
 type Error struct {
@@ -36,6 +50,13 @@ type LoggedOut struct {
 	Next         string
 }
 
+// FormPost is the page of OAuth 2.0 Form Post Response Mode: a form of Fields that the
+// browser posts to Action (the client's redirect URI) as soon as it loads.
+type FormPost struct {
+	Action string
+	Fields url.Values
+}
+
 // Render writes the page name with data and status. The pages set no cookie and are never
 // framed or cached.
 func Render(w http.ResponseWriter, status int, name string, data any) {
@@ -45,12 +66,18 @@ func Render(w http.ResponseWriter, status int, name string, data any) {
 		frames = d.FrontChannel
 	case Confirm:
 		formTo = []string{d.Next}
+	case FormPost:
+		formTo = []string{d.Action}
 	}
 	h := w.Header()
 	h.Set("Content-Type", "text/html; charset=utf-8")
 	h.Set("Cache-Control", "no-store")
 	h.Set("X-Frame-Options", "DENY")
-	h.Set("Content-Security-Policy", ContentSecurityPolicy(formTo, frames))
+	csp := ContentSecurityPolicy(formTo, frames)
+	if _, ok := data.(FormPost); ok {
+		csp += "; script-src " + submitScriptHash
+	}
+	h.Set("Content-Security-Policy", csp)
 	h.Set("Referrer-Policy", "no-referrer")
 	w.WriteHeader(status)
 	_ = templates.ExecuteTemplate(w, name, data)
