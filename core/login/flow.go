@@ -273,6 +273,7 @@ func (s *Service) AcceptLogin(ctx context.Context, realmName, challenge string, 
 	}
 	q := p.Request
 	var acc *accepted
+	opened := false
 	if p.Skip && p.SSOUser == a.UserID {
 		r, _ := s.realms.Realm(realmName)
 		if us, err := s.liveSession(ctx, r, p.SSOSession, now); err != nil {
@@ -304,14 +305,29 @@ func (s *Service) AcceptLogin(ctx context.Context, realmName, challenge string, 
 		if err != nil {
 			return "", err
 		}
-		acc = &accepted{SessionID: g.SessionID, UserID: a.UserID, AuthTime: now, RememberMe: a.RememberMe}
+		acc, opened = &accepted{SessionID: g.SessionID, UserID: a.UserID, AuthTime: now, RememberMe: a.RememberMe}, true
 	}
 	verifier := secret()
 	p.Accepted, p.Verifier, p.StepEnds = acc, hashKey(verifier), s.nextStep(p, now)
 	if err := s.put(ctx, RequestKind, rec.Key, rec, p); err != nil {
+		if opened {
+			// Another accept of this login (a double submit, perhaps on another node) was
+			// recorded first: no browser will ever hold the session opened here.
+			s.discard(ctx, realmName, acc.SessionID)
+		}
 		return "", s.conflict(err)
 	}
 	return s.returnURL(realmName, challenge, verifier), nil
+}
+
+// discard ends a session an accept opened but could not record, online and offline, through
+// the normal logout path.
+func (s *Service) discard(ctx context.Context, realmName, sid string) {
+	for _, offline := range []bool{false, true} {
+		if err := s.end(ctx, realmName, sid, offline); err != nil {
+			s.log.Error("a session opened by a login accepted twice could not be ended", "realm", realmName, "session", sid, "offline", offline, "error", err)
+		}
+	}
 }
 
 // Reject is the front-end's refusal of a login.

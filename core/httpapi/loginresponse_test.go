@@ -12,6 +12,8 @@ import (
 	"github.com/coreos/go-oidc/v3/oidc"
 	"golang.org/x/net/html"
 	"golang.org/x/oauth2"
+
+	"github.com/sessiond/sessiond/spi/usersessions"
 )
 
 // formPost is a form_post page as a browser reads it: where the form goes, its fields,
@@ -128,4 +130,54 @@ func TestFormPostResponseMode(t *testing.T) {
 			t.Errorf("response_mode=query for an id_token answered %v", back)
 		}
 	})
+}
+
+// TestAcceptTwice_leavesOneSession: a front-end that accepts the same login twice at once (a
+// double submit, two nodes) gets one redirect_to and one session; the session the losing
+// accept opened is ended, not left behind with no browser to hold it. The race is tried
+// many times; in a try where the accepts do not overlap the second is simply refused.
+func TestAcceptTwice_leavesOneSession(t *testing.T) {
+	s := newLoginStack(t)
+	web := s.rp(t, confidential, confidentialSecret, rpCallback, oidc.ScopeOpenID)
+	var challenge string
+	s.fe.setDecide(func(lr loginRequest) map[string]any { challenge = lr.Challenge; return nil })
+	const tries = 25
+	for range tries {
+		if back, status := s.newBrowser().visit(t, web.conf.AuthCodeURL("s", oauth2.S256ChallengeOption(oauth2.GenerateVerifier()))); back != nil || status != http.StatusOK {
+			t.Fatalf("the browser went to %v (%d), want the front-end's page", back, status)
+		}
+		start := make(chan struct{})
+		results := make(chan int, 2)
+		for range 2 {
+			go func() {
+				<-start
+				var to struct {
+					RedirectTo string `json:"redirect_to"`
+				}
+				status, _ := s.fe.call(http.MethodPut, loginRequestPath(realmName, challenge)+"/accept", acceptAlice(loginRequest{}), &to)
+				results <- status
+			}()
+		}
+		close(start)
+		ok := 0
+		for range 2 {
+			switch st := <-results; st {
+			case http.StatusOK:
+				ok++
+			case http.StatusNotFound, http.StatusBadRequest: // already accepted; changed at the same time
+			default:
+				t.Fatalf("an accept answered %d", st)
+			}
+		}
+		if ok != 1 {
+			t.Fatalf("%d accepts of one login succeeded, want 1", ok)
+		}
+	}
+	n, err := s.store.Count(s.ctx, usersessions.Filter{RealmID: realmName, UserID: user})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n != tries {
+		t.Errorf("%d sessions after %d logins each accepted twice, want %d", n, tries, tries)
+	}
 }
