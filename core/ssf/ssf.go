@@ -42,6 +42,10 @@ const (
 	StatusDisabled = "disabled" // events are not queued, and those queued are dropped
 )
 
+// ProviderID is the revocation-push provider that delivers SETs (providers/revocation/ssf):
+// the transmitter runs when it is the one chosen.
+const ProviderID = "ssf"
+
 // RecordKind is the kind of the records that hold streams, keyed "<realm>/<stream id>"
 // with the realm path-escaped.
 const RecordKind = "ssf-stream"
