@@ -175,6 +175,7 @@ func (s *Service) notifyLogout(ctx context.Context, realmName string, ended []*u
 		s.events.Emit(session.Event{Time: now, Type: session.EventLogout, Realm: realmName, SessionID: us.ID,
 			UserID: us.UserID, Offline: us.Offline, Reason: reason})
 	}
+	s.signalEnded(ctx, realmName, ended, now, reason)
 	if s.push == nil || len(ended) == 0 {
 		return
 	}
@@ -277,7 +278,7 @@ func kindName(offline bool) string {
 // clients, for the login flows (RP-initiated logout, a reused code): a session already gone
 // is no error there.
 func (s *Service) EndSession(ctx context.Context, realmName, id string, offline bool) error {
-	if _, err := s.LogoutSession(ctx, realmName, id, offline); err != nil && !errors.Is(err, ErrUnknownSession) {
+	if _, err := s.logoutSession(ctx, realmName, id, offline, false, ReasonEndSession); err != nil && !errors.Is(err, ErrUnknownSession) {
 		return err
 	}
 	return nil
@@ -290,7 +291,7 @@ func (s *Service) EndSession(ctx context.Context, realmName, id string, offline 
 // already gone is no error; notices that could not be queued are logged, not failed: the
 // session is ended, which is what makes room.
 func (s *Service) EndForLimit(ctx context.Context, realmName, id string, offline bool, limit string) error {
-	res, err := s.logoutSession(ctx, realmName, id, offline, true, "session limit "+limit)
+	res, err := s.logoutSession(ctx, realmName, id, offline, true, reasonLimit+limit)
 	if err != nil && !errors.Is(err, ErrUnknownSession) {
 		return err
 	}

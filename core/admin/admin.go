@@ -80,6 +80,9 @@ type Deps struct {
 	// session, as a logout through the front-end writes), so that a SIEM sees which
 	// sessions a sign-out of a user or of the realm ended; nil drops them.
 	Events session.Events
+	// Ends hears of every session an admin action ends, for Shared Signals receivers
+	// (core/ssf); nil tells no one.
+	Ends session.Ends
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 	// PageSize is how many sessions one store call reads when the service walks a set
@@ -158,6 +161,7 @@ type Service struct {
 	keys     Keys
 	audit    Auditor
 	events   session.Events
+	ends     session.Ends
 	now      func() time.Time
 	pageSize int
 
@@ -169,7 +173,7 @@ type Service struct {
 func New(d Deps) *Service {
 	s := &Service{
 		store: d.Store, sessions: d.Sessions, realms: d.Realms, policies: d.Policies, push: d.Push, keys: d.Keys,
-		audit: d.Audit, events: d.Events, now: d.Now, pageSize: d.PageSize, logoutAllTimeout: d.LogoutAllTimeout, log: d.Log,
+		audit: d.Audit, events: d.Events, ends: d.Ends, now: d.Now, pageSize: d.PageSize, logoutAllTimeout: d.LogoutAllTimeout, log: d.Log,
 	}
 	if s.log == nil {
 		s.log = hclog.NewNullLogger()

@@ -84,7 +84,7 @@ func adminRoutes() []adminRoute {
 	user := pathTarget("user", "id")
 	client := pathTarget("client", "id")
 	realmWide := func(r *http.Request) string { return "realm/" + r.PathValue("realm") }
-	return []adminRoute{
+	routes := []adminRoute{
 		{"GET /client-session-stats", "view-client-session-stats", false, realmWide, (*Server).adminStats},
 		{"GET /session-limits", "view-session-limits", false, realmWide, (*Server).adminSessionLimits},
 		{"GET /clients", "view-clients", false, realmWide, (*Server).adminClients},
@@ -114,6 +114,7 @@ func adminRoutes() []adminRoute {
 		{"POST /users/{id}/action-tokens", "mint-action-token", true, user, (*Server).adminMintActionToken},
 		{"PUT /users/{id}/execute-actions-email", "execute-actions-email", true, user, (*Server).adminExecuteActionsEmail},
 	}
+	return append(routes, ssfAdminRoutes(realmWide)...)
 }
 
 func pathTarget(kind, param string) func(*http.Request) string {

@@ -74,6 +74,9 @@ type Deps struct {
 	// Console is the admin console, served under ConsolePath; nil leaves it out (the
 	// admin API's catch-all then answers there).
 	Console http.Handler
+	// SSF is the Shared Signals transmitter (ssf.go); nil: its metadata is not served
+	// and its admin routes answer 501.
+	SSF SharedSignals
 }
 
 // ConsolePath is where the admin console is served (core/console).
@@ -104,6 +107,7 @@ type Server struct {
 	login                     Logins
 	mux                       *http.ServeMux
 	console                   http.Handler
+	ssf                       SharedSignals
 }
 
 // New builds the handler tree.
@@ -112,6 +116,7 @@ func New(log hclog.Logger, d Deps) *Server {
 		log: log, ready: d.Ready, sessions: d.Sessions, keys: d.Keys, realms: d.Realms, issuer: d.Issuer,
 		frontendToken: d.FrontendToken, adminToken: d.AdminToken, mux: http.NewServeMux(),
 		viewerToken: d.AdminViewerToken, admin: d.Admin, guard: d.Guard, actions: d.Actions, login: d.Login,
+		ssf: d.SSF,
 	}
 	if s.guard == nil {
 		s.guard = noGuard{}
@@ -133,6 +138,9 @@ func New(log hclog.Logger, d Deps) *Server {
 	}
 	if s.admin != nil {
 		s.adminRoutes()
+	}
+	if s.ssf != nil {
+		s.ssfRoutes()
 	}
 	if d.Console != nil {
 		s.console = d.Console

@@ -164,6 +164,9 @@ func (o *Outbox) backoff(n int) time.Duration {
 
 // notice builds the notice of one attempt, signing its token at now.
 func (o *Outbox) notice(ctx context.Context, d *usersessions.Delivery, now time.Time) (revocationpush.Notice, error) {
+	if d.Kind == revocationpush.SecurityEvent {
+		return o.setNotice(ctx, d, now)
+	}
 	var p payload
 	if err := json.Unmarshal(d.Payload, &p); err != nil {
 		return revocationpush.Notice{}, fmt.Errorf("push: delivery %s has an unreadable payload: %w", d.ID, spi.ErrInvalid)

@@ -45,7 +45,7 @@ type NotBefore interface {
 	Client(realm, clientID string) time.Time
 }
 
-// Deps are what an Outbox needs; all are required except Now and Log.
+// Deps are what an Outbox needs; all are required except SETs, Now and Log.
 type Deps struct {
 	Store     Store
 	Provider  revocationpush.Provider
@@ -53,8 +53,10 @@ type Deps struct {
 	Keys      Signer
 	Tokens    LogoutTokens
 	NotBefore NotBefore
-	Now       func() time.Time // nil: time.Now
-	Log       hclog.Logger
+	// SETs builds the notices of Shared Signals deliveries; nil fails them (not retried).
+	SETs SETs
+	Now  func() time.Time // nil: time.Now
+	Log  hclog.Logger
 }
 
 // Options tune delivery. Zero values take the defaults.
@@ -137,6 +139,8 @@ type Outbox struct {
 	keys     Signer
 	tokens   LogoutTokens
 	policies NotBefore
+	sets     SETs
+	wake     chan struct{} // Wake's signal to Run
 	now      func() time.Time
 	log      hclog.Logger
 	opts     Options
@@ -160,7 +164,7 @@ func New(d Deps, opts Options) (*Outbox, error) {
 	opts.PollInterval = or(opts.PollInterval, opts.BackoffInitial)
 	o := &Outbox{
 		store: d.Store, provider: d.Provider, realms: d.Realms, keys: d.Keys, tokens: d.Tokens,
-		policies: d.NotBefore, now: d.Now, log: d.Log, opts: opts,
+		policies: d.NotBefore, sets: d.SETs, wake: make(chan struct{}, 1), now: d.Now, log: d.Log, opts: opts,
 	}
 	if o.now == nil {
 		o.now = time.Now

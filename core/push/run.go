@@ -8,7 +8,7 @@ import (
 
 // Run retries due deliveries until ctx ends: those whose earlier attempts failed, and those
 // a node (this one before a restart, or another) stored but did not finish. It looks every
-// PollInterval, at once again when a full batch was due.
+// PollInterval, at once again when a full batch was due, and at once when Wake is called.
 func (o *Outbox) Run(ctx context.Context) {
 	timer := time.NewTimer(0)
 	defer timer.Stop()
@@ -18,6 +18,13 @@ func (o *Outbox) Run(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-timer.C:
+		case <-o.wake:
+			if !timer.Stop() {
+				select {
+				case <-timer.C:
+				default:
+				}
+			}
 		}
 		n, err := o.RetryDue(ctx)
 		switch {

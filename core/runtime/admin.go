@@ -27,6 +27,7 @@ func (rt *Runtime) adminService(store usersessions.Provider, keys admin.Keys, no
 		// the "events" logger.
 		Audit:  eventAudit{rt.obs.events},
 		Events: rt.obs.events,
+		Ends:   rt.sessionEnds(),
 		Now:    now,
 		Log:    rt.log.Named("admin"),
 	}

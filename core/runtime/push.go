@@ -6,7 +6,10 @@ import (
 	"time"
 
 	"github.com/sessiond/sessiond/core/admin"
+	"github.com/sessiond/sessiond/core/httpapi"
 	"github.com/sessiond/sessiond/core/push"
+	"github.com/sessiond/sessiond/core/session"
+	"github.com/sessiond/sessiond/core/ssf"
 	"github.com/sessiond/sessiond/core/token"
 	"github.com/sessiond/sessiond/spi"
 	"github.com/sessiond/sessiond/spi/revocationpush"
@@ -26,9 +29,21 @@ func (rt *Runtime) startPush(store usersessions.Provider, keys *token.KeyManager
 		return errors.New("the revocation-push outbox needs the not-before policies, which are not started")
 	}
 	s := rt.settings
+	var sets push.SETs
+	if s.SPIs[spi.RevocationPush].Provider == ssf.ProviderID {
+		t, err := ssf.New(ssf.Deps{
+			Store: store, Keys: keys, Realms: rt.realms, Queue: func() ssf.Queue { return rt.push },
+			Issuer: tokens.Issuer, JWKS: func(realm string) string { return tokens.Issuer(realm) + "/protocol/openid-connect/certs" },
+			NewID: push.NewID, Now: now, Log: rt.log.Named("ssf"),
+		})
+		if err != nil {
+			return err
+		}
+		rt.ssf, sets = t, t
+	}
 	o, err := push.New(push.Deps{
 		Store: store, Provider: provider, Realms: rt.realms, Keys: keys, Tokens: tokens, NotBefore: rt.policies,
-		Now: now, Log: rt.log.Named("push"),
+		SETs: sets, Now: now, Log: rt.log.Named("push"),
 	}, push.Options{
 		MaxAttempts: s.PushMaxAttempts, BackoffInitial: s.PushBackoffInitial, BackoffMax: s.PushBackoffMax,
 		Lease: s.PushLease, BatchSize: s.PushBatchSize,
@@ -43,6 +58,25 @@ func (rt *Runtime) startPush(store usersessions.Provider, keys *token.KeyManager
 	rt.goBackground(o.Run)
 	return nil
 }
+
+// sessionEnds is who hears of ended sessions: the SSF transmitter when it runs, else none.
+func (rt *Runtime) sessionEnds() session.Ends {
+	if rt.ssf == nil { // an interface holding a nil pointer would not read as "none"
+		return nil
+	}
+	return rt.ssf
+}
+
+// sharedSignals is the transmitter as the HTTP layer takes it; nil when it does not run.
+func (rt *Runtime) sharedSignals() httpapi.SharedSignals {
+	if rt.ssf == nil {
+		return nil
+	}
+	return rt.ssf
+}
+
+// SSF returns the Shared Signals transmitter, nil unless the ssf provider pushes.
+func (rt *Runtime) SSF() *ssf.Transmitter { return rt.ssf }
 
 // Push returns the revocation-push outbox: the admin API pushes and lists deliveries
 // through it, the metrics read its Counts.

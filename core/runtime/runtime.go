@@ -26,6 +26,7 @@ import (
 	"github.com/sessiond/sessiond/core/push"
 	"github.com/sessiond/sessiond/core/realm"
 	"github.com/sessiond/sessiond/core/revocation"
+	"github.com/sessiond/sessiond/core/ssf"
 	"github.com/sessiond/sessiond/plugins/host"
 	"github.com/sessiond/sessiond/providers/builtin"
 	"github.com/sessiond/sessiond/spi"
@@ -64,6 +65,7 @@ type Runtime struct {
 	preload    *preload.Runner      // the offline preload, run once at start-up
 	policies   *revocation.Policies // the not-before policies in force
 	push       *push.Outbox         // the revocation-push outbox and its retry worker
+	ssf        *ssf.Transmitter     // the Shared Signals transmitter; nil unless the ssf provider pushes
 	obs        observability        // metrics and event log
 
 	// bg is the context of the runtime's background work (change feed, cleanup); Stop

@@ -166,6 +166,7 @@ func (rt *Runtime) wire(opts Options, issuerBase string) (*httpapi.Server, error
 		TransientSessions:  features.Enabled(conf.FeatureTransientSessions),
 		Log:                rt.log.Named("sessions"),
 		Events:             events,
+		Ends:               rt.sessionEnds(),
 		Limits:             limits,
 	})
 
@@ -236,6 +237,7 @@ func (rt *Runtime) wire(opts Options, issuerBase string) (*httpapi.Server, error
 		Guard:            guard,
 		Actions:          actions,
 		Console:          adminConsole,
+		SSF:              rt.sharedSignals(),
 	}), nil
 }
 

@@ -155,6 +155,13 @@ func (s *Service) Revoke(ctx context.Context, realmName, clientID, raw string) e
 		return errorf(UnsupportedTokenType, "Access tokens cannot be revoked; they expire, and a not-before policy ends them early")
 	}
 	key := usersessions.Key{RealmID: r.Name, ID: t.SessionID, Offline: t.Type == token.Offline}
+	// Whether there is a client session to end: revoking a token twice ends it once, and
+	// tells Shared Signals receivers once.
+	before, err := s.getSession(ctx, key)
+	if err != nil {
+		return fmt.Errorf("revoke: read the session: %w", err)
+	}
+	live := before != nil && before.Clients[c.ClientID] != nil
 	if err := s.store.DeleteClientSessions(ctx, []usersessions.ClientKey{{Session: key, ClientID: c.ClientID}}); err != nil {
 		return fmt.Errorf("revoke: end the client session: %w", err)
 	}
@@ -164,6 +171,11 @@ func (s *Service) Revoke(ctx context.Context, realmName, clientID, raw string) e
 		}
 	}
 	s.emit(Event{Type: EventRevoke, Realm: r.Name, ClientID: c.ClientID, SessionID: t.SessionID, UserID: t.Subject, Offline: key.Offline})
+	if !live {
+		return nil
+	}
+	s.ended(ctx, Ended{Realm: r.Name, SessionID: t.SessionID, UserID: t.Subject, ClientID: c.ClientID, Offline: key.Offline,
+		Initiator: InitiatorUser, Reason: "token revocation"})
 	return nil
 }
 

@@ -71,6 +71,11 @@ func (s *Service) Logout(ctx context.Context, req LogoutRequest) error {
 		return fmt.Errorf("session %s of realm %q: %w", key.ID, r.Name, spi.ErrNotFound)
 	}
 	s.emit(Event{Type: EventLogout, Realm: r.Name, ClientID: clientID, SessionID: key.ID, UserID: userID, Offline: key.Offline})
+	initiator, reason := InitiatorUser, "logout"
+	if req.RefreshToken == "" {
+		initiator, reason = InitiatorAdmin, "logout by session id"
+	}
+	s.ended(ctx, Ended{Realm: r.Name, SessionID: key.ID, UserID: userID, Offline: key.Offline, Initiator: initiator, Reason: reason})
 	return nil
 }
 

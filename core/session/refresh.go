@@ -288,6 +288,8 @@ func (s *Service) endOnReuse(ctx context.Context, r *realm.Realm, us *usersessio
 	}
 	e.Ended = true
 	e.Description += "; the client session was ended"
+	s.ended(ctx, Ended{Realm: r.Name, SessionID: us.ID, UserID: us.UserID, ClientID: c.ClientID, Offline: us.Offline,
+		Initiator: InitiatorPolicy, Reason: "refresh token reuse"})
 	return e
 }
 

@@ -59,6 +59,9 @@ type Deps struct {
 	Log               hclog.Logger
 	// Events receives the structured event log; nil drops events.
 	Events Events
+	// Ends hears of every session (or client session) this service ends: logout, /revoke,
+	// refresh-token reuse; nil tells no one.
+	Ends Ends
 	// Limits enforces the realms' session limits on Open; nil enforces none (a realm's
 	// sessionLimits.* attributes then must not be set: the runtime always wires it).
 	Limits Limiter
@@ -82,6 +85,7 @@ type Service struct {
 	transient  bool
 	log        hclog.Logger
 	events     Events
+	ends       Ends
 	limits     Limiter
 }
 
@@ -97,6 +101,7 @@ func New(d Deps) *Service {
 		transient:  d.TransientSessions,
 		log:        d.Log,
 		events:     d.Events,
+		ends:       d.Ends,
 		limits:     d.Limits,
 	}
 	if s.now == nil {
@@ -107,6 +112,9 @@ func New(d Deps) *Service {
 	}
 	if s.events == nil {
 		s.events = discard{}
+	}
+	if s.ends == nil {
+		s.ends = noEnds{}
 	}
 	return s
 }

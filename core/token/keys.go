@@ -448,8 +448,9 @@ func (m *KeyManager) parse(realm string, version int64, sk storedKeys) (*keySet,
 // The JWS header types sessiond signs with. The header, not a claim, is what RFC 8725 §3.11
 // and RFC 9068 ask verifiers to look at to tell kinds of JWT apart.
 const (
-	typAccess = "at+jwt"     // access tokens, RFC 9068
-	typLogout = "logout+jwt" // back-channel logout tokens, OpenID Connect Back-Channel Logout 1.0 §2.4
+	typAccess = "at+jwt"       // access tokens, RFC 9068
+	typLogout = "logout+jwt"   // back-channel logout tokens, OpenID Connect Back-Channel Logout 1.0 §2.4
+	typSET    = "secevent+jwt" // Security Event Tokens, RFC 8417 §2.3 (set.go)
 	// typAction (action.go, "action+jwt") is the type of action tokens, signed with the realm secret.
 	// typJWT is the plain type: refresh and offline tokens (HS512, as Keycloak's), adapter
 	// actions (which Keycloak adapters read without looking at typ), and, before at+jwt, every
@@ -458,7 +459,7 @@ const (
 )
 
 func (k *key) makeSigners() error {
-	types := []string{typAccess, typLogout, typJWT}
+	types := []string{typAccess, typLogout, typSET, typJWT}
 	sk := jose.SigningKey{Algorithm: jose.SignatureAlgorithm(k.alg), Key: jose.JSONWebKey{Key: k.private, KeyID: k.id}}
 	if k.secret != nil {
 		// go-jose writes the kid of a JSONWebKey only for keys with a public part.

@@ -16,16 +16,18 @@ func (s *revocationPushServer) Push(ctx context.Context, req *pb.PushRequest) (*
 	notices := make([]revocationpush.Notice, len(req.GetNotices()))
 	for i, n := range req.GetNotices() {
 		notices[i] = revocationpush.Notice{
-			ID:         n.GetId(),
-			Action:     n.GetAction(),
-			RealmID:    n.GetRealmId(),
-			ClientID:   n.GetClientId(),
-			AdminURL:   n.GetAdminUrl(),
-			LogoutURL:  n.GetLogoutUrl(),
-			NotBefore:  fromMicros(n.GetNotBefore()),
-			SessionIDs: n.GetSessionIds(),
-			Token:      n.GetToken(),
-			Expires:    fromMicros(n.GetExpires()),
+			ID:            n.GetId(),
+			Action:        n.GetAction(),
+			RealmID:       n.GetRealmId(),
+			ClientID:      n.GetClientId(),
+			AdminURL:      n.GetAdminUrl(),
+			LogoutURL:     n.GetLogoutUrl(),
+			NotBefore:     fromMicros(n.GetNotBefore()),
+			SessionIDs:    n.GetSessionIds(),
+			Token:         n.GetToken(),
+			Expires:       fromMicros(n.GetExpires()),
+			PushURL:       n.GetPushUrl(),
+			Authorization: n.GetAuthorization(),
 		}
 	}
 	results, err := s.impl.Push(ctx, notices)
@@ -58,16 +60,18 @@ func (c *RevocationPushClient) Push(ctx context.Context, notices []revocationpus
 	req := &pb.PushRequest{Notices: make([]*pb.Notice, len(notices))}
 	for i, n := range notices {
 		req.Notices[i] = &pb.Notice{
-			Id:         n.ID,
-			Action:     n.Action,
-			RealmId:    n.RealmID,
-			ClientId:   n.ClientID,
-			AdminUrl:   n.AdminURL,
-			LogoutUrl:  n.LogoutURL,
-			NotBefore:  micros(n.NotBefore),
-			SessionIds: n.SessionIDs,
-			Token:      n.Token,
-			Expires:    micros(n.Expires),
+			Id:            n.ID,
+			Action:        n.Action,
+			RealmId:       n.RealmID,
+			ClientId:      n.ClientID,
+			AdminUrl:      n.AdminURL,
+			LogoutUrl:     n.LogoutURL,
+			NotBefore:     micros(n.NotBefore),
+			SessionIds:    n.SessionIDs,
+			Token:         n.Token,
+			Expires:       micros(n.Expires),
+			PushUrl:       n.PushURL,
+			Authorization: n.Authorization,
 		}
 	}
 	resp, err := c.rpc.Push(ctx, req)

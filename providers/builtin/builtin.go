@@ -11,6 +11,7 @@ import (
 	"github.com/sessiond/sessiond/providers/preload/lazy"
 	"github.com/sessiond/sessiond/providers/revocation/adapter"
 	"github.com/sessiond/sessiond/providers/revocation/logonly"
+	"github.com/sessiond/sessiond/providers/revocation/ssf"
 	"github.com/sessiond/sessiond/providers/revocation/webhook"
 	"github.com/sessiond/sessiond/providers/usersessions/embedded"
 	"github.com/sessiond/sessiond/providers/usersessions/memory"
@@ -38,6 +39,7 @@ func Catalog() []Factory {
 		{SPI: spi.CacheLifespan, ID: override.ID, New: func(log hclog.Logger) spi.Provider { return override.New(log) }},
 		{SPI: spi.RevocationPush, ID: adapter.ID, New: func(log hclog.Logger) spi.Provider { return adapter.New(log) }},
 		{SPI: spi.RevocationPush, ID: logonly.ID, New: func(log hclog.Logger) spi.Provider { return logonly.New(log) }},
+		{SPI: spi.RevocationPush, ID: ssf.ID, New: func(log hclog.Logger) spi.Provider { return ssf.New(log) }},
 		{SPI: spi.RevocationPush, ID: webhook.ID, New: func(log hclog.Logger) spi.Provider { return webhook.New(log) }},
 	}
 }

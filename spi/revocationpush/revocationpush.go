@@ -1,8 +1,9 @@
 // Package revocationpush is the contract that carries revocation to registered clients: a
-// not-before policy, a logout, or an OpenID Connect back-channel logout token.
+// not-before policy, a logout, an OpenID Connect back-channel logout token, or a Security
+// Event Token of the OpenID Shared Signals Framework.
 //
-// The core signs what needs the realm key (adapter actions, logout tokens) and hands the
-// provider ready notices, so realm keys never leave the sessiond process.
+// The core signs what needs the realm key (adapter actions, logout tokens, SETs) and hands
+// the provider ready notices, so realm keys never leave the sessiond process.
 package revocationpush
 
 import (
@@ -17,6 +18,10 @@ const (
 	PushNotBefore     = "PUSH_NOT_BEFORE"
 	Logout            = "LOGOUT"
 	BackchannelLogout = "BACKCHANNEL_LOGOUT"
+	// SecurityEvent is a Security Event Token (RFC 8417) of an SSF stream, to be pushed
+	// to the stream's PushURL as RFC 8935 has it. A provider that does not deliver SETs
+	// answers it as an unknown action (not retried).
+	SecurityEvent = "SECURITY_EVENT"
 )
 
 // Notice is one message for one client.
@@ -32,7 +37,13 @@ type Notice struct {
 	// Token is the realm-signed JWS the adapter protocol POSTs (for PushNotBefore and
 	// Logout) or the logout_token (for BackchannelLogout).
 	Token   string
-	Expires time.Time // the token's own expiry
+	Expires time.Time // the token's own expiry; zero for a SET, which has none
+	// PushURL is where a SecurityEvent is POSTed: the stream's endpoint_url.
+	PushURL string
+	// Authorization is the stream's authorization_header for a SecurityEvent: the
+	// Authorization header value the receiver asked to be sent, "" for none. A secret:
+	// never logged.
+	Authorization string
 }
 
 // Result is the outcome of delivering one notice.

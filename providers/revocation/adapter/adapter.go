@@ -104,6 +104,12 @@ func (p *Provider) Push(ctx context.Context, notices []revocationpush.Notice) ([
 }
 
 func (p *Provider) push(ctx context.Context, n revocationpush.Notice) revocationpush.Result {
+	return Deliver(ctx, p.sender, n)
+}
+
+// Deliver sends one notice of Keycloak's adapter protocol or a back-channel logout with
+// sender, as this provider does; a provider that speaks more (ssf) sends these with it.
+func Deliver(ctx context.Context, sender *httppush.Sender, n revocationpush.Notice) revocationpush.Result {
 	if n.Token == "" {
 		return revocationpush.Result{Error: "notice carries no signed token"}
 	}
@@ -120,14 +126,14 @@ func (p *Provider) push(ctx context.Context, n revocationpush.Notice) revocation
 		if err != nil {
 			return revocationpush.Result{Target: redact.URL(n.AdminURL), Error: "admin URL is not a URL"}
 		}
-		r := p.sender.Post(ctx, httppush.Request{URL: target, ContentType: ContentTypeAction, Body: []byte(n.Token), Accept: ok})
+		r := sender.Post(ctx, httppush.Request{URL: target, ContentType: ContentTypeAction, Body: []byte(n.Token), Accept: ok})
 		r.Target = redact.URL(n.AdminURL) // Keycloak's managementUrl; the error names the full URL
 		return r
 	case revocationpush.BackchannelLogout:
 		if n.LogoutURL == "" {
 			return revocationpush.Result{Error: "client has no back-channel logout URL"}
 		}
-		return p.sender.Post(ctx, httppush.BackchannelLogout(n.LogoutURL, n.Token))
+		return sender.Post(ctx, httppush.BackchannelLogout(n.LogoutURL, n.Token))
 	default:
 		return revocationpush.Result{Error: "unknown action " + strconv.Quote(n.Action)}
 	}

@@ -25,17 +25,20 @@ const (
 )
 
 type Notice struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
-	Action        string                 `protobuf:"bytes,2,opt,name=action,proto3" json:"action,omitempty"`
-	RealmId       string                 `protobuf:"bytes,3,opt,name=realm_id,json=realmId,proto3" json:"realm_id,omitempty"`
-	ClientId      string                 `protobuf:"bytes,4,opt,name=client_id,json=clientId,proto3" json:"client_id,omitempty"`
-	AdminUrl      string                 `protobuf:"bytes,5,opt,name=admin_url,json=adminUrl,proto3" json:"admin_url,omitempty"`
-	LogoutUrl     string                 `protobuf:"bytes,6,opt,name=logout_url,json=logoutUrl,proto3" json:"logout_url,omitempty"`
-	NotBefore     int64                  `protobuf:"varint,7,opt,name=not_before,json=notBefore,proto3" json:"not_before,omitempty"`
-	SessionIds    []string               `protobuf:"bytes,8,rep,name=session_ids,json=sessionIds,proto3" json:"session_ids,omitempty"`
-	Token         string                 `protobuf:"bytes,9,opt,name=token,proto3" json:"token,omitempty"`
-	Expires       int64                  `protobuf:"varint,10,opt,name=expires,proto3" json:"expires,omitempty"`
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	Id         string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Action     string                 `protobuf:"bytes,2,opt,name=action,proto3" json:"action,omitempty"`
+	RealmId    string                 `protobuf:"bytes,3,opt,name=realm_id,json=realmId,proto3" json:"realm_id,omitempty"`
+	ClientId   string                 `protobuf:"bytes,4,opt,name=client_id,json=clientId,proto3" json:"client_id,omitempty"`
+	AdminUrl   string                 `protobuf:"bytes,5,opt,name=admin_url,json=adminUrl,proto3" json:"admin_url,omitempty"`
+	LogoutUrl  string                 `protobuf:"bytes,6,opt,name=logout_url,json=logoutUrl,proto3" json:"logout_url,omitempty"`
+	NotBefore  int64                  `protobuf:"varint,7,opt,name=not_before,json=notBefore,proto3" json:"not_before,omitempty"`
+	SessionIds []string               `protobuf:"bytes,8,rep,name=session_ids,json=sessionIds,proto3" json:"session_ids,omitempty"`
+	Token      string                 `protobuf:"bytes,9,opt,name=token,proto3" json:"token,omitempty"`
+	Expires    int64                  `protobuf:"varint,10,opt,name=expires,proto3" json:"expires,omitempty"`
+	// For SECURITY_EVENT notices (added later; older peers leave them empty).
+	PushUrl       string `protobuf:"bytes,11,opt,name=push_url,json=pushUrl,proto3" json:"push_url,omitempty"`
+	Authorization string `protobuf:"bytes,12,opt,name=authorization,proto3" json:"authorization,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -138,6 +141,20 @@ func (x *Notice) GetExpires() int64 {
 		return x.Expires
 	}
 	return 0
+}
+
+func (x *Notice) GetPushUrl() string {
+	if x != nil {
+		return x.PushUrl
+	}
+	return ""
+}
+
+func (x *Notice) GetAuthorization() string {
+	if x != nil {
+		return x.Authorization
+	}
+	return ""
 }
 
 type Result struct {
@@ -316,7 +333,7 @@ var File_spi_revocationpush_revocationpushpb_revocationpush_proto protoreflect.F
 
 const file_spi_revocationpush_revocationpushpb_revocationpush_proto_rawDesc = "" +
 	"\n" +
-	"8spi/revocationpush/revocationpushpb/revocationpush.proto\x12\x1asessiond.revocationpush.v1\"\x94\x02\n" +
+	"8spi/revocationpush/revocationpushpb/revocationpush.proto\x12\x1asessiond.revocationpush.v1\"\xd5\x02\n" +
 	"\x06Notice\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x16\n" +
 	"\x06action\x18\x02 \x01(\tR\x06action\x12\x19\n" +
@@ -331,7 +348,9 @@ const file_spi_revocationpush_revocationpushpb_revocationpush_proto_rawDesc = ""
 	"sessionIds\x12\x14\n" +
 	"\x05token\x18\t \x01(\tR\x05token\x12\x18\n" +
 	"\aexpires\x18\n" +
-	" \x01(\x03R\aexpires\"\x91\x01\n" +
+	" \x01(\x03R\aexpires\x12\x19\n" +
+	"\bpush_url\x18\v \x01(\tR\apushUrl\x12$\n" +
+	"\rauthorization\x18\f \x01(\tR\rauthorization\"\x91\x01\n" +
 	"\x06Result\x12\x1b\n" +
 	"\tnotice_id\x18\x01 \x01(\tR\bnoticeId\x12\x16\n" +
 	"\x06target\x18\x02 \x01(\tR\x06target\x12\x0e\n" +

@@ -127,6 +127,11 @@ type Request struct {
 	Header      http.Header // extra headers, may be nil
 	// Accept says which statuses mean delivered.
 	Accept func(status int) bool
+	// Refusal, when set, reads the body of an answer Accept refused (at most 64 KiB of it)
+	// for the receiver's own words, which the result's Error then adds; retry makes a
+	// refusal worth retrying that the status alone would not (RFC 8935's invalid_key: the
+	// receiver has not yet fetched a new key).
+	Refusal func(status int, body []byte) (detail string, retry bool)
 }
 
 // Post sends r and reads the answer as an outcome (NoticeID left empty): delivered when
@@ -161,18 +166,28 @@ func (s *Sender) Post(ctx context.Context, r Request) revocationpush.Result {
 		res.Error, res.Retry = err.Error(), true
 		return res
 	}
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, drainLimit))
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, drainLimit))
 	_ = resp.Body.Close()
 	res.Status = resp.StatusCode
 	switch code := resp.StatusCode; {
 	case r.Accept(code):
 		res.OK = true
+		return res
 	case code >= 500, code == http.StatusRequestTimeout, code == http.StatusTooManyRequests:
 		res.Error, res.Retry = fmt.Sprintf("HTTP %d from client", code), true
 	case code >= 300 && code < 400:
 		res.Error = fmt.Sprintf("HTTP %d from client (redirects are not followed; register the final URL)", code)
+		return res
 	default:
 		res.Error = fmt.Sprintf("HTTP %d from client", code)
+	}
+	if r.Refusal != nil {
+		detail, retry := r.Refusal(resp.StatusCode, body)
+		if detail != "" {
+			res.Error += ": " + detail
+		}
+		res.Retry = res.Retry || retry
 	}
 	return res
 }
