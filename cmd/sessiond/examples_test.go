@@ -39,7 +39,7 @@ func TestPluginAuthorGuide(t *testing.T) {
 		return binDir.ReplaceAllString(s, "${1}"+out+"/")
 	}
 
-	// 3. Build: both plugins and sessiond, and a digest printed for each plugin.
+	// 4. Build: both plugins and sessiond, and a digest printed for each plugin.
 	built := guideRun(t, root, block("guide:build"))
 	redisSum, natsSum := guideDigest(t, filepath.Join(out, "plugins", "sessiond-redis")), guideDigest(t, filepath.Join(out, "plugins", "sessiond-nats"))
 	for _, want := range []string{redisSum + "  " + out + "/plugins/sessiond-redis", natsSum + "  " + out + "/plugins/sessiond-nats"} {
@@ -49,7 +49,7 @@ func TestPluginAuthorGuide(t *testing.T) {
 	}
 	register := block("guide:register")
 
-	// 5. show-config lists the plugin's options, typed and with their defaults, as shown.
+	// 6. show-config lists the plugin's options, typed and with their defaults, as shown.
 	shown := guideRun(t, root, register+block("guide:show-config"))
 	sha := regexp.MustCompile(`\b[0-9a-f]{64}\b`)
 	normalise := func(s string) []string {
@@ -66,7 +66,7 @@ func TestPluginAuthorGuide(t *testing.T) {
 		t.Errorf("show-config does not show the registered digest %s:\n%s", redisSum, shown)
 	}
 
-	// 5. The configuration reference has a section for the plugin, as shown.
+	// 6. The configuration reference has a section for the plugin, as shown.
 	refDir := t.TempDir()
 	guideRun(t, root, register+strings.ReplaceAll(block("guide:reference"), "> reference.md", "> "+filepath.Join(refDir, "reference.md")))
 	ref, err := os.ReadFile(filepath.Join(refDir, "reference.md"))
@@ -77,7 +77,7 @@ func TestPluginAuthorGuide(t *testing.T) {
 		t.Errorf("config reference has no section as the guide shows:\n%s\nit printed:\n%s", want, ref)
 	}
 
-	// 6. plugins list: a row per provider with version, protocol, pid, state and digest.
+	// 7. plugins list: a row per provider with version, protocol, pid, state and digest.
 	listed := guideRun(t, root, register+block("guide:plugins-list"))
 	gotRows, wantRows := guideRows(t, listed), guideRows(t, guideBlock(t, guide, "guide:plugins-list-output"))
 	if len(gotRows) != len(wantRows) {
@@ -98,7 +98,7 @@ func TestPluginAuthorGuide(t *testing.T) {
 		}
 	}
 
-	// 6. Run: sessiond on the Redis plugin, and the guide's client commands against it.
+	// 7. Run: sessiond on the Redis plugin, and the guide's client commands against it.
 	prefix := "guidetest-" + guideRandom() + ":"
 	t.Cleanup(func() {
 		// The daemon has stopped by now (cleanups run last first); drop what it stored.

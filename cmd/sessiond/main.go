@@ -12,6 +12,7 @@ import (
 	"os/signal"
 	"slices"
 	"strconv"
+	"strings"
 	"syscall"
 	"text/tabwriter"
 
@@ -42,6 +43,10 @@ Commands:
                    --spi-<spi>-<id>-command and -sha256, its options too
   admin …          call a running sessiond's admin API: sessions, logout, logout-all,
                    revoke, deliveries, stats, limits (sessiond admin help)
+  plugin new <spi> <name>
+                   write a new provider module for one SPI, outside this repository:
+                   a compiling provider, its plugin main and its conformance test
+                   (sessiond plugin new --help)
   version          print the version
 
 Options are Keycloak-style keys: --http-port=8080, --spi-user-sessions-provider=memory,
@@ -50,7 +55,7 @@ SESSIOND_* environment variables. See docs/configuration.md.
 `
 
 // commands are the command words, for "did you mean".
-var commands = []string{"start", "start-dev", "show-config", "plugins", "config", "admin", "version", "help"}
+var commands = []string{"start", "start-dev", "show-config", "plugins", "plugin", "config", "admin", "version", "help"}
 
 // didYouMean is "; did you mean X?" for the known word closest to word, "" when none is
 // close enough to be a likely typo.
@@ -86,12 +91,21 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 		err = pluginsList(rest[1:], stdout, stderr)
 	case "plugin":
-		// Hidden: how the host runs a built-in provider as a plugin process.
-		if len(rest) != 3 || rest[0] != "serve" {
-			fmt.Fprint(stderr, "Usage: sessiond plugin serve <spi> <provider>\n")
+		switch {
+		case len(rest) > 0 && rest[0] == "new":
+			err = pluginNew(rest[1:], stdout, stderr)
+			var usage usageError
+			if errors.As(err, &usage) {
+				fmt.Fprintf(stderr, "sessiond plugin new: %v\n", err)
+				return 2
+			}
+		case len(rest) == 3 && rest[0] == "serve":
+			// Hidden: how the host runs a built-in provider as a plugin process.
+			err = servePlugin(rest[1], rest[2])
+		default:
+			fmt.Fprintf(stderr, "Usage: sessiond plugin new <spi> <name> [--dir D] [--module M]%s\n", didYouMean(strings.Join(rest[:min(len(rest), 1)], ""), []string{"new"}))
 			return 2
 		}
-		err = servePlugin(rest[1], rest[2])
 	case "config":
 		if len(rest) < 1 || rest[0] != "reference" {
 			fmt.Fprint(stderr, "Usage: sessiond config reference [options]\n")

@@ -22,8 +22,11 @@
 // and go-plugin settles on the newest both speak. When they share none the plugin logs both
 // lists, and the host refuses it with a wire.VersionError naming both sides' versions.
 //
-// Package sdktest runs a plugin under sessiond's own host in tests, and
-// spi/usersessions/usersessionstest is the conformance suite of the user-sessions contract.
+// Package sdktest runs a plugin under sessiond's own host in tests, and each SPI has a
+// conformance suite beside its contract (spi/usersessions/usersessionstest,
+// spi/offlinepreload/offlinepreloadtest, spi/cachelifespan/cachelifespantest,
+// spi/revocationpush/revocationpushtest). `sessiond plugin new <spi> <name>` writes a
+// provider module that uses both.
 // docs/plugin-author-guide.md walks through writing, testing, building, registering,
 // configuring and running one.
 package sdk

@@ -14,6 +14,9 @@
 //		})
 //	}
 //
+// The suites of the other three SPIs configure the provider themselves; Unconfigured opens
+// one for them.
+//
 // Or a plugin binary built with go build, named by Plugin.Command: the very file an
 // operator registers.
 package sdktest
@@ -155,6 +158,26 @@ func Provider[T spi.Provider](t testing.TB, pl Plugin) T {
 		t.Fatalf("the %s/%s plugin's provider is a %T, not a %T", p.Descriptor().SPI, p.Descriptor().ID, p.Provider(), &want)
 	}
 	return v
+}
+
+// Unconfigured starts the plugin like Start but leaves Configure to the caller, and returns
+// its provider as T with the configuration sessiond would give it (declared defaults, then
+// pl.Config): what the conformance suites of offline-preload, cache-lifespan and
+// revocation-push open, since they configure the provider themselves.
+//
+//	revocationpushtest.Run(t, func(t *testing.T) (revocationpush.Provider, spi.Config) {
+//		return sdktest.Unconfigured[revocationpush.Provider](t, sdktest.Plugin{Command: bin})
+//	})
+func Unconfigured[T spi.Provider](t testing.TB, pl Plugin) (T, spi.Config) {
+	t.Helper()
+	pl.Unconfigured = true
+	p := Start(t, pl)
+	v, ok := p.Provider().(T)
+	if !ok {
+		var want T
+		t.Fatalf("the %s/%s plugin's provider is a %T, not a %T", p.Descriptor().SPI, p.Descriptor().ID, p.Provider(), &want)
+	}
+	return v, p.Config()
 }
 
 // TryStart is Start that returns the error instead of failing the test: for tests of a

@@ -7,6 +7,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/sessiond/sessiond/internal/redact"
 	"github.com/sessiond/sessiond/providers/internal/optionless"
 	"github.com/sessiond/sessiond/spi"
 	"github.com/sessiond/sessiond/spi/revocationpush"
@@ -48,6 +49,7 @@ func (p *Provider) Push(_ context.Context, notices []revocationpush.Notice) ([]r
 		if n.Action == revocationpush.BackchannelLogout {
 			target = n.LogoutURL
 		}
+		target = redact.URL(target) // a password in a client's URL is never shown
 		p.Log.Info("revocation notice not delivered (log-only provider)",
 			"id", n.ID, "action", n.Action, "realm", n.RealmID, "client", n.ClientID,
 			"target", target, "not_before", n.NotBefore, "sessions", len(n.SessionIDs))
