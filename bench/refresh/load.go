@@ -107,8 +107,9 @@ func (r loadResult) rate() float64 { return float64(r.ok) / r.elapsed.Seconds() 
 // refresh runs `callers` goroutines, each refreshing its own share of the sessions
 // (session i belongs to caller i mod callers) in turn, always with the newest refresh
 // token it holds, for warmup+d; it counts refreshes answered 200 in the d after warmup.
-// tick, when set, is called every second of the measured window with that second's count.
-func refresh(ctx context.Context, hc *http.Client, d *daemon, realm string, toks []string, callers int, warmup, dur time.Duration, tick func(sec int, n int64)) loadResult {
+// started, when set, is called as the measured window opens; tick, when set, is called
+// every second of the measured window with that second's count.
+func refresh(ctx context.Context, hc *http.Client, d *daemon, realm string, toks []string, callers int, warmup, dur time.Duration, started func(), tick func(sec int, n int64)) loadResult {
 	var (
 		ok, failed atomic.Int64
 		counting   atomic.Bool
@@ -168,6 +169,9 @@ func refresh(ctx context.Context, hc *http.Client, d *daemon, realm string, toks
 	select {
 	case <-time.After(warmup):
 	case <-ctx.Done():
+	}
+	if started != nil {
+		started()
 	}
 	counting.Store(true)
 	t0 := time.Now()

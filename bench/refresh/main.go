@@ -320,8 +320,8 @@ func (b *bench) rounds(ctx context.Context, variants []variant) error {
 				for _, rot := range b.c.rotation {
 					realm := "rot-" + rot
 					upd0, hot0 := b.updates(ctx, s.schema)
-					cpu0 := cpuSeconds(s.d.pids())
-					r := refresh(ctx, hc, s.d, realm, s.toks[realm], callers, b.c.warmup, b.c.dur, nil)
+					var cpu0 float64
+					r := refresh(ctx, hc, s.d, realm, s.toks[realm], callers, b.c.warmup, b.c.dur, func() { cpu0 = cpuSeconds(s.d.pids()) }, nil)
 					cpu := cpuSeconds(s.d.pids()) - cpu0
 					upd1, hot1 := b.updates(ctx, s.schema)
 					ce := cell{variant: v.label, rotation: rot, c: callers, round: round, rate: r.rate(), failed: r.failed,
@@ -330,7 +330,7 @@ func (b *bench) rounds(ctx context.Context, variants []variant) error {
 						ce.hot = 100 * float64(hot1-hot0) / float64(upd1-upd0)
 					}
 					cells = append(cells, ce)
-					fmt.Printf("round %d c=%-3d %-28s rotation %-3s %8.0f refreshes/s  %5.2f ms CPU each (sessiond+plugin, incl. warmup)  HOT %5.1f%%  failed %d %s\n",
+					fmt.Printf("round %d c=%-3d %-28s rotation %-3s %8.0f refreshes/s  %5.2f ms CPU each (sessiond+plugins)  HOT %5.1f%%  failed %d %s\n",
 						round, callers, v.label, rot, ce.rate, ce.cpuPerOp, ce.hot, r.failed, r.firstErr)
 					if ctx.Err() != nil {
 						b.stopSession(s)
@@ -433,7 +433,7 @@ func (b *bench) soakAll(ctx context.Context, variants []variant) error {
 			hc := client(callers)
 			realm := "rot-" + rot
 			var minute int64
-			r := refresh(ctx, hc, s.d, realm, s.toks[realm], callers, b.c.warmup, b.c.soak, func(sec int, n int64) {
+			r := refresh(ctx, hc, s.d, realm, s.toks[realm], callers, b.c.warmup, b.c.soak, nil, func(sec int, n int64) {
 				minute += n
 				if sec%60 == 0 {
 					st, err := stats(ctx, b.admin, s.schema)
