@@ -32,6 +32,7 @@ type config struct {
 	url        string
 	ownServer  bool
 	base       string
+	before     string
 	sessiond   string
 	conc       []int
 	rotation   []string
@@ -60,6 +61,7 @@ func main() {
 	flag.StringVar(&c.url, "url", testpg.URL(), "PostgreSQL URL (a superuser: the tool creates schemas and a pgbench database); each sessiond start gets a fresh schema")
 	flag.BoolVar(&c.ownServer, "own-server", false, "create a throwaway PostgreSQL cluster with the default configuration (pg_createcluster) instead of -url")
 	flag.StringVar(&c.base, "base", "", "also measure the tree at this commit (built from a git worktree), as \"before\"")
+	flag.StringVar(&c.before, "before", "", "with -base: a sessiond binary already built from that commit, instead of building it")
 	flag.StringVar(&c.sessiond, "sessiond", "", "sessiond binary to measure as \"after\" (default: go build ./cmd/sessiond of this tree)")
 	flag.StringVar(&conc, "c", "16,64", "concurrent callers (also pgbench clients), comma-separated")
 	flag.StringVar(&rot, "rotation", "off,on", "refresh token rotation (Revoke Refresh Token) off, on, or both")
@@ -160,9 +162,12 @@ func run(ctx context.Context, c config) error {
 	root := strings.TrimSpace(string(repo))
 	var variants []variant
 	if c.base != "" {
-		bin := filepath.Join(work, "sessiond-before")
-		if err := buildBase(ctx, root, c.base, work, bin); err != nil {
-			return err
+		bin := c.before
+		if bin == "" {
+			bin = filepath.Join(work, "sessiond-before")
+			if err := buildBase(ctx, root, c.base, work, bin); err != nil {
+				return err
+			}
 		}
 		variants = append(variants, variant{label: "before " + c.base, bin: bin})
 	}

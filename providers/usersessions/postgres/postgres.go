@@ -232,14 +232,18 @@ func (p *Provider) Close(context.Context) error {
 
 // connString adds to the operator's URL what the provider relies on, unless it is set
 // already: the statement timeout, UTC for times PostgreSQL renders, a connect timeout so
-// an unreachable host fails in seconds, and an application name operators see in
-// pg_stat_activity.
+// an unreachable host fails in seconds, an application name operators see in
+// pg_stat_activity, and one round trip per statement.
 func connString(raw string, timeout time.Duration) (string, error) {
 	add := [][2]string{
 		{"statement_timeout", strconv.FormatInt(timeout.Milliseconds(), 10)},
 		{"timezone", "UTC"},
 		{"connect_timeout", "10"},
 		{"fallback_application_name", "sessiond"},
+		// lib/pq sends a statement with arguments in one round trip (Parse, Bind, Execute)
+		// instead of two (Parse and Describe, then Bind and Execute); []byte arguments then
+		// travel in binary, which is what the bytea columns they fill take.
+		{"binary_parameters", "yes"},
 	}
 	if !strings.HasPrefix(raw, "postgres://") && !strings.HasPrefix(raw, "postgresql://") {
 		// key=value form: a later key would override the operator's, so add only missing ones.
