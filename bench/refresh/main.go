@@ -46,6 +46,7 @@ type config struct {
 	pgbench    string
 	skipPg     bool
 	keepLogs   bool
+	noAfter    bool
 }
 
 // variant is one sessiond build and how it runs its store.
@@ -74,6 +75,7 @@ func main() {
 	flag.StringVar(&av, "autovacuum", "default,off", "soak mode: autovacuum on the session tables as the server sets it (default), or off (ALTER TABLE … SET (autovacuum_enabled = false))")
 	flag.StringVar(&c.pgbench, "pgbench", "", "pgbench binary (default: PATH, then /usr/lib/postgresql/*/bin)")
 	flag.BoolVar(&c.skipPg, "skip-pgbench", false, "no pgbench rounds")
+	flag.BoolVar(&c.noAfter, "only-before", false, "with -base: measure the base commit alone (e.g. a soak of the old layout)")
 	flag.BoolVar(&c.keepLogs, "keep-logs", false, "keep sessiond's logs (the temporary directory is printed)")
 	flag.Parse()
 	for _, f := range strings.Split(conc, ",") {
@@ -97,7 +99,10 @@ func main() {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, c); err != nil {
+	start := time.Now()
+	err := run(ctx, c)
+	fmt.Printf("load average at the end: %s; total %s\n", loadavg(), time.Since(start).Round(time.Second))
+	if err != nil {
 		fatalf("%v", err)
 	}
 }
@@ -108,7 +113,6 @@ func fatalf(format string, args ...any) {
 }
 
 func run(ctx context.Context, c config) error {
-	start := time.Now()
 	work, err := os.MkdirTemp("", "bench-refresh-")
 	if err != nil {
 		return err
@@ -172,6 +176,12 @@ func run(ctx context.Context, c config) error {
 		variants = append(variants, variant{label: "before " + c.base, bin: bin})
 	}
 	after := c.sessiond
+	if c.noAfter {
+		if len(variants) == 0 {
+			return fmt.Errorf("-only-before needs -base")
+		}
+		return measure(ctx, c, admin, work, variants)
+	}
 	if after == "" {
 		after = filepath.Join(work, "sessiond-after")
 		if err := build(ctx, root, after); err != nil {
@@ -183,6 +193,11 @@ func run(ctx context.Context, c config) error {
 	if c.inProcess {
 		variants = append(variants, variant{label: "after, in-process", bin: after, inProcess: true})
 	}
+	return measure(ctx, c, admin, work, variants)
+}
+
+// measure runs the rounds, or the soaks, of the variants.
+func measure(ctx context.Context, c config, admin *sqlx.DB, work string, variants []variant) error {
 	realms, err := realmFile(work)
 	if err != nil {
 		return err
@@ -199,12 +214,9 @@ func run(ctx context.Context, c config) error {
 	}
 	b := &bench{c: c, admin: admin, realms: realms, work: work, pg: pg}
 	if c.soak > 0 {
-		err = b.soakAll(ctx, variants)
-	} else {
-		err = b.rounds(ctx, variants)
+		return b.soakAll(ctx, variants)
 	}
-	fmt.Printf("load average at the end: %s; total %s\n", loadavg(), time.Since(start).Round(time.Second))
-	return err
+	return b.rounds(ctx, variants)
 }
 
 func loadavg() string {
