@@ -235,9 +235,11 @@ func missingScopes(requested, granted string) string {
 	return strings.Join(missing, " ")
 }
 
-// commit writes a planned refresh. With rotation the client session goes first, version
-// checked: it decides who wins. The user session's touch follows; touches commute, so it
-// needs no check, and it is not undone if the client session write lost.
+// commit writes a planned refresh. With rotation the client session is written version
+// checked: that write decides who wins. The user session's touch goes at the same time, so
+// that a refresh waits for one commit rather than two in a row: touches commute and need
+// no check, and a touch is not undone if the client session write lost (the refresh that
+// won moved the same clock to the same time; a retry touches again).
 func (s *Service) commit(ctx context.Context, p *plan) error {
 	us, cs := p.session, p.client
 	if p.step == stepNone {
@@ -245,14 +247,20 @@ func (s *Service) commit(ctx context.Context, p *plan) error {
 			ClientID: cs.ClientID, ClientExpiresAt: cs.ExpiresAt}
 		return firstErr(s.store.Touch(ctx, []usersessions.Touch{t}))
 	}
-	if err := firstErr(s.store.PutClientSessions(ctx, []*usersessions.ClientSession{cs})); err != nil {
+	touched := make(chan error, 1)
+	go func() { // owned by this call, which waits for it below
+		t := usersessions.Touch{Session: us.Key(), LastRefresh: us.LastRefresh, ExpiresAt: us.ExpiresAt}
+		touched <- firstErr(s.store.Touch(ctx, []usersessions.Touch{t}))
+	}()
+	err := firstErr(s.store.PutClientSessions(ctx, []*usersessions.ClientSession{cs}))
+	touchErr := <-touched
+	if err != nil {
 		return err
 	}
-	t := usersessions.Touch{Session: us.Key(), LastRefresh: us.LastRefresh, ExpiresAt: us.ExpiresAt}
-	if err := firstErr(s.store.Touch(ctx, []usersessions.Touch{t})); err != nil {
+	if touchErr != nil {
 		// The rotation is committed: the new token is the only one that will work, so it
 		// must reach the client. The user session's idle clock moves at the next refresh.
-		s.log.Warn("refresh: the user session's idle clock was not moved", "session", us.ID, "error", err)
+		s.log.Warn("refresh: the user session's idle clock was not moved", "session", us.ID, "error", touchErr)
 	}
 	return nil
 }

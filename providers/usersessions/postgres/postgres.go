@@ -192,7 +192,36 @@ func (p *Provider) prepare(ctx context.Context, db *sqlx.DB, migrate bool) (stri
 	if err != nil {
 		return "", mapError(err)
 	}
+	p.warnVacuum(ctx, db)
 	return schema.String, nil
+}
+
+// warnVacuum logs a warning when autovacuum will not clean the session tables: off on the
+// server, statistics not tracked (autovacuum then never starts), or off on a table. A
+// refresh is a heap-only update whose old row versions the next visit to the page prunes,
+// but deleted sessions, the rare updates that move an index bucket and the index entries
+// of both leave dead rows that only VACUUM reclaims; and without ANALYZE the planner may
+// read the batch statements through the wrong index.
+func (p *Provider) warnVacuum(ctx context.Context, db *sqlx.DB) {
+	var off struct {
+		Server     bool           `db:"server"`
+		TrackCount bool           `db:"track_counts"`
+		Tables     sql.NullString `db:"tables"`
+	}
+	err := db.GetContext(ctx, &off, `SELECT current_setting('autovacuum') = 'off' AS server, current_setting('track_counts') = 'on' AS track_counts,
+		(SELECT string_agg(c.relname, ', ' ORDER BY c.relname) FROM pg_class c
+			WHERE c.relnamespace = current_schema()::regnamespace AND c.relname IN ('user_session', 'client_session')
+			AND 'autovacuum_enabled=false' = ANY (c.reloptions)) AS tables`)
+	switch {
+	case err != nil:
+		p.log.Debug("could not read the autovacuum settings", "error", err)
+	case off.Server:
+		p.log.Warn("autovacuum is off on the PostgreSQL server: deleted and expired sessions leave dead rows that nothing reclaims; turn it on (autovacuum = on) or run VACUUM ANALYZE user_session, client_session regularly")
+	case !off.TrackCount:
+		p.log.Warn("track_counts is off on the PostgreSQL server, so autovacuum never runs: deleted and expired sessions leave dead rows that nothing reclaims; turn it on or run VACUUM ANALYZE user_session, client_session regularly")
+	case off.Tables.Valid:
+		p.log.Warn("autovacuum is off on session tables (autovacuum_enabled = false): their dead rows are reclaimed only by a manual VACUUM; reset it (ALTER TABLE … RESET (autovacuum_enabled)) or run VACUUM ANALYZE regularly", "tables", off.Tables.String)
+	}
 }
 
 // Close implements spi.Provider: it ends every Watch and closes the pool.
@@ -203,14 +232,18 @@ func (p *Provider) Close(context.Context) error {
 
 // connString adds to the operator's URL what the provider relies on, unless it is set
 // already: the statement timeout, UTC for times PostgreSQL renders, a connect timeout so
-// an unreachable host fails in seconds, and an application name operators see in
-// pg_stat_activity.
+// an unreachable host fails in seconds, an application name operators see in
+// pg_stat_activity, and one round trip per statement.
 func connString(raw string, timeout time.Duration) (string, error) {
 	add := [][2]string{
 		{"statement_timeout", strconv.FormatInt(timeout.Milliseconds(), 10)},
 		{"timezone", "UTC"},
 		{"connect_timeout", "10"},
 		{"fallback_application_name", "sessiond"},
+		// lib/pq sends a statement with arguments in one round trip (Parse, Bind, Execute)
+		// instead of two (Parse and Describe, then Bind and Execute); []byte arguments then
+		// travel in binary, which is what the bytea columns they fill take.
+		{"binary_parameters", "yes"},
 	}
 	if !strings.HasPrefix(raw, "postgres://") && !strings.HasPrefix(raw, "postgresql://") {
 		// key=value form: a later key would override the operator's, so add only missing ones.

@@ -318,8 +318,8 @@ func TestMigrations(t *testing.T) {
 	if err := db.Get(&applied, "SELECT count(*) FROM "+schema+".sessiond_migrations WHERE version_id > 0"); err != nil {
 		t.Fatal(err)
 	}
-	if applied != 1 {
-		t.Errorf("%d migration rows after four concurrent starts, want 1", applied)
+	if applied != 2 {
+		t.Errorf("%d migration rows after four concurrent starts, want 2 (one per migration)", applied)
 	}
 	open(t, spi.Config{postgres.OptURL: u, postgres.OptMigrate: "false"})
 }
@@ -352,10 +352,10 @@ func TestIndexes(t *testing.T) {
 		}
 	}
 	for _, tc := range []struct{ query, index string }{
-		{"SELECT realm_id, id, offline FROM user_session WHERE expires_at < now() ORDER BY expires_at LIMIT 100", "user_session_expires"},
-		{"SELECT client_id FROM client_session WHERE expires_at < now() ORDER BY expires_at LIMIT 100", "client_session_expires"},
+		{"SELECT realm_id, id, offline FROM user_session WHERE expires_hour <= now() AND expires_at < now() ORDER BY expires_hour LIMIT 100", "user_session_expires"},
+		{"SELECT client_id FROM client_session WHERE expires_hour <= now() AND expires_at < now() ORDER BY expires_hour LIMIT 100", "client_session_expires"},
 		{"SELECT id FROM user_session s WHERE s.realm_id = 'r' AND s.offline = true AND s.user_id = 'u'", "user_session_user"},
-		{"SELECT id FROM user_session s WHERE s.realm_id = 'r' AND s.offline = false AND s.last_refresh >= now()", "user_session_refresh"},
+		{"SELECT id FROM user_session s WHERE s.realm_id = 'r' AND s.offline = false AND s.refresh_day >= now() AND s.last_refresh >= now()", "user_session_refresh"},
 		{"SELECT id FROM user_session s WHERE s.realm_id = 'r' AND s.id > 'a' ORDER BY s.id, s.offline LIMIT 10", "user_session_pkey"},
 		{"SELECT id FROM user_session s WHERE s.realm_id = 'r' AND s.broker_session_id = 'b'", "user_session_broker"},
 		{"SELECT client_id, count(*) FROM client_session WHERE realm_id = 'r' AND offline = false GROUP BY client_id", "client_session_client"},

@@ -61,9 +61,10 @@ func (s *Store) storedClients(ctx context.Context, w *writer, keys []usersession
 	return out, err
 }
 
-// PutClientSessions implements usersessions.Provider. Per round of distinct keys: one read
-// of what is stored, one INSERT of the new client sessions and one UPDATE of the replaced
-// ones, which applies only where the stored version still matches. Two nodes rotating
+// PutClientSessions implements usersessions.Provider. Per round of distinct keys: one UPDATE
+// of the replaced client sessions, which applies only where the stored version still
+// matches; then, for what it did not write and the new ones, one read of what is stored
+// and one INSERT of the new client sessions. Two nodes rotating
 // the same refresh token therefore cannot both win: the second UPDATE waits for the first
 // one's row lock, then finds the version moved on.
 func (s *Store) PutClientSessions(ctx context.Context, clients []*usersessions.ClientSession) ([]error, error) {
@@ -103,19 +104,47 @@ func (s *Store) PutClientSessions(ctx context.Context, clients []*usersessions.C
 	return errs, nil
 }
 
-// putClients writes the clients at indexes run, whose keys are distinct.
+// putClients writes the clients at indexes run, whose keys are distinct. A refresh's
+// rotation is a replace whose version is the stored one: the UPDATE alone writes it, and
+// only what that UPDATE did not write (and the new client sessions) is read to tell why,
+// or to check the parent before the INSERT.
 func (s *Store) putClients(ctx context.Context, w *writer, clients []*usersessions.ClientSession, run []int, errs []error) error {
-	keys := make([]usersessions.ClientKey, len(run))
-	for j, i := range run {
-		keys[j] = clients[i].Key()
+	done := map[usersessions.ClientKey]bool{}
+	var replaces [][]any
+	for _, i := range run {
+		if c := clients[i]; c.Version > 0 {
+			k := c.Key()
+			replaces = append(replaces, clientValues(k.Session, k.ClientID, c, c.Version))
+		}
 	}
-	stored, err := s.storedClients(ctx, w, keys)
+	if err := s.putStep(ctx, w, replaces, fmt.Sprintf(`UPDATE client_session AS c SET %s FROM %s WHERE c.realm_id = k_realm_id AND c.user_session_id = k_user_session_id
+			AND c.offline = k_offline AND c.client_id = k_client_id AND c.version = k_version RETURNING realm_id, user_session_id, offline, client_id`,
+		clientReplaceSet, s.d.relation(clientBatch)), done); err != nil {
+		return err
+	}
+	var unread []usersessions.ClientKey
+	for _, i := range run {
+		if k := clients[i].Key(); !done[k] {
+			unread = append(unread, k)
+		}
+	}
+	if len(unread) == 0 {
+		for _, i := range run {
+			k := clients[i].Key()
+			w.emit(usersessions.Change{Kind: usersessions.Upserted, Session: k.Session, ClientID: k.ClientID})
+		}
+		return nil
+	}
+	stored, err := s.storedClients(ctx, w, unread)
 	if err != nil {
 		return err
 	}
-	var creates, replaces [][]any
+	var creates [][]any
 	for _, i := range run {
 		c, k := clients[i], clients[i].Key()
+		if done[k] {
+			continue
+		}
 		st := stored[k]
 		switch {
 		case st.Parent == 0:
@@ -127,34 +156,12 @@ func (s *Store) putClients(ctx context.Context, w *writer, clients []*usersessio
 		case st.Version == 0:
 			errs[i] = fmt.Errorf("%s: %w", clientKeyString(k), spi.ErrNotFound)
 		default:
-			replaces = append(replaces, clientValues(k.Session, k.ClientID, c, c.Version))
+			errs[i] = fmt.Errorf("%s: version %d is not the stored one: %w", clientKeyString(k), c.Version, spi.ErrConflict)
 		}
 	}
-	done := map[usersessions.ClientKey]bool{}
-	for _, step := range []struct {
-		rows  [][]any
-		query string
-	}{
-		{creates, fmt.Sprintf("INSERT INTO client_session (%s) SELECT %s FROM %s WHERE true ON CONFLICT DO NOTHING RETURNING realm_id, user_session_id, offline, client_id",
-			clientBatch.names(""), clientBatch.names("k_"), s.d.relation(clientBatch))},
-		{replaces, fmt.Sprintf(`UPDATE client_session AS c SET %s FROM %s WHERE c.realm_id = k_realm_id AND c.user_session_id = k_user_session_id
-			AND c.offline = k_offline AND c.client_id = k_client_id AND c.version = k_version RETURNING realm_id, user_session_id, offline, client_id`,
-			clientReplaceSet, s.d.relation(clientBatch))},
-	} {
-		if len(step.rows) == 0 {
-			continue
-		}
-		args, err := s.d.args(clientBatch, step.rows)
-		if err != nil {
-			return err
-		}
-		var written []clientKeyRow
-		if err := w.query(ctx, &written, step.query, args...); err != nil {
-			return err
-		}
-		for _, r := range written {
-			done[r.key()] = true
-		}
+	if err := s.putStep(ctx, w, creates, fmt.Sprintf("INSERT INTO client_session (%s) SELECT %s FROM %s WHERE true ON CONFLICT DO NOTHING RETURNING realm_id, user_session_id, offline, client_id",
+		clientBatch.names(""), clientBatch.names("k_"), s.d.relation(clientBatch)), done); err != nil {
+		return err
 	}
 	for _, i := range run {
 		k := clients[i].Key()
@@ -162,11 +169,28 @@ func (s *Store) putClients(ctx context.Context, w *writer, clients []*usersessio
 		case errs[i] != nil:
 		case done[k]:
 			w.emit(usersessions.Change{Kind: usersessions.Upserted, Session: k.Session, ClientID: k.ClientID})
-		case clients[i].Version == 0: // another writer created it since the read
+		default: // a create another writer made since the read
 			errs[i] = fmt.Errorf("%s: %w", clientKeyString(k), spi.ErrExists)
-		default:
-			errs[i] = fmt.Errorf("%s: version %d is not the stored one: %w", clientKeyString(k), clients[i].Version, spi.ErrConflict)
 		}
+	}
+	return nil
+}
+
+// putStep runs query over rows, if any, and marks the keys it returns in done.
+func (s *Store) putStep(ctx context.Context, w *writer, rows [][]any, query string, done map[usersessions.ClientKey]bool) error {
+	if len(rows) == 0 {
+		return nil
+	}
+	args, err := s.d.args(clientBatch, rows)
+	if err != nil {
+		return err
+	}
+	var written []clientKeyRow
+	if err := w.query(ctx, &written, query, args...); err != nil {
+		return err
+	}
+	for _, r := range written {
+		done[r.key()] = true
 	}
 	return nil
 }

@@ -500,19 +500,20 @@ func (s *Store) DeleteMatching(ctx context.Context, f usersessions.Filter) (int,
 }
 
 // DeleteExpired implements usersessions.Provider. Each part is one DELETE of a bounded
-// range scan on the expires_at index, oldest first (on PostgreSQL skipping rows another
+// range scan on the expires_hour index (expires_at is not indexed, so that a refresh is a
+// heap-only update; migration 00002), oldest hour first (on PostgreSQL skipping rows another
 // node is deleting). clients counts the client sessions that expired on their own; those
 // that went with their user session are not counted.
 func (s *Store) DeleteExpired(ctx context.Context, before time.Time, limit int) (users, clients int, err error) {
 	if limit <= 0 {
 		return 0, 0, fmt.Errorf("delete expired: limit %d must be positive: %w", limit, spi.ErrInvalid)
 	}
-	cutoff := s.d.bindTime(before)
+	cutoff, hour := s.d.bindTime(before), s.d.bindTime(before.UTC().Truncate(time.Hour))
 	err = s.write(ctx, "delete expired sessions", func(w *writer) error {
 		var gone []keyRow
 		if err := w.query(ctx, &gone, `DELETE FROM user_session WHERE (realm_id, id, offline) IN (
-			SELECT realm_id, id, offline FROM user_session WHERE expires_at < ? ORDER BY expires_at LIMIT ?`+s.d.skipLocked()+`)
-			RETURNING realm_id, id, offline`, cutoff, limit); err != nil {
+			SELECT realm_id, id, offline FROM user_session WHERE expires_hour <= ? AND expires_at < ? ORDER BY expires_hour LIMIT ?`+s.d.skipLocked()+`)
+			RETURNING realm_id, id, offline`, hour, cutoff, limit); err != nil {
 			return err
 		}
 		for _, r := range gone {
@@ -520,8 +521,8 @@ func (s *Store) DeleteExpired(ctx context.Context, before time.Time, limit int) 
 		}
 		var goneClients []clientKeyRow
 		if err := w.query(ctx, &goneClients, `DELETE FROM client_session WHERE (realm_id, user_session_id, offline, client_id) IN (
-			SELECT realm_id, user_session_id, offline, client_id FROM client_session WHERE expires_at < ? ORDER BY expires_at LIMIT ?`+s.d.skipLocked()+`)
-			RETURNING realm_id, user_session_id, offline, client_id`, cutoff, limit); err != nil {
+			SELECT realm_id, user_session_id, offline, client_id FROM client_session WHERE expires_hour <= ? AND expires_at < ? ORDER BY expires_hour LIMIT ?`+s.d.skipLocked()+`)
+			RETURNING realm_id, user_session_id, offline, client_id`, hour, cutoff, limit); err != nil {
 			return err
 		}
 		for _, r := range goneClients {
@@ -671,7 +672,9 @@ func (s *Store) filter(f usersessions.Filter, p usersessions.Partition) (string,
 		and("s.expires_at > ?", s.d.bindTime(f.LiveAt))
 	}
 	if !f.ActiveSince.IsZero() {
-		and("s.last_refresh >= ?", s.d.bindTime(f.ActiveSince))
+		// refresh_day is what the index holds (migration 00002): the day's bucket bounds the
+		// scan, last_refresh decides.
+		and("s.refresh_day >= ? AND s.last_refresh >= ?", s.d.bindTime(f.ActiveSince.UTC().Truncate(24*time.Hour)), s.d.bindTime(f.ActiveSince))
 	}
 	if p.Count > 1 {
 		// A range of the hash, which the planner estimates from the column's statistics
