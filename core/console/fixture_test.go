@@ -98,6 +98,7 @@ func newFixtureOn(t testing.TB, store usersessions.Provider) *fixture {
 		Credentials: admin.Credentials{Admin: adminCred, Viewer: viewerCred, Frontend: frontendCred},
 		Warnings:    []string{"spi-x-y-z is set but provider y is not selected"},
 		Hostname:    consoleHostname,
+		Records:     store,
 	})
 	f.console = c
 	f.srv = httptest.NewServer(c)
