@@ -50,6 +50,9 @@ type Admin interface {
 	RevokeOfflineToken(ctx context.Context, realm, userID, clientID string) (admin.Result, error)
 	NotBefore(ctx context.Context, realm string) (time.Time, error)
 	SetNotBefore(ctx context.Context, realm string, c admin.Change) (time.Time, error)
+	ClientNotBefore(ctx context.Context, realm, clientUUID string) (time.Time, error)
+	SetClientNotBefore(ctx context.Context, realm, clientUUID string, c admin.Change) (time.Time, error)
+	SessionLimits(ctx context.Context, realm, userID string) (*admin.LimitsRep, error)
 	PushRevocation(ctx context.Context, realm, clientUUID string) (admin.Report, error)
 	Deliveries(ctx context.Context, realm string, state usersessions.DeliveryState, q admin.Query) ([]admin.DeliveryRep, string, error)
 }
@@ -186,6 +189,7 @@ func (c *Console) routes() {
 		{pattern: "GET " + realmPath + "logout-all", handle: (*Console).logoutAllConfirm},
 		{pattern: "GET " + realmPath + "deliveries", handle: (*Console).deliveriesPage},
 		{pattern: "GET " + realmPath + "settings", handle: (*Console).settingsPage},
+		{pattern: "GET " + realmPath + "limits", handle: (*Console).limitsPage},
 
 		{pattern: "POST " + realmPath + "sessions/{id}/logout", action: "logout-session", acting: true, handle: (*Console).logoutSession},
 		{pattern: "POST " + realmPath + "users/{id}/logout", action: "logout-user", acting: true, handle: (*Console).logoutUser},
@@ -193,6 +197,8 @@ func (c *Console) routes() {
 		{pattern: "POST " + realmPath + "logout-all", action: "logout-all", acting: true, handle: (*Console).logoutAll},
 		{pattern: "POST " + realmPath + "not-before", action: "set-not-before", acting: true, handle: (*Console).setNotBefore},
 		{pattern: "POST " + realmPath + "push-revocation", action: "push-revocation", acting: true, handle: (*Console).pushRevocation},
+		{pattern: "POST " + realmPath + "clients/{id}/not-before", action: "set-client-not-before", acting: true, handle: (*Console).setNotBefore},
+		{pattern: "POST " + realmPath + "clients/{id}/push-revocation", action: "push-client-revocation", acting: true, handle: (*Console).pushRevocation},
 	} {
 		c.mux.HandleFunc(p.pattern, c.guarded(p))
 	}
@@ -447,6 +453,8 @@ func target(action string, r *http.Request) string {
 		return "user/" + r.PathValue("id")
 	case "revoke-offline-token":
 		return "user/" + r.PathValue("id") + "/client/" + r.PathValue("client")
+	case "set-client-not-before", "push-client-revocation":
+		return "client/" + r.PathValue("id")
 	}
 	return "realm/" + r.PathValue("realm")
 }
