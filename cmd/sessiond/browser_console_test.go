@@ -99,7 +99,8 @@ func TestBrowserConsole_clickThroughEveryPage(t *testing.T) {
 	}
 
 	step(t, b, "filter: offline sessions only", chromedp.SetValue(chromedp.CSS(`select[name="type"]`), "offline"),
-		chromedp.Click(chromedp.CSS(`#filter`)), chromedp.WaitVisible(chromedp.CSS(`#sessions`)))
+		// The new page's option carries the attribute; SetValue set the old one's property only.
+		chromedp.Click(chromedp.CSS(`#filter`)), chromedp.WaitReady(chromedp.CSS(`option[value="offline"][selected]`)))
 	if table := read(t, b, chromedp.Text(chromedp.CSS(`#sessions`))); !strings.Contains(table, "carol") || strings.Contains(table, "alice") {
 		t.Errorf("offline sessions:\n%s\nwant carol's only", table)
 	}
@@ -111,7 +112,8 @@ func TestBrowserConsole_clickThroughEveryPage(t *testing.T) {
 	if first == second || strings.Count(second, "regular") != 2 {
 		t.Errorf("first page:\n%s\nnext page:\n%s\nwant two other sessions", first, second)
 	}
-	step(t, b, "back to the first page", chromedp.Click(chromedp.CSS(`#first`)), chromedp.WaitVisible(chromedp.CSS(`#next`)))
+	step(t, b, "back to the first page", chromedp.Click(chromedp.CSS(`#first`)), chromedp.WaitNotPresent(chromedp.CSS(`#first`)),
+		chromedp.WaitVisible(chromedp.CSS(`#next`)))
 	if again := read(t, b, chromedp.Text(chromedp.CSS(`#sessions tbody`))); again != first {
 		t.Errorf("first page again:\n%s\nwant\n%s", again, first)
 	}
