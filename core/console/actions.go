@@ -215,6 +215,7 @@ func (c *Console) logoutAll(w http.ResponseWriter, r *http.Request, s *signedIn)
 	return nil
 }
 
+// setNotBefore sets the realm's not-before policy, or a client's (clients/{id}/not-before).
 func (c *Console) setNotBefore(w http.ResponseWriter, r *http.Request, s *signedIn) error {
 	var ch admin.Change
 	switch a := r.PostForm.Get("action"); a {
@@ -224,31 +225,62 @@ func (c *Console) setNotBefore(w http.ResponseWriter, r *http.Request, s *signed
 	default:
 		return badInput("action must be now or clear, not %q", a)
 	}
-	t, err := c.admin.SetNotBefore(r.Context(), r.PathValue("realm"), ch)
+	realmName, clientUUID := r.PathValue("realm"), r.PathValue("id")
+	var t time.Time
+	var err error
+	whose, back := "The realm's", c.realmURL(r, "actions")
+	if clientUUID == "" {
+		t, err = c.admin.SetNotBefore(r.Context(), realmName, ch)
+	} else {
+		t, err = c.admin.SetClientNotBefore(r.Context(), realmName, clientUUID, ch)
+		whose, back = "Client "+c.clientName(r, clientUUID)+"'s", c.realmURL(r, "clients/"+pathEscape(clientUUID)+"/sessions")
+	}
 	if err != nil {
 		return err
 	}
-	line := "The not-before policy is cleared: tokens are checked by their own expiry only."
+	line := whose + " not-before policy is cleared: tokens are checked by their own expiry only."
 	if !t.IsZero() {
-		line = "The not-before policy is " + funcs["when"].(func(time.Time) string)(t) +
+		line = whose + " not-before policy is " + funcs["when"].(func(time.Time) string)(t) +
 			": every token and session issued before it is refused, on every node. Push it to tell the clients' adapters."
 	}
-	c.result(w, r, s, "Not-before policy set", c.realmURL(r, "actions"), admin.Report{}, line)
+	c.result(w, r, s, "Not-before policy set", back, admin.Report{}, line)
 	return nil
 }
 
+// pushRevocation pushes the not-before policy to every client with an admin URL, or to one
+// client (clients/{id}/push-revocation), and shows each client URL's result.
 func (c *Console) pushRevocation(w http.ResponseWriter, r *http.Request, s *signedIn) error {
-	rep, err := c.admin.PushRevocation(r.Context(), r.PathValue("realm"), "")
+	clientUUID := r.PathValue("id")
+	rep, err := c.admin.PushRevocation(r.Context(), r.PathValue("realm"), clientUUID)
 	if err != nil {
 		return err
 	}
+	back := c.realmURL(r, "actions")
 	line := fmt.Sprintf("The not-before policy was pushed to %d client URLs; %d did not take it and are retried from the outbox.",
 		len(rep.Succeeded)+len(rep.Failed), len(rep.Failed))
 	if len(rep.Succeeded)+len(rep.Failed) == 0 {
 		line = "No client of this realm has an admin URL: there was nobody to push to."
 	}
-	c.result(w, r, s, "Revocation pushed", c.realmURL(r, "actions"), rep, line)
+	if clientUUID != "" {
+		back = c.realmURL(r, "clients/"+pathEscape(clientUUID)+"/sessions")
+		if len(rep.Succeeded)+len(rep.Failed) == 0 {
+			line = "Client " + c.clientName(r, clientUUID) + " has no admin URL: there was nobody to push to."
+		}
+	}
+	c.result(w, r, s, "Revocation pushed", back, rep, line)
 	return nil
+}
+
+// clientName is the clientId of the client with that internal id, the id itself when none.
+func (c *Console) clientName(r *http.Request, clientUUID string) string {
+	if rl, err := c.realm(r); err == nil {
+		for _, cl := range rl.Clients {
+			if cmpOr(cl.ID, cl.ClientID) == clientUUID {
+				return cl.ClientID
+			}
+		}
+	}
+	return clientUUID
 }
 
 // revokeConsent revokes a user's offline tokens of one client (the Consents tab; DELETE

@@ -2,12 +2,15 @@ package console_test
 
 import (
 	"context"
+	"maps"
 	"net/http"
 	"net/url"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/net/html"
 
 	"github.com/sessiond/sessiond/spi/usersessions"
 )
@@ -74,7 +77,7 @@ func TestSignOutAllSaysWhatItDoesNotRevokeThenEndsTheActiveSessions(t *testing.T
 	csrf := b.signIn(adminCred)
 	confirm := b.get("/admin/console/realms/acme/logout-all")
 	what := confirm.textOf("what")
-	for _, want := range []string{"It does not revoke outstanding access tokens", "stay valid until they expire", "not-before", "Offline sessions and their offline tokens are not revoked"} {
+	for _, want := range []string{"all SSO cookies become invalid", "It does not revoke outstanding access tokens", "outstanding tokens must expire naturally", "not-before", "Offline sessions and their offline tokens are not revoked"} {
 		if !strings.Contains(what, want) {
 			t.Errorf("confirmation lacks %q:\n%s", want, what)
 		}
@@ -201,5 +204,76 @@ func TestUserConsentsTabRevokesOneClientsOfflineTokens(t *testing.T) {
 	}
 	if got := f.audit.actions(); !slices.Contains(got, "admin revoke-offline-token success") {
 		t.Errorf("audit %v", got)
+	}
+}
+
+func TestClientPageSetsClearsAndPushesTheClientsOwnNotBefore(t *testing.T) {
+	f := newFixture(t)
+	b := f.browser()
+	csrf := b.signIn(adminCred)
+	const page = "/admin/console/realms/acme/clients/app-uuid/sessions"
+	if got := b.get(page).textOf("client-not-before"); got != "none" {
+		t.Errorf("client not-before before: %q", got)
+	}
+	set := b.post("/admin/console/realms/acme/clients/app-uuid/not-before", url.Values{"csrf": {csrf}, "action": {"now"}})
+	if set.StatusCode != http.StatusOK || !strings.Contains(set.textOf("result"), "Client app's not-before policy is") ||
+		!f.policies.Client(realmName, app).Equal(f.now) || !f.policies.Realm(realmName).IsZero() {
+		t.Fatalf("set to now: %d %q; client policy %s, realm policy %s", set.StatusCode, set.textOf("result"),
+			f.policies.Client(realmName, app), f.policies.Realm(realmName))
+	}
+	if got := b.get(page).textOf("client-not-before"); got != f.now.Format("2006-01-02 15:04:05 UTC") {
+		t.Errorf("client not-before shown %q", got)
+	}
+	push := b.post("/admin/console/realms/acme/clients/app-uuid/push-revocation", url.Values{"csrf": {csrf}})
+	if results := text(push.byID("client-results")); push.StatusCode != http.StatusOK || !strings.Contains(results, "app "+appAdminURL+" succeeded") ||
+		!slices.Equal(f.push.pushed, []string{"acme/app"}) {
+		t.Errorf("push: %d, results %q, pushed %v", push.StatusCode, results, f.push.pushed)
+	}
+	clear := b.post("/admin/console/realms/acme/clients/app-uuid/not-before", url.Values{"csrf": {csrf}, "action": {"clear"}})
+	if clear.StatusCode != http.StatusOK || !f.policies.Client(realmName, app).IsZero() {
+		t.Errorf("clear: %d %q", clear.StatusCode, clear.textOf("result"))
+	}
+	if res := b.post("/admin/console/realms/acme/clients/nobody/not-before", url.Values{"csrf": {csrf}, "action": {"now"}}); res.StatusCode != http.StatusNotFound {
+		t.Errorf("an unknown client: %d, want 404", res.StatusCode)
+	}
+	got := f.audit.actions()
+	for _, want := range []string{"admin set-client-not-before success", "admin push-client-revocation success", "admin set-client-not-before failed"} {
+		if !slices.Contains(got, want) {
+			t.Errorf("audit %v lacks %q", got, want)
+		}
+	}
+}
+
+func TestSessionLimitsPageShowsEachLimitAgainstItsCount(t *testing.T) {
+	f := newFixture(t)
+	f.addSessions(2, "a", "alice", false, app)
+	f.addSessions(1, "b", "bob", false, app, mobile)
+	f.addSessions(1, "o", "alice", true, mobile)
+	b := f.browser()
+	b.signIn(viewerCred)
+	rows := func(res *response) map[string]string {
+		out := map[string]string{}
+		for _, n := range find(res.doc, func(n *html.Node) bool { return isElem(n, "tr") && strings.HasPrefix(attr(n, "class"), "limit") }) {
+			out[text(n)] = attr(n, "class")
+		}
+		return out
+	}
+	page := b.get("/admin/console/realms/acme/limits")
+	want := map[string]string{
+		"realmLimit the realm, all users none 3 1":                                "limit",
+		"clientLimit client app, all users 2 terminate the oldest session 3 0":    "limit reached",
+		"clientLimit client mobile, all users 2 terminate the oldest session 1 1": "limit",
+	}
+	if got := rows(page); !maps.Equal(got, want) {
+		t.Errorf("limits:\n%v\nwant\n%v", got, want)
+	}
+	user := rows(b.get("/admin/console/realms/acme/limits?user=alice"))
+	for row, class := range map[string]string{
+		"userRealmLimit user alice in the realm 3 deny the new session 2 1": "limit",
+		"userClientLimit user alice on client app none 2 0":                 "limit",
+	} {
+		if user[row] != class {
+			t.Errorf("with user alice, rows %v lack %q (%s)", user, row, class)
+		}
 	}
 }

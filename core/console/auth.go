@@ -1,126 +1,74 @@
 package console
 
 import (
-	"crypto/rand"
-	"crypto/sha256"
-	"crypto/subtle"
-	"encoding/base64"
 	"net/http"
 	"net/url"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/sessiond/sessiond/core/admin"
+	"github.com/sessiond/sessiond/core/consolesession"
 )
 
-// The console's own sessions. They live in this node's memory: a restart signs everyone
-// out, and behind a load balancer the console needs sticky sessions (docs/admin-console.md).
+// The console's own sessions are kept by core/consolesession: a cookie MACed with a key
+// every node sharing the store reads, so that any node serves any signed-in operator and a
+// restart signs nobody out; a sign-out is recorded in the store and holds on every node.
 const (
-	// CookieName is the console session's cookie; its value is a random id, never the
-	// credential.
+	// CookieName is the console session's cookie; it holds the session (its id, actor,
+	// role, times and a MAC of the credential signed in with), never the credential.
 	CookieName = "sessiond_console"
 	// DefaultIdleTimeout ends a console session nobody used for that long.
 	DefaultIdleTimeout = 15 * time.Minute
 	// DefaultMaxLifetime ends a console session that long after sign-in, used or not.
 	DefaultMaxLifetime = 8 * time.Hour
-	// maxSessions bounds the sessions held; a sign-in past it ends the oldest.
-	maxSessions = 10000
 	// csrfField is the hidden form field holding the session's CSRF token.
 	csrfField = "csrf"
 )
 
 // signedIn is one console session.
 type signedIn struct {
-	actor    string // admin.ActorAdmin or admin.ActorViewer
-	role     admin.Role
-	csrf     string
-	started  time.Time
-	lastSeen time.Time
+	*consolesession.Session
+	actor string // admin.ActorAdmin or admin.ActorViewer
+	role  admin.Role
+	csrf  string
 }
 
 // canAct reports whether the session may change anything.
 func (s *signedIn) canAct() bool { return s.role == admin.RoleManage }
 
-// sessions holds the console sessions by the SHA-256 of their id, so that a lookup's
-// timing tells nothing about the ids held.
-type sessions struct {
-	idle, max time.Duration
+// Roles as the cookie names them.
+const (
+	roleManage = "manage"
+	roleView   = "view"
+)
 
-	mu   sync.Mutex
-	byID map[[32]byte]*signedIn
-}
-
-func newSessions(idle, max time.Duration) *sessions {
-	return &sessions{idle: idle, max: max, byID: map[[32]byte]*signedIn{}}
-}
-
-func randomToken() string {
-	b := make([]byte, 32)
-	_, _ = rand.Read(b) // crypto/rand.Read never fails (Go 1.24)
-	return base64.RawURLEncoding.EncodeToString(b)
-}
-
-// start opens a session and returns its id.
-func (ss *sessions) start(actor string, role admin.Role, now time.Time) (string, *signedIn) {
-	id := randomToken()
-	s := &signedIn{actor: actor, role: role, csrf: randomToken(), started: now, lastSeen: now}
-	ss.mu.Lock()
-	defer ss.mu.Unlock()
-	ss.sweep(now)
-	if len(ss.byID) >= maxSessions {
-		var oldest [32]byte
-		var at time.Time
-		for k, v := range ss.byID {
-			if at.IsZero() || v.started.Before(at) {
-				oldest, at = k, v.started
-			}
-		}
-		delete(ss.byID, oldest)
+func roleName(r admin.Role) string {
+	if r == admin.RoleManage {
+		return roleManage
 	}
-	ss.byID[sha256.Sum256([]byte(id))] = s
-	return id, s
+	return roleView
 }
 
-// sweep drops the expired sessions; ss.mu is held.
-func (ss *sessions) sweep(now time.Time) {
-	for k, v := range ss.byID {
-		if ss.expired(v, now) {
-			delete(ss.byID, k)
-		}
+func roleOf(name string) admin.Role {
+	switch name {
+	case roleManage:
+		return admin.RoleManage
+	case roleView:
+		return admin.RoleView
 	}
+	return admin.RoleNone
 }
 
-func (ss *sessions) expired(s *signedIn, now time.Time) bool {
-	return now.Sub(s.lastSeen) >= ss.idle || now.Sub(s.started) >= ss.max
-}
-
-// get returns the live session with that id and marks it used; an expired one is ended.
-func (ss *sessions) get(id string, now time.Time) (*signedIn, bool) {
-	if id == "" {
-		return nil, false
+// credentialOf is the credential an actor signs in with now: a console session opened
+// with another one (the credential was changed since) is over.
+func (c *Console) credentialOf(actor string) string {
+	switch actor {
+	case admin.ActorAdmin:
+		return c.creds.Admin
+	case admin.ActorViewer:
+		return c.creds.Viewer
 	}
-	k := sha256.Sum256([]byte(id))
-	ss.mu.Lock()
-	defer ss.mu.Unlock()
-	s, ok := ss.byID[k]
-	if !ok {
-		return nil, false
-	}
-	if ss.expired(s, now) {
-		delete(ss.byID, k)
-		return nil, false
-	}
-	s.lastSeen = now
-	c := *s
-	return &c, true
-}
-
-// end ends the session with that id.
-func (ss *sessions) end(id string) {
-	ss.mu.Lock()
-	defer ss.mu.Unlock()
-	delete(ss.byID, sha256.Sum256([]byte(id)))
+	return ""
 }
 
 // secure reports whether the browser reached sessiond over TLS (directly, or through a
@@ -167,6 +115,4 @@ func (c *Console) sameOrigin(r *http.Request) bool {
 }
 
 // validCSRF compares a form's token with the session's, in constant time.
-func validCSRF(s *signedIn, got string) bool {
-	return got != "" && subtle.ConstantTimeCompare([]byte(got), []byte(s.csrf)) == 1
-}
+func validCSRF(s *signedIn, got string) bool { return consolesession.ValidCSRF(s.Session, got) }

@@ -18,6 +18,7 @@ import (
 
 	"github.com/sessiond/sessiond/core/admin"
 	"github.com/sessiond/sessiond/core/authfail"
+	"github.com/sessiond/sessiond/core/consolesession"
 	"github.com/sessiond/sessiond/core/realm"
 	"github.com/sessiond/sessiond/core/session"
 	"github.com/sessiond/sessiond/spi"
@@ -49,6 +50,9 @@ type Admin interface {
 	RevokeOfflineToken(ctx context.Context, realm, userID, clientID string) (admin.Result, error)
 	NotBefore(ctx context.Context, realm string) (time.Time, error)
 	SetNotBefore(ctx context.Context, realm string, c admin.Change) (time.Time, error)
+	ClientNotBefore(ctx context.Context, realm, clientUUID string) (time.Time, error)
+	SetClientNotBefore(ctx context.Context, realm, clientUUID string, c admin.Change) (time.Time, error)
+	SessionLimits(ctx context.Context, realm, userID string) (*admin.LimitsRep, error)
 	PushRevocation(ctx context.Context, realm, clientUUID string) (admin.Report, error)
 	Deliveries(ctx context.Context, realm string, state usersessions.DeliveryState, q admin.Query) ([]admin.DeliveryRep, string, error)
 }
@@ -86,6 +90,11 @@ type Deps struct {
 	Now func() time.Time
 	// IdleTimeout and MaxLifetime bound a console session; 0 means the defaults.
 	IdleTimeout, MaxLifetime time.Duration
+	// Records keep the console's cookie key and its sign-outs: the store's records, which
+	// every node sharing the store reads (core/consolesession).
+	Records consolesession.Records
+	// KEK seals the cookie key in the store; nil keeps it in plain text (start-dev).
+	KEK consolesession.Sealer
 	// PageSize is how many sessions a page lists; 0 means DefaultPageSize.
 	PageSize int
 }
@@ -109,7 +118,7 @@ type Console struct {
 	log      hclog.Logger
 	now      func() time.Time
 	pageSize int
-	sessions *sessions
+	sessions *consolesession.Manager
 	tmpl     *template.Template
 	mux      *http.ServeMux
 }
@@ -119,8 +128,7 @@ func New(d Deps) *Console {
 	c := &Console{
 		admin: d.Admin, explain: d.Explain, realms: d.Realms, creds: d.Credentials, guard: d.Guard,
 		warnings: d.Warnings, hostname: strings.TrimSuffix(d.Hostname, "/"), log: d.Log, now: d.Now, pageSize: d.PageSize,
-		sessions: newSessions(orDefault(d.IdleTimeout, DefaultIdleTimeout), orDefault(d.MaxLifetime, DefaultMaxLifetime)),
-		mux:      http.NewServeMux(),
+		mux: http.NewServeMux(),
 	}
 	if c.guard == nil {
 		c.guard = noGuard{}
@@ -131,6 +139,8 @@ func New(d Deps) *Console {
 	if c.now == nil {
 		c.now = time.Now
 	}
+	c.sessions = consolesession.New(consolesession.Options{Records: d.Records, KEK: d.KEK, Now: c.now,
+		Idle: orDefault(d.IdleTimeout, DefaultIdleTimeout), Max: orDefault(d.MaxLifetime, DefaultMaxLifetime)})
 	if c.pageSize <= 0 || c.pageSize > maxPageSize {
 		c.pageSize = DefaultPageSize
 	}
@@ -179,6 +189,7 @@ func (c *Console) routes() {
 		{pattern: "GET " + realmPath + "logout-all", handle: (*Console).logoutAllConfirm},
 		{pattern: "GET " + realmPath + "deliveries", handle: (*Console).deliveriesPage},
 		{pattern: "GET " + realmPath + "settings", handle: (*Console).settingsPage},
+		{pattern: "GET " + realmPath + "limits", handle: (*Console).limitsPage},
 
 		{pattern: "POST " + realmPath + "sessions/{id}/logout", action: "logout-session", acting: true, handle: (*Console).logoutSession},
 		{pattern: "POST " + realmPath + "users/{id}/logout", action: "logout-user", acting: true, handle: (*Console).logoutUser},
@@ -186,6 +197,8 @@ func (c *Console) routes() {
 		{pattern: "POST " + realmPath + "logout-all", action: "logout-all", acting: true, handle: (*Console).logoutAll},
 		{pattern: "POST " + realmPath + "not-before", action: "set-not-before", acting: true, handle: (*Console).setNotBefore},
 		{pattern: "POST " + realmPath + "push-revocation", action: "push-revocation", acting: true, handle: (*Console).pushRevocation},
+		{pattern: "POST " + realmPath + "clients/{id}/not-before", action: "set-client-not-before", acting: true, handle: (*Console).setNotBefore},
+		{pattern: "POST " + realmPath + "clients/{id}/push-revocation", action: "push-client-revocation", acting: true, handle: (*Console).pushRevocation},
 	} {
 		c.mux.HandleFunc(p.pattern, c.guarded(p))
 	}
@@ -349,14 +362,33 @@ func remoteIP(r *http.Request) string {
 	return host
 }
 
-// current returns the request's console session.
-func (c *Console) current(r *http.Request) (*signedIn, string, bool) {
+// current returns the request's console session, nil when it has none (no cookie, or one
+// that is expired, signed out, not this store's, or opened with a credential since
+// changed). A cookie whose last-seen time moved on is sent back renewed. An error is the
+// store's: whether the session was signed out cannot be told.
+func (c *Console) current(w http.ResponseWriter, r *http.Request) (*signedIn, error) {
 	ck, err := r.Cookie(CookieName)
-	if err != nil {
-		return nil, "", false
+	if err != nil || ck.Value == "" {
+		return nil, nil
 	}
-	s, ok := c.sessions.get(ck.Value, c.now())
-	return s, ck.Value, ok
+	s, renewed, err := c.sessions.Open(r.Context(), ck.Value, c.credentialOf)
+	switch {
+	case errors.Is(err, consolesession.ErrInvalid), errors.Is(err, consolesession.ErrExpired),
+		errors.Is(err, consolesession.ErrSignedOut), errors.Is(err, consolesession.ErrRebound):
+		clearCookie(w, r)
+		return nil, nil
+	case err != nil:
+		return nil, fmt.Errorf("%w: %w", spi.ErrUnavailable, err)
+	}
+	role := roleOf(s.Role)
+	if role == admin.RoleNone {
+		clearCookie(w, r)
+		return nil, nil
+	}
+	if renewed != "" {
+		setCookie(w, r, renewed, c.sessions.Ends(s).Sub(c.now()))
+	}
+	return &signedIn{Session: s, actor: s.Actor, role: role, csrf: s.CSRF}, nil
 }
 
 // guarded runs a page for a signed-in operator. An acting page also needs the manage role,
@@ -365,8 +397,12 @@ func (c *Console) current(r *http.Request) (*signedIn, string, bool) {
 // every acting request that gets through is audited with its outcome.
 func (c *Console) guarded(p page) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		s, _, ok := c.current(r)
-		if !ok {
+		s, err := c.current(w, r)
+		if err != nil {
+			c.fail(w, r, nil, err)
+			return
+		}
+		if s == nil {
 			if r.Method == http.MethodGet {
 				http.Redirect(w, r, Path, http.StatusSeeOther)
 				return
@@ -417,6 +453,8 @@ func target(action string, r *http.Request) string {
 		return "user/" + r.PathValue("id")
 	case "revoke-offline-token":
 		return "user/" + r.PathValue("id") + "/client/" + r.PathValue("client")
+	case "set-client-not-before", "push-client-revocation":
+		return "client/" + r.PathValue("id")
 	}
 	return "realm/" + r.PathValue("realm")
 }

@@ -2,7 +2,8 @@
 // over the same admin service (core/admin) the JSON API calls, with the same audit.
 //
 // An operator signs in with the administrator or view-only credential; the console keeps a
-// session of its own in this node's memory (a random id in an HttpOnly, SameSite=Strict
-// cookie, never the credential), and every form carries that session's CSRF token. No
-// script: the pages are plain HTML with an embedded stylesheet.
+// session of its own in an HttpOnly, SameSite=Strict cookie MACed with a key the nodes
+// sharing the store read (core/consolesession; never the credential), so that any node
+// serves it, and every form carries that session's CSRF token. No script: the pages are
+// plain HTML with an embedded stylesheet.
 package console

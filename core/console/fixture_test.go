@@ -79,7 +79,9 @@ func newFixtureOn(t testing.TB, store usersessions.Provider) *fixture {
 	t.Helper()
 	f := &fixture{t: t, store: store, now: time.Now().UTC().Truncate(time.Second), audit: &auditLog{}, refusals: &refusalLog{}}
 	var err error
-	f.realms, _, err = realm.NewRealms(&realm.Realm{Name: realmName, Enabled: true, Clients: []*realm.Client{
+	f.realms, _, err = realm.NewRealms(&realm.Realm{Name: realmName, Enabled: true, SessionLimits: realm.SessionLimits{
+		UserRealm: realm.Limit{Max: 3}, Client: realm.Limit{Max: 2, Terminate: true}, CountOffline: true,
+	}, Clients: []*realm.Client{
 		{ClientID: app, ID: "app-uuid", Secret: "s", Enabled: true, AdminURL: appAdminURL, BackchannelLogoutURL: appLogoutURL},
 		{ClientID: mobile, PublicClient: true, Enabled: true, OfflineAccess: true},
 	}}, &realm.Realm{Name: "other", Enabled: true}, &realm.Realm{Name: "closed", Enabled: false})
@@ -98,6 +100,7 @@ func newFixtureOn(t testing.TB, store usersessions.Provider) *fixture {
 		Credentials: admin.Credentials{Admin: adminCred, Viewer: viewerCred, Frontend: frontendCred},
 		Warnings:    []string{"spi-x-y-z is set but provider y is not selected"},
 		Hostname:    consoleHostname,
+		Records:     store,
 	})
 	f.console = c
 	f.srv = httptest.NewServer(c)
@@ -385,8 +388,9 @@ func (p *recordingPush) Deliveries(context.Context, usersessions.DeliveryFilter)
 }
 
 type memPolicies struct {
-	mu    sync.Mutex
-	realm map[string]time.Time
+	mu     sync.Mutex
+	realm  map[string]time.Time
+	client map[string]time.Time // by realm/clientId
 }
 
 func (p *memPolicies) Realm(name string) time.Time {
@@ -394,7 +398,11 @@ func (p *memPolicies) Realm(name string) time.Time {
 	defer p.mu.Unlock()
 	return p.realm[name]
 }
-func (p *memPolicies) Client(string, string) time.Time { return time.Time{} }
+func (p *memPolicies) Client(realmName, clientID string) time.Time {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.client[realmName+"/"+clientID]
+}
 func (p *memPolicies) SetRealm(_ context.Context, name string, t time.Time) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -404,7 +412,15 @@ func (p *memPolicies) SetRealm(_ context.Context, name string, t time.Time) erro
 	p.realm[name] = t
 	return nil
 }
-func (p *memPolicies) SetClient(context.Context, string, string, time.Time) error { return nil }
+func (p *memPolicies) SetClient(_ context.Context, realmName, clientID string, t time.Time) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.client == nil {
+		p.client = map[string]time.Time{}
+	}
+	p.client[realmName+"/"+clientID] = t
+	return nil
+}
 
 type auditLog struct {
 	mu     sync.Mutex

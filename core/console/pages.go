@@ -108,6 +108,9 @@ type sessionsView struct {
 	Rows       []row
 	Client     *admin.ClientRep
 	ClientPath string
+	// The client's own not-before policy (the client page), and why it cannot be shown.
+	NotBefore     time.Time
+	NotBeforeNote string
 }
 
 // sessionList is the Sessions page: one page of the realm's sessions of a type, read
@@ -307,8 +310,16 @@ func (c *Console) clientSessions(w http.ResponseWriter, r *http.Request, s *sign
 			}
 		}
 	}
-	c.render(w, http.StatusOK, "client", sessionsView{layout: c.layoutFor(r, s, "Client sessions"), pager: pagerOf(r, next),
-		Type: typ, Rows: rowsOf(reps, typ == typeOffline), Client: client, ClientPath: r.URL.Path})
+	v := sessionsView{layout: c.layoutFor(r, s, "Client sessions"), pager: pagerOf(r, next),
+		Type: typ, Rows: rowsOf(reps, typ == typeOffline), Client: client, ClientPath: r.URL.Path}
+	v.NotBefore, err = c.admin.ClientNotBefore(r.Context(), rl.Name, id)
+	switch {
+	case errors.Is(err, admin.ErrNotConfigured):
+		v.NotBeforeNote = err.Error()
+	case err != nil:
+		return err
+	}
+	c.render(w, http.StatusOK, "client", v)
 	return nil
 }
 

@@ -7,6 +7,7 @@ import (
 
 	"github.com/sessiond/sessiond/core/admin"
 	"github.com/sessiond/sessiond/core/authfail"
+	"github.com/sessiond/sessiond/spi"
 )
 
 // The audit actions of signing in and out of the console.
@@ -49,7 +50,10 @@ type signInView struct {
 
 // home is the sign-in page, or the realm picker for a signed-in operator.
 func (c *Console) home(w http.ResponseWriter, r *http.Request) {
-	if _, _, ok := c.current(r); ok {
+	if s, err := c.current(w, r); err != nil {
+		c.fail(w, r, nil, err)
+		return
+	} else if s != nil {
 		http.Redirect(w, r, Path+"realms/", http.StatusSeeOther)
 		return
 	}
@@ -97,17 +101,24 @@ func (c *Console) signIn(w http.ResponseWriter, r *http.Request) {
 		refuse(http.StatusUnauthorized, authfail.ReasonInvalid, errors.New("that credential is not the administrator's or the view-only one"))
 		return
 	}
-	id, _ := c.sessions.start(actor, role, c.now())
-	setCookie(w, r, id, c.sessions.max)
+	value, _, err := c.sessions.Start(r.Context(), actor, roleName(role), presented)
+	if err != nil {
+		c.fail(w, r, nil, fmt.Errorf("%w: %w", spi.ErrUnavailable, err))
+		return
+	}
+	setCookie(w, r, value, c.sessions.Max())
 	c.signedInOrOut(w, r, actor, actionSignIn, Path+"realms/")
 }
 
 // signOut ends the console session. It needs the session's CSRF token, so that another
 // site cannot sign an operator out either.
 func (c *Console) signOut(w http.ResponseWriter, r *http.Request) {
-	s, id, ok := c.current(r)
+	s, err := c.current(w, r)
 	switch {
-	case !ok:
+	case err != nil:
+		c.fail(w, r, nil, err)
+		return
+	case s == nil:
 		clearCookie(w, r)
 		http.Redirect(w, r, Path, http.StatusSeeOther)
 		return
@@ -118,7 +129,13 @@ func (c *Console) signOut(w http.ResponseWriter, r *http.Request) {
 		c.fail(w, r, s, errCSRF)
 		return
 	}
-	c.sessions.end(id)
+	if err := c.sessions.End(r.Context(), s.Session); err != nil {
+		c.fail(w, r, s, fmt.Errorf("%w: %w", spi.ErrUnavailable, err))
+		return
+	}
+	if err := c.sessions.Sweep(r.Context()); err != nil {
+		c.log.Warn("cannot delete the records of past console sign-outs; the next sign-out tries again", "error", err)
+	}
 	clearCookie(w, r)
 	c.signedInOrOut(w, r, s.actor, actionSignOut, Path)
 }

@@ -7,8 +7,10 @@ import (
 	"github.com/sessiond/sessiond/core/admin"
 	"github.com/sessiond/sessiond/core/authfail"
 	"github.com/sessiond/sessiond/core/console"
+	"github.com/sessiond/sessiond/core/consolesession"
 	"github.com/sessiond/sessiond/core/eventlog"
 	"github.com/sessiond/sessiond/core/session"
+	"github.com/sessiond/sessiond/core/token"
 	"github.com/sessiond/sessiond/spi/usersessions"
 )
 
@@ -63,14 +65,23 @@ func auditReason(e admin.AuditEvent) string {
 // console builds the admin console over the admin service the JSON API uses, with the same
 // credentials and the same failed-authentication guard. The configuration's start-up
 // warnings are shown on its realm settings page.
-func (rt *Runtime) console(adm *admin.Service, sessions *session.Service, guard *authfail.Guard, frontend, adminToken string, now func() time.Time) *console.Console {
+//
+// Its sign-in sessions are cookies MACed with a key kept in the store's records (sealed
+// with the key-encryption key when one is set), so that every node sharing the store
+// serves them and a restart keeps them.
+func (rt *Runtime) console(adm *admin.Service, sessions *session.Service, guard *authfail.Guard, frontend, adminToken string,
+	records consolesession.Records, kek *token.KEK, now func() time.Time) *console.Console {
 	var warnings []string
 	for _, w := range rt.settings.Warnings {
 		warnings = append(warnings, w.Error())
 	}
-	return console.New(console.Deps{
+	d := console.Deps{
 		Admin: adm, Explain: sessions, Realms: rt.realms, Guard: guard, Now: now, Log: rt.log.Named("console"),
 		Credentials: admin.Credentials{Admin: adminToken, Viewer: rt.settings.AdminViewerToken, Frontend: frontend},
-		Warnings:    warnings, Hostname: rt.settings.Hostname,
-	})
+		Warnings:    warnings, Hostname: rt.settings.Hostname, Records: records,
+	}
+	if kek != nil { // an interface holding a nil pointer would not read as "none"
+		d.KEK = kek
+	}
+	return console.New(d)
 }

@@ -218,7 +218,7 @@ func (rt *Runtime) wire(opts Options, issuerBase string) (*httpapi.Server, error
 	rt.goBackground(func(ctx context.Context) { rt.cleanLogins(ctx, logins) })
 	var adminConsole http.Handler
 	if rt.settings.AdminConsoleEnabled {
-		adminConsole = rt.console(adm, sessions, guard, frontend, admin, opts.now)
+		adminConsole = rt.console(adm, sessions, guard, frontend, admin, store, kek, opts.now)
 	}
 	return httpapi.New(rt.log.Named("http"), httpapi.Deps{
 		Ready:         rt,

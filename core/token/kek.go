@@ -108,3 +108,25 @@ func (m *KeyManager) Check(ctx context.Context, realm string) error {
 	_, err := m.read(ctx, realm)
 	return err
 }
+
+// Seal encrypts a secret other than a realm key (the admin console's cookie key) under the
+// KEK, bound to aad: what it opens under another aad does not decrypt.
+func (k *KEK) Seal(aad, plain []byte) []byte {
+	nonce := make([]byte, k.aead.NonceSize())
+	rand.Read(nonce)
+	return k.aead.Seal(nonce, nonce, plain, aad)
+}
+
+// Open decrypts what Seal sealed under the same aad; a truncated, altered or moved blob is
+// ErrKeyEncryption.
+func (k *KEK) Open(aad, sealed []byte) ([]byte, error) {
+	n := k.aead.NonceSize()
+	if len(sealed) < n {
+		return nil, fmt.Errorf("sealed secret is truncated: %w", ErrKeyEncryption)
+	}
+	plain, err := k.aead.Open(nil, sealed[:n], sealed[n:], aad)
+	if err != nil {
+		return nil, fmt.Errorf("sealed secret does not decrypt with key-encryption key %s: %w", k.id, ErrKeyEncryption)
+	}
+	return plain, nil
+}
