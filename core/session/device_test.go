@@ -72,7 +72,7 @@ func TestRefreshRecordsWhereTheSessionIsUsedFrom(t *testing.T) {
 				{"198.51.100.7", firefox, "198.51.100.7", firefox, true},
 				{"198.51.100.7", firefox, "198.51.100.7", firefox, false}, // unchanged
 				{"198.51.100.7", chrome, "198.51.100.7", chrome, true},
-				{"", "", "198.51.100.7", chrome, false}, // nothing said, nothing recorded
+				{"", "", "198.51.100.7", chrome, false},            // nothing said, nothing recorded
 				{"192.0.2.1", firefox, "192.0.2.1", firefox, true}, // back where it began: recorded too
 			} {
 				before := store.puts.Load()
