@@ -74,6 +74,11 @@ type Deps struct {
 	// Console is the admin console, served under ConsolePath; nil leaves it out (the
 	// admin API's catch-all then answers there).
 	Console http.Handler
+	// Account serves the account REST API (account.go); nil leaves it out.
+	Account Account
+	// AccountConsole is the account console, served under AccountPath (GET and POST); nil
+	// leaves it out.
+	AccountConsole http.Handler
 }
 
 // ConsolePath is where the admin console is served (core/console).
@@ -104,6 +109,7 @@ type Server struct {
 	login                     Logins
 	mux                       *http.ServeMux
 	console                   http.Handler
+	account                   Account
 }
 
 // New builds the handler tree.
@@ -112,6 +118,7 @@ func New(log hclog.Logger, d Deps) *Server {
 		log: log, ready: d.Ready, sessions: d.Sessions, keys: d.Keys, realms: d.Realms, issuer: d.Issuer,
 		frontendToken: d.FrontendToken, adminToken: d.AdminToken, mux: http.NewServeMux(),
 		viewerToken: d.AdminViewerToken, admin: d.Admin, guard: d.Guard, actions: d.Actions, login: d.Login,
+		account: d.Account,
 	}
 	if s.guard == nil {
 		s.guard = noGuard{}
@@ -136,6 +143,13 @@ func New(log hclog.Logger, d Deps) *Server {
 	}
 	if d.Console != nil {
 		s.console = d.Console
+	}
+	if s.account != nil {
+		s.accountRoutes()
+	}
+	if d.AccountConsole != nil {
+		s.mux.Handle("GET "+AccountPath, d.AccountConsole)
+		s.mux.Handle("POST "+AccountPath, d.AccountConsole)
 	}
 	return s
 }
