@@ -219,6 +219,10 @@ func (rt *Runtime) wire(opts Options, issuerBase string) (*httpapi.Server, error
 	if rt.settings.AdminConsoleEnabled {
 		adminConsole = rt.console(adm, sessions, guard, frontend, admin, opts.now)
 	}
+	if err := rt.addDemoAccountConsole(opts.Profile, tokens.Issuer); err != nil {
+		return nil, err
+	}
+	accounts := rt.accountService(sessionStore, tokens, adm, notBefore, persistent, opts.now)
 	return httpapi.New(rt.log.Named("http"), httpapi.Deps{
 		Ready:         rt,
 		Sessions:      sessions,
@@ -236,6 +240,8 @@ func (rt *Runtime) wire(opts Options, issuerBase string) (*httpapi.Server, error
 		Guard:            guard,
 		Actions:          actions,
 		Console:          adminConsole,
+		Account:          accounts,
+		AccountConsole:   rt.accountConsole(accounts, logins, sessions, opts.now),
 	}), nil
 }
 
