@@ -101,8 +101,12 @@ func newConsole(t *testing.T) (*Console, *fakeAccount) {
 	return New(Deps{Account: acc, Logins: fakeLogins{t}, Tokens: noRefresh{}, Realms: rs}), acc
 }
 
-// serve runs r through the console as the HTTP API mounts it.
+// serve runs r through the console as the HTTP API mounts it, on the issuer's host unless
+// r names another.
 func serve(c *Console, r *http.Request) *httptest.ResponseRecorder {
+	if r.Host == "example.com" { // httptest's default
+		r.Host = "sso.test"
+	}
 	mux := http.NewServeMux()
 	mux.Handle("GET /realms/{realm}/account/", c)
 	mux.Handle("POST /realms/{realm}/account/", c)
@@ -228,6 +232,11 @@ func TestSignInRefusesAForeignCallback(t *testing.T) {
 				t.Errorf("callback = %d, want 400", w.Code)
 			}
 		})
+	}
+	other := httptest.NewRequest(http.MethodGet, "/realms/acme/account/", nil)
+	other.Host = "localhost:8080"
+	if w := serve(c, other); w.Code != http.StatusSeeOther || w.Header().Get("Location") != issuerBase+"/realms/acme/account/" || len(w.Result().Cookies()) != 0 {
+		t.Errorf("by another name of the host: %d to %q, want the issuer's console first, no cookie", w.Code, w.Header().Get("Location"))
 	}
 	if w := serve(c, httptest.NewRequest(http.MethodGet, "/realms/bare/account/", nil)); w.Code != http.StatusNotFound ||
 		!strings.Contains(w.Body.String(), "account-console client") {

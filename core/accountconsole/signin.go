@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"strings"
 	"time"
 
 	"github.com/sessiond/sessiond/core/account"
@@ -40,6 +41,15 @@ func (c *Console) startLogin(w http.ResponseWriter, r *http.Request) {
 	realmName := r.PathValue("realm")
 	if _, err := c.client(realmName); err != nil {
 		c.fail(w, r, nil, err)
+		return
+	}
+	// The cookies below belong to the host the browser asked; the callback comes to the
+	// issuer's. Without a configured hostname (start-dev, a bare address) the browser may
+	// have come by another name of this node (localhost for 127.0.0.1): it is sent to the
+	// issuer's name first, so that the login's cookie comes back with the callback. With a
+	// hostname, a proxy may present another Host, and the redirect would never end.
+	if iss, err := url.Parse(c.logins.Issuer(realmName)); c.hostname == "" && err == nil && iss.Host != "" && !strings.EqualFold(iss.Host, r.Host) {
+		http.Redirect(w, r, iss.String()+"/account/", http.StatusSeeOther)
 		return
 	}
 	id, p := randomToken(), &pendingLogin{realm: realmName, state: randomToken(), verifier: randomToken(), started: c.now()}
