@@ -27,6 +27,13 @@ func (s *Service) LogoutSession(ctx context.Context, realmName, id string, offli
 	return s.logoutSession(ctx, realmName, id, offline, false, "admin logout-session")
 }
 
+// LogoutSessionBecause ends one user session as LogoutSession does, for another caller
+// than the admin API (the account API, a user ending their own session), whose logout
+// event says reason.
+func (s *Service) LogoutSessionBecause(ctx context.Context, realmName, id string, offline bool, reason string) (Result, error) {
+	return s.logoutSession(ctx, realmName, id, offline, false, reason)
+}
+
 // logoutSession ends one session and tells its clients: at once, or with queue only
 // through the outbox; reason is the logout event's.
 func (s *Service) logoutSession(ctx context.Context, realmName, id string, offline, queue bool, reason string) (Result, error) {

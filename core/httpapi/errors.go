@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/sessiond/sessiond/core/account"
 	"github.com/sessiond/sessiond/core/actiontoken"
 	"github.com/sessiond/sessiond/core/admin"
 	"github.com/sessiond/sessiond/core/authfail"
@@ -74,8 +75,12 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		w.Header().Set("Retry-After", strconv.Itoa(int(retryAfter/time.Second)))
 	case http.StatusUnauthorized:
 		// The front-end and admin APIs take a bearer credential (RFC 6750); the OAuth
-		// endpoints authenticate clients with HTTP Basic (RFC 6749 §2.3.1).
-		if errors.Is(err, errUnauthenticated) {
+		// endpoints authenticate clients with HTTP Basic (RFC 6749 §2.3.1). The account API
+		// takes the person's access token and says why it refused one (RFC 6750 §3).
+		var refusedToken *account.TokenError
+		if errors.As(err, &refusedToken) {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="sessiond", error="invalid_token"`)
+		} else if errors.Is(err, errUnauthenticated) {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="sessiond"`)
 		} else {
 			w.Header().Set("WWW-Authenticate", `Basic realm="sessiond"`)
@@ -95,6 +100,7 @@ func (s *Server) classify(r *http.Request, err error) (int, errorBody) {
 	var ae *actiontoken.Error
 	var throttled *authfail.ThrottledError
 	var limited *sessionlimit.ExceededError
+	var refusedToken *account.TokenError
 	switch {
 	case errors.Is(err, context.Canceled) && r.Context().Err() != nil:
 		// The caller went away (the core ended its work on the request's context). A
@@ -106,6 +112,10 @@ func (s *Server) classify(r *http.Request, err error) (int, errorBody) {
 			code = http.StatusBadRequest
 		}
 		return code, errorBody{Error: se.Code, Description: se.Description}
+	case errors.As(err, &refusedToken):
+		// An access token the account API does not take: of another kind, expired, or of
+		// a session that has ended (RFC 6750 §3.1).
+		return http.StatusUnauthorized, errorBody{Error: "invalid_token", Description: refusedToken.Description}
 	case errors.As(err, &limited):
 		// 409, not 429: the login conflicts with the sessions that exist, and waiting does
 		// not help; ending one of them does (Keycloak's limiter answers with an error page).

@@ -77,6 +77,11 @@ type Deps struct {
 	// SSF is the Shared Signals transmitter (ssf.go); nil: its metadata is not served
 	// and its admin routes answer 501.
 	SSF SharedSignals
+	// Account serves the account REST API (account.go); nil leaves it out.
+	Account Account
+	// AccountConsole is the account console, served under AccountPath (GET and POST); nil
+	// leaves it out.
+	AccountConsole http.Handler
 }
 
 // ConsolePath is where the admin console is served (core/console).
@@ -108,6 +113,7 @@ type Server struct {
 	mux                       *http.ServeMux
 	console                   http.Handler
 	ssf                       SharedSignals
+	account                   Account
 }
 
 // New builds the handler tree.
@@ -117,6 +123,7 @@ func New(log hclog.Logger, d Deps) *Server {
 		frontendToken: d.FrontendToken, adminToken: d.AdminToken, mux: http.NewServeMux(),
 		viewerToken: d.AdminViewerToken, admin: d.Admin, guard: d.Guard, actions: d.Actions, login: d.Login,
 		ssf: d.SSF,
+		account: d.Account,
 	}
 	if s.guard == nil {
 		s.guard = noGuard{}
@@ -144,6 +151,13 @@ func New(log hclog.Logger, d Deps) *Server {
 	}
 	if d.Console != nil {
 		s.console = d.Console
+	}
+	if s.account != nil {
+		s.accountRoutes()
+	}
+	if d.AccountConsole != nil {
+		s.mux.Handle("GET "+AccountPath, d.AccountConsole)
+		s.mux.Handle("POST "+AccountPath, d.AccountConsole)
 	}
 	return s
 }

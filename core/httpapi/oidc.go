@@ -184,6 +184,7 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 		}
 		g, err := s.sessions.Refresh(r.Context(), session.RefreshRequest{
 			Realm: name, Client: client, RefreshToken: rt, Scope: r.PostForm.Get("scope"),
+			IPAddress: remoteIP(r), UserAgent: r.UserAgent(),
 		})
 		if err != nil {
 			s.writeError(w, r, err)

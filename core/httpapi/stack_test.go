@@ -16,6 +16,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/sessiond/sessiond/core/account"
 	"github.com/sessiond/sessiond/core/actiontoken"
 	"github.com/sessiond/sessiond/core/authfail"
 	"github.com/sessiond/sessiond/core/cache"
@@ -236,6 +237,9 @@ func newStack(tb testing.TB, opts ...option) *stack {
 		Guard:            s.guard,
 		Actions:          s.actions,
 		Login:            s.login,
+		// The account API (account_test.go).
+		Account: account.New(account.Deps{Tokens: s.tokens, Sessions: s.cache, Lister: s.store, End: s.adm.service,
+			Realms: s.realms, NotBefore: s.adm.policies, PersistentSessions: true, Now: s.clock.Now, Log: log}),
 	})
 	mux.Handle("/", fromAddr(s.api))
 	return s

@@ -24,3 +24,17 @@ func Demo(secret string) *Realm {
 		Source: "built-in",
 	}
 }
+
+// AccountConsoleClientID is the client the account console signs in as (Keycloak's).
+const AccountConsoleClientID = "account-console"
+
+// AccountConsoleClient is the account console's client for a realm whose issuer is issuer,
+// as Keycloak creates it in every realm: public, PKCE with S256, its one redirect URI the
+// console's callback. start-dev adds it to the demo realm; a realm file lists it to serve
+// the console (docs/account-console.md).
+func AccountConsoleClient(issuer string) *Client {
+	return &Client{
+		ID: AccountConsoleClientID, ClientID: AccountConsoleClientID, PublicClient: true, Enabled: true,
+		PKCEMethod: "S256", RedirectURIs: []string{issuer + "/account/callback"},
+	}
+}

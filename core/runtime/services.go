@@ -220,6 +220,10 @@ func (rt *Runtime) wire(opts Options, issuerBase string) (*httpapi.Server, error
 	if rt.settings.AdminConsoleEnabled {
 		adminConsole = rt.console(adm, sessions, guard, frontend, admin, store, kek, opts.now)
 	}
+	if err := rt.addDemoAccountConsole(opts.Profile, tokens.Issuer); err != nil {
+		return nil, err
+	}
+	accounts := rt.accountService(sessionStore, tokens, adm, notBefore, persistent, opts.now)
 	return httpapi.New(rt.log.Named("http"), httpapi.Deps{
 		Ready:         rt,
 		Sessions:      sessions,
@@ -238,6 +242,8 @@ func (rt *Runtime) wire(opts Options, issuerBase string) (*httpapi.Server, error
 		Actions:          actions,
 		Console:          adminConsole,
 		SSF:              rt.sharedSignals(),
+		Account:          accounts,
+		AccountConsole:   rt.accountConsole(accounts, logins, sessions, opts.now),
 	}), nil
 }
 

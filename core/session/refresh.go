@@ -22,6 +22,9 @@ type RefreshRequest struct {
 	RefreshToken string
 	// Scope narrows the access token's scope; "" keeps the granted one (RFC 6749 §6).
 	Scope string
+	// IPAddress and UserAgent are the caller's, recorded as where the session was last
+	// used from (device.go); "" records nothing.
+	IPAddress, UserAgent string
 }
 
 // concurrentWithin is how close to the last use a refused reuse counts as concurrent (two
@@ -70,7 +73,7 @@ func (s *Service) Refresh(ctx context.Context, req RefreshRequest) (*Grant, erro
 		if err != nil {
 			return nil, err
 		}
-		p, e := s.plan(r, c, t, us, req.Scope, now)
+		p, e := s.plan(r, c, t, us, req, now)
 		if e != nil && attempt == 1 {
 			// The session may be a cached copy behind another node's latest write (a
 			// rotation, say): a refusal is decided on a fresh read.
@@ -78,7 +81,7 @@ func (s *Service) Refresh(ctx context.Context, req RefreshRequest) (*Grant, erro
 				return nil, err
 			} else if ok {
 				us = fresh
-				p, e = s.plan(r, c, t, us, req.Scope, now)
+				p, e = s.plan(r, c, t, us, req, now)
 			}
 		}
 		if e != nil {
@@ -187,12 +190,16 @@ type plan struct {
 	session *usersessions.UserSession // moved to now; Clients holds the refreshed client session only
 	client  *usersessions.ClientSession
 	step    step // what the presented token does to the lineage; stepNone: only touch
-	scope   string
-	reuse   string
+	// seen: the client session's notes of where it was last used from changed, so it is
+	// written even when the lineage does not move (device.go).
+	seen  bool
+	scope string
+	reuse string
 }
 
 // plan runs the checks that need the stored session, in order, and computes the writes.
-func (s *Service) plan(r *realm.Realm, c *realm.Client, t *token.Token, us *usersessions.UserSession, scope string, now time.Time) (*plan, *Error) {
+func (s *Service) plan(r *realm.Realm, c *realm.Client, t *token.Token, us *usersessions.UserSession, req RefreshRequest, now time.Time) (*plan, *Error) {
+	scope := req.Scope
 	rules := s.rules(r)
 	offline := t.Type == token.Offline
 	if e := checkUserSession(rules, us, offline, now); e != nil {
@@ -217,11 +224,12 @@ func (s *Service) plan(r *realm.Realm, c *realm.Client, t *token.Token, us *user
 	if e != nil {
 		return nil, e
 	}
+	seen := recordSeen(us, &cs, req.IPAddress, req.UserAgent)
 	next := *us
 	next.LastRefresh, cs.LastRefresh = now, now
 	next.Clients = map[string]*usersessions.ClientSession{c.ClientID: &cs}
 	rules.Stamp(&next)
-	return &plan{session: &next, client: &cs, step: st, scope: granted, reuse: reuse}, nil
+	return &plan{session: &next, client: &cs, step: st, seen: seen, scope: granted, reuse: reuse}, nil
 }
 
 // missingScopes returns the scope values of requested that granted lacks.
@@ -235,14 +243,15 @@ func missingScopes(requested, granted string) string {
 	return strings.Join(missing, " ")
 }
 
-// commit writes a planned refresh. With rotation the client session is written version
-// checked: that write decides who wins. The user session's touch goes at the same time, so
-// that a refresh waits for one commit rather than two in a row: touches commute and need
-// no check, and a touch is not undone if the client session write lost (the refresh that
-// won moved the same clock to the same time; a retry touches again).
+// commit writes a planned refresh. With rotation, or when where the session is used from
+// changed, the client session is written version checked: that write decides who wins.
+// The user session's touch goes at the same time, so that a refresh waits for one commit
+// rather than two in a row: touches commute and need no check, and a touch is not undone
+// if the client session write lost (the refresh that won moved the same clock to the same
+// time; a retry touches again). Otherwise one touch moves both idle clocks.
 func (s *Service) commit(ctx context.Context, p *plan) error {
 	us, cs := p.session, p.client
-	if p.step == stepNone {
+	if p.step == stepNone && !p.seen {
 		t := usersessions.Touch{Session: us.Key(), LastRefresh: us.LastRefresh, ExpiresAt: us.ExpiresAt,
 			ClientID: cs.ClientID, ClientExpiresAt: cs.ExpiresAt}
 		return firstErr(s.store.Touch(ctx, []usersessions.Touch{t}))

@@ -7,6 +7,7 @@ import (
 	"context"
 	_ "embed"
 	"html/template"
+	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -60,7 +61,7 @@ func Handler(logins Logins) http.Handler {
 			} else {
 				to, err = logins.AcceptLogin(r.Context(), realmName, challenge, login.Accept{
 					UserID: username, Username: username, AuthMethod: "dev-login", AMR: []string{"dev"},
-					IPAddress: r.RemoteAddr, UserAgent: r.UserAgent(), OfflineAccess: true,
+					IPAddress: remoteIP(r), UserAgent: r.UserAgent(), OfflineAccess: true,
 				})
 			}
 			if err != nil {
@@ -97,6 +98,15 @@ type view struct {
 	Action    string
 	Message   string // above the form
 	Error     string // instead of the form
+}
+
+// remoteIP is the browser's address without its port (core/forwarded has set RemoteAddr
+// from a trusted proxy's headers).
+func remoteIP(r *http.Request) string {
+	if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
+		return host
+	}
+	return r.RemoteAddr
 }
 
 // URL returns the page's address for realmName under base, the issuer base.
