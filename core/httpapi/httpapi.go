@@ -122,7 +122,7 @@ func New(log hclog.Logger, d Deps) *Server {
 		log: log, ready: d.Ready, sessions: d.Sessions, keys: d.Keys, realms: d.Realms, issuer: d.Issuer,
 		frontendToken: d.FrontendToken, adminToken: d.AdminToken, mux: http.NewServeMux(),
 		viewerToken: d.AdminViewerToken, admin: d.Admin, guard: d.Guard, actions: d.Actions, login: d.Login,
-		ssf: d.SSF,
+		ssf:     d.SSF,
 		account: d.Account,
 	}
 	if s.guard == nil {
