@@ -46,6 +46,7 @@ type config struct {
 	rounds  int
 	port    int
 	keep    bool
+	floor   bool
 }
 
 func main() {
@@ -60,7 +61,8 @@ func main() {
 	flag.StringVar(&conns, "c", "16,64", "concurrencies (open connections), comma separated")
 	flag.DurationVar(&c.dur, "d", 10*time.Second, "length of one measurement")
 	flag.IntVar(&c.rounds, "rounds", 3, "rounds; each measures every target at every concurrency once")
-	flag.IntVar(&c.port, "port", 18480, "first of the loopback ports the targets listen on (uses 4 from here)")
+	flag.IntVar(&c.port, "port", 18480, "first of the loopback ports the targets listen on (uses 5 from here)")
+	flag.BoolVar(&c.floor, "floor", true, "also measure a minimal net/http handler of the same request (the ceiling on this machine)")
 	flag.BoolVar(&c.keep, "keep", false, "keep the working directory (binaries, logs, Kratos's database)")
 	flag.Parse()
 	for _, s := range strings.Split(conns, ",") {
@@ -158,6 +160,13 @@ func run(ctx context.Context, c config) error {
 		targets = append(targets, t)
 	} else {
 		fmt.Println("no -kratos: Kratos is not measured (README.md says how to build it)")
+	}
+	if c.floor {
+		t, err := startFloor(filepath.Join(dir, "floor"), c.port+4)
+		if err != nil {
+			return err
+		}
+		targets = append(targets, t)
 	}
 
 	fmt.Printf("\n%d rounds × %v × %d targets × c=%v, wrk -t%d; load average %s\n", c.rounds, c.dur, len(targets), c.conns, c.threads, loadavg())
