@@ -159,6 +159,12 @@ func TestCleanup_seed003_deletesExactlyTheExpired(t *testing.T) {
 								for id, cs := range us.Clients {
 									c, _ := r.Realm.Client(id)
 									e := r.ClientSession(c, SessionOf(us), ClientSessionOf(cs))
+									if ends := r.ClientSessionEnds(c, SessionOf(us), ClientSessionOf(cs)); !ends.Equal(e.ExpiresAt) {
+										t.Fatalf("%s client %s: ClientSessionEnds %s, ClientSession ends %s", where, id, ends, e.ExpiresAt)
+									}
+									if ends, full := r.UserSessionEnds(SessionOf(us)), r.UserSession(SessionOf(us)).ExpiresAt; !ends.Equal(full) {
+										t.Fatalf("%s: UserSessionEnds %s, UserSession ends %s", where, ends, full)
+									}
 									gone := userGone || cs.ExpiresAt.Before(now)
 									boundary := now.Equal(us.ExpiresAt) || now.Equal(cs.ExpiresAt)
 									if valid := e.Valid(now); valid == gone && !boundary {

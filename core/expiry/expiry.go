@@ -110,7 +110,13 @@ func (r Rules) window() time.Duration {
 // Online: min(last refresh + SSO idle, started + SSO max), the remember-me values used for
 // remember-me logins when they are > 0 and longer. Offline: last refresh + offline idle,
 // and started + offline max only when Offline Session Max Limited is on.
-func (r Rules) UserSession(s Session) Expiry {
+func (r Rules) UserSession(s Session) Expiry { return r.userSession(s, true) }
+
+// UserSessionEnds is UserSession(s).ExpiresAt without the explanation (Why, Ignored), for
+// the checks a token request makes, which need the explanation only when they refuse.
+func (r Rules) UserSessionEnds(s Session) time.Time { return r.userSession(s, false).ExpiresAt }
+
+func (r Rules) userSession(s Session, explain bool) Expiry {
 	s = s.normal()
 	idle := r.userIdle(s)
 	var max *Limit
@@ -118,10 +124,10 @@ func (r Rules) UserSession(s Session) Expiry {
 	if m, ok := r.userMax(s); ok {
 		l := m.limit(s.Started)
 		max = &l
-	} else if conf := r.Realm.Timeouts; conf.OfflineSessionMax > 0 {
+	} else if conf := r.Realm.Timeouts; conf.OfflineSessionMax > 0 && explain {
 		ignored = append(ignored, fmt.Sprintf("realm offlineSessionMaxLifespan (%s): offlineSessionMaxLifespanEnabled is off, offline sessions expire only by idle", conf.OfflineSessionMax))
 	}
-	e := r.expiry(idle.limit(s.LastRefresh), max, nil)
+	e := r.expiry(idle.limit(s.LastRefresh), max, nil, explain)
 	e.Ignored = ignored
 	return e
 }
@@ -132,23 +138,38 @@ func (r Rules) UserSession(s Session) Expiry {
 // settings, else the user session's (remember-me aware); online and offline alike, its max
 // is cut at the user session's max, and the whole is cut at the user session's end.
 func (r Rules) ClientSession(c *realm.Client, s Session, cs ClientSession) Expiry {
+	return r.clientSession(c, s, cs, true)
+}
+
+// ClientSessionEnds is ClientSession(c, s, cs).ExpiresAt without the explanation, as
+// UserSessionEnds.
+func (r Rules) ClientSessionEnds(c *realm.Client, s Session, cs ClientSession) time.Time {
+	return r.clientSession(c, s, cs, false).ExpiresAt
+}
+
+func (r Rules) clientSession(c *realm.Client, s Session, cs ClientSession, explain bool) Expiry {
 	s = s.normal()
 	cs = cs.normal(s)
-	user := r.UserSession(s)
+	user := r.userSession(s, explain)
 	idle := r.clientIdle(c, s)
 	max, ignored := r.clientMax(c, s, cs, user.Max)
-	parent := Limit{Source: "user session", Ends: user.ExpiresAt, Note: "the user session ends by " + user.EndsBy + ": " + user.Why}
-	e := r.expiry(idle.limit(cs.LastRefresh), max, &parent)
+	parent := Limit{Source: "user session", Ends: user.ExpiresAt}
+	if explain {
+		parent.Note = "the user session ends by " + user.EndsBy + ": " + user.Why
+	}
+	e := r.expiry(idle.limit(cs.LastRefresh), max, &parent, explain)
 	e.Ignored = ignored
 	return e
 }
 
 // UserSessionValid reports whether a user session is valid at now.
-func (r Rules) UserSessionValid(s Session, now time.Time) bool { return r.UserSession(s).Valid(now) }
+func (r Rules) UserSessionValid(s Session, now time.Time) bool {
+	return now.Before(r.UserSessionEnds(s))
+}
 
 // ClientSessionValid reports whether a client session, and so its user session, is valid at now.
 func (r Rules) ClientSessionValid(c *realm.Client, s Session, cs ClientSession, now time.Time) bool {
-	return r.ClientSession(c, s, cs).Valid(now)
+	return now.Before(r.ClientSessionEnds(c, s, cs))
 }
 
 // RefreshToken returns the exp of a refresh (or offline) token issued now for that client
@@ -156,8 +177,8 @@ func (r Rules) ClientSessionValid(c *realm.Client, s Session, cs ClientSession, 
 // without the idle window: a refresh token never outlives its client session, nor that its
 // user session (seed 002). The window covers cluster lag in the session's view, not the token.
 func (r Rules) RefreshToken(c *realm.Client, s Session, cs ClientSession) time.Time {
-	e := r.ClientSession(c, s, cs)
-	user := r.UserSession(s)
+	e := r.clientSession(c, s, cs, false)
+	user := r.userSession(s, false)
 	return earliest(e.Idle.Ends, endOf(e.Max), user.Idle.Ends, endOf(user.Max))
 }
 
@@ -187,7 +208,8 @@ func (r Rules) AccessToken(c *realm.Client, s Session, cs ClientSession, issuedA
 }
 
 // expiry combines idle, max and the parent user session (nil for a user session).
-func (r Rules) expiry(idle Limit, max, parent *Limit) Expiry {
+// explain: with Why.
+func (r Rules) expiry(idle Limit, max, parent *Limit, explain bool) Expiry {
 	w := r.window()
 	e := Expiry{Idle: idle, Max: max, UserSession: parent, IdleWindowSeconds: int64(w / time.Second)}
 	e.ExpiresAt, e.EndsBy = idle.Ends.Add(w), EndsByIdle
@@ -199,7 +221,9 @@ func (r Rules) expiry(idle Limit, max, parent *Limit) Expiry {
 	if parent != nil && parent.Ends.Before(e.ExpiresAt) {
 		e.ExpiresAt, e.EndsBy = parent.Ends, EndsByUserSession
 	}
-	e.Why = e.why(w)
+	if explain {
+		e.Why = e.why(w)
+	}
 	return e
 }
 

@@ -114,6 +114,13 @@ type stackConfig struct {
 	noTransient  bool
 	guard        authfail.Options // the failed-authentication guard's; the zero value slows nothing
 	refuseLegacy bool             // legacy-tokens=refuse
+	issuer       string           // the issuer base; "": the stack's own URL
+}
+
+// withIssuer issues and accepts tokens of issuer base, e.g. another stack's URL, as the
+// nodes of one deployment share a hostname.
+func withIssuer(base string) option {
+	return func(c *stackConfig) { c.issuer = base }
 }
 
 // withLegacyRefused refuses tokens in the format from before at+jwt and realm secrets.
@@ -190,7 +197,11 @@ func newStack(tb testing.TB, opts ...option) *stack {
 	if s.keys, err = token.NewKeyManager(s.store, token.KeyOptions{Now: s.clock.Now, Log: log}); err != nil {
 		tb.Fatal(err)
 	}
-	s.tokens = token.New(s.keys, token.Options{IssuerBase: s.srv.URL, Now: s.clock.Now, RefuseLegacy: cfg.refuseLegacy})
+	issuer := cfg.issuer
+	if issuer == "" {
+		issuer = s.srv.URL
+	}
+	s.tokens = token.New(s.keys, token.Options{IssuerBase: issuer, Now: s.clock.Now, RefuseLegacy: cfg.refuseLegacy})
 	// As the runtime: the session cache, over group commit, over the provider.
 	writer := groupcommit.New(s.store, groupcommit.Options{})
 	tb.Cleanup(writer.Close)

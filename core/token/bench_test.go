@@ -21,18 +21,31 @@ func BenchmarkIssueAccessToken(b *testing.B) {
 	}
 }
 
+// BenchmarkVerifyAccessToken verifies the same token again and again, as introspection of
+// a live token does: "cache" answers from the verified-token cache after the first, "no
+// cache" checks the signature every time (VerifiedTokens: -1, as before the cache).
 func BenchmarkVerifyAccessToken(b *testing.B) {
 	for _, alg := range []Algorithm{ES256, RS256} {
-		b.Run(string(alg), func(b *testing.B) {
-			f := newFixture(b, alg, 0)
-			raw := f.issue(b, "acme", claims(Bearer, t0)).Raw
-			b.ReportAllocs()
-			for b.Loop() {
-				if _, err := f.svc.Verify(context.Background(), "acme", raw, Bearer); err != nil {
-					b.Fatal(err)
-				}
+		for _, cached := range []bool{true, false} {
+			name := string(alg) + "/cache"
+			if !cached {
+				name = string(alg) + "/no cache"
 			}
-		})
+			b.Run(name, func(b *testing.B) {
+				f := newFixture(b, alg, 0)
+				svc := f.svc
+				if !cached {
+					svc = New(f.keys, Options{IssuerBase: issuerBase, Now: f.clock.Now, VerifiedTokens: -1})
+				}
+				raw := f.issue(b, "acme", claims(Bearer, t0)).Raw
+				b.ReportAllocs()
+				for b.Loop() {
+					if _, err := svc.Verify(context.Background(), "acme", raw, Bearer); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+		}
 	}
 }
 

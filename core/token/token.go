@@ -107,6 +107,9 @@ type Options struct {
 	RefuseLegacy bool
 	// Log says, once per realm, that a legacy token was seen (nil: no log).
 	Log hclog.Logger
+	// VerifiedTokens bounds the verified-token cache (verified.go): 0 means
+	// DefaultVerifiedTokens, a negative value turns it off.
+	VerifiedTokens int
 }
 
 // Service issues and verifies tokens with the keys of a KeyManager. It is safe for
@@ -118,6 +121,7 @@ type Service struct {
 	now          func() time.Time
 	refuseLegacy bool
 	log          hclog.Logger
+	verified     *verifiedCache // nil: off
 
 	legacySeen   atomic.Uint64
 	legacyRealms sync.Map // realm name → struct{}: the realms whose first legacy token was logged
@@ -126,7 +130,7 @@ type Service struct {
 // New returns a Service signing with keys.
 func New(keys *KeyManager, opts Options) *Service {
 	s := &Service{keys: keys, base: strings.TrimRight(opts.IssuerBase, "/"), leeway: max(opts.Leeway, 0), now: opts.Now,
-		refuseLegacy: opts.RefuseLegacy, log: opts.Log}
+		refuseLegacy: opts.RefuseLegacy, log: opts.Log, verified: newVerifiedCache(opts.VerifiedTokens)}
 	if s.now == nil {
 		s.now = time.Now
 	}
@@ -263,24 +267,18 @@ func (s *Service) VerifyAccept(ctx context.Context, realm, raw string, a Accept)
 	if slices.Contains(a.Types, Action) || slices.Contains(a.Legacy, Action) {
 		return nil, fmt.Errorf("verify a token in realm %q: %w: %w", realm, errActionViaVerify, spi.ErrInvalid)
 	}
-	payload, typ, k, err := s.signed(ctx, realm, raw)
+	v, err := s.verifiedToken(ctx, realm, raw)
 	if err != nil {
 		return nil, err
 	}
-	var w wire
-	if err := json.Unmarshal(payload, &w); err != nil {
-		return nil, refuse(ErrMalformed, "token claims are not valid JSON of the expected types")
-	}
-	if want := s.Issuer(realm); w.Iss != want {
-		return nil, refuse(ErrWrongRealm, fmt.Sprintf("token was issued by %s, not by realm %q", quote(w.Iss), realm))
-	}
-	legacy, err := s.kind(realm, k, typ, &w, a)
+	w := v.claimsOf()
+	legacy, err := s.kind(realm, v.alg, v.typ, &w, a)
 	if err != nil {
 		return nil, err
 	}
-	t, err := s.check(&w, raw, k.id)
+	t, err := s.check(&w, raw, v.kid)
 	if a.IgnoreExpiry && errors.Is(err, ErrExpired) {
-		t, err = w.token(raw, k.id), nil
+		t, err = w.token(raw, v.kid), nil
 	}
 	if err != nil {
 		return nil, err
@@ -337,9 +335,9 @@ func (s *Service) signed(ctx context.Context, realm, raw string) (payload []byte
 // kind checks that a token whose signature holds is of a kind the caller accepts: the JWS
 // header type and the family of the key that signed it say what the token is, and its typ
 // claim must agree. It reports whether the token is a legacy one.
-func (s *Service) kind(realm string, k *key, typ string, w *wire, a Accept) (legacy bool, err error) {
+func (s *Service) kind(realm string, alg Algorithm, typ string, w *wire, a Accept) (legacy bool, err error) {
 	var allowed []Type
-	switch f := k.alg.family(); {
+	switch f := alg.family(); {
 	case f == asymmetric && typ == typAccess:
 		allowed = only(a.Types, Bearer)
 	case f == secret && typ == typJWT:
@@ -352,7 +350,7 @@ func (s *Service) kind(realm string, k *key, typ string, w *wire, a Accept) (leg
 	case f == asymmetric && typ == typJWT:
 		legacy, allowed = true, only(a.Legacy, Bearer, Refresh, Offline)
 	default:
-		return false, refuse(ErrWrongType, fmt.Sprintf("token has header type %s with %s, which is no kind of token sessiond accepts here", quote(typ), k.alg))
+		return false, refuse(ErrWrongType, fmt.Sprintf("token has header type %s with %s, which is no kind of token sessiond accepts here", quote(typ), alg))
 	}
 	if !slices.Contains(allowed, w.Typ) {
 		what := ""
