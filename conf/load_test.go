@@ -298,3 +298,24 @@ func errString(err error) string {
 	}
 	return err.Error()
 }
+
+func TestConsoleOIDCNeedsItsClientAndRole(t *testing.T) {
+	inDir(t, "")
+	for _, tc := range []struct {
+		args []string
+		want []string // "" when it resolves
+	}{
+		{[]string{"--admin-console-oidc-realm=ops"}, []string{"--admin-console-oidc-realm needs admin-console-oidc-client too", "needs admin-console-oidc-role too"}},
+		{[]string{"--admin-console-oidc-realm=ops", "--admin-console-oidc-client=console"}, []string{"needs admin-console-oidc-role too"}},
+		{[]string{"--admin-console-oidc-realm=ops", "--admin-console-oidc-client=console", "--admin-console-oidc-role=admin"}, nil},
+	} {
+		s, err := loadResolve(ProfileStart, tc.args, nil, testDescs())
+		if tc.want == nil {
+			if err != nil || s.ConsoleOIDC != (ConsoleOIDC{Realm: "ops", Client: "console", RoleClaim: "roles", AdminRole: "admin"}) {
+				t.Errorf("%v: %+v, %v", tc.args, s.ConsoleOIDC, err)
+			}
+			continue
+		}
+		mustContainAll(t, errString(err), tc.want...)
+	}
+}

@@ -50,6 +50,11 @@ const (
 	keyAdminToken           = "admin-token"
 	keyAdminViewerToken     = "admin-viewer-token"
 	keyAdminConsoleEnabled  = "admin-console-enabled"
+	keyConsoleOIDCRealm     = "admin-console-oidc-realm"
+	keyConsoleOIDCClient    = "admin-console-oidc-client"
+	keyConsoleOIDCClaim     = "admin-console-oidc-role-claim"
+	keyConsoleOIDCRole      = "admin-console-oidc-role"
+	keyConsoleOIDCViewRole  = "admin-console-oidc-viewer-role"
 	keyCleanupInterval      = "cleanup-interval"
 	keyCleanupBatchSize     = "cleanup-batch-size"
 	keyCacheMaxEntries      = "cache-max-entries"
@@ -185,6 +190,16 @@ func ServerOptions() []ServerOption {
 			Help: "Bearer credential that may only view the admin API (its GET routes: sessions, statistics, not-before policies, push deliveries); acting routes answer 403 to it. Unset: no view-only access. start refuses one shorter than 32 characters, equal to another credential, or a development one."},
 		{Name: keyAdminConsoleEnabled, Type: spi.Bool, Default: "true",
 			Help: "Serve the admin console at `/admin/console/` on the public listener, beside the admin API it is a front of (docs/admin-console.md): sign in with admin-token or admin-viewer-token. `false` leaves it out (the path then answers as any unknown admin path)."},
+		{Name: keyConsoleOIDCRealm, Type: spi.String,
+			Help: "Also let operators sign in to the admin console through OpenID Connect against this realm of sessiond itself (docs/admin-console.md): the console is a client of it (admin-console-oidc-client) and takes the role from the ID token's admin-console-oidc-role-claim. Unset: the credentials only."},
+		{Name: keyConsoleOIDCClient, Type: spi.String,
+			Help: "The admin console's clientId in admin-console-oidc-realm: a client whose redirect URIs hold `<base URL>/admin/console/oidc/callback` (confidential, its secret from the realm file, or public with PKCE, which is always used). Required with admin-console-oidc-realm."},
+		{Name: keyConsoleOIDCClaim, Type: spi.String, Default: "roles",
+			Help: "The ID token claim (a string or a list of strings, as the login front-end gives it at accept) that holds the operator's console role."},
+		{Name: keyConsoleOIDCRole, Type: spi.String,
+			Help: "The value of admin-console-oidc-role-claim that makes an operator signed in through OpenID Connect an administrator of the console. Required with admin-console-oidc-realm."},
+		{Name: keyConsoleOIDCViewRole, Type: spi.String,
+			Help: "The value of admin-console-oidc-role-claim that lets an operator signed in through OpenID Connect view the console only. Unset: no view-only sign-in through OpenID Connect."},
 		{Name: keyShutdownTimeout, Type: spi.Duration, Default: "10s",
 			Help: "How long a shutdown waits for requests in flight and plugins to finish."},
 		{Name: keyCleanupInterval, Type: spi.Duration, Default: "15m",

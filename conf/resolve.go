@@ -14,6 +14,12 @@ import (
 	"github.com/sessiond/sessiond/spi"
 )
 
+// ConsoleOIDC is the admin console's OpenID Connect sign-in (core/console): against Realm
+// of sessiond itself, as client Client, with the role in the ID token's RoleClaim.
+type ConsoleOIDC struct {
+	Realm, Client, RoleClaim, AdminRole, ViewerRole string
+}
+
 // Settings is the configuration resolved against the providers' descriptors, typed and
 // checked.
 type Settings struct {
@@ -62,6 +68,8 @@ type Settings struct {
 	AdminViewerToken string
 	// AdminConsoleEnabled serves the admin console (core/console).
 	AdminConsoleEnabled bool
+	// ConsoleOIDC is the admin console's OpenID Connect sign-in; Realm "" means none.
+	ConsoleOIDC ConsoleOIDC
 	// RefuseLegacyTokens refuses tokens in the format from before at+jwt and realm secrets
 	// (legacy-tokens=refuse; core/token Options.RefuseLegacy).
 	RefuseLegacyTokens bool
@@ -356,6 +364,21 @@ func (r *resolver) server() map[string]string {
 			r.s.AdminViewerToken = v
 		case keyAdminConsoleEnabled:
 			r.s.AdminConsoleEnabled = v == "true"
+		case keyConsoleOIDCRealm:
+			r.s.ConsoleOIDC.Realm = v
+			for _, need := range []string{keyConsoleOIDCClient, keyConsoleOIDCRole} {
+				if v != "" && r.values[ref{option: need}].value == "" {
+					r.probs.add(st.src, st.key, "%s needs %s too", st.src.spell(keyConsoleOIDCRealm), need)
+				}
+			}
+		case keyConsoleOIDCClient:
+			r.s.ConsoleOIDC.Client = v
+		case keyConsoleOIDCClaim:
+			r.s.ConsoleOIDC.RoleClaim = v
+		case keyConsoleOIDCRole:
+			r.s.ConsoleOIDC.AdminRole = v
+		case keyConsoleOIDCViewRole:
+			r.s.ConsoleOIDC.ViewerRole = v
 		case keyShutdownTimeout:
 			r.s.ShutdownTimeout, _ = time.ParseDuration(v)
 			if r.s.ShutdownTimeout < 0 {

@@ -62,6 +62,12 @@ func roleOf(name string) admin.Role {
 // credentialOf is the credential an actor signs in with now: a console session opened
 // with another one (the credential was changed since) is over.
 func (c *Console) credentialOf(actor string) string {
+	if strings.HasPrefix(actor, oidcActorPrefix) {
+		if c.oidc == nil {
+			return "" // OpenID Connect sign-in was turned off
+		}
+		return c.oidc.binding()
+	}
 	switch actor {
 	case admin.ActorAdmin:
 		return c.creds.Admin

@@ -95,6 +95,8 @@ type Deps struct {
 	Records consolesession.Records
 	// KEK seals the cookie key in the store; nil keeps it in plain text (start-dev).
 	KEK consolesession.Sealer
+	// OIDC also lets operators sign in through OpenID Connect; nil: the credentials only.
+	OIDC *OIDC
 	// PageSize is how many sessions a page lists; 0 means DefaultPageSize.
 	PageSize int
 }
@@ -119,6 +121,7 @@ type Console struct {
 	now      func() time.Time
 	pageSize int
 	sessions *consolesession.Manager
+	oidc     *oidcSignIn // nil without OpenID Connect sign-in
 	tmpl     *template.Template
 	mux      *http.ServeMux
 }
@@ -138,6 +141,9 @@ func New(d Deps) *Console {
 	}
 	if c.now == nil {
 		c.now = time.Now
+	}
+	if d.OIDC != nil {
+		c.oidc = &oidcSignIn{cfg: *d.OIDC}
 	}
 	c.sessions = consolesession.New(consolesession.Options{Records: d.Records, KEK: d.KEK, Now: c.now,
 		Idle: orDefault(d.IdleTimeout, DefaultIdleTimeout), Max: orDefault(d.MaxLifetime, DefaultMaxLifetime)})
@@ -176,6 +182,8 @@ func (c *Console) routes() {
 	c.mux.HandleFunc("GET "+Path+"{$}", c.home)
 	c.mux.HandleFunc("POST "+Path+"signin", c.signIn)
 	c.mux.HandleFunc("POST "+Path+"signout", c.signOut)
+	c.mux.HandleFunc("GET "+Path+"oidc/start", c.oidcStart)
+	c.mux.HandleFunc("GET "+Path+"oidc/callback", c.oidcCallback)
 	const realmPath = Path + "realms/{realm}/"
 	for _, p := range []page{
 		{pattern: "GET " + Path + "realms/{$}", handle: (*Console).realmList},

@@ -72,7 +72,7 @@ func TestViewerSeesNoActingControlAndIsRefusedAForgedOne(t *testing.T) {
 	ids := f.addSessions(2, "s", "alice", false, app)
 	b := f.browser()
 	csrf := b.signIn(viewerCred)
-	for _, page := range []string{"sessions", "users?user=alice", "actions", "logout-all", "clients/app-uuid/sessions"} {
+	for _, page := range []string{"sessions", "users?user=alice", "actions", "logout-all", "clients/app-uuid/sessions", "limits?user=alice"} {
 		res := b.get("/admin/console/realms/acme/" + page)
 		if res.StatusCode != http.StatusOK {
 			t.Fatalf("%s: %d", page, res.StatusCode)
@@ -91,6 +91,8 @@ func TestViewerSeesNoActingControlAndIsRefusedAForgedOne(t *testing.T) {
 		{"not-before", url.Values{"action": {"now"}}},
 		{"push-revocation", url.Values{}},
 		{"users/alice/consents/app/revoke", url.Values{}},
+		{"clients/app-uuid/not-before", url.Values{"action": {"now"}}},
+		{"clients/app-uuid/push-revocation", url.Values{}},
 	} {
 		tc.form.Set("csrf", csrf)
 		res := b.post("/admin/console/realms/acme/"+tc.path, tc.form)
@@ -98,7 +100,7 @@ func TestViewerSeesNoActingControlAndIsRefusedAForgedOne(t *testing.T) {
 			t.Errorf("viewer's forged POST %s: %d, want 403", tc.path, res.StatusCode)
 		}
 	}
-	if !f.live(ids[0], false) || !f.live(ids[1], false) || !f.policies.Realm(realmName).IsZero() || len(f.push.pushed) != 0 {
+	if !f.live(ids[0], false) || !f.live(ids[1], false) || !f.policies.Realm(realmName).IsZero() || !f.policies.Client(realmName, app).IsZero() || len(f.push.pushed) != 0 {
 		t.Error("a viewer's forged POST changed something")
 	}
 	if got := f.refusals.reasons(); !slices.Contains(got, "viewer forbidden logout-session") {

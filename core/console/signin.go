@@ -46,6 +46,16 @@ func (c *Console) layoutFor(r *http.Request, s *signedIn, title string) layout {
 type signInView struct {
 	layout
 	Error string
+	// OIDCRealm is the realm operators may also sign in against, "" for none.
+	OIDCRealm string
+}
+
+func (c *Console) signInView(err string) signInView {
+	v := signInView{layout: layout{Title: "Sign in"}, Error: err}
+	if c.oidc != nil {
+		v.OIDCRealm = c.oidc.cfg.Realm
+	}
+	return v
 }
 
 // home is the sign-in page, or the realm picker for a signed-in operator.
@@ -57,7 +67,7 @@ func (c *Console) home(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, Path+"realms/", http.StatusSeeOther)
 		return
 	}
-	c.render(w, http.StatusOK, "signin", signInView{layout: layout{Title: "Sign in"}})
+	c.render(w, http.StatusOK, "signin", c.signInView(""))
 }
 
 // signIn checks the credential as the admin API does (admin.Credentials.Match) and opens a
@@ -76,7 +86,7 @@ func (c *Console) signIn(w http.ResponseWriter, r *http.Request) {
 			c.fail(w, r, nil, err)
 			return
 		}
-		c.render(w, code, "signin", signInView{layout: layout{Title: "Sign in"}, Error: err.Error()})
+		c.render(w, code, "signin", c.signInView(err.Error()))
 	}
 	if !c.sameOrigin(r) {
 		c.fail(w, r, nil, errCrossSite)

@@ -320,3 +320,53 @@ func (m *Manager) Sweep(ctx context.Context) error {
 	}
 	return nil
 }
+
+// sealedState is a short-lived value MACed under the cookie key.
+type sealedState struct {
+	Label string          `json:"l"`
+	Exp   int64           `json:"exp"`
+	V     json.RawMessage `json:"v"`
+}
+
+// SealState returns v, JSON, MACed under the cookie key for ttl and for label's use only:
+// what a sign-in through OpenID Connect keeps in the browser between its start and its
+// callback (state, nonce, PKCE verifier). Any node of the store opens it.
+func (m *Manager) SealState(ctx context.Context, label string, v any, ttl time.Duration) (string, error) {
+	key, err := m.cookieKey(ctx)
+	if err != nil {
+		return "", err
+	}
+	raw, err := json.Marshal(v)
+	if err != nil {
+		return "", err
+	}
+	payload, _ := json.Marshal(sealedState{Label: label, Exp: m.o.Now().Add(ttl).Unix(), V: raw})
+	p := b64.EncodeToString(payload)
+	return p + "." + b64.EncodeToString(mac(key, "state", p)), nil
+}
+
+// OpenState reads into v what SealState sealed for label; ErrInvalid when it was not, or
+// ErrExpired past its ttl.
+func (m *Manager) OpenState(ctx context.Context, label, value string, v any) error {
+	key, err := m.cookieKey(ctx)
+	if err != nil {
+		return err
+	}
+	p, sig, ok := strings.Cut(value, ".")
+	got, err := b64.DecodeString(sig)
+	if !ok || err != nil || !hmac.Equal(got, mac(key, "state", p)) {
+		return ErrInvalid
+	}
+	payload, err := b64.DecodeString(p)
+	var st sealedState
+	if err != nil || json.Unmarshal(payload, &st) != nil || st.Label != label {
+		return ErrInvalid
+	}
+	if m.o.Now().Unix() >= st.Exp {
+		return ErrExpired
+	}
+	if json.Unmarshal(st.V, v) != nil {
+		return ErrInvalid
+	}
+	return nil
+}

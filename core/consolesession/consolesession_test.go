@@ -258,3 +258,35 @@ func TestNodesRacingToMakeTheKeyAgreeOnOne(t *testing.T) {
 		}
 	}
 }
+
+// A sign-in's state opens on any node of the store, for its label only, until its ttl.
+func TestSealedStateOpensForItsLabelUntilItsTTL(t *testing.T) {
+	ctx := context.Background()
+	store, c := newStore(t), &clock{now: time.Unix(1_800_000_000, 0)}
+	a, b := node(store, nil, c), node(store, nil, c)
+	type state struct{ State, Verifier string }
+	sealed, err := a.SealState(ctx, "oidc", state{"s1", "v1"}, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got state
+	if err := b.OpenState(ctx, "oidc", sealed, &got); err != nil || got != (state{"s1", "v1"}) {
+		t.Fatalf("the other node: %+v, %v", got, err)
+	}
+	elsewhere, _ := node(newStore(t), nil, c).SealState(ctx, "oidc", state{}, time.Minute)
+	for _, tc := range []struct {
+		name, label, value string
+		at                 time.Duration
+		want               error
+	}{
+		{"another label", "other", sealed, 0, consolesession.ErrInvalid},
+		{"altered", "oidc", "x" + sealed, 0, consolesession.ErrInvalid},
+		{"another store's", "oidc", elsewhere, 0, consolesession.ErrInvalid},
+		{"past its ttl", "oidc", sealed, time.Minute, consolesession.ErrExpired},
+	} {
+		c.now = time.Unix(1_800_000_000, 0).Add(tc.at)
+		if err := b.OpenState(ctx, tc.label, tc.value, &got); !errors.Is(err, tc.want) {
+			t.Errorf("%s: %v, want %v", tc.name, err, tc.want)
+		}
+	}
+}

@@ -2,6 +2,8 @@ package runtime
 
 import (
 	"fmt"
+	"net/url"
+	"strings"
 	"time"
 
 	"github.com/sessiond/sessiond/core/admin"
@@ -70,7 +72,7 @@ func auditReason(e admin.AuditEvent) string {
 // with the key-encryption key when one is set), so that every node sharing the store
 // serves them and a restart keeps them.
 func (rt *Runtime) console(adm *admin.Service, sessions *session.Service, guard *authfail.Guard, frontend, adminToken string,
-	records consolesession.Records, kek *token.KEK, now func() time.Time) *console.Console {
+	records consolesession.Records, kek *token.KEK, issuer func(string) string, now func() time.Time) (*console.Console, error) {
 	var warnings []string
 	for _, w := range rt.settings.Warnings {
 		warnings = append(warnings, w.Error())
@@ -83,5 +85,17 @@ func (rt *Runtime) console(adm *admin.Service, sessions *session.Service, guard 
 	if kek != nil { // an interface holding a nil pointer would not read as "none"
 		d.KEK = kek
 	}
-	return console.New(d)
+	if o := rt.settings.ConsoleOIDC; o.Realm != "" {
+		// The realm and the client must be there: a sign-in that can never work is refused
+		// at start, with the reason.
+		_, c, ok := rt.realms.Client(o.Realm, o.Client)
+		if !ok {
+			return nil, fmt.Errorf("admin-console-oidc-realm %q with admin-console-oidc-client %q: no such realm or client in the realm file", o.Realm, o.Client)
+		}
+		d.OIDC = &console.OIDC{Realm: o.Realm, Issuer: issuer(o.Realm), ClientID: c.ClientID, ClientSecret: c.Secret,
+			RoleClaim: o.RoleClaim, AdminRole: o.AdminRole, ViewerRole: o.ViewerRole}
+		rt.log.Info("the admin console also signs operators in through OpenID Connect", "realm", o.Realm, "client", o.Client,
+			"role_claim", o.RoleClaim, "redirect_uri", strings.TrimSuffix(d.OIDC.Issuer, "/realms/"+url.PathEscape(o.Realm))+console.Path+"oidc/callback")
+	}
+	return console.New(d), nil
 }

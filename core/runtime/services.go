@@ -218,7 +218,9 @@ func (rt *Runtime) wire(opts Options, issuerBase string) (*httpapi.Server, error
 	rt.goBackground(func(ctx context.Context) { rt.cleanLogins(ctx, logins) })
 	var adminConsole http.Handler
 	if rt.settings.AdminConsoleEnabled {
-		adminConsole = rt.console(adm, sessions, guard, frontend, admin, store, kek, opts.now)
+		if adminConsole, err = rt.console(adm, sessions, guard, frontend, admin, store, kek, tokens.Issuer, opts.now); err != nil {
+			return nil, err
+		}
 	}
 	if err := rt.addDemoAccountConsole(opts.Profile, tokens.Issuer); err != nil {
 		return nil, err
