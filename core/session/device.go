@@ -28,21 +28,25 @@ const maxSeenUserAgent = 512
 // from, where they differ from what cs says; it reports whether it changed cs. "" records
 // nothing.
 func recordSeen(us *usersessions.UserSession, cs *usersessions.ClientSession, ip, userAgent string) bool {
+	if ip == "" && userAgent == "" {
+		return false
+	}
 	ip, userAgent = seenText(ip, 64), seenText(userAgent, maxSeenUserAgent)
 	lastIP, lastUA := clientSeen(us, cs)
-	changed := false
-	for _, f := range []struct{ note, value, last string }{
-		{NoteLastIP, ip, lastIP}, {NoteLastUserAgent, userAgent, lastUA},
-	} {
-		if f.value == "" || f.value == f.last {
-			continue
-		}
-		if !changed && cs.Notes == nil {
-			cs.Notes = map[string]string{}
-		}
-		cs.Notes[f.note], changed = f.value, true
+	newIP, newUA := ip != "" && ip != lastIP, userAgent != "" && userAgent != lastUA
+	if !newIP && !newUA {
+		return false
 	}
-	return changed
+	if cs.Notes == nil {
+		cs.Notes = map[string]string{}
+	}
+	if newIP {
+		cs.Notes[NoteLastIP] = ip
+	}
+	if newUA {
+		cs.Notes[NoteLastUserAgent] = userAgent
+	}
+	return true
 }
 
 // seenText is s as a store can hold it and at most max bytes: valid UTF-8 without NUL,
