@@ -15,6 +15,7 @@ import (
 	"github.com/sessiond/sessiond/core/admin"
 	"github.com/sessiond/sessiond/core/realm"
 	"github.com/sessiond/sessiond/core/session"
+	"github.com/sessiond/sessiond/core/useragent"
 )
 
 var funcs = template.FuncMap{
@@ -53,7 +54,7 @@ func rowsOf(reps []admin.SessionRep, offline bool) []row {
 			clients = append(clients, id)
 		}
 		slices.Sort(clients)
-		out = append(out, row{SessionRep: rep, Offline: offline, Device: ParseUserAgent(rep.UserAgent).String(), Clients: clients})
+		out = append(out, row{SessionRep: rep, Offline: offline, Device: useragent.Parse(rep.UserAgent).String(), Clients: clients})
 	}
 	return out
 }
