@@ -11,6 +11,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"net/url"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -59,7 +60,7 @@ type variant struct {
 func main() {
 	var c config
 	var conc, rot, av string
-	flag.StringVar(&c.url, "url", testpg.URL(), "PostgreSQL URL (a superuser: the tool creates schemas and a pgbench database); each sessiond start gets a fresh schema")
+	flag.StringVar(&c.url, "url", benchURL(), "PostgreSQL URL (a superuser: the tool creates schemas, and the database if missing); each sessiond start gets a fresh schema")
 	flag.BoolVar(&c.ownServer, "own-server", false, "create a throwaway PostgreSQL cluster with the default configuration (pg_createcluster) instead of -url")
 	flag.StringVar(&c.base, "base", "", "also measure the tree at this commit (built from a git worktree), as \"before\"")
 	flag.StringVar(&c.before, "before", "", "with -base: a sessiond binary already built from that commit, instead of building it")
@@ -497,4 +498,16 @@ func sum(xs []int64) float64 {
 		s += x
 	}
 	return float64(s)
+}
+
+// benchURL is the test server's database sessiond_bench (pgbench's too): a database of
+// its own, so that the long transactions of tests running against the same server (in
+// their database) do not hold back the pruning of the session tables' dead row versions.
+func benchURL() string {
+	u, err := url.Parse(testpg.URL())
+	if err != nil {
+		return testpg.URL()
+	}
+	u.Path = "/sessiond_bench"
+	return u.String()
 }
