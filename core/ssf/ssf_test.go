@@ -106,7 +106,11 @@ func TestCreateRefusesBadInput(t *testing.T) {
 		{"event not a URI", push("https://r.example/e", "session-revoked")},
 		{"stream id chosen", func() Update { u := push("https://r.example/e"); u.StreamID = "mine"; return u }()},
 		{"iss set", func() Update { u := push("https://r.example/e"); u.Issuer = ptr("https://evil.example"); return u }()},
-		{"events_delivered set", func() Update { u := push("https://r.example/e"); u.EventsDelivered = ptr([]string{EventVerification}); return u }()},
+		{"events_delivered set", func() Update {
+			u := push("https://r.example/e")
+			u.EventsDelivered = ptr([]string{EventVerification})
+			return u
+		}()},
 		{"long description", func() Update { u := push("https://r.example/e"); u.Description = &long; return u }()},
 	}
 	for _, c := range cases {
@@ -259,7 +263,9 @@ func TestSessionsEndedAndTheirSETs(t *testing.T) {
 	}
 	// Once queued, a stream that is disabled, deleted, or no longer wants the event drops it.
 	drop := []func(){
-		func() { tr.Update(ctx, realmName, Update{StreamID: enabled.StreamID, EventsRequested: &[]string{}}, false) },
+		func() {
+			tr.Update(ctx, realmName, Update{StreamID: enabled.StreamID, EventsRequested: &[]string{}}, false)
+		},
 		func() { tr.SetStatus(ctx, realmName, Status{StreamID: enabled.StreamID, Status: StatusDisabled}) },
 		func() { tr.Delete(ctx, realmName, enabled.StreamID) },
 	}
