@@ -24,6 +24,7 @@ import (
 	loginflow "github.com/sessiond/sessiond/core/login"
 	"github.com/sessiond/sessiond/core/realm"
 	"github.com/sessiond/sessiond/core/session"
+	"github.com/sessiond/sessiond/core/ssf"
 	"github.com/sessiond/sessiond/core/sessionlimit"
 	"github.com/sessiond/sessiond/core/token"
 	"github.com/sessiond/sessiond/internal/testclock"
@@ -154,6 +155,7 @@ type stack struct {
 	realms *realm.Realms
 	keys   *token.KeyManager
 	tokens *token.Service
+	ssf    *ssf.Transmitter // the Shared Signals transmitter (ssf_test.go)
 	// actions is the action-token service (actions_test.go).
 	actions *actiontoken.Service
 	api     *httpapi.Server
@@ -219,6 +221,7 @@ func newStack(tb testing.TB, opts ...option) *stack {
 		Records: s.store, Sessions: sessions, UserSessions: s.cache, Tokens: s.tokens, Realms: s.realms,
 		End: s.adm.service.EndSession, PersistentSessions: true, Now: s.clock.Now, Log: log,
 	})
+	s.ssf = newTransmitter(tb, s)
 	s.guard = &guardRecorder{lines: &lineRecorder{}}
 	cfg.guard.Now = s.clock.Now
 	s.guard.Guard = authfail.New(s.guard.lines, cfg.guard)
@@ -236,6 +239,7 @@ func newStack(tb testing.TB, opts ...option) *stack {
 		Guard:            s.guard,
 		Actions:          s.actions,
 		Login:            s.login,
+		SSF:              s.ssf,
 	})
 	mux.Handle("/", fromAddr(s.api))
 	return s
