@@ -163,7 +163,7 @@ func refusal(_ int, body []byte) (string, bool) {
 	detail := e.Err
 	if d := strings.TrimSpace(e.Description); d != "" {
 		if len(d) > maxDetail {
-			d = d[:maxDetail] + "…"
+			d = strings.ToValidUTF8(d[:maxDetail], "") + "…"
 		}
 		detail += " (" + d + ")"
 	}
