@@ -21,6 +21,10 @@ import (
 	"github.com/go-jose/go-jose/v4"
 )
 
+// This file is past 600 lines because the receiver it tests against is one: an RFC 8935
+// receiver that checks every SET as a real one must, and a login front-end for the
+// RP-initiated logout, both needed by the two tests here.
+//
 // These tests run the Shared Signals transmitter as an operator does: the ssf
 // revocation-push provider as a plugin process of the real binary, two nodes on one
 // PostgreSQL schema, and a receiver that checks every Security Event Token as RFC 8417,
