@@ -705,4 +705,12 @@ func TestSharedSignalsGuide(t *testing.T) {
 	rc.waitFor(t, "the guide's logout", func(s receivedSET) bool {
 		return s.event == sessionRevoked && s.sid == sid && s.sub == "alice" && s.initiator == "admin"
 	})
+
+	// The stream is a record of start-dev's embedded store: it survives a restart.
+	stopDaemon(t, d)
+	d = startDaemonIn(t, work, append([]string{"--http-port=0", "--frontend-token=" + frontend, "--admin-token=" + adminToken}, start[2:]...)...)
+	waitUp(t, d)
+	if code, body := ssfCall(t, http.MethodGet, d.base+"/admin/realms/signals/ssf/streams", adminToken, ""); code != http.StatusOK || !strings.Contains(body, rcv.URL+"/events") {
+		t.Errorf("streams after a restart = %d %s, want the guide's stream", code, body)
+	}
 }
