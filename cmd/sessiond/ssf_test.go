@@ -21,6 +21,10 @@ import (
 	"github.com/go-jose/go-jose/v4"
 )
 
+// This file is past 600 lines because the receiver it tests against is one: an RFC 8935
+// receiver that checks every SET as a real one must, and a login front-end for the
+// RP-initiated logout, both needed by the two tests here.
+//
 // These tests run the Shared Signals transmitter as an operator does: the ssf
 // revocation-push provider as a plugin process of the real binary, two nodes on one
 // PostgreSQL schema, and a receiver that checks every Security Event Token as RFC 8417,
@@ -59,6 +63,7 @@ type receivedSET struct {
 // While down it drops each connection unanswered, as a receiver that is not running.
 type setReceiver struct {
 	jwksURL, issuer string
+	auth            string // the Authorization header the stream was given; "" is ssfReceiverAuth
 
 	mu       sync.Mutex
 	down     bool
@@ -109,7 +114,7 @@ func (rc *setReceiver) check(r *http.Request, body []byte) (receivedSET, string)
 		return receivedSET{}, "method " + r.Method
 	case r.Header.Get("Content-Type") != "application/secevent+jwt":
 		return receivedSET{}, "content type " + r.Header.Get("Content-Type")
-	case r.Header.Get("Authorization") != ssfReceiverAuth:
+	case r.Header.Get("Authorization") != cmpOr(rc.auth, ssfReceiverAuth):
 		return receivedSET{}, "authorization header " + r.Header.Get("Authorization")
 	}
 	jws, err := jose.ParseSignedCompact(string(body), []jose.SignatureAlgorithm{jose.RS256, jose.ES256, jose.PS256, jose.EdDSA})
@@ -199,6 +204,13 @@ func (rc *setReceiver) check(r *http.Request, body []byte) (receivedSET, string)
 		}
 	}
 	return out, ""
+}
+
+func cmpOr(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
 }
 
 // key returns the published key with that kid, reading the JWKS again when it is new.
@@ -643,4 +655,62 @@ func TestSharedSignals_everySessionEndOnceAcrossNodesAndAnOutage(t *testing.T) {
 			t.Errorf("a deleted stream got %d more SETs", len(after)-len(got))
 		}
 	})
+}
+
+// TestSharedSignalsGuide runs docs/shared-signals.md's example as written: its realm file,
+// start-dev with the ssf provider, and its requests; a receiver on the guide's endpoint gets
+// the verification event with the guide's state, then one session-revoked for the session
+// the guide logged out, each verified with the realm's JWKS. Only the ports and the binary's
+// path differ.
+func TestSharedSignalsGuide(t *testing.T) {
+	raw, err := os.ReadFile(filepath.Join("..", "..", "docs", "shared-signals.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	guide := string(raw)
+	work := t.TempDir()
+	if err := os.WriteFile(filepath.Join(work, "signals.json"), []byte(guideBlock(t, guide, "guide:ssf-realm")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	start := strings.Fields(guideBlock(t, guide, "guide:ssf-start"))
+	if len(start) < 2 || start[0] != "./sessiond" || start[1] != "start-dev" {
+		t.Fatalf("the guide's start block is not ./sessiond start-dev …: %q", start)
+	}
+	const frontend, adminToken = "fe-guide-ssf", "admin-guide-ssf"
+	d := startDaemonIn(t, work, append([]string{"--http-port=0", "--frontend-token=" + frontend, "--admin-token=" + adminToken}, start[2:]...)...)
+	waitUp(t, d)
+
+	code, body := ssfCall(t, http.MethodGet, d.base+"/.well-known/ssf-configuration/realms/signals", "", "")
+	var md struct {
+		Issuer  string `json:"issuer"`
+		JWKSURI string `json:"jwks_uri"`
+	}
+	if code != http.StatusOK || json.Unmarshal([]byte(body), &md) != nil {
+		t.Fatalf("metadata = %d %s", code, body)
+	}
+	rc := &setReceiver{byJTI: map[string]int{}, issuer: md.Issuer, jwksURL: md.JWKSURI, auth: "Bearer receiver-secret"}
+	rcv := httptest.NewServer(rc)
+	defer rcv.Close()
+
+	try := guideBlock(t, guide, "guide:ssf-try")
+	try = strings.ReplaceAll(try, "http://localhost:9999", rcv.URL)
+	try = strings.ReplaceAll(try, "http://localhost:8080", d.base)
+	out := guideRun(t, work, "export SESSIOND_FRONTEND_TOKEN="+frontend+" SESSIOND_ADMIN_TOKEN="+adminToken+"\n"+try)
+	lines := strings.Fields(out)
+	if len(lines) != 4 || !strings.HasSuffix(lines[0], "/admin/realms/signals/ssf/streams") || lines[1] != "204" || lines[3] != "204" {
+		t.Fatalf("the guide's requests printed %q, want the streams endpoint, 204, a session id, 204", out)
+	}
+	sid := lines[2]
+	rc.waitFor(t, "the guide's verification", func(s receivedSET) bool { return s.event == ssfVerification && s.state == "hello" })
+	rc.waitFor(t, "the guide's logout", func(s receivedSET) bool {
+		return s.event == sessionRevoked && s.sid == sid && s.sub == "alice" && s.initiator == "admin"
+	})
+
+	// The stream is a record of start-dev's embedded store: it survives a restart.
+	stopDaemon(t, d)
+	d = startDaemonIn(t, work, append([]string{"--http-port=0", "--frontend-token=" + frontend, "--admin-token=" + adminToken}, start[2:]...)...)
+	waitUp(t, d)
+	if code, body := ssfCall(t, http.MethodGet, d.base+"/admin/realms/signals/ssf/streams", adminToken, ""); code != http.StatusOK || !strings.Contains(body, rcv.URL+"/events") {
+		t.Errorf("streams after a restart = %d %s, want the guide's stream", code, body)
+	}
 }

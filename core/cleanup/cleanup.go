@@ -39,6 +39,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/sessiond/sessiond/core/expiry"
+	"github.com/sessiond/sessiond/core/session"
 	"github.com/sessiond/sessiond/spi"
 	"github.com/sessiond/sessiond/spi/usersessions"
 )
@@ -47,6 +48,8 @@ import (
 // rest for Recompute. A usersessions.Provider is one.
 type Store interface {
 	DeleteExpired(ctx context.Context, before time.Time, limit int) (users, clients int, err error)
+	// Delete removes expired sessions one by one when they are signalled (Deps.Ends).
+	Delete(ctx context.Context, keys []usersessions.Key) (int, error)
 
 	Stream(ctx context.Context, req usersessions.StreamRequest, fn func(page []*usersessions.UserSession) error) error
 	Get(ctx context.Context, keys []usersessions.Key) ([]*usersessions.UserSession, error)
@@ -85,15 +88,22 @@ type Deps struct {
 	Log   hclog.Logger // nil: discard
 	// Now is the clock that decides what has expired; nil means time.Now.
 	Now func() time.Time
+	// Ends, when set, is told of every user session a pass removes for having expired
+	// (Shared Signals session-revoked on expiry, an operator's option); Realms names the
+	// realms whose sessions are looked at. Nil: expired sessions go silently.
+	Ends   session.Ends
+	Realms func() []string
 }
 
 // Cleaner removes expired sessions and recomputes stored expiries. It is safe for
 // concurrent use; passes and recomputes never overlap.
 type Cleaner struct {
-	store Store
-	log   hclog.Logger
-	now   func() time.Time
-	opts  Options
+	store  Store
+	log    hclog.Logger
+	now    func() time.Time
+	opts   Options
+	ends   session.Ends
+	realms func() []string
 
 	work sync.Mutex // held by a pass or a recompute
 
@@ -119,7 +129,10 @@ func New(d Deps, o Options) (*Cleaner, error) {
 	if o.Pause == 0 {
 		o.Pause = DefaultPause
 	}
-	c := &Cleaner{store: d.Store, log: d.Log, now: d.Now, opts: o, pending: map[string]expiry.Rules{}}
+	if d.Ends != nil && d.Realms == nil {
+		return nil, fmt.Errorf("cleanup: signalling expired sessions needs the realms: %w", spi.ErrInvalid)
+	}
+	c := &Cleaner{store: d.Store, log: d.Log, now: d.Now, opts: o, ends: d.Ends, realms: d.Realms, pending: map[string]expiry.Rules{}}
 	if c.log == nil {
 		c.log = hclog.NewNullLogger()
 	}
@@ -213,6 +226,13 @@ func (c *Cleaner) Once(ctx context.Context) (Result, error) {
 	started := time.Now()
 	res := Result{Cutoff: c.now().UTC()}
 	err := c.retryPending(ctx)
+	if err == nil && c.ends != nil {
+		// Not fatal to the pass: what could not be signalled (the store or the outbox is
+		// down) is still removed, as it would be without the option.
+		if serr := c.signalExpired(ctx, res.Cutoff); serr != nil {
+			c.log.Warn("expired sessions could not all be signalled; removing them regardless", "error", serr)
+		}
+	}
 	for err == nil {
 		var users, clients int
 		users, clients, err = c.store.DeleteExpired(ctx, res.Cutoff, c.opts.BatchSize)

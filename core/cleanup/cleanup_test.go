@@ -34,6 +34,7 @@ var errFake = errors.New("fake store: not implemented")
 func (f *fakeStore) Stream(context.Context, usersessions.StreamRequest, func([]*usersessions.UserSession) error) error {
 	return errFake
 }
+func (f *fakeStore) Delete(context.Context, []usersessions.Key) (int, error) { return 0, errFake }
 func (f *fakeStore) Get(context.Context, []usersessions.Key) ([]*usersessions.UserSession, error) {
 	return nil, errFake
 }

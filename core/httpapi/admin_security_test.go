@@ -50,6 +50,7 @@ var (
 // routeFixture holds the sessions the routes' placeholders name.
 type routeFixture struct {
 	online, offline tokens
+	stream          string // an SSF stream's id
 }
 
 // concrete fills a route's placeholders with the fixture's values, and gives the body a
@@ -68,6 +69,9 @@ func (f routeFixture) concrete(rt httpapi.AdminRoute) call {
 		path = strings.Replace(path, "{client}", confidential, 1) // Keycloak names the client by clientId here
 	}
 	path = strings.Replace(path, "{client}", confidentialUUID, 1)
+	if strings.HasSuffix(path, "/ssf/status") && rt.Method == http.MethodGet {
+		path += "?stream_id=" + f.stream
+	}
 	c := call{method: rt.Method, path: path, header: http.Header{}}
 	if rt.Method == http.MethodPut {
 		c.header.Set("Content-Type", "application/json")
@@ -84,6 +88,7 @@ func (f routeFixture) concrete(rt httpapi.AdminRoute) call {
 func TestAdminRoutesRefuseWrongCredentials(t *testing.T) {
 	s := newStack(t, withRealm(withUUIDs))
 	f := routeFixture{
+		stream:  s.stream(t),
 		online:  s.open(t, login{}),
 		offline: s.open(t, login{Scope: "openid offline_access", OfflineAccess: true}),
 	}

@@ -26,6 +26,7 @@ import (
 	"github.com/sessiond/sessiond/core/realm"
 	"github.com/sessiond/sessiond/core/session"
 	"github.com/sessiond/sessiond/core/sessionlimit"
+	"github.com/sessiond/sessiond/core/ssf"
 	"github.com/sessiond/sessiond/core/token"
 	"github.com/sessiond/sessiond/internal/testclock"
 	"github.com/sessiond/sessiond/providers/usersessions/memory"
@@ -162,6 +163,7 @@ type stack struct {
 	realms *realm.Realms
 	keys   *token.KeyManager
 	tokens *token.Service
+	ssf    *ssf.Transmitter // the Shared Signals transmitter (ssf_test.go)
 	// actions is the action-token service (actions_test.go).
 	actions *actiontoken.Service
 	api     *httpapi.Server
@@ -231,6 +233,7 @@ func newStack(tb testing.TB, opts ...option) *stack {
 		Records: s.store, Sessions: sessions, UserSessions: s.cache, Tokens: s.tokens, Realms: s.realms,
 		End: s.adm.service.EndSession, PersistentSessions: true, Now: s.clock.Now, Log: log,
 	})
+	s.ssf = newTransmitter(tb, s)
 	s.guard = &guardRecorder{lines: &lineRecorder{}}
 	cfg.guard.Now = s.clock.Now
 	s.guard.Guard = authfail.New(s.guard.lines, cfg.guard)
@@ -248,6 +251,7 @@ func newStack(tb testing.TB, opts ...option) *stack {
 		Guard:            s.guard,
 		Actions:          s.actions,
 		Login:            s.login,
+		SSF:              s.ssf,
 		// The account API (account_test.go).
 		Account: account.New(account.Deps{Tokens: s.tokens, Sessions: s.cache, Lister: s.store, End: s.adm.service,
 			Realms: s.realms, NotBefore: s.adm.policies, PersistentSessions: true, Now: s.clock.Now, Log: log}),

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/sessiond/sessiond/core/admin"
+	"github.com/sessiond/sessiond/core/cleanup"
 	"github.com/sessiond/sessiond/core/httpapi"
 	"github.com/sessiond/sessiond/core/push"
 	"github.com/sessiond/sessiond/core/session"
@@ -65,6 +66,25 @@ func (rt *Runtime) sessionEnds() session.Ends {
 		return nil
 	}
 	return rt.ssf
+}
+
+// cleanupDeps are the cleaner's dependencies: with the SSF transmitter as its Ends when the
+// operator asked for session-revoked on expiry (spi-revocation-push-ssf-session-expired).
+func (rt *Runtime) cleanupDeps(store cleanup.Store) cleanup.Deps {
+	d := cleanup.Deps{Store: store, Log: rt.log.Named("cleanup")}
+	ssfConf := rt.settings.SPIs[spi.RevocationPush].Providers[ssf.ProviderID].Config
+	if rt.ssf != nil && ssfConf["session-expired"] == "true" {
+		d.Ends = rt.ssf
+		d.Realms = func() []string {
+			var names []string
+			for _, r := range rt.realms.List() {
+				names = append(names, r.Name)
+			}
+			return names
+		}
+		rt.log.Info("SSF: sessions that expire are signalled as session-revoked; cleanup removes them one by one")
+	}
+	return d
 }
 
 // sharedSignals is the transmitter as the HTTP layer takes it; nil when it does not run.

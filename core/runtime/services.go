@@ -171,7 +171,7 @@ func (rt *Runtime) wire(opts Options, issuerBase string) (*httpapi.Server, error
 	})
 
 	persistent := features.Enabled(conf.FeaturePersistentUserSessions)
-	cleaner, err := cleanup.New(cleanup.Deps{Store: sessionStore, Log: rt.log.Named("cleanup")},
+	cleaner, err := cleanup.New(rt.cleanupDeps(sessionStore),
 		cleanup.Options{Interval: rt.settings.CleanupInterval, BatchSize: rt.settings.CleanupBatchSize})
 	if err != nil {
 		return nil, err

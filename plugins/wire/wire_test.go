@@ -155,6 +155,7 @@ func TestRevocationPushRoundTrip(t *testing.T) {
 		{NoticeID: "n1", Target: "https://app.example/k_push_not_before", OK: true, Status: 204},
 		{NoticeID: "n2", Target: "https://rp.example/bc", Status: 503, Error: "service unavailable", Retry: true},
 		{NoticeID: "n3", Error: "no admin URL"},
+		{NoticeID: "n4", Target: "https://rcv.example/events", OK: true, Status: 202},
 	}
 	c := serve(t, fake).client.(revocationpush.Provider)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -167,6 +168,8 @@ func TestRevocationPushRoundTrip(t *testing.T) {
 			LogoutURL: "https://rp.example/bc", Token: "eyJ.c.d", Expires: at(9)},
 		{ID: "n3", Action: revocationpush.Logout, RealmID: "acme", ClientID: "old",
 			SessionIDs: []string{"as-1", "as-2"}},
+		{ID: "n4", Action: revocationpush.SecurityEvent, RealmID: "acme", ClientID: "https://rcv.example",
+			Token: "eyJ.e.f", PushURL: "https://rcv.example/events", Authorization: "Bearer rcv"},
 	}
 	got, err := c.Push(ctx, notices)
 	if err != nil {

@@ -88,6 +88,7 @@ func TestLookup(t *testing.T) {
 		{spi.RevocationPush, "log-only", true},
 		{spi.RevocationPush, "adapter", true},
 		{spi.RevocationPush, "webhook", true},
+		{spi.RevocationPush, "ssf", true},
 		{spi.UserSessions, "webhook", false},
 		{spi.UserSessions, "lazy", false}, // an id is only valid under its own SPI
 		{spi.UserSessions, "postgres", true},

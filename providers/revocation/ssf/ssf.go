@@ -34,6 +34,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/sessiond/sessiond/plugins/sdk"
 	"github.com/sessiond/sessiond/providers/revocation/adapter"
 	"github.com/sessiond/sessiond/providers/revocation/internal/httppush"
 	"github.com/sessiond/sessiond/spi"
@@ -50,6 +51,10 @@ const Version = "1.0.0"
 const (
 	OptTimeout       = httppush.OptTimeout
 	OptMaxConcurrent = httppush.OptMaxConcurrent
+	// OptSessionExpired is read by sessiond, not by this provider: sessiond signals
+	// sessions that end by expiring only when it is true (cleanup then removes expired
+	// sessions one by one, so that one node tells of each).
+	OptSessionExpired = "session-expired"
 )
 
 // ContentType is the media type of a pushed SET (RFC 8935 §2).
@@ -83,12 +88,18 @@ func (p *Provider) Describe() spi.Descriptor {
 		Version: Version,
 		Help: "OpenID Shared Signals: realm-signed Security Event Tokens (CAEP session-revoked) pushed to each SSF stream's receiver (RFC 8935, 202 is success); " +
 			"adapter actions and back-channel logout tokens as the adapter provider sends them.",
-		Options: httppush.Options(),
+		Options: append(httppush.Options(), spi.Option{Name: OptSessionExpired, Type: spi.Bool, Default: "false",
+			Help: "Also send session-revoked when a session ends by expiring (removed by cleanup, initiating_entity system); cleanup then removes expired sessions one store call each."}),
 	}
 }
 
 // Configure implements spi.Provider.
 func (p *Provider) Configure(_ context.Context, cfg spi.Config) error {
+	c := sdk.ReadConfig(p.Describe(), cfg)
+	_ = c.Bool(OptSessionExpired) // checked here, acted on by sessiond
+	if err := c.Err(); err != nil {
+		return err
+	}
 	sender, err := httppush.Read(p.Describe(), cfg)
 	if err != nil {
 		return err
@@ -152,7 +163,7 @@ func refusal(_ int, body []byte) (string, bool) {
 	detail := e.Err
 	if d := strings.TrimSpace(e.Description); d != "" {
 		if len(d) > maxDetail {
-			d = d[:maxDetail] + "…"
+			d = strings.ToValidUTF8(d[:maxDetail], "") + "…"
 		}
 		detail += " (" + d + ")"
 	}
