@@ -10,6 +10,7 @@ import (
 	"github.com/sessiond/sessiond/core/actiontoken"
 	"github.com/sessiond/sessiond/core/admin"
 	"github.com/sessiond/sessiond/core/authfail"
+	"github.com/sessiond/sessiond/core/dpop"
 	"github.com/sessiond/sessiond/core/session"
 	"github.com/sessiond/sessiond/core/sessionlimit"
 	"github.com/sessiond/sessiond/spi"
@@ -48,6 +49,7 @@ var oauthStatus = map[string]int{
 	session.InvalidScope:           http.StatusBadRequest,
 	session.UnsupportedTokenType:   http.StatusBadRequest,
 	session.TemporarilyUnavailable: http.StatusServiceUnavailable,
+	session.InvalidDPoPProof:       http.StatusBadRequest, // RFC 9449 §5
 }
 
 // actionStatus is the HTTP status of each refusal of an action token (core/actiontoken): a
@@ -64,6 +66,10 @@ var actionStatus = map[string]int{
 // place where errors meet status codes.
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	code, body := s.classify(r, err)
+	// A refusal for want of a (fresh) server nonce carries one to retry with (RFC 9449 §8).
+	if de := (*dpop.Error)(nil); errors.As(err, &de) && de.Nonce != "" {
+		w.Header().Set(dpop.NonceHeader, de.Nonce)
+	}
 	var throttled *authfail.ThrottledError
 	switch code {
 	case http.StatusTooManyRequests:
@@ -74,8 +80,11 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		w.Header().Set("Retry-After", strconv.Itoa(int(retryAfter/time.Second)))
 	case http.StatusUnauthorized:
 		// The front-end and admin APIs take a bearer credential (RFC 6750); the OAuth
-		// endpoints authenticate clients with HTTP Basic (RFC 6749 §2.3.1).
-		if errors.Is(err, errUnauthenticated) {
+		// endpoints authenticate clients with HTTP Basic (RFC 6749 §2.3.1); a protected
+		// resource refuses a DPoP-bound token's request with a DPoP challenge (RFC 9449 §7.1).
+		if de := (*dpop.Error)(nil); errors.As(err, &de) {
+			w.Header().Set("WWW-Authenticate", dpop.Challenge(body.Error, body.Description))
+		} else if errors.Is(err, errUnauthenticated) {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="sessiond"`)
 		} else {
 			w.Header().Set("WWW-Authenticate", `Basic realm="sessiond"`)
@@ -95,6 +104,7 @@ func (s *Server) classify(r *http.Request, err error) (int, errorBody) {
 	var ae *actiontoken.Error
 	var throttled *authfail.ThrottledError
 	var limited *sessionlimit.ExceededError
+	var proof *dpop.Error
 	switch {
 	case errors.Is(err, context.Canceled) && r.Context().Err() != nil:
 		// The caller went away (the core ended its work on the request's context). A
@@ -106,6 +116,13 @@ func (s *Server) classify(r *http.Request, err error) (int, errorBody) {
 			code = http.StatusBadRequest
 		}
 		return code, errorBody{Error: se.Code, Description: se.Description}
+	case errors.As(err, &proof):
+		// RFC 9449: the token endpoint answers 400 (§5, §8); a protected resource 401 with
+		// a DPoP challenge (§7.1, §9).
+		if proof.Resource {
+			return http.StatusUnauthorized, errorBody{Error: proof.Code, Description: proof.Description}
+		}
+		return http.StatusBadRequest, errorBody{Error: proof.Code, Description: proof.Description}
 	case errors.As(err, &limited):
 		// 409, not 429: the login conflicts with the sessions that exist, and waiting does
 		// not help; ending one of them does (Keycloak's limiter answers with an error page).

@@ -74,6 +74,9 @@ type Deps struct {
 	// Console is the admin console, served under ConsolePath; nil leaves it out (the
 	// admin API's catch-all then answers there).
 	Console http.Handler
+	// DPoP checks DPoP proofs (dpop.go); nil serves no DPoP: a request with a proof, or of
+	// a client that must use DPoP, is refused.
+	DPoP Proofs
 }
 
 // ConsolePath is where the admin console is served (core/console).
@@ -104,6 +107,7 @@ type Server struct {
 	login                     Logins
 	mux                       *http.ServeMux
 	console                   http.Handler
+	proofs                    Proofs
 }
 
 // New builds the handler tree.
@@ -112,6 +116,7 @@ func New(log hclog.Logger, d Deps) *Server {
 		log: log, ready: d.Ready, sessions: d.Sessions, keys: d.Keys, realms: d.Realms, issuer: d.Issuer,
 		frontendToken: d.FrontendToken, adminToken: d.AdminToken, mux: http.NewServeMux(),
 		viewerToken: d.AdminViewerToken, admin: d.Admin, guard: d.Guard, actions: d.Actions, login: d.Login,
+		proofs: d.DPoP,
 	}
 	if s.guard == nil {
 		s.guard = noGuard{}

@@ -10,6 +10,7 @@ import (
 	"github.com/sessiond/sessiond/core/actiontoken"
 	"github.com/sessiond/sessiond/core/authfail"
 	"github.com/sessiond/sessiond/core/cache"
+	"github.com/sessiond/sessiond/core/dpop"
 	"github.com/sessiond/sessiond/core/cleanup"
 	"github.com/sessiond/sessiond/core/eventlog"
 	"github.com/sessiond/sessiond/core/groupcommit"
@@ -215,6 +216,8 @@ func (rt *Runtime) wire(opts Options, issuerBase string) (*httpapi.Server, error
 		devLogin = devlogin.Handler(logins)
 	}
 	rt.goBackground(func(ctx context.Context) { rt.cleanLogins(ctx, logins) })
+	proofs := dpop.New(store, dpop.Options{Now: opts.now})
+	rt.goBackground(func(ctx context.Context) { rt.cleanProofs(ctx, proofs) })
 	var adminConsole http.Handler
 	if rt.settings.AdminConsoleEnabled {
 		adminConsole = rt.console(adm, sessions, guard, frontend, admin, opts.now)
@@ -236,6 +239,7 @@ func (rt *Runtime) wire(opts Options, issuerBase string) (*httpapi.Server, error
 		Guard:            guard,
 		Actions:          actions,
 		Console:          adminConsole,
+		DPoP:             proofs,
 	}), nil
 }
 
