@@ -19,6 +19,7 @@ import (
 	"github.com/sessiond/sessiond/core/actiontoken"
 	"github.com/sessiond/sessiond/core/authfail"
 	"github.com/sessiond/sessiond/core/cache"
+	"github.com/sessiond/sessiond/core/dpop"
 	"github.com/sessiond/sessiond/core/groupcommit"
 	"github.com/sessiond/sessiond/core/httpapi"
 	loginflow "github.com/sessiond/sessiond/core/login"
@@ -113,6 +114,9 @@ type stackConfig struct {
 	noTransient  bool
 	guard        authfail.Options // the failed-authentication guard's; the zero value slows nothing
 	refuseLegacy bool             // legacy-tokens=refuse
+	// issuerBase replaces the server's own URL as the issuer base: a second node behind
+	// the same hostname as the first (dpop_test.go).
+	issuerBase string
 }
 
 // withLegacyRefused refuses tokens in the format from before at+jwt and realm secrets.
@@ -189,7 +193,11 @@ func newStack(tb testing.TB, opts ...option) *stack {
 	if s.keys, err = token.NewKeyManager(s.store, token.KeyOptions{Now: s.clock.Now, Log: log}); err != nil {
 		tb.Fatal(err)
 	}
-	s.tokens = token.New(s.keys, token.Options{IssuerBase: s.srv.URL, Now: s.clock.Now, RefuseLegacy: cfg.refuseLegacy})
+	base := s.srv.URL
+	if cfg.issuerBase != "" {
+		base = cfg.issuerBase
+	}
+	s.tokens = token.New(s.keys, token.Options{IssuerBase: base, Now: s.clock.Now, RefuseLegacy: cfg.refuseLegacy})
 	// As the runtime: the session cache, over group commit, over the provider.
 	writer := groupcommit.New(s.store, groupcommit.Options{})
 	tb.Cleanup(writer.Close)
@@ -236,6 +244,7 @@ func newStack(tb testing.TB, opts ...option) *stack {
 		Guard:            s.guard,
 		Actions:          s.actions,
 		Login:            s.login,
+		DPoP:             dpop.New(s.store, dpop.Options{Now: s.clock.Now}),
 	})
 	mux.Handle("/", fromAddr(s.api))
 	return s
