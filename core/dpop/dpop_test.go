@@ -203,13 +203,23 @@ func TestCheck(t *testing.T) {
 		{"iat 20 s ahead", claims(func(m map[string]any) { m["iat"] = clock.Now().Add(20 * time.Second).Unix() }), post, ""},
 		{"wrong htm", claims(func(m map[string]any) { m["htm"] = "GET" }), post, "htm"},
 		{"htm lower case", claims(func(m map[string]any) { m["htm"] = "post" }), post, "htm"},
-		{"wrong htu path", claims(func(m map[string]any) { m["htu"] = "https://sso.example.com/realms/acme/protocol/openid-connect/userinfo" }), post, "htu"},
-		{"wrong htu realm", claims(func(m map[string]any) { m["htu"] = "https://sso.example.com/realms/other/protocol/openid-connect/token" }), post, "htu"},
-		{"wrong htu host", claims(func(m map[string]any) { m["htu"] = "https://evil.example.com/realms/acme/protocol/openid-connect/token" }), post, "htu"},
+		{"wrong htu path", claims(func(m map[string]any) {
+			m["htu"] = "https://sso.example.com/realms/acme/protocol/openid-connect/userinfo"
+		}), post, "htu"},
+		{"wrong htu realm", claims(func(m map[string]any) {
+			m["htu"] = "https://sso.example.com/realms/other/protocol/openid-connect/token"
+		}), post, "htu"},
+		{"wrong htu host", claims(func(m map[string]any) {
+			m["htu"] = "https://evil.example.com/realms/acme/protocol/openid-connect/token"
+		}), post, "htu"},
 		{"wrong htu scheme", claims(func(m map[string]any) { m["htu"] = "http://sso.example.com/realms/acme/protocol/openid-connect/token" }), post, "htu"},
-		{"wrong htu port", claims(func(m map[string]any) { m["htu"] = "https://sso.example.com:8443/realms/acme/protocol/openid-connect/token" }), post, "htu"},
+		{"wrong htu port", claims(func(m map[string]any) {
+			m["htu"] = "https://sso.example.com:8443/realms/acme/protocol/openid-connect/token"
+		}), post, "htu"},
 		{"htu relative", claims(func(m map[string]any) { m["htu"] = "/realms/acme/protocol/openid-connect/token" }), post, "htu"},
-		{"htu with userinfo", claims(func(m map[string]any) { m["htu"] = "https://a@sso.example.com/realms/acme/protocol/openid-connect/token" }), post, "htu"},
+		{"htu with userinfo", claims(func(m map[string]any) {
+			m["htu"] = "https://a@sso.example.com/realms/acme/protocol/openid-connect/token"
+		}), post, "htu"},
 		{"stale iat", claims(func(m map[string]any) { m["iat"] = clock.Now().Add(-61 * time.Second).Unix() }), post, "ago"},
 		{"iat far ahead", claims(func(m map[string]any) { m["iat"] = clock.Now().Add(31 * time.Second).Unix() }), post, "future"},
 		{"ath missing at a resource", claims(nil), dpop.Request{Realm: realmName, Method: "POST", URL: tokenURL, AccessToken: at}, "no ath"},

@@ -352,9 +352,15 @@ func TestDPoP_userInfo(t *testing.T) {
 		{"proof for the token endpoint", func() reply {
 			return get("DPoP", g.AccessToken, h.proof(t, "POST", s.tokenURL(), s.clock.Now(), ath(g.AccessToken)))
 		}, 401, "invalid_dpop_proof", "DPoP "},
-		{"proof of another key", func() reply { return get("DPoP", g.AccessToken, other.proof(t, "GET", u, s.clock.Now(), ath(g.AccessToken))) }, 401, "invalid_token", "DPoP "},
-		{"unbound token with the DPoP scheme", func() reply { return get("DPoP", plain.AccessToken, h.proof(t, "GET", u, s.clock.Now(), ath(plain.AccessToken))) }, 401, "invalid_token", "DPoP "},
-		{"bound token with its proof", func() reply { return get("DPoP", g.AccessToken, h.proof(t, "GET", u, s.clock.Now(), ath(g.AccessToken))) }, 200, "", ""},
+		{"proof of another key", func() reply {
+			return get("DPoP", g.AccessToken, other.proof(t, "GET", u, s.clock.Now(), ath(g.AccessToken)))
+		}, 401, "invalid_token", "DPoP "},
+		{"unbound token with the DPoP scheme", func() reply {
+			return get("DPoP", plain.AccessToken, h.proof(t, "GET", u, s.clock.Now(), ath(plain.AccessToken)))
+		}, 401, "invalid_token", "DPoP "},
+		{"bound token with its proof", func() reply {
+			return get("DPoP", g.AccessToken, h.proof(t, "GET", u, s.clock.Now(), ath(g.AccessToken)))
+		}, 200, "", ""},
 		{"unbound token as a bearer token", func() reply { return get("Bearer", plain.AccessToken) }, 200, "", ""},
 	}
 	for _, tc := range cases {
