@@ -18,7 +18,6 @@ import (
 	"github.com/sessiond/sessiond/core/dpop"
 	"github.com/sessiond/sessiond/internal/testclock"
 	"github.com/sessiond/sessiond/internal/testpg"
-	"github.com/sessiond/sessiond/providers/usersessions/memory"
 	"github.com/sessiond/sessiond/providers/usersessions/postgres"
 	"github.com/sessiond/sessiond/spi"
 	"github.com/sessiond/sessiond/spi/usersessions"
@@ -28,16 +27,6 @@ const (
 	realmName = "acme"
 	tokenURL  = "https://sso.example.com/realms/acme/protocol/openid-connect/token"
 )
-
-func memoryStore(t testing.TB, node string) usersessions.Provider {
-	t.Helper()
-	p := memory.New(hclog.NewNullLogger())
-	if err := p.Configure(context.Background(), spi.Config{spi.HostNodeID: node}); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { p.Close(context.Background()) })
-	return p
-}
 
 // wantRefusal checks that err is a refused proof with code and a description containing desc.
 func wantRefusal(t *testing.T, err error, code, desc string) *dpop.Error {

@@ -1,6 +1,7 @@
 package dpop_test
 
 import (
+	"context"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/ed25519"
@@ -16,6 +17,11 @@ import (
 	"time"
 
 	"github.com/go-jose/go-jose/v4"
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/sessiond/sessiond/providers/usersessions/memory"
+	"github.com/sessiond/sessiond/spi"
+	"github.com/sessiond/sessiond/spi/usersessions"
 )
 
 // The proof of RFC 9449 Figure 2 (section 4.2) and the thumbprint the RFC gives for its key
@@ -30,6 +36,17 @@ const (
 )
 
 var b64 = base64.RawURLEncoding
+
+// memoryStore is a memory provider as the runtime configures it, as node.
+func memoryStore(t testing.TB, node string) usersessions.Provider {
+	t.Helper()
+	p := memory.New(hclog.NewNullLogger())
+	if err := p.Configure(context.Background(), spi.Config{spi.HostNodeID: node}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Close(context.Background()) })
+	return p
+}
 
 // signer makes proofs with one private key, the way a client does.
 type signer struct {
