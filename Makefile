@@ -28,6 +28,7 @@ test:
 	$(GO) test -run '^$$' -fuzz '^FuzzActionTokenRoutes$$' -fuzztime $(FUZZTIME) ./core/httpapi/
 	$(GO) test -run '^$$' -fuzz '^FuzzAuthorize$$' -fuzztime $(FUZZTIME) ./core/httpapi/
 	$(GO) test -run '^$$' -fuzz '^FuzzCodeGrant$$' -fuzztime $(FUZZTIME) ./core/httpapi/
+	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./core/dpop/
 
 generate:
 	$(GO) generate ./...

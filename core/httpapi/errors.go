@@ -11,6 +11,7 @@ import (
 	"github.com/sessiond/sessiond/core/actiontoken"
 	"github.com/sessiond/sessiond/core/admin"
 	"github.com/sessiond/sessiond/core/authfail"
+	"github.com/sessiond/sessiond/core/dpop"
 	"github.com/sessiond/sessiond/core/session"
 	"github.com/sessiond/sessiond/core/sessionlimit"
 	"github.com/sessiond/sessiond/spi"
@@ -49,6 +50,7 @@ var oauthStatus = map[string]int{
 	session.InvalidScope:           http.StatusBadRequest,
 	session.UnsupportedTokenType:   http.StatusBadRequest,
 	session.TemporarilyUnavailable: http.StatusServiceUnavailable,
+	session.InvalidDPoPProof:       http.StatusBadRequest, // RFC 9449 §5
 }
 
 // actionStatus is the HTTP status of each refusal of an action token (core/actiontoken): a
@@ -65,6 +67,10 @@ var actionStatus = map[string]int{
 // place where errors meet status codes.
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	code, body := s.classify(r, err)
+	// A refusal for want of a (fresh) server nonce carries one to retry with (RFC 9449 §8).
+	if de := (*dpop.Error)(nil); errors.As(err, &de) && de.Nonce != "" {
+		w.Header().Set(dpop.NonceHeader, de.Nonce)
+	}
 	var throttled *authfail.ThrottledError
 	switch code {
 	case http.StatusTooManyRequests:
@@ -76,9 +82,13 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	case http.StatusUnauthorized:
 		// The front-end and admin APIs take a bearer credential (RFC 6750); the OAuth
 		// endpoints authenticate clients with HTTP Basic (RFC 6749 §2.3.1). The account API
-		// takes the person's access token and says why it refused one (RFC 6750 §3).
+		// takes the person's access token and says why it refused one (RFC 6750 §3); a
+		// protected resource refuses a DPoP-bound token's request with a DPoP challenge
+		// (RFC 9449 §7.1).
 		var refusedToken *account.TokenError
-		if errors.As(err, &refusedToken) {
+		if de := (*dpop.Error)(nil); errors.As(err, &de) {
+			w.Header().Set("WWW-Authenticate", dpop.Challenge(body.Error, body.Description))
+		} else if errors.As(err, &refusedToken) {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="sessiond", error="invalid_token"`)
 		} else if errors.Is(err, errUnauthenticated) {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="sessiond"`)
@@ -101,6 +111,7 @@ func (s *Server) classify(r *http.Request, err error) (int, errorBody) {
 	var throttled *authfail.ThrottledError
 	var limited *sessionlimit.ExceededError
 	var refusedToken *account.TokenError
+	var proof *dpop.Error
 	switch {
 	case errors.Is(err, context.Canceled) && r.Context().Err() != nil:
 		// The caller went away (the core ended its work on the request's context). A
@@ -116,6 +127,13 @@ func (s *Server) classify(r *http.Request, err error) (int, errorBody) {
 		// An access token the account API does not take: of another kind, expired, or of
 		// a session that has ended (RFC 6750 §3.1).
 		return http.StatusUnauthorized, errorBody{Error: "invalid_token", Description: refusedToken.Description}
+	case errors.As(err, &proof):
+		// RFC 9449: the token endpoint answers 400 (§5, §8); a protected resource 401 with
+		// a DPoP challenge (§7.1, §9).
+		if proof.Resource {
+			return http.StatusUnauthorized, errorBody{Error: proof.Code, Description: proof.Description}
+		}
+		return http.StatusBadRequest, errorBody{Error: proof.Code, Description: proof.Description}
 	case errors.As(err, &limited):
 		// 409, not 429: the login conflicts with the sessions that exist, and waiting does
 		// not help; ending one of them does (Keycloak's limiter answers with an error page).

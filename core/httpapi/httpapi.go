@@ -82,6 +82,9 @@ type Deps struct {
 	// AccountConsole is the account console, served under AccountPath (GET and POST); nil
 	// leaves it out.
 	AccountConsole http.Handler
+	// DPoP checks DPoP proofs (dpop.go); nil serves no DPoP: a request with a proof, or of
+	// a client that must use DPoP, is refused.
+	DPoP Proofs
 }
 
 // ConsolePath is where the admin console is served (core/console).
@@ -114,6 +117,7 @@ type Server struct {
 	console                   http.Handler
 	ssf                       SharedSignals
 	account                   Account
+	proofs                    Proofs
 }
 
 // New builds the handler tree.
@@ -124,6 +128,7 @@ func New(log hclog.Logger, d Deps) *Server {
 		viewerToken: d.AdminViewerToken, admin: d.Admin, guard: d.Guard, actions: d.Actions, login: d.Login,
 		ssf:     d.SSF,
 		account: d.Account,
+		proofs:  d.DPoP,
 	}
 	if s.guard == nil {
 		s.guard = noGuard{}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/sessiond/sessiond/core/authfail"
+	"github.com/sessiond/sessiond/core/dpop"
 	"github.com/sessiond/sessiond/core/login"
 	"github.com/sessiond/sessiond/core/login/pages"
 	"github.com/sessiond/sessiond/core/session"
@@ -24,7 +25,7 @@ type Logins interface {
 	AcceptLogin(ctx context.Context, realm, challenge string, a login.Accept) (string, error)
 	RejectLogin(ctx context.Context, realm, challenge string, rj login.Reject) (string, error)
 	Redeem(ctx context.Context, g login.CodeGrant) (*login.Exchange, error)
-	UserInfo(ctx context.Context, realm, raw string) (map[string]any, error)
+	UserInfo(ctx context.Context, realm, raw, jkt string) (map[string]any, error)
 	EndSession(ctx context.Context, realm string, l login.Logout, sso *login.SSO) (*login.LogoutOutcome, error)
 }
 
@@ -256,14 +257,14 @@ func decide[B any](s *Server, w http.ResponseWriter, r *http.Request, apply func
 }
 
 // codeGrant is the token endpoint's authorization_code grant (RFC 6749 §4.1.3).
-func (s *Server) codeGrant(w http.ResponseWriter, r *http.Request, realmName, client string) {
+func (s *Server) codeGrant(w http.ResponseWriter, r *http.Request, realmName, client, jkt string) {
 	if s.login == nil {
 		s.writeError(w, r, &session.Error{Code: session.UnsupportedGrantType, Description: "authorization_code is not served here"})
 		return
 	}
 	ex, err := s.login.Redeem(r.Context(), login.CodeGrant{
 		Realm: realmName, ClientID: client, Code: r.PostForm.Get("code"),
-		RedirectURI: r.PostForm.Get("redirect_uri"), Verifier: r.PostForm.Get("code_verifier"),
+		RedirectURI: r.PostForm.Get("redirect_uri"), Verifier: r.PostForm.Get("code_verifier"), JKT: jkt,
 	})
 	if err != nil {
 		s.writeError(w, r, err)
@@ -286,7 +287,15 @@ func (s *Server) userinfo(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	raw, ok := bearerCredential(r)
+	// A DPoP-bound token comes with the DPoP scheme and a proof (dpop.go).
+	raw, jkt, ok, err := s.resourceProof(r, name, "/protocol/openid-connect/userinfo")
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if !ok {
+		raw, ok = bearerCredential(r)
+	}
 	if !ok && r.Method == http.MethodPost {
 		if err := s.form(w, r, name); err != nil {
 			s.writeError(w, r, err)
@@ -299,7 +308,7 @@ func (s *Server) userinfo(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusUnauthorized, errorBody{Error: "invalid_request", Description: "an access token is required"})
 		return
 	}
-	claims, err := s.login.UserInfo(r.Context(), name, raw)
+	claims, err := s.login.UserInfo(r.Context(), name, raw, jkt)
 	var ue *login.UserInfoError
 	switch {
 	case errors.As(err, &ue):
@@ -307,7 +316,11 @@ func (s *Server) userinfo(w http.ResponseWriter, r *http.Request) {
 		if ue.Code == "insufficient_scope" {
 			status = http.StatusForbidden
 		}
-		w.Header().Set("WWW-Authenticate", `Bearer realm="sessiond", error="`+ue.Code+`"`)
+		if jkt != "" {
+			w.Header().Set("WWW-Authenticate", dpop.Challenge(ue.Code, ue.Description))
+		} else {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="sessiond", error="`+ue.Code+`"`)
+		}
 		writeJSON(w, status, errorBody{Error: ue.Code, Description: ue.Description})
 	case err != nil:
 		s.writeError(w, r, err)

@@ -14,6 +14,7 @@ import (
 
 	"github.com/go-jose/go-jose/v4"
 
+	"github.com/sessiond/sessiond/core/dpop"
 	"github.com/sessiond/sessiond/core/login"
 	"github.com/sessiond/sessiond/core/session"
 )
@@ -78,6 +79,7 @@ type discoveryDoc struct {
 	BackchannelLogoutSession         bool     `json:"backchannel_logout_session_supported"`
 	FrontchannelLogoutSupported      bool     `json:"frontchannel_logout_supported"`
 	FrontchannelLogoutSession        bool     `json:"frontchannel_logout_session_supported"`
+	DPoPAlgs                         []string `json:"dpop_signing_alg_values_supported,omitempty"`
 }
 
 func (s *Server) discovery(w http.ResponseWriter, r *http.Request) {
@@ -105,6 +107,9 @@ func (s *Server) discovery(w http.ResponseWriter, r *http.Request) {
 		ScopesSupported:                  []string{"openid", "offline_access"},
 		BackchannelLogoutSupported:       true,
 		BackchannelLogoutSession:         true,
+	}
+	if s.proofs != nil {
+		doc.DPoPAlgs = dpop.Algorithms()
 	}
 	if s.login != nil {
 		doc.AuthorizationEndpoint, doc.UserinfoEndpoint, doc.EndSessionEndpoint = oidc+"/auth", oidc+"/userinfo", oidc+"/logout"
@@ -175,6 +180,12 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
+	// Every grant: the tokens are bound to the proof's key (dpop.go).
+	jkt, err := s.tokenProof(w, r, name, client)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
 	switch gt := r.PostForm.Get("grant_type"); gt {
 	case "refresh_token":
 		rt := r.PostForm.Get("refresh_token")
@@ -183,7 +194,7 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		g, err := s.sessions.Refresh(r.Context(), session.RefreshRequest{
-			Realm: name, Client: client, RefreshToken: rt, Scope: r.PostForm.Get("scope"),
+			Realm: name, Client: client, RefreshToken: rt, Scope: r.PostForm.Get("scope"), JKT: jkt,
 			IPAddress: remoteIP(r), UserAgent: r.UserAgent(),
 		})
 		if err != nil {
@@ -192,9 +203,9 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 		}
 		writeJSON(w, http.StatusOK, grantResponse(g))
 	case "authorization_code":
-		s.codeGrant(w, r, name, client)
+		s.codeGrant(w, r, name, client, jkt)
 	case "client_credentials":
-		s.clientCredentialsGrant(w, r, name, client)
+		s.clientCredentialsGrant(w, r, name, client, jkt)
 	case "":
 		s.writeError(w, r, &session.Error{Code: session.InvalidRequest, Description: "missing grant_type"})
 	default:
@@ -210,7 +221,7 @@ const ServiceAccountPrefix = "service-account-"
 // clientCredentialsGrant is RFC 6749 §4.4 for a confidential client with a service account
 // (Keycloak's serviceAccountsEnabled): an access token of a transient session, never stored,
 // with no refresh token, as Keycloak issues by default.
-func (s *Server) clientCredentialsGrant(w http.ResponseWriter, r *http.Request, realmName, clientID string) {
+func (s *Server) clientCredentialsGrant(w http.ResponseWriter, r *http.Request, realmName, clientID, jkt string) {
 	_, c, _ := s.realms.Client(realmName, clientID)
 	if c == nil || c.PublicClient || !c.ServiceAccountsEnabled {
 		s.writeError(w, r, &session.Error{Code: session.UnauthorizedClient, Description: "the client has no service account (serviceAccountsEnabled) or is public"})
@@ -218,7 +229,7 @@ func (s *Server) clientCredentialsGrant(w http.ResponseWriter, r *http.Request, 
 	}
 	g, err := s.sessions.Open(r.Context(), session.OpenRequest{
 		Realm: realmName, ClientID: clientID, UserID: ServiceAccountPrefix + clientID, Username: ServiceAccountPrefix + clientID,
-		AuthMethod: "client_credentials", Scope: trimScope(r.PostForm.Get("scope")), Transient: true, IPAddress: remoteIP(r),
+		AuthMethod: "client_credentials", Scope: trimScope(r.PostForm.Get("scope")), Transient: true, IPAddress: remoteIP(r), JKT: jkt,
 	})
 	if err != nil {
 		s.writeError(w, r, err)

@@ -20,6 +20,7 @@ import (
 	"github.com/sessiond/sessiond/core/actiontoken"
 	"github.com/sessiond/sessiond/core/authfail"
 	"github.com/sessiond/sessiond/core/cache"
+	"github.com/sessiond/sessiond/core/dpop"
 	"github.com/sessiond/sessiond/core/groupcommit"
 	"github.com/sessiond/sessiond/core/httpapi"
 	loginflow "github.com/sessiond/sessiond/core/login"
@@ -255,6 +256,7 @@ func newStack(tb testing.TB, opts ...option) *stack {
 		// The account API (account_test.go).
 		Account: account.New(account.Deps{Tokens: s.tokens, Sessions: s.cache, Lister: s.store, End: s.adm.service,
 			Realms: s.realms, NotBefore: s.adm.policies, PersistentSessions: true, Now: s.clock.Now, Log: log}),
+		DPoP: dpop.New(s.store, dpop.Options{Now: s.clock.Now}),
 	})
 	mux.Handle("/", fromAddr(s.api))
 	return s

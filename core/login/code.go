@@ -91,6 +91,7 @@ type CodeGrant struct {
 	Code        string
 	RedirectURI string
 	Verifier    string // code_verifier
+	JKT         string // the thumbprint of the request's checked DPoP proof's key, "" without one
 }
 
 func invalidGrant(format string, args ...any) error {
@@ -144,7 +145,7 @@ func (s *Service) Redeem(ctx context.Context, g CodeGrant) (*Exchange, error) {
 		}
 		return nil, err
 	}
-	grant, err := s.sessions.Attach(ctx, session.AttachRequest{Realm: r.Name, SessionID: c.SessionID, ClientID: c.Request.ClientID, Scope: c.Request.Scope})
+	grant, err := s.sessions.Attach(ctx, session.AttachRequest{Realm: r.Name, SessionID: c.SessionID, ClientID: c.Request.ClientID, Scope: c.Request.Scope, JKT: g.JKT})
 	if ex := (*sessionlimit.ExceededError)(nil); errors.As(err, &ex) {
 		// Single sign-on into this client is over a session limit: the client gets the
 		// token endpoint's own refusal, with the realm's message.
@@ -227,8 +228,11 @@ type UserInfoError struct {
 func (e *UserInfoError) Error() string { return e.Code + ": " + e.Description }
 
 // UserInfo answers OpenID Connect UserInfo for an access token: sub, preferred_username,
-// and the claims the front-end gave at accept. The token's session must be live.
-func (s *Service) UserInfo(ctx context.Context, realmName, raw string) (map[string]any, error) {
+// and the claims the front-end gave at accept. The token's session must be live. jkt is
+// the thumbprint of the key of the checked DPoP proof the token came with, "" when it came
+// as a bearer token: a DPoP-bound token is accepted only with a proof of its key, and an
+// unbound one only as a bearer token (RFC 9449 §7).
+func (s *Service) UserInfo(ctx context.Context, realmName, raw, jkt string) (map[string]any, error) {
 	r, err := s.realmOf(realmName)
 	if err != nil {
 		return nil, err
@@ -240,6 +244,12 @@ func (s *Service) UserInfo(ctx context.Context, realmName, raw string) (map[stri
 			return nil, &UserInfoError{Code: "invalid_token", Description: bad.Description}
 		}
 		return nil, err
+	}
+	switch {
+	case t.JKT != "" && jkt == "":
+		return nil, &UserInfoError{Code: "invalid_token", Description: "the access token is DPoP-bound: present it with Authorization: DPoP and a DPoP proof of its key"}
+	case t.JKT != jkt:
+		return nil, &UserInfoError{Code: "invalid_token", Description: "the DPoP proof's key is not the one the access token is bound to"}
 	}
 	if !hasScope(t.Scope, "openid") {
 		return nil, &UserInfoError{Code: "insufficient_scope", Description: "the access token was not granted the openid scope"}

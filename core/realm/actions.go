@@ -70,12 +70,12 @@ func realmAttributes(attrs map[string]string) (map[string]time.Duration, error) 
 	var out map[string]time.Duration
 	// Sorted, so that the first error reported is the same on every run.
 	for _, name := range slices.Sorted(maps.Keys(attrs)) {
-		if strings.HasPrefix(name, AttrSessionLimitsPrefix) {
+		if strings.HasPrefix(name, AttrSessionLimitsPrefix) || name == AttrDPoPNonce {
 			continue
 		}
 		action, ok := strings.CutPrefix(name, AttrActionLifespanPrefix)
 		if !ok {
-			return nil, fmt.Errorf("attributes: unknown attribute %q (sessiond reads %s<action>, e.g. %s%s, and %s*)", cutName(name), AttrActionLifespanPrefix, AttrActionLifespanPrefix, ActionVerifyEmail, AttrSessionLimitsPrefix)
+			return nil, fmt.Errorf("attributes: unknown attribute %q (sessiond reads %s<action>, e.g. %s%s, %s* and %s)", cutName(name), AttrActionLifespanPrefix, AttrActionLifespanPrefix, ActionVerifyEmail, AttrSessionLimitsPrefix, AttrDPoPNonce)
 		}
 		if err := CheckActionName(action); err != nil {
 			return nil, fmt.Errorf("attributes: %q: %w", cutName(name), err)

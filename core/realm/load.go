@@ -232,6 +232,9 @@ func (f realmFile) realm(source string) (*Realm, error) {
 	if r.SessionLimits, err = sessionLimits(f.Attributes); err != nil {
 		return nil, fmt.Errorf("realm %q: %w", f.Realm, err)
 	}
+	if r.DPoPNonce, err = parseFlag("attributes: "+AttrDPoPNonce, strings.TrimSpace(f.Attributes[AttrDPoPNonce])); err != nil {
+		return nil, fmt.Errorf("realm %q: %w", f.Realm, err)
+	}
 	// Keycloak reads a realm timeout ≤ 0 as "not set" and uses its default; sessiond does the
 	// same, so that an export Keycloak accepts is accepted here, but says so: a 0 written
 	// on purpose ("never idle out") would otherwise silently become 30 minutes. A field
@@ -308,6 +311,14 @@ func (f clientFile) client() (*Client, error) {
 		if name == AttrBackchannelLogoutURL || name == AttrPKCEMethod || name == AttrPostLogoutRedirectURIs || name == AttrFrontchannelLogoutURL {
 			continue
 		}
+		if flag, ok := map[string]*bool{AttrDPoPBound: &c.DPoPBound, AttrDPoPNonce: &c.DPoPNonce}[name]; ok {
+			b, err := parseFlag(name, value)
+			if err != nil {
+				return nil, err
+			}
+			*flag = b
+			continue
+		}
 		dst, ok := timeouts[name]
 		if !ok {
 			// Attributes are as strict as fields: a misspelt override must not be ignored.
@@ -326,7 +337,19 @@ func (f clientFile) client() (*Client, error) {
 }
 
 func knownAttributes() []string {
-	return []string{AttrSessionIdle, AttrSessionMax, AttrOfflineSessionIdle, AttrOfflineSessionMax, AttrAccessTokenLifespan, AttrBackchannelLogoutURL, AttrPKCEMethod, AttrPostLogoutRedirectURIs, AttrFrontchannelLogoutURL}
+	return []string{AttrSessionIdle, AttrSessionMax, AttrOfflineSessionIdle, AttrOfflineSessionMax, AttrAccessTokenLifespan, AttrBackchannelLogoutURL, AttrPKCEMethod, AttrPostLogoutRedirectURIs, AttrFrontchannelLogoutURL, AttrDPoPBound, AttrDPoPNonce}
+}
+
+// parseFlag reads a true/false attribute ("" is false, as Keycloak reads an unset one).
+func parseFlag(name, value string) (bool, error) {
+	if value == "" {
+		return false, nil
+	}
+	b, err := strconv.ParseBool(value)
+	if err != nil {
+		return false, fmt.Errorf("attribute %q: %q is not true or false", name, cutName(value))
+	}
+	return b, nil
 }
 
 // position is the line and column (both from 1) of the byte at offset in data, as an

@@ -123,6 +123,9 @@ type Realm struct {
 	ActionLifespans map[string]time.Duration
 	// SessionLimits cap concurrent sessions (realm attributes sessionLimits.*).
 	SessionLimits SessionLimits
+	// DPoPNonce: DPoP proofs of every client must carry a server nonce (realm attribute
+	// dpop.nonce.required, sessiond's; docs/dpop.md).
+	DPoPNonce bool
 	// Source names where the realm came from (a file path, "built-in"), for messages.
 	Source string
 	// fileWarnings are what loading the file found worth saying (a timeout of 0 that reads
@@ -176,6 +179,13 @@ const (
 	// AttrFrontchannelLogoutURL is the front-channel logout URL, read when the client has
 	// frontchannelLogout.
 	AttrFrontchannelLogoutURL = "frontchannel.logout.url"
+	// AttrDPoPBound ("true"/"false") makes the client's token requests carry a DPoP proof,
+	// as Keycloak's "Require DPoP bound tokens" (docs/dpop.md).
+	AttrDPoPBound = "dpop.bound.access.tokens"
+	// AttrDPoPNonce ("true"/"false", sessiond's) makes the client's DPoP proofs carry a
+	// server-provided nonce (RFC 9449 §8). The realm attribute of the same name asks it of
+	// every client of the realm.
+	AttrDPoPNonce = "dpop.nonce.required"
 )
 
 // PKCES256 is the one PKCE method sessiond accepts (RFC 7636 §4.2; "plain" protects nothing
@@ -222,7 +232,14 @@ type Client struct {
 	OfflineSessionIdle  time.Duration // client.offline.session.idle.timeout
 	OfflineSessionMax   time.Duration // client.offline.session.max.lifespan
 	AccessTokenLifespan time.Duration // access.token.lifespan
+	// DPoPBound: every token request of the client must carry a DPoP proof (AttrDPoPBound).
+	DPoPBound bool
+	// DPoPNonce: the client's DPoP proofs must carry a server nonce (AttrDPoPNonce).
+	DPoPNonce bool
 }
+
+// DPoPNonceRequired says whether c's DPoP proofs in r must carry a server nonce.
+func (r *Realm) DPoPNonceRequired(c *Client) bool { return r.DPoPNonce || (c != nil && c.DPoPNonce) }
 
 // Clone returns a deep copy.
 func (c *Client) Clone() *Client {

@@ -11,6 +11,7 @@ import (
 	"github.com/sessiond/sessiond/core/authfail"
 	"github.com/sessiond/sessiond/core/cache"
 	"github.com/sessiond/sessiond/core/cleanup"
+	"github.com/sessiond/sessiond/core/dpop"
 	"github.com/sessiond/sessiond/core/eventlog"
 	"github.com/sessiond/sessiond/core/groupcommit"
 	"github.com/sessiond/sessiond/core/httpapi"
@@ -216,6 +217,8 @@ func (rt *Runtime) wire(opts Options, issuerBase string) (*httpapi.Server, error
 		devLogin = devlogin.Handler(logins)
 	}
 	rt.goBackground(func(ctx context.Context) { rt.cleanLogins(ctx, logins) })
+	proofs := dpop.New(store, dpop.Options{Now: opts.now})
+	rt.goBackground(func(ctx context.Context) { rt.cleanProofs(ctx, proofs) })
 	var adminConsole http.Handler
 	if rt.settings.AdminConsoleEnabled {
 		if adminConsole, err = rt.console(adm, sessions, guard, frontend, admin, store, kek, tokens.Issuer, opts.now); err != nil {
@@ -246,6 +249,7 @@ func (rt *Runtime) wire(opts Options, issuerBase string) (*httpapi.Server, error
 		SSF:              rt.sharedSignals(),
 		Account:          accounts,
 		AccountConsole:   rt.accountConsole(accounts, logins, sessions, opts.now),
+		DPoP:             proofs,
 	}), nil
 }
 

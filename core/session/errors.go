@@ -12,6 +12,9 @@ const (
 	InvalidScope           = "invalid_scope"
 	UnsupportedTokenType   = "unsupported_token_type"
 	TemporarilyUnavailable = "temporarily_unavailable"
+	// InvalidDPoPProof is RFC 9449's: the request lacks the DPoP proof its refresh token is
+	// bound to (core/dpop refuses the proofs themselves with the same code).
+	InvalidDPoPProof = "invalid_dpop_proof"
 )
 
 // How a presented refresh token relates to its client session's rotation lineage when
@@ -52,6 +55,9 @@ const (
 	RefusedOther          = "other"
 	// RefusedSessionLimit: a login over a session limit whose behaviour is Deny new session.
 	RefusedSessionLimit = "session_limit"
+	// RefusedDPoPBinding: a DPoP-bound refresh token presented without a proof of its key,
+	// or with a proof of another key (RFC 9449 §5).
+	RefusedDPoPBinding = "dpop_binding"
 )
 
 // Error is a refusal with an OAuth error code and a precise description. Nothing was

@@ -29,6 +29,8 @@ type Introspection struct {
 	Typ string `json:"typ,omitempty"`
 	Azp string `json:"azp,omitempty"`
 	Sid string `json:"sid,omitempty"`
+	// Cnf is the DPoP key a bound token is bound to (RFC 9449 §6.2).
+	Cnf *token.Cnf `json:"cnf,omitempty"`
 }
 
 // Introspect answers whether a token is active: well signed, of this realm, not expired,
@@ -61,7 +63,12 @@ func (s *Service) IntrospectHint(ctx context.Context, realmName, raw, hint strin
 	if username == "" {
 		username = us.LoginUsername // refresh and offline tokens do not carry it
 	}
+	var cnf *token.Cnf
+	if t.JKT != "" {
+		cnf = &token.Cnf{JKT: t.JKT}
+	}
 	return &Introspection{
+		Cnf:       cnf,
 		Active:    true,
 		Scope:     t.Scope,
 		ClientID:  c.ClientID,

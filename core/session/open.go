@@ -43,6 +43,10 @@ type OpenRequest struct {
 	BrokerSessionID string
 	BrokerUserID    string
 	Notes           map[string]string
+	// JKT is the thumbprint of the key of the request's checked DPoP proof, "" without one:
+	// the access token is bound to it, and so is a public client's refresh token
+	// (RFC 9449 §5).
+	JKT string
 }
 
 // AttachRequest adds a client to a live session (single sign-on).
@@ -52,13 +56,14 @@ type AttachRequest struct {
 	ClientID  string
 	Scope     string
 	Implicit  bool
+	JKT       string // as OpenRequest.JKT
 }
 
 // Grant is what a login, an attach or a refresh hands back.
 type Grant struct {
 	SessionID   string
 	UserID      string
-	TokenType   string // "Bearer"
+	TokenType   string // "Bearer", or "DPoP" when the access token is bound to a DPoP key
 	AccessToken string
 	IssuedAt    time.Time
 	ExpiresAt   time.Time // the access token's exp
@@ -151,7 +156,7 @@ func (s *Service) Open(ctx context.Context, req OpenRequest) (*Grant, error) {
 		defer release()
 	}
 	g, err := s.issue(ctx, issue{realm: r, client: c, session: backing, scope: scope,
-		refresh: !req.Transient && !req.Implicit, implicit: req.Implicit})
+		refresh: !req.Transient && !req.Implicit, implicit: req.Implicit, jkt: req.JKT})
 	if err != nil {
 		return nil, err
 	}
@@ -269,7 +274,7 @@ func (s *Service) Attach(ctx context.Context, req AttachRequest) (*Grant, error)
 		}
 		defer release()
 	}
-	g, err := s.issue(ctx, issue{realm: r, client: c, session: backing, scope: scope, refresh: !req.Implicit, implicit: req.Implicit})
+	g, err := s.issue(ctx, issue{realm: r, client: c, session: backing, scope: scope, refresh: !req.Implicit, implicit: req.Implicit, jkt: req.JKT})
 	if err != nil {
 		return nil, err
 	}

@@ -25,6 +25,10 @@ type RefreshRequest struct {
 	// IPAddress and UserAgent are the caller's, recorded as where the session was last
 	// used from (device.go); "" records nothing.
 	IPAddress, UserAgent string
+	// JKT is the thumbprint of the key of the request's checked DPoP proof, "" without one.
+	// A refresh token bound to a key needs a proof of that key; the new tokens are bound
+	// as OpenRequest.JKT says.
+	JKT string
 }
 
 // concurrentWithin is how close to the last use a refused reuse counts as concurrent (two
@@ -66,6 +70,9 @@ func (s *Service) Refresh(ctx context.Context, req RefreshRequest) (*Grant, erro
 	if e := s.checkRefreshToken(r, c, t); e != nil {
 		return nil, s.refused(r, c, t, e)
 	}
+	if e := checkBinding(t, req.JKT); e != nil {
+		return nil, s.refused(r, c, t, e)
+	}
 	key := usersessions.Key{RealmID: r.Name, ID: t.SessionID, Offline: t.Type == token.Offline}
 	lastVersion, stuck := int64(-1), 0
 	for attempt := 1; ; attempt++ {
@@ -87,7 +94,7 @@ func (s *Service) Refresh(ctx context.Context, req RefreshRequest) (*Grant, erro
 		if e != nil {
 			return nil, s.refused(r, c, t, s.endOnReuse(ctx, r, us, c, e))
 		}
-		g, err := s.issue(ctx, issue{realm: r, client: c, session: p.session, scope: p.scope, refresh: true, refreshScope: t.Scope})
+		g, err := s.issue(ctx, issue{realm: r, client: c, session: p.session, scope: p.scope, refresh: true, refreshScope: t.Scope, jkt: req.JKT})
 		if err != nil {
 			return nil, err
 		}
@@ -123,6 +130,23 @@ func (s *Service) checkRefreshToken(r *realm.Realm, c *realm.Client, t *token.To
 		return refuse(RefusedInvalidToken, "Invalid refresh token. Token client and authorized client don't match")
 	}
 	return s.checkNotBefore(r, c, t)
+}
+
+// checkBinding refuses a DPoP-bound refresh token presented without a proof of its key
+// (RFC 9449 §5: invalid_dpop_proof, the proof is what is missing) or with a proof of another
+// key (invalid_grant: the grant is not this key holder's).
+func checkBinding(t *token.Token, jkt string) *Error {
+	switch {
+	case t.JKT == "":
+		return nil
+	case jkt == "":
+		e := refuse(RefusedDPoPBinding, "The refresh token is bound to a DPoP key: the request must carry a DPoP proof of that key")
+		e.Code = InvalidDPoPProof
+		return e
+	case jkt != t.JKT:
+		return refuse(RefusedDPoPBinding, "The refresh token is bound to another DPoP key than the proof's")
+	}
+	return nil
 }
 
 // checkNotBefore refuses a token issued before the realm's or the client's not-before

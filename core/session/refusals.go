@@ -4,7 +4,7 @@ package session
 var refusals = []string{
 	RefusedInvalidToken, RefusedTokenExpired, RefusedNotBefore, RefusedStaleToken,
 	RefusedUnknownSession, RefusedLoggedOut, RefusedSessionExpired, RefusedClientSession,
-	RefusedNotAllowed, RefusedInvalidScope, RefusedReuse, RefusedConflict, RefusedSessionLimit, RefusedOther,
+	RefusedNotAllowed, RefusedInvalidScope, RefusedReuse, RefusedConflict, RefusedSessionLimit, RefusedDPoPBinding, RefusedOther,
 }
 
 // Refusals returns the closed set of refusal classes (the Refused* values).

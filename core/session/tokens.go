@@ -51,6 +51,10 @@ func (s *Service) verify(ctx context.Context, r *realm.Realm, raw, what string, 
 	return nil, refuse(RefusedInvalidToken, "Invalid %s: %s", what, bad.Description)
 }
 
+// TokenTypeDPoP is a grant's token type when its access token is bound to a DPoP key
+// (RFC 9449 §5).
+const TokenTypeDPoP = "DPoP"
+
 // issue is one token issuance for a stored (or, for transient sessions, unstored) session.
 type issue struct {
 	realm   *realm.Realm
@@ -63,6 +67,9 @@ type issue struct {
 	// the token presented even when the access token asks for less (RFC 6749 §6).
 	refreshScope string
 	implicit     bool // the access token takes the implicit-flow lifespan
+	// jkt binds the access token, and a public client's refresh token, to a DPoP key
+	// (RFC 9449 §5: a confidential client's refresh token is bound by its credentials).
+	jkt string
 }
 
 // issue signs the access token and, when asked, the refresh token, at the client session's
@@ -79,7 +86,7 @@ func (s *Service) issue(ctx context.Context, in issue) (*Grant, error) {
 		// id accepts the token without special configuration.
 		Type: token.Bearer, Subject: us.UserID, Audience: []string{in.client.ClientID},
 		ClientID: in.client.ClientID, SessionID: us.ID, Scope: in.scope, Username: us.LoginUsername, IssuedAt: now,
-		Expiry: rules.AccessToken(in.client, sf, cf, now, in.implicit).Ends,
+		Expiry: rules.AccessToken(in.client, sf, cf, now, in.implicit).Ends, JKT: in.jkt,
 	}
 	g := &Grant{
 		SessionID: us.ID, UserID: us.UserID, TokenType: string(token.Bearer), IssuedAt: now,
@@ -90,11 +97,17 @@ func (s *Service) issue(ctx context.Context, in issue) (*Grant, error) {
 		return nil, fmt.Errorf("issue the access token: %w", err)
 	}
 	g.AccessToken, g.ExpiresAt = at.Raw, at.Expiry
+	if in.jkt != "" {
+		g.TokenType = TokenTypeDPoP
+	}
 	if !in.refresh {
 		return g, nil
 	}
 	refresh := access
 	refresh.Type, refresh.Username = token.Refresh, ""
+	if !in.client.PublicClient {
+		refresh.JKT = ""
+	}
 	if us.Offline {
 		refresh.Type = token.Offline
 	}

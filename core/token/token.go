@@ -62,6 +62,9 @@ type Claims struct {
 	// outlives the expiry the caller computed.
 	IssuedAt time.Time
 	Expiry   time.Time
+	// JKT binds the token to a DPoP key (RFC 9449 §6.1): the cnf.jkt claim, the RFC 7638
+	// thumbprint of the key; "" for an unbound token.
+	JKT string
 }
 
 // Token is an issued or verified token.
@@ -163,6 +166,12 @@ type wire struct {
 	SessionState string   `json:"session_state,omitempty"`
 	Scope        string   `json:"scope,omitempty"`
 	Username     string   `json:"preferred_username,omitempty"`
+	Cnf          *Cnf     `json:"cnf,omitempty"`
+}
+
+// Cnf is the confirmation claim (RFC 7800) of a DPoP-bound token: its key's thumbprint.
+type Cnf struct {
+	JKT string `json:"jkt"`
 }
 
 // audience is "aud": a string for one value, an array for several (RFC 7519 allows both,
@@ -199,6 +208,9 @@ func (s *Service) Issue(ctx context.Context, realm string, c Claims) (*Token, er
 	if c.Type == Bearer {
 		w.SessionState, w.Username = c.SessionID, c.Username
 	}
+	if c.JKT != "" {
+		w.Cnf = &Cnf{JKT: c.JKT}
+	}
 	payload, err := json.Marshal(w)
 	if err != nil {
 		return nil, err
@@ -234,11 +246,15 @@ func (s *Service) sign(ctx context.Context, realm string, t Type, payload []byte
 }
 
 func (w *wire) token(raw, kid string) *Token {
+	jkt := ""
+	if w.Cnf != nil {
+		jkt = w.Cnf.JKT
+	}
 	return &Token{
 		Claims: Claims{
 			Type: w.Typ, Subject: w.Sub, Audience: w.Aud, ClientID: w.Azp, SessionID: w.Sid,
 			Scope: w.Scope, Username: w.Username,
-			IssuedAt: time.Unix(w.Iat, 0).UTC(), Expiry: time.Unix(w.Exp, 0).UTC(),
+			IssuedAt: time.Unix(w.Iat, 0).UTC(), Expiry: time.Unix(w.Exp, 0).UTC(), JKT: jkt,
 		},
 		Issuer: w.Iss, ID: w.Jti, KeyID: kid, Raw: raw,
 	}
