@@ -146,6 +146,10 @@ func TestPluginNewRefusals(t *testing.T) {
 	if entries, _ := os.ReadDir(full); len(entries) != 1 {
 		t.Errorf("the folder that was not empty now holds %d entries", len(entries))
 	}
+	var help strings.Builder
+	if code := run([]string{"plugin", "new", "--help"}, &help, &strings.Builder{}); code != 0 || !strings.Contains(help.String(), "--sessiond-source S") {
+		t.Errorf("sessiond plugin new --help: status %d, stdout %q", code, help.String())
+	}
 	var stderr strings.Builder
 	if code := run([]string{"plugin", "nwe"}, &strings.Builder{}, &stderr); code != 2 || !strings.Contains(stderr.String(), `did you mean "new"?`) {
 		t.Errorf("sessiond plugin nwe: status %d, stderr %q", code, stderr.String())
