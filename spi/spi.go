@@ -84,7 +84,9 @@ type Provider interface {
 	// Describe may be called before Configure and must not do I/O.
 	Describe() Descriptor
 	// Configure is called once, before any other call, with validated options.
-	// It may open connections and run migrations; an error stops start-up.
+	// It may open connections and run migrations; an error stops start-up. A value that is
+	// not of its option's declared type (which only a caller other than sessiond can pass)
+	// is refused with an error wrapping ErrInvalid, as sdk.ReadConfig does; spitest checks it.
 	Configure(ctx context.Context, cfg Config) error
 	// Close releases what Configure opened.
 	Close(ctx context.Context) error

@@ -246,8 +246,8 @@ func guideDaemon(t *testing.T, dir, script string) *guideProcess {
 	case <-started:
 	case <-d.done:
 		t.Fatalf("sessiond exited before serving:\n%s", d.log())
-	case <-time.After(60 * time.Second):
-		t.Fatalf("sessiond did not start in 60s:\n%s", d.log())
+	case <-time.After(3 * time.Minute): // a bound, not a figure: a loaded CI machine starts slowly
+		t.Fatalf("sessiond did not start in 3 minutes:\n%s", d.log())
 	}
 	return d
 }

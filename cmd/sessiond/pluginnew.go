@@ -41,7 +41,10 @@ func pluginNew(args []string, stdout, stderr io.Writer) error {
 	// Flags may come before or after the two words.
 	var words []string
 	for len(args) > 0 {
-		if err := fs.Parse(args); err != nil {
+		if err := fs.Parse(args); errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintf(stdout, pluginNewUsage, strings.Join(spi.Names(), ", "))
+			return nil
+		} else if err != nil {
 			return usageError(fmt.Sprintf("%v\n\n"+pluginNewUsage, err, strings.Join(spi.Names(), ", ")))
 		}
 		args = fs.Args()

@@ -30,8 +30,12 @@ type Entry struct {
 	Remaining time.Duration
 }
 
-// Provider answers, for a batch of entries, how long each may stay cached. A lifespan is
-// never longer than the entry's Remaining; 0 means "do not cache".
+// Provider answers, for a batch of entries, how long each may stay cached: one lifespan
+// per entry, in order. A lifespan is never negative nor longer than the entry's Remaining
+// (so an entry with nothing remaining gets 0); 0 means "do not cache". An entry of an
+// unknown Kind is answered within those bounds or refused with spi.ErrInvalid. Once ctx
+// has ended, Lifespans returns ctx's error or a full answer. cachelifespantest is the
+// conformance suite.
 type Provider interface {
 	spi.Provider
 	Lifespans(ctx context.Context, entries []Entry) ([]time.Duration, error)

@@ -46,7 +46,11 @@ type Plan struct {
 	ProgressEvery time.Duration
 }
 
-// Provider plans offline preloading.
+// Provider plans offline preloading. A plan's Mode is Lazy or Eager and none of its
+// figures is negative (0 leaves one to the core's default). Every Situation the core may
+// send gets a plan, OfflineCount -1 and an empty Realms included; one out of range may be
+// refused with spi.ErrInvalid. Once ctx has ended, Plan returns ctx's error or a plan.
+// offlinepreloadtest is the conformance suite.
 type Provider interface {
 	spi.Provider
 	Plan(ctx context.Context, s Situation) (Plan, error)

@@ -63,7 +63,9 @@ type Result struct {
 }
 
 // Provider delivers notices. It returns one Result per notice in order; an error return
-// means the whole batch could not be attempted.
+// means the whole batch could not be attempted. A malformed notice fails in its own Result,
+// not the batch. Once ctx has ended no notice is reported delivered: Push returns ctx's
+// error, or Results that are not OK. revocationpushtest is the conformance suite.
 type Provider interface {
 	spi.Provider
 	Push(ctx context.Context, notices []Notice) ([]Result, error)
