@@ -47,6 +47,7 @@ type config struct {
 	port    int
 	keep    bool
 	floor   bool
+	warmup  time.Duration
 }
 
 func main() {
@@ -63,6 +64,7 @@ func main() {
 	flag.IntVar(&c.rounds, "rounds", 3, "rounds; each measures every target at every concurrency once")
 	flag.IntVar(&c.port, "port", 18480, "first of the loopback ports the targets listen on (uses 5 from here)")
 	flag.BoolVar(&c.floor, "floor", true, "also measure a minimal net/http handler of the same request (the ceiling on this machine)")
+	flag.DurationVar(&c.warmup, "warmup", 10*time.Second, "unmeasured load on each target before the first round (Kratos needs a few seconds to reach its pace)")
 	flag.BoolVar(&c.keep, "keep", false, "keep the working directory (binaries, logs, Kratos's database)")
 	flag.Parse()
 	for _, s := range strings.Split(conns, ",") {
@@ -170,6 +172,19 @@ func run(ctx context.Context, c config) error {
 	}
 
 	fmt.Printf("\n%d rounds × %v × %d targets × c=%v, wrk -t%d; load average %s\n", c.rounds, c.dur, len(targets), c.conns, c.threads, loadavg())
+	if c.warmup > 0 {
+		warm := c
+		warm.dur = c.warmup
+		for _, t := range targets {
+			if err := t.prime(ctx); err != nil {
+				return fmt.Errorf("%s: %w", t.name, err)
+			}
+			if _, err := load(ctx, warm, t, slices.Max(c.conns)); err != nil {
+				return fmt.Errorf("%s, warm-up: %w", t.name, err)
+			}
+		}
+		fmt.Printf("  warmed up: %v of load on each target, not measured\n", c.warmup)
+	}
 	var samples []sample
 	for r := range c.rounds {
 		for _, n := range c.conns {
