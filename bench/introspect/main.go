@@ -133,7 +133,7 @@ func run(ctx context.Context, c config) error {
 	}
 	baseBin := c.baseBin
 	if baseBin == "" && c.base != "" {
-		fmt.Printf("building sessiond at %s (git worktree) …\n", c.base)
+		fmt.Printf("building sessiond at %s (git archive) …\n", c.base)
 		if baseBin, err = build(ctx, root, filepath.Join(dir, "sessiond-base"), c.base); err != nil {
 			return err
 		}
@@ -291,17 +291,24 @@ func repoRoot(ctx context.Context) (string, error) {
 	return filepath.Dir(gomod), nil
 }
 
-// build builds ./cmd/sessiond into bin: of the working tree, or of commit rev checked out
-// with git worktree in a temporary directory that is removed afterwards.
+// build builds ./cmd/sessiond into bin: of the working tree, or of commit rev exported
+// with git archive into a temporary directory (no worktree, nothing in .git changes).
 func build(ctx context.Context, root, bin, rev string) (string, error) {
 	src := root
 	if rev != "" {
 		src = bin + "-src"
-		add := exec.CommandContext(ctx, "git", "-C", root, "worktree", "add", "--detach", src, rev)
-		if out, err := add.CombinedOutput(); err != nil {
-			return "", fmt.Errorf("git worktree add %s: %w\n%s", rev, err, out)
+		if err := os.MkdirAll(src, 0o755); err != nil {
+			return "", err
 		}
-		defer exec.Command("git", "-C", root, "worktree", "remove", "--force", src).Run()
+		defer os.RemoveAll(src)
+		archive := src + ".tar"
+		defer os.Remove(archive)
+		if out, err := exec.CommandContext(ctx, "git", "-C", root, "archive", "--format=tar", "-o", archive, rev).CombinedOutput(); err != nil {
+			return "", fmt.Errorf("git archive %s: %w\n%s", rev, err, out)
+		}
+		if out, err := exec.CommandContext(ctx, "tar", "-xf", archive, "-C", src).CombinedOutput(); err != nil {
+			return "", fmt.Errorf("unpack %s: %w\n%s", rev, err, out)
+		}
 	}
 	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/sessiond")
 	cmd.Dir = src
