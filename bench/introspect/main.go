@@ -47,6 +47,7 @@ type config struct {
 	port    int
 	keep    bool
 	floor   bool
+	warmup  time.Duration
 }
 
 func main() {
@@ -63,6 +64,7 @@ func main() {
 	flag.IntVar(&c.rounds, "rounds", 3, "rounds; each measures every target at every concurrency once")
 	flag.IntVar(&c.port, "port", 18480, "first of the loopback ports the targets listen on (uses 5 from here)")
 	flag.BoolVar(&c.floor, "floor", true, "also measure a minimal net/http handler of the same request (the ceiling on this machine)")
+	flag.DurationVar(&c.warmup, "warmup", 10*time.Second, "unmeasured load on each target before the first round (Kratos needs a few seconds to reach its pace)")
 	flag.BoolVar(&c.keep, "keep", false, "keep the working directory (binaries, logs, Kratos's database)")
 	flag.Parse()
 	for _, s := range strings.Split(conns, ",") {
@@ -131,7 +133,7 @@ func run(ctx context.Context, c config) error {
 	}
 	baseBin := c.baseBin
 	if baseBin == "" && c.base != "" {
-		fmt.Printf("building sessiond at %s (git worktree) …\n", c.base)
+		fmt.Printf("building sessiond at %s (git archive) …\n", c.base)
 		if baseBin, err = build(ctx, root, filepath.Join(dir, "sessiond-base"), c.base); err != nil {
 			return err
 		}
@@ -170,6 +172,19 @@ func run(ctx context.Context, c config) error {
 	}
 
 	fmt.Printf("\n%d rounds × %v × %d targets × c=%v, wrk -t%d; load average %s\n", c.rounds, c.dur, len(targets), c.conns, c.threads, loadavg())
+	if c.warmup > 0 {
+		warm := c
+		warm.dur = c.warmup
+		for _, t := range targets {
+			if err := t.prime(ctx); err != nil {
+				return fmt.Errorf("%s: %w", t.name, err)
+			}
+			if _, err := load(ctx, warm, t, slices.Max(c.conns)); err != nil {
+				return fmt.Errorf("%s, warm-up: %w", t.name, err)
+			}
+		}
+		fmt.Printf("  warmed up: %v of load on each target, not measured\n", c.warmup)
+	}
 	var samples []sample
 	for r := range c.rounds {
 		for _, n := range c.conns {
@@ -276,17 +291,24 @@ func repoRoot(ctx context.Context) (string, error) {
 	return filepath.Dir(gomod), nil
 }
 
-// build builds ./cmd/sessiond into bin: of the working tree, or of commit rev checked out
-// with git worktree in a temporary directory that is removed afterwards.
+// build builds ./cmd/sessiond into bin: of the working tree, or of commit rev exported
+// with git archive into a temporary directory (no worktree, nothing in .git changes).
 func build(ctx context.Context, root, bin, rev string) (string, error) {
 	src := root
 	if rev != "" {
 		src = bin + "-src"
-		add := exec.CommandContext(ctx, "git", "-C", root, "worktree", "add", "--detach", src, rev)
-		if out, err := add.CombinedOutput(); err != nil {
-			return "", fmt.Errorf("git worktree add %s: %w\n%s", rev, err, out)
+		if err := os.MkdirAll(src, 0o755); err != nil {
+			return "", err
 		}
-		defer exec.Command("git", "-C", root, "worktree", "remove", "--force", src).Run()
+		defer os.RemoveAll(src)
+		archive := src + ".tar"
+		defer os.Remove(archive)
+		if out, err := exec.CommandContext(ctx, "git", "-C", root, "archive", "--format=tar", "-o", archive, rev).CombinedOutput(); err != nil {
+			return "", fmt.Errorf("git archive %s: %w\n%s", rev, err, out)
+		}
+		if out, err := exec.CommandContext(ctx, "tar", "-xf", archive, "-C", src).CombinedOutput(); err != nil {
+			return "", fmt.Errorf("unpack %s: %w\n%s", rev, err, out)
+		}
 	}
 	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/sessiond")
 	cmd.Dir = src
