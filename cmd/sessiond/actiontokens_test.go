@@ -12,6 +12,7 @@ import (
 // token the front-end mints on A is redeemed on B, then refused on both as used; a token
 // redeemed by many requests on both nodes at once is redeemed exactly once.
 func TestActionTokens_singleUseAcrossTwoNodes(t *testing.T) {
+	t.Parallel()
 	a, b, _ := startTwoNodes(t)
 	ca, cb := newAPIClient(a.base, 10*time.Second), newAPIClient(b.base, 10*time.Second)
 	defer ca.close()

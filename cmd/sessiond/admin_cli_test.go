@@ -47,6 +47,7 @@ func jsonAnswer(w http.ResponseWriter, v string) {
 }
 
 func TestAdminRefusesBadOptionsBeforeAnyRequest(t *testing.T) {
+	t.Parallel()
 	f := newFakeAdminAPI(t, map[string]http.HandlerFunc{
 		"/": func(w http.ResponseWriter, r *http.Request) { jsonAnswer(w, "[]") },
 	})
@@ -113,6 +114,7 @@ func wantAligned(t *testing.T, out string, rows int, names ...string) {
 }
 
 func TestAdminTablesKeepTheirColumnsAcrossPages(t *testing.T) {
+	t.Parallel()
 	f := newFakeAdminAPI(t, map[string]http.HandlerFunc{
 		"GET /admin/realms/demo/sessions": func(w http.ResponseWriter, r *http.Request) {
 			if r.URL.Query().Get("after") == "" {
@@ -152,6 +154,7 @@ func TestAdminTablesKeepTheirColumnsAcrossPages(t *testing.T) {
 }
 
 func TestAdminRevokeJSONPushPrintsBothAnswers(t *testing.T) {
+	t.Parallel()
 	failed := atomic.Bool{}
 	f := newFakeAdminAPI(t, map[string]http.HandlerFunc{
 		"PUT /admin/realms/demo/not-before": func(w http.ResponseWriter, r *http.Request) {
@@ -195,6 +198,7 @@ func TestAdminRevokeJSONPushPrintsBothAnswers(t *testing.T) {
 // A push that did not reach a client says where to look, without promising a retry: a
 // client that refused is not retried.
 func TestAdminPushFailureSaysWhereToLook(t *testing.T) {
+	t.Parallel()
 	f := newFakeAdminAPI(t, map[string]http.HandlerFunc{
 		"POST /admin/realms/demo/logout-all": func(w http.ResponseWriter, r *http.Request) {
 			jsonAnswer(w, `{"successRequests":[],"failedRequests":["http://portal/admin"]}`)
@@ -216,6 +220,7 @@ func TestAdminPushFailureSaysWhereToLook(t *testing.T) {
 
 // Issue 19, point 8: a mistyped command gets a suggestion, for sessiond and sessiond admin.
 func TestPoint8_mistypedCommandsGetDidYouMean(t *testing.T) {
+	t.Parallel()
 	var out, errOut bytes.Buffer
 	if code := adminMain([]string{"sesions", "--realm=demo"}, &out, &errOut, nil); code != 2 || !strings.Contains(errOut.String(), `unknown command "sesions"; did you mean "sessions"?`) {
 		t.Errorf("admin sesions: exit %d, stderr %q", code, errOut.String())

@@ -86,6 +86,7 @@ func adminCLI(t *testing.T, token string, args ...string) (int, string, string) 
 }
 
 func TestAdminCLI(t *testing.T) {
+	t.Parallel()
 	dbURL := pgSchema(t)
 	rc := &receiver{}
 	portal := httptest.NewServer(rc)

@@ -15,6 +15,7 @@ import (
 // sessiond with a self-signed certificate when told which to trust.
 
 func TestAdminCLIRefusesCleartextToNonLoopback(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		url    string
 		refuse bool
@@ -55,6 +56,7 @@ func tlsAdminAPI(t *testing.T) (srv *httptest.Server, cacert string, got *string
 }
 
 func TestAdminCLIOverHTTPSWithCACert(t *testing.T) {
+	t.Parallel()
 	srv, cacert, got := tlsAdminAPI(t)
 	for _, tc := range []struct {
 		name  string

@@ -359,6 +359,7 @@ func segment(v any) string {
 // TestAttack runs issue 15's attack list against `sessiond start` on PostgreSQL. Subtests
 // that need no server of their own share one; the slow ones run in parallel with the rest.
 func TestAttack(t *testing.T) {
+	t.Parallel()
 	tg := startTarget(t)
 	// Whatever a subtest's client saw: the server answered no request with a 5xx but a
 	// documented 503, and nothing panicked. (Cleanups run last first: this one before the

@@ -46,6 +46,7 @@ func shot(t *testing.T, b *testbrowser.Browser, name string) {
 // not-before to now and push it, and sign out of the console. No page may report an error
 // (a stylesheet or form the Content-Security-Policy refuses would).
 func TestBrowserConsole_clickThroughEveryPage(t *testing.T) {
+	t.Parallel()
 	const adminToken = "admin-token-of-the-console-browser-test-0123"
 	const frontendToken = "frontend-token-of-the-console-browser-test-01"
 	d := startDaemon(t, "--admin-token="+adminToken, "--frontend-token="+frontendToken)

@@ -40,6 +40,7 @@ import (
 // The application is on http://localhost and sessiond on http://127.0.0.1: two sites, so the
 // SSO cookie's SameSite=Lax is exercised as a real deployment exercises it.
 func TestBrowserLogin_devFrontEndSSOAndRPInitiatedLogout(t *testing.T) {
+	t.Parallel()
 	start := time.Now()
 	rp := newBrowserRP(t)
 	d := startDaemon(t, "--realm-file="+rp.realmFile(t))
@@ -440,6 +441,7 @@ func (rp *browserRP) page(t *testing.T, b *testbrowser.Browser) string {
 // checks with go-oidc. The browser's request to http://127.0.0.1:8080/callback is answered
 // by the test (DevTools' Fetch domain), so nothing listening on port 8080 matters.
 func TestReadmeBrowserLogin(t *testing.T) {
+	t.Parallel()
 	raw, err := os.ReadFile(filepath.Join("..", "..", "README.md"))
 	if err != nil {
 		t.Fatal(err)

@@ -25,6 +25,7 @@ import (
 // one), the HTTP port and the Redis key prefix differ, so the test leaves the checkout
 // alone and runs beside anything else. It needs Redis and NATS: make test starts them.
 func TestPluginAuthorGuide(t *testing.T) {
+	t.Parallel()
 	raw, err := os.ReadFile(filepath.Join("..", "..", "docs", "plugin-author-guide.md"))
 	if err != nil {
 		t.Fatal(err)

@@ -247,6 +247,7 @@ func alive(pid int) bool {
 }
 
 func TestStartDevServesReadinessWithPluginProcesses(t *testing.T) {
+	t.Parallel()
 	d := startDaemon(t)
 	code, h := d.ready()
 	if code != http.StatusOK || h.Status != "UP" {
@@ -325,8 +326,10 @@ func TestKilledPluginIsRestartedAndReadinessTellsTheTruth(t *testing.T) {
 }
 
 func TestNoPluginOutlivesSessiond(t *testing.T) {
+	t.Parallel()
 	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGKILL} {
 		t.Run(sig.String(), func(t *testing.T) {
+			t.Parallel()
 			d := startDaemon(t)
 			kids := pluginChildren(t, d.cmd.Process.Pid)
 			if len(kids) != 4 {
@@ -373,6 +376,7 @@ func runBinary(t *testing.T, env []string, args ...string) (int, string) {
 }
 
 func TestStartRefusesBadConfiguration(t *testing.T) {
+	t.Parallel()
 	plugin := filepath.Join(t.TempDir(), "sessiond-store")
 	if err := os.WriteFile(plugin, []byte("#!/bin/sh\nexit 0\n"), 0o755); err != nil {
 		t.Fatal(err)
@@ -410,6 +414,7 @@ func TestStartRefusesBadConfiguration(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			code, out := runCLI(t, append([]string{"start-dev", "--http-port=0"}, tc.args...)...)
 			if code == 0 {
 				t.Fatalf("start-dev %v exited 0; output:\n%s", tc.args, out)
@@ -424,6 +429,7 @@ func TestStartRefusesBadConfiguration(t *testing.T) {
 }
 
 func TestPluginsListShowsEveryProvider(t *testing.T) {
+	t.Parallel()
 	// Under the start profile the store is PostgreSQL.
 	code, out := runCLI(t, "plugins", "list", "--spi-user-sessions-postgres-url="+testpg.URL())
 	if code != 0 {

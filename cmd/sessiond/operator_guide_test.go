@@ -17,6 +17,7 @@ import (
 // ports (free ones for 8443 and 9000), the database URL, the certificate's folder and the
 // binary's path differ.
 func TestOperatorGuideStart(t *testing.T) {
+	t.Parallel()
 	raw, err := os.ReadFile(filepath.Join("..", "..", "docs", "operator-guide.md"))
 	if err != nil {
 		t.Fatal(err)
@@ -69,6 +70,7 @@ func TestOperatorGuideStart(t *testing.T) {
 // TestStartRefusesWithoutTLSOrHostname runs `sessiond start` with nothing set: it exits
 // before starting anything, saying at once everything there is to set.
 func TestStartRefusesWithoutTLSOrHostname(t *testing.T) {
+	t.Parallel()
 	cmd := exec.Command(sessiondBinary(t), "start", "--frontend-token=fe-dev-token")
 	cmd.Dir = t.TempDir()
 	out, err := cmd.CombinedOutput()
@@ -92,6 +94,7 @@ func TestStartRefusesWithoutTLSOrHostname(t *testing.T) {
 // in an empty folder of a machine with no database (PostgreSQL here is pointed at a port
 // where nothing listens): a profile is a positional word for both, start by default.
 func TestPoint4_guideConfigAndPluginCommandsRunOnAFreshMachine(t *testing.T) {
+	t.Parallel()
 	raw, err := os.ReadFile(filepath.Join("..", "..", "docs", "operator-guide.md"))
 	if err != nil {
 		t.Fatal(err)
@@ -114,6 +117,7 @@ func TestPoint4_guideConfigAndPluginCommandsRunOnAFreshMachine(t *testing.T) {
 		}},
 	} {
 		t.Run(tc.marker, func(t *testing.T) {
+			t.Parallel()
 			block := guideBlock(t, guide, tc.marker)
 			if !strings.Contains(block, "./sessiond ") {
 				t.Fatalf("the block runs no ./sessiond:\n%s", block)
@@ -131,6 +135,7 @@ func TestPoint4_guideConfigAndPluginCommandsRunOnAFreshMachine(t *testing.T) {
 // Issue 19, point 6: the operator guide and the plugin author guide say the same about
 // where plugin binaries live, and what they say is the code's default.
 func TestPoint6_guidesAgreeOnWherePluginBinariesLive(t *testing.T) {
+	t.Parallel()
 	var said []string
 	for _, name := range []string{"operator-guide.md", "plugin-author-guide.md"} {
 		raw, err := os.ReadFile(filepath.Join("..", "..", "docs", name))
@@ -155,6 +160,7 @@ func TestPoint6_guidesAgreeOnWherePluginBinariesLive(t *testing.T) {
 
 // Issue 19, point 3: show-config says on stderr what start would warn about.
 func TestPoint3_showConfigWarnsAboutOptionsOfProvidersNotSelected(t *testing.T) {
+	t.Parallel()
 	cmd := exec.Command(sessiondBinary(t), "show-config", "start-dev", "--spi-user-sessions-memory-in-process=true")
 	cmd.Dir = t.TempDir()
 	var stdout, stderr strings.Builder

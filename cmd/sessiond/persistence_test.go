@@ -307,6 +307,7 @@ func mustOpen(t *testing.T, c *apiClient, user string, offline bool) *apiResult 
 // survive only with persistent-user-sessions on: off, they live in memory and a restart
 // ends them (the refresh is refused with invalid_grant, as Keycloak does).
 func TestRestartKeepsSessions(t *testing.T) {
+	t.Parallel()
 	stores := []struct {
 		name string
 		args func(t *testing.T) []string
@@ -331,6 +332,7 @@ func TestRestartKeepsSessions(t *testing.T) {
 	for _, st := range stores {
 		for _, ft := range features {
 			t.Run(st.name+"/"+ft.name, func(t *testing.T) {
+				t.Parallel()
 				args := append(persistArgs(writeRealm(t)), st.args(t)...)
 				args = append(args, ft.args...)
 				dir := t.TempDir()

@@ -13,6 +13,7 @@ import (
 // process, streamed the realm once to the preload's workers, that every session was
 // preloaded, and that each refreshes.
 func TestPreloadThroughThePluginProcess(t *testing.T) {
+	t.Parallel()
 	const sessions = 30
 	args := append(persistArgs(writeRealm(t)), "--spi-user-sessions-provider=postgres", "--spi-user-sessions-postgres-url="+pgSchema(t))
 	dir := t.TempDir()

@@ -26,7 +26,9 @@ func waitUp(t *testing.T, d *daemon) {
 // The delivering revocation-push providers run as plugin processes of the sessiond binary,
 // like every built-in, and a webhook without its secret stops start-up with a clear error.
 func TestRevocationPushProvidersAsPluginProcesses(t *testing.T) {
+	t.Parallel()
 	t.Run("adapter", func(t *testing.T) {
+		t.Parallel()
 		d := startDaemon(t, "--spi-revocation-push-provider=adapter", "--spi-revocation-push-adapter-timeout=3s")
 		waitUp(t, d)
 		if kids := pluginChildren(t, d.cmd.Process.Pid); kids["revocation-push/adapter"] == 0 {
@@ -34,6 +36,7 @@ func TestRevocationPushProvidersAsPluginProcesses(t *testing.T) {
 		}
 	})
 	t.Run("webhook", func(t *testing.T) {
+		t.Parallel()
 		const secret = "webhook-secret-never-shown"
 		d := startDaemon(t, "--spi-revocation-push-provider=webhook", "--spi-revocation-push-webhook-secret="+secret)
 		waitUp(t, d)
@@ -49,6 +52,7 @@ func TestRevocationPushProvidersAsPluginProcesses(t *testing.T) {
 		}
 	})
 	t.Run("webhook without its secret", func(t *testing.T) {
+		t.Parallel()
 		code, out := runCLI(t, "start-dev", "--http-port=0", "--spi-revocation-push-provider=webhook")
 		if code == 0 || !strings.Contains(out, "spi-revocation-push-webhook-secret is required") {
 			t.Errorf("start-dev exited %d; want a failure naming the missing secret:\n%s", code, out)

@@ -38,6 +38,7 @@ func freePort(t *testing.T) string {
 // with a sessiond already on 8443, and the certificate's folder: a temporary one, where the
 // client commands run too.
 func TestReadmeQuickStart(t *testing.T) {
+	t.Parallel()
 	raw, err := os.ReadFile(filepath.Join("..", "..", "README.md"))
 	if err != nil {
 		t.Fatal(err)

@@ -13,6 +13,7 @@ var update = flag.Bool("update", false, "rewrite docs/configuration.md from the 
 // The configuration reference is generated from the code; this test fails when the
 // checked-in copy is stale. Regenerate: go test ./cmd/sessiond -run Reference -update
 func TestConfigurationReferenceIsCurrent(t *testing.T) {
+	t.Parallel()
 	var out, errOut bytes.Buffer
 	if code := run([]string{"config", "reference"}, &out, &errOut); code != 0 {
 		t.Fatalf("config reference exited %d: %s", code, errOut.String())

@@ -33,6 +33,7 @@ const sessionLimitRealmsJSON = `[
 // limit of one with Deny new session, exactly one login got in and the rest were refused
 // with the realm's message. The admin API and CLI show the counts.
 func TestSessionLimits_twoDaemonsOnOnePostgreSQL(t *testing.T) {
+	t.Parallel()
 	const logins = 20
 	receiver := &logoutReceiver{}
 	rp := httptest.NewServer(receiver)
@@ -196,6 +197,7 @@ func (rc *logoutReceiver) sids(t *testing.T) map[string]bool {
 // written: its realm file under start-dev, two logins of alice (the second refused), and
 // `sessiond admin limits`. Only the port and the binary's path differ.
 func TestOperatorGuideSessionLimits(t *testing.T) {
+	t.Parallel()
 	raw, err := os.ReadFile(filepath.Join("..", "..", "docs", "operator-guide.md"))
 	if err != nil {
 		t.Fatal(err)

@@ -11,6 +11,7 @@ import (
 // docs/action-tokens.md documents every field of every action-token request and answer:
 // a field added here and not there fails this test.
 func TestActionTokenDocs_everyFieldDocumented(t *testing.T) {
+	t.Parallel()
 	raw, err := os.ReadFile(filepath.Join("..", "..", "docs", "action-tokens.md"))
 	if err != nil {
 		t.Fatal(err)

@@ -67,6 +67,7 @@ func (s *stack) consume(raw string) call {
 // User-Initiated Action Lifespan) and redeems it once; the second redemption is a 409 that
 // says why; an expired one a 400 that says when it expired.
 func TestActionTokens_frontEndMintsAndRedeemsOnce(t *testing.T) {
+	t.Parallel()
 	s := newStack(t, withRealm(withActionSettings))
 	now := s.clock.Now()
 	m := s.mintAction(t, map[string]any{
@@ -97,6 +98,7 @@ func TestActionTokens_frontEndMintsAndRedeemsOnce(t *testing.T) {
 // Admin-Initiated Action Lifespan, never the user-initiated override); the viewer may not;
 // every call is audited.
 func TestActionTokens_adminMintsAuditedViewerRefused(t *testing.T) {
+	t.Parallel()
 	s := newStack(t, withRealm(withActionSettings))
 	var m minted
 	s.do(t, adminCall(http.MethodPost, realmName, "/users/"+user+"/action-tokens", adminToken, `{"action":"verify-email"}`)).decode(t, http.StatusCreated, &m)
@@ -130,6 +132,7 @@ func TestActionTokens_adminMintsAuditedViewerRefused(t *testing.T) {
 // Keycloak's PUT /users/{id}/execute-actions-email: the same query parameters and body;
 // sessiond sends no email and gives the caller the token instead.
 func TestActionTokens_executeActionsEmailShape(t *testing.T) {
+	t.Parallel()
 	s := newStack(t, withRealm(withActionSettings))
 	var m minted
 	c := adminCall(http.MethodPut, realmName, "/users/"+user+"/execute-actions-email?lifespan=600&client_id="+spa+"&redirect_uri=https%3A%2F%2Fspa.test%2Fback", adminToken, `["UPDATE_PASSWORD","VERIFY_EMAIL"]`)
@@ -149,6 +152,7 @@ func TestActionTokens_executeActionsEmailShape(t *testing.T) {
 // Bad requests and bad tokens get their reason and a 4xx, never a 500, and need the
 // front-end's credential.
 func TestActionTokens_refusals(t *testing.T) {
+	t.Parallel()
 	s := newStack(t, withRealm(withActionSettings))
 	g := s.open(t, login{})
 	other := s.mintIn(t, otherRealm)
@@ -196,6 +200,7 @@ func (s *stack) mintIn(tb testing.TB, realmName string) string {
 // Issue 15's kinds, with action tokens: an action token is no access or refresh token at
 // introspection, refresh, logout or revocation, and changes nothing there.
 func TestTokenEndpoints_refuseActionTokens(t *testing.T) {
+	t.Parallel()
 	s := newStack(t)
 	g := s.open(t, login{})
 	raw := s.mintIn(t, realmName)

@@ -46,6 +46,7 @@ func (s *stack) adminGet(tb testing.TB, path string, v any) reply {
 }
 
 func TestAdminViews(t *testing.T) {
+	t.Parallel()
 	s := newStack(t, withStore(pgStore(t)), withRealm(withUUIDs))
 	started := s.clock.Now()
 	alice := s.loginAs(t, user, "alice", "198.51.100.7", confidential, false)
@@ -178,6 +179,7 @@ func TestAdminViews(t *testing.T) {
 // TestAdminClientSessionsPaging: first/max walks to an offset; the Link header's after=
 // cursor pages through every session once, in id order.
 func TestAdminClientSessionsPaging(t *testing.T) {
+	t.Parallel()
 	s := newStack(t, withStore(pgStore(t)), withRealm(withUUIDs))
 	var all []string
 	for i := range 25 {
@@ -255,6 +257,7 @@ func linkNext(tb testing.TB, r reply) string {
 }
 
 func TestAdminLogout(t *testing.T) {
+	t.Parallel()
 	s := newStack(t, withStore(pgStore(t)), withRealm(withUUIDs))
 	one := s.loginAs(t, user, "alice", "", confidential, false)
 	two := s.loginAs(t, user, "alice", "", spa, false)
@@ -333,6 +336,7 @@ func TestAdminLogout(t *testing.T) {
 // sessions' back-channel logouts queued for the outbox (not attempted in the request); offline sessions stay and their tokens still refresh;
 // the other realm is untouched; the answer is Keycloak's GlobalRequestResult.
 func TestAdminSignOutAll(t *testing.T) {
+	t.Parallel()
 	s := newStack(t, withStore(pgStore(t)), withRealm(withUUIDs))
 	var online []tokens
 	for i := range 10 {
@@ -417,6 +421,7 @@ func TestAdminSignOutAll(t *testing.T) {
 // TestAdminRevokeOfflineToken: DELETE users/{id}/consents/{clientId} removes that client's
 // offline client sessions of the user and the offline sessions left without a client.
 func TestAdminRevokeOfflineToken(t *testing.T) {
+	t.Parallel()
 	s := newStack(t, withStore(pgStore(t)), withRealm(withUUIDs))
 	first := s.loginAs(t, user, "alice", "", confidential, true)
 	second := s.loginAs(t, user, "alice", "", confidential, true)
@@ -461,6 +466,7 @@ func TestAdminRevokeOfflineToken(t *testing.T) {
 }
 
 func TestAdminNotBefore(t *testing.T) {
+	t.Parallel()
 	s := newStack(t, withRealm(withUUIDs))
 	type nb struct {
 		NotBefore *int64 `json:"notBefore"`
@@ -536,6 +542,7 @@ func epoch(t time.Time) int64 {
 }
 
 func TestAdminPushRevocation(t *testing.T) {
+	t.Parallel()
 	s := newStack(t, withRealm(withUUIDs))
 	var res struct {
 		Success []string `json:"successRequests"`
@@ -563,6 +570,7 @@ func TestAdminPushRevocation(t *testing.T) {
 }
 
 func TestAdminDeliveries(t *testing.T) {
+	t.Parallel()
 	s := newStack(t)
 	now := s.clock.Now()
 	var fixture []*usersessions.Delivery
@@ -607,6 +615,7 @@ func TestAdminDeliveries(t *testing.T) {
 // TestAdminWithoutPolicyOrPush: a runtime without not-before policies or a push answers
 // what needs them with 501 and a reason, and still ends sessions.
 func TestAdminWithoutPolicyOrPush(t *testing.T) {
+	t.Parallel()
 	s := newStack(t, withRealm(withUUIDs))
 	bare := admin.New(admin.Deps{Store: s.store, Sessions: s.cache, Realms: s.realms})
 	srv := newAdminServer(t, bare)

@@ -13,6 +13,7 @@ import (
 // by its own rules never shows in a listing or a count, even before cleanup has removed it.
 // No cleanup runs in these stacks: the expired rows stay in the store throughout.
 func TestExpiredSessionsNeverShowBeforeCleanup(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name  string
 		store func(testing.TB) usersessions.Provider

@@ -16,6 +16,7 @@ import (
 // passive, with no private material; the JWKS publishes both published keys; tokens signed
 // before the rotation still work. The view-only credential may list but not rotate.
 func TestAdminKeys_rotateOnDemandKeepsOldTokensAndIsAudited(t *testing.T) {
+	t.Parallel()
 	s := newStack(t)
 	g := s.open(t, login{})
 	var before admin.KeysRep
@@ -69,6 +70,7 @@ func TestAdminKeys_rotateOnDemandKeepsOldTokensAndIsAudited(t *testing.T) {
 // needs them answers 503 (the reason goes to the log, not to the client), never 500 and never
 // a token.
 func TestKeysThatCannotBeDecrypted_answer503(t *testing.T) {
+	t.Parallel()
 	s := newStack(t)
 	kek, err := token.NewKEK([]byte("another node's kek of 32 bytes!!"))
 	if err != nil {

@@ -57,6 +57,7 @@ func (m *listMeter) measured() (calls, maxInFlight, maxLimit, maxAnswer int) {
 // PostgreSQL, through the paged admin API: every session is seen exactly once, and the
 // server never asks the store for more than one page, nor holds two at once.
 func TestAdminListsHundredThousandSessions(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("fills PostgreSQL with 100,000 sessions")
 	}

@@ -86,6 +86,7 @@ func (f routeFixture) concrete(rt httpapi.AdminRoute) call {
 // on a viewing one. A refusal changes nothing and is handed to the failed-authentication
 // guard (which audits it) without the credential; it is not an admin action.
 func TestAdminRoutesRefuseWrongCredentials(t *testing.T) {
+	t.Parallel()
 	s := newStack(t, withRealm(withUUIDs))
 	f := routeFixture{
 		stream:  s.stream(t),

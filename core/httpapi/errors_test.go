@@ -53,6 +53,7 @@ func (a *cancelledAdmin) PushRevocation(ctx context.Context, realm, _ string) (a
 // answered (and audited) as 499, the status proxies use for a client that closed the
 // request. A cancellation that is not the caller's stays a 500.
 func TestCallerGoneIsNotAServerError(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name      string
 		own       bool

@@ -40,6 +40,7 @@ var clientEndpoints = []struct {
 // handed to the guard with the realm, the client id as presented, the caller's address and
 // why; never the secret.
 func TestFailedClientAuthenticationIsAudited(t *testing.T) {
+	t.Parallel()
 	s := newStack(t)
 	const secret = "guess-1234"
 	cases := []struct {
@@ -95,6 +96,7 @@ func TestFailedClientAuthenticationIsAudited(t *testing.T) {
 // A failed front-end bearer authentication and a failed administrator's one outside the
 // admin API are audited with their kind.
 func TestFailedBearerAuthenticationIsAudited(t *testing.T) {
+	t.Parallel()
 	s := newStack(t)
 	open := jsonCall(sessionsPath(realmName), "", login{ClientID: confidential, UserID: user})
 	cases := []struct {
@@ -130,6 +132,7 @@ func TestFailedBearerAuthenticationIsAudited(t *testing.T) {
 // An unauthenticated flood writes one line, however many refusals it is made of; the rest
 // are counted into a summary.
 func TestUnauthenticatedFloodWritesBoundedLines(t *testing.T) {
+	t.Parallel()
 	s := newStack(t) // nothing slowed: every refusal reaches the audit
 	const flood = 300
 	for i := range flood {
@@ -176,6 +179,7 @@ func throttledAnswer(t *testing.T, r reply, code string, retryAfter time.Duratio
 // throttled); a window later the client is accepted again. Other addresses are not held
 // up. Nothing answers 5xx.
 func TestWrongSecretsAreThrottledPerAddress(t *testing.T) {
+	t.Parallel()
 	const limit = 5
 	window := time.Minute
 	for _, ep := range clientEndpoints {
@@ -206,6 +210,7 @@ func TestWrongSecretsAreThrottledPerAddress(t *testing.T) {
 // The front-end's and the administrator's bearer credentials are throttled the same way,
 // answered in their APIs' own error shape.
 func TestWrongBearerCredentialsAreThrottled(t *testing.T) {
+	t.Parallel()
 	const limit = 3
 	window := 30 * time.Second
 	for _, tc := range []struct {
@@ -239,6 +244,7 @@ func TestWrongBearerCredentialsAreThrottled(t *testing.T) {
 // A guessing attack on one client from many addresses is throttled by the client's limit;
 // the client's own server, which authenticated before, is not locked out by it.
 func TestClientLimitThrottlesSpreadGuessingButNotTheClientsServer(t *testing.T) {
+	t.Parallel()
 	const clientLimit = 10
 	s := newStack(t, withGuard(authfail.Options{Limit: 5, ClientLimit: clientLimit, Window: time.Minute}))
 	right := form(introspectPath(realmName), confidentialAuth, "token", "x")
@@ -259,6 +265,7 @@ func TestClientLimitThrottlesSpreadGuessingButNotTheClientsServer(t *testing.T) 
 
 // Both limits off: wrong secrets are answered 401 however many.
 func TestThrottlingOffNeverAnswers429(t *testing.T) {
+	t.Parallel()
 	s := newStack(t, withGuard(authfail.Options{Limit: 0, ClientLimit: 0}))
 	for i := range 200 {
 		if r := s.do(t, form(introspectPath(realmName), basic(confidential, "guess"), "token", "x")); r.status != http.StatusUnauthorized {

@@ -681,6 +681,7 @@ var openSeeds = []seed{
 // their corpus, and also checks the answer each seed documents, so the corpus keeps
 // reaching what it was written for (a valid refresh, a forged signature, a 413, ...).
 func TestFuzzSeeds(t *testing.T) {
+	t.Parallel()
 	targets := []struct {
 		name  string
 		seeds []seed

@@ -81,6 +81,7 @@ func (r *seen) requests() []seenRequest {
 // token that has expired, refreshes against sessiond on its own, with each client
 // authentication method.
 func TestOAuth2_refreshesExpiredAccessTokenWithNoSpecialCode(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		name           string
 		client, secret string
@@ -155,6 +156,7 @@ func TestOAuth2_refreshesExpiredAccessTokenWithNoSpecialCode(t *testing.T) {
 // TestOAuth2_refusalsReachTheLibraryAsRetrieveErrors: the library reports sessiond's
 // refusals in its own error type, with the OAuth error code.
 func TestOAuth2_refusalsReachTheLibraryAsRetrieveErrors(t *testing.T) {
+	t.Parallel()
 	s := newStack(t)
 	d := s.discovery(t, realmName)
 	ctx := context.WithValue(s.ctx, oauth2.HTTPClient, s.client)
@@ -187,6 +189,7 @@ func TestOAuth2_refusalsReachTheLibraryAsRetrieveErrors(t *testing.T) {
 // tokens; a token of another realm, a forged one, one for another audience and an expired
 // one fail.
 func TestGoOIDC_verifiesAccessTokensFromDiscoveryAndJWKS(t *testing.T) {
+	t.Parallel()
 	s := newStack(t)
 	ctx := oidc.ClientContext(s.ctx, s.client)
 	provider, err := oidc.NewProvider(ctx, s.issuer(realmName))

@@ -64,6 +64,7 @@ func (s *stack) refreshAtOnce(tb testing.TB, raw string, n int) []tokens {
 // handed out refreshes in turn (the first rotates, the rest are reuses within the grace
 // window); and after the window the documented rule holds for the generation as a whole.
 func TestLineageHoldsForConcurrentRefreshes(t *testing.T) {
+	t.Parallel()
 	const n = 64
 	for _, st := range everyStore[1:] { // postgres, embedded
 		t.Run(st.name, func(t *testing.T) {

@@ -260,6 +260,7 @@ func (p *rp) login(t *testing.T, b *browser, extra ...oauth2.AuthCodeOption) (*o
 // front-end and the token endpoint; a second client gets SSO with prompt=none and no
 // front-end step; the offline token of the code flow survives RP-initiated logout.
 func TestOIDCLogin_standardLibrariesCompleteACodeFlowWithSSOAndOffline(t *testing.T) {
+	t.Parallel()
 	s := newLoginStack(t)
 	b := s.newBrowser()
 	web := s.rp(t, confidential, confidentialSecret, rpCallback, oidc.ScopeOpenID, oidc.ScopeOfflineAccess)
@@ -371,6 +372,7 @@ func mustJSON(v any) string {
 // session whose clients registered front-channel logout URLs answers a page that loads each
 // (with iss and sid) in an iframe its CSP allows, then goes on to the post-logout redirect.
 func TestFrontChannelLogout_pageLoadsEachClientsURLWithIssAndSid(t *testing.T) {
+	t.Parallel()
 	const fc = "https://spa.test/fc?app=1"
 	s := newLoginStack(t, withRealm(func(r *realm.Realm) {
 		c, _ := r.Client(spa)
@@ -411,6 +413,7 @@ func TestFrontChannelLogout_pageLoadsEachClientsURLWithIssAndSid(t *testing.T) {
 // browser's cookie (a cross-site form: SameSite=Lax keeps the cookie back) ends nothing and
 // clears no cookie; posted by the browser itself, it ends the session.
 func TestEndSession_withoutHintAsksFirstAndAPostWithoutTheCookieEndsNothing(t *testing.T) {
+	t.Parallel()
 	s := newLoginStack(t)
 	b := s.newBrowser()
 	s.code(t, b)

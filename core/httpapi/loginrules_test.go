@@ -58,6 +58,7 @@ func codeCall(a auth, code string, kv ...string) call {
 // verifier, and lives for the Client login timeout; a refused exchange leaves the code
 // redeemable (except the expired one).
 func TestCodeGrant_refusalsChangeNothing(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name     string
 		call     func(code string) call
@@ -102,6 +103,7 @@ func TestCodeGrant_refusalsChangeNothing(t *testing.T) {
 
 // TestCodeGrant_secondUseFailsAndRevokesWhatTheFirstIssued: RFC 6749 §4.1.2.
 func TestCodeGrant_secondUseFailsAndRevokesWhatTheFirstIssued(t *testing.T) {
+	t.Parallel()
 	s := newLoginStack(t)
 	code := s.code(t, s.newBrowser(), "scope", "openid offline_access")
 	var first tokens
@@ -115,6 +117,7 @@ func TestCodeGrant_secondUseFailsAndRevokesWhatTheFirstIssued(t *testing.T) {
 
 // TestAuthorize_unknownClientOrRedirectShowsAPageAndNeverRedirects: RFC 6749 §4.1.2.1.
 func TestAuthorize_unknownClientOrRedirectShowsAPageAndNeverRedirects(t *testing.T) {
+	t.Parallel()
 	s := newLoginStack(t)
 	for _, tc := range []struct{ name, url, want string }{
 		{"unknown client", s.authURL("nobody", rpCallback), "not known"},
@@ -142,6 +145,7 @@ func TestAuthorize_unknownClientOrRedirectShowsAPageAndNeverRedirects(t *testing
 // TestAuthorize_refusalsGoToTheClientWithStateAndIss: once the redirect URI is known good,
 // the client hears of the refusal, with state and iss (RFC 9207).
 func TestAuthorize_refusalsGoToTheClientWithStateAndIss(t *testing.T) {
+	t.Parallel()
 	s := newLoginStack(t)
 	for _, tc := range []struct {
 		name, client, redirect string
@@ -209,6 +213,7 @@ func (s *loginStack) pendingLogin(t *testing.T, b *browser, client, redirect str
 // before, and the whole login within the Login timeout; past either the front-end is told
 // 410 login_expired, and nothing is opened.
 func TestLoginTimeouts(t *testing.T) {
+	t.Parallel()
 	const action, whole = 5 * time.Minute, 12 * time.Minute
 	timeouts := withRealm(func(r *realm.Realm) { r.LoginActionTimeout, r.LoginTimeout = action, whole })
 	t.Run("accept within the Login action timeout", func(t *testing.T) {
@@ -293,6 +298,7 @@ func TestLoginTimeouts(t *testing.T) {
 // session the front-end is told skip; prompt=login or an exceeded max_age say it must
 // authenticate again; prompt=none with an exceeded max_age is login_required.
 func TestAuthorize_maxAgeAndPromptLoginMakeTheFrontEndAuthenticateAgain(t *testing.T) {
+	t.Parallel()
 	s := newLoginStack(t)
 	b := s.newBrowser()
 	s.code(t, b)
@@ -330,6 +336,7 @@ func TestAuthorize_maxAgeAndPromptLoginMakeTheFrontEndAuthenticateAgain(t *testi
 
 // TestAuthorize_forgedCookieIsNoSession: a cookie that does not verify is ignored.
 func TestAuthorize_forgedCookieIsNoSession(t *testing.T) {
+	t.Parallel()
 	s := newLoginStack(t)
 	b := s.newBrowser()
 	s.code(t, b)
@@ -355,6 +362,7 @@ func TestAuthorize_forgedCookieIsNoSession(t *testing.T) {
 // (the browser returns to B, which sets the cookie and issues the code), and the code is
 // redeemed on A: authentication sessions and codes live in the shared store.
 func TestLogin_acrossTwoNodesOnOnePostgreSQL(t *testing.T) {
+	t.Parallel()
 	db := pgSchema(t)
 	a := newLoginStack(t, withStore(pgProvider(t, db, "node-a")))
 	bNode := newStack(t, withStore(pgProvider(t, db, "node-b")), withRealm(func(r *realm.Realm) { r.LoginFrontendURL = a.fe.srv.URL + "/login" }))
@@ -387,6 +395,7 @@ func TestLogin_acrossTwoNodesOnOnePostgreSQL(t *testing.T) {
 // TestLoginCleanup_removesExpiredAuthenticationSessionsAndCodes: records past their Login
 // timeout or Client login timeout go; live ones stay.
 func TestLoginCleanup_removesExpiredAuthenticationSessionsAndCodes(t *testing.T) {
+	t.Parallel()
 	s := newLoginStack(t)
 	s.pendingLogin(t, s.newBrowser(), confidential, rpCallback)
 	s.fe.setDecide(acceptAlice)
@@ -419,6 +428,7 @@ func TestLoginCleanup_removesExpiredAuthenticationSessionsAndCodes(t *testing.T)
 // gets an access token of a transient session (no refresh token, nothing stored); any other
 // client is unauthorized_client.
 func TestClientCredentials_serviceAccountsOnly(t *testing.T) {
+	t.Parallel()
 	s := newStack(t)
 	before := s.snapshot(t)
 	var got tokens
@@ -443,6 +453,7 @@ func TestClientCredentials_serviceAccountsOnly(t *testing.T) {
 // lifespan and never a refresh token, the ID token bound by nonce, at_hash and c_hash, and
 // (hybrid) a code still redeemed with PKCE.
 func TestImplicitAndHybrid_tokensInTheFragment(t *testing.T) {
+	t.Parallel()
 	const implicitLifespan = 10 * time.Minute
 	s := newLoginStack(t, withRealm(func(r *realm.Realm) { r.AccessTokenLifespanImplicit = implicitLifespan }))
 	ctx := oidc.ClientContext(s.ctx, s.client)

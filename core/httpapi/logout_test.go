@@ -28,6 +28,7 @@ func (s *stack) setRealm(tb testing.TB, change func(*realm.Realm)) {
 // a token is refused with refresh's invalid_grant and the session goes on; the current token
 // logs out.
 func TestLogoutRefusesRetiredTokens(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name   string
 		retire func(s *stack, login tokens) (retired, current string)

@@ -37,6 +37,7 @@ func (s *stack) liveOnline(tb testing.TB) []*usersessions.UserSession {
 // The login flow's accept opens the session through the same Open as POST sessions, so a
 // limit refuses it there too, and the front-end gets the realm's message as a 409 it can show.
 func TestSessionLimits_denyReachesTheFrontEndAsItsError(t *testing.T) {
+	t.Parallel()
 	s := newLoginStack(t, withLimits(realm.SessionLimits{UserRealm: realm.Limit{Max: 1}, ErrorMessage: limitMessage}))
 	web := s.rp(t, confidential, confidentialSecret, rpCallback, oidc.ScopeOpenID)
 	web.login(t, s.newBrowser())
@@ -76,6 +77,7 @@ func wantLimitError(t *testing.T, r reply) {
 // the admin API's logout path (its back-channel logouts queued in the outbox, not attempted
 // in the login), and the new login goes through.
 func TestSessionLimits_terminateOldestInTheLoginFlowEndsTheLeastRecentlyUsed(t *testing.T) {
+	t.Parallel()
 	s := newLoginStack(t, withLimits(realm.SessionLimits{UserRealm: realm.Limit{Max: 2, Terminate: true}}))
 	web := s.rp(t, confidential, confidentialSecret, rpCallback, oidc.ScopeOpenID)
 	tok1, first := web.login(t, s.newBrowser())
@@ -122,6 +124,7 @@ func sids(ss []*usersessions.UserSession) []string {
 // GET session-limits shows the limits as configured and the live counts they are held
 // against: the realm's, each client's, and one user's when asked.
 func TestSessionLimits_adminShowsCountsAgainstTheLimits(t *testing.T) {
+	t.Parallel()
 	s := newStack(t, withLimits(realm.SessionLimits{UserClient: realm.Limit{Max: 3}, Realm: realm.Limit{Max: 100, Terminate: true}, CountOffline: true}))
 	s.open(t, login{})
 	s.open(t, login{Scope: "openid offline_access", OfflineAccess: true})
@@ -155,6 +158,7 @@ func TestSessionLimits_adminShowsCountsAgainstTheLimits(t *testing.T) {
 // one leave exactly one live session, for every scope and both behaviours. What makes it
 // hold is the lease record both nodes take with a compare-and-set before counting.
 func TestSessionLimits_twoNodesOnOnePostgreSQL_concurrentLoginsLeaveExactlyOne(t *testing.T) {
+	t.Parallel()
 	const logins = 20
 	scopes := []struct {
 		name  string

@@ -41,6 +41,7 @@ var everyStore = []struct {
 // query, form, JSON field, note) is answered 400 invalid_request on every store, and the
 // store is left as it was.
 func TestNULAndInvalidUTF8Refused(t *testing.T) {
+	t.Parallel()
 	bads := []struct{ name, json, raw, esc string }{
 		{"NUL", `\u0000`, "\x00", "%00"},
 		{"invalid UTF-8", "\xff", "\xff", "%FF"},

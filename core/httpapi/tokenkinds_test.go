@@ -48,6 +48,7 @@ func (e *typError) Error() string { return "JWS header typ " + e.typ + " is not 
 // A logout token is signed with the published key, as OpenID Connect Back-Channel Logout
 // requires; the RFC 9068 check of its header type refuses it.
 func TestGoOIDC_rejectsRefreshOfflineAndLogoutTokensAsAccessTokens(t *testing.T) {
+	t.Parallel()
 	s := newStack(t)
 	ctx := oidc.ClientContext(s.ctx, s.client)
 	provider, err := oidc.NewProvider(ctx, s.issuer(realmName))
@@ -112,6 +113,7 @@ func TestGoOIDC_rejectsRefreshOfflineAndLogoutTokensAsAccessTokens(t *testing.T)
 // token only where it belongs: an access token is no refresh token, a logout token or an
 // adapter action signed with the realm key is no token at all.
 func TestTokenEndpoints_refuseTheWrongKindOfToken(t *testing.T) {
+	t.Parallel()
 	s := newStack(t)
 	g := s.open(t, login{})
 	logout, err := s.tokens.LogoutToken(s.ctx, realmName, token.LogoutClaims{
@@ -174,6 +176,7 @@ func TestTokenEndpoints_refuseTheWrongKindOfToken(t *testing.T) {
 // format, and the access token is active at introspection until it expires; a legacy refresh
 // token is no access token. With legacy-tokens=refuse none is taken.
 func TestUpgrade_tokensIssuedBeforeAtJWTAndRealmSecrets(t *testing.T) {
+	t.Parallel()
 	for _, refuse := range []bool{false, true} {
 		name := "legacy-tokens=accept"
 		opts := []option{}
@@ -278,6 +281,7 @@ func (k keyOfBefore) legacy(tb testing.TB, raw string) string {
 // typ ID) and an SSO cookie (header sso+jwt, realm secret) are neither access nor refresh
 // tokens anywhere in sessiond, and no access or refresh token passes for an ID token hint.
 func TestTokenEndpoints_refuseIDTokensAndSSOCookies(t *testing.T) {
+	t.Parallel()
 	s := newStack(t)
 	g := s.open(t, login{})
 	now := s.clock.Now()
