@@ -32,10 +32,10 @@ import (
 
 	"github.com/sessiond/sessiond/core/account"
 	"github.com/sessiond/sessiond/core/login"
+	"github.com/sessiond/sessiond/core/pageguard"
 	"github.com/sessiond/sessiond/core/realm"
 	"github.com/sessiond/sessiond/core/session"
 	"github.com/sessiond/sessiond/spi"
-	"github.com/sessiond/sessiond/spi/usersessions"
 )
 
 // ClientID is the realm client the console signs in as, Keycloak's name for it.
@@ -63,7 +63,6 @@ const (
 	maxHeld = 10000
 	// refreshAhead refreshes the access token that long before it expires.
 	refreshAhead = 15 * time.Second
-	maxForm      = 16 << 10
 )
 
 //go:embed templates/*.html
@@ -209,48 +208,12 @@ func (c *Console) routes() {
 // ServeHTTP serves the console with its security headers; a path, query or form holding text
 // no store can hold is refused with a page.
 func (c *Console) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	h := w.Header()
-	h.Set("Content-Security-Policy", "default-src 'self'; script-src 'none'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
-	h.Set("X-Frame-Options", "DENY")
-	h.Set("Referrer-Policy", "no-referrer")
-	h.Set("Cache-Control", "no-store")
-	h.Set("X-Content-Type-Options", "nosniff")
-	if err := checkText(r); err != nil {
+	pageguard.SetHeaders(w.Header())
+	if err := pageguard.CheckText(r); err != nil {
 		c.fail(w, r, nil, err)
 		return
 	}
 	c.mux.ServeHTTP(w, r)
-}
-
-func checkText(r *http.Request) error {
-	if err := usersessions.CheckText("the path", r.URL.Path); err != nil {
-		return err
-	}
-	q, err := url.ParseQuery(r.URL.RawQuery)
-	if err != nil {
-		return fmt.Errorf("malformed query: %w", spi.ErrInvalid)
-	}
-	vs := []url.Values{q}
-	if r.Method == http.MethodPost {
-		r.Body = http.MaxBytesReader(nil, r.Body, maxForm)
-		if err := r.ParseForm(); err != nil {
-			return fmt.Errorf("malformed form: %w", spi.ErrInvalid)
-		}
-		vs = append(vs, r.PostForm)
-	}
-	for _, v := range vs {
-		for k, xs := range v {
-			if err := usersessions.CheckText("a parameter name", k); err != nil {
-				return err
-			}
-			for _, x := range xs {
-				if err := usersessions.CheckText("parameter "+k, x); err != nil {
-					return err
-				}
-			}
-		}
-	}
-	return nil
 }
 
 // accountURL is a console path of realm.
@@ -291,23 +254,6 @@ func remoteIP(r *http.Request) string {
 		return host
 	}
 	return r.RemoteAddr
-}
-
-// sameOrigin is the browser's half of the CSRF defence, as the admin console's: a POST
-// that says it comes from another site or origin is refused whatever it carries.
-func (c *Console) sameOrigin(r *http.Request) bool {
-	if site := r.Header.Get("Sec-Fetch-Site"); site != "" {
-		return site == "same-origin"
-	}
-	origin := r.Header.Get("Origin")
-	if origin == "" {
-		return true
-	}
-	u, err := url.Parse(origin)
-	if err != nil || u.Host == "" {
-		return false
-	}
-	return u.Host == r.Host || (c.hostname != "" && strings.EqualFold(origin, c.hostname))
 }
 
 // Refusals of the console itself.

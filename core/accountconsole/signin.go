@@ -13,6 +13,7 @@ import (
 
 	"github.com/sessiond/sessiond/core/account"
 	"github.com/sessiond/sessiond/core/login"
+	"github.com/sessiond/sessiond/core/pageguard"
 	"github.com/sessiond/sessiond/core/realm"
 	"github.com/sessiond/sessiond/core/session"
 	"github.com/sessiond/sessiond/spi"
@@ -241,7 +242,7 @@ func (c *Console) act(h func(http.ResponseWriter, *http.Request, *view) error) h
 			c.fail(w, r, nil, err)
 		case !ok:
 			http.Redirect(w, r, accountURL(r.PathValue("realm"), ""), http.StatusSeeOther)
-		case !c.sameOrigin(r):
+		case !pageguard.SameOrigin(r, c.hostname):
 			c.fail(w, r, v, errCrossSite)
 		case r.PostForm.Get(csrfField) == "" || subtle.ConstantTimeCompare([]byte(r.PostForm.Get(csrfField)), []byte(v.CSRF)) != 1:
 			c.fail(w, r, v, errCSRF)

@@ -2,7 +2,6 @@ package console
 
 import (
 	"net/http"
-	"net/url"
 	"strings"
 	"time"
 
@@ -95,29 +94,6 @@ func clearCookie(w http.ResponseWriter, r *http.Request) {
 		Name: CookieName, Value: "", Path: Path, HttpOnly: true, Secure: secure(r),
 		SameSite: http.SameSiteStrictMode, MaxAge: -1, Expires: time.Unix(0, 0),
 	})
-}
-
-// sameOrigin is the browser's half of the CSRF defence: a POST that says it comes from
-// another site (Sec-Fetch-Site) or another origin (Origin) is refused, whatever it
-// carries. A request that says neither (an old browser, a script) still needs the token.
-//
-// Sec-Fetch-Site, where the browser sends it, decides: the console's pages are served with
-// Referrer-Policy: no-referrer, under which a browser sends "Origin: null" with their own
-// forms. Without it, Origin must be the console's: the host the request was sent to, or the
-// configured hostname (a proxy that does not pass the Host header on).
-func (c *Console) sameOrigin(r *http.Request) bool {
-	if site := r.Header.Get("Sec-Fetch-Site"); site != "" {
-		return site == "same-origin"
-	}
-	origin := r.Header.Get("Origin")
-	if origin == "" {
-		return true
-	}
-	u, err := url.Parse(origin)
-	if err != nil || u.Host == "" {
-		return false
-	}
-	return u.Host == r.Host || (c.hostname != "" && strings.EqualFold(origin, c.hostname))
 }
 
 // validCSRF compares a form's token with the session's, in constant time.

@@ -9,7 +9,6 @@ import (
 	"io/fs"
 	"net"
 	"net/http"
-	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -19,6 +18,7 @@ import (
 	"github.com/sessiond/sessiond/core/admin"
 	"github.com/sessiond/sessiond/core/authfail"
 	"github.com/sessiond/sessiond/core/consolesession"
+	"github.com/sessiond/sessiond/core/pageguard"
 	"github.com/sessiond/sessiond/core/realm"
 	"github.com/sessiond/sessiond/core/session"
 	"github.com/sessiond/sessiond/spi"
@@ -218,61 +218,16 @@ func (c *Console) routes() {
 // ServeHTTP serves the console. Every answer carries its security headers; a path, query
 // or form holding text no store can hold is refused with a page before any route sees it.
 func (c *Console) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	h := w.Header()
-	h.Set("Content-Security-Policy", "default-src 'self'; script-src 'none'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
-	h.Set("X-Frame-Options", "DENY")
-	h.Set("Referrer-Policy", "no-referrer")
-	h.Set("Cache-Control", "no-store")
-	h.Set("X-Content-Type-Options", "nosniff")
+	pageguard.SetHeaders(w.Header())
 	if r.URL.Path == strings.TrimSuffix(Path, "/") {
 		http.Redirect(w, r, Path, http.StatusFound)
 		return
 	}
-	if err := checkText(r); err != nil {
+	if err := pageguard.CheckText(r); err != nil {
 		c.fail(w, r, nil, err)
 		return
 	}
 	c.mux.ServeHTTP(w, r)
-}
-
-// maxForm bounds a form's body: the console's forms hold a token and a few words.
-const maxForm = 16 << 10
-
-// checkText refuses a NUL or invalid UTF-8 in the path, the query or a form
-// (usersessions.CheckText: what no store can hold).
-func checkText(r *http.Request) error {
-	if err := usersessions.CheckText("the path", r.URL.Path); err != nil {
-		return err
-	}
-	q, err := url.ParseQuery(r.URL.RawQuery)
-	if err != nil {
-		return badInput("malformed query: %v", err)
-	}
-	if err := checkValues("query parameter", q); err != nil {
-		return err
-	}
-	if r.Method != http.MethodPost {
-		return nil
-	}
-	r.Body = http.MaxBytesReader(nil, r.Body, maxForm)
-	if err := r.ParseForm(); err != nil {
-		return badInput("malformed form: %v", err)
-	}
-	return checkValues("form field", r.PostForm)
-}
-
-func checkValues(what string, vs url.Values) error {
-	for k, v := range vs {
-		if err := usersessions.CheckText(what+" name", k); err != nil {
-			return err
-		}
-		for _, x := range v {
-			if err := usersessions.CheckText(what+" "+k, x); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
 }
 
 // errBadInput is a malformed request: 400.
@@ -427,7 +382,7 @@ func (c *Console) guarded(p page) http.HandlerFunc {
 		realmName := r.PathValue("realm")
 		ev := admin.AuditEvent{Actor: s.actor, Action: p.action, Realm: realmName, Target: target(p.action, r), IP: remoteIP(r)}
 		switch {
-		case !c.sameOrigin(r):
+		case !pageguard.SameOrigin(r, c.hostname):
 			c.fail(w, r, s, errCrossSite)
 			return
 		case !validCSRF(s, r.PostForm.Get(csrfField)):

@@ -7,6 +7,7 @@ import (
 
 	"github.com/sessiond/sessiond/core/admin"
 	"github.com/sessiond/sessiond/core/authfail"
+	"github.com/sessiond/sessiond/core/pageguard"
 	"github.com/sessiond/sessiond/spi"
 )
 
@@ -88,7 +89,7 @@ func (c *Console) signIn(w http.ResponseWriter, r *http.Request) {
 		}
 		c.render(w, code, "signin", c.signInView(err.Error()))
 	}
-	if !c.sameOrigin(r) {
+	if !pageguard.SameOrigin(r, c.hostname) {
 		c.fail(w, r, nil, errCrossSite)
 		return
 	}
@@ -132,7 +133,7 @@ func (c *Console) signOut(w http.ResponseWriter, r *http.Request) {
 		clearCookie(w, r)
 		http.Redirect(w, r, Path, http.StatusSeeOther)
 		return
-	case !c.sameOrigin(r):
+	case !pageguard.SameOrigin(r, c.hostname):
 		c.fail(w, r, s, errCrossSite)
 		return
 	case !validCSRF(s, r.PostForm.Get(csrfField)):
