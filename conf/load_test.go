@@ -308,6 +308,14 @@ func TestConsoleOIDCNeedsItsClientAndRole(t *testing.T) {
 		{[]string{"--admin-console-oidc-realm=ops"}, []string{"--admin-console-oidc-realm needs admin-console-oidc-client too", "needs admin-console-oidc-role too"}},
 		{[]string{"--admin-console-oidc-realm=ops", "--admin-console-oidc-client=console"}, []string{"needs admin-console-oidc-role too"}},
 		{[]string{"--admin-console-oidc-realm=ops", "--admin-console-oidc-client=console", "--admin-console-oidc-role=admin"}, nil},
+		// No silent no-ops: the other keys do nothing without the realm, and none does
+		// anything with the console off.
+		{[]string{"--admin-console-oidc-client=console", "--admin-console-oidc-role=admin"}, []string{
+			"--admin-console-oidc-client has no effect without admin-console-oidc-realm", "--admin-console-oidc-role has no effect without admin-console-oidc-realm"}},
+		{[]string{"--admin-console-oidc-viewer-role=viewer", "--admin-console-oidc-role-claim=groups"}, []string{
+			"--admin-console-oidc-viewer-role has no effect without", "--admin-console-oidc-role-claim has no effect without"}},
+		{[]string{"--admin-console-enabled=false", "--admin-console-oidc-realm=ops", "--admin-console-oidc-client=console", "--admin-console-oidc-role=admin"}, []string{
+			"--admin-console-oidc-realm has no effect: admin-console-enabled is false"}},
 	} {
 		s, err := loadResolve(ProfileStart, tc.args, nil, testDescs())
 		if tc.want == nil {

@@ -459,7 +459,24 @@ func (r *resolver) server() map[string]string {
 			}
 		}
 	}
+	r.consoleOIDCUsed()
 	return vals
+}
+
+// consoleOIDCUsed refuses the admin console's OIDC options where they would do nothing:
+// without admin-console-oidc-realm, or with the console turned off.
+func (r *resolver) consoleOIDCUsed() {
+	realmSet := r.s.ConsoleOIDC.Realm != ""
+	for _, key := range []string{keyConsoleOIDCRealm, keyConsoleOIDCClient, keyConsoleOIDCClaim, keyConsoleOIDCRole, keyConsoleOIDCViewRole} {
+		st, set := r.values[ref{option: key}]
+		switch {
+		case !set || st.value == "":
+		case !r.s.AdminConsoleEnabled:
+			r.probs.add(st.src, st.key, "%s has no effect: %s is false; remove it or turn the console on", st.src.spell(key), keyAdminConsoleEnabled)
+		case !realmSet && key != keyConsoleOIDCRealm:
+			r.probs.add(st.src, st.key, "%s has no effect without %s (the realm operators sign in with); set it or remove this", st.src.spell(key), keyConsoleOIDCRealm)
+		}
+	}
 }
 
 func (r *resolver) features(server map[string]string) {
