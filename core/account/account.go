@@ -43,7 +43,7 @@ type Lister interface {
 // Ender ends sessions and revokes offline tokens the way the admin API does (back-channel
 // logout to the clients, logout events); *admin.Service implements it.
 type Ender interface {
-	LogoutSessionBecause(ctx context.Context, realm, id string, offline bool, reason string) (admin.Result, error)
+	LogoutSessionBecause(ctx context.Context, realm, id string, offline bool, cause session.Cause) (admin.Result, error)
 	RevokeOfflineToken(ctx context.Context, realm, userID, clientID string) (admin.Result, error)
 }
 
@@ -424,7 +424,7 @@ func (s *Service) Logout(ctx context.Context, c *Caller, id string) error {
 	if len(got) != 1 || got[0] == nil || got[0].UserID != c.UserID {
 		return fmt.Errorf("session %s: %w", id, ErrUnknownSession)
 	}
-	if _, err := s.end.LogoutSessionBecause(ctx, r.Name, id, false, ReasonLogoutSession); err != nil {
+	if _, err := s.end.LogoutSessionBecause(ctx, r.Name, id, false, session.Cause{Initiator: session.InitiatorUser, Reason: ReasonLogoutSession}); err != nil {
 		if errors.Is(err, admin.ErrUnknownSession) {
 			return fmt.Errorf("session %s: %w", id, ErrUnknownSession)
 		}
@@ -453,7 +453,7 @@ func (s *Service) LogoutAll(ctx context.Context, c *Caller, current bool) (int, 
 	}
 	ended := 0
 	for _, id := range ids {
-		if _, err := s.end.LogoutSessionBecause(ctx, r.Name, id, false, ReasonLogoutOthers); err != nil {
+		if _, err := s.end.LogoutSessionBecause(ctx, r.Name, id, false, session.Cause{Initiator: session.InitiatorUser, Reason: ReasonLogoutOthers}); err != nil {
 			if errors.Is(err, admin.ErrUnknownSession) {
 				continue // ended meanwhile
 			}

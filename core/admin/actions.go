@@ -24,19 +24,19 @@ type Result struct {
 // LogoutSession ends one user session, online or offline, and sends back-channel logouts to
 // its clients (DELETE sessions/{id}?isOffline=). An unknown session is ErrUnknownSession.
 func (s *Service) LogoutSession(ctx context.Context, realmName, id string, offline bool) (Result, error) {
-	return s.logoutSession(ctx, realmName, id, offline, false, "admin logout-session")
+	return s.logoutSession(ctx, realmName, id, offline, false, session.Cause{Initiator: session.InitiatorAdmin, Reason: "admin logout-session"})
 }
 
 // LogoutSessionBecause ends one user session as LogoutSession does, for another caller
-// than the admin API (the account API, a user ending their own session), whose logout
-// event says reason.
-func (s *Service) LogoutSessionBecause(ctx context.Context, realmName, id string, offline bool, reason string) (Result, error) {
-	return s.logoutSession(ctx, realmName, id, offline, false, reason)
+// than the admin API (the account API: a user ending their own session), with its own
+// cause.
+func (s *Service) LogoutSessionBecause(ctx context.Context, realmName, id string, offline bool, cause session.Cause) (Result, error) {
+	return s.logoutSession(ctx, realmName, id, offline, false, cause)
 }
 
 // logoutSession ends one session and tells its clients: at once, or with queue only
-// through the outbox; reason is the logout event's.
-func (s *Service) logoutSession(ctx context.Context, realmName, id string, offline, queue bool, reason string) (Result, error) {
+// through the outbox.
+func (s *Service) logoutSession(ctx context.Context, realmName, id string, offline, queue bool, cause session.Cause) (Result, error) {
 	r, err := s.realm(realmName)
 	if err != nil {
 		return Result{}, err
@@ -61,7 +61,7 @@ func (s *Service) logoutSession(ctx context.Context, realmName, id string, offli
 		return Result{}, fmt.Errorf("%s session %s of realm %q: %w", kindName(offline), id, r.Name, ErrUnknownSession)
 	}
 	res := Result{Removed: n}
-	s.notifyLogout(ctx, r.Name, got, queue, reason, &res)
+	s.notifyLogout(ctx, r.Name, got, queue, cause, &res)
 	return res, nil
 }
 
@@ -77,7 +77,7 @@ func (s *Service) LogoutUser(ctx context.Context, realmName, userID string) (Res
 	if userID == "" {
 		return Result{}, invalidf("a user id is required")
 	}
-	res, err := s.endAll(ctx, usersessions.Filter{RealmID: r.Name, UserID: userID, Offline: usersessions.OnlineOnly}, false, "admin logout-user")
+	res, err := s.endAll(ctx, usersessions.Filter{RealmID: r.Name, UserID: userID, Offline: usersessions.OnlineOnly}, false, session.Cause{Initiator: session.InitiatorAdmin, Reason: "admin logout-user"})
 	if err != nil || res.Removed > 0 {
 		return res, err
 	}
@@ -114,7 +114,7 @@ func (s *Service) LogoutAll(ctx context.Context, realmName string) (Result, erro
 	ctx, cancel := context.WithTimeout(ctx, s.logoutAllTimeout)
 	defer cancel()
 	before := s.clock()
-	res, err := s.endAll(ctx, usersessions.Filter{RealmID: r.Name, Offline: usersessions.OnlineOnly}, true, "admin logout-all")
+	res, err := s.endAll(ctx, usersessions.Filter{RealmID: r.Name, Offline: usersessions.OnlineOnly}, true, session.Cause{Initiator: session.InitiatorAdmin, Reason: "admin logout-all"})
 	if err != nil {
 		return res, err
 	}
@@ -139,7 +139,7 @@ func (s *Service) LogoutAll(ctx context.Context, realmName string) (Result, erro
 // that read and the removal (the store then removes fewer than asked), which of them it was
 // cannot be told from the count, and the page's sessions read are all told: a second logout
 // for an ended session is harmless, a missing one leaves a client signed in.
-func (s *Service) endAll(ctx context.Context, f usersessions.Filter, queue bool, reason string) (Result, error) {
+func (s *Service) endAll(ctx context.Context, f usersessions.Filter, queue bool, cause session.Cause) (Result, error) {
 	var res Result
 	err := s.walk(ctx, f, func(page []*usersessions.UserSession) error {
 		keys := make([]usersessions.Key, len(page))
@@ -166,23 +166,23 @@ func (s *Service) endAll(ctx context.Context, f usersessions.Filter, queue bool,
 		if n == 0 {
 			return nil
 		}
-		s.notifyLogout(ctx, f.RealmID, present, queue, reason, &res)
+		s.notifyLogout(ctx, f.RealmID, present, queue, cause, &res)
 		return nil
 	})
 	return res, err
 }
 
-// notifyLogout writes a logout event for each ended session (reason says what ended it:
+// notifyLogout writes a logout event for each ended session (cause says what ended it:
 // the admin action, a session limit), and sends back-channel logouts for them, into res; with queue it only stores
 // them in the outbox (QueueLogout), and as nothing was attempted, nothing is reported but a
 // failure to store them.
-func (s *Service) notifyLogout(ctx context.Context, realmName string, ended []*usersessions.UserSession, queue bool, reason string, res *Result) {
+func (s *Service) notifyLogout(ctx context.Context, realmName string, ended []*usersessions.UserSession, queue bool, cause session.Cause, res *Result) {
 	now := s.clock()
 	for _, us := range ended {
 		s.events.Emit(session.Event{Time: now, Type: session.EventLogout, Realm: realmName, SessionID: us.ID,
-			UserID: us.UserID, Offline: us.Offline, Reason: reason})
+			UserID: us.UserID, Offline: us.Offline, Reason: cause.Reason})
 	}
-	s.signalEnded(ctx, realmName, ended, now, reason)
+	s.signalEnded(ctx, realmName, ended, now, cause)
 	if s.push == nil || len(ended) == 0 {
 		return
 	}
@@ -282,10 +282,10 @@ func kindName(offline bool) string {
 }
 
 // EndSession ends a user session as LogoutSession does, with back-channel logout to its
-// clients, for the login flows (RP-initiated logout, a reused code): a session already gone
-// is no error there.
-func (s *Service) EndSession(ctx context.Context, realmName, id string, offline bool) error {
-	if _, err := s.logoutSession(ctx, realmName, id, offline, false, ReasonEndSession); err != nil && !errors.Is(err, ErrUnknownSession) {
+// clients, for the login flows (RP-initiated logout, a reused code, a login accepted
+// twice), each with its own cause: a session already gone is no error there.
+func (s *Service) EndSession(ctx context.Context, realmName, id string, offline bool, cause session.Cause) error {
+	if _, err := s.logoutSession(ctx, realmName, id, offline, false, cause); err != nil && !errors.Is(err, ErrUnknownSession) {
 		return err
 	}
 	return nil
@@ -298,7 +298,7 @@ func (s *Service) EndSession(ctx context.Context, realmName, id string, offline 
 // already gone is no error; notices that could not be queued are logged, not failed: the
 // session is ended, which is what makes room.
 func (s *Service) EndForLimit(ctx context.Context, realmName, id string, offline bool, limit string) error {
-	res, err := s.logoutSession(ctx, realmName, id, offline, true, reasonLimit+limit)
+	res, err := s.logoutSession(ctx, realmName, id, offline, true, session.Cause{Initiator: session.InitiatorPolicy, Reason: reasonLimit + limit})
 	if err != nil && !errors.Is(err, ErrUnknownSession) {
 		return err
 	}

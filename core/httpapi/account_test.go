@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/sessiond/sessiond/core/account"
+	"github.com/sessiond/sessiond/core/session"
 	"github.com/sessiond/sessiond/spi/usersessions"
 )
 
@@ -231,6 +233,10 @@ func TestAccountAPIShowsAndEndsTheCallersOwnSessions(t *testing.T) {
 	}
 	if !slices.Contains(s.adm.push.loggedOut(), p.aliceMac.SessionID) {
 		t.Error("no back-channel logout for the session signed out")
+	}
+	// Shared Signals receivers hear that the person ended it, not an administrator.
+	if ends := s.adm.ends.of(p.aliceMac.SessionID); len(ends) != 1 || ends[0].Initiator != session.InitiatorUser || ends[0].Reason != account.ReasonLogoutSession {
+		t.Errorf("the session's end was told as %+v, want once, by the user, for %q", ends, account.ReasonLogoutSession)
 	}
 
 	// All others: the current one stays.

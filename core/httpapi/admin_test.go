@@ -16,6 +16,7 @@ import (
 
 	"github.com/sessiond/sessiond/core/admin"
 	"github.com/sessiond/sessiond/core/realm"
+	"github.com/sessiond/sessiond/core/session"
 	"github.com/sessiond/sessiond/internal/testpg"
 	"github.com/sessiond/sessiond/providers/usersessions/postgres"
 	"github.com/sessiond/sessiond/spi"
@@ -40,13 +41,41 @@ type adminFixture struct {
 	policies *fakePolicies
 	push     *fakePush
 	audit    *auditLog
+	ends     *recordedEnds
+}
+
+// recordedEnds keeps what the admin service tells Shared Signals receivers of the sessions
+// it ends: who ended each and why.
+type recordedEnds struct {
+	mu  sync.Mutex
+	got []session.Ended
+}
+
+func (e *recordedEnds) SessionsEnded(_ context.Context, ends []session.Ended) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.got = append(e.got, ends...)
+	return nil
+}
+
+// of returns what receivers were told of session sid.
+func (e *recordedEnds) of(sid string) []session.Ended {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	var out []session.Ended
+	for _, x := range e.got {
+		if x.SessionID == sid {
+			out = append(out, x)
+		}
+	}
+	return out
 }
 
 func newAdminFixture(s *stack) *adminFixture {
-	f := &adminFixture{policies: &fakePolicies{}, push: &fakePush{realms: s.realms}, audit: &auditLog{}}
+	f := &adminFixture{policies: &fakePolicies{}, push: &fakePush{realms: s.realms}, audit: &auditLog{}, ends: &recordedEnds{}}
 	f.service = admin.New(admin.Deps{
 		Store: s.store, Sessions: s.cache, Realms: s.realms,
-		Policies: f.policies, Push: f.push, Audit: f.audit, Keys: s.keys,
+		Policies: f.policies, Push: f.push, Audit: f.audit, Keys: s.keys, Ends: f.ends,
 		Now: s.clock.Now, PageSize: adminPageSize,
 	})
 	return f

@@ -14,6 +14,7 @@ import (
 
 	loginflow "github.com/sessiond/sessiond/core/login"
 	"github.com/sessiond/sessiond/core/realm"
+	"github.com/sessiond/sessiond/core/session"
 )
 
 // testVerifier is the PKCE code_verifier of the rule tests (s256 makes its challenge).
@@ -112,6 +113,16 @@ func TestCodeGrant_secondUseFailsAndRevokesWhatTheFirstIssued(t *testing.T) {
 	s.do(t, refreshCall(realmName, confidentialAuth, first.RefreshToken)).refused(t, http.StatusBadRequest, "invalid_grant", "")
 	if in := s.introspect(t, first.AccessToken); in.Active {
 		t.Errorf("the first exchange's access token is still active: %+v", in)
+	}
+	// Receivers hear that a rule ended it, not the person (CAEP initiating_entity).
+	ends := s.adm.ends.of(first.SessionState)
+	if len(ends) == 0 {
+		t.Fatal("the reused code's session end reached no Shared Signals receiver")
+	}
+	for _, e := range ends {
+		if e.Initiator != session.InitiatorPolicy || e.Reason != "authorization code reuse" {
+			t.Errorf("the reused code's session end was told as %q for %q, want policy for authorization code reuse", e.Initiator, e.Reason)
+		}
 	}
 }
 

@@ -191,7 +191,7 @@ func checkVerifier(challenge, verifier string) error {
 // revoke ends what a reused code gave: its online and offline sessions.
 func (s *Service) revoke(ctx context.Context, realmName string, c *code) {
 	for _, offline := range []bool{false, true} {
-		if err := s.end(ctx, realmName, c.SessionID, offline); err != nil {
+		if err := s.end(ctx, realmName, c.SessionID, offline, causeCodeReuse); err != nil {
 			s.log.Error("a reused code's session could not be ended", "realm", realmName, "session", c.SessionID, "offline", offline, "error", err)
 		}
 	}

@@ -324,7 +324,7 @@ func (s *Service) AcceptLogin(ctx context.Context, realmName, challenge string, 
 // the normal logout path.
 func (s *Service) discard(ctx context.Context, realmName, sid string) {
 	for _, offline := range []bool{false, true} {
-		if err := s.end(ctx, realmName, sid, offline); err != nil {
+		if err := s.end(ctx, realmName, sid, offline, causeAcceptedTwice); err != nil {
 			s.log.Error("a session opened by a login accepted twice could not be ended", "realm", realmName, "session", sid, "offline", offline, "error", err)
 		}
 	}

@@ -74,8 +74,18 @@ type Tokens interface {
 }
 
 // EndSession ends a user session (online or offline) and tells its clients by back-channel
-// logout: the admin API's path (admin.Service.LogoutSession). An unknown session is no error.
-type EndSession func(ctx context.Context, realm, sessionID string, offline bool) error
+// logout: the admin API's path (admin.Service.LogoutSession), with cause in the logout event
+// and to Shared Signals receivers. An unknown session is no error.
+type EndSession func(ctx context.Context, realm, sessionID string, offline bool, cause session.Cause) error
+
+// What ends a session in the login flows: the person at the end-session endpoint; the rule
+// that a code used twice revokes what it gave (RFC 6749 §4.1.2); sessiond itself, for a
+// session opened by an accept that lost a race with another accept of the same login.
+var (
+	causeEndSession    = session.Cause{Initiator: session.InitiatorUser, Reason: "end-session"}
+	causeCodeReuse     = session.Cause{Initiator: session.InitiatorPolicy, Reason: "authorization code reuse"}
+	causeAcceptedTwice = session.Cause{Initiator: session.InitiatorSystem, Reason: "login accepted twice"}
+)
 
 // Deps are the Service's dependencies.
 type Deps struct {
@@ -122,7 +132,7 @@ func New(d Deps) *Service {
 	if s.end == nil {
 		// Ending a session must tell its clients; without the path that does, refuse
 		// rather than end it quietly.
-		s.end = func(context.Context, string, string, bool) error {
+		s.end = func(context.Context, string, string, bool, session.Cause) error {
 			return errors.New("login: no session-ending path wired (Deps.End)")
 		}
 	}

@@ -95,7 +95,7 @@ func (s *Service) EndSession(ctx context.Context, realmName string, l Logout, ss
 		} else if us != nil {
 			out.FrontChannel = frontChannel(r, us.ID, s.Issuer(r.Name), slices.Sorted(maps.Keys(us.Clients)))
 		}
-		if err := s.end(ctx, r.Name, sid, false); err != nil {
+		if err := s.end(ctx, r.Name, sid, false, causeEndSession); err != nil {
 			return nil, err
 		}
 	}

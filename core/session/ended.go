@@ -13,6 +13,14 @@ const (
 	InitiatorSystem = "system" // sessiond itself: expiry
 )
 
+// Cause is who ended a session (one of the Initiator* values, for Shared Signals receivers)
+// and why (the event log's reason), carried together so that no caller derives one from the
+// other.
+type Cause struct {
+	Initiator string
+	Reason    string
+}
+
 // Ended is one session that ended, for the parties told of it besides its clients (Shared
 // Signals receivers). ClientID is set when only that client's session ended (a /revoke,
 // reuse detection); empty, the whole user session ended.
