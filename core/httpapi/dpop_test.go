@@ -453,3 +453,31 @@ func TestDPoP_codeFlowWithOAuth2(t *testing.T) {
 		t.Errorf("refresh of a bound token without a proof: %v, want invalid_dpop_proof", err)
 	}
 }
+
+// TestDPoP_dpopJKTBindsTheCode: an authorization request's dpop_jkt (RFC 9449 §10) binds
+// its code to that key: a token request without a proof, or with a proof by another key, is
+// refused and leaves the code redeemable; the proof by the named key redeems it, and the
+// access token is bound to that key.
+func TestDPoP_dpopJKTBindsTheCode(t *testing.T) {
+	t.Parallel()
+	s := newLoginStack(t)
+	h, other := newHolder(t), newHolder(t)
+	code := s.code(t, s.newBrowser(), "dpop_jkt", h.jkt)
+	s.do(t, codeCall(confidentialAuth, code)).refused(t, http.StatusBadRequest, "invalid_grant", "dpop_jkt")
+	s.do(t, withDPoP(codeCall(confidentialAuth, code), s.tokenProof(t, other))).refused(t, http.StatusBadRequest, "invalid_grant", "dpop_jkt")
+	var got tokens
+	s.do(t, withDPoP(codeCall(confidentialAuth, code), s.tokenProof(t, h))).decode(t, http.StatusOK, &got)
+	if got.TokenType != "DPoP" {
+		t.Errorf("token_type %q, want DPoP", got.TokenType)
+	}
+	if jkt := s.jktOf(t, got.AccessToken); jkt != h.jkt {
+		t.Errorf("access token bound to %q, want the dpop_jkt key %q", jkt, h.jkt)
+	}
+
+	// Without dpop_jkt the code is not bound to a key: any proof's key binds the tokens.
+	free := s.code(t, s.newBrowser())
+	s.do(t, withDPoP(codeCall(confidentialAuth, free), s.tokenProof(t, other))).decode(t, http.StatusOK, &got)
+	if jkt := s.jktOf(t, got.AccessToken); jkt != other.jkt {
+		t.Errorf("access token bound to %q, want the proof's key %q", jkt, other.jkt)
+	}
+}

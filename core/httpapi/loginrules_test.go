@@ -181,6 +181,8 @@ func TestAuthorize_refusalsGoToTheClientWithStateAndIss(t *testing.T) {
 		{"bad scope", confidential, rpCallback, []string{"scope", "openid \"x\""}, "invalid_scope", "RFC 6749"},
 		{"request object", confidential, rpCallback, []string{"request", "e30"}, "request_not_supported", ""},
 		{"unknown response_mode", confidential, rpCallback, []string{"response_mode", "web_message"}, "invalid_request", "response_mode"},
+		{"dpop_jkt not a thumbprint", confidential, rpCallback, []string{"dpop_jkt", "abc"}, "invalid_request", "RFC 7638"},
+		{"dpop_jkt without a code", implicitClient, implicitCallback, []string{"response_type", "token", "dpop_jkt", "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I"}, "invalid_request", "binds an authorization code"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			back, status := s.newBrowser().visit(t, s.authURL(tc.client, tc.redirect, tc.kv...))

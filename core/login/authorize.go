@@ -1,6 +1,8 @@
 package login
 
 import (
+	"crypto/sha256"
+	"encoding/base64"
 	"fmt"
 	"net/url"
 	"slices"
@@ -75,6 +77,9 @@ type Request struct {
 	LoginHint   string   `json:"login_hint,omitempty"`
 	UILocales   string   `json:"ui_locales,omitempty"`
 	ACRValues   string   `json:"acr_values,omitempty"`
+	// DPoPJKT binds the code to a DPoP key before the token request (RFC 9449 §10): the
+	// code grant's proof must be made with the key of this thumbprint.
+	DPoPJKT string `json:"dpop_jkt,omitempty"`
 	// ResponseType is the sorted set of code, token and id_token.
 	ResponseType []string `json:"response_type"`
 	// ResponseMode is query (code alone), fragment, or FormPost.
@@ -200,6 +205,15 @@ func (q *Request) parse(c *realm.Client, params url.Values) error {
 	}
 	if err := q.pkce(c, params.Get("code_challenge"), params.Get("code_challenge_method")); err != nil {
 		return err
+	}
+	if v := params.Get("dpop_jkt"); v != "" {
+		if !q.Wants(RespCode) {
+			return bad("dpop_jkt binds an authorization code, and response_type %s issues none", strings.Join(rt, " "))
+		}
+		if sum, err := base64.RawURLEncoding.DecodeString(v); err != nil || len(sum) != sha256.Size {
+			return bad("dpop_jkt must be the base64url SHA-256 JWK thumbprint of a key (RFC 7638), not %q", short(v))
+		}
+		q.DPoPJKT = v
 	}
 	if q.Wants(RespIDToken) {
 		switch {

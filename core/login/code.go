@@ -99,7 +99,8 @@ func invalidGrant(format string, args ...any) error {
 }
 
 // Redeem exchanges a code: once, within the Client login timeout, by the client it was
-// issued to, with the same redirect_uri, and with the PKCE verifier of its challenge. A
+// issued to, with the same redirect_uri, with the PKCE verifier of its challenge, and with a
+// DPoP proof by the key the request's dpop_jkt named, if it named one. A
 // refused request changes nothing; a second redemption is refused and ends the sessions
 // the first one gave tokens of (RFC 6749 §4.1.2), online and offline, with back-channel
 // logout to their clients.
@@ -136,6 +137,13 @@ func (s *Service) Redeem(ctx context.Context, g CodeGrant) (*Exchange, error) {
 	}
 	if err := checkVerifier(c.Request.Challenge, g.Verifier); err != nil {
 		return nil, err
+	}
+	switch {
+	case c.Request.DPoPJKT == "":
+	case g.JKT == "":
+		return nil, invalidGrant("the code is bound to a DPoP key (dpop_jkt): the token request must carry a DPoP proof made with it")
+	case subtle.ConstantTimeCompare([]byte(g.JKT), []byte(c.Request.DPoPJKT)) != 1:
+		return nil, invalidGrant("the DPoP proof's key is not the one the authorization request bound the code to (dpop_jkt)")
 	}
 	c.Used = true
 	if err := s.put(ctx, CodeKind, rec.Key, rec, c); err != nil {
