@@ -222,8 +222,8 @@ func TestFailoverUnderLoad(t *testing.T) {
 	served := load.waitServed(t, switched, serveWithin)
 	ready := waitReadiness(t, clients, http.StatusOK, `"status":"UP"`, switched, readyWithin)
 	feeds := waitFeeds(t, nodes, 1, switched, feedWithin)
-	figures = append(figures, fmt.Sprintf("fenced primary: readiness DOWN %v after the fence; after the repoint, served in %v, ready in %v, feeds back in %v",
-		down.Round(time.Millisecond), served.Round(time.Millisecond), ready.Round(time.Millisecond), feeds.Round(time.Millisecond)))
+	figures = append(figures, fmt.Sprintf("fenced primary: writes unavailable %v in all (fence to every node serving); readiness DOWN %v after the fence; after the repoint, served in %v, ready in %v, feeds back in %v",
+		(switched.Sub(fenced)+served).Round(time.Millisecond), down.Round(time.Millisecond), served.Round(time.Millisecond), ready.Round(time.Millisecond), feeds.Round(time.Millisecond)))
 
 	// (2) The new primary stopped with -m immediate; its synchronous standby promoted.
 	s2 := s1.NewStandby(t)
@@ -238,8 +238,8 @@ func TestFailoverUnderLoad(t *testing.T) {
 	served = load.waitServed(t, switched, serveWithin)
 	ready = waitReadiness(t, clients, http.StatusOK, `"status":"UP"`, switched, readyWithin)
 	feeds = waitFeeds(t, nodes, 2, switched, feedWithin)
-	figures = append(figures, fmt.Sprintf("primary stopped: readiness DOWN %v after the stop, promotion and repoint %v after it; after the repoint, served in %v, ready in %v, feeds back in %v",
-		down.Round(time.Millisecond), switched.Sub(stopped).Round(time.Millisecond), served.Round(time.Millisecond), ready.Round(time.Millisecond), feeds.Round(time.Millisecond)))
+	figures = append(figures, fmt.Sprintf("primary stopped: writes unavailable %v in all (stop to every node serving); readiness DOWN %v after the stop, promotion and repoint %v after it; after the repoint, served in %v, ready in %v, feeds back in %v",
+		(switched.Sub(stopped)+served).Round(time.Millisecond), down.Round(time.Millisecond), switched.Sub(stopped).Round(time.Millisecond), served.Round(time.Millisecond), ready.Round(time.Millisecond), feeds.Round(time.Millisecond)))
 
 	// (3) The primary's synchronous standby gone: commits wait. Writes end at the
 	// statement timeout (1s) as 503 of unknown outcome; readiness says commits hang.
@@ -262,8 +262,8 @@ func TestFailoverUnderLoad(t *testing.T) {
 	released := time.Now()
 	served = load.waitServed(t, released, serveWithin)
 	ready = waitReadiness(t, clients, http.StatusOK, `"status":"UP"`, released, readyWithin)
-	figures = append(figures, fmt.Sprintf("synchronous standby gone: readiness DOWN %v after; once released, served in %v, ready in %v",
-		down.Round(time.Millisecond), served.Round(time.Millisecond), ready.Round(time.Millisecond)))
+	figures = append(figures, fmt.Sprintf("synchronous standby gone: writes unavailable %v in all (standby gone to every node serving); readiness DOWN %v after; once released, served in %v, ready in %v",
+		(released.Sub(hung)+served).Round(time.Millisecond), down.Round(time.Millisecond), served.Round(time.Millisecond), ready.Round(time.Millisecond)))
 
 	stop()
 	load.mu.Lock()
