@@ -290,3 +290,48 @@ func TestSealedStateOpensForItsLabelUntilItsTTL(t *testing.T) {
 		}
 	}
 }
+
+// Two consoles over one store (the admin console's and the account console's): each has a
+// key of its own, so that one's cookie opens nothing in the other, and sign-outs of their
+// own, so that neither's sweep reads the other's. What a named console's session holds of
+// the person comes back from its cookie on any node of the console.
+func TestEachConsoleHasAKeyAndSignOutsOfItsOwn(t *testing.T) {
+	ctx := context.Background()
+	store, c := newStore(t), &clock{now: time.Unix(1_800_000_000, 0)}
+	kek := newKEK(t, 1)
+	named := func() *consolesession.Manager {
+		return consolesession.New(consolesession.Options{Name: "account", Records: store, KEK: kek, Idle: idle, Max: max, Now: c.Now})
+	}
+	adminConsole, account := node(store, kek, c), named()
+	anyone := func(string) string { return "console" }
+	adminValue, _, err := adminConsole.Start(ctx, "admin", "manage", "console")
+	if err != nil {
+		t.Fatal(err)
+	}
+	value, s, err := account.StartSession(ctx, consolesession.Session{Actor: "u-1", Realm: "acme", UserSession: "us-1", Username: "alice"}, "console")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := account.Open(ctx, adminValue, anyone); !errors.Is(err, consolesession.ErrInvalid) {
+		t.Errorf("the admin console's cookie in the account console: %v, want ErrInvalid", err)
+	}
+	if _, _, err := adminConsole.Open(ctx, value, anyone); !errors.Is(err, consolesession.ErrInvalid) {
+		t.Errorf("the account console's cookie in the admin console: %v, want ErrInvalid", err)
+	}
+	got, _, err := named().Open(ctx, value, anyone)
+	if err != nil || got.Actor != "u-1" || got.Realm != "acme" || got.UserSession != "us-1" || got.Username != "alice" || got.CSRF != s.CSRF {
+		t.Errorf("another node of the account console: %+v, %v; want what was signed in", got, err)
+	}
+	if err := account.End(ctx, s); err != nil {
+		t.Fatal(err)
+	}
+	if admin, _ := store.ListRecords(ctx, consolesession.SignOutKind); len(admin) != 0 {
+		t.Errorf("the account console's sign-out is among the admin console's: %d records", len(admin))
+	}
+	if _, _, err := named().Open(ctx, value, anyone); !errors.Is(err, consolesession.ErrSignedOut) {
+		t.Errorf("after signing out: %v, want ErrSignedOut", err)
+	}
+	if _, _, err := adminConsole.Open(ctx, adminValue, anyone); err != nil {
+		t.Errorf("the admin console's session after the account console's sign-out: %v", err)
+	}
+}

@@ -248,7 +248,7 @@ func (rt *Runtime) wire(opts Options, issuerBase string) (*httpapi.Server, error
 		Console:          adminConsole,
 		SSF:              rt.sharedSignals(),
 		Account:          accounts,
-		AccountConsole:   rt.accountConsole(accounts, logins, sessions, opts.now),
+		AccountConsole:   rt.accountConsole(accounts, logins, store, kek, opts.now),
 		DPoP:             proofs,
 	}), nil
 }
