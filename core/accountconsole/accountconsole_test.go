@@ -11,15 +11,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hashicorp/go-hclog"
-
 	"github.com/sessiond/sessiond/core/account"
 	"github.com/sessiond/sessiond/core/consolesession"
 	"github.com/sessiond/sessiond/core/login"
 	"github.com/sessiond/sessiond/core/realm"
 	"github.com/sessiond/sessiond/core/session"
-	"github.com/sessiond/sessiond/providers/usersessions/memory"
-	"github.com/sessiond/sessiond/spi"
+	"github.com/sessiond/sessiond/internal/testmem"
 )
 
 const issuerBase = "https://sso.test"
@@ -111,20 +108,10 @@ func (f fakeLogins) Redeem(_ context.Context, g login.CodeGrant) (*login.Exchang
 	return &login.Exchange{Grant: &session.Grant{AccessToken: accessToken, RefreshToken: refreshToken, IssuedAt: now, ExpiresAt: now.Add(5 * time.Minute)}}, nil
 }
 
-func newStore(t *testing.T) *memory.Provider {
-	t.Helper()
-	p := memory.New(hclog.NewNullLogger())
-	if err := p.Configure(context.Background(), spi.Config{spi.HostNodeID: "test"}); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { p.Close(context.Background()) })
-	return p
-}
-
 func newConsole(t *testing.T) (*Console, *fakeAccount) {
 	t.Helper()
 	acc := &fakeAccount{}
-	return newNode(t, newStore(t), acc), acc
+	return newNode(t, testmem.Store(t), acc), acc
 }
 
 // newNode is one node of the console over store and the account service acc: nodes over
@@ -299,7 +286,7 @@ func TestSignInRefusesAForeignCallback(t *testing.T) {
 // token; signed out on B, the old cookie opens nothing on A, even before the user
 // session's end reaches A.
 func TestSignInHoldsOnEveryNodeOfTheStore(t *testing.T) {
-	store, acc := newStore(t), &fakeAccount{}
+	store, acc := testmem.Store(t), &fakeAccount{}
 	a, b := newNode(t, store, acc), newNode(t, store, acc)
 	ck, csrf := signIn(t, a)
 	for _, tc := range []struct {
@@ -352,7 +339,7 @@ func TestTheUserSessionsEndEndsTheSignIn(t *testing.T) {
 // TestAnotherConsolesCookieOpensNothing: the admin console's cookie, from the same store,
 // is not a sign-in here.
 func TestAnotherConsolesCookieOpensNothing(t *testing.T) {
-	store, acc := newStore(t), &fakeAccount{}
+	store, acc := testmem.Store(t), &fakeAccount{}
 	c := newNode(t, store, acc)
 	adminSessions := consolesession.New(consolesession.Options{Records: store, Idle: time.Hour, Max: time.Hour})
 	value, _, err := adminSessions.StartSession(context.Background(), consolesession.Session{Actor: "alice", Realm: "acme",
