@@ -58,6 +58,7 @@ const (
 	keyCleanupInterval      = "cleanup-interval"
 	keyCleanupBatchSize     = "cleanup-batch-size"
 	keyCacheMaxEntries      = "cache-max-entries"
+	keyVerifiedTokenCache   = "verified-token-cache-max-entries"
 	keyMetricsEnabled       = "metrics-enabled"
 	keyEventLogFile         = "event-log-file"
 	keyPushMaxAttempts      = "push-max-attempts"
@@ -125,6 +126,8 @@ const (
 	maxCleanupBatchSize = 100000
 	// A billion compact entries would be about a terabyte: anything above is a typo.
 	maxCacheMaxEntries = 1000000000
+	// Ten million verified tokens is more than any node sees again within their lifetimes.
+	maxVerifiedTokenCache = 10000000
 )
 
 // DefaultConfigFile is read when no --config is given; its absence is not an error.
@@ -208,6 +211,8 @@ func ServerOptions() []ServerOption {
 			Help: "Most expired user sessions one cleanup statement removes; a pass repeats batches, pausing between them, so live traffic is not held up. Also the page size of the recompute of stored expiries after a realm's timeouts change. From 1 to 100000."},
 		{Name: keyCacheMaxEntries, Type: spi.Int, Default: "10000",
 			Help: "Most user sessions (online and offline) kept in the in-process session cache; the least recently used is forgotten first, never deleted from the store. The offline preload stops when the cache is full. About 800 bytes of heap a cached session. From 1 to 1000000000."},
+		{Name: keyVerifiedTokenCache, Type: spi.Int, Default: "32768",
+			Help: "Most tokens whose signature check a node remembers (core/token's verified-token cache, keyed by a SHA-256 of the token, never the token), so that a token presented again skips the signature verification; its expiry, issuer, key and session are checked on every use all the same. The least recently used half is forgotten first. 0 turns the cache off. From 0 to 10000000."},
 		{Name: keyMetricsEnabled, Type: spi.Bool, Default: "false",
 			Help: "Serve Prometheus metrics at `GET /metrics` (Keycloak's key), on the management interface under start and on the one port under start-dev: sessions per realm and client, refreshes, refusals and token endpoint latency, cleanup, preload, plugins, push deliveries."},
 		{Name: keyEventLogFile, Type: spi.String,

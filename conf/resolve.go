@@ -41,6 +41,10 @@ type Settings struct {
 	CleanupBatchSize int
 	// CacheMaxEntries bounds the in-process session cache (core/cache Options.MaxEntries).
 	CacheMaxEntries int
+	// VerifiedTokenCache bounds the verified-token cache, as core/token's
+	// Options.VerifiedTokens: 0 is its default (Settings not resolved from a
+	// configuration), negative turns it off (the key's 0).
+	VerifiedTokenCache int
 	// MetricsEnabled serves /metrics; EventLogFile is the JSON-lines event log ("-" is
 	// standard output, "" means the event log goes to the logger).
 	MetricsEnabled bool
@@ -393,6 +397,14 @@ func (r *resolver) server() map[string]string {
 			r.s.CacheMaxEntries, _ = strconv.Atoi(v)
 			if r.s.CacheMaxEntries < 1 || r.s.CacheMaxEntries > maxCacheMaxEntries {
 				r.invalid(st, fmt.Sprintf("a whole number from 1 to %d", maxCacheMaxEntries))
+			}
+		case keyVerifiedTokenCache:
+			r.s.VerifiedTokenCache, _ = strconv.Atoi(v)
+			if r.s.VerifiedTokenCache < 0 || r.s.VerifiedTokenCache > maxVerifiedTokenCache {
+				r.invalid(st, fmt.Sprintf("a whole number from 0 to %d", maxVerifiedTokenCache))
+			}
+			if r.s.VerifiedTokenCache == 0 {
+				r.s.VerifiedTokenCache = -1 // off
 			}
 		case keyMetricsEnabled:
 			r.s.MetricsEnabled = v == "true"

@@ -189,6 +189,29 @@ func (s *Service) Authenticate(ctx context.Context, realmName, raw string) (*Cal
 	return &Caller{Realm: r.Name, UserID: t.Subject, Username: t.Username, SessionID: t.SessionID, ClientID: t.ClientID}, nil
 }
 
+// Resume authorizes a request of the account console, which keeps no token: the person
+// signed in to it on user session sid of realm, and the console's sign-in holds while that
+// session is live, is still userID's and still holds the client session clientID signed
+// in with (the same rule as Authenticate's, without the token). A refusal is a *TokenError;
+// any other error is a failure to check.
+func (s *Service) Resume(ctx context.Context, realmName, userID, sid, clientID string) (*Caller, error) {
+	r, err := s.realm(realmName)
+	if err != nil {
+		return nil, err
+	}
+	if userID == "" || sid == "" {
+		return nil, &TokenError{Description: "the sign-in names no user session"}
+	}
+	us, err := s.liveSession(ctx, r, sid)
+	if err != nil {
+		return nil, err
+	}
+	if us == nil || us.UserID != userID || us.Clients[clientID] == nil {
+		return nil, &TokenError{Description: "the sign-in's session has ended"}
+	}
+	return &Caller{Realm: r.Name, UserID: us.UserID, Username: us.LoginUsername, SessionID: us.ID, ClientID: clientID}, nil
+}
+
 func (s *Service) realmNotBefore(r *realm.Realm) time.Time {
 	if s.notBefore == nil {
 		return r.NotBefore

@@ -5,32 +5,36 @@
 // It signs in as Keycloak's account console does, as an OpenID Connect client of the realm
 // (the public client "account-console"): the browser goes through the realm's authorization
 // endpoint with PKCE and comes back with a code, which the console redeems in process
-// (core/login's Redeem, the token endpoint's code grant). The tokens stay in this node's
-// memory under a random id, kept by the browser in an HttpOnly cookie; every page is
-// authorized by the access token exactly as the REST API is, and every form carries the
-// console session's CSRF token. No script.
+// (core/login's Redeem, the token endpoint's code grant). It keeps no token: the sign-in is
+// a console session of core/consolesession (the admin console's), an HttpOnly cookie MACed
+// under a key every node sharing the store reads, holding the user session the access token
+// named. Every page is authorized by that session being live, still the person's and still
+// holding the console's client session (the account API's own rule for a token's sid), so
+// any node serves the console, a restart signs nobody out, and the user session's end
+// (a logout elsewhere, an administrator, "sign out all") ends the console's sign-in. Its
+// own sign-out ends the user session and is recorded in the store, so it holds on every
+// node at once. Every form carries the console session's CSRF token. No script.
 package accountconsole
 
 import (
 	"context"
 	"crypto/rand"
-	"crypto/sha256"
 	"embed"
 	"encoding/base64"
 	"errors"
 	"fmt"
 	"html/template"
 	"io/fs"
-	"net"
 	"net/http"
 	"net/url"
 	"strings"
-	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/sessiond/sessiond/core/account"
+	"github.com/sessiond/sessiond/core/consolesession"
 	"github.com/sessiond/sessiond/core/login"
 	"github.com/sessiond/sessiond/core/pageguard"
 	"github.com/sessiond/sessiond/core/realm"
@@ -52,17 +56,23 @@ const (
 	csrfField       = "csrf"
 )
 
+// SessionsName is the console's name among core/consolesession's: its cookie key is the
+// store record console-key/account, its sign-outs the records of kind
+// account-console-signout.
+const SessionsName = "account"
+
 // Lifetimes.
 const (
-	// DefaultIdleTimeout ends a console session nobody used for that long (the tokens'
+	// DefaultIdleTimeout ends a console session nobody used for that long (the user
 	// session goes on).
 	DefaultIdleTimeout = 30 * time.Minute
+	// DefaultMaxLifetime ends a console session that long after sign-in; the user
+	// session's own max lifetime (the realm's ssoSessionMaxLifespan) mostly ends it first.
+	DefaultMaxLifetime = 10 * time.Hour
 	// loginTimeout bounds a login under way: from the redirect to the callback.
 	loginTimeout = 10 * time.Minute
-	// maxHeld bounds the console sessions and logins held; past it the oldest goes.
-	maxHeld = 10000
-	// refreshAhead refreshes the access token that long before it expires.
-	refreshAhead = 15 * time.Second
+	// sweepEvery is how often at most a node deletes the records of past sign-outs.
+	sweepEvery = 10 * time.Minute
 )
 
 //go:embed templates/*.html
@@ -74,6 +84,7 @@ var staticFiles embed.FS
 // Account is the account API's service; *account.Service implements it.
 type Account interface {
 	Authenticate(ctx context.Context, realm, raw string) (*account.Caller, error)
+	Resume(ctx context.Context, realm, userID, sid, clientID string) (*account.Caller, error)
 	Devices(ctx context.Context, c *account.Caller) ([]account.DeviceRep, error)
 	Logout(ctx context.Context, c *account.Caller, id string) error
 	LogoutAll(ctx context.Context, c *account.Caller, current bool) (int, error)
@@ -87,22 +98,21 @@ type Logins interface {
 	Redeem(ctx context.Context, g login.CodeGrant) (*login.Exchange, error)
 }
 
-// Refresher refreshes the console's access token; *session.Service implements it.
-type Refresher interface {
-	Refresh(ctx context.Context, req session.RefreshRequest) (*session.Grant, error)
-}
-
 // Deps are the console's dependencies.
 type Deps struct {
 	Account Account
 	Logins  Logins
-	Tokens  Refresher
 	Realms  *realm.Realms
+	// Records keep the console sessions' cookie key and sign-outs: the user-sessions
+	// store's, which every node sharing it reads.
+	Records consolesession.Records
+	// KEK seals the cookie key; nil keeps it in plain text (start-dev).
+	KEK consolesession.Sealer
 	// Hostname is sessiond's public base URL, "" when unset (the same-origin check).
-	Hostname    string
-	IdleTimeout time.Duration
-	Now         func() time.Time
-	Log         hclog.Logger
+	Hostname                 string
+	IdleTimeout, MaxLifetime time.Duration
+	Now                      func() time.Time
+	Log                      hclog.Logger
 }
 
 // Console serves the account console; it is an http.Handler for the paths under
@@ -110,42 +120,26 @@ type Deps struct {
 type Console struct {
 	account  Account
 	logins   Logins
-	tokens   Refresher
 	realms   *realm.Realms
+	sessions *consolesession.Manager
 	hostname string
-	idle     time.Duration
 	now      func() time.Time
 	log      hclog.Logger
 	tmpl     *template.Template
 	mux      *http.ServeMux
 
-	mu      sync.Mutex
-	held    map[[32]byte]*signedIn
-	pending map[[32]byte]*pendingLogin
-}
-
-// signedIn is one console session: a person's tokens.
-type signedIn struct {
-	realm, username   string
-	access, refresh   string
-	accessExpires     time.Time
-	csrf              string
-	started, lastSeen time.Time
-}
-
-// pendingLogin is a login under way: what the callback checks and redeems with.
-type pendingLogin struct {
-	realm, state, verifier string
-	started                time.Time
+	lastSweep atomic.Int64 // Unix seconds of this node's last sweep of past sign-outs
 }
 
 // New returns the console.
 func New(d Deps) *Console {
-	c := &Console{account: d.Account, logins: d.Logins, tokens: d.Tokens, realms: d.Realms,
-		hostname: strings.TrimSuffix(d.Hostname, "/"), idle: d.IdleTimeout, now: d.Now, log: d.Log,
-		mux: http.NewServeMux(), held: map[[32]byte]*signedIn{}, pending: map[[32]byte]*pendingLogin{}}
-	if c.idle <= 0 {
-		c.idle = DefaultIdleTimeout
+	c := &Console{account: d.Account, logins: d.Logins, realms: d.Realms,
+		hostname: strings.TrimSuffix(d.Hostname, "/"), now: d.Now, log: d.Log, mux: http.NewServeMux()}
+	if d.IdleTimeout <= 0 {
+		d.IdleTimeout = DefaultIdleTimeout
+	}
+	if d.MaxLifetime <= 0 {
+		d.MaxLifetime = DefaultMaxLifetime
 	}
 	if c.now == nil {
 		c.now = time.Now
@@ -153,6 +147,8 @@ func New(d Deps) *Console {
 	if c.log == nil {
 		c.log = hclog.NewNullLogger()
 	}
+	c.sessions = consolesession.New(consolesession.Options{Name: SessionsName, Records: d.Records, KEK: d.KEK,
+		Idle: d.IdleTimeout, Max: d.MaxLifetime, Now: c.now})
 	c.tmpl = template.Must(template.New("").Funcs(funcs).ParseFS(templateFiles, "templates/*.html"))
 	c.routes()
 	return c
@@ -230,8 +226,6 @@ func randomToken() string {
 	return base64.RawURLEncoding.EncodeToString(b)
 }
 
-func key(id string) [32]byte { return sha256.Sum256([]byte(id)) }
-
 // secure reports whether the browser reached sessiond over TLS (directly, or through a
 // trusted proxy: core/forwarded sets the scheme).
 func secure(r *http.Request) bool { return r.TLS != nil || r.URL.Scheme == "https" }
@@ -247,13 +241,6 @@ func setCookie(w http.ResponseWriter, r *http.Request, name, value string, maxAg
 		c.MaxAge, c.Expires = -1, time.Unix(0, 0)
 	}
 	http.SetCookie(w, c)
-}
-
-func remoteIP(r *http.Request) string {
-	if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
-		return host
-	}
-	return r.RemoteAddr
 }
 
 // Refusals of the console itself.
@@ -298,6 +285,7 @@ type view struct {
 	CSRF     string
 	Done     string
 	caller   *account.Caller
+	session  *consolesession.Session
 }
 
 type errorView struct {

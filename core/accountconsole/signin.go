@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/sessiond/sessiond/core/account"
+	"github.com/sessiond/sessiond/core/consolesession"
 	"github.com/sessiond/sessiond/core/login"
 	"github.com/sessiond/sessiond/core/pageguard"
 	"github.com/sessiond/sessiond/core/realm"
@@ -36,8 +37,22 @@ func (c *Console) redirectURI(realmName string) string {
 	return c.logins.Issuer(realmName) + CallbackPath
 }
 
+// pendingLogin is a login under way, sealed in the login cookie (MACed under the console's
+// cookie key, so that the callback may come to any node): what the callback checks and
+// redeems with.
+type pendingLogin struct {
+	Realm, State, Verifier string
+}
+
+// loginLabel keeps a sealed login for this use only.
+const loginLabel = "account console sign-in"
+
+// credential is what a console session is bound to: the console itself. Its sign-in rests
+// on the user session, checked on every request, not on a credential that could change.
+const credential = "account-console"
+
 // startLogin sends the browser to the realm's authorization endpoint as the account-console
-// client, with a fresh state and PKCE verifier it remembers under the login cookie.
+// client, with a fresh state and PKCE verifier sealed in the login cookie.
 func (c *Console) startLogin(w http.ResponseWriter, r *http.Request) {
 	realmName := r.PathValue("realm")
 	if _, err := c.client(realmName); err != nil {
@@ -53,43 +68,43 @@ func (c *Console) startLogin(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, iss.String()+"/account/", http.StatusSeeOther)
 		return
 	}
-	id, p := randomToken(), &pendingLogin{realm: realmName, state: randomToken(), verifier: randomToken(), started: c.now()}
-	c.mu.Lock()
-	c.sweepLocked(c.now())
-	if len(c.pending) >= maxHeld {
-		clear(c.pending) // a flood of logins never finished: start over rather than grow
+	p := pendingLogin{Realm: realmName, State: randomToken(), Verifier: randomToken()}
+	sealed, err := c.sessions.SealState(r.Context(), loginLabel, p, loginTimeout)
+	if err != nil {
+		c.fail(w, r, nil, fmt.Errorf("%w: %w", spi.ErrUnavailable, err))
+		return
 	}
-	c.pending[key(id)] = p
-	c.mu.Unlock()
-	setCookie(w, r, loginCookieName, id, loginTimeout)
-	sum := sha256.Sum256([]byte(p.verifier))
+	setCookie(w, r, loginCookieName, sealed, loginTimeout)
+	sum := sha256.Sum256([]byte(p.Verifier))
 	q := url.Values{
 		"client_id": {ClientID}, "redirect_uri": {c.redirectURI(realmName)}, "response_type": {"code"},
-		"scope": {"openid"}, "state": {p.state}, "code_challenge": {base64.RawURLEncoding.EncodeToString(sum[:])},
+		"scope": {"openid"}, "state": {p.State}, "code_challenge": {base64.RawURLEncoding.EncodeToString(sum[:])},
 		"code_challenge_method": {"S256"},
 	}
 	http.Redirect(w, r, c.logins.Issuer(realmName)+"/protocol/openid-connect/auth?"+q.Encode(), http.StatusSeeOther)
 }
 
 // callback takes the browser back from the authorization endpoint: the state must be the
-// login's, the code is redeemed with its verifier, and the tokens become a console session.
+// login's, the code is redeemed with its verifier, and the user session the access token
+// names becomes a console session. The tokens are not kept.
 func (c *Console) callback(w http.ResponseWriter, r *http.Request) {
 	realmName := r.PathValue("realm")
+	var p pendingLogin
 	ck, err := r.Cookie(loginCookieName)
-	var p *pendingLogin
 	if err == nil {
-		c.mu.Lock()
-		p = c.pending[key(ck.Value)]
-		delete(c.pending, key(ck.Value))
-		c.mu.Unlock()
+		err = c.sessions.OpenState(r.Context(), loginLabel, ck.Value, &p)
 	}
 	setCookie(w, r, loginCookieName, "", 0)
 	q := r.URL.Query()
 	switch {
-	case p == nil || p.realm != realmName || c.now().Sub(p.started) > loginTimeout:
+	case errors.Is(err, http.ErrNoCookie), errors.Is(err, consolesession.ErrInvalid), errors.Is(err, consolesession.ErrExpired),
+		err == nil && p.Realm != realmName:
 		c.fail(w, r, nil, fmt.Errorf("%w: this browser started no sign-in here, or it took too long; open the account console again", errLogin))
 		return
-	case subtle.ConstantTimeCompare([]byte(q.Get("state")), []byte(p.state)) != 1:
+	case err != nil:
+		c.fail(w, r, nil, fmt.Errorf("%w: %w", spi.ErrUnavailable, err))
+		return
+	case subtle.ConstantTimeCompare([]byte(q.Get("state")), []byte(p.State)) != 1:
 		c.fail(w, r, nil, fmt.Errorf("%w: the answer is not to this browser's sign-in (state)", errLogin))
 		return
 	case q.Get("error") != "":
@@ -97,7 +112,7 @@ func (c *Console) callback(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	x, err := c.logins.Redeem(r.Context(), login.CodeGrant{Realm: realmName, ClientID: ClientID, Code: q.Get("code"),
-		RedirectURI: c.redirectURI(realmName), Verifier: p.verifier})
+		RedirectURI: c.redirectURI(realmName), Verifier: p.Verifier})
 	if err != nil {
 		c.fail(w, r, nil, fmt.Errorf("%w: %w", errLogin, err))
 		return
@@ -107,116 +122,57 @@ func (c *Console) callback(w http.ResponseWriter, r *http.Request) {
 		c.fail(w, r, nil, fmt.Errorf("%w: %w", errLogin, err))
 		return
 	}
-	now := c.now()
-	s := &signedIn{realm: realmName, username: caller.Username, access: x.AccessToken, refresh: x.RefreshToken,
-		accessExpires: now.Add(time.Duration(x.ExpiresIn()) * time.Second), csrf: randomToken(), started: now, lastSeen: now}
-	if s.username == "" {
-		s.username = caller.UserID
+	name := caller.Username
+	if name == "" {
+		name = caller.UserID
 	}
-	id := randomToken()
-	c.mu.Lock()
-	c.sweepLocked(now)
-	if len(c.held) >= maxHeld {
-		c.dropOldestLocked()
+	value, _, err := c.sessions.StartSession(r.Context(), consolesession.Session{Actor: caller.UserID, Realm: realmName,
+		UserSession: caller.SessionID, Username: name}, credential)
+	if err != nil {
+		c.fail(w, r, nil, fmt.Errorf("%w: %w", spi.ErrUnavailable, err))
+		return
 	}
-	c.held[key(id)] = s
-	c.mu.Unlock()
-	setCookie(w, r, CookieName, id, 0)
+	setCookie(w, r, CookieName, value, 0)
 	http.Redirect(w, r, accountURL(realmName, "device-activity"), http.StatusSeeOther)
 }
 
-func (c *Console) sweepLocked(now time.Time) {
-	for k, s := range c.held {
-		if now.Sub(s.lastSeen) >= c.idle {
-			delete(c.held, k)
-		}
-	}
-	for k, p := range c.pending {
-		if now.Sub(p.started) > loginTimeout {
-			delete(c.pending, k)
-		}
-	}
-}
-
-func (c *Console) dropOldestLocked() {
-	var oldest [32]byte
-	var at time.Time
-	for k, s := range c.held {
-		if at.IsZero() || s.started.Before(at) {
-			oldest, at = k, s.started
-		}
-	}
-	delete(c.held, oldest)
-}
-
-// current returns the request's console session, its access token refreshed when it is
-// about to expire, and the person it authorizes. ok is false when there is none, or when
-// its session has ended (signed out elsewhere): it is forgotten, and a page signs in again.
-func (c *Console) current(r *http.Request) (*view, string, bool, error) {
+// current returns the request's console session and the person it authorizes. ok is false
+// when there is none: no cookie, one no node of this store issued, one idle or old past its
+// bounds, one signed out, or one whose user session has ended; a page then signs in again.
+func (c *Console) current(w http.ResponseWriter, r *http.Request) (*view, bool, error) {
 	realmName := r.PathValue("realm")
 	ck, err := r.Cookie(CookieName)
 	if err != nil || ck.Value == "" {
-		return nil, "", false, nil
+		return nil, false, nil
 	}
-	now := c.now()
-	c.mu.Lock()
-	s, ok := c.held[key(ck.Value)]
-	if ok && (s.realm != realmName || now.Sub(s.lastSeen) >= c.idle) {
-		if s.realm == realmName {
-			delete(c.held, key(ck.Value))
-		}
-		ok = false
+	s, refreshed, err := c.sessions.Open(r.Context(), ck.Value, func(string) string { return credential })
+	switch {
+	case errors.Is(err, consolesession.ErrInvalid), errors.Is(err, consolesession.ErrExpired),
+		errors.Is(err, consolesession.ErrSignedOut), errors.Is(err, consolesession.ErrRebound):
+		return nil, false, nil
+	case err != nil:
+		return nil, false, fmt.Errorf("%w: %w", spi.ErrUnavailable, err)
+	case s.Realm != realmName:
+		return nil, false, nil
 	}
-	var copy signedIn
-	if ok {
-		s.lastSeen = now
-		copy = *s
-	}
-	c.mu.Unlock()
-	if !ok {
-		return nil, ck.Value, false, nil
-	}
-	if now.Add(refreshAhead).After(copy.accessExpires) {
-		g, err := c.tokens.Refresh(r.Context(), session.RefreshRequest{Realm: realmName, Client: ClientID, RefreshToken: copy.refresh,
-			IPAddress: remoteIP(r), UserAgent: r.UserAgent()})
-		var refused *session.Error
-		if errors.As(err, &refused) && refused.Code != session.TemporarilyUnavailable {
-			c.forget(ck.Value)
-			return nil, ck.Value, false, nil
-		}
-		if err != nil {
-			return nil, ck.Value, false, err
-		}
-		copy.access, copy.refresh = g.AccessToken, g.RefreshToken
-		copy.accessExpires = now.Add(time.Duration(g.ExpiresIn()) * time.Second)
-		c.mu.Lock()
-		if held, ok := c.held[key(ck.Value)]; ok {
-			held.access, held.refresh, held.accessExpires = copy.access, copy.refresh, copy.accessExpires
-		}
-		c.mu.Unlock()
-	}
-	caller, err := c.account.Authenticate(r.Context(), realmName, copy.access)
-	var badToken *account.TokenError
-	if errors.As(err, &badToken) {
-		c.forget(ck.Value)
-		return nil, ck.Value, false, nil
+	caller, err := c.account.Resume(r.Context(), realmName, s.Actor, s.UserSession, ClientID)
+	var ended *account.TokenError
+	if errors.As(err, &ended) {
+		return nil, false, nil
 	}
 	if err != nil {
-		return nil, ck.Value, false, err
+		return nil, false, err
 	}
-	return &view{Realm: realmName, Username: copy.username, CSRF: copy.csrf, caller: caller}, ck.Value, true, nil
-}
-
-func (c *Console) forget(id string) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	delete(c.held, key(id))
+	if refreshed != "" {
+		setCookie(w, r, CookieName, refreshed, 0)
+	}
+	return &view{Realm: realmName, Username: s.Username, CSRF: s.CSRF, caller: caller, session: s}, true, nil
 }
 
 // page runs a GET page for a signed-in person; without a console session it signs in first.
 func (c *Console) page(h func(http.ResponseWriter, *http.Request, *view) error) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		v, _, ok, err := c.current(r)
+		v, ok, err := c.current(w, r)
 		switch {
 		case err != nil:
 			c.fail(w, r, nil, err)
@@ -236,7 +192,7 @@ func (c *Console) page(h func(http.ResponseWriter, *http.Request, *view) error) 
 // token; each refusal changes nothing.
 func (c *Console) act(h func(http.ResponseWriter, *http.Request, *view) error) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		v, _, ok, err := c.current(r)
+		v, ok, err := c.current(w, r)
 		switch {
 		case err != nil:
 			c.fail(w, r, nil, err)
@@ -244,7 +200,7 @@ func (c *Console) act(h func(http.ResponseWriter, *http.Request, *view) error) h
 			http.Redirect(w, r, accountURL(r.PathValue("realm"), ""), http.StatusSeeOther)
 		case !pageguard.SameOrigin(r, c.hostname):
 			c.fail(w, r, v, errCrossSite)
-		case r.PostForm.Get(csrfField) == "" || subtle.ConstantTimeCompare([]byte(r.PostForm.Get(csrfField)), []byte(v.CSRF)) != 1:
+		case !consolesession.ValidCSRF(v.session, r.PostForm.Get(csrfField)):
 			c.fail(w, r, v, errCSRF)
 		default:
 			if err := h(w, r, v); err != nil {
@@ -255,15 +211,29 @@ func (c *Console) act(h func(http.ResponseWriter, *http.Request, *view) error) h
 }
 
 // signOut ends the person's current session (the one the console signed in with), through
-// the account API's logout path, and the console session.
+// the account API's logout path, and the console session, on every node: its sign-out is
+// recorded in the store.
 func (c *Console) signOut(w http.ResponseWriter, r *http.Request, v *view) error {
 	if err := c.account.Logout(r.Context(), v.caller, v.caller.SessionID); err != nil && !errors.Is(err, spi.ErrNotFound) {
 		return err
 	}
-	if ck, err := r.Cookie(CookieName); err == nil {
-		c.forget(ck.Value)
+	if err := c.sessions.End(r.Context(), v.session); err != nil {
+		return fmt.Errorf("%w: %w", spi.ErrUnavailable, err)
 	}
+	c.sweep(r)
 	setCookie(w, r, CookieName, "", 0)
 	c.render(w, http.StatusOK, "signedout", view{Title: "Signed out", Realm: v.Realm})
 	return nil
+}
+
+// sweep deletes the records of sign-outs past their sessions' max lifetime, at most every
+// sweepEvery on a node: a sign-out does not pay for listing them all each time.
+func (c *Console) sweep(r *http.Request) {
+	now, last := c.now().Unix(), c.lastSweep.Load()
+	if now-last < int64(sweepEvery/time.Second) || !c.lastSweep.CompareAndSwap(last, now) {
+		return
+	}
+	if err := c.sessions.Sweep(r.Context()); err != nil {
+		c.log.Warn("cannot delete the records of past account console sign-outs; a later sign-out tries again", "error", err)
+	}
 }

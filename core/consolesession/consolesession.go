@@ -1,6 +1,8 @@
-// Package consolesession keeps the admin console's sign-in sessions in a MACed cookie under
-// a key every node sharing the store reads, so that any node serves any signed-in operator,
-// a restart signs nobody out, and a sign-out on one node holds on all of them.
+// Package consolesession keeps the consoles' sign-in sessions (the admin console's operators,
+// the account console's people) in a MACed cookie under a key every node sharing the store
+// reads, so that any node serves any signed-in session, a restart signs nobody out, and a
+// sign-out on one node holds on all of them. Each console has a key of its own: one's
+// cookie opens nothing in the other.
 package consolesession
 
 import (
@@ -39,12 +41,14 @@ type Sealer interface {
 
 // The records this package keeps.
 const (
-	// KeyKind holds the cookie key, one record keyed KeyName: 32 random bytes, sealed
-	// with the key-encryption key when one is configured.
+	// KeyKind holds the cookie keys, one record a console: the admin console's keyed
+	// KeyName, another console's by its Options.Name; 32 random bytes, sealed with the
+	// key-encryption key when one is configured.
 	KeyKind = "console-key"
 	KeyName = "cookie"
-	// SignOutKind holds one record per signed-out console session, keyed by its id, until
-	// the session would have reached its max lifetime anyway.
+	// SignOutKind holds one record per signed-out admin console session, keyed by its id,
+	// until the session would have reached its max lifetime anyway; another console's are
+	// of kind "<Options.Name>-console-signout".
 	SignOutKind = "console-signout"
 )
 
@@ -56,9 +60,6 @@ var (
 	ErrRebound   = errors.New("the credential the console session was opened with has changed")
 )
 
-// keyAAD binds the sealed key to its use.
-var keyAAD = []byte("sessiond admin console cookie key")
-
 // cookieVersion prefixes every cookie value; a later format gets another.
 const cookieVersion = "v1"
 
@@ -68,6 +69,9 @@ const refreshEvery = time.Minute
 
 // Options configure a Manager.
 type Options struct {
+	// Name is the console's: "" for the admin console; another console (the account
+	// console's "account") has a key and sign-out records of its own.
+	Name    string
 	Records Records
 	// KEK seals the stored key; nil stores it in plain text (start-dev: start refuses to
 	// run without a key-encryption key).
@@ -98,11 +102,17 @@ func New(o Options) *Manager {
 func (m *Manager) Idle() time.Duration { return m.o.Idle }
 func (m *Manager) Max() time.Duration  { return m.o.Max }
 
-// Session is one signed-in operator.
+// Session is one signed-in operator or person.
 type Session struct {
-	ID    string `json:"sid"`
+	ID string `json:"sid"`
+	// Actor is who signed in: the admin console's actor, the account console's user id.
 	Actor string `json:"act"`
-	Role  string `json:"role"`
+	Role  string `json:"role,omitempty"`
+	// Realm, UserSession and Username, for the account console: the realm, the user
+	// session the sign-in rests on, and the name the pages show.
+	Realm       string `json:"realm,omitempty"`
+	UserSession string `json:"us,omitempty"`
+	Username    string `json:"name,omitempty"`
 	// Bound is a MAC of the credential the operator signed in with: a session outlives
 	// no change of that credential.
 	Bound   string `json:"cred"`
@@ -130,7 +140,7 @@ func (m *Manager) cookieKey(ctx context.Context) ([]byte, error) {
 		return m.key, nil
 	}
 	for range 3 {
-		recs, err := m.o.Records.GetRecords(ctx, KeyKind, []string{KeyName})
+		recs, err := m.o.Records.GetRecords(ctx, KeyKind, []string{m.keyName()})
 		if err != nil {
 			return nil, fmt.Errorf("read the console's cookie key: %w", err)
 		}
@@ -147,7 +157,7 @@ func (m *Manager) cookieKey(ctx context.Context) ([]byte, error) {
 		}
 		key := make([]byte, 32)
 		_, _ = rand.Read(key)
-		if _, err := m.o.Records.PutRecord(ctx, &usersessions.Record{Kind: KeyKind, Key: KeyName, Value: m.sealKey(key)}); err != nil {
+		if _, err := m.o.Records.PutRecord(ctx, &usersessions.Record{Kind: KeyKind, Key: m.keyName(), Value: m.sealKey(key)}); err != nil {
 			if errors.Is(err, spi.ErrConflict) || errors.Is(err, spi.ErrExists) {
 				continue // another node made it first
 			}
@@ -159,10 +169,34 @@ func (m *Manager) cookieKey(ctx context.Context) ([]byte, error) {
 	return nil, fmt.Errorf("the console's cookie key kept changing while read: %w", spi.ErrUnavailable)
 }
 
+// keyName is the key record's, signOutKind the sign-outs' kind, keyAAD what the sealed
+// key is bound to: the admin console's as they always were, another console's its own.
+func (m *Manager) keyName() string {
+	if m.o.Name == "" {
+		return KeyName
+	}
+	return m.o.Name
+}
+
+func (m *Manager) signOutKind() string {
+	if m.o.Name == "" {
+		return SignOutKind
+	}
+	return m.o.Name + "-" + SignOutKind
+}
+
+func (m *Manager) keyAAD() []byte {
+	name := m.o.Name
+	if name == "" {
+		name = "admin"
+	}
+	return []byte("sessiond " + name + " console cookie key")
+}
+
 func (m *Manager) sealKey(key []byte) []byte {
 	sk := storedKey{Key: key}
 	if m.o.KEK != nil {
-		sk = storedKey{KEK: m.o.KEK.ID(), Sealed: m.o.KEK.Seal(keyAAD, key)}
+		sk = storedKey{KEK: m.o.KEK.ID(), Sealed: m.o.KEK.Seal(m.keyAAD(), key)}
 	}
 	b, _ := json.Marshal(sk)
 	return b
@@ -173,24 +207,24 @@ func (m *Manager) sealKey(key []byte) []byte {
 func (m *Manager) openKey(ctx context.Context, rec *usersessions.Record) ([]byte, error) {
 	var sk storedKey
 	if err := json.Unmarshal(rec.Value, &sk); err != nil {
-		return nil, fmt.Errorf("the console's stored cookie key is damaged (delete record %s/%s to make another, which signs every operator out): %w", KeyKind, KeyName, spi.ErrUnavailable)
+		return nil, fmt.Errorf("the console's stored cookie key is damaged (delete record %s/%s to make another, which signs every operator out): %w", KeyKind, m.keyName(), spi.ErrUnavailable)
 	}
 	switch {
 	case sk.Sealed == nil && len(sk.Key) == 32:
 		if m.o.KEK != nil {
-			if _, err := m.o.Records.PutRecord(ctx, &usersessions.Record{Kind: KeyKind, Key: KeyName, Value: m.sealKey(sk.Key), Version: rec.Version}); err != nil {
+			if _, err := m.o.Records.PutRecord(ctx, &usersessions.Record{Kind: KeyKind, Key: m.keyName(), Value: m.sealKey(sk.Key), Version: rec.Version}); err != nil {
 				return nil, fmt.Errorf("seal the console's cookie key: %w", err)
 			}
 		}
 		return sk.Key, nil
 	case sk.Sealed == nil:
-		return nil, fmt.Errorf("the console's stored cookie key has %d bytes, not 32 (delete record %s/%s to make another): %w", len(sk.Key), KeyKind, KeyName, spi.ErrUnavailable)
+		return nil, fmt.Errorf("the console's stored cookie key has %d bytes, not 32 (delete record %s/%s to make another): %w", len(sk.Key), KeyKind, m.keyName(), spi.ErrUnavailable)
 	case m.o.KEK == nil:
 		return nil, fmt.Errorf("the console's cookie key is encrypted with key-encryption key %s and none is configured: %w", sk.KEK, spi.ErrUnavailable)
 	case sk.KEK != m.o.KEK.ID():
 		return nil, fmt.Errorf("the console's cookie key is encrypted with key-encryption key %s, but the one configured is %s: %w", sk.KEK, m.o.KEK.ID(), spi.ErrUnavailable)
 	}
-	key, err := m.o.KEK.Open(keyAAD, sk.Sealed)
+	key, err := m.o.KEK.Open(m.keyAAD(), sk.Sealed)
 	if err != nil {
 		return nil, fmt.Errorf("the console's cookie key: %w: %w", err, spi.ErrUnavailable)
 	}
@@ -212,6 +246,13 @@ var b64 = base64.RawURLEncoding
 // Start opens a session for actor with role, bound to the credential presented, and
 // returns its cookie value.
 func (m *Manager) Start(ctx context.Context, actor, role, credential string) (string, *Session, error) {
+	return m.StartSession(ctx, Session{Actor: actor, Role: role}, credential)
+}
+
+// StartSession opens a session holding what s says of who signed in (its Actor, Role,
+// Realm, UserSession and Username), bound to the credential presented, and returns its
+// cookie value.
+func (m *Manager) StartSession(ctx context.Context, s Session, credential string) (string, *Session, error) {
 	key, err := m.cookieKey(ctx)
 	if err != nil {
 		return "", nil, err
@@ -219,10 +260,9 @@ func (m *Manager) Start(ctx context.Context, actor, role, credential string) (st
 	id := make([]byte, 16)
 	_, _ = rand.Read(id)
 	now := m.o.Now().Unix()
-	s := &Session{ID: b64.EncodeToString(id), Actor: actor, Role: role, Bound: b64.EncodeToString(mac(key, "credential", credential)[:16]),
-		Started: now, Seen: now}
+	s.ID, s.Bound, s.Started, s.Seen = b64.EncodeToString(id), b64.EncodeToString(mac(key, "credential", credential)[:16]), now, now
 	s.CSRF = b64.EncodeToString(mac(key, "csrf", s.ID))
-	return m.encode(key, s), s, nil
+	return m.encode(key, &s), &s, nil
 }
 
 func (m *Manager) encode(key []byte, s *Session) string {
@@ -266,7 +306,7 @@ func (m *Manager) Open(ctx context.Context, value string, credentialOf func(acto
 	if subtle.ConstantTimeCompare([]byte(bound), []byte(s.Bound)) != 1 {
 		return nil, "", ErrRebound
 	}
-	recs, err := m.o.Records.GetRecords(ctx, SignOutKind, []string{s.ID})
+	recs, err := m.o.Records.GetRecords(ctx, m.signOutKind(), []string{s.ID})
 	if err != nil {
 		return nil, "", fmt.Errorf("read the console's sign-outs: %w", err)
 	}
@@ -294,7 +334,7 @@ type signOut struct {
 // when its cookie no longer opens anyway.
 func (m *Manager) End(ctx context.Context, s *Session) error {
 	v, _ := json.Marshal(signOut{Ends: m.Ends(s).Unix()})
-	if _, err := m.o.Records.PutRecord(ctx, &usersessions.Record{Kind: SignOutKind, Key: s.ID, Value: v}); err != nil &&
+	if _, err := m.o.Records.PutRecord(ctx, &usersessions.Record{Kind: m.signOutKind(), Key: s.ID, Value: v}); err != nil &&
 		!errors.Is(err, spi.ErrConflict) && !errors.Is(err, spi.ErrExists) { // already signed out
 		return fmt.Errorf("record the console sign-out: %w", err)
 	}
@@ -304,7 +344,7 @@ func (m *Manager) End(ctx context.Context, s *Session) error {
 // Sweep deletes the sign-out records of sessions past their max lifetime. There are as
 // many as sign-outs in the last Max (8 hours by default): a few.
 func (m *Manager) Sweep(ctx context.Context) error {
-	recs, err := m.o.Records.ListRecords(ctx, SignOutKind)
+	recs, err := m.o.Records.ListRecords(ctx, m.signOutKind())
 	if err != nil {
 		return fmt.Errorf("list the console's sign-outs: %w", err)
 	}
@@ -314,7 +354,7 @@ func (m *Manager) Sweep(ctx context.Context) error {
 		if json.Unmarshal(r.Value, &so) == nil && so.Ends > now {
 			continue
 		}
-		if err := m.o.Records.DeleteRecord(ctx, SignOutKind, r.Key); err != nil && !errors.Is(err, spi.ErrNotFound) {
+		if err := m.o.Records.DeleteRecord(ctx, m.signOutKind(), r.Key); err != nil && !errors.Is(err, spi.ErrNotFound) {
 			return fmt.Errorf("delete a past console sign-out: %w", err)
 		}
 	}

@@ -10,11 +10,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hashicorp/go-hclog"
-
 	"github.com/sessiond/sessiond/core/consolesession"
 	"github.com/sessiond/sessiond/core/token"
-	"github.com/sessiond/sessiond/providers/usersessions/memory"
+	"github.com/sessiond/sessiond/internal/testmem"
 	"github.com/sessiond/sessiond/spi"
 )
 
@@ -26,16 +24,6 @@ const (
 type clock struct{ now time.Time }
 
 func (c *clock) Now() time.Time { return c.now }
-
-func newStore(t *testing.T) *memory.Provider {
-	t.Helper()
-	p := memory.New(hclog.NewNullLogger())
-	if err := p.Configure(context.Background(), spi.Config{spi.HostNodeID: "test"}); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { p.Close(context.Background()) })
-	return p
-}
 
 func node(store consolesession.Records, kek consolesession.Sealer, c *clock) *consolesession.Manager {
 	return consolesession.New(consolesession.Options{Records: store, KEK: kek, Idle: idle, Max: max, Now: c.Now})
@@ -58,7 +46,7 @@ func newKEK(t *testing.T, fill byte) *token.KEK {
 // node started later (a restart) opens it too.
 func TestEveryNodeOfTheStoreOpensWhatOneIssued(t *testing.T) {
 	ctx := context.Background()
-	store, c := newStore(t), &clock{now: time.Unix(1_800_000_000, 0)}
+	store, c := testmem.Store(t), &clock{now: time.Unix(1_800_000_000, 0)}
 	a, b := node(store, nil, c), node(store, nil, c)
 	value, started, err := a.Start(ctx, "admin", "manage", "admin-secret")
 	if err != nil {
@@ -81,12 +69,12 @@ func TestEveryNodeOfTheStoreOpensWhatOneIssued(t *testing.T) {
 func TestOpenRefusesWhatNoNodeOfTheStoreIssuedOrWasAltered(t *testing.T) {
 	ctx := context.Background()
 	c := &clock{now: time.Unix(1_800_000_000, 0)}
-	a := node(newStore(t), nil, c)
+	a := node(testmem.Store(t), nil, c)
 	value, _, err := a.Start(ctx, "viewer", "view", "viewer-secret")
 	if err != nil {
 		t.Fatal(err)
 	}
-	elsewhere, _, err := node(newStore(t), nil, c).Start(ctx, "admin", "manage", "admin-secret")
+	elsewhere, _, err := node(testmem.Store(t), nil, c).Start(ctx, "admin", "manage", "admin-secret")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -129,7 +117,7 @@ func TestSessionsEndWhenIdleAtTheirMaxAndWhenTheCredentialChanges(t *testing.T) 
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := &clock{now: time.Unix(1_800_000_000, 0)}
-			m := node(newStore(t), nil, c)
+			m := node(testmem.Store(t), nil, c)
 			value, _, err := m.Start(ctx, "admin", "manage", "admin-secret")
 			if err != nil {
 				t.Fatal(err)
@@ -164,7 +152,7 @@ func repeat(d time.Duration, n int) []time.Duration {
 // ended anyway, and others' records stay.
 func TestSignOutOnOneNodeHoldsOnEveryNodeUntilTheSessionsMax(t *testing.T) {
 	ctx := context.Background()
-	store, c := newStore(t), &clock{now: time.Unix(1_800_000_000, 0)}
+	store, c := testmem.Store(t), &clock{now: time.Unix(1_800_000_000, 0)}
 	a, b := node(store, nil, c), node(store, nil, c)
 	first, _, _ := a.Start(ctx, "admin", "manage", "admin-secret")
 	c.now = c.now.Add(10 * time.Minute)
@@ -204,7 +192,7 @@ func TestSignOutOnOneNodeHoldsOnEveryNodeUntilTheSessionsMax(t *testing.T) {
 // is configured, and the sessions it issued still open.
 func TestTheKeyIsSealedWithTheKEK(t *testing.T) {
 	ctx := context.Background()
-	store, c := newStore(t), &clock{now: time.Unix(1_800_000_000, 0)}
+	store, c := testmem.Store(t), &clock{now: time.Unix(1_800_000_000, 0)}
 	plain := node(store, nil, c)
 	value, _, err := plain.Start(ctx, "admin", "manage", "admin-secret")
 	if err != nil {
@@ -233,7 +221,7 @@ func TestTheKeyIsSealedWithTheKEK(t *testing.T) {
 // Nodes starting together race to make the key; all end with the same one.
 func TestNodesRacingToMakeTheKeyAgreeOnOne(t *testing.T) {
 	ctx := context.Background()
-	store, c := newStore(t), &clock{now: time.Unix(1_800_000_000, 0)}
+	store, c := testmem.Store(t), &clock{now: time.Unix(1_800_000_000, 0)}
 	nodes := make([]*consolesession.Manager, 8)
 	values := make([]string, len(nodes))
 	var wg sync.WaitGroup
@@ -262,7 +250,7 @@ func TestNodesRacingToMakeTheKeyAgreeOnOne(t *testing.T) {
 // A sign-in's state opens on any node of the store, for its label only, until its ttl.
 func TestSealedStateOpensForItsLabelUntilItsTTL(t *testing.T) {
 	ctx := context.Background()
-	store, c := newStore(t), &clock{now: time.Unix(1_800_000_000, 0)}
+	store, c := testmem.Store(t), &clock{now: time.Unix(1_800_000_000, 0)}
 	a, b := node(store, nil, c), node(store, nil, c)
 	type state struct{ State, Verifier string }
 	sealed, err := a.SealState(ctx, "oidc", state{"s1", "v1"}, time.Minute)
@@ -273,7 +261,7 @@ func TestSealedStateOpensForItsLabelUntilItsTTL(t *testing.T) {
 	if err := b.OpenState(ctx, "oidc", sealed, &got); err != nil || got != (state{"s1", "v1"}) {
 		t.Fatalf("the other node: %+v, %v", got, err)
 	}
-	elsewhere, _ := node(newStore(t), nil, c).SealState(ctx, "oidc", state{}, time.Minute)
+	elsewhere, _ := node(testmem.Store(t), nil, c).SealState(ctx, "oidc", state{}, time.Minute)
 	for _, tc := range []struct {
 		name, label, value string
 		at                 time.Duration
@@ -288,5 +276,50 @@ func TestSealedStateOpensForItsLabelUntilItsTTL(t *testing.T) {
 		if err := b.OpenState(ctx, tc.label, tc.value, &got); !errors.Is(err, tc.want) {
 			t.Errorf("%s: %v, want %v", tc.name, err, tc.want)
 		}
+	}
+}
+
+// Two consoles over one store (the admin console's and the account console's): each has a
+// key of its own, so that one's cookie opens nothing in the other, and sign-outs of their
+// own, so that neither's sweep reads the other's. What a named console's session holds of
+// the person comes back from its cookie on any node of the console.
+func TestEachConsoleHasAKeyAndSignOutsOfItsOwn(t *testing.T) {
+	ctx := context.Background()
+	store, c := testmem.Store(t), &clock{now: time.Unix(1_800_000_000, 0)}
+	kek := newKEK(t, 1)
+	named := func() *consolesession.Manager {
+		return consolesession.New(consolesession.Options{Name: "account", Records: store, KEK: kek, Idle: idle, Max: max, Now: c.Now})
+	}
+	adminConsole, account := node(store, kek, c), named()
+	anyone := func(string) string { return "console" }
+	adminValue, _, err := adminConsole.Start(ctx, "admin", "manage", "console")
+	if err != nil {
+		t.Fatal(err)
+	}
+	value, s, err := account.StartSession(ctx, consolesession.Session{Actor: "u-1", Realm: "acme", UserSession: "us-1", Username: "alice"}, "console")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := account.Open(ctx, adminValue, anyone); !errors.Is(err, consolesession.ErrInvalid) {
+		t.Errorf("the admin console's cookie in the account console: %v, want ErrInvalid", err)
+	}
+	if _, _, err := adminConsole.Open(ctx, value, anyone); !errors.Is(err, consolesession.ErrInvalid) {
+		t.Errorf("the account console's cookie in the admin console: %v, want ErrInvalid", err)
+	}
+	got, _, err := named().Open(ctx, value, anyone)
+	if err != nil || got.Actor != "u-1" || got.Realm != "acme" || got.UserSession != "us-1" || got.Username != "alice" || got.CSRF != s.CSRF {
+		t.Errorf("another node of the account console: %+v, %v; want what was signed in", got, err)
+	}
+	if err := account.End(ctx, s); err != nil {
+		t.Fatal(err)
+	}
+	if admin, _ := store.ListRecords(ctx, consolesession.SignOutKind); len(admin) != 0 {
+		t.Errorf("the account console's sign-out is among the admin console's: %d records", len(admin))
+	}
+	if _, _, err := named().Open(ctx, value, anyone); !errors.Is(err, consolesession.ErrSignedOut) {
+		t.Errorf("after signing out: %v, want ErrSignedOut", err)
+	}
+	if _, _, err := adminConsole.Open(ctx, adminValue, anyone); err != nil {
+		t.Errorf("the admin console's session after the account console's sign-out: %v", err)
 	}
 }

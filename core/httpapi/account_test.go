@@ -2,6 +2,7 @@ package httpapi_test
 
 import (
 	"encoding/json"
+	"errors"
 	"net/http"
 	"slices"
 	"strings"
@@ -165,6 +166,46 @@ func TestAccountAPIRefusesWhatIsNotTheCallersOwn(t *testing.T) {
 	}
 	if got := s.adm.push.loggedOut(); len(got) != 0 {
 		t.Errorf("back-channel logouts sent by refused requests: %q", got)
+	}
+}
+
+// TestAccountResumeHoldsWhileTheSessionIsLive: the account console's sign-in, which keeps
+// no token, is authorized by its user session: live, the person's, holding the client
+// session it signed in with. Another user, another client, an unknown session are each
+// refused as a token would be; so is the session once ended.
+func TestAccountResumeHoldsWhileTheSessionIsLive(t *testing.T) {
+	s := newStack(t)
+	p := s.people(t)
+	for _, tc := range []struct {
+		name, user, sid, client string
+		ok                      bool
+	}{
+		{"alice's session", "alice", p.alice.SessionID, confidential, true},
+		{"another user's session", "bob", p.alice.SessionID, confidential, false},
+		{"a client the session does not hold", "alice", p.alice.SessionID, spa, false},
+		{"an unknown session", "alice", "no-such-session", confidential, false},
+		{"no session", "alice", "", confidential, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := s.account.Resume(s.ctx, realmName, tc.user, tc.sid, tc.client)
+			var refused *account.TokenError
+			switch {
+			case tc.ok && (err != nil || c.UserID != "alice" || c.Username != "alice" || c.SessionID != p.alice.SessionID):
+				t.Errorf("Resume = %+v, %v; want alice on her session", c, err)
+			case !tc.ok && !errors.As(err, &refused):
+				t.Errorf("Resume = %+v, %v; want a *TokenError", c, err)
+			}
+		})
+	}
+	if _, err := s.account.Resume(s.ctx, unknownRealm, "alice", p.alice.SessionID, confidential); !errors.Is(err, session.ErrUnknownRealm) {
+		t.Errorf("an unknown realm: %v, want ErrUnknownRealm", err)
+	}
+	if r := s.do(t, accountCall(http.MethodDelete, "sessions/"+p.alice.SessionID, p.aliceMac.AccessToken)); r.status != http.StatusNoContent {
+		t.Fatalf("sign alice's session out from her Mac: %d %s", r.status, r.body)
+	}
+	var refused *account.TokenError
+	if c, err := s.account.Resume(s.ctx, realmName, "alice", p.alice.SessionID, confidential); !errors.As(err, &refused) {
+		t.Errorf("after alice's session was signed out elsewhere: %+v, %v; want a *TokenError", c, err)
 	}
 }
 

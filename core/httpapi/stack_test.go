@@ -173,6 +173,7 @@ type stack struct {
 	adm     *adminFixture // the admin API's service and what it is wired to (admin_test.go)
 	login   *loginflow.Service
 	guard   *guardRecorder
+	account *account.Service // the account API's service (account_test.go)
 }
 
 func newStack(tb testing.TB, opts ...option) *stack {
@@ -238,6 +239,8 @@ func newStack(tb testing.TB, opts ...option) *stack {
 	s.guard = &guardRecorder{lines: &lineRecorder{}}
 	cfg.guard.Now = s.clock.Now
 	s.guard.Guard = authfail.New(s.guard.lines, cfg.guard)
+	s.account = account.New(account.Deps{Tokens: s.tokens, Sessions: s.cache, Lister: s.store, End: s.adm.service,
+		Realms: s.realms, NotBefore: s.adm.policies, PersistentSessions: true, Now: s.clock.Now, Log: log})
 	s.api = httpapi.New(log, httpapi.Deps{
 		Ready:         ready{},
 		Sessions:      sessions,
@@ -254,9 +257,8 @@ func newStack(tb testing.TB, opts ...option) *stack {
 		Login:            s.login,
 		SSF:              s.ssf,
 		// The account API (account_test.go).
-		Account: account.New(account.Deps{Tokens: s.tokens, Sessions: s.cache, Lister: s.store, End: s.adm.service,
-			Realms: s.realms, NotBefore: s.adm.policies, PersistentSessions: true, Now: s.clock.Now, Log: log}),
-		DPoP: dpop.New(s.store, dpop.Options{Now: s.clock.Now}),
+		Account: s.account,
+		DPoP:    dpop.New(s.store, dpop.Options{Now: s.clock.Now}),
 	})
 	mux.Handle("/", fromAddr(s.api))
 	return s

@@ -7,10 +7,10 @@ import (
 	"github.com/sessiond/sessiond/core/account"
 	"github.com/sessiond/sessiond/core/accountconsole"
 	"github.com/sessiond/sessiond/core/admin"
+	"github.com/sessiond/sessiond/core/consolesession"
 	loginflow "github.com/sessiond/sessiond/core/login"
 	"github.com/sessiond/sessiond/core/realm"
 	"github.com/sessiond/sessiond/core/revocation"
-	"github.com/sessiond/sessiond/core/session"
 	"github.com/sessiond/sessiond/core/token"
 	"github.com/sessiond/sessiond/spi/usersessions"
 )
@@ -25,10 +25,17 @@ func (rt *Runtime) accountService(store usersessions.Provider, tokens *token.Ser
 }
 
 // accountConsole builds the account console over the account service; its sign-in redeems
-// codes through the login service and refreshes through the session service.
-func (rt *Runtime) accountConsole(svc *account.Service, logins *loginflow.Service, sessions *session.Service, now func() time.Time) *accountconsole.Console {
-	return accountconsole.New(accountconsole.Deps{Account: svc, Logins: logins, Tokens: sessions, Realms: rt.realms,
-		Hostname: rt.settings.Hostname, Now: now, Log: rt.log.Named("account-console")})
+// codes through the login service. Its sign-in sessions are cookies MACed with a key kept
+// in the store's records (sealed with the key-encryption key when one is set), as the admin
+// console's, so that every node sharing the store serves them and a restart keeps them.
+func (rt *Runtime) accountConsole(svc *account.Service, logins *loginflow.Service, records consolesession.Records, kek *token.KEK,
+	now func() time.Time) *accountconsole.Console {
+	d := accountconsole.Deps{Account: svc, Logins: logins, Realms: rt.realms, Records: records,
+		Hostname: rt.settings.Hostname, Now: now, Log: rt.log.Named("account-console")}
+	if kek != nil { // an interface holding a nil pointer would not read as "none"
+		d.KEK = kek
+	}
+	return accountconsole.New(d)
 }
 
 // addDemoAccountConsole gives start-dev's demo realm the account console's client, whose

@@ -75,7 +75,8 @@ func (rt *Runtime) wire(opts Options, issuerBase string) (*httpapi.Server, error
 	if every := rt.settings.KeyRotationInterval; every > 0 {
 		rt.goBackground(func(ctx context.Context) { rt.rotateKeys(ctx, keys, every) })
 	}
-	tokens := token.New(keys, token.Options{IssuerBase: issuerBase, Now: opts.now, RefuseLegacy: rt.settings.RefuseLegacyTokens, Log: rt.log.Named("tokens")})
+	tokens := token.New(keys, token.Options{IssuerBase: issuerBase, Now: opts.now, RefuseLegacy: rt.settings.RefuseLegacyTokens, Log: rt.log.Named("tokens"),
+		VerifiedTokens: rt.settings.VerifiedTokenCache})
 	features := rt.settings.Features
 	sessionStore := usersessions.Provider(store)
 	if !features.Enabled(conf.FeaturePersistentUserSessions) {
@@ -248,7 +249,7 @@ func (rt *Runtime) wire(opts Options, issuerBase string) (*httpapi.Server, error
 		Console:          adminConsole,
 		SSF:              rt.sharedSignals(),
 		Account:          accounts,
-		AccountConsole:   rt.accountConsole(accounts, logins, sessions, opts.now),
+		AccountConsole:   rt.accountConsole(accounts, logins, store, kek, opts.now),
 		DPoP:             proofs,
 	}), nil
 }
