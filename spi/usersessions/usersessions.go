@@ -409,10 +409,12 @@ type Rotation struct {
 // without it. Over the plugin protocol it is the optional call Rotate, which a plugin
 // built before it answers Unimplemented: the host then makes the two calls.
 type Rotator interface {
-	// Rotate writes each rotation's client session as PutClientSessions does and, where
-	// that succeeded, moves the user session's idle clock as Touch does, both in the same
-	// transaction. It returns one error per rotation: the client session's
-	// (spi.ErrConflict, spi.ErrNotFound, ...); nothing of an item that failed is applied.
+	// Rotate writes each rotation's client session as PutClientSessions does and moves
+	// its user session's idle clock as Touch does, both in the same transaction. It
+	// returns one error per rotation: the client session's (spi.ErrConflict,
+	// spi.ErrNotFound, ...), whose write is then not applied. The touch of an item that
+	// failed may be applied or not: touches commute and never move a clock backwards (the
+	// refresh that won moved the same clock), and the fallback makes the two calls at once.
 	Rotate(ctx context.Context, rotations []Rotation) ([]error, error)
 }
 
