@@ -88,7 +88,7 @@ func main() {
 	flag.DurationVar(&c.warmup, "warmup", time.Second, "before each plugin variant, this long of concurrent reads to open the plugin's connections")
 	flag.BoolVar(&c.analyze, "analyze", true, "ANALYZE the session tables before each measured phase, as autovacuum keeps them analyzed on a server in steady state")
 	flag.BoolVar(&c.checkpoint, "checkpoint", true, "CHECKPOINT before each measured phase, so that no phase pays for another's dirty pages")
-	flag.StringVar(&c.variants, "variants", "plugin,sqlx,sqlx-notify,groupcommit", "variants to run, comma separated: plugin (the plugin, one transaction per write), sqlx, sqlx-notify, groupcommit")
+	flag.StringVar(&c.variants, "variants", "plugin,sqlx,sqlx-notify,groupcommit", "variants to run, comma separated: plugin (the plugin, one transaction per write), sqlx, sqlx-notify, groupcommit, groupcommit-apart (a refresh as PutClientSessions and Touch at once), groupcommit-rotate (as one Rotate)")
 	flag.Parse()
 	if c.pluginConns <= 0 {
 		c.pluginConns = c.callers
@@ -140,6 +140,8 @@ func (r result) rate() float64 {
 // Variant names.
 const (
 	vGroup      = "plugin + groupcommit"
+	vGroupApart = "plugin + groupcommit, put ‖ touch"
+	vGroupRot   = "plugin + groupcommit, Rotate"
 	vPluginTx   = "plugin, 1 tx/write"
 	vSqlx       = "sqlx, 1 tx/write"
 	vSqlxNotify = "sqlx+pg_notify, 1 tx/write"
@@ -155,8 +157,8 @@ func run(ctx context.Context, c config) int {
 
 	wanted := strings.Split(c.variants, ",")
 	for _, k := range wanted {
-		if !slices.Contains([]string{"plugin", "sqlx", "sqlx-notify", "groupcommit"}, k) {
-			return fail("-variants: %q is none of plugin, sqlx, sqlx-notify, groupcommit", k)
+		if !slices.Contains([]string{"plugin", "sqlx", "sqlx-notify", "groupcommit", "groupcommit-apart", "groupcommit-rotate"}, k) {
+			return fail("-variants: %q is none of plugin, sqlx, sqlx-notify, groupcommit, groupcommit-apart, groupcommit-rotate", k)
 		}
 	}
 
@@ -303,6 +305,15 @@ func run(ctx context.Context, c config) int {
 	// The run order. The sqlx baselines first: their pool is closed after them, so that
 	// the plugin's 64 connections and theirs are never open at once (max_connections is
 	// 100 by default).
+	// rotating is group commit with a refresh written as one rotation (rotate).
+	rotating := func(st *stats, rotate func(context.Context, groupcommit.Store, []usersessions.Rotation) ([]error, error)) (store, func() float64) {
+		w := groupcommit.New(timed{provider, st}, groupcommit.Options{MaxBatch: c.maxBatch})
+		return providerStore{w: w, p: provider, rotate: rotate}, func() float64 {
+			w.Close()
+			t := w.Stats().Total()
+			return float64(t.Items) / float64(max(t.Batches, 1))
+		}
+	}
 	all := []variant{
 		{"sqlx", vSqlx, "bench-sqlx", func(st *stats) (store, func() float64) {
 			return sqlxStore{db: sqlDB, st: st}, nil
@@ -321,6 +332,16 @@ func run(ctx context.Context, c config) int {
 				t := w.Stats().Total()
 				return float64(t.Items) / float64(max(t.Batches, 1))
 			}
+		}},
+		{"groupcommit-apart", vGroupApart, "bench-groupcommit-apart", func(st *stats) (store, func() float64) {
+			return rotating(st, func(ctx context.Context, w groupcommit.Store, r []usersessions.Rotation) ([]error, error) {
+				return usersessions.RotateApart(ctx, w, r)
+			})
+		}},
+		{"groupcommit-rotate", vGroupRot, "bench-groupcommit-rotate", func(st *stats) (store, func() float64) {
+			return rotating(st, func(ctx context.Context, w groupcommit.Store, r []usersessions.Rotation) ([]error, error) {
+				return usersessions.Rotate(ctx, w, r)
+			})
 		}},
 	}
 	var variants []variant
@@ -368,7 +389,7 @@ func run(ctx context.Context, c config) int {
 			for _, m := range []struct {
 				name string
 				l    *latencies
-			}{{"Create", &ts.create}, {"PutClientSessions", &ts.put}, {"Touch", &ts.touch}} {
+			}{{"Create", &ts.create}, {"PutClientSessions", &ts.put}, {"Touch", &ts.touch}, {"Rotate", &ts.rotate}} {
 				if d := m.l.dist(); d.n > 0 && d.n != r.calls.n {
 					fmt.Printf("           %s: %s\n", m.name, d)
 				}
@@ -496,7 +517,7 @@ func printTable(out *os.File, c config, rs []result, pg *pgbenchResult) {
 	if pg != nil {
 		pgTPS = pg.tps
 	}
-	order := []string{vPluginTx, vSqlx, vSqlxNotify, vGroup}
+	order := []string{vPluginTx, vSqlx, vSqlxNotify, vGroup, vGroupApart, vGroupRot}
 	rs = slices.Clone(rs)
 	slices.SortStableFunc(rs, func(a, b result) int {
 		if a.phase != b.phase {

@@ -187,7 +187,7 @@ func (l *latencies) dist() dist {
 // and each store call (plugin variants; with group commit one call is one batch) or
 // transaction (sqlx), in all and per store method.
 type stats struct {
-	op, calls, create, put, touch latencies
+	op, calls, create, put, touch, rotate latencies
 }
 
 // timed is a groupcommit.Store that times every call to s.
@@ -214,11 +214,21 @@ func (t timed) PutClientSessions(ctx context.Context, s []*usersessions.ClientSe
 	return t.s.PutClientSessions(ctx, s)
 }
 
+func (t timed) Rotate(ctx context.Context, r []usersessions.Rotation) ([]error, error) {
+	defer t.st.calls.since(time.Now())
+	defer t.st.rotate.since(time.Now())
+	return usersessions.Rotate(ctx, t.s, r)
+}
+
 // providerStore writes through the plugin's provider, straight (one store call and so
 // one transaction per write) or through a groupcommit.Writer in front of it.
 type providerStore struct {
 	w groupcommit.Store
 	p usersessions.Provider // reads
+	// rotate, when set, writes a refresh's rotation and touch as one rotation: in one
+	// store call (usersessions.Rotate) or in two at once (usersessions.RotateApart), as
+	// core/session commit() does now and did before Rotate.
+	rotate func(ctx context.Context, w groupcommit.Store, r []usersessions.Rotation) ([]error, error)
 }
 
 func (ps providerStore) create(ctx context.Context, us *usersessions.UserSession) error {
@@ -241,6 +251,16 @@ func (ps providerStore) refresh(ctx context.Context, s *sess, at time.Time, read
 		}
 	}
 	next := rotated(s.client, at)
+	if ps.rotate != nil {
+		r := usersessions.Rotation{Client: &next, LastRefresh: at, ExpiresAt: at.Add(idle)}
+		if err := firstErr(ps.rotate(ctx, ps.w, []usersessions.Rotation{r})); err != nil {
+			return err
+		}
+		next.Version++
+		s.client, s.lastTouch = next, at
+		s.refreshes++
+		return nil
+	}
 	if err := firstErr(ps.w.PutClientSessions(ctx, []*usersessions.ClientSession{&next})); err != nil {
 		return err
 	}

@@ -524,6 +524,40 @@ func (c *Cache) PutClientSessions(ctx context.Context, clients []*usersessions.C
 	return errs, err
 }
 
+// Rotate writes refresh-token rotations with their touches (usersessions.Rotate: one call
+// when the store is a usersessions.Rotator), then updates the cached user sessions as
+// PutClientSessions and Touch do.
+func (c *Cache) Rotate(ctx context.Context, rotations []usersessions.Rotation) ([]error, error) {
+	errs, err := usersessions.Rotate(ctx, c.store, rotations)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for i, r := range rotations {
+		if r.Client == nil {
+			continue
+		}
+		k := r.Client.Key().Session
+		if c.window != nil {
+			c.window.noteLocked(k)
+		}
+		if err != nil || len(errs) != len(rotations) || errs[i] != nil {
+			c.dropLocked(k)
+			continue
+		}
+		e, ok := c.entries[k]
+		if !ok {
+			c.markLocked(k)
+			continue
+		}
+		stored := *r.Client
+		stored.Version = r.Client.Version + 1
+		e.putClient(&stored)
+		if last := nanos(r.LastRefresh); last >= e.lastRefresh {
+			e.lastRefresh, e.expiresAt = last, nanos(r.ExpiresAt)
+		}
+	}
+	return errs, err
+}
+
 // markLocked records that k changed, without an entry to update.
 func (c *Cache) markLocked(k usersessions.Key) {
 	if c.window != nil {

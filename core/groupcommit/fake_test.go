@@ -66,6 +66,18 @@ var methods = []method{
 		counts: func(s groupcommit.Stats) groupcommit.Counts { return s.PutClientSessions },
 	},
 	{
+		name: "Rotate",
+		call: func(w *groupcommit.Writer, ctx context.Context, specs []string) ([]error, error) {
+			rs := make([]usersessions.Rotation, len(specs))
+			for i, s := range specs {
+				k, tag := parse(s)
+				rs[i] = usersessions.Rotation{Client: &usersessions.ClientSession{RealmID: "r", UserSessionID: k, ClientID: "app", CurrentRefreshToken: strconv.Itoa(tag)}}
+			}
+			return w.Rotate(ctx, rs)
+		},
+		counts: func(s groupcommit.Stats) groupcommit.Counts { return s.Rotate },
+	},
+	{
 		name: "Create",
 		call: func(w *groupcommit.Writer, ctx context.Context, specs []string) ([]error, error) {
 			ss := make([]*usersessions.UserSession, len(specs))
@@ -177,6 +189,17 @@ func (f *fakeStore) PutClientSessions(ctx context.Context, cs []*usersessions.Cl
 		}
 	}
 	return f.do(ctx, "PutClientSessions", specs)
+}
+
+func (f *fakeStore) Rotate(ctx context.Context, rs []usersessions.Rotation) ([]error, error) {
+	specs := make([]string, len(rs))
+	for i, r := range rs {
+		specs[i] = "nil/0"
+		if r.Client != nil {
+			specs[i] = r.Client.UserSessionID + "/" + r.Client.CurrentRefreshToken
+		}
+	}
+	return f.do(ctx, "Rotate", specs)
 }
 
 // recorded returns the batches method's store calls carried, in order.

@@ -7,7 +7,9 @@ import (
 )
 
 // Fronted is a user-sessions provider whose session writes (Create, Touch,
-// PutClientSessions) go through a Writer; every other call goes to the provider.
+// PutClientSessions, Rotate) go through a Writer; every other call goes to the provider.
+// It is a usersessions.Rotator whatever the provider: the Writer falls back to the two
+// calls for a provider that is not.
 type Fronted struct {
 	usersessions.Provider
 	w *Writer
@@ -26,4 +28,8 @@ func (f Fronted) Touch(ctx context.Context, t []usersessions.Touch) ([]error, er
 
 func (f Fronted) PutClientSessions(ctx context.Context, c []*usersessions.ClientSession) ([]error, error) {
 	return f.w.PutClientSessions(ctx, c)
+}
+
+func (f Fronted) Rotate(ctx context.Context, r []usersessions.Rotation) ([]error, error) {
+	return f.w.Rotate(ctx, r)
 }

@@ -4,7 +4,8 @@
 // One transaction per refresh is capped by the disk's commit rate (a one-row update
 // reaches about 800 commits per second on an ordinary disk). A Writer stands in front of
 // the user-sessions store for the writes a refresh makes — Touch (the last-refresh stamps),
-// PutClientSessions (the refresh-token rotations) and Create — and batches the pending
+// PutClientSessions (the client sessions' writes), Rotate (a refresh-token rotation with
+// its touch, one call to a usersessions.Rotator) and Create — and batches the pending
 // writes of many requests into one store call, which the providers apply in one
 // transaction.
 //
@@ -18,13 +19,13 @@
 // call-level error of that store call): nothing is acknowledged before it is committed.
 //
 // A batch never holds two items with the same key (Touch: the session key and client id;
-// PutClientSessions: the client-session key; Create: the session key); the later one waits
+// PutClientSessions and Rotate: the client-session key; Create: the session key); the later one waits
 // for the next batch. A set-based UPDATE given one key twice applies one of them
 // arbitrarily, and the optimistic version check of PutClientSessions must be decided in
 // the order the writes were submitted: items of one key reach the store in submission
 // order, one store call after the other.
 //
-// Each method has its own queue; the three never share a store call.
+// Each method has its own queue; they never share a store call.
 package groupcommit
 
 import (
@@ -72,7 +73,7 @@ var ErrClosed = fmt.Errorf("group commit writer is closed: %w", spi.ErrUnavailab
 // itself goes on in the goroutine that made the call.
 var errPanicked = errors.New("group commit: the store call panicked")
 
-// Writer batches concurrent Create, Touch and PutClientSessions calls into shared store
+// Writer batches concurrent Create, Touch, PutClientSessions and Rotate calls into shared store
 // calls. Its methods have the signatures and per-item semantics of the store's, with
 // these differences:
 //
@@ -96,6 +97,7 @@ type Writer struct {
 	create *queue[*usersessions.UserSession, usersessions.Key]
 	touch  *queue[usersessions.Touch, usersessions.ClientKey]
 	put    *queue[*usersessions.ClientSession, usersessions.ClientKey]
+	rotate *queue[usersessions.Rotation, usersessions.ClientKey]
 }
 
 // New returns a Writer in front of store.
@@ -122,6 +124,14 @@ func New(store Store, opts Options) *Writer {
 			}
 			return c.Key(), true
 		}),
+		rotate: newQueue("rotate client sessions", func(ctx context.Context, rs []usersessions.Rotation) ([]error, error) {
+			return usersessions.Rotate(ctx, store, rs)
+		}, opts, func(r usersessions.Rotation) (usersessions.ClientKey, bool) {
+			if r.Client == nil {
+				return usersessions.ClientKey{}, false
+			}
+			return r.Client.Key(), true
+		}),
 	}
 }
 
@@ -145,6 +155,14 @@ func (w *Writer) PutClientSessions(ctx context.Context, clients []*usersessions.
 	return w.put.do(ctx, clients)
 }
 
+// Rotate writes refresh-token rotations with their touches as usersessions.Rotate does
+// (one call when the store is a usersessions.Rotator, else its two calls), sharing the
+// store call with concurrent Rotates; rotations of one client session are decided in the
+// order they were submitted.
+func (w *Writer) Rotate(ctx context.Context, rotations []usersessions.Rotation) ([]error, error) {
+	return w.rotate.do(ctx, rotations)
+}
+
 // Close refuses new calls and waits until every call already made has been answered:
 // the store call in flight and those the queued items still need. It does not close the
 // store.
@@ -152,9 +170,11 @@ func (w *Writer) Close() {
 	w.create.refuse()
 	w.touch.refuse()
 	w.put.refuse()
+	w.rotate.refuse()
 	w.create.drain()
 	w.touch.drain()
 	w.put.drain()
+	w.rotate.drain()
 }
 
 // Counts are the figures of one method.
@@ -181,13 +201,15 @@ func (c Counts) Add(o Counts) Counts {
 
 // Stats are a Writer's figures since New, per method.
 type Stats struct {
-	Create, Touch, PutClientSessions Counts
+	Create, Touch, PutClientSessions, Rotate Counts
 }
 
-// Total sums the figures of the three methods.
-func (s Stats) Total() Counts { return s.Create.Add(s.Touch).Add(s.PutClientSessions) }
+// Total sums the figures of the four methods.
+func (s Stats) Total() Counts {
+	return s.Create.Add(s.Touch).Add(s.PutClientSessions).Add(s.Rotate)
+}
 
 // Stats returns the Writer's figures, for metrics and tests.
 func (w *Writer) Stats() Stats {
-	return Stats{Create: w.create.counts(), Touch: w.touch.counts(), PutClientSessions: w.put.counts()}
+	return Stats{Create: w.create.counts(), Touch: w.touch.counts(), PutClientSessions: w.put.counts(), Rotate: w.rotate.counts()}
 }

@@ -272,10 +272,10 @@ func missingScopes(requested, granted string) string {
 
 // commit writes a planned refresh. With rotation, or when where the session is used from
 // changed, the client session is written version checked: that write decides who wins.
-// The user session's touch goes at the same time, so that a refresh waits for one commit
-// rather than two in a row: touches commute and need no check, and a touch is not undone
-// if the client session write lost (the refresh that won moved the same clock to the same
-// time; a retry touches again). Otherwise one touch moves both idle clocks.
+// The user session's touch goes with it in one store call (usersessions.Rotate), so that a
+// refresh waits for one commit: a store that is a usersessions.Rotator writes both in one
+// transaction; for one that is not, the two calls go at once (touches commute and need no
+// check). Otherwise one touch moves both idle clocks.
 func (s *Service) commit(ctx context.Context, p *plan) error {
 	us, cs := p.session, p.client
 	if p.step == stepNone && !p.seen {
@@ -283,22 +283,15 @@ func (s *Service) commit(ctx context.Context, p *plan) error {
 			ClientID: cs.ClientID, ClientExpiresAt: cs.ExpiresAt}
 		return firstErr(s.store.Touch(ctx, []usersessions.Touch{t}))
 	}
-	touched := make(chan error, 1)
-	go func() { // owned by this call, which waits for it below
-		t := usersessions.Touch{Session: us.Key(), LastRefresh: us.LastRefresh, ExpiresAt: us.ExpiresAt}
-		touched <- firstErr(s.store.Touch(ctx, []usersessions.Touch{t}))
-	}()
-	err := firstErr(s.store.PutClientSessions(ctx, []*usersessions.ClientSession{cs}))
-	touchErr := <-touched
-	if err != nil {
-		return err
-	}
-	if touchErr != nil {
+	r := usersessions.Rotation{Client: cs, LastRefresh: us.LastRefresh, ExpiresAt: us.ExpiresAt}
+	err := firstErr(usersessions.Rotate(ctx, s.store, []usersessions.Rotation{r}))
+	if errors.Is(err, usersessions.ErrNotTouched) {
 		// The rotation is committed: the new token is the only one that will work, so it
 		// must reach the client. The user session's idle clock moves at the next refresh.
-		s.log.Warn("refresh: the user session's idle clock was not moved", "session", us.ID, "error", touchErr)
+		s.log.Warn("refresh: the user session's idle clock was not moved", "session", us.ID, "error", err)
+		return nil
 	}
-	return nil
+	return err
 }
 
 // commitFailed turns a failed write into the caller's error: a session that went away in

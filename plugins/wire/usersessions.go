@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"google.golang.org/grpc"
@@ -209,6 +210,8 @@ type UserSessionsClient struct {
 	providerClient
 	rpc pb.UserSessionsClient
 	cc  grpc.ClientConnInterface
+	// apart is set once the plugin answered Rotate Unimplemented (built before it).
+	apart atomic.Bool
 }
 
 var _ us.Provider = (*UserSessionsClient)(nil)

@@ -20,6 +20,7 @@ import (
 var (
 	_ us.WriteProber  = (*UserSessionsClient)(nil)
 	_ us.WriteBounder = (*UserSessionsClient)(nil)
+	_ us.Rotator      = (*UserSessionsClient)(nil)
 )
 
 func (s *userSessionsServer) ProbeWrite(ctx context.Context, _ *spipb.Empty) (*spipb.Empty, error) {
@@ -59,4 +60,47 @@ func (c *UserSessionsClient) WriteTimeout(ctx context.Context) (time.Duration, e
 		return 0, c.fail(ctx, "WriteTimeout", err)
 	}
 	return time.Duration(resp.GetTimeoutNs()), nil
+}
+
+func (s *userSessionsServer) Rotate(ctx context.Context, req *pb.RotateRequest) (*spipb.ItemErrors, error) {
+	rs := make([]us.Rotation, len(req.GetRotations()))
+	for i, r := range req.GetRotations() {
+		rs[i] = us.Rotation{Client: clientFromPB(r.GetClient()), LastRefresh: fromMicros(r.GetLastRefresh()), ExpiresAt: fromMicros(r.GetExpiresAt())}
+	}
+	// A provider without Rotator is served with its two calls here, still one round trip
+	// across the boundary.
+	return batchResult(us.Rotate(ctx, s.impl, rs))
+}
+
+// Rotate implements us.Rotator. A plugin built before Rotate answers Unimplemented, once:
+// from then on this client writes rotations with the two calls (us.RotateApart), as the
+// host did before it, without asking again.
+func (c *UserSessionsClient) Rotate(ctx context.Context, rotations []us.Rotation) ([]error, error) {
+	if c.apart.Load() {
+		return us.RotateApart(ctx, c, rotations)
+	}
+	errs := make([]error, len(rotations))
+	var send []*pb.Rotation
+	var at []int
+	for i, r := range rotations {
+		if errs[i] = checkClient(r.Client); errs[i] == nil {
+			send = append(send, &pb.Rotation{Client: clientToPB(r.Client), LastRefresh: micros(r.LastRefresh), ExpiresAt: micros(r.ExpiresAt)})
+			at = append(at, i)
+		}
+	}
+	resp, err := c.rpc.Rotate(ctx, &pb.RotateRequest{Rotations: send})
+	if status.Code(err) == codes.Unimplemented {
+		c.apart.Store(true)
+		return us.RotateApart(ctx, c, rotations)
+	}
+	got, err := c.batch(ctx, "Rotate", resp, err)
+	if err != nil {
+		return nil, err
+	}
+	for j, i := range at {
+		if j < len(got) {
+			errs[i] = got[j]
+		}
+	}
+	return errs, nil
 }

@@ -7,6 +7,7 @@ package usersessions
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -391,6 +392,98 @@ type WriteProber interface {
 type WriteBounder interface {
 	// WriteTimeout is the bound; zero when the store sets none.
 	WriteTimeout(ctx context.Context) (time.Duration, error)
+}
+
+// Rotation is the write of one refresh that moves a client session's refresh-token lineage:
+// the client session replaced as PutClientSessions replaces it (its Version checked), and
+// the idle clock of its user session moved as a Touch without ClientID moves it.
+type Rotation struct {
+	Client *ClientSession
+	// LastRefresh and ExpiresAt are the user session's, as in Touch.
+	LastRefresh, ExpiresAt time.Time
+}
+
+// Rotator is what a store may implement besides Provider to write a refresh's rotation and
+// its touch in one call, and so in one transaction, rather than two. Checked with a type
+// assertion; callers go through Rotate, which falls back to the two calls for a store
+// without it. Over the plugin protocol it is the optional call Rotate, which a plugin
+// built before it answers Unimplemented: the host then makes the two calls.
+type Rotator interface {
+	// Rotate writes each rotation's client session as PutClientSessions does and moves
+	// its user session's idle clock as Touch does, both in the same transaction. It
+	// returns one error per rotation: the client session's (spi.ErrConflict,
+	// spi.ErrNotFound, ...), whose write is then not applied. The touch of an item that
+	// failed may be applied or not: touches commute and never move a clock backwards (the
+	// refresh that won moved the same clock), and the fallback makes the two calls at once.
+	Rotate(ctx context.Context, rotations []Rotation) ([]error, error)
+}
+
+// ErrNotTouched is the per-item error of a rotation whose client session was written
+// but whose user session's idle clock did not move: what Rotate's fallback, two calls,
+// reports when the second failed. The rotation itself is committed.
+var ErrNotTouched = errors.New("the client session was written, the user session's idle clock was not moved")
+
+// Rotate writes rotations through s: in one call when s is a Rotator, else with
+// RotateApart.
+func Rotate(ctx context.Context, s interface {
+	PutClientSessions(ctx context.Context, clients []*ClientSession) ([]error, error)
+	Touch(ctx context.Context, touches []Touch) ([]error, error)
+}, rotations []Rotation) ([]error, error) {
+	if r, ok := s.(Rotator); ok {
+		return r.Rotate(ctx, rotations)
+	}
+	return RotateApart(ctx, s, rotations)
+}
+
+// RotateApart writes rotations with the two calls of a store that is no Rotator, made at
+// once: PutClientSessions of the client sessions and Touch of their user sessions. A touch
+// commutes and needs no check, so it goes without waiting for the client session's
+// outcome: it may be applied for an item that fails (the refresh that won moved the same
+// clock). An item whose client session was written and whose touch failed is reported
+// with an error wrapping ErrNotTouched and the touch's error.
+func RotateApart(ctx context.Context, s interface {
+	PutClientSessions(ctx context.Context, clients []*ClientSession) ([]error, error)
+	Touch(ctx context.Context, touches []Touch) ([]error, error)
+}, rotations []Rotation) ([]error, error) {
+	clients := make([]*ClientSession, len(rotations))
+	touches := make([]Touch, len(rotations))
+	for i, r := range rotations {
+		clients[i] = r.Client
+		if r.Client != nil {
+			touches[i] = Touch{Session: r.Client.Key().Session, LastRefresh: r.LastRefresh, ExpiresAt: r.ExpiresAt}
+		}
+	}
+	type result struct {
+		errs []error
+		err  error
+	}
+	touched := make(chan result, 1)
+	go func() { // owned by this call, which waits for it below
+		errs, err := s.Touch(ctx, touches)
+		touched <- result{errs, err}
+	}()
+	errs, err := s.PutClientSessions(ctx, clients)
+	t := <-touched
+	if err != nil {
+		return nil, err
+	}
+	if len(errs) != len(rotations) {
+		return nil, fmt.Errorf("put client sessions: the store answered %d results for %d items: %w", len(errs), len(rotations), spi.ErrInvalid)
+	}
+	for i := range errs {
+		if errs[i] != nil {
+			continue
+		}
+		switch {
+		case t.err != nil:
+			errs[i] = fmt.Errorf("%w: %w", ErrNotTouched, t.err)
+		case len(t.errs) != len(rotations):
+			errs[i] = fmt.Errorf("%w: the store answered %d touch results for %d items", ErrNotTouched, len(t.errs), len(rotations))
+		case t.errs[i] != nil:
+			errs[i] = fmt.Errorf("%w: %w", ErrNotTouched, t.errs[i])
+		}
+	}
+	return errs, nil
 }
 
 // ErrOutcomeUnknown marks a write whose commit was sent and whose answer never came: the

@@ -68,6 +68,69 @@ func (s *Store) storedClients(ctx context.Context, w *writer, keys []usersession
 // the same refresh token therefore cannot both win: the second UPDATE waits for the first
 // one's row lock, then finds the version moved on.
 func (s *Store) PutClientSessions(ctx context.Context, clients []*usersessions.ClientSession) ([]error, error) {
+	errs, runs := checkClients(clients)
+	if len(runs) == 0 {
+		return errs, s.usable(ctx)
+	}
+	err := s.write(ctx, "put client sessions", func(w *writer) error {
+		for _, run := range runs {
+			if err := s.putClients(ctx, w, clients, run, errs); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return errs, nil
+}
+
+// Rotate implements usersessions.Rotator in one transaction: the client sessions as
+// PutClientSessions writes them, then one UPDATE of the user sessions of those written,
+// as Touch moves them. A refresh with rotation thus waits for one commit.
+func (s *Store) Rotate(ctx context.Context, rotations []usersessions.Rotation) ([]error, error) {
+	clients := make([]*usersessions.ClientSession, len(rotations))
+	for i, r := range rotations {
+		clients[i] = r.Client
+	}
+	errs, runs := checkClients(clients)
+	if len(runs) == 0 {
+		return errs, s.usable(ctx)
+	}
+	err := s.write(ctx, "rotate client sessions", func(w *writer) error {
+		for _, run := range runs {
+			if err := s.putClients(ctx, w, clients, run, errs); err != nil {
+				return err
+			}
+		}
+		sessions := map[usersessions.Key]clock{}
+		for i, r := range rotations {
+			if errs[i] == nil {
+				latest(sessions, r.Client.Key().Session, clock{r.LastRefresh, r.ExpiresAt})
+			}
+		}
+		touched, err := s.touchSessions(ctx, w, sessions)
+		if err != nil {
+			return err
+		}
+		for i, r := range rotations {
+			if errs[i] == nil && !touched[r.Client.Key().Session] {
+				// Not reached: the client session just written has its user session.
+				return fmt.Errorf("rotation of %s: user session %w", clientKeyString(r.Client.Key()), spi.ErrNotFound)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return errs, nil
+}
+
+// checkClients validates client sessions to put: one error per client, and the rounds of
+// distinct keys of the valid ones.
+func checkClients(clients []*usersessions.ClientSession) ([]error, [][]int) {
 	errs := make([]error, len(clients))
 	for i, c := range clients {
 		switch {
@@ -87,21 +150,7 @@ func (s *Store) PutClientSessions(ctx context.Context, clients []*usersessions.C
 		}
 		return clients[i].Key(), true
 	})
-	if len(runs) == 0 {
-		return errs, s.usable(ctx)
-	}
-	err := s.write(ctx, "put client sessions", func(w *writer) error {
-		for _, run := range runs {
-			if err := s.putClients(ctx, w, clients, run, errs); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, err
-	}
-	return errs, nil
+	return errs, runs
 }
 
 // putClients writes the clients at indexes run, whose keys are distinct. A refresh's

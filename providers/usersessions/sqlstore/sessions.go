@@ -412,31 +412,14 @@ func (s *Store) Touch(ctx context.Context, touches []usersessions.Touch) ([]erro
 			}
 			latest(sessions, t.Session, clock{t.LastRefresh, t.ExpiresAt})
 		}
-		if len(sessions) == 0 {
-			return nil
-		}
-		var rows [][]any
-		for k, c := range sessions {
-			rows = append(rows, append(keyValues(k), c.last, c.expires))
-		}
-		args, err := s.d.args(touchSessionBatch, rows)
+		touched, err := s.touchSessions(ctx, w, sessions)
 		if err != nil {
 			return err
 		}
-		var done []keyRow
-		if err := w.query(ctx, &done, fmt.Sprintf(
-			"UPDATE user_session AS s SET %s FROM %s WHERE s.realm_id = k_realm_id AND s.id = k_id AND s.offline = k_offline RETURNING realm_id, id, offline",
-			advance("s"), s.d.relation(touchSessionBatch)), args...); err != nil {
-			return err
-		}
-		touched := keySet(done)
 		for i, t := range touches {
 			if errs[i] == nil && !touched[t.Session] {
 				errs[i] = fmt.Errorf("touch of user session %s: %w", keyString(t.Session), spi.ErrNotFound)
 			}
-		}
-		for k := range touched {
-			w.emit(usersessions.Change{Kind: usersessions.Upserted, Session: k})
 		}
 		return nil
 	})
@@ -444,6 +427,33 @@ func (s *Store) Touch(ctx context.Context, touches []usersessions.Touch) ([]erro
 		return nil, err
 	}
 	return errs, nil
+}
+
+// touchSessions moves the idle clocks of user sessions in one statement and returns the
+// keys of those it found.
+func (s *Store) touchSessions(ctx context.Context, w *writer, sessions map[usersessions.Key]clock) (map[usersessions.Key]bool, error) {
+	if len(sessions) == 0 {
+		return nil, nil
+	}
+	var rows [][]any
+	for k, c := range sessions {
+		rows = append(rows, append(keyValues(k), c.last, c.expires))
+	}
+	args, err := s.d.args(touchSessionBatch, rows)
+	if err != nil {
+		return nil, err
+	}
+	var done []keyRow
+	if err := w.query(ctx, &done, fmt.Sprintf(
+		"UPDATE user_session AS s SET %s FROM %s WHERE s.realm_id = k_realm_id AND s.id = k_id AND s.offline = k_offline RETURNING realm_id, id, offline",
+		advance("s"), s.d.relation(touchSessionBatch)), args...); err != nil {
+		return nil, err
+	}
+	touched := keySet(done)
+	for k := range touched {
+		w.emit(usersessions.Change{Kind: usersessions.Upserted, Session: k})
+	}
+	return touched, nil
 }
 
 // Delete implements usersessions.Provider: one statement; client sessions go with their

@@ -132,6 +132,110 @@ func (ChangeKind) EnumDescriptor() ([]byte, []int) {
 	return file_spi_usersessions_usersessionspb_usersessions_proto_rawDescGZIP(), []int{1}
 }
 
+type Rotation struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Client        *ClientSession         `protobuf:"bytes,1,opt,name=client,proto3" json:"client,omitempty"`
+	LastRefresh   int64                  `protobuf:"varint,2,opt,name=last_refresh,json=lastRefresh,proto3" json:"last_refresh,omitempty"`
+	ExpiresAt     int64                  `protobuf:"varint,3,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Rotation) Reset() {
+	*x = Rotation{}
+	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Rotation) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Rotation) ProtoMessage() {}
+
+func (x *Rotation) ProtoReflect() protoreflect.Message {
+	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Rotation.ProtoReflect.Descriptor instead.
+func (*Rotation) Descriptor() ([]byte, []int) {
+	return file_spi_usersessions_usersessionspb_usersessions_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *Rotation) GetClient() *ClientSession {
+	if x != nil {
+		return x.Client
+	}
+	return nil
+}
+
+func (x *Rotation) GetLastRefresh() int64 {
+	if x != nil {
+		return x.LastRefresh
+	}
+	return 0
+}
+
+func (x *Rotation) GetExpiresAt() int64 {
+	if x != nil {
+		return x.ExpiresAt
+	}
+	return 0
+}
+
+type RotateRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Rotations     []*Rotation            `protobuf:"bytes,1,rep,name=rotations,proto3" json:"rotations,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RotateRequest) Reset() {
+	*x = RotateRequest{}
+	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RotateRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RotateRequest) ProtoMessage() {}
+
+func (x *RotateRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RotateRequest.ProtoReflect.Descriptor instead.
+func (*RotateRequest) Descriptor() ([]byte, []int) {
+	return file_spi_usersessions_usersessionspb_usersessions_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *RotateRequest) GetRotations() []*Rotation {
+	if x != nil {
+		return x.Rotations
+	}
+	return nil
+}
+
 type WriteTimeoutResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	TimeoutNs     int64                  `protobuf:"varint,1,opt,name=timeout_ns,json=timeoutNs,proto3" json:"timeout_ns,omitempty"`
@@ -141,7 +245,7 @@ type WriteTimeoutResponse struct {
 
 func (x *WriteTimeoutResponse) Reset() {
 	*x = WriteTimeoutResponse{}
-	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[0]
+	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -153,7 +257,7 @@ func (x *WriteTimeoutResponse) String() string {
 func (*WriteTimeoutResponse) ProtoMessage() {}
 
 func (x *WriteTimeoutResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[0]
+	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -166,7 +270,7 @@ func (x *WriteTimeoutResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WriteTimeoutResponse.ProtoReflect.Descriptor instead.
 func (*WriteTimeoutResponse) Descriptor() ([]byte, []int) {
-	return file_spi_usersessions_usersessionspb_usersessions_proto_rawDescGZIP(), []int{0}
+	return file_spi_usersessions_usersessionspb_usersessions_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *WriteTimeoutResponse) GetTimeoutNs() int64 {
@@ -187,7 +291,7 @@ type Key struct {
 
 func (x *Key) Reset() {
 	*x = Key{}
-	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[1]
+	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -199,7 +303,7 @@ func (x *Key) String() string {
 func (*Key) ProtoMessage() {}
 
 func (x *Key) ProtoReflect() protoreflect.Message {
-	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[1]
+	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -212,7 +316,7 @@ func (x *Key) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Key.ProtoReflect.Descriptor instead.
 func (*Key) Descriptor() ([]byte, []int) {
-	return file_spi_usersessions_usersessionspb_usersessions_proto_rawDescGZIP(), []int{1}
+	return file_spi_usersessions_usersessionspb_usersessions_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *Key) GetRealmId() string {
@@ -246,7 +350,7 @@ type ClientKey struct {
 
 func (x *ClientKey) Reset() {
 	*x = ClientKey{}
-	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[2]
+	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -258,7 +362,7 @@ func (x *ClientKey) String() string {
 func (*ClientKey) ProtoMessage() {}
 
 func (x *ClientKey) ProtoReflect() protoreflect.Message {
-	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[2]
+	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -271,7 +375,7 @@ func (x *ClientKey) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClientKey.ProtoReflect.Descriptor instead.
 func (*ClientKey) Descriptor() ([]byte, []int) {
-	return file_spi_usersessions_usersessionspb_usersessions_proto_rawDescGZIP(), []int{2}
+	return file_spi_usersessions_usersessionspb_usersessions_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *ClientKey) GetSession() *Key {
@@ -314,7 +418,7 @@ type UserSession struct {
 
 func (x *UserSession) Reset() {
 	*x = UserSession{}
-	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[3]
+	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -326,7 +430,7 @@ func (x *UserSession) String() string {
 func (*UserSession) ProtoMessage() {}
 
 func (x *UserSession) ProtoReflect() protoreflect.Message {
-	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[3]
+	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -339,7 +443,7 @@ func (x *UserSession) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UserSession.ProtoReflect.Descriptor instead.
 func (*UserSession) Descriptor() ([]byte, []int) {
-	return file_spi_usersessions_usersessionspb_usersessions_proto_rawDescGZIP(), []int{3}
+	return file_spi_usersessions_usersessionspb_usersessions_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *UserSession) GetId() string {
@@ -493,7 +597,7 @@ type ClientSession struct {
 
 func (x *ClientSession) Reset() {
 	*x = ClientSession{}
-	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[4]
+	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -505,7 +609,7 @@ func (x *ClientSession) String() string {
 func (*ClientSession) ProtoMessage() {}
 
 func (x *ClientSession) ProtoReflect() protoreflect.Message {
-	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[4]
+	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -518,7 +622,7 @@ func (x *ClientSession) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClientSession.ProtoReflect.Descriptor instead.
 func (*ClientSession) Descriptor() ([]byte, []int) {
-	return file_spi_usersessions_usersessionspb_usersessions_proto_rawDescGZIP(), []int{4}
+	return file_spi_usersessions_usersessionspb_usersessions_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *ClientSession) GetUserSessionId() string {
@@ -650,7 +754,7 @@ type MaybeSession struct {
 
 func (x *MaybeSession) Reset() {
 	*x = MaybeSession{}
-	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[5]
+	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -662,7 +766,7 @@ func (x *MaybeSession) String() string {
 func (*MaybeSession) ProtoMessage() {}
 
 func (x *MaybeSession) ProtoReflect() protoreflect.Message {
-	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[5]
+	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -675,7 +779,7 @@ func (x *MaybeSession) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MaybeSession.ProtoReflect.Descriptor instead.
 func (*MaybeSession) Descriptor() ([]byte, []int) {
-	return file_spi_usersessions_usersessionspb_usersessions_proto_rawDescGZIP(), []int{5}
+	return file_spi_usersessions_usersessionspb_usersessions_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *MaybeSession) GetSession() *UserSession {
@@ -698,7 +802,7 @@ type Touch struct {
 
 func (x *Touch) Reset() {
 	*x = Touch{}
-	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[6]
+	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -710,7 +814,7 @@ func (x *Touch) String() string {
 func (*Touch) ProtoMessage() {}
 
 func (x *Touch) ProtoReflect() protoreflect.Message {
-	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[6]
+	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -723,7 +827,7 @@ func (x *Touch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Touch.ProtoReflect.Descriptor instead.
 func (*Touch) Descriptor() ([]byte, []int) {
-	return file_spi_usersessions_usersessionspb_usersessions_proto_rawDescGZIP(), []int{6}
+	return file_spi_usersessions_usersessionspb_usersessions_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *Touch) GetSession() *Key {
@@ -775,7 +879,7 @@ type Filter struct {
 
 func (x *Filter) Reset() {
 	*x = Filter{}
-	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[7]
+	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -787,7 +891,7 @@ func (x *Filter) String() string {
 func (*Filter) ProtoMessage() {}
 
 func (x *Filter) ProtoReflect() protoreflect.Message {
-	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[7]
+	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -800,7 +904,7 @@ func (x *Filter) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Filter.ProtoReflect.Descriptor instead.
 func (*Filter) Descriptor() ([]byte, []int) {
-	return file_spi_usersessions_usersessionspb_usersessions_proto_rawDescGZIP(), []int{7}
+	return file_spi_usersessions_usersessionspb_usersessions_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *Filter) GetRealmId() string {
@@ -855,7 +959,7 @@ type Page struct {
 
 func (x *Page) Reset() {
 	*x = Page{}
-	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[8]
+	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -867,7 +971,7 @@ func (x *Page) String() string {
 func (*Page) ProtoMessage() {}
 
 func (x *Page) ProtoReflect() protoreflect.Message {
-	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[8]
+	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -880,7 +984,7 @@ func (x *Page) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Page.ProtoReflect.Descriptor instead.
 func (*Page) Descriptor() ([]byte, []int) {
-	return file_spi_usersessions_usersessionspb_usersessions_proto_rawDescGZIP(), []int{8}
+	return file_spi_usersessions_usersessionspb_usersessions_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *Page) GetAfter() string {
@@ -907,7 +1011,7 @@ type Partition struct {
 
 func (x *Partition) Reset() {
 	*x = Partition{}
-	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[9]
+	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -919,7 +1023,7 @@ func (x *Partition) String() string {
 func (*Partition) ProtoMessage() {}
 
 func (x *Partition) ProtoReflect() protoreflect.Message {
-	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[9]
+	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -932,7 +1036,7 @@ func (x *Partition) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Partition.ProtoReflect.Descriptor instead.
 func (*Partition) Descriptor() ([]byte, []int) {
-	return file_spi_usersessions_usersessionspb_usersessions_proto_rawDescGZIP(), []int{9}
+	return file_spi_usersessions_usersessionspb_usersessions_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *Partition) GetIndex() int64 {
@@ -963,7 +1067,7 @@ type Change struct {
 
 func (x *Change) Reset() {
 	*x = Change{}
-	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[10]
+	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -975,7 +1079,7 @@ func (x *Change) String() string {
 func (*Change) ProtoMessage() {}
 
 func (x *Change) ProtoReflect() protoreflect.Message {
-	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[10]
+	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -988,7 +1092,7 @@ func (x *Change) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Change.ProtoReflect.Descriptor instead.
 func (*Change) Descriptor() ([]byte, []int) {
-	return file_spi_usersessions_usersessionspb_usersessions_proto_rawDescGZIP(), []int{10}
+	return file_spi_usersessions_usersessionspb_usersessions_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *Change) GetKind() ChangeKind {
@@ -1043,7 +1147,7 @@ type RecordKey struct {
 
 func (x *RecordKey) Reset() {
 	*x = RecordKey{}
-	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[11]
+	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1055,7 +1159,7 @@ func (x *RecordKey) String() string {
 func (*RecordKey) ProtoMessage() {}
 
 func (x *RecordKey) ProtoReflect() protoreflect.Message {
-	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[11]
+	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1068,7 +1172,7 @@ func (x *RecordKey) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RecordKey.ProtoReflect.Descriptor instead.
 func (*RecordKey) Descriptor() ([]byte, []int) {
-	return file_spi_usersessions_usersessionspb_usersessions_proto_rawDescGZIP(), []int{11}
+	return file_spi_usersessions_usersessionspb_usersessions_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *RecordKey) GetKind() string {
@@ -1098,7 +1202,7 @@ type Record struct {
 
 func (x *Record) Reset() {
 	*x = Record{}
-	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[12]
+	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1110,7 +1214,7 @@ func (x *Record) String() string {
 func (*Record) ProtoMessage() {}
 
 func (x *Record) ProtoReflect() protoreflect.Message {
-	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[12]
+	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1123,7 +1227,7 @@ func (x *Record) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Record.ProtoReflect.Descriptor instead.
 func (*Record) Descriptor() ([]byte, []int) {
-	return file_spi_usersessions_usersessionspb_usersessions_proto_rawDescGZIP(), []int{12}
+	return file_spi_usersessions_usersessionspb_usersessions_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *Record) GetKind() string {
@@ -1171,7 +1275,7 @@ type MaybeRecord struct {
 
 func (x *MaybeRecord) Reset() {
 	*x = MaybeRecord{}
-	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[13]
+	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1183,7 +1287,7 @@ func (x *MaybeRecord) String() string {
 func (*MaybeRecord) ProtoMessage() {}
 
 func (x *MaybeRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[13]
+	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1196,7 +1300,7 @@ func (x *MaybeRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MaybeRecord.ProtoReflect.Descriptor instead.
 func (*MaybeRecord) Descriptor() ([]byte, []int) {
-	return file_spi_usersessions_usersessionspb_usersessions_proto_rawDescGZIP(), []int{13}
+	return file_spi_usersessions_usersessionspb_usersessions_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *MaybeRecord) GetRecord() *Record {
@@ -1226,7 +1330,7 @@ type Delivery struct {
 
 func (x *Delivery) Reset() {
 	*x = Delivery{}
-	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[14]
+	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1238,7 +1342,7 @@ func (x *Delivery) String() string {
 func (*Delivery) ProtoMessage() {}
 
 func (x *Delivery) ProtoReflect() protoreflect.Message {
-	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[14]
+	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1251,7 +1355,7 @@ func (x *Delivery) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Delivery.ProtoReflect.Descriptor instead.
 func (*Delivery) Descriptor() ([]byte, []int) {
-	return file_spi_usersessions_usersessionspb_usersessions_proto_rawDescGZIP(), []int{14}
+	return file_spi_usersessions_usersessionspb_usersessions_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *Delivery) GetId() string {
@@ -1351,7 +1455,7 @@ type DeliveryOutcome struct {
 
 func (x *DeliveryOutcome) Reset() {
 	*x = DeliveryOutcome{}
-	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[15]
+	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1363,7 +1467,7 @@ func (x *DeliveryOutcome) String() string {
 func (*DeliveryOutcome) ProtoMessage() {}
 
 func (x *DeliveryOutcome) ProtoReflect() protoreflect.Message {
-	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[15]
+	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1376,7 +1480,7 @@ func (x *DeliveryOutcome) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeliveryOutcome.ProtoReflect.Descriptor instead.
 func (*DeliveryOutcome) Descriptor() ([]byte, []int) {
-	return file_spi_usersessions_usersessionspb_usersessions_proto_rawDescGZIP(), []int{15}
+	return file_spi_usersessions_usersessionspb_usersessions_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *DeliveryOutcome) GetId() string {
@@ -1425,7 +1529,7 @@ type DeliveryFilter struct {
 
 func (x *DeliveryFilter) Reset() {
 	*x = DeliveryFilter{}
-	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[16]
+	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1437,7 +1541,7 @@ func (x *DeliveryFilter) String() string {
 func (*DeliveryFilter) ProtoMessage() {}
 
 func (x *DeliveryFilter) ProtoReflect() protoreflect.Message {
-	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[16]
+	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1450,7 +1554,7 @@ func (x *DeliveryFilter) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeliveryFilter.ProtoReflect.Descriptor instead.
 func (*DeliveryFilter) Descriptor() ([]byte, []int) {
-	return file_spi_usersessions_usersessionspb_usersessions_proto_rawDescGZIP(), []int{16}
+	return file_spi_usersessions_usersessionspb_usersessions_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *DeliveryFilter) GetRealmId() string {
@@ -1483,7 +1587,7 @@ type CreateRequest struct {
 
 func (x *CreateRequest) Reset() {
 	*x = CreateRequest{}
-	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[17]
+	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1495,7 +1599,7 @@ func (x *CreateRequest) String() string {
 func (*CreateRequest) ProtoMessage() {}
 
 func (x *CreateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[17]
+	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1508,7 +1612,7 @@ func (x *CreateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateRequest.ProtoReflect.Descriptor instead.
 func (*CreateRequest) Descriptor() ([]byte, []int) {
-	return file_spi_usersessions_usersessionspb_usersessions_proto_rawDescGZIP(), []int{17}
+	return file_spi_usersessions_usersessionspb_usersessions_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *CreateRequest) GetSessions() []*UserSession {
@@ -1527,7 +1631,7 @@ type GetRequest struct {
 
 func (x *GetRequest) Reset() {
 	*x = GetRequest{}
-	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[18]
+	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1539,7 +1643,7 @@ func (x *GetRequest) String() string {
 func (*GetRequest) ProtoMessage() {}
 
 func (x *GetRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[18]
+	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1552,7 +1656,7 @@ func (x *GetRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRequest.ProtoReflect.Descriptor instead.
 func (*GetRequest) Descriptor() ([]byte, []int) {
-	return file_spi_usersessions_usersessionspb_usersessions_proto_rawDescGZIP(), []int{18}
+	return file_spi_usersessions_usersessionspb_usersessions_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *GetRequest) GetKeys() []*Key {
@@ -1571,7 +1675,7 @@ type GetResponse struct {
 
 func (x *GetResponse) Reset() {
 	*x = GetResponse{}
-	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[19]
+	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1583,7 +1687,7 @@ func (x *GetResponse) String() string {
 func (*GetResponse) ProtoMessage() {}
 
 func (x *GetResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[19]
+	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1596,7 +1700,7 @@ func (x *GetResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetResponse.ProtoReflect.Descriptor instead.
 func (*GetResponse) Descriptor() ([]byte, []int) {
-	return file_spi_usersessions_usersessionspb_usersessions_proto_rawDescGZIP(), []int{19}
+	return file_spi_usersessions_usersessionspb_usersessions_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *GetResponse) GetSessions() []*MaybeSession {
@@ -1615,7 +1719,7 @@ type UpdateRequest struct {
 
 func (x *UpdateRequest) Reset() {
 	*x = UpdateRequest{}
-	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[20]
+	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1627,7 +1731,7 @@ func (x *UpdateRequest) String() string {
 func (*UpdateRequest) ProtoMessage() {}
 
 func (x *UpdateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[20]
+	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1640,7 +1744,7 @@ func (x *UpdateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateRequest.ProtoReflect.Descriptor instead.
 func (*UpdateRequest) Descriptor() ([]byte, []int) {
-	return file_spi_usersessions_usersessionspb_usersessions_proto_rawDescGZIP(), []int{20}
+	return file_spi_usersessions_usersessionspb_usersessions_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *UpdateRequest) GetSessions() []*UserSession {
@@ -1659,7 +1763,7 @@ type TouchRequest struct {
 
 func (x *TouchRequest) Reset() {
 	*x = TouchRequest{}
-	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[21]
+	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1671,7 +1775,7 @@ func (x *TouchRequest) String() string {
 func (*TouchRequest) ProtoMessage() {}
 
 func (x *TouchRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[21]
+	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1684,7 +1788,7 @@ func (x *TouchRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TouchRequest.ProtoReflect.Descriptor instead.
 func (*TouchRequest) Descriptor() ([]byte, []int) {
-	return file_spi_usersessions_usersessionspb_usersessions_proto_rawDescGZIP(), []int{21}
+	return file_spi_usersessions_usersessionspb_usersessions_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *TouchRequest) GetTouches() []*Touch {
@@ -1703,7 +1807,7 @@ type PutClientSessionsRequest struct {
 
 func (x *PutClientSessionsRequest) Reset() {
 	*x = PutClientSessionsRequest{}
-	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[22]
+	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1715,7 +1819,7 @@ func (x *PutClientSessionsRequest) String() string {
 func (*PutClientSessionsRequest) ProtoMessage() {}
 
 func (x *PutClientSessionsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[22]
+	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1728,7 +1832,7 @@ func (x *PutClientSessionsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PutClientSessionsRequest.ProtoReflect.Descriptor instead.
 func (*PutClientSessionsRequest) Descriptor() ([]byte, []int) {
-	return file_spi_usersessions_usersessionspb_usersessions_proto_rawDescGZIP(), []int{22}
+	return file_spi_usersessions_usersessionspb_usersessions_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *PutClientSessionsRequest) GetClients() []*ClientSession {
@@ -1747,7 +1851,7 @@ type DeleteClientSessionsRequest struct {
 
 func (x *DeleteClientSessionsRequest) Reset() {
 	*x = DeleteClientSessionsRequest{}
-	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[23]
+	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1759,7 +1863,7 @@ func (x *DeleteClientSessionsRequest) String() string {
 func (*DeleteClientSessionsRequest) ProtoMessage() {}
 
 func (x *DeleteClientSessionsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[23]
+	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1772,7 +1876,7 @@ func (x *DeleteClientSessionsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteClientSessionsRequest.ProtoReflect.Descriptor instead.
 func (*DeleteClientSessionsRequest) Descriptor() ([]byte, []int) {
-	return file_spi_usersessions_usersessionspb_usersessions_proto_rawDescGZIP(), []int{23}
+	return file_spi_usersessions_usersessionspb_usersessions_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *DeleteClientSessionsRequest) GetKeys() []*ClientKey {
@@ -1791,7 +1895,7 @@ type DeleteRequest struct {
 
 func (x *DeleteRequest) Reset() {
 	*x = DeleteRequest{}
-	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[24]
+	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1803,7 +1907,7 @@ func (x *DeleteRequest) String() string {
 func (*DeleteRequest) ProtoMessage() {}
 
 func (x *DeleteRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[24]
+	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1816,7 +1920,7 @@ func (x *DeleteRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteRequest.ProtoReflect.Descriptor instead.
 func (*DeleteRequest) Descriptor() ([]byte, []int) {
-	return file_spi_usersessions_usersessionspb_usersessions_proto_rawDescGZIP(), []int{24}
+	return file_spi_usersessions_usersessionspb_usersessions_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *DeleteRequest) GetKeys() []*Key {
@@ -1835,7 +1939,7 @@ type DeleteResponse struct {
 
 func (x *DeleteResponse) Reset() {
 	*x = DeleteResponse{}
-	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[25]
+	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1847,7 +1951,7 @@ func (x *DeleteResponse) String() string {
 func (*DeleteResponse) ProtoMessage() {}
 
 func (x *DeleteResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[25]
+	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1860,7 +1964,7 @@ func (x *DeleteResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteResponse.ProtoReflect.Descriptor instead.
 func (*DeleteResponse) Descriptor() ([]byte, []int) {
-	return file_spi_usersessions_usersessionspb_usersessions_proto_rawDescGZIP(), []int{25}
+	return file_spi_usersessions_usersessionspb_usersessions_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *DeleteResponse) GetRemoved() int64 {
@@ -1879,7 +1983,7 @@ type DeleteMatchingRequest struct {
 
 func (x *DeleteMatchingRequest) Reset() {
 	*x = DeleteMatchingRequest{}
-	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[26]
+	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1891,7 +1995,7 @@ func (x *DeleteMatchingRequest) String() string {
 func (*DeleteMatchingRequest) ProtoMessage() {}
 
 func (x *DeleteMatchingRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[26]
+	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1904,7 +2008,7 @@ func (x *DeleteMatchingRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteMatchingRequest.ProtoReflect.Descriptor instead.
 func (*DeleteMatchingRequest) Descriptor() ([]byte, []int) {
-	return file_spi_usersessions_usersessionspb_usersessions_proto_rawDescGZIP(), []int{26}
+	return file_spi_usersessions_usersessionspb_usersessions_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *DeleteMatchingRequest) GetFilter() *Filter {
@@ -1924,7 +2028,7 @@ type DeleteExpiredRequest struct {
 
 func (x *DeleteExpiredRequest) Reset() {
 	*x = DeleteExpiredRequest{}
-	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[27]
+	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1936,7 +2040,7 @@ func (x *DeleteExpiredRequest) String() string {
 func (*DeleteExpiredRequest) ProtoMessage() {}
 
 func (x *DeleteExpiredRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[27]
+	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1949,7 +2053,7 @@ func (x *DeleteExpiredRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteExpiredRequest.ProtoReflect.Descriptor instead.
 func (*DeleteExpiredRequest) Descriptor() ([]byte, []int) {
-	return file_spi_usersessions_usersessionspb_usersessions_proto_rawDescGZIP(), []int{27}
+	return file_spi_usersessions_usersessionspb_usersessions_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *DeleteExpiredRequest) GetBefore() int64 {
@@ -1976,7 +2080,7 @@ type DeleteExpiredResponse struct {
 
 func (x *DeleteExpiredResponse) Reset() {
 	*x = DeleteExpiredResponse{}
-	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[28]
+	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1988,7 +2092,7 @@ func (x *DeleteExpiredResponse) String() string {
 func (*DeleteExpiredResponse) ProtoMessage() {}
 
 func (x *DeleteExpiredResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[28]
+	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2001,7 +2105,7 @@ func (x *DeleteExpiredResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteExpiredResponse.ProtoReflect.Descriptor instead.
 func (*DeleteExpiredResponse) Descriptor() ([]byte, []int) {
-	return file_spi_usersessions_usersessionspb_usersessions_proto_rawDescGZIP(), []int{28}
+	return file_spi_usersessions_usersessionspb_usersessions_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *DeleteExpiredResponse) GetUsers() int64 {
@@ -2028,7 +2132,7 @@ type ListRequest struct {
 
 func (x *ListRequest) Reset() {
 	*x = ListRequest{}
-	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[29]
+	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2040,7 +2144,7 @@ func (x *ListRequest) String() string {
 func (*ListRequest) ProtoMessage() {}
 
 func (x *ListRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[29]
+	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2053,7 +2157,7 @@ func (x *ListRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRequest.ProtoReflect.Descriptor instead.
 func (*ListRequest) Descriptor() ([]byte, []int) {
-	return file_spi_usersessions_usersessionspb_usersessions_proto_rawDescGZIP(), []int{29}
+	return file_spi_usersessions_usersessionspb_usersessions_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *ListRequest) GetFilter() *Filter {
@@ -2079,7 +2183,7 @@ type Sessions struct {
 
 func (x *Sessions) Reset() {
 	*x = Sessions{}
-	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[30]
+	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2091,7 +2195,7 @@ func (x *Sessions) String() string {
 func (*Sessions) ProtoMessage() {}
 
 func (x *Sessions) ProtoReflect() protoreflect.Message {
-	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[30]
+	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2104,7 +2208,7 @@ func (x *Sessions) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Sessions.ProtoReflect.Descriptor instead.
 func (*Sessions) Descriptor() ([]byte, []int) {
-	return file_spi_usersessions_usersessionspb_usersessions_proto_rawDescGZIP(), []int{30}
+	return file_spi_usersessions_usersessionspb_usersessions_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *Sessions) GetSessions() []*UserSession {
@@ -2123,7 +2227,7 @@ type CountRequest struct {
 
 func (x *CountRequest) Reset() {
 	*x = CountRequest{}
-	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[31]
+	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2135,7 +2239,7 @@ func (x *CountRequest) String() string {
 func (*CountRequest) ProtoMessage() {}
 
 func (x *CountRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[31]
+	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2148,7 +2252,7 @@ func (x *CountRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CountRequest.ProtoReflect.Descriptor instead.
 func (*CountRequest) Descriptor() ([]byte, []int) {
-	return file_spi_usersessions_usersessionspb_usersessions_proto_rawDescGZIP(), []int{31}
+	return file_spi_usersessions_usersessionspb_usersessions_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *CountRequest) GetFilter() *Filter {
@@ -2167,7 +2271,7 @@ type CountResponse struct {
 
 func (x *CountResponse) Reset() {
 	*x = CountResponse{}
-	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[32]
+	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2179,7 +2283,7 @@ func (x *CountResponse) String() string {
 func (*CountResponse) ProtoMessage() {}
 
 func (x *CountResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[32]
+	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2192,7 +2296,7 @@ func (x *CountResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CountResponse.ProtoReflect.Descriptor instead.
 func (*CountResponse) Descriptor() ([]byte, []int) {
-	return file_spi_usersessions_usersessionspb_usersessions_proto_rawDescGZIP(), []int{32}
+	return file_spi_usersessions_usersessionspb_usersessions_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *CountResponse) GetCount() int64 {
@@ -2213,7 +2317,7 @@ type CountByClientRequest struct {
 
 func (x *CountByClientRequest) Reset() {
 	*x = CountByClientRequest{}
-	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[33]
+	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2225,7 +2329,7 @@ func (x *CountByClientRequest) String() string {
 func (*CountByClientRequest) ProtoMessage() {}
 
 func (x *CountByClientRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[33]
+	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2238,7 +2342,7 @@ func (x *CountByClientRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CountByClientRequest.ProtoReflect.Descriptor instead.
 func (*CountByClientRequest) Descriptor() ([]byte, []int) {
-	return file_spi_usersessions_usersessionspb_usersessions_proto_rawDescGZIP(), []int{33}
+	return file_spi_usersessions_usersessionspb_usersessions_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *CountByClientRequest) GetRealmId() string {
@@ -2271,7 +2375,7 @@ type CountByClientResponse struct {
 
 func (x *CountByClientResponse) Reset() {
 	*x = CountByClientResponse{}
-	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[34]
+	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2283,7 +2387,7 @@ func (x *CountByClientResponse) String() string {
 func (*CountByClientResponse) ProtoMessage() {}
 
 func (x *CountByClientResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[34]
+	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2296,7 +2400,7 @@ func (x *CountByClientResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CountByClientResponse.ProtoReflect.Descriptor instead.
 func (*CountByClientResponse) Descriptor() ([]byte, []int) {
-	return file_spi_usersessions_usersessionspb_usersessions_proto_rawDescGZIP(), []int{34}
+	return file_spi_usersessions_usersessionspb_usersessions_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *CountByClientResponse) GetCounts() map[string]int64 {
@@ -2317,7 +2421,7 @@ type StreamRequest struct {
 
 func (x *StreamRequest) Reset() {
 	*x = StreamRequest{}
-	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[35]
+	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2329,7 +2433,7 @@ func (x *StreamRequest) String() string {
 func (*StreamRequest) ProtoMessage() {}
 
 func (x *StreamRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[35]
+	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2342,7 +2446,7 @@ func (x *StreamRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StreamRequest.ProtoReflect.Descriptor instead.
 func (*StreamRequest) Descriptor() ([]byte, []int) {
-	return file_spi_usersessions_usersessionspb_usersessions_proto_rawDescGZIP(), []int{35}
+	return file_spi_usersessions_usersessionspb_usersessions_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *StreamRequest) GetFilter() *Filter {
@@ -2374,7 +2478,7 @@ type WatchRequest struct {
 
 func (x *WatchRequest) Reset() {
 	*x = WatchRequest{}
-	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[36]
+	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2386,7 +2490,7 @@ func (x *WatchRequest) String() string {
 func (*WatchRequest) ProtoMessage() {}
 
 func (x *WatchRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[36]
+	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2399,7 +2503,7 @@ func (x *WatchRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchRequest.ProtoReflect.Descriptor instead.
 func (*WatchRequest) Descriptor() ([]byte, []int) {
-	return file_spi_usersessions_usersessionspb_usersessions_proto_rawDescGZIP(), []int{36}
+	return file_spi_usersessions_usersessionspb_usersessions_proto_rawDescGZIP(), []int{38}
 }
 
 type GetRecordsRequest struct {
@@ -2412,7 +2516,7 @@ type GetRecordsRequest struct {
 
 func (x *GetRecordsRequest) Reset() {
 	*x = GetRecordsRequest{}
-	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[37]
+	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2424,7 +2528,7 @@ func (x *GetRecordsRequest) String() string {
 func (*GetRecordsRequest) ProtoMessage() {}
 
 func (x *GetRecordsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[37]
+	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2437,7 +2541,7 @@ func (x *GetRecordsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRecordsRequest.ProtoReflect.Descriptor instead.
 func (*GetRecordsRequest) Descriptor() ([]byte, []int) {
-	return file_spi_usersessions_usersessionspb_usersessions_proto_rawDescGZIP(), []int{37}
+	return file_spi_usersessions_usersessionspb_usersessions_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *GetRecordsRequest) GetKind() string {
@@ -2463,7 +2567,7 @@ type GetRecordsResponse struct {
 
 func (x *GetRecordsResponse) Reset() {
 	*x = GetRecordsResponse{}
-	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[38]
+	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2475,7 +2579,7 @@ func (x *GetRecordsResponse) String() string {
 func (*GetRecordsResponse) ProtoMessage() {}
 
 func (x *GetRecordsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[38]
+	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2488,7 +2592,7 @@ func (x *GetRecordsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRecordsResponse.ProtoReflect.Descriptor instead.
 func (*GetRecordsResponse) Descriptor() ([]byte, []int) {
-	return file_spi_usersessions_usersessionspb_usersessions_proto_rawDescGZIP(), []int{38}
+	return file_spi_usersessions_usersessionspb_usersessions_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *GetRecordsResponse) GetRecords() []*MaybeRecord {
@@ -2507,7 +2611,7 @@ type ListRecordsRequest struct {
 
 func (x *ListRecordsRequest) Reset() {
 	*x = ListRecordsRequest{}
-	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[39]
+	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2519,7 +2623,7 @@ func (x *ListRecordsRequest) String() string {
 func (*ListRecordsRequest) ProtoMessage() {}
 
 func (x *ListRecordsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[39]
+	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2532,7 +2636,7 @@ func (x *ListRecordsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRecordsRequest.ProtoReflect.Descriptor instead.
 func (*ListRecordsRequest) Descriptor() ([]byte, []int) {
-	return file_spi_usersessions_usersessionspb_usersessions_proto_rawDescGZIP(), []int{39}
+	return file_spi_usersessions_usersessionspb_usersessions_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *ListRecordsRequest) GetKind() string {
@@ -2551,7 +2655,7 @@ type Records struct {
 
 func (x *Records) Reset() {
 	*x = Records{}
-	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[40]
+	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2563,7 +2667,7 @@ func (x *Records) String() string {
 func (*Records) ProtoMessage() {}
 
 func (x *Records) ProtoReflect() protoreflect.Message {
-	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[40]
+	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2576,7 +2680,7 @@ func (x *Records) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Records.ProtoReflect.Descriptor instead.
 func (*Records) Descriptor() ([]byte, []int) {
-	return file_spi_usersessions_usersessionspb_usersessions_proto_rawDescGZIP(), []int{40}
+	return file_spi_usersessions_usersessionspb_usersessions_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *Records) GetRecords() []*Record {
@@ -2596,7 +2700,7 @@ type DeleteRecordRequest struct {
 
 func (x *DeleteRecordRequest) Reset() {
 	*x = DeleteRecordRequest{}
-	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[41]
+	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2608,7 +2712,7 @@ func (x *DeleteRecordRequest) String() string {
 func (*DeleteRecordRequest) ProtoMessage() {}
 
 func (x *DeleteRecordRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[41]
+	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2621,7 +2725,7 @@ func (x *DeleteRecordRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteRecordRequest.ProtoReflect.Descriptor instead.
 func (*DeleteRecordRequest) Descriptor() ([]byte, []int) {
-	return file_spi_usersessions_usersessionspb_usersessions_proto_rawDescGZIP(), []int{41}
+	return file_spi_usersessions_usersessionspb_usersessions_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *DeleteRecordRequest) GetKind() string {
@@ -2647,7 +2751,7 @@ type Deliveries struct {
 
 func (x *Deliveries) Reset() {
 	*x = Deliveries{}
-	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[42]
+	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2659,7 +2763,7 @@ func (x *Deliveries) String() string {
 func (*Deliveries) ProtoMessage() {}
 
 func (x *Deliveries) ProtoReflect() protoreflect.Message {
-	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[42]
+	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2672,7 +2776,7 @@ func (x *Deliveries) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Deliveries.ProtoReflect.Descriptor instead.
 func (*Deliveries) Descriptor() ([]byte, []int) {
-	return file_spi_usersessions_usersessionspb_usersessions_proto_rawDescGZIP(), []int{42}
+	return file_spi_usersessions_usersessionspb_usersessions_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *Deliveries) GetDeliveries() []*Delivery {
@@ -2693,7 +2797,7 @@ type ClaimRequest struct {
 
 func (x *ClaimRequest) Reset() {
 	*x = ClaimRequest{}
-	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[43]
+	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2705,7 +2809,7 @@ func (x *ClaimRequest) String() string {
 func (*ClaimRequest) ProtoMessage() {}
 
 func (x *ClaimRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[43]
+	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2718,7 +2822,7 @@ func (x *ClaimRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClaimRequest.ProtoReflect.Descriptor instead.
 func (*ClaimRequest) Descriptor() ([]byte, []int) {
-	return file_spi_usersessions_usersessionspb_usersessions_proto_rawDescGZIP(), []int{43}
+	return file_spi_usersessions_usersessionspb_usersessions_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *ClaimRequest) GetNow() int64 {
@@ -2751,7 +2855,7 @@ type FinishRequest struct {
 
 func (x *FinishRequest) Reset() {
 	*x = FinishRequest{}
-	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[44]
+	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2763,7 +2867,7 @@ func (x *FinishRequest) String() string {
 func (*FinishRequest) ProtoMessage() {}
 
 func (x *FinishRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[44]
+	mi := &file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2776,7 +2880,7 @@ func (x *FinishRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FinishRequest.ProtoReflect.Descriptor instead.
 func (*FinishRequest) Descriptor() ([]byte, []int) {
-	return file_spi_usersessions_usersessionspb_usersessions_proto_rawDescGZIP(), []int{44}
+	return file_spi_usersessions_usersessionspb_usersessions_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *FinishRequest) GetOutcomes() []*DeliveryOutcome {
@@ -2790,7 +2894,14 @@ var File_spi_usersessions_usersessionspb_usersessions_proto protoreflect.FileDes
 
 const file_spi_usersessions_usersessionspb_usersessions_proto_rawDesc = "" +
 	"\n" +
-	"2spi/usersessions/usersessionspb/usersessions.proto\x12\x18sessiond.usersessions.v1\x1a\x13spi/spipb/spi.proto\"5\n" +
+	"2spi/usersessions/usersessionspb/usersessions.proto\x12\x18sessiond.usersessions.v1\x1a\x13spi/spipb/spi.proto\"\x8d\x01\n" +
+	"\bRotation\x12?\n" +
+	"\x06client\x18\x01 \x01(\v2'.sessiond.usersessions.v1.ClientSessionR\x06client\x12!\n" +
+	"\flast_refresh\x18\x02 \x01(\x03R\vlastRefresh\x12\x1d\n" +
+	"\n" +
+	"expires_at\x18\x03 \x01(\x03R\texpiresAt\"Q\n" +
+	"\rRotateRequest\x12@\n" +
+	"\trotations\x18\x01 \x03(\v2\".sessiond.usersessions.v1.RotationR\trotations\"5\n" +
 	"\x14WriteTimeoutResponse\x12\x1d\n" +
 	"\n" +
 	"timeout_ns\x18\x01 \x01(\x03R\ttimeoutNs\"J\n" +
@@ -3009,7 +3120,7 @@ const file_spi_usersessions_usersessionspb_usersessions_proto_rawDesc = "" +
 	"\aFLUSHED\x10\x03\x12\x0e\n" +
 	"\n" +
 	"SUBSCRIBED\x10\x04\x12\x12\n" +
-	"\x0eRECORD_CHANGED\x10\x052\xfa\x10\n" +
+	"\x0eRECORD_CHANGED\x10\x052\xca\x11\n" +
 	"\fUserSessions\x12N\n" +
 	"\x06Create\x12'.sessiond.usersessions.v1.CreateRequest\x1a\x1b.sessiond.spi.v1.ItemErrors\x12R\n" +
 	"\x03Get\x12$.sessiond.usersessions.v1.GetRequest\x1a%.sessiond.usersessions.v1.GetResponse\x12N\n" +
@@ -3036,7 +3147,8 @@ const file_spi_usersessions_usersessionspb_usersessions_proto_rawDesc = "" +
 	"\x0eListDeliveries\x12(.sessiond.usersessions.v1.DeliveryFilter\x1a$.sessiond.usersessions.v1.Deliveries\x12<\n" +
 	"\n" +
 	"ProbeWrite\x12\x16.sessiond.spi.v1.Empty\x1a\x16.sessiond.spi.v1.Empty\x12V\n" +
-	"\fWriteTimeout\x12\x16.sessiond.spi.v1.Empty\x1a..sessiond.usersessions.v1.WriteTimeoutResponseB>Z<github.com/sessiond/sessiond/spi/usersessions/usersessionspbb\x06proto3"
+	"\fWriteTimeout\x12\x16.sessiond.spi.v1.Empty\x1a..sessiond.usersessions.v1.WriteTimeoutResponse\x12N\n" +
+	"\x06Rotate\x12'.sessiond.usersessions.v1.RotateRequest\x1a\x1b.sessiond.spi.v1.ItemErrorsB>Z<github.com/sessiond/sessiond/spi/usersessions/usersessionspbb\x06proto3"
 
 var (
 	file_spi_usersessions_usersessionspb_usersessions_proto_rawDescOnce sync.Once
@@ -3051,150 +3163,156 @@ func file_spi_usersessions_usersessionspb_usersessions_proto_rawDescGZIP() []byt
 }
 
 var file_spi_usersessions_usersessionspb_usersessions_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes = make([]protoimpl.MessageInfo, 49)
+var file_spi_usersessions_usersessionspb_usersessions_proto_msgTypes = make([]protoimpl.MessageInfo, 51)
 var file_spi_usersessions_usersessionspb_usersessions_proto_goTypes = []any{
 	(OfflineSelector)(0),                // 0: sessiond.usersessions.v1.OfflineSelector
 	(ChangeKind)(0),                     // 1: sessiond.usersessions.v1.ChangeKind
-	(*WriteTimeoutResponse)(nil),        // 2: sessiond.usersessions.v1.WriteTimeoutResponse
-	(*Key)(nil),                         // 3: sessiond.usersessions.v1.Key
-	(*ClientKey)(nil),                   // 4: sessiond.usersessions.v1.ClientKey
-	(*UserSession)(nil),                 // 5: sessiond.usersessions.v1.UserSession
-	(*ClientSession)(nil),               // 6: sessiond.usersessions.v1.ClientSession
-	(*MaybeSession)(nil),                // 7: sessiond.usersessions.v1.MaybeSession
-	(*Touch)(nil),                       // 8: sessiond.usersessions.v1.Touch
-	(*Filter)(nil),                      // 9: sessiond.usersessions.v1.Filter
-	(*Page)(nil),                        // 10: sessiond.usersessions.v1.Page
-	(*Partition)(nil),                   // 11: sessiond.usersessions.v1.Partition
-	(*Change)(nil),                      // 12: sessiond.usersessions.v1.Change
-	(*RecordKey)(nil),                   // 13: sessiond.usersessions.v1.RecordKey
-	(*Record)(nil),                      // 14: sessiond.usersessions.v1.Record
-	(*MaybeRecord)(nil),                 // 15: sessiond.usersessions.v1.MaybeRecord
-	(*Delivery)(nil),                    // 16: sessiond.usersessions.v1.Delivery
-	(*DeliveryOutcome)(nil),             // 17: sessiond.usersessions.v1.DeliveryOutcome
-	(*DeliveryFilter)(nil),              // 18: sessiond.usersessions.v1.DeliveryFilter
-	(*CreateRequest)(nil),               // 19: sessiond.usersessions.v1.CreateRequest
-	(*GetRequest)(nil),                  // 20: sessiond.usersessions.v1.GetRequest
-	(*GetResponse)(nil),                 // 21: sessiond.usersessions.v1.GetResponse
-	(*UpdateRequest)(nil),               // 22: sessiond.usersessions.v1.UpdateRequest
-	(*TouchRequest)(nil),                // 23: sessiond.usersessions.v1.TouchRequest
-	(*PutClientSessionsRequest)(nil),    // 24: sessiond.usersessions.v1.PutClientSessionsRequest
-	(*DeleteClientSessionsRequest)(nil), // 25: sessiond.usersessions.v1.DeleteClientSessionsRequest
-	(*DeleteRequest)(nil),               // 26: sessiond.usersessions.v1.DeleteRequest
-	(*DeleteResponse)(nil),              // 27: sessiond.usersessions.v1.DeleteResponse
-	(*DeleteMatchingRequest)(nil),       // 28: sessiond.usersessions.v1.DeleteMatchingRequest
-	(*DeleteExpiredRequest)(nil),        // 29: sessiond.usersessions.v1.DeleteExpiredRequest
-	(*DeleteExpiredResponse)(nil),       // 30: sessiond.usersessions.v1.DeleteExpiredResponse
-	(*ListRequest)(nil),                 // 31: sessiond.usersessions.v1.ListRequest
-	(*Sessions)(nil),                    // 32: sessiond.usersessions.v1.Sessions
-	(*CountRequest)(nil),                // 33: sessiond.usersessions.v1.CountRequest
-	(*CountResponse)(nil),               // 34: sessiond.usersessions.v1.CountResponse
-	(*CountByClientRequest)(nil),        // 35: sessiond.usersessions.v1.CountByClientRequest
-	(*CountByClientResponse)(nil),       // 36: sessiond.usersessions.v1.CountByClientResponse
-	(*StreamRequest)(nil),               // 37: sessiond.usersessions.v1.StreamRequest
-	(*WatchRequest)(nil),                // 38: sessiond.usersessions.v1.WatchRequest
-	(*GetRecordsRequest)(nil),           // 39: sessiond.usersessions.v1.GetRecordsRequest
-	(*GetRecordsResponse)(nil),          // 40: sessiond.usersessions.v1.GetRecordsResponse
-	(*ListRecordsRequest)(nil),          // 41: sessiond.usersessions.v1.ListRecordsRequest
-	(*Records)(nil),                     // 42: sessiond.usersessions.v1.Records
-	(*DeleteRecordRequest)(nil),         // 43: sessiond.usersessions.v1.DeleteRecordRequest
-	(*Deliveries)(nil),                  // 44: sessiond.usersessions.v1.Deliveries
-	(*ClaimRequest)(nil),                // 45: sessiond.usersessions.v1.ClaimRequest
-	(*FinishRequest)(nil),               // 46: sessiond.usersessions.v1.FinishRequest
-	nil,                                 // 47: sessiond.usersessions.v1.UserSession.NotesEntry
-	nil,                                 // 48: sessiond.usersessions.v1.UserSession.ClientsEntry
-	nil,                                 // 49: sessiond.usersessions.v1.ClientSession.NotesEntry
-	nil,                                 // 50: sessiond.usersessions.v1.CountByClientResponse.CountsEntry
-	(*spipb.Empty)(nil),                 // 51: sessiond.spi.v1.Empty
-	(*spipb.ItemErrors)(nil),            // 52: sessiond.spi.v1.ItemErrors
+	(*Rotation)(nil),                    // 2: sessiond.usersessions.v1.Rotation
+	(*RotateRequest)(nil),               // 3: sessiond.usersessions.v1.RotateRequest
+	(*WriteTimeoutResponse)(nil),        // 4: sessiond.usersessions.v1.WriteTimeoutResponse
+	(*Key)(nil),                         // 5: sessiond.usersessions.v1.Key
+	(*ClientKey)(nil),                   // 6: sessiond.usersessions.v1.ClientKey
+	(*UserSession)(nil),                 // 7: sessiond.usersessions.v1.UserSession
+	(*ClientSession)(nil),               // 8: sessiond.usersessions.v1.ClientSession
+	(*MaybeSession)(nil),                // 9: sessiond.usersessions.v1.MaybeSession
+	(*Touch)(nil),                       // 10: sessiond.usersessions.v1.Touch
+	(*Filter)(nil),                      // 11: sessiond.usersessions.v1.Filter
+	(*Page)(nil),                        // 12: sessiond.usersessions.v1.Page
+	(*Partition)(nil),                   // 13: sessiond.usersessions.v1.Partition
+	(*Change)(nil),                      // 14: sessiond.usersessions.v1.Change
+	(*RecordKey)(nil),                   // 15: sessiond.usersessions.v1.RecordKey
+	(*Record)(nil),                      // 16: sessiond.usersessions.v1.Record
+	(*MaybeRecord)(nil),                 // 17: sessiond.usersessions.v1.MaybeRecord
+	(*Delivery)(nil),                    // 18: sessiond.usersessions.v1.Delivery
+	(*DeliveryOutcome)(nil),             // 19: sessiond.usersessions.v1.DeliveryOutcome
+	(*DeliveryFilter)(nil),              // 20: sessiond.usersessions.v1.DeliveryFilter
+	(*CreateRequest)(nil),               // 21: sessiond.usersessions.v1.CreateRequest
+	(*GetRequest)(nil),                  // 22: sessiond.usersessions.v1.GetRequest
+	(*GetResponse)(nil),                 // 23: sessiond.usersessions.v1.GetResponse
+	(*UpdateRequest)(nil),               // 24: sessiond.usersessions.v1.UpdateRequest
+	(*TouchRequest)(nil),                // 25: sessiond.usersessions.v1.TouchRequest
+	(*PutClientSessionsRequest)(nil),    // 26: sessiond.usersessions.v1.PutClientSessionsRequest
+	(*DeleteClientSessionsRequest)(nil), // 27: sessiond.usersessions.v1.DeleteClientSessionsRequest
+	(*DeleteRequest)(nil),               // 28: sessiond.usersessions.v1.DeleteRequest
+	(*DeleteResponse)(nil),              // 29: sessiond.usersessions.v1.DeleteResponse
+	(*DeleteMatchingRequest)(nil),       // 30: sessiond.usersessions.v1.DeleteMatchingRequest
+	(*DeleteExpiredRequest)(nil),        // 31: sessiond.usersessions.v1.DeleteExpiredRequest
+	(*DeleteExpiredResponse)(nil),       // 32: sessiond.usersessions.v1.DeleteExpiredResponse
+	(*ListRequest)(nil),                 // 33: sessiond.usersessions.v1.ListRequest
+	(*Sessions)(nil),                    // 34: sessiond.usersessions.v1.Sessions
+	(*CountRequest)(nil),                // 35: sessiond.usersessions.v1.CountRequest
+	(*CountResponse)(nil),               // 36: sessiond.usersessions.v1.CountResponse
+	(*CountByClientRequest)(nil),        // 37: sessiond.usersessions.v1.CountByClientRequest
+	(*CountByClientResponse)(nil),       // 38: sessiond.usersessions.v1.CountByClientResponse
+	(*StreamRequest)(nil),               // 39: sessiond.usersessions.v1.StreamRequest
+	(*WatchRequest)(nil),                // 40: sessiond.usersessions.v1.WatchRequest
+	(*GetRecordsRequest)(nil),           // 41: sessiond.usersessions.v1.GetRecordsRequest
+	(*GetRecordsResponse)(nil),          // 42: sessiond.usersessions.v1.GetRecordsResponse
+	(*ListRecordsRequest)(nil),          // 43: sessiond.usersessions.v1.ListRecordsRequest
+	(*Records)(nil),                     // 44: sessiond.usersessions.v1.Records
+	(*DeleteRecordRequest)(nil),         // 45: sessiond.usersessions.v1.DeleteRecordRequest
+	(*Deliveries)(nil),                  // 46: sessiond.usersessions.v1.Deliveries
+	(*ClaimRequest)(nil),                // 47: sessiond.usersessions.v1.ClaimRequest
+	(*FinishRequest)(nil),               // 48: sessiond.usersessions.v1.FinishRequest
+	nil,                                 // 49: sessiond.usersessions.v1.UserSession.NotesEntry
+	nil,                                 // 50: sessiond.usersessions.v1.UserSession.ClientsEntry
+	nil,                                 // 51: sessiond.usersessions.v1.ClientSession.NotesEntry
+	nil,                                 // 52: sessiond.usersessions.v1.CountByClientResponse.CountsEntry
+	(*spipb.Empty)(nil),                 // 53: sessiond.spi.v1.Empty
+	(*spipb.ItemErrors)(nil),            // 54: sessiond.spi.v1.ItemErrors
 }
 var file_spi_usersessions_usersessionspb_usersessions_proto_depIdxs = []int32{
-	3,  // 0: sessiond.usersessions.v1.ClientKey.session:type_name -> sessiond.usersessions.v1.Key
-	47, // 1: sessiond.usersessions.v1.UserSession.notes:type_name -> sessiond.usersessions.v1.UserSession.NotesEntry
-	48, // 2: sessiond.usersessions.v1.UserSession.clients:type_name -> sessiond.usersessions.v1.UserSession.ClientsEntry
-	49, // 3: sessiond.usersessions.v1.ClientSession.notes:type_name -> sessiond.usersessions.v1.ClientSession.NotesEntry
-	5,  // 4: sessiond.usersessions.v1.MaybeSession.session:type_name -> sessiond.usersessions.v1.UserSession
-	3,  // 5: sessiond.usersessions.v1.Touch.session:type_name -> sessiond.usersessions.v1.Key
-	0,  // 6: sessiond.usersessions.v1.Filter.offline:type_name -> sessiond.usersessions.v1.OfflineSelector
-	1,  // 7: sessiond.usersessions.v1.Change.kind:type_name -> sessiond.usersessions.v1.ChangeKind
-	3,  // 8: sessiond.usersessions.v1.Change.session:type_name -> sessiond.usersessions.v1.Key
-	9,  // 9: sessiond.usersessions.v1.Change.filter:type_name -> sessiond.usersessions.v1.Filter
-	13, // 10: sessiond.usersessions.v1.Change.record:type_name -> sessiond.usersessions.v1.RecordKey
-	14, // 11: sessiond.usersessions.v1.MaybeRecord.record:type_name -> sessiond.usersessions.v1.Record
-	10, // 12: sessiond.usersessions.v1.DeliveryFilter.page:type_name -> sessiond.usersessions.v1.Page
-	5,  // 13: sessiond.usersessions.v1.CreateRequest.sessions:type_name -> sessiond.usersessions.v1.UserSession
-	3,  // 14: sessiond.usersessions.v1.GetRequest.keys:type_name -> sessiond.usersessions.v1.Key
-	7,  // 15: sessiond.usersessions.v1.GetResponse.sessions:type_name -> sessiond.usersessions.v1.MaybeSession
-	5,  // 16: sessiond.usersessions.v1.UpdateRequest.sessions:type_name -> sessiond.usersessions.v1.UserSession
-	8,  // 17: sessiond.usersessions.v1.TouchRequest.touches:type_name -> sessiond.usersessions.v1.Touch
-	6,  // 18: sessiond.usersessions.v1.PutClientSessionsRequest.clients:type_name -> sessiond.usersessions.v1.ClientSession
-	4,  // 19: sessiond.usersessions.v1.DeleteClientSessionsRequest.keys:type_name -> sessiond.usersessions.v1.ClientKey
-	3,  // 20: sessiond.usersessions.v1.DeleteRequest.keys:type_name -> sessiond.usersessions.v1.Key
-	9,  // 21: sessiond.usersessions.v1.DeleteMatchingRequest.filter:type_name -> sessiond.usersessions.v1.Filter
-	9,  // 22: sessiond.usersessions.v1.ListRequest.filter:type_name -> sessiond.usersessions.v1.Filter
-	10, // 23: sessiond.usersessions.v1.ListRequest.page:type_name -> sessiond.usersessions.v1.Page
-	5,  // 24: sessiond.usersessions.v1.Sessions.sessions:type_name -> sessiond.usersessions.v1.UserSession
-	9,  // 25: sessiond.usersessions.v1.CountRequest.filter:type_name -> sessiond.usersessions.v1.Filter
-	50, // 26: sessiond.usersessions.v1.CountByClientResponse.counts:type_name -> sessiond.usersessions.v1.CountByClientResponse.CountsEntry
-	9,  // 27: sessiond.usersessions.v1.StreamRequest.filter:type_name -> sessiond.usersessions.v1.Filter
-	11, // 28: sessiond.usersessions.v1.StreamRequest.partition:type_name -> sessiond.usersessions.v1.Partition
-	15, // 29: sessiond.usersessions.v1.GetRecordsResponse.records:type_name -> sessiond.usersessions.v1.MaybeRecord
-	14, // 30: sessiond.usersessions.v1.Records.records:type_name -> sessiond.usersessions.v1.Record
-	16, // 31: sessiond.usersessions.v1.Deliveries.deliveries:type_name -> sessiond.usersessions.v1.Delivery
-	17, // 32: sessiond.usersessions.v1.FinishRequest.outcomes:type_name -> sessiond.usersessions.v1.DeliveryOutcome
-	6,  // 33: sessiond.usersessions.v1.UserSession.ClientsEntry.value:type_name -> sessiond.usersessions.v1.ClientSession
-	19, // 34: sessiond.usersessions.v1.UserSessions.Create:input_type -> sessiond.usersessions.v1.CreateRequest
-	20, // 35: sessiond.usersessions.v1.UserSessions.Get:input_type -> sessiond.usersessions.v1.GetRequest
-	22, // 36: sessiond.usersessions.v1.UserSessions.Update:input_type -> sessiond.usersessions.v1.UpdateRequest
-	23, // 37: sessiond.usersessions.v1.UserSessions.Touch:input_type -> sessiond.usersessions.v1.TouchRequest
-	24, // 38: sessiond.usersessions.v1.UserSessions.PutClientSessions:input_type -> sessiond.usersessions.v1.PutClientSessionsRequest
-	25, // 39: sessiond.usersessions.v1.UserSessions.DeleteClientSessions:input_type -> sessiond.usersessions.v1.DeleteClientSessionsRequest
-	26, // 40: sessiond.usersessions.v1.UserSessions.Delete:input_type -> sessiond.usersessions.v1.DeleteRequest
-	28, // 41: sessiond.usersessions.v1.UserSessions.DeleteMatching:input_type -> sessiond.usersessions.v1.DeleteMatchingRequest
-	29, // 42: sessiond.usersessions.v1.UserSessions.DeleteExpired:input_type -> sessiond.usersessions.v1.DeleteExpiredRequest
-	31, // 43: sessiond.usersessions.v1.UserSessions.List:input_type -> sessiond.usersessions.v1.ListRequest
-	33, // 44: sessiond.usersessions.v1.UserSessions.Count:input_type -> sessiond.usersessions.v1.CountRequest
-	35, // 45: sessiond.usersessions.v1.UserSessions.CountByClient:input_type -> sessiond.usersessions.v1.CountByClientRequest
-	37, // 46: sessiond.usersessions.v1.UserSessions.Stream:input_type -> sessiond.usersessions.v1.StreamRequest
-	38, // 47: sessiond.usersessions.v1.UserSessions.Watch:input_type -> sessiond.usersessions.v1.WatchRequest
-	39, // 48: sessiond.usersessions.v1.UserSessions.GetRecords:input_type -> sessiond.usersessions.v1.GetRecordsRequest
-	14, // 49: sessiond.usersessions.v1.UserSessions.PutRecord:input_type -> sessiond.usersessions.v1.Record
-	41, // 50: sessiond.usersessions.v1.UserSessions.ListRecords:input_type -> sessiond.usersessions.v1.ListRecordsRequest
-	43, // 51: sessiond.usersessions.v1.UserSessions.DeleteRecord:input_type -> sessiond.usersessions.v1.DeleteRecordRequest
-	44, // 52: sessiond.usersessions.v1.UserSessions.Enqueue:input_type -> sessiond.usersessions.v1.Deliveries
-	45, // 53: sessiond.usersessions.v1.UserSessions.Claim:input_type -> sessiond.usersessions.v1.ClaimRequest
-	46, // 54: sessiond.usersessions.v1.UserSessions.Finish:input_type -> sessiond.usersessions.v1.FinishRequest
-	18, // 55: sessiond.usersessions.v1.UserSessions.ListDeliveries:input_type -> sessiond.usersessions.v1.DeliveryFilter
-	51, // 56: sessiond.usersessions.v1.UserSessions.ProbeWrite:input_type -> sessiond.spi.v1.Empty
-	51, // 57: sessiond.usersessions.v1.UserSessions.WriteTimeout:input_type -> sessiond.spi.v1.Empty
-	52, // 58: sessiond.usersessions.v1.UserSessions.Create:output_type -> sessiond.spi.v1.ItemErrors
-	21, // 59: sessiond.usersessions.v1.UserSessions.Get:output_type -> sessiond.usersessions.v1.GetResponse
-	52, // 60: sessiond.usersessions.v1.UserSessions.Update:output_type -> sessiond.spi.v1.ItemErrors
-	52, // 61: sessiond.usersessions.v1.UserSessions.Touch:output_type -> sessiond.spi.v1.ItemErrors
-	52, // 62: sessiond.usersessions.v1.UserSessions.PutClientSessions:output_type -> sessiond.spi.v1.ItemErrors
-	51, // 63: sessiond.usersessions.v1.UserSessions.DeleteClientSessions:output_type -> sessiond.spi.v1.Empty
-	27, // 64: sessiond.usersessions.v1.UserSessions.Delete:output_type -> sessiond.usersessions.v1.DeleteResponse
-	27, // 65: sessiond.usersessions.v1.UserSessions.DeleteMatching:output_type -> sessiond.usersessions.v1.DeleteResponse
-	30, // 66: sessiond.usersessions.v1.UserSessions.DeleteExpired:output_type -> sessiond.usersessions.v1.DeleteExpiredResponse
-	32, // 67: sessiond.usersessions.v1.UserSessions.List:output_type -> sessiond.usersessions.v1.Sessions
-	34, // 68: sessiond.usersessions.v1.UserSessions.Count:output_type -> sessiond.usersessions.v1.CountResponse
-	36, // 69: sessiond.usersessions.v1.UserSessions.CountByClient:output_type -> sessiond.usersessions.v1.CountByClientResponse
-	32, // 70: sessiond.usersessions.v1.UserSessions.Stream:output_type -> sessiond.usersessions.v1.Sessions
-	12, // 71: sessiond.usersessions.v1.UserSessions.Watch:output_type -> sessiond.usersessions.v1.Change
-	40, // 72: sessiond.usersessions.v1.UserSessions.GetRecords:output_type -> sessiond.usersessions.v1.GetRecordsResponse
-	14, // 73: sessiond.usersessions.v1.UserSessions.PutRecord:output_type -> sessiond.usersessions.v1.Record
-	42, // 74: sessiond.usersessions.v1.UserSessions.ListRecords:output_type -> sessiond.usersessions.v1.Records
-	51, // 75: sessiond.usersessions.v1.UserSessions.DeleteRecord:output_type -> sessiond.spi.v1.Empty
-	51, // 76: sessiond.usersessions.v1.UserSessions.Enqueue:output_type -> sessiond.spi.v1.Empty
-	44, // 77: sessiond.usersessions.v1.UserSessions.Claim:output_type -> sessiond.usersessions.v1.Deliveries
-	51, // 78: sessiond.usersessions.v1.UserSessions.Finish:output_type -> sessiond.spi.v1.Empty
-	44, // 79: sessiond.usersessions.v1.UserSessions.ListDeliveries:output_type -> sessiond.usersessions.v1.Deliveries
-	51, // 80: sessiond.usersessions.v1.UserSessions.ProbeWrite:output_type -> sessiond.spi.v1.Empty
-	2,  // 81: sessiond.usersessions.v1.UserSessions.WriteTimeout:output_type -> sessiond.usersessions.v1.WriteTimeoutResponse
-	58, // [58:82] is the sub-list for method output_type
-	34, // [34:58] is the sub-list for method input_type
-	34, // [34:34] is the sub-list for extension type_name
-	34, // [34:34] is the sub-list for extension extendee
-	0,  // [0:34] is the sub-list for field type_name
+	8,  // 0: sessiond.usersessions.v1.Rotation.client:type_name -> sessiond.usersessions.v1.ClientSession
+	2,  // 1: sessiond.usersessions.v1.RotateRequest.rotations:type_name -> sessiond.usersessions.v1.Rotation
+	5,  // 2: sessiond.usersessions.v1.ClientKey.session:type_name -> sessiond.usersessions.v1.Key
+	49, // 3: sessiond.usersessions.v1.UserSession.notes:type_name -> sessiond.usersessions.v1.UserSession.NotesEntry
+	50, // 4: sessiond.usersessions.v1.UserSession.clients:type_name -> sessiond.usersessions.v1.UserSession.ClientsEntry
+	51, // 5: sessiond.usersessions.v1.ClientSession.notes:type_name -> sessiond.usersessions.v1.ClientSession.NotesEntry
+	7,  // 6: sessiond.usersessions.v1.MaybeSession.session:type_name -> sessiond.usersessions.v1.UserSession
+	5,  // 7: sessiond.usersessions.v1.Touch.session:type_name -> sessiond.usersessions.v1.Key
+	0,  // 8: sessiond.usersessions.v1.Filter.offline:type_name -> sessiond.usersessions.v1.OfflineSelector
+	1,  // 9: sessiond.usersessions.v1.Change.kind:type_name -> sessiond.usersessions.v1.ChangeKind
+	5,  // 10: sessiond.usersessions.v1.Change.session:type_name -> sessiond.usersessions.v1.Key
+	11, // 11: sessiond.usersessions.v1.Change.filter:type_name -> sessiond.usersessions.v1.Filter
+	15, // 12: sessiond.usersessions.v1.Change.record:type_name -> sessiond.usersessions.v1.RecordKey
+	16, // 13: sessiond.usersessions.v1.MaybeRecord.record:type_name -> sessiond.usersessions.v1.Record
+	12, // 14: sessiond.usersessions.v1.DeliveryFilter.page:type_name -> sessiond.usersessions.v1.Page
+	7,  // 15: sessiond.usersessions.v1.CreateRequest.sessions:type_name -> sessiond.usersessions.v1.UserSession
+	5,  // 16: sessiond.usersessions.v1.GetRequest.keys:type_name -> sessiond.usersessions.v1.Key
+	9,  // 17: sessiond.usersessions.v1.GetResponse.sessions:type_name -> sessiond.usersessions.v1.MaybeSession
+	7,  // 18: sessiond.usersessions.v1.UpdateRequest.sessions:type_name -> sessiond.usersessions.v1.UserSession
+	10, // 19: sessiond.usersessions.v1.TouchRequest.touches:type_name -> sessiond.usersessions.v1.Touch
+	8,  // 20: sessiond.usersessions.v1.PutClientSessionsRequest.clients:type_name -> sessiond.usersessions.v1.ClientSession
+	6,  // 21: sessiond.usersessions.v1.DeleteClientSessionsRequest.keys:type_name -> sessiond.usersessions.v1.ClientKey
+	5,  // 22: sessiond.usersessions.v1.DeleteRequest.keys:type_name -> sessiond.usersessions.v1.Key
+	11, // 23: sessiond.usersessions.v1.DeleteMatchingRequest.filter:type_name -> sessiond.usersessions.v1.Filter
+	11, // 24: sessiond.usersessions.v1.ListRequest.filter:type_name -> sessiond.usersessions.v1.Filter
+	12, // 25: sessiond.usersessions.v1.ListRequest.page:type_name -> sessiond.usersessions.v1.Page
+	7,  // 26: sessiond.usersessions.v1.Sessions.sessions:type_name -> sessiond.usersessions.v1.UserSession
+	11, // 27: sessiond.usersessions.v1.CountRequest.filter:type_name -> sessiond.usersessions.v1.Filter
+	52, // 28: sessiond.usersessions.v1.CountByClientResponse.counts:type_name -> sessiond.usersessions.v1.CountByClientResponse.CountsEntry
+	11, // 29: sessiond.usersessions.v1.StreamRequest.filter:type_name -> sessiond.usersessions.v1.Filter
+	13, // 30: sessiond.usersessions.v1.StreamRequest.partition:type_name -> sessiond.usersessions.v1.Partition
+	17, // 31: sessiond.usersessions.v1.GetRecordsResponse.records:type_name -> sessiond.usersessions.v1.MaybeRecord
+	16, // 32: sessiond.usersessions.v1.Records.records:type_name -> sessiond.usersessions.v1.Record
+	18, // 33: sessiond.usersessions.v1.Deliveries.deliveries:type_name -> sessiond.usersessions.v1.Delivery
+	19, // 34: sessiond.usersessions.v1.FinishRequest.outcomes:type_name -> sessiond.usersessions.v1.DeliveryOutcome
+	8,  // 35: sessiond.usersessions.v1.UserSession.ClientsEntry.value:type_name -> sessiond.usersessions.v1.ClientSession
+	21, // 36: sessiond.usersessions.v1.UserSessions.Create:input_type -> sessiond.usersessions.v1.CreateRequest
+	22, // 37: sessiond.usersessions.v1.UserSessions.Get:input_type -> sessiond.usersessions.v1.GetRequest
+	24, // 38: sessiond.usersessions.v1.UserSessions.Update:input_type -> sessiond.usersessions.v1.UpdateRequest
+	25, // 39: sessiond.usersessions.v1.UserSessions.Touch:input_type -> sessiond.usersessions.v1.TouchRequest
+	26, // 40: sessiond.usersessions.v1.UserSessions.PutClientSessions:input_type -> sessiond.usersessions.v1.PutClientSessionsRequest
+	27, // 41: sessiond.usersessions.v1.UserSessions.DeleteClientSessions:input_type -> sessiond.usersessions.v1.DeleteClientSessionsRequest
+	28, // 42: sessiond.usersessions.v1.UserSessions.Delete:input_type -> sessiond.usersessions.v1.DeleteRequest
+	30, // 43: sessiond.usersessions.v1.UserSessions.DeleteMatching:input_type -> sessiond.usersessions.v1.DeleteMatchingRequest
+	31, // 44: sessiond.usersessions.v1.UserSessions.DeleteExpired:input_type -> sessiond.usersessions.v1.DeleteExpiredRequest
+	33, // 45: sessiond.usersessions.v1.UserSessions.List:input_type -> sessiond.usersessions.v1.ListRequest
+	35, // 46: sessiond.usersessions.v1.UserSessions.Count:input_type -> sessiond.usersessions.v1.CountRequest
+	37, // 47: sessiond.usersessions.v1.UserSessions.CountByClient:input_type -> sessiond.usersessions.v1.CountByClientRequest
+	39, // 48: sessiond.usersessions.v1.UserSessions.Stream:input_type -> sessiond.usersessions.v1.StreamRequest
+	40, // 49: sessiond.usersessions.v1.UserSessions.Watch:input_type -> sessiond.usersessions.v1.WatchRequest
+	41, // 50: sessiond.usersessions.v1.UserSessions.GetRecords:input_type -> sessiond.usersessions.v1.GetRecordsRequest
+	16, // 51: sessiond.usersessions.v1.UserSessions.PutRecord:input_type -> sessiond.usersessions.v1.Record
+	43, // 52: sessiond.usersessions.v1.UserSessions.ListRecords:input_type -> sessiond.usersessions.v1.ListRecordsRequest
+	45, // 53: sessiond.usersessions.v1.UserSessions.DeleteRecord:input_type -> sessiond.usersessions.v1.DeleteRecordRequest
+	46, // 54: sessiond.usersessions.v1.UserSessions.Enqueue:input_type -> sessiond.usersessions.v1.Deliveries
+	47, // 55: sessiond.usersessions.v1.UserSessions.Claim:input_type -> sessiond.usersessions.v1.ClaimRequest
+	48, // 56: sessiond.usersessions.v1.UserSessions.Finish:input_type -> sessiond.usersessions.v1.FinishRequest
+	20, // 57: sessiond.usersessions.v1.UserSessions.ListDeliveries:input_type -> sessiond.usersessions.v1.DeliveryFilter
+	53, // 58: sessiond.usersessions.v1.UserSessions.ProbeWrite:input_type -> sessiond.spi.v1.Empty
+	53, // 59: sessiond.usersessions.v1.UserSessions.WriteTimeout:input_type -> sessiond.spi.v1.Empty
+	3,  // 60: sessiond.usersessions.v1.UserSessions.Rotate:input_type -> sessiond.usersessions.v1.RotateRequest
+	54, // 61: sessiond.usersessions.v1.UserSessions.Create:output_type -> sessiond.spi.v1.ItemErrors
+	23, // 62: sessiond.usersessions.v1.UserSessions.Get:output_type -> sessiond.usersessions.v1.GetResponse
+	54, // 63: sessiond.usersessions.v1.UserSessions.Update:output_type -> sessiond.spi.v1.ItemErrors
+	54, // 64: sessiond.usersessions.v1.UserSessions.Touch:output_type -> sessiond.spi.v1.ItemErrors
+	54, // 65: sessiond.usersessions.v1.UserSessions.PutClientSessions:output_type -> sessiond.spi.v1.ItemErrors
+	53, // 66: sessiond.usersessions.v1.UserSessions.DeleteClientSessions:output_type -> sessiond.spi.v1.Empty
+	29, // 67: sessiond.usersessions.v1.UserSessions.Delete:output_type -> sessiond.usersessions.v1.DeleteResponse
+	29, // 68: sessiond.usersessions.v1.UserSessions.DeleteMatching:output_type -> sessiond.usersessions.v1.DeleteResponse
+	32, // 69: sessiond.usersessions.v1.UserSessions.DeleteExpired:output_type -> sessiond.usersessions.v1.DeleteExpiredResponse
+	34, // 70: sessiond.usersessions.v1.UserSessions.List:output_type -> sessiond.usersessions.v1.Sessions
+	36, // 71: sessiond.usersessions.v1.UserSessions.Count:output_type -> sessiond.usersessions.v1.CountResponse
+	38, // 72: sessiond.usersessions.v1.UserSessions.CountByClient:output_type -> sessiond.usersessions.v1.CountByClientResponse
+	34, // 73: sessiond.usersessions.v1.UserSessions.Stream:output_type -> sessiond.usersessions.v1.Sessions
+	14, // 74: sessiond.usersessions.v1.UserSessions.Watch:output_type -> sessiond.usersessions.v1.Change
+	42, // 75: sessiond.usersessions.v1.UserSessions.GetRecords:output_type -> sessiond.usersessions.v1.GetRecordsResponse
+	16, // 76: sessiond.usersessions.v1.UserSessions.PutRecord:output_type -> sessiond.usersessions.v1.Record
+	44, // 77: sessiond.usersessions.v1.UserSessions.ListRecords:output_type -> sessiond.usersessions.v1.Records
+	53, // 78: sessiond.usersessions.v1.UserSessions.DeleteRecord:output_type -> sessiond.spi.v1.Empty
+	53, // 79: sessiond.usersessions.v1.UserSessions.Enqueue:output_type -> sessiond.spi.v1.Empty
+	46, // 80: sessiond.usersessions.v1.UserSessions.Claim:output_type -> sessiond.usersessions.v1.Deliveries
+	53, // 81: sessiond.usersessions.v1.UserSessions.Finish:output_type -> sessiond.spi.v1.Empty
+	46, // 82: sessiond.usersessions.v1.UserSessions.ListDeliveries:output_type -> sessiond.usersessions.v1.Deliveries
+	53, // 83: sessiond.usersessions.v1.UserSessions.ProbeWrite:output_type -> sessiond.spi.v1.Empty
+	4,  // 84: sessiond.usersessions.v1.UserSessions.WriteTimeout:output_type -> sessiond.usersessions.v1.WriteTimeoutResponse
+	54, // 85: sessiond.usersessions.v1.UserSessions.Rotate:output_type -> sessiond.spi.v1.ItemErrors
+	61, // [61:86] is the sub-list for method output_type
+	36, // [36:61] is the sub-list for method input_type
+	36, // [36:36] is the sub-list for extension type_name
+	36, // [36:36] is the sub-list for extension extendee
+	0,  // [0:36] is the sub-list for field type_name
 }
 
 func init() { file_spi_usersessions_usersessionspb_usersessions_proto_init() }
@@ -3208,7 +3326,7 @@ func file_spi_usersessions_usersessionspb_usersessions_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_spi_usersessions_usersessionspb_usersessions_proto_rawDesc), len(file_spi_usersessions_usersessionspb_usersessions_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   49,
+			NumMessages:   51,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -47,6 +47,7 @@ const (
 	UserSessions_ListDeliveries_FullMethodName       = "/sessiond.usersessions.v1.UserSessions/ListDeliveries"
 	UserSessions_ProbeWrite_FullMethodName           = "/sessiond.usersessions.v1.UserSessions/ProbeWrite"
 	UserSessions_WriteTimeout_FullMethodName         = "/sessiond.usersessions.v1.UserSessions/WriteTimeout"
+	UserSessions_Rotate_FullMethodName               = "/sessiond.usersessions.v1.UserSessions/Rotate"
 )
 
 // UserSessionsClient is the client API for UserSessions service.
@@ -81,6 +82,10 @@ type UserSessionsClient interface {
 	// them answers Unimplemented, which the host reads the same way.
 	ProbeWrite(ctx context.Context, in *spipb.Empty, opts ...grpc.CallOption) (*spipb.Empty, error)
 	WriteTimeout(ctx context.Context, in *spipb.Empty, opts ...grpc.CallOption) (*WriteTimeoutResponse, error)
+	// Optional ability usersessions.Rotator: a refresh's rotation and touch in one call. A
+	// provider without it is served with the two calls in the plugin; a plugin built before
+	// it answers Unimplemented, and the host then makes the two calls itself.
+	Rotate(ctx context.Context, in *RotateRequest, opts ...grpc.CallOption) (*spipb.ItemErrors, error)
 }
 
 type userSessionsClient struct {
@@ -349,6 +354,16 @@ func (c *userSessionsClient) WriteTimeout(ctx context.Context, in *spipb.Empty, 
 	return out, nil
 }
 
+func (c *userSessionsClient) Rotate(ctx context.Context, in *RotateRequest, opts ...grpc.CallOption) (*spipb.ItemErrors, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(spipb.ItemErrors)
+	err := c.cc.Invoke(ctx, UserSessions_Rotate_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // UserSessionsServer is the server API for UserSessions service.
 // All implementations must embed UnimplementedUserSessionsServer
 // for forward compatibility.
@@ -381,6 +396,10 @@ type UserSessionsServer interface {
 	// them answers Unimplemented, which the host reads the same way.
 	ProbeWrite(context.Context, *spipb.Empty) (*spipb.Empty, error)
 	WriteTimeout(context.Context, *spipb.Empty) (*WriteTimeoutResponse, error)
+	// Optional ability usersessions.Rotator: a refresh's rotation and touch in one call. A
+	// provider without it is served with the two calls in the plugin; a plugin built before
+	// it answers Unimplemented, and the host then makes the two calls itself.
+	Rotate(context.Context, *RotateRequest) (*spipb.ItemErrors, error)
 	mustEmbedUnimplementedUserSessionsServer()
 }
 
@@ -462,6 +481,9 @@ func (UnimplementedUserSessionsServer) ProbeWrite(context.Context, *spipb.Empty)
 }
 func (UnimplementedUserSessionsServer) WriteTimeout(context.Context, *spipb.Empty) (*WriteTimeoutResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method WriteTimeout not implemented")
+}
+func (UnimplementedUserSessionsServer) Rotate(context.Context, *RotateRequest) (*spipb.ItemErrors, error) {
+	return nil, status.Error(codes.Unimplemented, "method Rotate not implemented")
 }
 func (UnimplementedUserSessionsServer) mustEmbedUnimplementedUserSessionsServer() {}
 func (UnimplementedUserSessionsServer) testEmbeddedByValue()                      {}
@@ -902,6 +924,24 @@ func _UserSessions_WriteTimeout_Handler(srv interface{}, ctx context.Context, de
 	return interceptor(ctx, in, info, handler)
 }
 
+func _UserSessions_Rotate_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RotateRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(UserSessionsServer).Rotate(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: UserSessions_Rotate_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(UserSessionsServer).Rotate(ctx, req.(*RotateRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // UserSessions_ServiceDesc is the grpc.ServiceDesc for UserSessions service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -996,6 +1036,10 @@ var UserSessions_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "WriteTimeout",
 			Handler:    _UserSessions_WriteTimeout_Handler,
+		},
+		{
+			MethodName: "Rotate",
+			Handler:    _UserSessions_Rotate_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

@@ -32,6 +32,7 @@ func Run(t *testing.T, open Opener) {
 		{"Update", updateChecks()},
 		{"Touch", touchChecks()},
 		{"PutClientSessions", putClientChecks()},
+		{"Rotate", rotateChecks()},
 		{"Delete", deleteChecks()},
 		{"DeleteMatching", deleteMatchingChecks()},
 		{"DeleteExpired", deleteExpiredChecks()},
