@@ -411,15 +411,21 @@ func TestAttack(t *testing.T) {
 	}
 }
 
-// readinessFlood probes readiness as several load balancers gone wild would, for two
-// seconds, and counts the store's reads of the session table in PostgreSQL's own
-// statistics: each uncached probe is one.
-func readinessFlood(t *testing.T, tg *target) {
+// db is a connection to the target's database, in its schema, closed when t ends.
+func (tg *target) db(t *testing.T) *sql.DB {
 	db, err := sql.Open("postgres", tg.secrets["SESSIOND_SPI_USER_SESSIONS_POSTGRES_URL"])
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer db.Close()
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
+// readinessFlood probes readiness as several load balancers gone wild would, for two
+// seconds, and counts the store's reads of the session table in PostgreSQL's own
+// statistics: each uncached probe is one.
+func readinessFlood(t *testing.T, tg *target) {
+	db := tg.db(t)
 	scans := func() int64 {
 		var n int64
 		err := db.QueryRow(`SELECT coalesce(seq_scan, 0) + coalesce(idx_scan, 0) FROM pg_stat_user_tables
@@ -894,11 +900,7 @@ func unauthenticatedFlood(t *testing.T, tg *target) {
 // gets a 429 page and nothing more is written; another address still starts a login.
 func loginRequestFlood(t *testing.T, tg *target) {
 	const tries, limit = 300, 100 // login-request-limit's default
-	db, err := sql.Open("postgres", tg.secrets["SESSIOND_SPI_USER_SESSIONS_POSTGRES_URL"])
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	db := tg.db(t)
 	pending := func() int {
 		var n int
 		if err := db.QueryRow(`SELECT count(*) FROM record WHERE kind = 'login-request'`).Scan(&n); err != nil {
@@ -1026,11 +1028,7 @@ func firstLine(s string) string {
 func keysEncrypted(t *testing.T, tg *target) {
 	c := tg.api(t)
 	tg.open(t, c, "attack", "keys", false) // the realm's keys exist once it has signed
-	db, err := sql.Open("postgres", tg.secrets["SESSIOND_SPI_USER_SESSIONS_POSTGRES_URL"])
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	db := tg.db(t)
 	var value []byte
 	if err := db.QueryRow(`SELECT value FROM record WHERE kind = 'realm-keys' AND record_key = 'attack'`).Scan(&value); err != nil {
 		t.Fatalf("read the realm-keys record: %v", err)
