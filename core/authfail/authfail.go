@@ -196,7 +196,8 @@ const (
 // Bounds: MaxAddresses addresses, MaxAddresses client/address pairs known good and
 // MaxAddresses clients are remembered, the least recently failing (or succeeding) forgotten
 // first. An attacker with more addresses than that at once makes each look new (the
-// per-address limit no longer holds for it), but the per-client limit does. For the audit,
+// per-address limit no longer holds for it), but the per-client limit does. The budget of
+// logins started keeps MaxAddresses addresses of its own, with the same trade-off. For the audit,
 // MaxAuditKeys keys are aggregated at once; refusals beyond them are counted per kind and
 // written as one overflow summary per audit window.
 type Options struct {
