@@ -85,11 +85,15 @@ const (
 	keyAuthFailureLimit       = "auth-failure-limit"
 	keyAuthFailureClientLimit = "auth-failure-client-limit"
 	keyAuthFailureWindow      = "auth-failure-window"
+
+	// Logins started at the authorization endpoint (core/authfail StartLogin).
+	keyLoginRequestLimit  = "login-request-limit"
+	keyLoginRequestWindow = "login-request-window"
 )
 
-// Bounds of the failed-authentication options: a window under a second would let a
-// guesser through at full speed, one over a day would hold a typo against a caller for
-// longer than anyone would wait.
+// Bounds of the failed-authentication options (and of the logins-started ones, which
+// share them): a window under a second would let a guesser through at full speed, one over
+// a day would hold a typo against a caller for longer than anyone would wait.
 const (
 	maxAuthFailureLimit  = 1000000
 	minAuthFailureWindow = time.Second
@@ -235,6 +239,10 @@ func ServerOptions() []ServerOption {
 			Help: "Wrong secrets one confidential client may be sent, from any address, per auth-failure-window; past it, attempts for the client are answered 429, except from addresses that authenticated it in the last hour (its own servers keep working while someone else guesses). 0 turns the per-client limit off; with auth-failure-limit also 0 nothing is ever slowed. From 0 to 1000000."},
 		{Name: keyAuthFailureWindow, Type: spi.Duration, Default: "1m",
 			Help: "The window of auth-failure-limit and auth-failure-client-limit: a caller that keeps failing gets that many failures per window. From 1s to 24h."},
+		{Name: keyLoginRequestLimit, Type: spi.Int, Default: "100",
+			Help: "Logins an address may start per login-request-window at the authorization endpoint (each writes a pending login to the store that lives until the realm's login timeout, and needs no authentication). Past it, the browser is shown an error page with 429 and Retry-After and nothing is written, until a login's worth of the window has passed (window / limit); the refusals are audited (auth_refused, kind login) and counted. prompt=none requests are not counted (they write no pending login). IPv6 addresses count by their /64. A person starts a handful a minute; 100 leaves room for a NAT of many people, and bounds the pending logins one address can hold to limit + limit per window of login timeout. Addresses sharing a proxy share the limit unless the proxy's headers are trusted. 0 turns it off. From 0 to 1000000."},
+		{Name: keyLoginRequestWindow, Type: spi.Duration, Default: "1m",
+			Help: "The window of login-request-limit. From 1s to 24h."},
 
 		{Name: keyLegacyTokens, Type: spi.Enum, Default: "accept", Allowed: []string{"accept", "refuse"},
 			Help: "Tokens in the format sessiond issued before access tokens carried `typ: at+jwt` and refresh tokens were signed with a realm secret: `accept` takes such refresh and offline tokens where a refresh token belongs (refresh, logout, revocation, introspection with `token_type_hint=refresh_token`) and answers with tokens in the current format, and such access tokens at introspection until they expire; `refuse` takes none. The first one seen in a realm is logged."},

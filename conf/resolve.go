@@ -59,6 +59,10 @@ type Settings struct {
 	// per client in each AuthFailureWindow; 0 turns a limit off.
 	AuthFailureLimit, AuthFailureClientLimit int
 	AuthFailureWindow                        time.Duration
+	// The limit of logins an address may start (core/authfail Options.LoginLimit) in
+	// each LoginRequestWindow; 0 turns it off.
+	LoginRequestLimit  int
+	LoginRequestWindow time.Duration
 	// Hostname is the public base URL ("" means derive it from the bound address).
 	// HostnameStrict is false when start may run without one.
 	Hostname       string
@@ -435,21 +439,19 @@ func (r *resolver) server() map[string]string {
 			if r.s.PushBatchSize < 1 || r.s.PushBatchSize > maxPushBatchSize {
 				r.invalid(st, fmt.Sprintf("a whole number from 1 to %d", maxPushBatchSize))
 			}
-		case keyAuthFailureLimit, keyAuthFailureClientLimit:
+		case keyAuthFailureLimit, keyAuthFailureClientLimit, keyLoginRequestLimit:
 			n, _ := strconv.Atoi(v)
 			if n < 0 || n > maxAuthFailureLimit {
 				r.invalid(st, fmt.Sprintf("a whole number from 0 (off) to %d", maxAuthFailureLimit))
 			}
-			if o.Name == keyAuthFailureLimit {
-				r.s.AuthFailureLimit = n
-			} else {
-				r.s.AuthFailureClientLimit = n
-			}
-		case keyAuthFailureWindow:
-			r.s.AuthFailureWindow, _ = time.ParseDuration(v)
-			if r.s.AuthFailureWindow < minAuthFailureWindow || r.s.AuthFailureWindow > maxAuthFailureWindow {
+			*map[string]*int{keyAuthFailureLimit: &r.s.AuthFailureLimit, keyAuthFailureClientLimit: &r.s.AuthFailureClientLimit,
+				keyLoginRequestLimit: &r.s.LoginRequestLimit}[o.Name] = n
+		case keyAuthFailureWindow, keyLoginRequestWindow:
+			d, _ := time.ParseDuration(v)
+			if d < minAuthFailureWindow || d > maxAuthFailureWindow {
 				r.invalid(st, "a duration from "+minAuthFailureWindow.String()+" to 24h")
 			}
+			*map[string]*time.Duration{keyAuthFailureWindow: &r.s.AuthFailureWindow, keyLoginRequestWindow: &r.s.LoginRequestWindow}[o.Name] = d
 		case keyLegacyTokens:
 			r.s.RefuseLegacyTokens = v == "refuse"
 		case keyKEKFile:

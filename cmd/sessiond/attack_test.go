@@ -43,14 +43,17 @@ import (
 // and tells the client's back-channel logout URL (%[1]s) of every logout; "grace" rotates
 // with a grace window; "notbefore" is the realm whose not-before policy a subtest moves;
 // "other" is another realm with the same client, for tokens carried across. "victim" is
-// the client the wrong-secret flood aims at, so that no other subtest shares its limit.
+// the client the wrong-secret flood aims at, so that no other subtest shares its limit;
+// "browser" the public client whose authorization requests the login flood sends (to a
+// front-end that is never reached).
 const attackRealmsJSON = `[
   {"realm": "attack", "accessTokenLifespan": 300, "offlineSessionIdleTimeout": 2592000,
-   "revokeRefreshToken": true, "refreshTokenMaxReuse": 0,
+   "revokeRefreshToken": true, "refreshTokenMaxReuse": 0, "loginFrontendUrl": "https://login.invalid/login",
    "clients": [
      {"clientId": "app", "secret": "app-secret", "optionalClientScopes": ["offline_access"],
       "attributes": {"backchannel.logout.url": "%[1]s/backchannel"}},
-     {"clientId": "victim", "secret": "victim-secret"}
+     {"clientId": "victim", "secret": "victim-secret"},
+     {"clientId": "browser", "publicClient": true, "redirectUris": ["https://rp.invalid/cb"]}
    ]},
   {"realm": "grace", "revokeRefreshToken": true, "refreshTokenMaxReuse": 0,
    "refreshTokenRotationGraceWindow": 60,
@@ -391,6 +394,7 @@ func TestAttack(t *testing.T) {
 		{"ConcurrentRefreshesWithinGraceKeepLineage", concurrentRefreshes},
 		{"WrongSecretFloodIsThrottledAndAuditedInBoundedLines", wrongSecretFlood},
 		{"UnauthenticatedFloodAuditBounded", unauthenticatedFlood},
+		{"LoginRequestFloodStopsWritingPendingLogins", loginRequestFlood},
 		{"SlowHeadersCutOff", func(t *testing.T, tg *target) { slowSender(t, tg, false) }},
 		{"SlowBodyIsCutOff", func(t *testing.T, tg *target) { slowSender(t, tg, true) }},
 		{"SigningKeyInDatabaseIsEncrypted", keysEncrypted},
@@ -407,15 +411,21 @@ func TestAttack(t *testing.T) {
 	}
 }
 
-// readinessFlood probes readiness as several load balancers gone wild would, for two
-// seconds, and counts the store's reads of the session table in PostgreSQL's own
-// statistics: each uncached probe is one.
-func readinessFlood(t *testing.T, tg *target) {
+// db is a connection to the target's database, in its schema, closed when t ends.
+func (tg *target) db(t *testing.T) *sql.DB {
 	db, err := sql.Open("postgres", tg.secrets["SESSIOND_SPI_USER_SESSIONS_POSTGRES_URL"])
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer db.Close()
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
+// readinessFlood probes readiness as several load balancers gone wild would, for two
+// seconds, and counts the store's reads of the session table in PostgreSQL's own
+// statistics: each uncached probe is one.
+func readinessFlood(t *testing.T, tg *target) {
+	db := tg.db(t)
 	scans := func() int64 {
 		var n int64
 		err := db.QueryRow(`SELECT coalesce(seq_scan, 0) + coalesce(idx_scan, 0) FROM pg_stat_user_tables
@@ -884,6 +894,63 @@ func unauthenticatedFlood(t *testing.T, tg *target) {
 	auditedInFewLines(t, tg, ip, tries, 4, time.Since(started))
 }
 
+// loginRequestFlood sends valid authorization requests of a public client from one address,
+// as a script would (no authentication needed, redirects not followed), and counts the
+// pending logins in PostgreSQL: past login-request-limit (default 100 a minute) the address
+// gets a 429 page and nothing more is written; another address still starts a login.
+func loginRequestFlood(t *testing.T, tg *target) {
+	const tries, limit = 300, 100 // login-request-limit's default
+	db := tg.db(t)
+	pending := func() int {
+		var n int
+		if err := db.QueryRow(`SELECT count(*) FROM record WHERE kind = 'login-request'`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	c := tg.client(t)
+	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	q := url.Values{"response_type": {"code"}, "client_id": {"browser"}, "redirect_uri": {"https://rp.invalid/cb"},
+		"scope": {"openid"}, "code_challenge": {strings.Repeat("A", 43)}, "code_challenge_method": {"S256"}}
+	start := func(ip string) (int, string, string) {
+		req, _ := http.NewRequest(http.MethodGet, tg.base+"/realms/attack/protocol/openid-connect/auth?"+q.Encode(), nil)
+		req.Header.Set("X-Forwarded-For", ip)
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode, resp.Header.Get("Retry-After"), resp.Header.Get("Content-Type")
+	}
+	ip := "203.0.113.30"
+	before := pending()
+	started := time.Now()
+	var found, throttled int
+	for i := range tries {
+		switch status, retry, ctype := start(ip); {
+		case status == http.StatusFound:
+			found++
+		case status == http.StatusTooManyRequests && retry != "" && strings.HasPrefix(ctype, "text/html"):
+			throttled++
+		default:
+			t.Fatalf("authorization request %d: %d (Retry-After %q, %s), want 302 to the front-end or a 429 page with Retry-After", i, status, retry, ctype)
+		}
+	}
+	// The budget refills a login's worth every window/limit (0.6 s) while the flood lasts.
+	elapsed := time.Since(started)
+	allowed := limit + int(elapsed/(600*time.Millisecond)) + 1
+	written := pending() - before
+	t.Logf("%d authorization requests from one address in %v: %d started a login, %d throttled, %d pending logins written", tries, elapsed, found, throttled, written)
+	if found > allowed || written > allowed || written != found {
+		t.Errorf("%d requests from one address in %v: %d started, %d pending logins written; want at most %d, one each", tries, elapsed, found, written, allowed)
+	}
+	if status, _, _ := start("203.0.113.31"); status != http.StatusFound {
+		t.Errorf("another address: %d, want 302 to the front-end", status)
+	}
+	auditedInFewLines(t, tg, ip, throttled, 1, time.Since(started)) // kind login, throttled
+}
+
 // slowSender opens a TLS connection and sends a request a byte a second: its header (the
 // header read timeout cuts it) or, after a whole header, its body (the read timeout does).
 func slowSender(t *testing.T, tg *target, body bool) {
@@ -961,11 +1028,7 @@ func firstLine(s string) string {
 func keysEncrypted(t *testing.T, tg *target) {
 	c := tg.api(t)
 	tg.open(t, c, "attack", "keys", false) // the realm's keys exist once it has signed
-	db, err := sql.Open("postgres", tg.secrets["SESSIOND_SPI_USER_SESSIONS_POSTGRES_URL"])
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	db := tg.db(t)
 	var value []byte
 	if err := db.QueryRow(`SELECT value FROM record WHERE kind = 'realm-keys' AND record_key = 'attack'`).Scan(&value); err != nil {
 		t.Fatalf("read the realm-keys record: %v", err)

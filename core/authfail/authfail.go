@@ -4,7 +4,11 @@
 //
 // It covers the three kinds of caller sessiond authenticates: OAuth clients (token,
 // introspection, revocation and logout endpoints), the login front-end and the
-// administrator (admin API and session explanations). State is per node, in memory and
+// administrator (admin API and session explanations). It also bounds a fourth kind, which
+// needs no authentication but costs as much: a browser starting a login at the
+// authorization endpoint, which writes a pending login to the store that lives until the
+// realm's login timeout. Each start takes from the address's budget (StartLogin), and its
+// refusals are audited and counted as the others' are. State is per node, in memory and
 // bounded: see Options for the bounds and what happens past them.
 package authfail
 
@@ -22,6 +26,9 @@ const (
 	KindClient   Kind = "client"   // an OAuth client (RFC 6749 §2.3)
 	KindFrontend Kind = "frontend" // the login front-end's bearer credential
 	KindAdmin    Kind = "admin"    // the admin or view-only admin bearer credential
+	// KindLogin is a browser starting a login (an authorization request that would write
+	// a pending login); only its throttling is a refusal.
+	KindLogin Kind = "login"
 )
 
 // Reasons of a Refusal: a closed set, the event log's reason field and the metrics' label.
@@ -33,7 +40,7 @@ const (
 	ReasonDisabled      = "client_disabled"     // a known client that is disabled
 	ReasonInvalid       = "invalid_credential"  // a bearer credential that matches none
 	ReasonForbidden     = "forbidden"           // a valid credential not allowed here (not a failure to authenticate)
-	ReasonThrottled     = "throttled"           // refused unseen: the caller failed too often (429)
+	ReasonThrottled     = "throttled"           // refused unseen: the caller failed (KindLogin: started logins) too often (429)
 )
 
 // Reasons lists the closed set of reasons.
@@ -43,7 +50,7 @@ func Reasons() []string {
 }
 
 // Kinds lists every kind.
-func Kinds() []Kind { return []Kind{KindClient, KindFrontend, KindAdmin} }
+func Kinds() []Kind { return []Kind{KindClient, KindFrontend, KindAdmin, KindLogin} }
 
 // Attempt is one attempt to authenticate, as far as it is known before the credential is
 // compared.
@@ -115,6 +122,9 @@ type ThrottledError struct {
 }
 
 func (e *ThrottledError) Error() string {
+	if e.Kind == KindLogin {
+		return fmt.Sprintf("too many logins started from this address; retry in %d s", e.RetryAfterSeconds())
+	}
 	who := "from this address"
 	if e.ByClient {
 		who = "for this client"
@@ -134,6 +144,14 @@ const (
 	DefaultLimit       = 20
 	DefaultClientLimit = 100
 	DefaultWindow      = time.Minute
+	// DefaultLoginLimit: logins an address may start per DefaultLoginWindow. A person
+	// starts a handful a minute (one per application, a few retries); 100 leaves room for
+	// a NAT or an office proxy of many people (a sustained 1.7 a second, about 6000 an
+	// hour) while one address can hold at most 100 + 100 per minute of the realm's login
+	// timeout pending logins (3100, a few MB, with the default 30 minutes) instead of
+	// whatever its request rate allows.
+	DefaultLoginLimit  = 100
+	DefaultLoginWindow = time.Minute
 	// DefaultAuditWindow: a key's first refusal is written at once, the next ones in this
 	// window as one summary when it closes.
 	DefaultAuditWindow = 10 * time.Second
@@ -178,7 +196,8 @@ const (
 // Bounds: MaxAddresses addresses, MaxAddresses client/address pairs known good and
 // MaxAddresses clients are remembered, the least recently failing (or succeeding) forgotten
 // first. An attacker with more addresses than that at once makes each look new (the
-// per-address limit no longer holds for it), but the per-client limit does. For the audit,
+// per-address limit no longer holds for it), but the per-client limit does. The budget of
+// logins started keeps MaxAddresses addresses of its own, with the same trade-off. For the audit,
 // MaxAuditKeys keys are aggregated at once; refusals beyond them are counted per kind and
 // written as one overflow summary per audit window.
 type Options struct {
@@ -187,11 +206,17 @@ type Options struct {
 	// off. Both 0: nothing is ever slowed (refusals are still audited).
 	Limit, ClientLimit int
 	Window             time.Duration // 0 means DefaultWindow
-	AuditWindow        time.Duration // 0 means DefaultAuditWindow
-	MaxAuditKeys       int           // 0 means DefaultMaxAuditKeys
-	MaxAddresses       int           // 0 means DefaultMaxAddresses
-	Counter            Counter       // nil counts nothing
-	Now                func() time.Time
+	// LoginLimit is the logins an address may start per LoginWindow (StartLogin): every
+	// start takes from a token bucket of LoginLimit that refills over LoginWindow, kept
+	// apart from the failures'. Unlike failures, IPv6 addresses are counted by their /64
+	// prefix, which one host usually holds whole. 0 turns it off.
+	LoginLimit   int
+	LoginWindow  time.Duration // 0 means DefaultLoginWindow
+	AuditWindow  time.Duration // 0 means DefaultAuditWindow
+	MaxAuditKeys int           // 0 means DefaultMaxAuditKeys
+	MaxAddresses int           // 0 means DefaultMaxAddresses
+	Counter      Counter       // nil counts nothing
+	Now          func() time.Time
 }
 
 // Guard audits and slows failed authentication. Its methods are safe for concurrent use;
@@ -200,6 +225,7 @@ type Guard struct {
 	now     func() time.Time
 	counter Counter
 	limits  *limiter
+	logins  *limiter // of the logins started, by address only
 	audit   *aggregator
 }
 
@@ -207,6 +233,9 @@ type Guard struct {
 func New(sink Sink, o Options) *Guard {
 	if o.Window <= 0 {
 		o.Window = DefaultWindow
+	}
+	if o.LoginWindow <= 0 {
+		o.LoginWindow = DefaultLoginWindow
 	}
 	if o.AuditWindow <= 0 {
 		o.AuditWindow = DefaultAuditWindow
@@ -224,6 +253,7 @@ func New(sink Sink, o Options) *Guard {
 		now:     o.Now,
 		counter: o.Counter,
 		limits:  newLimiter(o.Limit, o.ClientLimit, o.Window, o.MaxAddresses),
+		logins:  newLimiter(o.LoginLimit, 0, o.LoginWindow, o.MaxAddresses),
 		audit:   newAggregator(sink, o.AuditWindow, o.MaxAuditKeys),
 	}
 }
@@ -237,6 +267,17 @@ func (g *Guard) Check(a Attempt) error {
 		return nil
 	}
 	return &ThrottledError{Kind: a.Kind, RetryAfter: wait, ByClient: byClient}
+}
+
+// StartLogin takes a login's worth of a.Addr's budget (a.Kind KindLogin), or refuses it
+// with a *ThrottledError when the address started too many: then nothing is taken, and
+// the caller reports the refusal (ReasonThrottled) to Refused and writes nothing.
+func (g *Guard) StartLogin(a Attempt) error {
+	wait := g.logins.take(loginKey(a.Addr), g.now())
+	if wait <= 0 {
+		return nil
+	}
+	return &ThrottledError{Kind: KindLogin, RetryAfter: wait}
 }
 
 // Refused audits a refusal and, when it is a failure to authenticate, charges it to the

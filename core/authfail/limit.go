@@ -2,6 +2,7 @@ package authfail
 
 import (
 	"container/list"
+	"net/netip"
 	"sync"
 	"time"
 )
@@ -102,16 +103,54 @@ func (l *limiter) fail(a Attempt, client bool, now time.Time) {
 	}
 }
 
+// take charges a use to addr when its bucket holds one, and says how long until it will
+// otherwise (nothing is charged then): a check and a charge in one, for uses that are
+// counted whether or not they go well (logins started). Off (limit 0), it always admits.
+func (l *limiter) take(addr string, now time.Time) time.Duration {
+	if l.limit <= 0 {
+		return 0
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	b := bucketOf(l.addrs, addr, l.limit, l.window, now)
+	if w := b.wait(l.limit, l.window); w > 0 {
+		return w
+	}
+	b.tokens--
+	return 0
+}
+
 func take[K comparable](m *lru[K, *bucket], k K, limit int, window time.Duration, now time.Time) {
+	b := bucketOf(m, k, limit, window, now)
+	// Not below empty: attempts that passed the check together and all failed do not
+	// lengthen the wait beyond one failure's refill.
+	b.tokens = max(0, b.tokens-1)
+}
+
+// bucketOf is k's bucket refilled to now; a new one is full.
+func bucketOf[K comparable](m *lru[K, *bucket], k K, limit int, window time.Duration, now time.Time) *bucket {
 	b, ok := m.get(k)
 	if !ok {
 		b = &bucket{tokens: float64(limit), at: now}
 		m.put(k, b)
 	}
 	b.refill(now, limit, window)
-	// Not below empty: attempts that passed the check together and all failed do not
-	// lengthen the wait beyond one failure's refill.
-	b.tokens = max(0, b.tokens-1)
+	return b
+}
+
+// loginKey is the key of an address's login budget: an IPv6 address counts by its /64
+// prefix (one host, or one network's clients, usually holds a whole /64, and could start
+// logins from a new address each time), any other by itself.
+func loginKey(addr string) string {
+	ip, err := netip.ParseAddr(addr)
+	if err != nil || ip.Is4() || ip.Is4In6() {
+		return addr
+	}
+	p, err := ip.Prefix(64)
+	if err != nil {
+		return addr
+	}
+	return p.String()
 }
 
 func (l *limiter) succeeded(a Attempt, now time.Time) {

@@ -68,7 +68,7 @@ type Line struct {
 	Actor  string `json:"actor,omitempty"`
 	Action string `json:"action,omitempty"`
 	Target string `json:"target,omitempty"`
-	// Refused authentication: who failed (client, frontend, admin) and the HTTP status
+	// Refused authentication: who failed (client, frontend, admin; login: a login refused to an address that started too many) and the HTTP status
 	// answered. A summary line has Count, the refusals it stands for beyond the ones
 	// written, since Since (RFC 3339); an overflow summary has only Kind, Count and Since.
 	Kind   string `json:"kind,omitempty"`

@@ -63,8 +63,8 @@ type Deps struct {
 	// HealthElsewhere leaves /health/* out of the handler tree: they are served on the
 	// management interface (Health), and this tree answers 404 for them.
 	HealthElsewhere bool
-	// Guard audits and slows failed client, front-end and admin authentication; nil
-	// neither audits nor slows.
+	// Guard audits and slows failed client, front-end and admin authentication, and
+	// limits the logins an address starts; nil neither audits nor slows nor limits.
 	Guard AuthGuard
 	// Login serves the browser login flows (login.go); nil leaves them out.
 	Login Logins
@@ -93,8 +93,11 @@ const ConsolePath = "/admin/console/"
 // AuthGuard watches authentication; *authfail.Guard implements it. Check runs before a
 // credential is compared, and refuses a caller that failed too often with an
 // *authfail.ThrottledError; every refusal, throttled ones included, goes to Refused.
+// StartLogin takes from the address's budget of logins started, or refuses with an
+// *authfail.ThrottledError.
 type AuthGuard interface {
 	Check(authfail.Attempt) error
+	StartLogin(authfail.Attempt) error
 	Refused(authfail.Refusal)
 	Succeeded(authfail.Attempt)
 }
@@ -184,9 +187,10 @@ func (s *Server) Health() http.Handler {
 // noGuard neither audits nor slows.
 type noGuard struct{}
 
-func (noGuard) Check(authfail.Attempt) error { return nil }
-func (noGuard) Refused(authfail.Refusal)     {}
-func (noGuard) Succeeded(authfail.Attempt)   {}
+func (noGuard) Check(authfail.Attempt) error      { return nil }
+func (noGuard) StartLogin(authfail.Attempt) error { return nil }
+func (noGuard) Refused(authfail.Refusal)          {}
+func (noGuard) Succeeded(authfail.Attempt)        {}
 
 // ServeHTTP implements http.Handler. A path or query holding text no store can hold is
 // refused before any route sees it (text.go).

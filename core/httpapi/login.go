@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -44,7 +45,8 @@ func (s *Server) loginRoutes() {
 	s.mux.HandleFunc("PUT /realms/{realm}/login-requests/{challenge}/reject", s.rejectLogin)
 }
 
-// pageError shows an error page; a failure of the store is a 503 page, anything else a 500.
+// pageError shows an error page; a failure of the store is a 503 page, a throttled login a
+// 429 page with Retry-After, anything else a 500.
 func (s *Server) pageError(w http.ResponseWriter, r *http.Request, err error) {
 	var pe *login.PageError
 	if errors.As(err, &pe) {
@@ -52,6 +54,9 @@ func (s *Server) pageError(w http.ResponseWriter, r *http.Request, err error) {
 		return
 	}
 	code, body := s.classify(r, err)
+	if throttled := (*authfail.ThrottledError)(nil); errors.As(err, &throttled) {
+		w.Header().Set("Retry-After", strconv.Itoa(throttled.RetryAfterSeconds()))
+	}
 	if code >= 500 {
 		s.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "status", code, "error", err)
 	}
@@ -106,6 +111,21 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request) {
 	case err != nil:
 		s.pageError(w, r, err)
 		return
+	}
+	if q.StartsLogin() {
+		// A login started writes a pending login the store keeps until the realm's login
+		// timeout, for anyone who names a client and one of its redirect URIs: the
+		// address's budget bounds them. Past it the browser is shown a page (429,
+		// Retry-After), not sent back to the client with temporarily_unavailable, which
+		// RFC 6749 §4.1.2.1 would allow: a client that answers that by starting a new login
+		// would loop, the client could not tell its user when to retry, and the refusal
+		// concerns this browser's address, not the client.
+		a := authfail.Attempt{Kind: authfail.KindLogin, Realm: name, ClientID: q.ClientID, Addr: remoteIP(r)}
+		if err := s.guard.StartLogin(a); err != nil {
+			s.refused(r, authfail.Refusal{Attempt: a, Reason: authfail.ReasonThrottled}, err)
+			s.pageError(w, r, err)
+			return
+		}
 	}
 	out, err := s.login.Authorize(r.Context(), name, q, s.sso(r, name))
 	if err != nil {

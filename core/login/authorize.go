@@ -103,6 +103,10 @@ func (q *Request) Wants(t string) bool { return slices.Contains(q.ResponseType, 
 // OpenID reports whether the request is an OpenID Connect one (an ID token is issued).
 func (q *Request) OpenID() bool { return hasScope(q.Scope, "openid") }
 
+// StartsLogin reports whether the request may start a login, which writes a pending login
+// to the store: all but prompt=none, which is answered at once.
+func (q *Request) StartsLogin() bool { return !q.prompts(PromptNone) }
+
 func (q *Request) prompts(p string) bool { return slices.Contains(q.Prompt, p) }
 
 // ParseRequest validates an authorization request's parameters for realm r, in the order

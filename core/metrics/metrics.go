@@ -79,8 +79,8 @@ func New(d Deps) (*Metrics, error) {
 	m.revocations = counterVec("token_revocations_total", "Refresh and offline tokens revoked (RFC 7009).", rc...)
 	m.refreshes = counterVec("refreshes_total", "Refresh token grants by outcome (success or refused).", "realm", "client", "outcome")
 	m.refusals = counterVec("refresh_refusals_total", "Refused refresh token grants by reason (a closed set: "+refusalList()+").", "realm", "client", "reason")
-	m.authRefusals = counterVec("auth_refusals_total", "Refused authentication by kind (client, frontend, admin) and reason (a closed set: "+
-		authReasonList()+"); reason throttled counts the 429 answers to callers that failed too often.", "kind", "reason")
+	m.authRefusals = counterVec("auth_refusals_total", "Refused authentication by kind (client, frontend, admin, login) and reason (a closed set: "+
+		authReasonList()+"); reason throttled counts the 429 answers to callers that failed too often, and with kind login the logins refused to an address that started too many.", "kind", "reason")
 	m.tokenLatency = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Namespace: namespace, Name: "token_request_duration_seconds",
 		Help: "Time to answer the token endpoint, by grant_type and HTTP status code.",

@@ -358,6 +358,8 @@ func TestRefusedAuthenticationIsCountedByKindAndReason(t *testing.T) {
 	}
 	m.AuthRefused(string(authfail.KindClient), authfail.ReasonThrottled)
 	m.AuthRefused(string(authfail.KindAdmin), authfail.ReasonMissing)
+	m.AuthRefused(string(authfail.KindLogin), authfail.ReasonThrottled)
+	m.AuthRefused(string(authfail.KindLogin), authfail.ReasonThrottled)
 	m.AuthRefused("someone", "made up reason")
 	f := scrape(t, m.Handler())
 	for _, tc := range []struct {
@@ -367,6 +369,7 @@ func TestRefusedAuthenticationIsCountedByKindAndReason(t *testing.T) {
 		{labels("kind", "client", "reason", "invalid_secret"), 3},
 		{labels("kind", "client", "reason", "throttled"), 1},
 		{labels("kind", "admin", "reason", "missing_credentials"), 1},
+		{labels("kind", "login", "reason", "throttled"), 2},
 		{labels("kind", "other", "reason", "other"), 1},
 	} {
 		f.must(t, "sessiond_auth_refusals_total", tc.labels, tc.want)

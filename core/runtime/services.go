@@ -254,19 +254,23 @@ func (rt *Runtime) wire(opts Options, issuerBase string) (*httpapi.Server, error
 	}), nil
 }
 
-// authGuard builds the guard of failed authentication, which writes to the event sinks
+// authGuard builds the guard of failed authentication and of logins started, which writes to the event sinks
 // and counts in the metrics. Its flush of aggregated refusals is background work: it stops
 // after the HTTP server, with a final flush, and before the event log.
 func (rt *Runtime) authGuard(now func() time.Time) *authfail.Guard {
 	o := authfail.Options{
 		Limit: rt.settings.AuthFailureLimit, ClientLimit: rt.settings.AuthFailureClientLimit,
 		Window: rt.settings.AuthFailureWindow, Now: now,
+		LoginLimit: rt.settings.LoginRequestLimit, LoginWindow: rt.settings.LoginRequestWindow,
 	}
 	if rt.obs.metrics != nil { // an interface holding a nil pointer would not read as "none"
 		o.Counter = rt.obs.metrics
 	}
 	if o.Limit == 0 && o.ClientLimit == 0 {
 		rt.log.Warn("failed authentication is not slowed (auth-failure-limit and auth-failure-client-limit are 0); it is still audited")
+	}
+	if o.LoginLimit == 0 {
+		rt.log.Warn("logins started at the authorization endpoint are not limited (login-request-limit is 0): one address can fill the store with pending logins")
 	}
 	g := authfail.New(rt.obs.events, o)
 	rt.goBackground(g.Run)
