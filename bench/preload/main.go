@@ -353,30 +353,35 @@ func bench(cfg config, tmp string, n int) (result, error) {
 				return res, err
 			}
 			res.floorRuns = append(res.floorRuns, lastFloor)
-			settle()
-			b, err := startBinary(cfg, cfg.sessiond, tmp, schemaURL, n, true, "")
-			if err != nil {
-				return res, fmt.Errorf("sessiond with preload: %w", err)
+			// With a baseline, the two take turns at going first: on a machine whose load
+			// drifts, the second of a pair runs under a different load than the first.
+			order := []string{cfg.sessiond}
+			if cfg.baseline != "" {
+				order = append(order, cfg.baseline)
+				if run%2 == 1 {
+					slices.Reverse(order)
+				}
 			}
-			if run == 0 || b.elapsed < res.binPreload {
-				res.binPreload, res.binReady = b.elapsed, b.ready
+			for _, binary := range order {
+				settle()
+				b, err := startBinary(cfg, binary, tmp, schemaURL, n, true, "")
+				if err != nil {
+					return res, fmt.Errorf("%s with preload: %w", binary, err)
+				}
+				which := "sessiond"
+				if binary == cfg.sessiond {
+					if run == 0 || b.elapsed < res.binPreload {
+						res.binPreload, res.binReady = b.elapsed, b.ready
+					}
+					res.binRuns = append(res.binRuns, b)
+				} else {
+					which = "baseline sessiond"
+					res.baseRuns = append(res.baseRuns, b)
+				}
+				logf("N=%d: %s (plugins) preload %s (%.2f× the floor), ready after %s; resident: sessiond %s (peak %s), plugins %s (peak %s)",
+					n, which, b.elapsed.Round(time.Millisecond), b.elapsed.Seconds()/lastFloor.Seconds(), b.ready.Round(time.Millisecond),
+					mib(b.rss), mib(b.peak), mib(b.pluginRSS), mib(b.pluginPeak))
 			}
-			res.binRuns = append(res.binRuns, b)
-			logf("N=%d: sessiond (plugins) preload %s (%.2f× the floor), ready after %s; resident: sessiond %s (peak %s), plugins %s (peak %s)",
-				n, b.elapsed.Round(time.Millisecond), b.elapsed.Seconds()/lastFloor.Seconds(), b.ready.Round(time.Millisecond),
-				mib(b.rss), mib(b.peak), mib(b.pluginRSS), mib(b.pluginPeak))
-			if cfg.baseline == "" {
-				continue
-			}
-			settle()
-			b, err = startBinary(cfg, cfg.baseline, tmp, schemaURL, n, true, "")
-			if err != nil {
-				return res, fmt.Errorf("baseline sessiond with preload: %w", err)
-			}
-			res.baseRuns = append(res.baseRuns, b)
-			logf("N=%d: baseline sessiond (plugins) preload %s (%.2f× the floor), ready after %s; resident: sessiond %s (peak %s), plugins %s (peak %s)",
-				n, b.elapsed.Round(time.Millisecond), b.elapsed.Seconds()/lastFloor.Seconds(), b.ready.Round(time.Millisecond),
-				mib(b.rss), mib(b.peak), mib(b.pluginRSS), mib(b.pluginPeak))
 		}
 		for run := range cfg.runs {
 			settle()
@@ -812,15 +817,23 @@ func report(results []result) {
 	w := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(w, "N\tfill\tCOPY floor\tStream alone\tpreload (in-process)\tGo CPU\trate\t× floor\theap/session\tpreload (store plugin)\tGo CPU\t× floor\tpreload (sessiond)\t× floor\tready (preload)\tready (lazy)\t")
 	for _, r := range results {
-		row := []string{
-			strconv.Itoa(r.n), dur(r.fill), dur(r.floor), dur(r.stream), dur(r.preload), dur(r.goCPU), fmt.Sprintf("%.0f/s", float64(r.n)/r.preload.Seconds()),
-			fmt.Sprintf("%.2f", r.preload.Seconds()/r.floor.Seconds()), fmt.Sprintf("%d B", r.heapPer),
+		row := []string{strconv.Itoa(r.n), dur(r.fill)}
+		if r.preload > 0 {
+			row = append(row, dur(r.floor), dur(r.stream), dur(r.preload), dur(r.goCPU), fmt.Sprintf("%.0f/s", float64(r.n)/r.preload.Seconds()),
+				fmt.Sprintf("%.2f", r.preload.Seconds()/r.floor.Seconds()), fmt.Sprintf("%d B", r.heapPer))
+		} else { // -inprocess=false
+			row = append(row, dur(max(r.floor, 0)), "-", "-", "-", "-", "-", "-")
+		}
+		switch {
+		case r.binMeasured && r.pluginPreload > 0:
+			row = append(row, dur(r.pluginPreload), dur(r.pluginCPU), fmt.Sprintf("%.2f", r.pluginPreload.Seconds()/r.floor.Seconds()))
+		default:
+			row = append(row, "-", "-", "-")
 		}
 		if r.binMeasured {
-			row = append(row, dur(r.pluginPreload), dur(r.pluginCPU), fmt.Sprintf("%.2f", r.pluginPreload.Seconds()/r.floor.Seconds()),
-				dur(r.binPreload), fmt.Sprintf("%.2f", r.binPreload.Seconds()/r.floor.Seconds()), dur(r.binReady), dur(r.lazyReady))
+			row = append(row, dur(r.binPreload), fmt.Sprintf("%.2f", r.binPreload.Seconds()/r.floor.Seconds()), dur(r.binReady), dur(r.lazyReady))
 		} else {
-			row = append(row, "-", "-", "-", "-", "-", "-", "-")
+			row = append(row, "-", "-", "-", "-")
 		}
 		fmt.Fprintln(w, strings.Join(row, "\t")+"\t")
 	}
