@@ -4,6 +4,8 @@ import (
 	"math"
 	"os"
 	"runtime/debug"
+	"runtime/metrics"
+	"sync"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -11,27 +13,86 @@ import (
 	"github.com/sessiond/sessiond/internal/prefault"
 )
 
-// preloadGCPercent is the collector's GOGC while an offline preload runs. A preload grows
-// the heap by what it keeps (a million cached sessions are about 800 MB) and makes
-// little garbage besides (its pages are lent and reused), so the default of 100, which
-// marks everything kept so far at each doubling of the heap, marks the whole cache about
-// twice over; at 400 it is marked about once, for a heap no larger, since there is little
-// garbage to let it grow. A preload of a million sessions took 10–15% less time.
-const preloadGCPercent = 400
+// While an offline preload runs, the collector is off (GOGC=off), unless the operator chose
+// GOGC. A preload grows the heap by what it keeps (a million cached sessions are about
+// 800 MB) and makes little garbage besides (its pages are lent and reused): each
+// collection would only mark the sessions cached so far, and at the default of 100 the
+// whole cache is marked about twice over; at 400 (sessions 5 to 7) it was still marked
+// once, about a tenth of sessiond's CPU in a preload of a million. A memory limit guards
+// the heap instead: it may grow by relaxGuard, and by twice what the sessions coming are
+// expected to take once they are counted (GrowHeapFor), over what it held when the preload
+// began; past that the collector runs as under any GOMEMLIMIT. An operator's lower
+// GOMEMLIMIT holds. Both are put back when the preload ends.
+//
+// The settings are the process's. Where several runtimes share a process (tests), the
+// first preload relaxes them and the last one to end puts them back.
+var relaxed struct {
+	sync.Mutex
+	n         int    // preloads under way
+	gcPercent int    // to put back
+	limit     int64  // to put back: the operator's GOMEMLIMIT (math.MaxInt64: none)
+	base      uint64 // the runtime's memory when the first began
+	expected  int64  // bytes the preloads expect to take (GrowHeapFor)
+}
 
-// RelaxGC sets the collector's percentage to preloadGCPercent and returns what puts it
-// back, unless the operator chose one (GOGC is set): theirs is kept. A memory limit
-// (GOMEMLIMIT) holds either way. The runtime calls it around its offline preload; it is
-// exported for a benchmark that runs a preload as the runtime does, without one. The
-// setting is the process's: where several runtimes share a process (tests), preloads that
-// overlap may leave it at preloadGCPercent, which changes only how often the collector runs.
+// relaxGuard is the least the heap may grow by with the collector off.
+const relaxGuard = 1 << 30
+
+// RelaxGC turns the collector off while a preload runs, and returns what puts it back
+// (see relaxed). The runtime calls it around its offline preload; it is exported for a
+// benchmark that runs a preload as the runtime does, without one.
 func RelaxGC(log hclog.Logger) (restore func()) {
 	if _, set := os.LookupEnv("GOGC"); set {
 		return func() {}
 	}
-	before := debug.SetGCPercent(preloadGCPercent)
-	log.Debug("garbage collector relaxed while the offline preload runs", "gogc", preloadGCPercent)
-	return func() { debug.SetGCPercent(before) }
+	relaxed.Lock()
+	defer relaxed.Unlock()
+	relaxed.n++
+	if relaxed.n == 1 {
+		relaxed.limit = debug.SetMemoryLimit(-1)
+		relaxed.base, relaxed.expected = runtimeMemory(), 0
+		relaxed.gcPercent = debug.SetGCPercent(-1)
+		guardLocked()
+		log.Debug("garbage collector off while the offline preload runs", "memory_limit", debug.SetMemoryLimit(-1))
+	}
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			relaxed.Lock()
+			defer relaxed.Unlock()
+			relaxed.n--
+			if relaxed.n == 0 {
+				debug.SetMemoryLimit(relaxed.limit)
+				debug.SetGCPercent(relaxed.gcPercent)
+			}
+		})
+	}
+}
+
+// guardLocked sets the memory limit that guards a heap with the collector off.
+func guardLocked() {
+	guard := relaxed.base + uint64(max(relaxGuard, 2*relaxed.expected))
+	debug.SetMemoryLimit(min(relaxed.limit, int64(min(guard, math.MaxInt64))))
+}
+
+// expectHeap records that a preload expects its heap to grow by n bytes, raising the guard
+// of a collector that is off (RelaxGC), and returns the operator's memory limit.
+func expectHeap(n int64) (limit int64) {
+	relaxed.Lock()
+	defer relaxed.Unlock()
+	if relaxed.n == 0 {
+		return debug.SetMemoryLimit(-1)
+	}
+	relaxed.expected += n
+	guardLocked()
+	return relaxed.limit
+}
+
+// runtimeMemory is the memory the Go runtime holds from the OS, as a memory limit counts it.
+func runtimeMemory() uint64 {
+	s := []metrics.Sample{{Name: "/memory/classes/total:bytes"}, {Name: "/memory/classes/heap/released:bytes"}}
+	metrics.Read(s)
+	return s[0].Value.Uint64() - s[1].Value.Uint64()
 }
 
 // preloadHeapPerSession is what the heap grows by, ahead of a preload, for each session it
@@ -46,12 +107,13 @@ const minHeapGrowth = 16 << 20
 // a preload is about to import (prefault.Heap): the pages are mapped in by one call
 // instead of faulting in one by one as the cache grows, which was a fifth of a preload's
 // time on a 2-vCPU VM. Under a memory limit (GOMEMLIMIT) it grows by half the limit at
-// most. It does nothing where the kernel cannot map pages in ahead (not Linux 5.14+). The
+// most. With the collector off for the preload (RelaxGC), it raises the limit that guards
+// the heap by twice what it grows it by. It does nothing where the kernel cannot map pages in ahead (not Linux 5.14+). The
 // runtime calls it through preload.Deps.Expect; it is exported for a benchmark that runs a
 // preload as the runtime does.
 func GrowHeapFor(log hclog.Logger, sessions int) {
 	n := int64(sessions) * preloadHeapPerSession
-	if limit := debug.SetMemoryLimit(-1); limit != math.MaxInt64 {
+	if limit := expectHeap(n); limit != math.MaxInt64 {
 		n = min(n, limit/2)
 	}
 	if n < minHeapGrowth {

@@ -13,32 +13,56 @@ import (
 	"github.com/sessiond/sessiond/internal/testlog"
 )
 
-// TestRelaxGCDuringThePreload: the collector's percentage is raised while the preload
-// runs and put back after; an operator's GOGC is left alone.
+// TestRelaxGCDuringThePreload: the collector is off while the preload runs, under a
+// memory limit that the sessions expected raise, and put back after; an operator's GOGC
+// is left alone, and an operator's lower GOMEMLIMIT holds. Preloads that overlap put it
+// back when the last ends.
 func TestRelaxGCDuringThePreload(t *testing.T) {
-	current := func() int {
+	current := func() (gcPercent int, limit int64) {
 		p := debug.SetGCPercent(100)
 		debug.SetGCPercent(p)
-		return p
+		return p, debug.SetMemoryLimit(-1)
 	}
 	if gogc, set := os.LookupEnv("GOGC"); set {
 		t.Setenv("GOGC", gogc) // restored after the test
 		os.Unsetenv("GOGC")
 	}
-	before := current()
+	beforeGC, beforeLimit := current()
 	restore := RelaxGC(hclog.NewNullLogger())
-	if got := current(); got != preloadGCPercent {
-		t.Errorf("GOGC while preloading = %d, want %d", got, preloadGCPercent)
+	gc, limit := current()
+	if gc != -1 {
+		t.Errorf("GOGC while preloading = %d, want off", gc)
+	}
+	if base := int64(relaxed.base); limit != base+relaxGuard {
+		t.Errorf("memory limit while preloading = %d, want %d (the runtime's memory and the guard)", limit, base+relaxGuard)
+	}
+	if got := expectHeap(1 << 30); got != beforeLimit {
+		t.Errorf("expectHeap returned %d, want the operator's limit %d", got, beforeLimit)
+	}
+	if _, limit := current(); limit != int64(relaxed.base)+2<<30 {
+		t.Errorf("memory limit with 1 GiB expected = %d, want the runtime's memory and 2 GiB", limit)
+	}
+	inner := RelaxGC(hclog.NewNullLogger()) // a preload that overlaps
+	restore()
+	if gc, _ := current(); gc != -1 {
+		t.Errorf("GOGC while the second preload runs = %d, want off", gc)
+	}
+	inner()
+	if gc, limit := current(); gc != beforeGC || limit != beforeLimit {
+		t.Errorf("after the preloads: GOGC %d, limit %d; want %d, %d again", gc, limit, beforeGC, beforeLimit)
+	}
+
+	defer debug.SetMemoryLimit(debug.SetMemoryLimit(64 << 20))
+	restore = RelaxGC(hclog.NewNullLogger())
+	if _, limit := current(); limit != 64<<20 {
+		t.Errorf("an operator's GOMEMLIMIT of 64 MiB: %d while preloading", limit)
 	}
 	restore()
-	if got := current(); got != before {
-		t.Errorf("GOGC after the preload = %d, want %d again", got, before)
-	}
 
 	t.Setenv("GOGC", "150")
 	restore = RelaxGC(hclog.NewNullLogger())
-	if got := current(); got != before {
-		t.Errorf("GOGC set by the operator: %d while preloading, want it left at %d", got, before)
+	if gc, _ := current(); gc != beforeGC {
+		t.Errorf("GOGC set by the operator: %d while preloading, want it left at %d", gc, beforeGC)
 	}
 	restore()
 }

@@ -80,6 +80,9 @@ type Store struct {
 	guard        func(context.Context) error
 	// maxHeld bounds the client sessions a PostgreSQL stream holds (maxHeld, lower in tests).
 	maxHeld int
+	// splitClients is the least estimate of client sessions read on two connections
+	// (splitClients, lower in tests).
+	splitClients int
 }
 
 // Page sizes when a Page or StreamRequest asks for none, so that one call never reads a
@@ -88,7 +91,7 @@ const defaultPageSize = 100
 
 // New returns a Store over the databases in cfg. It does no I/O.
 func New(cfg Config) *Store {
-	s := &Store{d: cfg.Dialect, db: cfg.DB, w: cfg.Writer, feed: cfg.Feed, origin: cfg.Origin, errs: cfg.Errors, now: cfg.Now, maxHeld: maxHeld,
+	s := &Store{d: cfg.Dialect, db: cfg.DB, w: cfg.Writer, feed: cfg.Feed, origin: cfg.Origin, errs: cfg.Errors, now: cfg.Now, maxHeld: maxHeld, splitClients: splitClients,
 		writeTimeout: cfg.WriteTimeout, unanswered: cfg.Unanswered, guard: cfg.WriteGuard}
 	if s.w == nil {
 		s.w = s.db

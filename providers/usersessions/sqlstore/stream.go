@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"time"
 	"unsafe"
@@ -134,10 +135,12 @@ func (s *Store) streamKeyset(ctx context.Context, req usersessions.StreamRequest
 //     bounds it (a preload's timeout), and cancels the statement when it ends.
 const streamSettings = "SET LOCAL enable_nestloop = off; SET LOCAL max_parallel_workers_per_gather = 0; SET LOCAL statement_timeout = 0"
 
-// maxHeld bounds the client sessions a PostgreSQL stream holds at once (about 400 MB of
-// rows like the benchmark's): a selection with more is read in parts, each part split in
-// two until its client sessions fit (each part costs a read of both tables).
-const maxHeld = 1 << 20
+// maxHeld bounds the client sessions a PostgreSQL stream holds at once (about 800 MB of
+// rows like the benchmark's): a selection with more is read in parts, as many as the
+// planner's estimate says (streamParts), each part split in two until its client sessions
+// fit. Each part costs a read of both tables: at 10M sessions, 1M held took 11 parts
+// and 22 reads of 1.4 GB tables; 2M takes 6.
+const maxHeld = 1 << 21
 
 // streamScans reads the selection on one snapshot (one read-only repeatable-read
 // transaction) with two statements, each a sequential scan whose rows are read as they
@@ -170,7 +173,7 @@ func (s *Store) streamScans(ctx context.Context, req usersessions.StreamRequest,
 	}
 	st := &scanStream{s: s, tx: tx, req: req, d: newStreamDecoder(req.Filter.RealmID, out)}
 	st.estimateClients(ctx)
-	if err := st.stream(ctx, part); err != nil {
+	if err := st.streamParts(ctx, part); err != nil {
 		if fnErr := out.fnErr(); fnErr != nil {
 			return fnErr
 		}
@@ -207,6 +210,24 @@ type scanStream struct {
 	req     usersessions.StreamRequest
 	d       *streamDecoder
 	clients float64 // the planner's estimate of the client sessions of the realm and kind
+}
+
+// streamParts streams the sessions of part, in as many parts as the planner's estimate of
+// its client sessions says they need to fit in maxHeld (with a tenth to spare): found too
+// many by reading instead, each try costs a read of maxHeld rows and more, and at 10M
+// sessions a part is halved four times over before it fits.
+func (st *scanStream) streamParts(ctx context.Context, part hashPart) error {
+	n := int64(1)
+	if held := st.s.maxHeld; held > 0 {
+		n = max(1, int64(math.Ceil(st.clients/float64(part.count)*1.1/float64(held))))
+		n = min(n, max(1, maxCount/part.count))
+	}
+	for i := range n {
+		if err := st.stream(ctx, hashPart{part.index + i*part.count, n * part.count}); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // stream streams the sessions of part: their client sessions first, then the user
@@ -254,24 +275,116 @@ func (st *scanStream) readClients(ctx context.Context, part hashPart, limit int)
 		where += " AND EXISTS (SELECT 1 FROM user_session s WHERE s.realm_id = c.realm_id AND s.id = c.user_session_id AND s.offline = c.offline AND " + sWhere + ")"
 		args = append(args, sArgs...)
 	}
-	st.d.holdAbout(int(st.clients/float64(part.count)), st.s.maxHeld, f.Offline)
+	expect := int(st.clients / float64(part.count))
+	st.d.holdAbout(expect, st.s.maxHeld, f.Offline)
 	query := fmt.Sprintf("SELECT ROW(c.user_session_id, c.offline, %s) FROM client_session c WHERE %s", streamClientFields.names("c."), where)
-	if limit > 0 {
-		query, args = query+" LIMIT ?", append(args, limit+1) // one more says there are more
+	limited := func(query string, args []any) (string, []any) {
+		if limit > 0 {
+			return query + " LIMIT ?", append(args, limit+1) // one more says there are more
+		}
+		return query, args
 	}
-	complete = true
-	err = st.query(ctx, query, args,
-		func(row []byte) (bool, error) {
-			if limit > 0 && st.d.held >= limit {
+	read := func(ctx context.Context, tx *sql.Tx, h *holder, query string, args []any) (complete bool, err error) {
+		complete = true
+		err = st.scan(ctx, tx, query, args, func(row []byte) (bool, error) {
+			if limit > 0 && h.held >= limit {
 				complete = false
 				return false, nil
 			}
-			return true, st.d.hold(row)
+			return true, h.hold(row)
 		})
+		return complete, err
+	}
+	var other *holder
+	if expect >= st.s.splitClients && st.req.Partition.Count <= 1 {
+		other, complete, err = st.readClientsInTwo(ctx, query, args, expect, limited, read)
+	}
+	if other == nil && err == nil { // read on this connection alone
+		q, a := limited(query, args)
+		complete, err = read(ctx, st.tx, &st.d.holder, q, a)
+	}
+	if other != nil {
+		st.d.merge(other)
+	}
+	if limit > 0 && st.d.held > limit {
+		complete = false
+	}
 	if !complete {
 		st.d.release()
 	}
 	return complete, err
+}
+
+// splitClients is the least number of client sessions (as the planner estimates them) of a
+// stream of a whole selection that are read on two connections at once: reading them is
+// PostgreSQL's work on one CPU while nothing else can start (each user session needs all
+// of its own), and the first third of a preload through a plugin. A partition's caller
+// reads its partitions in parallel already.
+const splitClients = 1 << 16
+
+// readClientsInTwo reads the client sessions of query on two connections at once, each
+// a half of the table's pages (ctid ranges), the second in a transaction that shares this
+// one's snapshot (pg_export_snapshot), so that the two halves are the rows this
+// transaction sees, each once. It returns the rows the second connection read, to merge;
+// with no second connection to be had at once (a pool of one, say), it returns nil and no
+// error, and the caller reads alone.
+func (st *scanStream) readClientsInTwo(ctx context.Context, query string, args []any, expect int,
+	limited func(string, []any) (string, []any), read func(context.Context, *sql.Tx, *holder, string, []any) (bool, error)) (*holder, bool, error) {
+	var snapshot string
+	var pages int64
+	if err := st.tx.QueryRowContext(ctx, "SELECT pg_export_snapshot(), pg_relation_size('client_session') / current_setting('block_size')::bigint").Scan(&snapshot, &pages); err != nil {
+		return nil, false, err
+	}
+	if pages < 2 {
+		return nil, false, nil
+	}
+	// A connection that is free now, or none: waiting for one could wait for this stream.
+	free, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
+	conn, err := st.s.db.Conn(free)
+	cancel()
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, false, ctx.Err()
+		}
+		return nil, false, nil
+	}
+	defer conn.Close()
+	theirCtx, stop := context.WithCancel(ctx)
+	defer stop()
+	tx, err := conn.BeginTx(theirCtx, st.s.d.readTx())
+	if err != nil {
+		return nil, false, err
+	}
+	defer tx.Rollback() //nolint:errcheck // read-only
+	if _, err := tx.ExecContext(ctx, "SET TRANSACTION SNAPSHOT '"+snapshot+"'; "+streamSettings); err != nil {
+		return nil, false, err
+	}
+	other := &holder{}
+	other.holdAbout(expect/2, st.s.maxHeld, st.req.Filter.Offline)
+	mid := fmt.Sprintf("(%d,0)", pages/2)
+	type result struct {
+		complete bool
+		err      error
+	}
+	done := make(chan result, 1)
+	go func() { // owned by this call, which waits for it
+		q, a := limited(query+" AND c.ctid >= ?::tid", append(slices.Clip(args), mid))
+		complete, err := read(theirCtx, tx, other, q, a)
+		done <- result{complete, err}
+	}()
+	q, a := limited(query+" AND c.ctid < ?::tid", append(slices.Clip(args), mid))
+	complete, err := read(ctx, st.tx, &st.d.holder, q, a)
+	if err != nil || !complete {
+		stop() // what the other half reads is of no use
+	}
+	theirs := <-done
+	switch {
+	case err != nil:
+		return other, false, err
+	case !complete:
+		return other, false, nil
+	}
+	return other, theirs.complete, theirs.err
 }
 
 // kindOfClients is the condition on alias c of the client sessions of the filter's realm
@@ -307,11 +420,32 @@ func (st *scanStream) estimateClients(ctx context.Context) {
 	}
 }
 
-// query runs query and hands each row (one row value) to row until it returns false,
-// delivering each page the decoder fills as soon as it is ready. A caller that may stop
-// early limits the query: the rows PostgreSQL sent are read to the end all the same.
+// query scans query in the stream's transaction, handing each row to row until it returns
+// false, and delivers each page the decoder fills as soon as it is ready.
 func (st *scanStream) query(ctx context.Context, query string, args []any, row func([]byte) (bool, error)) error {
-	rows, err := st.tx.QueryContext(ctx, st.s.rebind(query), args...)
+	err := st.scan(ctx, st.tx, query, args, func(b []byte) (bool, error) {
+		more, err := row(b)
+		if err != nil {
+			return false, err
+		}
+		if st.d.out.hasReady() {
+			if err := st.d.out.deliver(ctx); err != nil {
+				return false, err
+			}
+		}
+		return more, nil
+	})
+	if err != nil {
+		return err
+	}
+	return st.d.out.deliver(ctx)
+}
+
+// scan runs query in tx and hands each row (one row value) to row until it returns false.
+// A caller that may stop early limits the query: the rows PostgreSQL sent are read to the
+// end all the same.
+func (st *scanStream) scan(ctx context.Context, tx *sql.Tx, query string, args []any, row func([]byte) (bool, error)) error {
+	rows, err := tx.QueryContext(ctx, st.s.rebind(query), args...)
 	if err != nil {
 		return err
 	}
@@ -325,11 +459,6 @@ func (st *scanStream) query(ctx context.Context, query string, args []any, row f
 		if err != nil {
 			return err
 		}
-		if st.d.out.hasReady() {
-			if err := st.d.out.deliver(ctx); err != nil {
-				return err
-			}
-		}
 		if !more {
 			break
 		}
@@ -337,10 +466,7 @@ func (st *scanStream) query(ctx context.Context, query string, args []any, row f
 	if err := rows.Close(); err != nil {
 		return err
 	}
-	if err := rows.Err(); err != nil {
-		return err
-	}
-	return st.d.out.deliver(ctx)
+	return rows.Err()
 }
 
 // pageOut is where the sessions of a PostgreSQL stream go, page by page: built as
@@ -407,16 +533,21 @@ var (
 // allocation but the session's own. The rows of the client sessions come first and are
 // held as they are, by user session; each user session read then takes its own.
 type streamDecoder struct {
-	realm string
-	out   pageOut
-	// clients holds the rows of the client sessions read, by user session id, online
-	// ([0]) and offline ([1]) apart; held counts them, rows keeps their bytes, and more
-	// the rows of user sessions with more than one.
+	realm  string
+	out    pageOut
+	holder        // the client sessions read
+	f, cf  fields // of user sessions, of client sessions
+}
+
+// holder holds the rows of the client sessions read, by user session id, online ([0]) and
+// offline ([1]) apart; held counts them, rows keeps their bytes, and more the rows of user
+// sessions with more than one. key reads the id and kind of each row it takes.
+type holder struct {
 	clients [2]map[string]heldClients
 	held    int
 	rows    arena
 	more    [][]rowRef
-	f, cf   fields // of user sessions, of client sessions
+	key     fields
 }
 
 // heldClients are the rows of the client sessions of one user session: its first, and
@@ -504,7 +635,7 @@ func newStreamDecoder(realm string, out pageOut) *streamDecoder {
 
 // holdAbout starts holding client sessions, with room for about n of them (at most
 // most; they are online or offline as the filter selects).
-func (d *streamDecoder) holdAbout(n, most int, f usersessions.OfflineSelector) {
+func (d *holder) holdAbout(n, most int, f usersessions.OfflineSelector) {
 	n = min(max(n, 0), most)
 	d.clients, d.held, d.rows, d.more = [2]map[string]heldClients{{}, {}}, 0, arena{}, nil
 	switch f {
@@ -516,8 +647,50 @@ func (d *streamDecoder) holdAbout(n, most int, f usersessions.OfflineSelector) {
 }
 
 // release forgets the client sessions held.
-func (d *streamDecoder) release() {
+func (d *holder) release() {
 	d.clients, d.held, d.rows, d.more = [2]map[string]heldClients{}, 0, arena{}, nil
+}
+
+// merge moves the rows o holds into d; o is released.
+func (d *holder) merge(o *holder) {
+	blocks, lists := int32(len(d.rows.blocks)), int32(len(d.more))
+	d.rows.blocks = append(d.rows.blocks, o.rows.blocks...)
+	for _, refs := range o.more {
+		for i := range refs {
+			refs[i].block += blocks
+		}
+		d.more = append(d.more, refs)
+	}
+	for k, held := range o.clients {
+		if d.clients[k] == nil {
+			d.clients[k] = map[string]heldClients{}
+		}
+		for id, h := range held { // id is in one of o's blocks, now d's
+			h.first.block += blocks
+			if h.more != 0 {
+				h.more += lists
+			}
+			mine, ok := d.clients[k][id]
+			switch {
+			case !ok:
+				d.clients[k][id] = h
+				continue
+			case mine.more == 0:
+				d.more = append(d.more, nil)
+				mine.more = int32(len(d.more))
+				d.clients[k][id] = mine
+			}
+			// The user session's client sessions were read by both: rare, at the
+			// boundary between the two reads.
+			refs := append(d.more[mine.more-1], h.first)
+			if h.more != 0 {
+				refs = append(refs, d.more[h.more-1]...)
+			}
+			d.more[mine.more-1] = refs
+		}
+	}
+	d.held += o.held
+	o.release()
 }
 
 func kind(offline bool) int {
@@ -529,8 +702,8 @@ func kind(offline bool) int {
 
 // hold takes a row of (user_session_id, offline, streamClientFields…) and holds it for
 // its user session.
-func (d *streamDecoder) hold(row []byte) error {
-	f := &d.cf
+func (d *holder) hold(row []byte) error {
+	f := &d.key
 	if err := f.reset(row); err != nil {
 		return err
 	}

@@ -281,12 +281,18 @@ func TestStreamReadsWhatGetReads(t *testing.T) {
 				}
 				want[us.Key()] = normal(us)
 			}
+			wired := throughWire(t, s)
 			for _, c := range []struct {
 				how   string
 				s     streamer
 				count int
-			}{{"Stream", s, 0}, {"Stream", s, 3}, {"StreamLent", lent{s}, 0}, {"StreamLent", lent{s}, 3},
-				{"StreamPages through the wire", throughWire(t, s), 0}, {"StreamPages through the wire", throughWire(t, s), 3}} {
+				split int // Store.splitClients
+			}{{"Stream", s, 0, splitClients}, {"Stream", s, 3, splitClients}, {"StreamLent", lent{s}, 0, splitClients}, {"StreamLent", lent{s}, 3, splitClients},
+				{"StreamPages through the wire", wired, 0, splitClients}, {"StreamPages through the wire", wired, 3, splitClients},
+				// Client sessions read on two connections.
+				{"Stream, clients read in two", s, 0, 0}, {"StreamLent, clients read in two", lent{s}, 0, 0},
+				{"StreamPages through the wire, clients read in two", wired, 0, 0}} {
+				s.splitClients = c.split
 				how, count := fmt.Sprintf("%s in %d partitions", c.how, c.count), c.count
 				merged := map[usersessions.Key]*usersessions.UserSession{}
 				for i := range max(count, 1) {
@@ -458,5 +464,67 @@ func TestStreamOutlastsTheStatementTimeout(t *testing.T) {
 		})
 	if err == nil {
 		t.Fatal("Stream past its context's deadline returned nil")
+	}
+}
+
+// TestHolderMerge holds rows in two holders, as the two connections of a stream that reads
+// its client sessions in two do, and checks that the merged holder gives each user
+// session all of its rows, those read by both included.
+func TestHolderMerge(t *testing.T) {
+	for _, tt := range []struct {
+		name        string
+		mine, their []string
+		want        map[string][]string // by user session id (offline), its rows in any order
+	}{
+		{"apart", []string{"(a,t,1)", "(b,t,1)"}, []string{"(c,t,1)"},
+			map[string][]string{"a": {"(a,t,1)"}, "b": {"(b,t,1)"}, "c": {"(c,t,1)"}}},
+		{"one row each side", []string{"(a,t,1)"}, []string{"(a,t,2)"},
+			map[string][]string{"a": {"(a,t,1)", "(a,t,2)"}}},
+		{"more on each side", []string{"(a,t,1)", "(a,t,2)", "(b,t,1)"}, []string{"(a,t,3)", "(a,t,4)", "(b,t,2)", "(b,t,3)"},
+			map[string][]string{"a": {"(a,t,1)", "(a,t,2)", "(a,t,3)", "(a,t,4)"}, "b": {"(b,t,1)", "(b,t,2)", "(b,t,3)"}}},
+		{"more on their side only", []string{"(a,t,1)"}, []string{"(b,t,1)", "(b,t,2)", "(a,t,2)"},
+			map[string][]string{"a": {"(a,t,1)", "(a,t,2)"}, "b": {"(b,t,1)", "(b,t,2)"}}},
+		{"nothing of mine", nil, []string{"(a,t,1)", "(a,t,2)"},
+			map[string][]string{"a": {"(a,t,1)", "(a,t,2)"}}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			d := newStreamDecoder("r", nil)
+			d.holdAbout(4, 100, usersessions.OfflineOnly)
+			var their holder
+			their.holdAbout(4, 100, usersessions.OfflineOnly)
+			for _, r := range tt.mine {
+				if err := d.hold([]byte(r)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			for _, r := range tt.their {
+				if err := their.hold([]byte(r)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			d.merge(&their)
+			if d.held != len(tt.mine)+len(tt.their) {
+				t.Errorf("held %d, want %d", d.held, len(tt.mine)+len(tt.their))
+			}
+			got := map[string][]string{}
+			for id, h := range d.clients[1] {
+				if err := d.eachRow(h, func(row []byte) error {
+					got[id] = append(got[id], string(row))
+					return nil
+				}); err != nil {
+					t.Fatal(err)
+				}
+				if n := d.count(h); n != len(got[id]) {
+					t.Errorf("%s: count %d, rows %d", id, n, len(got[id]))
+				}
+				slices.Sort(got[id])
+			}
+			if !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("merged %v, want %v", got, tt.want)
+			}
+			if their.held != 0 || their.clients[1] != nil {
+				t.Error("the merged holder still holds rows")
+			}
+		})
 	}
 }
