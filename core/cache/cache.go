@@ -87,8 +87,9 @@ type Cache struct {
 
 	strs *strtab // shared by the encoders outside mu and the table under it
 
-	mu sync.Mutex
-	t  *table
+	mu      sync.Mutex
+	t       *table
+	scratch []byte // a record being rewritten
 	// Imports race with writes and invalidations: a read that began before a key changed
 	// must not import what it read. seq counts changes; changed holds the seq of each key's
 	// last change, and a read that began at seq s imports a key only if it has not changed
@@ -506,12 +507,24 @@ func (c *Cache) PutClientSessions(ctx context.Context, clients []*usersessions.C
 		}
 		stored := *cs
 		stored.Version = cs.Version + 1
-		us := materialize(c.t.body(s), c.strs)
-		us.Clients[cs.ClientID] = &stored
-		c.t.replace(s, (&encoder{tab: c.strs}).session(us, 0))
+		c.withClientLocked(s, cs.ClientID, &stored)
 	}
 	return errs, err
 }
+
+// withClientLocked rewrites the record of slot s with the client session of that client
+// replaced by cs (added if it has none, removed if cs is nil).
+func (c *Cache) withClientLocked(s uint32, id string, cs *usersessions.ClientSession) {
+	en := encoder{tab: c.strs}
+	c.scratch = withClient(c.scratch[:0], c.t.body(s), &en, id, cs)
+	c.t.replace(s, c.scratch)
+	if cap(c.scratch) > maxScratch {
+		c.scratch = nil
+	}
+}
+
+// maxScratch bounds the record buffer a cache keeps between two writes.
+const maxScratch = 64 << 10
 
 // markLocked records that k changed, without an entry to update.
 func (c *Cache) markLocked(k usersessions.Key) {
@@ -537,12 +550,9 @@ func (c *Cache) DeleteClientSessions(ctx context.Context, keys []usersessions.Cl
 			c.window.noteLocked(k.Session)
 		}
 		if s := c.entryLocked(k.Session); s != 0 && err == nil {
-			if clientAt(c.t.body(s), c.strs, k.ClientID) < 0 {
-				continue
+			if clientAt(c.t.body(s), c.strs, k.ClientID) >= 0 {
+				c.withClientLocked(s, k.ClientID, nil)
 			}
-			us := materialize(c.t.body(s), c.strs)
-			delete(us.Clients, k.ClientID)
-			c.t.replace(s, (&encoder{tab: c.strs}).session(us, 0))
 			continue
 		}
 		c.dropLocked(k.Session)

@@ -386,7 +386,46 @@ func clientAt(b []byte, tab *strtab, id string) int {
 	return -1
 }
 
-// recordKey reports whether record b is the session with key k.
+// withClient appends to into record b with the client session of client id replaced by
+// cs, added if b has none, or removed if cs is nil; the rest of b is copied as it is.
+func withClient(into, b []byte, en *encoder, id string, cs *usersessions.ClientSession) []byte {
+	d := decoder{b: b, tab: en.tab}
+	d.toClients()
+	countAt := d.p
+	n := d.uvarint()
+	first := d.p
+	at, end := -1, -1
+	for range n {
+		start := d.p
+		d.skipClient()
+		c := decoder{b: b, p: start + clientFixed, tab: en.tab}
+		c.varint()
+		if c.is(id) {
+			at, end = start, d.p
+			break
+		}
+	}
+	switch {
+	case at < 0 && cs != nil:
+		n++
+	case at >= 0 && cs == nil:
+		n--
+	}
+	into = append(into, b[:countAt]...)
+	into = binary.AppendUvarint(into, n)
+	if at < 0 {
+		at, end = len(b), len(b)
+	}
+	into = append(into, b[first:at]...)
+	if cs != nil {
+		en.buf = into
+		en.client(id, cs, 0)
+		into = en.buf
+	}
+	return append(into, b[end:]...)
+}
+
+// recordIs reports whether record b is the session with key k.
 func recordIs(b []byte, tab *strtab, k usersessions.Key) bool {
 	if (b[0]&recOffline != 0) != k.Offline {
 		return false

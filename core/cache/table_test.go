@@ -135,3 +135,64 @@ func TestStringTableBound(t *testing.T) {
 		t.Errorf("came back as %+v", got)
 	}
 }
+
+// withClient replaces, adds and removes one client session and leaves the rest of the
+// record as it was, for sessions of none, one and two client sessions.
+func TestWithClient(t *testing.T) {
+	strs := newStrtab()
+	base := func(clients ...string) *usersessions.UserSession {
+		s := &usersessions.UserSession{RealmID: "r", ID: "s", UserID: "u", Notes: map[string]string{"k": "v"},
+			Clients: map[string]*usersessions.ClientSession{}}
+		for _, id := range clients {
+			s.Clients[id] = &usersessions.ClientSession{RealmID: "r", UserSessionID: "s", ClientID: id, Scope: "scope of " + id,
+				CurrentRefreshToken: "rt-" + id, Version: 3, Notes: map[string]string{"n": id}}
+		}
+		return s
+	}
+	put := &usersessions.ClientSession{RealmID: "r", UserSessionID: "s", ClientID: "b", Scope: "new", Version: 4,
+		LastRefresh: time.Unix(5, 0).UTC(), CurrentRefreshTokenUseCount: -2}
+	for _, tt := range []struct {
+		name    string
+		clients []string
+		id      string
+		cs      *usersessions.ClientSession
+		want    []string // the client sessions after, "b*" for put
+	}{
+		{"add to none", nil, "b", put, []string{"b*"}},
+		{"add to one", []string{"a"}, "b", put, []string{"a", "b*"}},
+		{"replace the only one", []string{"b"}, "b", put, []string{"b*"}},
+		{"replace one of two", []string{"a", "b"}, "b", put, []string{"a", "b*"}},
+		{"remove one of two", []string{"a", "b"}, "a", nil, []string{"b"}},
+		{"remove the only one", []string{"a"}, "a", nil, nil},
+		{"remove a missing one", []string{"a"}, "b", nil, []string{"a"}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			en := encoder{tab: strs}
+			b := withClient(nil, en.session(base(tt.clients...), 0), &encoder{tab: strs}, tt.id, tt.cs)
+			got := materialize(b, strs)
+			want := base()
+			for _, id := range tt.want {
+				if id == "b*" {
+					want.Clients["b"] = put
+				} else {
+					want.Clients[id] = base(id).Clients[id]
+				}
+			}
+			if fmt.Sprint(normalizedForTest(got)) != fmt.Sprint(normalizedForTest(want)) {
+				t.Errorf("got\n%v\nwant\n%v", normalizedForTest(got), normalizedForTest(want))
+			}
+		})
+	}
+}
+
+// normalizedForTest lists a session's client sessions in id order, with what the record
+// does not keep (zero times come back as the zero time) made equal.
+func normalizedForTest(s *usersessions.UserSession) []any {
+	out := []any{s.RealmID, s.ID, s.UserID, s.Notes}
+	for _, id := range []string{"a", "b"} {
+		if cs := s.Clients[id]; cs != nil {
+			out = append(out, *cs)
+		}
+	}
+	return append(out, len(s.Clients))
+}
