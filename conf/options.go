@@ -207,7 +207,7 @@ func ServerOptions() []ServerOption {
 		{Name: keyCleanupBatchSize, Type: spi.Int, Default: "1000",
 			Help: "Most expired user sessions one cleanup statement removes; a pass repeats batches, pausing between them, so live traffic is not held up. Also the page size of the recompute of stored expiries after a realm's timeouts change. From 1 to 100000."},
 		{Name: keyCacheMaxEntries, Type: spi.Int, Default: "10000",
-			Help: "Most user sessions (online and offline) kept in the in-process session cache; the least recently used is forgotten first, never deleted from the store. The offline preload stops when the cache is full. About 800 bytes of heap a cached session. From 1 to 1000000000."},
+			Help: "Most user sessions (online and offline) kept in the in-process session cache; the least recently used is forgotten first, never deleted from the store. The offline preload stops when the cache is full. About 350 bytes a cached session, most of it outside the Go heap (not under GOMEMLIMIT). From 1 to 1000000000."},
 		{Name: keyMetricsEnabled, Type: spi.Bool, Default: "false",
 			Help: "Serve Prometheus metrics at `GET /metrics` (Keycloak's key), on the management interface under start and on the one port under start-dev: sessions per realm and client, refreshes, refusals and token endpoint latency, cleanup, preload, plugins, push deliveries."},
 		{Name: keyEventLogFile, Type: spi.String,
