@@ -53,14 +53,15 @@ import (
 )
 
 type config struct {
-	sizes    []int
-	rounds   int
-	baseline string
-	url      string
-	schema   string
-	sessiond bool
-	hotpath  bool
-	benchN   int
+	sizes     []int
+	rounds    int
+	baseline  string
+	url       string
+	schema    string
+	inprocess bool
+	sessiond  bool
+	hotpath   bool
+	benchN    int
 }
 
 // A tree is one side of the comparison, built.
@@ -80,6 +81,7 @@ func main() {
 	flag.StringVar(&cfg.baseline, "baseline", "main", "git ref of the baseline (built from git archive)")
 	flag.StringVar(&cfg.url, "url", testpg.URL(), "PostgreSQL URL for -sessiond")
 	flag.StringVar(&cfg.schema, "schema", "", "for -sessiond: keep and reuse the schema <this>_<N> (filled once); default a fresh schema, dropped after")
+	flag.BoolVar(&cfg.inprocess, "inprocess", true, "measure caches filled in a process of their own (bench/memory/fill)")
 	flag.BoolVar(&cfg.sessiond, "sessiond", true, "also measure the sessiond binaries, preloaded from PostgreSQL")
 	flag.BoolVar(&cfg.hotpath, "hotpath", true, "also run core/cache's BenchmarkCachePaths in both trees")
 	flag.IntVar(&cfg.benchN, "bench-n", 200000, "iterations of each hot-path benchmark")
@@ -116,6 +118,9 @@ func main() {
 	fmt.Printf("memory benchmark: %d CPUs, %s, %d rounds, baseline %s\n\n", runtime.NumCPU(), runtime.Version(), cfg.rounds, cfg.baseline)
 	res := results{}
 	for _, n := range cfg.sizes {
+		if !cfg.inprocess {
+			break
+		}
 		for r := range cfg.rounds {
 			for _, t := range order(trees, r) {
 				settle()

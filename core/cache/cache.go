@@ -85,7 +85,8 @@ type Cache struct {
 	now       func() time.Time
 	log       hclog.Logger
 
-	strs *strtab // shared by the encoders outside mu and the table under it
+	strs     *strtab   // shared by the encoders outside mu and the table under it
+	encoders sync.Pool // of *encoder, for records on their way in
 
 	mu      sync.Mutex
 	t       *table
@@ -277,7 +278,8 @@ func (c *Cache) Get(ctx context.Context, keys []usersessions.Key) ([]*usersessio
 // call and their compact copies made before the lock is taken.
 func (c *Cache) importAll(ctx context.Context, sessions []*usersessions.UserSession, imported bool, began uint64, now time.Time) {
 	untils := c.untils(ctx, sessions, imported, now)
-	rs := c.encode(sessions, 0)
+	rs, done := c.encode(sessions, 0)
+	defer done()
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for i, s := range sessions {
@@ -286,9 +288,16 @@ func (c *Cache) importAll(ctx context.Context, sessions []*usersessions.UserSess
 }
 
 // encode returns the sessions' records, made without the cache's lock, nil for a nil
-// session; clientVersion is as for encoder.session.
-func (c *Cache) encode(sessions []*usersessions.UserSession, clientVersion int64) [][]byte {
-	en := encoder{tab: c.strs, buf: make([]byte, 0, 256*len(sessions))}
+// session; clientVersion is as for encoder.session. The records are in a buffer of the
+// cache's pool: call done once they are stored (a preload of a million sessions would
+// otherwise leave a quarter of a gigabyte of buffers for the collector).
+func (c *Cache) encode(sessions []*usersessions.UserSession, clientVersion int64) (rs [][]byte, done func()) {
+	en, _ := c.encoders.Get().(*encoder)
+	if en == nil {
+		en = &encoder{}
+	}
+	*en = encoder{tab: c.strs, buf: en.buf[:0]}
+	rs = make([][]byte, len(sessions))
 	ends := make([]int, len(sessions))
 	for i, s := range sessions {
 		if s != nil {
@@ -296,7 +305,6 @@ func (c *Cache) encode(sessions []*usersessions.UserSession, clientVersion int64
 		}
 		ends[i] = len(en.buf)
 	}
-	rs := make([][]byte, len(sessions))
 	start := 0
 	for i, end := range ends {
 		if sessions[i] != nil {
@@ -304,8 +312,16 @@ func (c *Cache) encode(sessions []*usersessions.UserSession, clientVersion int64
 		}
 		start = end
 	}
-	return rs
+	return rs, func() {
+		if cap(en.buf) <= maxPooledBuffer {
+			*en = encoder{buf: en.buf[:0]} // not the memo: it holds the callers' strings
+			c.encoders.Put(en)
+		}
+	}
 }
+
+// maxPooledBuffer bounds a pooled record buffer: a page of a thousand sessions, with room.
+const maxPooledBuffer = 1 << 20
 
 // lookupLocked returns the cached entry's slot, or 0; it forgets an entry past its lifespan.
 func (c *Cache) lookupLocked(k usersessions.Key, now time.Time) uint32 {
@@ -420,7 +436,8 @@ func (c *Cache) Create(ctx context.Context, sessions []*usersessions.UserSession
 		return errs, nil
 	}
 	untils := c.untils(ctx, stored, false, now)
-	rs := c.encode(stored, 1)
+	rs, done := c.encode(stored, 1)
+	defer done()
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for i, s := range stored {

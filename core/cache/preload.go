@@ -119,7 +119,8 @@ func (p *Preload) Import(ctx context.Context, sessions []*usersessions.UserSessi
 	c := p.c
 	now := c.now()
 	untils := c.untils(ctx, sessions, true, now)
-	rs := c.encode(sessions, 0)
+	rs, done := c.encode(sessions, 0)
+	defer done()
 	keys := make([]usersessions.Key, len(sessions))
 	hashes := make([]uint32, len(sessions))
 	for i, s := range sessions {
