@@ -17,6 +17,9 @@
 // how to run it and what it found.
 //
 //	go run ./bench/memory             # from the repository root; -h for flags
+//
+// One file: the three measurements share the build of both trees, the round order and the
+// table, and each is a page or two; apart they would be read together anyway.
 package main
 
 import (
