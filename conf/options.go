@@ -214,7 +214,7 @@ func ServerOptions() []ServerOption {
 		{Name: keyCleanupBatchSize, Type: spi.Int, Default: "1000",
 			Help: "Most expired user sessions one cleanup statement removes; a pass repeats batches, pausing between them, so live traffic is not held up. Also the page size of the recompute of stored expiries after a realm's timeouts change. From 1 to 100000."},
 		{Name: keyCacheMaxEntries, Type: spi.Int, Default: "10000",
-			Help: "Most user sessions (online and offline) kept in the in-process session cache; the least recently used is forgotten first, never deleted from the store. The offline preload stops when the cache is full. About 800 bytes of heap a cached session. From 1 to 1000000000."},
+			Help: "Most user sessions (online and offline) kept in the in-process session cache; the least recently used is forgotten first, never deleted from the store. The offline preload stops when the cache is full. About 350 bytes a cached session, most of it outside the Go heap (not under GOMEMLIMIT). From 1 to 1000000000."},
 		{Name: keyVerifiedTokenCache, Type: spi.Int, Default: "32768",
 			Help: "Most tokens whose signature check a node remembers (core/token's verified-token cache, keyed by a SHA-256 of the token, never the token), so that a token presented again skips the signature verification; its expiry, issuer, key and session are checked on every use all the same. The least recently used half is forgotten first. 0 turns the cache off. From 0 to 10000000."},
 		{Name: keyMetricsEnabled, Type: spi.Bool, Default: "false",

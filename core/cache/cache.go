@@ -10,9 +10,10 @@
 // follows the same rule.
 //
 // How long an entry stays is the cache-lifespan SPI's answer (Options.Lifespans), asked
-// once per batch of sessions, outside the cache's lock. Entries are kept in a compact form
-// (entry.go): under a kibibyte a session, so that a million preloaded offline sessions fit
-// in well under a gigabyte.
+// once per batch of sessions, outside the cache's lock. Entries are kept as records of bytes
+// outside the Go heap (entry.go, table.go): a few hundred bytes a session, with no pointer
+// for the collector to follow, so that a million preloaded offline sessions take a few
+// hundred megabytes resident.
 package cache
 
 import (
@@ -69,7 +70,10 @@ type Stats struct {
 	Invalid      int64 // dropped because the feed said another node changed them
 	Entries      int
 	MaxEntries   int
-	Following    bool // the change feed is subscribed: imports are on
+	// Bytes is the memory the entries' records take outside the Go heap (chunks mapped
+	// from the OS, whole): runtime.MemStats does not count it.
+	Bytes     int64
+	Following bool // the change feed is subscribed: imports are on
 }
 
 // Cache is a bounded, feed-coherent session cache. It is safe for concurrent use.
@@ -81,9 +85,12 @@ type Cache struct {
 	now       func() time.Time
 	log       hclog.Logger
 
+	strs     *strtab   // shared by the encoders outside mu and the table under it
+	encoders sync.Pool // of *encoder, for records on their way in
+
 	mu      sync.Mutex
-	entries map[usersessions.Key]*entry
-	lru     entry // sentinel of the LRU ring: lru.next is the most recently used
+	t       *table
+	scratch []byte // a record being rewritten
 	// Imports race with writes and invalidations: a read that began before a key changed
 	// must not import what it read. seq counts changes; changed holds the seq of each key's
 	// last change, and a read that began at seq s imports a key only if it has not changed
@@ -112,10 +119,10 @@ func New(store Store, opts Options) *Cache {
 		lifespans: opts.Lifespans,
 		now:       opts.Now,
 		log:       opts.Log,
-		entries:   map[usersessions.Key]*entry{},
+		strs:      newStrtab(),
 		changed:   map[usersessions.Key]uint64{},
 	}
-	c.lru.next, c.lru.prev = &c.lru, &c.lru
+	c.t = newTable(c.strs)
 	if c.max <= 0 {
 		c.max = DefaultMaxEntries
 	}
@@ -131,12 +138,12 @@ func New(store Store, opts Options) *Cache {
 // Stats returns the counters.
 func (c *Cache) Stats() Stats {
 	c.mu.Lock()
-	n, following := len(c.entries), c.following
+	n, bytes, following := c.t.len(), c.t.bytes(), c.following
 	c.mu.Unlock()
 	return Stats{
 		Hits: c.hits.Load(), Misses: c.misses.Load(), StoreReads: c.reads.Load(),
 		Imports: c.imports.Load(), Preloaded: c.preloaded.Load(), Evictions: c.evictions.Load(),
-		Invalid: c.invalid.Load(), Entries: n, MaxEntries: c.max, Following: following,
+		Invalid: c.invalid.Load(), Entries: n, MaxEntries: c.max, Bytes: bytes, Following: following,
 	}
 }
 
@@ -183,8 +190,7 @@ func (c *Cache) unfollow() bool {
 
 // clearLocked forgets every entry; why is what an open preload window is told.
 func (c *Cache) clearLocked(why string) {
-	c.entries = map[usersessions.Key]*entry{}
-	c.lru.next, c.lru.prev = &c.lru, &c.lru
+	c.t.clear()
 	c.seq++
 	c.floor = c.seq
 	clear(c.changed)
@@ -230,8 +236,8 @@ func (c *Cache) Get(ctx context.Context, keys []usersessions.Key) ([]*usersessio
 	now := c.now()
 	c.mu.Lock()
 	for i, k := range keys {
-		if e := c.lookupLocked(k, now); e != nil {
-			out[i] = e.materialize()
+		if s := c.lookupLocked(k, now); s != 0 {
+			out[i] = materialize(c.t.body(s), c.strs)
 			continue
 		}
 		missing = append(missing, k)
@@ -272,31 +278,64 @@ func (c *Cache) Get(ctx context.Context, keys []usersessions.Key) ([]*usersessio
 // call and their compact copies made before the lock is taken.
 func (c *Cache) importAll(ctx context.Context, sessions []*usersessions.UserSession, imported bool, began uint64, now time.Time) {
 	untils := c.untils(ctx, sessions, imported, now)
-	es := make([]*entry, len(sessions))
-	var in interner
-	for i, s := range sessions {
-		es[i] = in.compact(s)
-	}
+	rs, done := c.encode(sessions, 0)
+	defer done()
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	for i, e := range es {
-		c.importLocked(e, sessions[i].ExpiresAt, untils[i], began, now)
+	for i, s := range sessions {
+		c.importLocked(s.Key(), rs[i], s.ExpiresAt, untils[i], began, now)
 	}
 }
 
-// lookupLocked returns the cached entry, or nil; it forgets an entry past its lifespan.
-func (c *Cache) lookupLocked(k usersessions.Key, now time.Time) *entry {
-	e, ok := c.entries[k]
-	if !ok {
-		return nil
+// encode returns the sessions' records, made without the cache's lock, nil for a nil
+// session; clientVersion is as for encoder.session. The records are in a buffer of the
+// cache's pool: call done once they are stored (a preload of a million sessions would
+// otherwise leave a quarter of a gigabyte of buffers for the collector).
+func (c *Cache) encode(sessions []*usersessions.UserSession, clientVersion int64) (rs [][]byte, done func()) {
+	en, _ := c.encoders.Get().(*encoder)
+	if en == nil {
+		en = &encoder{}
 	}
-	if nanos(now) >= e.until {
-		c.removeLocked(e)
+	*en = encoder{tab: c.strs, buf: en.buf[:0]}
+	rs = make([][]byte, len(sessions))
+	ends := make([]int, len(sessions))
+	for i, s := range sessions {
+		if s != nil {
+			en.session(s, clientVersion)
+		}
+		ends[i] = len(en.buf)
+	}
+	start := 0
+	for i, end := range ends {
+		if sessions[i] != nil {
+			rs[i] = en.buf[start:end:end]
+		}
+		start = end
+	}
+	return rs, func() {
+		if cap(en.buf) <= maxPooledBuffer {
+			*en = encoder{buf: en.buf[:0]} // not the memo: it holds the callers' strings
+			c.encoders.Put(en)
+		}
+	}
+}
+
+// maxPooledBuffer bounds a pooled record buffer: a page of a thousand sessions, with room.
+const maxPooledBuffer = 1 << 20
+
+// lookupLocked returns the cached entry's slot, or 0; it forgets an entry past its lifespan.
+func (c *Cache) lookupLocked(k usersessions.Key, now time.Time) uint32 {
+	s := c.t.lookup(k, c.t.hash(k))
+	if s == 0 {
+		return 0
+	}
+	if nanos(now) >= c.t.slots[s].until {
+		c.t.remove(s)
 		c.evictions.Add(1)
-		return nil
+		return 0
 	}
-	c.toFrontLocked(e)
-	return e
+	c.t.toFront(s)
+	return s
 }
 
 // cacheUntil is when an entry of a session ending at expires, with lifespan answer until,
@@ -312,10 +351,9 @@ func cacheUntil(expires, until, now time.Time) (int64, bool) {
 	return nanos(u), true
 }
 
-// importLocked caches e, the compact copy of a session read (or written) at seq began,
-// unless that could be stale.
-func (c *Cache) importLocked(e *entry, expires, until time.Time, began uint64, now time.Time) {
-	k := e.key()
+// importLocked caches r, the record of the session with key k read (or written) at seq
+// began, unless that could be stale.
+func (c *Cache) importLocked(k usersessions.Key, r []byte, expires, until time.Time, began uint64, now time.Time) {
 	if !c.following || began < c.floor || c.changed[k] > began {
 		return
 	}
@@ -323,62 +361,48 @@ func (c *Cache) importLocked(e *entry, expires, until time.Time, began uint64, n
 	if !ok {
 		return
 	}
-	e.until = u
-	if old, ok := c.entries[k]; ok {
-		c.removeLocked(old)
+	h := c.t.hash(k)
+	if old := c.t.lookup(k, h); old != 0 {
+		c.t.remove(old)
 	} else {
 		c.imports.Add(1)
 	}
-	c.insertLocked(k, e)
+	c.insertLocked(h, r, u)
 }
 
-// insertLocked adds e as the most recently used entry, forgetting the least recently used
-// ones beyond the bound.
-func (c *Cache) insertLocked(k usersessions.Key, e *entry) {
-	c.entries[k] = e
-	e.prev, e.next = &c.lru, c.lru.next
-	e.next.prev = e
-	c.lru.next = e
-	for len(c.entries) > c.max {
-		c.removeLocked(c.lru.prev)
+// insertLocked adds record r as the most recently used entry, forgetting the least
+// recently used ones beyond the bound.
+func (c *Cache) insertLocked(h uint32, r []byte, until int64) {
+	c.t.add(h, r, until)
+	for c.t.len() > c.max {
+		c.t.remove(c.t.oldest())
 		c.evictions.Add(1)
 	}
 }
 
-func (c *Cache) toFrontLocked(e *entry) {
-	if c.lru.next == e {
-		return
-	}
-	e.prev.next, e.next.prev = e.next, e.prev
-	e.prev, e.next = &c.lru, c.lru.next
-	e.next.prev = e
-	c.lru.next = e
-}
-
-func (c *Cache) removeLocked(e *entry) {
-	e.prev.next, e.next.prev = e.next, e.prev
-	e.prev, e.next = nil, nil
-	delete(c.entries, e.key())
-}
+// entryLocked returns the slot of k's entry, or 0.
+func (c *Cache) entryLocked(k usersessions.Key) uint32 { return c.t.lookup(k, c.t.hash(k)) }
 
 // dropLocked forgets k and marks it changed, so that reads in flight do not import it.
 // It reports whether an entry was dropped.
 func (c *Cache) dropLocked(k usersessions.Key) bool {
 	c.markLocked(k)
-	e, ok := c.entries[k]
-	if ok {
-		c.removeLocked(e)
+	s := c.entryLocked(k)
+	if s != 0 {
+		c.t.remove(s)
 	}
-	return ok
+	return s != 0
 }
 
 // flushLocked forgets every session f selects and stops imports of reads in flight.
 func (c *Cache) flushLocked(f usersessions.Filter) {
-	for _, e := range c.entries {
-		if matches(f, e) {
-			c.removeLocked(e)
+	for s := c.t.newest(); s != 0; {
+		next := c.t.slots[s].next
+		if matches(f, c.t.body(s), c.strs) {
+			c.t.remove(s)
 			c.invalid.Add(1)
 		}
+		s = next
 	}
 	c.seq++
 	c.floor = c.seq
@@ -386,21 +410,6 @@ func (c *Cache) flushLocked(f usersessions.Filter) {
 	if c.window != nil {
 		c.window.flushLocked(f)
 	}
-}
-
-// matches reports whether f selects e's session, as DeleteMatching does (a ClientID
-// selects the sessions that have that client).
-func matches(f usersessions.Filter, e *entry) bool {
-	if f.RealmID != "" && f.RealmID != e.realm {
-		return false
-	}
-	if f.UserID != "" && f.UserID != e.userID {
-		return false
-	}
-	if f.ClientID != "" && e.client(f.ClientID) == nil {
-		return false
-	}
-	return f.Offline.Matches(e.offline)
 }
 
 // Create stores new sessions and caches the ones the store took.
@@ -419,9 +428,7 @@ func (c *Cache) Create(ctx context.Context, sessions []*usersessions.UserSession
 			continue
 		}
 		st := *s
-		st.Version = 1
-		// The compact copy takes the client sessions' fields but not their Version: it
-		// is set below on the copy.
+		st.Version = 1 // and its client sessions' (below, as their records are made)
 		stored = append(stored, &st)
 	}
 	c.noteWrites(stored)
@@ -429,18 +436,12 @@ func (c *Cache) Create(ctx context.Context, sessions []*usersessions.UserSession
 		return errs, nil
 	}
 	untils := c.untils(ctx, stored, false, now)
-	es := make([]*entry, len(stored))
-	var in interner
-	for i, s := range stored {
-		es[i] = in.compact(s)
-		for j := range es[i].clients {
-			es[i].clients[j].version = 1
-		}
-	}
+	rs, done := c.encode(stored, 1)
+	defer done()
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	for i, e := range es {
-		c.importLocked(e, stored[i].ExpiresAt, untils[i], began, now)
+	for i, s := range stored {
+		c.importLocked(s.Key(), rs[i], s.ExpiresAt, untils[i], began, now)
 	}
 	return errs, nil
 }
@@ -476,19 +477,23 @@ func (c *Cache) Touch(ctx context.Context, touches []usersessions.Touch) ([]erro
 			c.dropLocked(t.Session) // the store's state is not known: read it again
 			continue
 		}
-		e, ok := c.entries[t.Session]
-		if !ok {
+		s := c.entryLocked(t.Session)
+		if s == 0 {
 			continue
 		}
+		// The clocks are at fixed places in the record: they change where they are.
+		b := c.t.body(s)
 		last := nanos(t.LastRefresh)
-		if last >= e.lastRefresh {
-			e.lastRefresh, e.expiresAt = last, nanos(t.ExpiresAt)
+		if last >= getNanos(b[recLastRefresh:]) {
+			putNanos(b[recLastRefresh:], last)
+			putNanos(b[recExpiresAt:], nanos(t.ExpiresAt))
 		}
 		if t.ClientID == "" {
 			continue
 		}
-		if cs := e.client(t.ClientID); cs != nil && last >= cs.lastRefresh {
-			cs.lastRefresh, cs.expiresAt = last, nanos(t.ClientExpiresAt)
+		if at := clientAt(b, c.strs, t.ClientID); at >= 0 && last >= getNanos(b[at+recLastRefresh:]) {
+			putNanos(b[at+recLastRefresh:], last)
+			putNanos(b[at+recExpiresAt:], nanos(t.ClientExpiresAt))
 		}
 	}
 	return errs, err
@@ -512,14 +517,14 @@ func (c *Cache) PutClientSessions(ctx context.Context, clients []*usersessions.C
 			c.dropLocked(k)
 			continue
 		}
-		e, ok := c.entries[k]
-		if !ok {
+		s := c.entryLocked(k)
+		if s == 0 {
 			c.markLocked(k)
 			continue
 		}
 		stored := *cs
 		stored.Version = cs.Version + 1
-		e.putClient(&stored)
+		c.withClientLocked(s, cs.ClientID, &stored)
 	}
 	return errs, err
 }
@@ -543,20 +548,37 @@ func (c *Cache) Rotate(ctx context.Context, rotations []usersessions.Rotation) (
 			c.dropLocked(k)
 			continue
 		}
-		e, ok := c.entries[k]
-		if !ok {
+		sl := c.entryLocked(k)
+		if sl == 0 {
 			c.markLocked(k)
 			continue
 		}
 		stored := *r.Client
 		stored.Version = r.Client.Version + 1
-		e.putClient(&stored)
-		if last := nanos(r.LastRefresh); last >= e.lastRefresh {
-			e.lastRefresh, e.expiresAt = last, nanos(r.ExpiresAt)
+		c.withClientLocked(sl, r.Client.ClientID, &stored)
+		// The user session's clocks are at fixed places in the record, rewritten or not.
+		b := c.t.body(sl)
+		if last := nanos(r.LastRefresh); last >= getNanos(b[recLastRefresh:]) {
+			putNanos(b[recLastRefresh:], last)
+			putNanos(b[recExpiresAt:], nanos(r.ExpiresAt))
 		}
 	}
 	return errs, err
 }
+
+// withClientLocked rewrites the record of slot s with the client session of that client
+// replaced by cs (added if it has none, removed if cs is nil).
+func (c *Cache) withClientLocked(s uint32, id string, cs *usersessions.ClientSession) {
+	en := encoder{tab: c.strs}
+	c.scratch = withClient(c.scratch[:0], c.t.body(s), &en, id, cs)
+	c.t.replace(s, c.scratch)
+	if cap(c.scratch) > maxScratch {
+		c.scratch = nil
+	}
+}
+
+// maxScratch bounds the record buffer a cache keeps between two writes.
+const maxScratch = 64 << 10
 
 // markLocked records that k changed, without an entry to update.
 func (c *Cache) markLocked(k usersessions.Key) {
@@ -581,8 +603,10 @@ func (c *Cache) DeleteClientSessions(ctx context.Context, keys []usersessions.Cl
 		if c.window != nil {
 			c.window.noteLocked(k.Session)
 		}
-		if e, ok := c.entries[k.Session]; ok && err == nil {
-			e.deleteClient(k.ClientID)
+		if s := c.entryLocked(k.Session); s != 0 && err == nil {
+			if clientAt(c.t.body(s), c.strs, k.ClientID) >= 0 {
+				c.withClientLocked(s, k.ClientID, nil)
+			}
 			continue
 		}
 		c.dropLocked(k.Session)

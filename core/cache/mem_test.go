@@ -30,8 +30,11 @@ func offlineLike(i int) *usersessions.UserSession {
 	return s
 }
 
-// Keycloak's sizing guide budgets about 5 KB a cached session; sessiond's budget is 1 KiB.
-func TestHeapPerCachedSessionIsUnderOneKiB(t *testing.T) {
+// Keycloak's sizing guide budgets about 5 KB a cached session; sessiond's budget is 1 KiB
+// resident. What the cache takes is held to half of that: the process resident can be
+// about twice its live heap (the collector lets the heap double between two cycles), and
+// the records outside the heap are resident once.
+func TestMemoryPerCachedSessionIsUnderHalfAKiB(t *testing.T) {
 	const n = 50000
 	store := memoryStore(t, "n1")
 	c := cache.New(store, cache.Options{NodeID: "n1", MaxEntries: n, Now: func() time.Time { return t0 }})
@@ -58,10 +61,12 @@ func TestHeapPerCachedSessionIsUnderOneKiB(t *testing.T) {
 	if st := c.Stats(); st.Entries != n {
 		t.Fatalf("stats %+v", st)
 	}
-	per := (int64(after.HeapAlloc) - int64(before.HeapAlloc)) / n
-	t.Logf("%d bytes of heap per cached session", per)
-	if per >= 1024 {
-		t.Errorf("%d bytes of heap per cached session, want under 1024", per)
+	st := c.Stats()
+	heap := (int64(after.HeapAlloc) - int64(before.HeapAlloc)) / n
+	per := heap + st.Bytes/n
+	t.Logf("%d bytes per cached session: %d of heap, %d of records outside it", per, heap, st.Bytes/n)
+	if per >= 512 {
+		t.Errorf("%d bytes per cached session, want under 512", per)
 	}
 	runtime.KeepAlive(c)
 }

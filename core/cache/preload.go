@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"maps"
 
 	"github.com/sessiond/sessiond/spi/usersessions"
 )
@@ -63,13 +62,14 @@ func (w *window) breakLocked(why string) {
 	}
 }
 
-// skipsLocked reports whether e changed since the window opened.
-func (w *window) skipsLocked(k usersessions.Key, e *entry) bool {
+// skipsLocked reports whether the session with key k and record r changed since the
+// window opened.
+func (w *window) skipsLocked(k usersessions.Key, r []byte, tab *strtab) bool {
 	if _, ok := w.changed[k]; ok {
 		return true
 	}
 	for _, f := range w.flushes {
-		if matches(f, e) {
+		if matches(f, r, tab) {
 			return true
 		}
 	}
@@ -119,11 +119,14 @@ func (p *Preload) Import(ctx context.Context, sessions []*usersessions.UserSessi
 	c := p.c
 	now := c.now()
 	untils := c.untils(ctx, sessions, true, now)
-	es := make([]*entry, len(sessions))
-	var in interner
+	rs, done := c.encode(sessions, 0)
+	defer done()
+	keys := make([]usersessions.Key, len(sessions))
+	hashes := make([]uint32, len(sessions))
 	for i, s := range sessions {
 		if s != nil {
-			es[i] = in.compact(s)
+			keys[i] = s.Key()
+			hashes[i] = c.t.hash(keys[i]) // the seed never changes: no lock needed
 		}
 	}
 	c.mu.Lock()
@@ -131,24 +134,23 @@ func (p *Preload) Import(ctx context.Context, sessions []*usersessions.UserSessi
 	if p.w.broken != "" {
 		return 0, false, fmt.Errorf("%w: %s", ErrPreloadBroken, p.w.broken)
 	}
-	for i, e := range es {
-		if e == nil {
+	for i, r := range rs {
+		if r == nil {
 			continue
 		}
-		k := e.key()
-		if _, cached := c.entries[k]; cached || p.w.skipsLocked(k, e) {
+		k, h := keys[i], hashes[i]
+		if c.t.lookup(k, h) != 0 || p.w.skipsLocked(k, r, c.strs) {
 			continue
 		}
 		u, ok := cacheUntil(sessions[i].ExpiresAt, untils[i], now)
 		if !ok {
 			continue
 		}
-		if len(c.entries) >= c.max {
+		if c.t.len() >= c.max {
 			full = true
 			break
 		}
-		e.until = u
-		c.insertLocked(k, e)
+		c.insertLocked(h, r, u)
 		imported++
 	}
 	c.preloaded.Add(int64(imported))
@@ -163,14 +165,12 @@ func (p *Preload) Reserve(n int) {
 	c := p.c
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	have := len(c.entries)
+	have := c.t.len()
 	room := min(n, c.max-have)
 	if p.w.broken != "" || room < minReserve || room < 2*have {
 		return
 	}
-	entries := make(map[usersessions.Key]*entry, have+room)
-	maps.Copy(entries, c.entries)
-	c.entries = entries
+	c.t.reserve(have + room)
 }
 
 // minReserve is the least room Reserve makes: a small index grows cheaply on its own.

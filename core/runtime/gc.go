@@ -14,11 +14,12 @@ import (
 )
 
 // While an offline preload runs, the collector is off (GOGC=off), unless the operator chose
-// GOGC. A preload grows the heap by what it keeps (a million cached sessions are about
-// 800 MB) and makes little garbage besides (its pages are lent and reused): each
-// collection would only mark the sessions cached so far, and at the default of 100 the
-// whole cache is marked about twice over; at 400 (sessions 5 to 7) it was still marked
-// once, about a tenth of sessiond's CPU in a preload of a million. A memory limit guards
+// GOGC. A preload makes little garbage (its pages are lent and reused) and, since the
+// cache keeps its records outside the Go heap (core/cache), keeps little in the heap
+// either: each collection would mark what is there for nothing. When the cache was in the
+// heap (a million sessions about 800 MB) the default of 100 marked it about twice over and
+// 400 (sessions 5 to 7) once, about a tenth of sessiond's CPU in a preload of a million.
+// ReturnPreloadGarbage hands the garbage back once the preload is done. A memory limit guards
 // the heap instead: it may grow by relaxGuard, and by twice what the sessions coming are
 // expected to take once they are counted (GrowHeapFor), over what it held when the preload
 // began; past that the collector runs as under any GOMEMLIMIT. An operator's lower
@@ -88,6 +89,20 @@ func expectHeap(n int64) (limit int64) {
 	return relaxed.limit
 }
 
+// ReturnPreloadGarbage returns to the OS the memory the preload's garbage held, once it
+// is done (debug.FreeOSMemory): the pages read, decoded and copied into the cache's
+// records. The cache keeps its sessions outside the Go heap, so the live heap after a
+// preload is small, but the heap grew by a few times that meanwhile (more under
+// RelaxGC's percentage), and the collector would hand those pages back only slowly:
+// sessiond with 100k sessions preloaded stayed about 60 MB above its live data. It costs
+// one collection, which marks the small heap (tens of milliseconds at a million sessions
+// cached). The runtime calls it after its offline preload.
+func ReturnPreloadGarbage(log hclog.Logger) {
+	start := time.Now()
+	debug.FreeOSMemory()
+	log.Debug("memory of the offline preload's garbage returned", "took", time.Since(start).Round(time.Millisecond))
+}
+
 // runtimeMemory is the memory the Go runtime holds from the OS, as a memory limit counts it.
 func runtimeMemory() uint64 {
 	s := []metrics.Sample{{Name: "/memory/classes/total:bytes"}, {Name: "/memory/classes/heap/released:bytes"}}
@@ -96,9 +111,10 @@ func runtimeMemory() uint64 {
 }
 
 // preloadHeapPerSession is what the heap grows by, ahead of a preload, for each session it
-// is about to cache: a little under what a cached session was measured to take (bench/preload:
-// 744–789 bytes), so that little of it is left unused when sessions are smaller.
-const preloadHeapPerSession = 704
+// is about to cache: a little under what a cached session takes of the Go heap (its slot
+// and its place in the index, 40–44 bytes; its record is outside the heap, in chunks the
+// cache maps in itself), so that little of it is left unused.
+const preloadHeapPerSession = 36
 
 // minHeapGrowth is the least growth worth a collection.
 const minHeapGrowth = 16 << 20

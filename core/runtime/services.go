@@ -129,6 +129,7 @@ func (rt *Runtime) wire(opts Options, issuerBase string) (*httpapi.Server, error
 	rt.preload.Plan(rt.bg)
 	if rt.preload.Status().State == preload.Running { // an eager plan: Execute preloads
 		rt.goBackground(func(ctx context.Context) {
+			defer ReturnPreloadGarbage(rt.log)
 			defer RelaxGC(rt.log)()
 			rt.preload.Execute(ctx)
 		})
