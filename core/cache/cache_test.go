@@ -310,3 +310,42 @@ func freshSchema(t *testing.T) string {
 	u.RawQuery = q.Encode()
 	return u.String()
 }
+
+// TestRotateReachesTheCachedRecord: a refresh's rotation and touch in one call (Rotate)
+// rewrite the cached record as the two calls would: the client session at the store's new
+// version, the user session's clocks moved, and the next read served from memory.
+func TestRotateReachesTheCachedRecord(t *testing.T) {
+	store := memoryStore(t, "n1")
+	c := cache.New(store, cache.Options{NodeID: "n1", Now: func() time.Time { return t0 }})
+	following(t, c)
+	mustCreate(t, c, session("a", "app"))
+	k := usersessions.Key{RealmID: "r", ID: "a"}
+	for gen := 1; gen <= 3; gen++ {
+		cs := get(t, c, k).Clients["app"]
+		cs.CurrentRefreshToken = fmt.Sprintf("rt-%d", gen)
+		at := t0.Add(time.Duration(gen) * time.Minute)
+		errs, err := c.Rotate(t.Context(), []usersessions.Rotation{{Client: cs, LastRefresh: at, ExpiresAt: at.Add(time.Hour)}})
+		if err != nil || errs[0] != nil {
+			t.Fatalf("rotation %d: %v %v", gen, err, errs)
+		}
+	}
+	reads := store.gets.Load()
+	s := get(t, c, k)
+	stored, _ := store.Get(t.Context(), []usersessions.Key{k})
+	if s.Clients["app"].CurrentRefreshToken != "rt-3" || s.Clients["app"].Version != stored[0].Clients["app"].Version ||
+		!s.LastRefresh.Equal(t0.Add(3*time.Minute)) || !s.ExpiresAt.Equal(stored[0].ExpiresAt) {
+		t.Errorf("cached %+v / %+v\nstored %+v / %+v", s, s.Clients["app"], stored[0], stored[0].Clients["app"])
+	}
+	if store.gets.Load() != reads+1 { // the +1 is this test's own store.Get
+		t.Errorf("the cached read went to the store")
+	}
+	// A stale rotation fails in the store and leaves the cache unsure: it reads again.
+	stale := session("a", "app").Clients["app"]
+	stale.Version = 1
+	if errs, _ := c.Rotate(t.Context(), []usersessions.Rotation{{Client: stale, LastRefresh: t0, ExpiresAt: t0}}); errs == nil || errs[0] == nil {
+		t.Fatal("a stale version was accepted")
+	}
+	if s := get(t, c, k); s.Clients["app"].CurrentRefreshToken != "rt-3" {
+		t.Errorf("after a refused rotation the cache serves %q", s.Clients["app"].CurrentRefreshToken)
+	}
+}
