@@ -169,6 +169,7 @@ func (rt *Runtime) wire(opts Options, issuerBase string) (*httpapi.Server, error
 		Events:             events,
 		Ends:               rt.sessionEnds(),
 		Limits:             limits,
+		Records:            store,
 	})
 
 	persistent := features.Enabled(conf.FeaturePersistentUserSessions)
