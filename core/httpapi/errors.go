@@ -37,6 +37,10 @@ type errorBody struct {
 // error_description is the realm's sessionLimits.errorMessage, for the front-end to show.
 const SessionLimitExceeded = "session_limit_exceeded"
 
+// IdempotencyKeyReused is the error code of an open whose Idempotency-Key opened a session
+// with a different request (HTTP 422).
+const IdempotencyKeyReused = "idempotency_key_reused"
+
 // errBodyTooLarge marks a request body over maxBody.
 var errBodyTooLarge = errors.New("request body too large")
 
@@ -123,6 +127,9 @@ func (s *Server) classify(r *http.Request, err error) (int, errorBody) {
 			code = http.StatusBadRequest
 		}
 		return code, errorBody{Error: se.Code, Description: se.Description}
+	case errors.Is(err, session.ErrIdempotencyKeyReused):
+		// The IETF httpapi Idempotency-Key draft's answer to a key reused with another request.
+		return http.StatusUnprocessableEntity, errorBody{Error: IdempotencyKeyReused, Description: err.Error()}
 	case errors.As(err, &refusedToken):
 		// An access token the account API does not take: of another kind, expired, or of
 		// a session that has ended (RFC 6750 §3.1).

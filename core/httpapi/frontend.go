@@ -1,7 +1,9 @@
 package httpapi
 
 import (
+	"fmt"
 	"net/http"
+	"strings"
 
 	"github.com/sessiond/sessiond/core/authfail"
 	"github.com/sessiond/sessiond/core/session"
@@ -57,12 +59,21 @@ func (s *Server) openSession(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, &session.Error{Code: session.InvalidRequest, Description: "client_id and user_id are required"})
 		return
 	}
+	key, err := idempotencyKey(r.Header)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if key != "" {
+		key = "frontend:" + key // the login flow's keys are "login:…"
+	}
 	g, err := s.sessions.Open(r.Context(), session.OpenRequest{
 		Realm: name, ClientID: req.ClientID, UserID: req.UserID, Username: req.Username,
 		IPAddress: req.IPAddress, UserAgent: req.UserAgent, AuthMethod: req.AuthMethod,
 		RememberMe: req.RememberMe, Scope: trimScope(req.Scope), OfflineAccess: req.OfflineAccess,
 		Transient: req.Transient, Implicit: req.Implicit,
 		BrokerSessionID: req.BrokerSessionID, BrokerUserID: req.BrokerUserID, Notes: req.Notes,
+		IdempotencyKey: key,
 	})
 	if err != nil {
 		s.writeError(w, r, err)
@@ -73,6 +84,57 @@ func (s *Server) openSession(w http.ResponseWriter, r *http.Request) {
 		resp.SessionID = g.SessionID
 	}
 	writeJSON(w, http.StatusCreated, resp)
+}
+
+// maxIdempotencyKey bounds an Idempotency-Key's length; a UUID takes 36 bytes.
+const maxIdempotencyKey = 255
+
+// idempotencyKey reads the Idempotency-Key header of the IETF httpapi draft
+// (draft-ietf-httpapi-idempotency-key-header): a Structured Field string, "…" quoted; a bare
+// value is taken as it is, as many clients send one. "" when absent. One header line only,
+// of printable ASCII, at most maxIdempotencyKey bytes: anything else is refused, not ignored.
+func idempotencyKey(h http.Header) (string, error) {
+	vs := h.Values("Idempotency-Key")
+	if len(vs) == 0 {
+		return "", nil
+	}
+	refuse := func(why string) error {
+		return &session.Error{Code: session.InvalidRequest, Description: "Idempotency-Key: " + why}
+	}
+	if len(vs) > 1 {
+		return "", refuse("give it once")
+	}
+	v := strings.TrimSpace(vs[0])
+	if len(v) >= 2 && v[0] == '"' && v[len(v)-1] == '"' {
+		var b strings.Builder
+		for i := 1; i < len(v)-1; i++ {
+			c := v[i]
+			switch c {
+			case '\\':
+				if i+1 >= len(v)-1 || (v[i+1] != '"' && v[i+1] != '\\') {
+					return "", refuse("a Structured Field string escapes only \\\" and \\\\")
+				}
+				i++
+				c = v[i]
+			case '"':
+				return "", refuse("an unescaped quote inside the string")
+			}
+			b.WriteByte(c)
+		}
+		v = b.String()
+	}
+	switch {
+	case v == "":
+		return "", refuse("empty")
+	case len(v) > maxIdempotencyKey:
+		return "", refuse(fmt.Sprintf("longer than %d bytes", maxIdempotencyKey))
+	}
+	for i := 0; i < len(v); i++ {
+		if v[i] < 0x20 || v[i] > 0x7e {
+			return "", refuse("only printable ASCII")
+		}
+	}
+	return v, nil
 }
 
 type attachRequest struct {

@@ -167,6 +167,8 @@ func basicValue(id, secret string) string {
 // ("" leaves a header out) and body, the last two with placeholders expanded.
 type input struct {
 	realm, contentType, auth, body string
+	// key is the Idempotency-Key header of an open ("": none).
+	key string
 }
 
 // answer is the handler's answer to an input, and what the oracle knows about the input.
@@ -198,6 +200,9 @@ func (h *fuzzStack) serve(t *testing.T, path func(string) string, in input) answ
 	if in.auth != "" {
 		req.Header["Authorization"] = []string{in.auth}
 	}
+	if in.key != "" {
+		req.Header["Idempotency-Key"] = []string{in.key}
+	}
 	a := answer{ResponseRecorder: httptest.NewRecorder(), in: in,
 		routed: routable.MatchString(in.realm), served: in.realm == realmName || in.realm == otherRealm}
 	h.api.ServeHTTP(a.ResponseRecorder, req)
@@ -222,7 +227,7 @@ func (h *fuzzStack) serve(t *testing.T, path func(string) string, in input) answ
 }
 
 func (in input) String() string {
-	return fmt.Sprintf("realm %q, Content-Type %q, Authorization %q, body %q", in.realm, in.contentType, clip(in.auth), clip(in.body))
+	return fmt.Sprintf("realm %q, Content-Type %q, Authorization %q, Idempotency-Key %q, body %q", in.realm, in.contentType, clip(in.auth), clip(in.key), clip(in.body))
 }
 
 // clip cuts a long string for a failure message.
@@ -429,11 +434,11 @@ func FuzzRevoke(f *testing.F) { fuzzForm(f, revokeTarget, revokeSeeds) }
 // when it got an offline token), of the user it named; anything else changes nothing.
 func FuzzOpenSession(f *testing.F) {
 	for _, s := range openSeeds {
-		f.Add(s.realm, s.contentType, s.auth, s.body)
+		f.Add(s.realm, s.contentType, s.auth, s.body, s.key)
 	}
 	h := newFuzzStack(f)
-	f.Fuzz(func(t *testing.T, realm, contentType, auth, body string) {
-		runOpen(h, t, input{realm: realm, contentType: contentType, auth: auth, body: body})
+	f.Fuzz(func(t *testing.T, realm, contentType, auth, body, key string) {
+		runOpen(h, t, input{realm: realm, contentType: contentType, auth: auth, body: body, key: key})
 	})
 }
 
@@ -455,6 +460,9 @@ func runOpen(h *fuzzStack, t *testing.T, in input) answer {
 		case len(a.in.body) > maxBody && a.Code != http.StatusRequestEntityTooLarge && a.Code != http.StatusBadRequest:
 			t.Fatalf("answered %d to a %d-byte body", a.Code, len(a.in.body))
 		}
+	}
+	if k := strings.TrimSpace(in.key); a.Code == http.StatusCreated && (len(k) > 255+2 || strings.ContainsFunc(k, func(r rune) bool { return r < 0x20 || r > 0x7e })) {
+		t.Fatalf("opened a session with the malformed Idempotency-Key %q", clip(in.key))
 	}
 	if a.Code != http.StatusCreated {
 		h.settle(t, a, func() bool { return false })
@@ -502,6 +510,7 @@ func runOpen(h *fuzzStack, t *testing.T, in input) answer {
 type seed struct {
 	name                           string
 	realm, contentType, auth, body string
+	key                            string // Idempotency-Key (FuzzOpenSession)
 	status                         int    // 0: anything below 500 (the behaviour is not asserted)
 	code                           string // a refusal's OAuth error code
 }
@@ -675,6 +684,23 @@ var openSeeds = []seed{
 	{name: "lower-case scheme", realm: realmName, contentType: jsonType, auth: "bearer " + frontendToken, body: aliceLogin, status: 201},
 	jsonSeed("unknown realm", unknownRealm, aliceLogin, 404, "not_found"),
 	jsonSeed("disabled realm", disabledRealm, aliceLogin, 404, "not_found"),
+	keyed(jsonSeed("idempotency key", realmName, aliceLogin, 201, ""), `"8e03978e-40d5-43e8-bc93-6894a57f9324"`),
+	keyed(jsonSeed("bare idempotency key", realmName, aliceLogin, 201, ""), "8e03978e-40d5-43e8-bc93-6894a57f9324"),
+	keyed(jsonSeed("transient with a key", realmName, `{"client_id":"confidential","user_id":"u-1","transient":true}`, 201, ""), "k"),
+	keyed(jsonSeed("empty idempotency key", realmName, aliceLogin, 400, "invalid_request"), `""`),
+	keyed(jsonSeed("long idempotency key", realmName, aliceLogin, 400, "invalid_request"), strings.Repeat("k", 256)),
+	keyed(jsonSeed("non-ASCII idempotency key", realmName, aliceLogin, 400, "invalid_request"), "cl\xc3\xa9"),
+	keyed(jsonSeed("unterminated idempotency key", realmName, aliceLogin, 400, "invalid_request"), `"a\"`),
+	keyed(jsonSeed("idempotency key with a bad escape", realmName, aliceLogin, 400, "invalid_request"), `"a\b"`),
+	// The seeds run in one stack in order, and each 201's session is removed: this key is
+	// "idempotency key"'s, its session gone, so it opens another.
+	keyed(jsonSeed("key reused after its session", realmName, `{"client_id":"confidential","user_id":"u-2"}`, 201, ""), "8e03978e-40d5-43e8-bc93-6894a57f9324"),
+}
+
+// keyed is s with an Idempotency-Key header.
+func keyed(s seed, key string) seed {
+	s.key = key
+	return s
 }
 
 // TestFuzzSeeds runs every seed through its target's checks, as the fuzz targets do over
@@ -699,7 +725,7 @@ func TestFuzzSeeds(t *testing.T) {
 			h := newFuzzStack(t)
 			for _, s := range tg.seeds {
 				t.Run(s.name, func(t *testing.T) {
-					a := tg.run(h, t, input{realm: s.realm, contentType: s.contentType, auth: s.auth, body: s.body})
+					a := tg.run(h, t, input{realm: s.realm, contentType: s.contentType, auth: s.auth, body: s.body, key: s.key})
 					if s.status == 0 {
 						t.Logf("answered %d %s (not asserted)", a.Code, clip(a.Body.String()))
 					}

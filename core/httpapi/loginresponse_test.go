@@ -133,8 +133,9 @@ func TestFormPostResponseMode(t *testing.T) {
 }
 
 // TestAcceptTwice_leavesOneSession: a front-end that accepts the same login twice at once (a
-// double submit, two nodes) gets one redirect_to and one session; the session the losing
-// accept opened is ended, not left behind with no browser to hold it. The race is tried
+// double submit, two nodes) gets one redirect_to and one session: the session's id derives
+// from the login request, so the losing accept finds the winner's session (it must not end
+// it) rather than leaving a second one behind with no browser to hold it. The race is tried
 // many times; in a try where the accepts do not overlap the second is simply refused.
 func TestAcceptTwice_leavesOneSession(t *testing.T) {
 	s := newLoginStack(t)

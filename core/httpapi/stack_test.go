@@ -229,6 +229,7 @@ func newStack(tb testing.TB, opts ...option) *stack {
 		PersistentSessions: true,
 		TransientSessions:  !cfg.noTransient,
 		Log:                log,
+		Records:            s.store,
 	})
 	s.actions = actiontoken.New(actiontoken.Deps{Tokens: s.tokens, Store: s.store, Realms: s.realms, Now: s.clock.Now, Log: log})
 	s.login = loginflow.New(loginflow.Deps{

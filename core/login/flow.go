@@ -297,10 +297,13 @@ func (s *Service) AcceptLogin(ctx context.Context, realmName, challenge string, 
 		if len(a.AMR) > 0 {
 			notes[NoteAMR] = strings.Join(a.AMR, " ")
 		}
+		// The session's id derives from the login request: an accept retried after an
+		// unknown outcome, or racing another accept of the same login, finds the session the
+		// first stored instead of opening a second one.
 		g, err := s.sessions.Open(ctx, session.OpenRequest{
 			Realm: realmName, ClientID: q.ClientID, UserID: a.UserID, Username: a.Username,
 			IPAddress: a.IPAddress, UserAgent: a.UserAgent, AuthMethod: a.AuthMethod, RememberMe: a.RememberMe,
-			Scope: q.Scope, OfflineAccess: a.OfflineAccess, Notes: notes,
+			Scope: q.Scope, OfflineAccess: a.OfflineAccess, Notes: notes, IdempotencyKey: "login:" + rec.Key,
 		})
 		if err != nil {
 			return "", err
@@ -310,14 +313,29 @@ func (s *Service) AcceptLogin(ctx context.Context, realmName, challenge string, 
 	verifier := secret()
 	p.Accepted, p.Verifier, p.StepEnds = acc, hashKey(verifier), s.nextStep(p, now)
 	if err := s.put(ctx, RequestKind, rec.Key, rec, p); err != nil {
-		if opened {
-			// Another accept of this login (a double submit, perhaps on another node) was
-			// recorded first: no browser will ever hold the session opened here.
+		if opened && errors.Is(err, spi.ErrConflict) && !s.holds(ctx, rec.Key, acc.SessionID) {
+			// The login request changed meanwhile and does not hold the session opened
+			// here (it was rejected, say): no browser ever will. Another accept of this
+			// login (a double submit, perhaps on another node) found the same session, whose
+			// id derives from the login request, and recorded it: that one stays. Any other
+			// failure (an unknown outcome) leaves it for a retried accept to find.
 			s.discard(ctx, realmName, acc.SessionID)
 		}
 		return "", s.conflict(err)
 	}
 	return s.returnURL(realmName, challenge, verifier), nil
+}
+
+// holds reports whether the login request with record key reqKey recorded the session sid
+// as accepted; a failed read says it does, so that a session is never ended on a guess.
+func (s *Service) holds(ctx context.Context, reqKey, sid string) bool {
+	var p pending
+	rec, err := s.get(ctx, RequestKind, reqKey, &p)
+	if err != nil {
+		s.log.Warn("a login accepted twice: the login request could not be read again; its session is left to end on its own", "session", sid, "error", err)
+		return true
+	}
+	return rec != nil && p.Accepted != nil && p.Accepted.SessionID == sid
 }
 
 // discard ends a session an accept opened but could not record, online and offline, through

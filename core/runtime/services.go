@@ -171,6 +171,7 @@ func (rt *Runtime) wire(opts Options, issuerBase string) (*httpapi.Server, error
 		Events:             events,
 		Ends:               rt.sessionEnds(),
 		Limits:             limits,
+		Records:            store,
 	})
 
 	persistent := features.Enabled(conf.FeaturePersistentUserSessions)

@@ -111,7 +111,7 @@ func newFixture(t *testing.T, opts ...func(*config)) *fixture {
 	d := Deps{
 		Store: f.store, Realms: f.realms, Tokens: f.tokens, Now: f.clock.Now,
 		PersistentSessions: cfg.persistent, TransientSessions: cfg.transient,
-		Log: hclog.NewNullLogger(), Events: f.events,
+		Log: hclog.NewNullLogger(), Events: f.events, Records: f.store,
 	}
 	if cfg.limits {
 		f.ended = &recorded{}

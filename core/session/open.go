@@ -47,6 +47,13 @@ type OpenRequest struct {
 	// the access token is bound to it, and so is a public client's refresh token
 	// (RFC 9449 §5).
 	JKT string
+	// IdempotencyKey, when set, makes a retry of this open safe when the first attempt's
+	// outcome is unknown: the session's id derives from the realm, the client and the key,
+	// and a retry that finds the session answers with new tokens for it rather than opening
+	// another (ErrIdempotencyKeyReused when it was opened by a different request). Callers
+	// prefix their own namespace ("frontend:", "login:"), so that their keys never meet.
+	// A transient open stores nothing and ignores it: its retries are safe as they are.
+	IdempotencyKey string
 }
 
 // AttachRequest adds a client to a live session (single sign-on).
@@ -115,9 +122,21 @@ func (s *Service) Open(ctx context.Context, req OpenRequest) (*Grant, error) {
 		return nil, errorf(InvalidRequest, "Transient sessions are disabled (feature transient-sessions)")
 	}
 	now := s.clock()
+	id, fp := newID(), ""
+	if req.IdempotencyKey != "" && !req.Transient {
+		if id, err = s.sessionID(ctx, r, c, req.IdempotencyKey, now); err != nil {
+			return nil, err
+		}
+		fp = fingerprint(req)
+		// Before the limits: the session a first attempt stored must not count against (or
+		// be ended to make room for) its own retry.
+		if g, found, err := s.reopen(ctx, r, c, req, id, fp); found || err != nil {
+			return g, err
+		}
+	}
 	scope, offline := grantScope(req.Scope, req.OfflineAccess && c.OfflineAccess && !req.Transient && !req.Implicit)
 	us := &usersessions.UserSession{
-		ID:              newID(),
+		ID:              id,
 		RealmID:         r.Name,
 		UserID:          req.UserID,
 		LoginUsername:   req.Username,
@@ -137,6 +156,12 @@ func (s *Service) Open(ctx context.Context, req OpenRequest) (*Grant, error) {
 			us.Notes = map[string]string{}
 		}
 		us.Notes[NoteOfflineAccess] = "true"
+	}
+	if fp != "" {
+		if us.Notes == nil {
+			us.Notes = map[string]string{}
+		}
+		us.Notes[NoteOpenRequest] = fp
 	}
 	us.Clients = map[string]*usersessions.ClientSession{c.ClientID: newClientSession(us, c.ClientID, scope, now)}
 	rules := s.rules(r)
@@ -164,6 +189,12 @@ func (s *Service) Open(ctx context.Context, req OpenRequest) (*Grant, error) {
 	s.recordLineage(r, backing.Clients[c.ClientID], g)
 	if !req.Transient {
 		if err := s.create(ctx, create); err != nil {
+			if fp != "" && errors.Is(err, spi.ErrExists) {
+				// Another attempt with the same key stored it in the meantime.
+				if g, found, err := s.reopen(ctx, r, c, req, id, fp); found || err != nil {
+					return g, err
+				}
+			}
 			return nil, err
 		}
 	}
@@ -234,12 +265,17 @@ func (s *Service) Attach(ctx context.Context, req AttachRequest) (*Grant, error)
 	if err != nil {
 		return nil, err
 	}
-	rules := s.rules(r)
-	now := s.clock()
 	us, err := s.getSession(ctx, usersessions.Key{RealmID: r.Name, ID: req.SessionID})
 	if err != nil {
 		return nil, err
 	}
+	return s.attach(ctx, r, c, us, req, EventAttach)
+}
+
+// attach is Attach of the session us as read, recorded as an event of type typ.
+func (s *Service) attach(ctx context.Context, r *realm.Realm, c *realm.Client, us *usersessions.UserSession, req AttachRequest, typ string) (*Grant, error) {
+	rules := s.rules(r)
+	now := s.clock()
 	if e := checkUserSession(rules, us, false, now); e != nil {
 		return nil, e
 	}
@@ -254,6 +290,7 @@ func (s *Service) Attach(ctx context.Context, req AttachRequest) (*Grant, error)
 	rules.Stamp(us)
 
 	backing, newOffline := us, false
+	var err error
 	if offline {
 		if backing, err = s.getSession(ctx, usersessions.Key{RealmID: r.Name, ID: us.ID, Offline: true}); err != nil {
 			return nil, err
@@ -295,7 +332,7 @@ func (s *Service) Attach(ctx context.Context, req AttachRequest) (*Grant, error)
 			return nil, err
 		}
 	}
-	s.emit(Event{Time: now, Type: EventAttach, Realm: r.Name, ClientID: c.ClientID, SessionID: us.ID, UserID: us.UserID, Offline: offline,
+	s.emit(Event{Time: now, Type: typ, Realm: r.Name, ClientID: c.ClientID, SessionID: us.ID, UserID: us.UserID, Offline: offline,
 		IP: us.IPAddress})
 	return g, nil
 }

@@ -65,6 +65,9 @@ type Deps struct {
 	// Limits enforces the realms' session limits on Open; nil enforces none (a realm's
 	// sessionLimits.* attributes then must not be set: the runtime always wires it).
 	Limits Limiter
+	// Records holds the realms' session-id keys, which idempotent opens need
+	// (OpenRequest.IdempotencyKey); nil refuses those opens.
+	Records Records
 }
 
 // Limiter admits a new session under its realm's session limits; *sessionlimit.Enforcer
@@ -87,6 +90,7 @@ type Service struct {
 	events     Events
 	ends       Ends
 	limits     Limiter
+	idKeys     *idKeys // nil without Deps.Records
 }
 
 // New returns a Service over its dependencies.
@@ -106,6 +110,9 @@ func New(d Deps) *Service {
 	}
 	if s.now == nil {
 		s.now = time.Now
+	}
+	if d.Records != nil {
+		s.idKeys = &idKeys{records: d.Records, keys: map[string][]byte{}}
 	}
 	if s.log == nil {
 		s.log = hclog.NewNullLogger()
