@@ -231,6 +231,12 @@ func (p *Provider) Push(ctx context.Context, notices []revocationpush.Notice) ([
 	if nc == nil {
 		return nil, fmt.Errorf("nats provider is not configured or is closed: %w", spi.ErrUnavailable)
 	}
+	// A caller that has gone is sent nothing: the flush below selects between the server's
+	// answer and the context, and with both ready it could report a delivery the caller
+	// stopped waiting for.
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("nats provider: push: %w", err)
+	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 
@@ -265,6 +271,9 @@ func (p *Provider) Push(ctx context.Context, notices []revocationpush.Notice) ([
 	}
 	if len(sent) > 0 {
 		err := nc.FlushWithContext(ctx)
+		if err == nil {
+			err = ctx.Err() // the answer and the deadline came together
+		}
 		for _, i := range sent {
 			if err != nil {
 				results[i].Error, results[i].Retry = "flush: "+err.Error(), true
