@@ -25,13 +25,14 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strconv"
 	"strings"
 	"syscall"
 	"text/tabwriter"
 	"time"
+
+	"github.com/sessiond/sessiond/bench/internal/benchproc"
 )
 
 type config struct {
@@ -112,7 +113,7 @@ func run(ctx context.Context, c config) error {
 	} else {
 		defer os.RemoveAll(dir)
 	}
-	root, err := repoRoot(ctx)
+	root, err := benchproc.RepoRoot(ctx)
 	if err != nil {
 		return err
 	}
@@ -127,14 +128,16 @@ func run(ctx context.Context, c config) error {
 	current := c.current
 	if current == "" {
 		fmt.Println("building ./cmd/sessiond …")
-		if current, err = build(ctx, root, filepath.Join(dir, "sessiond"), ""); err != nil {
+		current = filepath.Join(dir, "sessiond")
+		if err := benchproc.Build(ctx, root, current); err != nil {
 			return err
 		}
 	}
 	baseBin := c.baseBin
 	if baseBin == "" && c.base != "" {
 		fmt.Printf("building sessiond at %s (git archive) …\n", c.base)
-		if baseBin, err = build(ctx, root, filepath.Join(dir, "sessiond-base"), c.base); err != nil {
+		baseBin = filepath.Join(dir, "sessiond-base")
+		if err := benchproc.BuildAt(ctx, root, c.base, baseBin); err != nil {
 			return err
 		}
 	}
@@ -171,7 +174,7 @@ func run(ctx context.Context, c config) error {
 		targets = append(targets, t)
 	}
 
-	fmt.Printf("\n%d rounds × %v × %d targets × c=%v, wrk -t%d; load average %s\n", c.rounds, c.dur, len(targets), c.conns, c.threads, loadavg())
+	fmt.Printf("\n%d rounds × %v × %d targets × c=%v, wrk -t%d; load average %s\n", c.rounds, c.dur, len(targets), c.conns, c.threads, benchproc.LoadAvg())
 	if c.warmup > 0 {
 		warm := c
 		warm.dur = c.warmup
@@ -197,7 +200,7 @@ func run(ctx context.Context, c config) error {
 				if err != nil {
 					return fmt.Errorf("%s, c=%d: %w", t.name, n, err)
 				}
-				fmt.Printf("  round %d  c=%-3d %-18s %9.0f req/s   (load average %s)\n", r+1, n, t.name, rate, loadavg())
+				fmt.Printf("  round %d  c=%-3d %-18s %9.0f req/s   (load average %s)\n", r+1, n, t.name, rate, benchproc.LoadAvg())
 				samples = append(samples, sample{round: r, conns: n, target: t.name, rate: rate})
 			}
 		}
@@ -243,7 +246,7 @@ func report(out *os.File, c config, targets []*target, samples []sample) {
 		}
 	}
 	tw.Flush()
-	fmt.Fprintf(out, "\nload average at the end %s\n", loadavg())
+	fmt.Fprintf(out, "\nload average at the end %s\n", benchproc.LoadAvg())
 }
 
 func rateOf(samples []sample, round, conns int, target string) float64 {
@@ -265,56 +268,4 @@ func stats(xs []float64) (lo, med, hi float64) {
 		med = (xs[len(xs)/2-1] + xs[len(xs)/2]) / 2
 	}
 	return xs[0], med, xs[len(xs)-1]
-}
-
-// loadavg is /proc/loadavg's first three figures: other work on the machine skews
-// every figure here.
-func loadavg() string {
-	b, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return "unknown"
-	}
-	f := strings.Fields(string(b))
-	if len(f) < 3 {
-		return "unknown"
-	}
-	return strings.Join(f[:3], " ") + fmt.Sprintf(" (%d CPUs)", runtime.NumCPU())
-}
-
-// repoRoot is the directory of the sessiond module.
-func repoRoot(ctx context.Context) (string, error) {
-	out, err := exec.CommandContext(ctx, "go", "env", "GOMOD").Output()
-	gomod := strings.TrimSpace(string(out))
-	if err != nil || gomod == "" || gomod == os.DevNull {
-		return "", fmt.Errorf("not inside the sessiond module (go env GOMOD: %q, %v): run from the repository", gomod, err)
-	}
-	return filepath.Dir(gomod), nil
-}
-
-// build builds ./cmd/sessiond into bin: of the working tree, or of commit rev exported
-// with git archive into a temporary directory (no worktree, nothing in .git changes).
-func build(ctx context.Context, root, bin, rev string) (string, error) {
-	src := root
-	if rev != "" {
-		src = bin + "-src"
-		if err := os.MkdirAll(src, 0o755); err != nil {
-			return "", err
-		}
-		defer os.RemoveAll(src)
-		archive := src + ".tar"
-		defer os.Remove(archive)
-		if out, err := exec.CommandContext(ctx, "git", "-C", root, "archive", "--format=tar", "-o", archive, rev).CombinedOutput(); err != nil {
-			return "", fmt.Errorf("git archive %s: %w\n%s", rev, err, out)
-		}
-		if out, err := exec.CommandContext(ctx, "tar", "-xf", archive, "-C", src).CombinedOutput(); err != nil {
-			return "", fmt.Errorf("unpack %s: %w\n%s", rev, err, out)
-		}
-	}
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/sessiond")
-	cmd.Dir = src
-	cmd.Stderr = os.Stderr
-	if err := cmd.Run(); err != nil {
-		return "", fmt.Errorf("go build ./cmd/sessiond in %s: %w", src, err)
-	}
-	return bin, nil
 }

@@ -12,8 +12,9 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"time"
+
+	"github.com/sessiond/sessiond/bench/internal/benchproc"
 )
 
 const (
@@ -24,56 +25,20 @@ const (
 
 var client = &http.Client{Timeout: 10 * time.Second}
 
-// process starts a server in dir with its output in dir/log, and returns what stops it.
-func process(ctx context.Context, dir, bin string, env []string, args ...string) (func(), error) {
+// process starts a server in dir with its output in dir/log.
+func process(dir, bin string, env []string, args ...string) (*benchproc.Process, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
-	logf, err := os.Create(filepath.Join(dir, "log"))
-	if err != nil {
-		return nil, err
-	}
 	cmd := exec.Command(bin, args...)
-	cmd.Dir, cmd.Stdout, cmd.Stderr = dir, logf, logf
+	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), env...)
-	if err := cmd.Start(); err != nil {
-		logf.Close()
-		return nil, fmt.Errorf("start %s: %w", bin, err)
-	}
-	done := make(chan struct{})
-	go func() { cmd.Wait(); logf.Close(); close(done) }()
-	return func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			cmd.Process.Kill()
-			<-done
-		}
-	}, nil
+	return benchproc.Start(cmd, filepath.Join(dir, "log"), nil)
 }
 
 // waitFor polls url until it answers 200, for at most a minute.
-func waitFor(ctx context.Context, url, logPath string) error {
-	deadline := time.Now().Add(time.Minute)
-	for time.Now().Before(deadline) {
-		if resp, err := client.Get(url); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return nil
-			}
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
-	tail, _ := os.ReadFile(logPath)
-	if len(tail) > 2000 {
-		tail = tail[len(tail)-2000:]
-	}
-	return fmt.Errorf("%s did not answer 200 within a minute; its log ends:\n%s", url, tail)
+func waitFor(ctx context.Context, p *benchproc.Process, url string) error {
+	return p.WaitReady(ctx, url, time.Minute, benchproc.EveryInterval(100*time.Millisecond))
 }
 
 // call sends a request and decodes a JSON answer into out, failing unless the status is want.
@@ -112,18 +77,18 @@ func newRequest(method, url string, body []byte, header ...string) *http.Request
 // startSessiond runs sessiond start-dev (its embedded store as a plugin process, as
 // start-dev runs it) with the quick-start realm on port.
 func startSessiond(ctx context.Context, name, bin, realmFile, dir string, port int) (*target, error) {
-	stop, err := process(ctx, dir, bin, nil, "start-dev", "--realm-file="+realmFile,
+	p, err := process(dir, bin, nil, "start-dev", "--realm-file="+realmFile,
 		"--frontend-token="+frontendToken, "--admin-token="+adminToken, fmt.Sprintf("--http-port=%d", port))
 	if err != nil {
 		return nil, err
 	}
 	base := fmt.Sprintf("http://127.0.0.1:%d", port)
-	if err := waitFor(ctx, base+"/health/ready", filepath.Join(dir, "log")); err != nil {
-		stop()
+	if err := waitFor(ctx, p, base+"/health/ready"); err != nil {
+		p.Stop()
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}
 	t := &target{name: name, url: base + "/realms/" + benchRealm + "/protocol/openid-connect/token/introspect",
-		script: filepath.Join(dir, "introspect.lua"), stop: stop}
+		script: filepath.Join(dir, "introspect.lua"), stop: p.Stop}
 	t.prime = func(ctx context.Context) error {
 		// A fresh session and access token for each measurement: they live 5 minutes.
 		var opened struct {
@@ -240,13 +205,14 @@ func startKratos(ctx context.Context, bin, dir string, public, admin int) (*targ
 	if out, err := migrate.CombinedOutput(); err != nil {
 		return nil, fmt.Errorf("kratos migrate sql: %w\n%s", err, out)
 	}
-	stop, err := process(ctx, dir, bin, env, "serve", "-c", conf, "--dev", "--sqa-opt-out")
+	p, err := process(dir, bin, env, "serve", "-c", conf, "--dev", "--sqa-opt-out")
 	if err != nil {
 		return nil, err
 	}
+	stop := p.Stop
 	fail := func(err error) (*target, error) { stop(); return nil, fmt.Errorf("kratos: %w", err) }
 	pub, adm := fmt.Sprintf("http://127.0.0.1:%d", public), fmt.Sprintf("http://127.0.0.1:%d", admin)
-	if err := waitFor(ctx, adm+"/health/ready", filepath.Join(dir, "log")); err != nil {
+	if err := waitFor(ctx, p, adm+"/health/ready"); err != nil {
 		return fail(err)
 	}
 	const email, password = "bench@example.com", "a bench password that is long enough"

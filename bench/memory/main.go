@@ -23,7 +23,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"crypto/rand"
 	"encoding/base64"
@@ -32,9 +31,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net"
-	"net/http"
-	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -50,6 +46,7 @@ import (
 	"github.com/jmoiron/sqlx"
 	"github.com/lib/pq"
 
+	"github.com/sessiond/sessiond/bench/internal/benchproc"
 	"github.com/sessiond/sessiond/internal/testpg"
 	"github.com/sessiond/sessiond/providers/usersessions/postgres"
 	"github.com/sessiond/sessiond/spi"
@@ -104,13 +101,13 @@ func main() {
 		fatalf("%v", err)
 	}
 	defer os.RemoveAll(tmp)
-	base, err := checkout(cfg.baseline, filepath.Join(tmp, "baseline"))
-	if err != nil {
-		fatalf("baseline %s: %v", cfg.baseline, err)
-	}
 	here, err := os.Getwd()
 	if err != nil {
 		fatalf("%v", err)
+	}
+	base := filepath.Join(tmp, "baseline")
+	if err := benchproc.Export(context.Background(), here, cfg.baseline, base); err != nil {
+		fatalf("baseline %s: %v", cfg.baseline, err)
 	}
 	trees := []*tree{{name: "baseline (" + cfg.baseline + ")", dir: base}, {name: "this tree", dir: here}}
 	for i, t := range trees {
@@ -172,28 +169,6 @@ func order(trees []*tree, r int) []*tree {
 		return trees
 	}
 	return []*tree{trees[1], trees[0]}
-}
-
-// checkout writes ref's files into dir (git archive) and returns dir.
-func checkout(ref, dir string) (string, error) {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return "", err
-	}
-	archive := exec.Command("git", "archive", ref)
-	untar := exec.Command("tar", "-x", "-C", dir)
-	pipe, err := archive.StdoutPipe()
-	if err != nil {
-		return "", err
-	}
-	untar.Stdin = pipe
-	archive.Stderr, untar.Stderr = os.Stderr, os.Stderr
-	if err := untar.Start(); err != nil {
-		return "", err
-	}
-	if err := archive.Run(); err != nil {
-		return "", err
-	}
-	return dir, untar.Wait()
 }
 
 // build builds the tree's binaries into out. The measuring sources (fill, the cache's
@@ -316,14 +291,10 @@ func sessiondRounds(cfg config, tmp string, trees []*tree, n int, res results) e
 	if cfg.schema == "" {
 		defer admin.Exec("DROP SCHEMA " + schema + " CASCADE")
 	}
-	u, err := url.Parse(cfg.url)
+	schemaURL, err := benchproc.SchemaURL(cfg.url, schema)
 	if err != nil {
 		return err
 	}
-	q := u.Query()
-	q.Set("search_path", schema)
-	u.RawQuery = q.Encode()
-	schemaURL := u.String()
 	store := postgres.New(hclog.NewNullLogger()) // its migrations make the tables
 	if err := store.Configure(ctx, spi.Config{postgres.OptURL: schemaURL, spi.HostNodeID: "bench"}); err != nil {
 		return err
@@ -460,58 +431,28 @@ func residentOf(t *tree, tmp, schemaURL string, n int, withPreload bool) (int64,
 	if err := os.WriteFile(realmFile, []byte(benchRealmJSON), 0o600); err != nil {
 		return 0, err
 	}
-	port, err := freePort()
+	lb, err := benchproc.NewLoopback()
 	if err != nil {
 		return 0, err
 	}
-	mport, err := freePort()
-	if err != nil {
-		return 0, err
-	}
-	args := []string{"start", "--http-host=127.0.0.1", "--http-enabled=true", "--http-port=" + strconv.Itoa(port),
-		"--http-management-port=" + strconv.Itoa(mport), "--hostname=http://127.0.0.1:" + strconv.Itoa(port), "--log-format=json",
-		"--realm-file=" + realmFile, "--plugin-socket-dir=" + tmp, "--cleanup-interval=1h",
-		"--spi-user-sessions-postgres-url=" + schemaURL, "--cache-max-entries=" + strconv.Itoa(n),
-		"--key-encryption-key=" + base64.StdEncoding.EncodeToString(make([]byte, 32))}
+	args := append([]string{"start"}, lb.Args()...)
+	args = append(args, "--log-format=json",
+		"--realm-file="+realmFile, "--plugin-socket-dir="+tmp, "--cleanup-interval=1h",
+		"--spi-user-sessions-postgres-url="+schemaURL, "--cache-max-entries="+strconv.Itoa(n),
+		"--key-encryption-key="+base64.StdEncoding.EncodeToString(make([]byte, 32)))
 	if withPreload {
 		args = append(args, "--spi-user-sessions-infinispan-preload-offline-sessions-from-database=true")
 	}
 	cmd := exec.Command(t.sessiond, args...)
 	cmd.Dir = tmp
-	logs, err := cmd.StderrPipe()
+	preloaded := make(chan error, 1)
+	p, err := benchproc.Start(cmd, filepath.Join(tmp, "sessiond.log"), func(line []byte) { watchLog(line, preloaded) })
 	if err != nil {
 		return 0, err
 	}
-	preloaded := make(chan error, 1)
-	go watchLog(logs, preloaded)
-	if err := cmd.Start(); err != nil {
+	defer p.Stop()
+	if err := p.WaitReady(context.Background(), lb.ReadyURL(), 10*time.Minute, benchproc.EveryInterval(50*time.Millisecond)); err != nil {
 		return 0, err
-	}
-	defer func() {
-		cmd.Process.Signal(os.Interrupt)
-		done := make(chan struct{})
-		go func() { cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(15 * time.Second):
-			cmd.Process.Kill()
-			<-done
-		}
-	}()
-	client := &http.Client{Timeout: 2 * time.Second}
-	deadline := time.Now().Add(10 * time.Minute)
-	for {
-		resp, err := client.Get(fmt.Sprintf("http://127.0.0.1:%d/health/ready", mport))
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				break
-			}
-		}
-		if time.Now().After(deadline) {
-			return 0, errors.New("not ready within 10 minutes")
-		}
-		time.Sleep(50 * time.Millisecond)
 	}
 	if withPreload {
 		select {
@@ -519,53 +460,36 @@ func residentOf(t *tree, tmp, schemaURL string, n int, withPreload bool) (int64,
 			if err != nil {
 				return 0, err
 			}
-		case <-time.After(time.Until(deadline)):
+		case <-p.Done():
+			return 0, fmt.Errorf("sessiond ended during the preload (%v); the end of its log:\n%s", p.Err(), p.Tail(3000))
+		case <-time.After(time.Until(p.Started.Add(10 * time.Minute))):
 			return 0, errors.New("ready, but no preload log line")
 		}
 	}
 	time.Sleep(2 * time.Second)
-	return vmRSS(cmd.Process.Pid)
+	m, err := benchproc.ReadMemory(p.Pid())
+	return m.RSS, err
 }
 
-// watchLog reads sessiond's JSON log and reports the preload's end on done.
-func watchLog(r io.Reader, done chan<- error) {
-	s := bufio.NewScanner(r)
-	s.Buffer(make([]byte, 64<<10), 1<<20)
-	for s.Scan() {
-		var line map[string]any
-		if json.Unmarshal(s.Bytes(), &line) != nil {
-			continue
-		}
-		switch msg, _ := line["@message"].(string); {
-		case msg == "offline sessions preloaded":
-			done <- nil
-		case strings.HasPrefix(msg, "offline preload failed"):
-			done <- fmt.Errorf("the preload failed: %s", s.Text())
-		}
+// watchLog reads a line of sessiond's JSON log and reports the preload's end on done
+// (without waiting: the first report is the one read).
+func watchLog(b []byte, done chan<- error) {
+	var line map[string]any
+	if json.Unmarshal(b, &line) != nil {
+		return
 	}
-}
-
-func vmRSS(pid int) (int64, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0, fmt.Errorf("resident memory needs Linux's /proc: %w", err)
+	var report error
+	switch msg, _ := line["@message"].(string); {
+	case msg == "offline sessions preloaded":
+	case strings.HasPrefix(msg, "offline preload failed"):
+		report = fmt.Errorf("the preload failed: %s", b)
+	default:
+		return
 	}
-	for line := range strings.Lines(string(b)) {
-		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
-			kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
-			return kb << 10, err
-		}
+	select {
+	case done <- report:
+	default:
 	}
-	return 0, errors.New("no VmRSS")
-}
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
 // settle hands this process's freed memory back before a measured run beside it.

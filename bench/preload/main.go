@@ -34,8 +34,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net"
-	"net/http"
 	"net/url"
 	"os"
 	"os/exec"
@@ -54,6 +52,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/jmoiron/sqlx"
 
+	"github.com/sessiond/sessiond/bench/internal/benchproc"
 	"github.com/sessiond/sessiond/core/cache"
 	"github.com/sessiond/sessiond/core/cleanup"
 	"github.com/sessiond/sessiond/core/preload"
@@ -122,8 +121,8 @@ func main() {
 	if cfg.binary {
 		cfg.sessiond = filepath.Join(tmp, "sessiond")
 		fmt.Fprintln(os.Stderr, "building sessiond …")
-		if out, err := exec.Command("go", "build", "-o", cfg.sessiond, "./cmd/sessiond").CombinedOutput(); err != nil {
-			fatalf("go build ./cmd/sessiond (run from the repository root): %v\n%s", err, out)
+		if err := benchproc.Build(context.Background(), ".", cfg.sessiond); err != nil {
+			fatalf("%v (run from the repository root)", err)
 		}
 	}
 	fmt.Printf("preload benchmark: %d CPUs, GOMAXPROCS %d, %s, workers %d, page size %d, best of %d runs\n\n",
@@ -205,14 +204,10 @@ func bench(cfg config, tmp string, n int) (result, error) {
 	if !cfg.keep && cfg.schema == "" {
 		defer admin.Exec("DROP SCHEMA " + schema + " CASCADE")
 	}
-	u, err := url.Parse(cfg.url)
+	schemaURL, err := benchproc.SchemaURL(cfg.url, schema)
 	if err != nil {
 		return res, err
 	}
-	q := u.Query()
-	q.Set("search_path", schema)
-	u.RawQuery = q.Encode()
-	schemaURL := u.String()
 
 	// The provider creates its tables (its migrations) in the fresh schema.
 	store := postgres.New(hclog.NewNullLogger())
@@ -597,44 +592,6 @@ type binRun struct {
 	rss, peak, pluginRSS, pluginPeak int64
 }
 
-// procMemory is the resident memory of process pid and its peak, in bytes (0 if unknown).
-func procMemory(pid int) (rss, peak int64) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0, 0
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		k, v, ok := strings.Cut(line, ":")
-		if !ok {
-			continue
-		}
-		kb, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
-		switch k {
-		case "VmRSS":
-			rss = kb << 10
-		case "VmHWM":
-			peak = kb << 10
-		}
-	}
-	return rss, peak
-}
-
-// descendants are the processes pid started, and theirs (from /proc/…/task/…/children).
-func descendants(pid int) []int {
-	var out []int
-	tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/children", pid))
-	for _, t := range tasks {
-		b, _ := os.ReadFile(t)
-		for _, f := range strings.Fields(string(b)) {
-			if child, err := strconv.Atoi(f); err == nil {
-				out = append(out, child)
-				out = append(out, descendants(child)...)
-			}
-		}
-	}
-	return out
-}
-
 func mib(b int64) string { return fmt.Sprintf("%d MiB", b>>20) }
 
 // startBinary starts sessiond (start profile, every provider a plugin process) on the
@@ -646,22 +603,16 @@ func startBinary(cfg config, binary, tmp, schemaURL string, n int, withPreload b
 	if err := os.WriteFile(realmFile, []byte(benchRealmJSON), 0o600); err != nil {
 		return run, err
 	}
-	port, err := freePort()
+	lb, err := benchproc.NewLoopback()
 	if err != nil {
 		return run, err
 	}
-	mport, err := freePort()
-	if err != nil {
-		return run, err
-	}
-	// Plain HTTP on loopback: start needs it said (http-enabled) and a hostname; readiness
-	// is on the management port.
-	args := []string{"start", "--http-host=127.0.0.1", "--http-enabled=true", "--http-port=" + strconv.Itoa(port),
-		"--http-management-port=" + strconv.Itoa(mport), "--hostname=http://127.0.0.1:" + strconv.Itoa(port), "--log-format=json",
-		"--realm-file=" + realmFile, "--plugin-socket-dir=" + tmp, "--cleanup-interval=1h",
-		"--spi-user-sessions-postgres-url=" + schemaURL, "--cache-max-entries=" + strconv.Itoa(n),
+	args := append([]string{"start"}, lb.Args()...)
+	args = append(args, "--log-format=json",
+		"--realm-file="+realmFile, "--plugin-socket-dir="+tmp, "--cleanup-interval=1h",
+		"--spi-user-sessions-postgres-url="+schemaURL, "--cache-max-entries="+strconv.Itoa(n),
 		// start stores realm keys encrypted; the bench's throwaway schema needs no secret key.
-		"--key-encryption-key=" + base64.StdEncoding.EncodeToString(make([]byte, 32))}
+		"--key-encryption-key="+base64.StdEncoding.EncodeToString(make([]byte, 32)))
 	if withPreload {
 		args = append(args, "--spi-user-sessions-infinispan-preload-offline-sessions-from-database=true",
 			"--spi-offline-preload-database-workers="+strconv.Itoa(cfg.workers),
@@ -670,56 +621,27 @@ func startBinary(cfg config, binary, tmp, schemaURL string, n int, withPreload b
 	}
 	cmd := exec.Command(binary, args...)
 	cmd.Dir = tmp
-	logs, err := cmd.StderrPipe()
+	lines := make(chan logLine, 1024)
+	p, err := benchproc.Start(cmd, filepath.Join(tmp, "sessiond.log"), func(b []byte) { scanLog(b, lines) })
 	if err != nil {
 		return run, err
 	}
-	lines := make(chan logLine, 1024)
-	go scanLog(logs, lines)
-	start := time.Now()
-	if err := cmd.Start(); err != nil {
+	defer p.Stop()
+	const timeout = 10 * time.Minute
+	if err := p.WaitReady(context.Background(), lb.ReadyURL(), timeout, pollInterval); err != nil {
 		return run, err
 	}
-	defer func() {
-		cmd.Process.Signal(os.Interrupt)
-		done := make(chan struct{})
-		go func() { cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(15 * time.Second):
-			cmd.Process.Kill()
-			<-done
-		}
-	}()
-	client := &http.Client{Timeout: 2 * time.Second}
-	readyURL := fmt.Sprintf("http://127.0.0.1:%d/health/ready", mport)
-	deadline := start.Add(10 * time.Minute)
-	for {
-		resp, err := client.Get(readyURL)
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				run.ready = time.Since(start)
-				break
-			}
-		}
-		if time.Now().After(deadline) {
-			return run, errors.New("not ready within 10 minutes")
-		}
-		time.Sleep(pollInterval(time.Since(start)))
-	}
+	run.ready = time.Since(p.Started)
+	deadline := p.Started.Add(timeout)
 	needPreload := withPreload
 	for needPreload || waitFor != "" {
 		select {
-		case l, ok := <-lines:
-			if !ok {
-				return run, errors.New("sessiond's log ended")
-			}
+		case l := <-lines:
 			switch {
 			case l.msg == "offline sessions preloaded":
 				run.elapsed, needPreload = l.elapsed, false
-				run.rss, run.peak = procMemory(cmd.Process.Pid)
-				for _, child := range descendants(cmd.Process.Pid) {
+				run.rss, run.peak = procMemory(p.Pid())
+				for _, child := range benchproc.Descendants(p.Pid()) {
 					rss, peak := procMemory(child)
 					run.pluginRSS, run.pluginPeak = run.pluginRSS+rss, run.pluginPeak+peak
 				}
@@ -728,11 +650,19 @@ func startBinary(cfg config, binary, tmp, schemaURL string, n int, withPreload b
 			case waitFor != "" && strings.HasPrefix(l.msg, waitFor):
 				waitFor = ""
 			}
+		case <-p.Done():
+			return run, fmt.Errorf("sessiond ended (%v); the end of its log:\n%s", p.Err(), p.Tail(3000))
 		case <-time.After(time.Until(deadline)):
 			return run, fmt.Errorf("ready, but no %q log line", waitFor)
 		}
 	}
 	return run, nil
+}
+
+// procMemory is the resident memory of process pid and its peak, in bytes (0 if unknown).
+func procMemory(pid int) (rss, peak int64) {
+	m, _ := benchproc.ReadMemory(pid)
+	return m.RSS, m.Peak
 }
 
 // pollInterval is how long to wait before the next readiness probe, elapsed after the
@@ -754,28 +684,24 @@ type logLine struct {
 	raw     string
 }
 
-// scanLog hands on each line of sessiond's JSON log with its message and "elapsed".
-func scanLog(r io.Reader, lines chan<- logLine) {
-	defer close(lines)
-	s := bufio.NewScanner(r)
-	s.Buffer(make([]byte, 64<<10), 1<<20)
-	for s.Scan() {
-		var line map[string]any
-		if json.Unmarshal(s.Bytes(), &line) != nil {
-			continue
-		}
-		l := logLine{raw: s.Text()}
-		l.msg, _ = line["@message"].(string)
-		switch v := line["elapsed"].(type) {
-		case float64: // hclog's JSON writes a time.Duration as nanoseconds
-			l.elapsed = time.Duration(v)
-		case string:
-			l.elapsed, _ = time.ParseDuration(v)
-		}
-		select {
-		case lines <- l:
-		default: // nobody is waiting for it
-		}
+// scanLog hands on a line of sessiond's JSON log with its message and "elapsed", if
+// anyone is waiting for it.
+func scanLog(b []byte, lines chan<- logLine) {
+	var line map[string]any
+	if json.Unmarshal(b, &line) != nil {
+		return
+	}
+	l := logLine{raw: string(b)}
+	l.msg, _ = line["@message"].(string)
+	switch v := line["elapsed"].(type) {
+	case float64: // hclog's JSON writes a time.Duration as nanoseconds
+		l.elapsed = time.Duration(v)
+	case string:
+		l.elapsed, _ = time.ParseDuration(v)
+	}
+	select {
+	case lines <- l:
+	default: // nobody is waiting for it
 	}
 }
 
@@ -802,15 +728,6 @@ func childrenCPUTime() time.Duration {
 		return 0
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
 func report(results []result) {

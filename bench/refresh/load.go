@@ -7,12 +7,12 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"os"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/sessiond/sessiond/bench/internal/benchproc"
 )
 
 // client is the load's HTTP client: one kept-alive connection per caller.
@@ -199,22 +199,4 @@ func refresh(ctx context.Context, hc *http.Client, d *daemon, realm string, toks
 }
 
 // cpuSeconds is the user+system CPU time the processes have used, from /proc.
-func cpuSeconds(pids []int) float64 {
-	var ticks int64
-	for _, p := range pids {
-		b, err := os.ReadFile("/proc/" + strconv.Itoa(p) + "/stat")
-		if err != nil {
-			continue
-		}
-		// Fields after the command's closing parenthesis; utime and stime are the 14th
-		// and 15th fields of the line.
-		s := string(b)
-		f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
-		if len(f) > 12 {
-			u, _ := strconv.ParseInt(f[11], 10, 64)
-			st, _ := strconv.ParseInt(f[12], 10, 64)
-			ticks += u + st
-		}
-	}
-	return float64(ticks) / 100 // USER_HZ is 100 on Linux
-}
+func cpuSeconds(pids []int) float64 { return benchproc.CPUTime(pids...).Seconds() }

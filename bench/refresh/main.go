@@ -26,6 +26,7 @@ import (
 	"github.com/jmoiron/sqlx"
 	_ "github.com/lib/pq"
 
+	"github.com/sessiond/sessiond/bench/internal/benchproc"
 	"github.com/sessiond/sessiond/internal/testpg"
 )
 
@@ -62,7 +63,7 @@ func main() {
 	var conc, rot, av string
 	flag.StringVar(&c.url, "url", benchURL(), "PostgreSQL URL (a superuser: the tool creates schemas, and the database if missing); each sessiond start gets a fresh schema")
 	flag.BoolVar(&c.ownServer, "own-server", false, "create a throwaway PostgreSQL cluster with the default configuration (pg_createcluster) instead of -url")
-	flag.StringVar(&c.base, "base", "", "also measure the tree at this commit (built from a git worktree), as \"before\"")
+	flag.StringVar(&c.base, "base", "", "also measure the tree at this commit (built from a git archive), as \"before\"")
 	flag.StringVar(&c.before, "before", "", "with -base: a sessiond binary already built from that commit, instead of building it")
 	flag.StringVar(&c.sessiond, "sessiond", "", "sessiond binary to measure as \"after\" (default: go build ./cmd/sessiond of this tree)")
 	flag.StringVar(&conc, "c", "16,64", "concurrent callers (also pgbench clients), comma-separated")
@@ -102,7 +103,7 @@ func main() {
 	defer stop()
 	start := time.Now()
 	err := run(ctx, c)
-	fmt.Printf("load average at the end: %s; total %s\n", loadavg(), time.Since(start).Round(time.Second))
+	fmt.Printf("load average at the end: %s; total %s\n", benchproc.LoadAvg(), time.Since(start).Round(time.Second))
 	if err != nil {
 		fatalf("%v", err)
 	}
@@ -158,19 +159,18 @@ func run(ctx context.Context, c config) error {
 	}
 	fmt.Printf("%s\nserver: synchronous_commit=%s fsync=%s autovacuum=%s shared_buffers=%s max_connections=%s\n", version,
 		settings["synchronous_commit"], settings["fsync"], settings["autovacuum"], settings["shared_buffers"], settings["max_connections"])
-	fmt.Printf("load average at start: %s\n", loadavg())
+	fmt.Printf("load average at start: %s\n", benchproc.LoadAvg())
 
-	repo, err := exec.Command("git", "rev-parse", "--show-toplevel").Output()
+	root, err := benchproc.RepoRoot(ctx)
 	if err != nil {
-		return fmt.Errorf("run from the repository (git rev-parse): %w", err)
+		return err
 	}
-	root := strings.TrimSpace(string(repo))
 	var variants []variant
 	if c.base != "" {
 		bin := c.before
 		if bin == "" {
 			bin = filepath.Join(work, "sessiond-before")
-			if err := buildBase(ctx, root, c.base, work, bin); err != nil {
+			if err := benchproc.BuildAt(ctx, root, c.base, bin); err != nil {
 				return err
 			}
 		}
@@ -185,7 +185,7 @@ func run(ctx context.Context, c config) error {
 	}
 	if after == "" {
 		after = filepath.Join(work, "sessiond-after")
-		if err := build(ctx, root, after); err != nil {
+		if err := benchproc.Build(ctx, root, after); err != nil {
 			return err
 		}
 	}
@@ -205,7 +205,7 @@ func measure(ctx context.Context, c config, admin *sqlx.DB, work string, variant
 	}
 	var pg *pgbench
 	if !c.skipPg && c.soak == 0 {
-		path, err := findPgbench(c.pgbench)
+		path, err := benchproc.FindPgbench(c.pgbench)
 		if err != nil {
 			return err
 		}
@@ -218,15 +218,6 @@ func measure(ctx context.Context, c config, admin *sqlx.DB, work string, variant
 		return b.soakAll(ctx, variants)
 	}
 	return b.rounds(ctx, variants)
-}
-
-func loadavg() string {
-	b, _ := os.ReadFile("/proc/loadavg")
-	f := strings.Fields(string(b))
-	if len(f) < 3 {
-		return "?"
-	}
-	return strings.Join(f[:3], " ")
 }
 
 type bench struct {
@@ -281,7 +272,7 @@ func (b *bench) startOn(ctx context.Context, v variant, callers int, autovacuumO
 		toks, err := open(ctx, hc, d, realm, callers*b.c.perCaller, 16)
 		if err != nil {
 			b.stopSession(s)
-			return nil, fmt.Errorf("%s: %w (log %s)", v.label, err, d.logPath)
+			return nil, fmt.Errorf("%s: %w (log %s)", v.label, err, d.Log)
 		}
 		s.toks[realm] = toks
 	}
@@ -295,7 +286,7 @@ func (b *bench) startOn(ctx context.Context, v variant, callers int, autovacuumO
 }
 
 func (b *bench) stopSession(s *session) {
-	s.d.stop()
+	s.d.Stop()
 	b.dropSchema(s.schema)
 }
 
@@ -455,7 +446,7 @@ func (b *bench) soakAll(ctx context.Context, variants []variant) error {
 				minute += n
 				if sec%60 == 0 {
 					st, err := stats(ctx, b.admin, s.schema)
-					fmt.Printf("  %d:00  %8.0f refreshes/s over the minute  load %s\n", sec/60, float64(minute)/60, loadavg())
+					fmt.Printf("  %d:00  %8.0f refreshes/s over the minute  load %s\n", sec/60, float64(minute)/60, benchproc.LoadAvg())
 					if err == nil {
 						for _, t := range st {
 							fmt.Printf("        %s\n", t)

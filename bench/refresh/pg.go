@@ -1,12 +1,10 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"net/url"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
@@ -17,81 +15,33 @@ import (
 
 	"github.com/jmoiron/sqlx"
 	"github.com/lib/pq"
-)
 
-// findPgbench returns the flag's pgbench, the one on PATH, or the newest under
-// /usr/lib/postgresql (Debian's layout).
-func findPgbench(flagPath string) (string, error) {
-	if flagPath != "" {
-		return exec.LookPath(flagPath)
-	}
-	if p, err := exec.LookPath("pgbench"); err == nil {
-		return p, nil
-	}
-	if found, _ := filepath.Glob("/usr/lib/postgresql/*/bin/pgbench"); len(found) > 0 {
-		slices.Sort(found)
-		return found[len(found)-1], nil
-	}
-	return "", errors.New("pgbench not found (PATH, /usr/lib/postgresql/*/bin): apt-get install postgresql-contrib, or -pgbench PATH")
-}
+	"github.com/sessiond/sessiond/bench/internal/benchproc"
+)
 
 var tpsRe = regexp.MustCompile(`tps = ([0-9.]+) \(without initial connection time\)`)
 
 // pgbench runs pgbench against database db of the server at rawURL.
-type pgbench struct {
-	path string
-	env  []string
-}
+type pgbench struct{ *benchproc.Pgbench }
 
+// newPgbench makes database db if it is missing and initialises it (pgbench -i -s 1).
 func newPgbench(ctx context.Context, path string, admin *sqlx.DB, rawURL, db string) (*pgbench, error) {
-	var exists bool
-	if err := admin.GetContext(ctx, &exists, "SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)", db); err != nil {
-		return nil, err
+	if err := benchproc.EnsureDatabase(ctx, admin, db); err != nil {
+		return nil, fmt.Errorf("the database for pgbench: %w", err)
 	}
-	if !exists {
-		if _, err := admin.ExecContext(ctx, "CREATE DATABASE "+pq.QuoteIdentifier(db)); err != nil {
-			return nil, fmt.Errorf("create database %s for pgbench: %w", db, err)
-		}
-	}
-	u, err := url.Parse(rawURL)
+	p, err := benchproc.NewPgbench(path, rawURL, db)
 	if err != nil {
 		return nil, err
 	}
-	env := os.Environ()
-	set := func(k, v string) {
-		if v != "" {
-			env = append(env, k+"="+v)
-		}
-	}
-	set("PGHOST", u.Hostname())
-	set("PGPORT", u.Port())
-	set("PGUSER", u.User.Username())
-	if pw, ok := u.User.Password(); ok {
-		set("PGPASSWORD", pw)
-	}
-	set("PGSSLMODE", u.Query().Get("sslmode"))
-	set("PGDATABASE", db)
-	p := &pgbench{path: path, env: env}
-	if _, err := p.run(ctx, "-i", "-s", "1", "-q"); err != nil {
+	if _, err := p.Run(ctx, "-i", "-s", "1", "-q"); err != nil {
 		return nil, err
 	}
-	return p, nil
-}
-
-func (p *pgbench) run(ctx context.Context, args ...string) (string, error) {
-	cmd := exec.CommandContext(ctx, p.path, args...)
-	cmd.Env = p.env
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Run(); err != nil {
-		return out.String(), fmt.Errorf("%s %v: %w\n%s", p.path, args, err, out.String())
-	}
-	return out.String(), nil
+	return &pgbench{p}, nil
 }
 
 // tps runs `pgbench -N -c clients -j 2 -T secs` and returns its tps.
 func (p *pgbench) tps(ctx context.Context, clients int, d time.Duration) (float64, error) {
-	out, err := p.run(ctx, "-N", "-c", strconv.Itoa(clients), "-j", "2", "-T", strconv.Itoa(max(1, int(d.Seconds()))))
+	out, err := p.Run(ctx, "-N", "-c", strconv.Itoa(clients), "-j", "2", "-T", strconv.Itoa(max(1, int(d.Seconds()))))
 	if err != nil {
 		return 0, err
 	}
@@ -120,11 +70,11 @@ func newOwnServer(ctx context.Context) (*ownServer, error) {
 	}
 	slices.Sort(entries)
 	version := filepath.Base(filepath.Dir(filepath.Dir(entries[len(entries)-1])))
-	p, err := freePort()
+	port, err := benchproc.FreePort()
 	if err != nil {
 		return nil, err
 	}
-	port, _ := strconv.Atoi(p)
+	p := strconv.Itoa(port)
 	s := &ownServer{version: version, name: "sessiond_bench_" + p, port: port}
 	// Only what a benchmark needs beyond the defaults: room for pgbench's and sessiond's
 	// connections at once.

@@ -25,10 +25,8 @@ import (
 	"fmt"
 	"net/url"
 	"os"
-	"os/exec"
 	"os/signal"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -40,6 +38,7 @@ import (
 	"github.com/jmoiron/sqlx"
 	"github.com/lib/pq"
 
+	"github.com/sessiond/sessiond/bench/internal/benchproc"
 	"github.com/sessiond/sessiond/core/groupcommit"
 	"github.com/sessiond/sessiond/internal/redact"
 	"github.com/sessiond/sessiond/internal/testpg"
@@ -116,20 +115,6 @@ type result struct {
 
 func ms(d time.Duration) string { return fmt.Sprintf("%.1fms", float64(d.Microseconds())/1000) }
 
-// loadavg is /proc/loadavg's first three figures: other work on the machine skews
-// every figure here.
-func loadavg() string {
-	b, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return "unknown"
-	}
-	f := strings.Fields(string(b))
-	if len(f) < 3 {
-		return "unknown"
-	}
-	return strings.Join(f[:3], " ") + fmt.Sprintf(" (%d CPUs)", runtime.NumCPU())
-}
-
 func (r result) rate() float64 {
 	if r.elapsed <= 0 {
 		return 0
@@ -166,7 +151,7 @@ func run(ctx context.Context, c config) int {
 	var pgbenchPath string
 	if !c.skipPgbench {
 		var err error
-		if pgbenchPath, err = findPgbench(c.pgbench); err != nil {
+		if pgbenchPath, err = benchproc.FindPgbench(c.pgbench); err != nil {
 			return fail("%v", err)
 		}
 	}
@@ -269,7 +254,7 @@ func run(ctx context.Context, c config) int {
 	}
 
 	b := &bench{c: c, admin: admin, schema: schema}
-	fmt.Printf("load average at start: %s\n", loadavg())
+	fmt.Printf("load average at start: %s\n", benchproc.LoadAvg())
 
 	// pgbench first, while the plugin's pool and the baseline's hold no connections: it
 	// needs c.callers of its own.
@@ -417,7 +402,7 @@ func run(ctx context.Context, c config) int {
 			failed = true
 		}
 	}
-	fmt.Printf("\nload average at the end: %s; total run time %s\n", loadavg(), time.Since(start).Round(100*time.Millisecond))
+	fmt.Printf("\nload average at the end: %s; total run time %s\n", benchproc.LoadAvg(), time.Since(start).Round(100*time.Millisecond))
 	if failed {
 		fmt.Fprintln(os.Stderr, "storewrites: FAILED: a write failed or an acknowledged write is missing")
 		return 1
@@ -553,19 +538,12 @@ func printTable(out *os.File, c config, rs []result, pg *pgbenchResult) {
 
 // buildSessiond builds ./cmd/sessiond of the module the command runs in, into dir.
 func buildSessiond(ctx context.Context, dir string) (string, error) {
-	out, err := exec.CommandContext(ctx, "go", "env", "GOMOD").Output()
-	gomod := strings.TrimSpace(string(out))
-	if err != nil || gomod == "" || gomod == os.DevNull {
-		return "", fmt.Errorf("not inside the sessiond module (go env GOMOD: %q, %v): run from the repository or pass -sessiond", gomod, err)
+	root, err := benchproc.RepoRoot(ctx)
+	if err != nil {
+		return "", fmt.Errorf("%w, or pass -sessiond", err)
 	}
 	bin := filepath.Join(dir, "sessiond")
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/sessiond")
-	cmd.Dir = filepath.Dir(gomod)
-	cmd.Stderr = os.Stderr
-	if err := cmd.Run(); err != nil {
-		return "", fmt.Errorf("go build ./cmd/sessiond: %w", err)
-	}
-	return bin, nil
+	return bin, benchproc.Build(ctx, root, bin)
 }
 
 type durabilitySettings struct{ version, syncCommit, fsync, walSync, commitDelay string }
