@@ -155,8 +155,14 @@ func (c *Cache) Stats() Stats {
 func (c *Cache) Follow(ctx context.Context) {
 	const firstBackoff, maxBackoff = 100 * time.Millisecond, time.Second
 	backoff := firstBackoff
+	// What apply acts on: a plugin store then sends none of this node's own writes (two
+	// messages a refresh with rotation, each with its writes on both sides).
+	watchCtx := usersessions.WithInterest(ctx, usersessions.Interest{
+		Kinds:        []usersessions.ChangeKind{usersessions.Upserted, usersessions.Removed, usersessions.Flushed},
+		IgnoreOrigin: c.node,
+	})
 	for ctx.Err() == nil {
-		err := c.store.Watch(ctx, c.apply)
+		err := c.store.Watch(watchCtx, c.apply)
 		if c.unfollow() {
 			backoff = firstBackoff // it had subscribed: this is a new outage
 		}

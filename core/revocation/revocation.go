@@ -239,7 +239,9 @@ func (p *Policies) Run(ctx context.Context) {
 	var brokeAt time.Time // when the feed last broke; zero while it has not
 	for ctx.Err() == nil {
 		subscribed := false
-		err := p.store.Watch(ctx, func(c usersessions.Change) error {
+		// Only records: a plugin store then sends no session change to this feed.
+		watchCtx := usersessions.WithInterest(ctx, usersessions.Interest{Kinds: []usersessions.ChangeKind{usersessions.RecordChanged}})
+		err := p.store.Watch(watchCtx, func(c usersessions.Change) error {
 			switch {
 			case c.Kind == usersessions.Subscribed:
 				if err := p.reload(ctx); err != nil {

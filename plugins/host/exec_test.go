@@ -496,3 +496,42 @@ func mkdir(t testing.TB, path string, mode os.FileMode) {
 	}
 	chmod(t, path, mode)
 }
+
+// TestBuiltinPluginsDefaultToOneP: a built-in provider's process runs with GOMAXPROCS=1
+// unless the operator set GOMAXPROCS for sessiond, which then reaches it as before; a
+// third-party plugin gets no default.
+func TestBuiltinPluginsDefaultToOneP(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		spec     func(testing.TB, string) host.Spec
+		operator string // sessiond's GOMAXPROCS, "" for unset
+		want     string
+	}{
+		{"built-in", func(t testing.TB, mode string) host.Spec { return selfSpec(t, mode, spi.UserSessions, memory.ID) }, "", "1"},
+		{"built-in, the operator's setting", func(t testing.TB, mode string) host.Spec { return selfSpec(t, mode, spi.UserSessions, memory.ID) }, "3", "3"},
+		{"third-party", thirdPartySpec, "", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.operator != "" {
+				t.Setenv("GOMAXPROCS", tc.operator)
+			} else if v, ok := os.LookupEnv("GOMAXPROCS"); ok {
+				t.Setenv("GOMAXPROCS", v) // restored after the test
+				os.Unsetenv("GOMAXPROCS")
+			}
+			h, _ := newHost(t, host.Options{})
+			p, err := h.Start(context.Background(), tc.spec(t, "env"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := ""
+			for _, kv := range strings.Split(p.Descriptor().Help, "\x00") {
+				if v, ok := strings.CutPrefix(kv, "GOMAXPROCS="); ok {
+					got = v
+				}
+			}
+			if got != tc.want {
+				t.Errorf("the plugin's GOMAXPROCS = %q, want %q", got, tc.want)
+			}
+		})
+	}
+}

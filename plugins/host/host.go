@@ -260,7 +260,11 @@ func (h *Host) launch(ctx context.Context, s Spec, log hclog.Logger) (*process, 
 	if err != nil {
 		return fail(err)
 	}
-	env := pluginEnv(os.Environ(), []string{sdk.LogLevelEnv + "=" + log.GetLevel().String()}, s.Env)
+	var defaults []string
+	if s.Self {
+		defaults = builtinEnv
+	}
+	env := pluginEnv(defaults, os.Environ(), []string{sdk.LogLevelEnv + "=" + log.GetLevel().String()}, s.Env)
 
 	// go-plugin's own runner would exec Cmd.Path with sessiond's environment; this one
 	// starts the verified file with env and go-plugin's handshake variables, which come

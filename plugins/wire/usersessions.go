@@ -128,8 +128,15 @@ func (s *userSessionsServer) Stream(req *pb.StreamRequest, stream grpc.ServerStr
 	}))
 }
 
-func (s *userSessionsServer) Watch(_ *pb.WatchRequest, stream grpc.ServerStreamingServer[pb.Change]) error {
-	return toStatus(s.impl.Watch(stream.Context(), func(c us.Change) error {
+// Watch sends the changes the host's watcher wants: the others (sessiond's own writes, for
+// its cache) would each cost a message, and its writes, on both sides of the boundary.
+func (s *userSessionsServer) Watch(req *pb.WatchRequest, stream grpc.ServerStreamingServer[pb.Change]) error {
+	in := interestFromPB(req)
+	ctx := us.WithInterest(stream.Context(), in) // for a provider that can use it too
+	return toStatus(s.impl.Watch(ctx, func(c us.Change) error {
+		if !in.Wants(c) {
+			return nil
+		}
 		return stream.Send(changeToPB(c))
 	}))
 }
@@ -481,11 +488,12 @@ func (c *UserSessionsClient) receive(ctx context.Context, stream grpc.ClientStre
 }
 
 // Watch calls fn with each change the provider sends until ctx ends (nil), fn fails (its
-// error, the feed cancelled) or the feed breaks.
+// error, the feed cancelled) or the feed breaks. The interest ctx carries goes to the
+// plugin, which leaves out what it does not want.
 func (c *UserSessionsClient) Watch(ctx context.Context, fn func(us.Change) error) error {
 	watchCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	stream, err := c.rpc.Watch(watchCtx, &pb.WatchRequest{})
+	stream, err := c.rpc.Watch(watchCtx, interestToPB(us.InterestOf(ctx)))
 	for err == nil {
 		var change *pb.Change
 		if change, err = stream.Recv(); err == nil {

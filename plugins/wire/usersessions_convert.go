@@ -232,6 +232,14 @@ func recordKeyToPB(k us.RecordKey) *pb.RecordKey {
 	return &pb.RecordKey{Kind: k.Kind, Key: k.Key}
 }
 
+func interestToPB(in us.Interest) *pb.WatchRequest {
+	return &pb.WatchRequest{Kinds: each(in.Kinds, func(k us.ChangeKind) pb.ChangeKind { return pb.ChangeKind(k) }), IgnoreOrigin: in.IgnoreOrigin}
+}
+
+func interestFromPB(p *pb.WatchRequest) us.Interest {
+	return us.Interest{Kinds: each(p.GetKinds(), func(k pb.ChangeKind) us.ChangeKind { return us.ChangeKind(k) }), IgnoreOrigin: p.GetIgnoreOrigin()}
+}
+
 func changeFromPB(p *pb.Change) us.Change {
 	return us.Change{
 		Kind:     us.ChangeKind(p.GetKind()),

@@ -596,3 +596,44 @@ func TestStreamLentParallelStops(t *testing.T) {
 func deepCopy(s *us.UserSession) *us.UserSession {
 	return sessionFromPB(proto.Clone(sessionToPB(s)).(*pb.UserSession))
 }
+
+// TestWatchLeavesOutWhatTheWatcherIgnores: the interest a Watch's context carries reaches
+// the plugin, which sends only the changes it wants, in order, and always Subscribed; the
+// feed's end still comes through.
+func TestWatchLeavesOutWhatTheWatcherIgnores(t *testing.T) {
+	sub := us.Change{Kind: us.Subscribed, Origin: "me"}
+	mine := us.Change{Kind: us.Upserted, Session: us.Key{RealmID: "r", ID: "a"}, Origin: "me"}
+	theirs := us.Change{Kind: us.Upserted, Session: us.Key{RealmID: "r", ID: "b"}, ClientID: "app", Origin: "other"}
+	gone := us.Change{Kind: us.Removed, Session: us.Key{RealmID: "r", ID: "c"}}
+	flush := us.Change{Kind: us.Flushed, Filter: us.Filter{RealmID: "r", UserID: "u"}, Origin: "other"}
+	record := us.Change{Kind: us.RecordChanged, Record: us.RecordKey{Kind: "not-before", Key: "r"}, Origin: "me"}
+	all := []us.Change{sub, mine, theirs, record, gone, flush}
+	sessions := []us.ChangeKind{us.Upserted, us.Removed, us.Flushed}
+	for _, tc := range []struct {
+		name string
+		in   us.Interest
+		want []us.Change
+	}{
+		{"no interest", us.Interest{}, all},
+		{"other nodes' session changes", us.Interest{Kinds: sessions, IgnoreOrigin: "me"}, []us.Change{sub, theirs, gone, flush}},
+		{"records", us.Interest{Kinds: []us.ChangeKind{us.RecordChanged}}, []us.Change{sub, record}},
+		{"everything but one origin", us.Interest{IgnoreOrigin: "other"}, []us.Change{sub, mine, record, gone}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			fake := newFakeUserSessions()
+			fake.reply = usReply{Changes: all, Err: fmt.Errorf("listen channel lost: %w", spi.ErrUnavailable)}
+			c := serve(t, fake).client.(us.Provider)
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			var got []us.Change
+			err := c.Watch(us.WithInterest(ctx, tc.in), func(ch us.Change) error {
+				got = append(got, ch)
+				return nil
+			})
+			if !errors.Is(err, spi.ErrUnavailable) {
+				t.Errorf("Watch ended with %v, want the feed's ErrUnavailable", err)
+			}
+			mustEqual(t, "changes", got, tc.want)
+		})
+	}
+}

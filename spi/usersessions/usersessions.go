@@ -339,7 +339,8 @@ type Provider interface {
 	// moment it has subscribed until ctx ends; its first call of fn is a Subscribed change
 	// that says so. Providers without a shared backend report only
 	// their own changes. It returns when ctx ends (nil) or the feed breaks (an error; the
-	// caller treats its cache as stale and calls again).
+	// caller treats its cache as stale and calls again). The Interest ctx carries, if any,
+	// says which changes the caller acts on: a provider may leave out the others.
 	Watch(ctx context.Context, fn func(Change) error) error
 
 	// Records. Watchers see every PutRecord and every DeleteRecord of a record that

@@ -2470,8 +2470,13 @@ func (x *StreamRequest) GetPartition() *Partition {
 	return nil
 }
 
+// What the host's watcher acts on (usersessions.Interest): the plugin leaves out the
+// other changes. A plugin built before these fields ignores them and sends every change,
+// which the host filters as it always did.
 type WatchRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
+	Kinds         []ChangeKind           `protobuf:"varint,1,rep,packed,name=kinds,proto3,enum=sessiond.usersessions.v1.ChangeKind" json:"kinds,omitempty"` // none: every kind
+	IgnoreOrigin  string                 `protobuf:"bytes,2,opt,name=ignore_origin,json=ignoreOrigin,proto3" json:"ignore_origin,omitempty"`                // set: changes of this origin are left out
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2504,6 +2509,20 @@ func (x *WatchRequest) ProtoReflect() protoreflect.Message {
 // Deprecated: Use WatchRequest.ProtoReflect.Descriptor instead.
 func (*WatchRequest) Descriptor() ([]byte, []int) {
 	return file_spi_usersessions_usersessionspb_usersessions_proto_rawDescGZIP(), []int{38}
+}
+
+func (x *WatchRequest) GetKinds() []ChangeKind {
+	if x != nil {
+		return x.Kinds
+	}
+	return nil
+}
+
+func (x *WatchRequest) GetIgnoreOrigin() string {
+	if x != nil {
+		return x.IgnoreOrigin
+	}
+	return ""
 }
 
 type GetRecordsRequest struct {
@@ -3083,8 +3102,10 @@ const file_spi_usersessions_usersessionspb_usersessions_proto_rawDesc = "" +
 	"\rStreamRequest\x128\n" +
 	"\x06filter\x18\x01 \x01(\v2 .sessiond.usersessions.v1.FilterR\x06filter\x12\x1b\n" +
 	"\tpage_size\x18\x02 \x01(\x03R\bpageSize\x12A\n" +
-	"\tpartition\x18\x03 \x01(\v2#.sessiond.usersessions.v1.PartitionR\tpartition\"\x0e\n" +
-	"\fWatchRequest\";\n" +
+	"\tpartition\x18\x03 \x01(\v2#.sessiond.usersessions.v1.PartitionR\tpartition\"o\n" +
+	"\fWatchRequest\x12:\n" +
+	"\x05kinds\x18\x01 \x03(\x0e2$.sessiond.usersessions.v1.ChangeKindR\x05kinds\x12#\n" +
+	"\rignore_origin\x18\x02 \x01(\tR\fignoreOrigin\";\n" +
 	"\x11GetRecordsRequest\x12\x12\n" +
 	"\x04kind\x18\x01 \x01(\tR\x04kind\x12\x12\n" +
 	"\x04keys\x18\x02 \x03(\tR\x04keys\"U\n" +
@@ -3253,66 +3274,67 @@ var file_spi_usersessions_usersessionspb_usersessions_proto_depIdxs = []int32{
 	52, // 28: sessiond.usersessions.v1.CountByClientResponse.counts:type_name -> sessiond.usersessions.v1.CountByClientResponse.CountsEntry
 	11, // 29: sessiond.usersessions.v1.StreamRequest.filter:type_name -> sessiond.usersessions.v1.Filter
 	13, // 30: sessiond.usersessions.v1.StreamRequest.partition:type_name -> sessiond.usersessions.v1.Partition
-	17, // 31: sessiond.usersessions.v1.GetRecordsResponse.records:type_name -> sessiond.usersessions.v1.MaybeRecord
-	16, // 32: sessiond.usersessions.v1.Records.records:type_name -> sessiond.usersessions.v1.Record
-	18, // 33: sessiond.usersessions.v1.Deliveries.deliveries:type_name -> sessiond.usersessions.v1.Delivery
-	19, // 34: sessiond.usersessions.v1.FinishRequest.outcomes:type_name -> sessiond.usersessions.v1.DeliveryOutcome
-	8,  // 35: sessiond.usersessions.v1.UserSession.ClientsEntry.value:type_name -> sessiond.usersessions.v1.ClientSession
-	21, // 36: sessiond.usersessions.v1.UserSessions.Create:input_type -> sessiond.usersessions.v1.CreateRequest
-	22, // 37: sessiond.usersessions.v1.UserSessions.Get:input_type -> sessiond.usersessions.v1.GetRequest
-	24, // 38: sessiond.usersessions.v1.UserSessions.Update:input_type -> sessiond.usersessions.v1.UpdateRequest
-	25, // 39: sessiond.usersessions.v1.UserSessions.Touch:input_type -> sessiond.usersessions.v1.TouchRequest
-	26, // 40: sessiond.usersessions.v1.UserSessions.PutClientSessions:input_type -> sessiond.usersessions.v1.PutClientSessionsRequest
-	27, // 41: sessiond.usersessions.v1.UserSessions.DeleteClientSessions:input_type -> sessiond.usersessions.v1.DeleteClientSessionsRequest
-	28, // 42: sessiond.usersessions.v1.UserSessions.Delete:input_type -> sessiond.usersessions.v1.DeleteRequest
-	30, // 43: sessiond.usersessions.v1.UserSessions.DeleteMatching:input_type -> sessiond.usersessions.v1.DeleteMatchingRequest
-	31, // 44: sessiond.usersessions.v1.UserSessions.DeleteExpired:input_type -> sessiond.usersessions.v1.DeleteExpiredRequest
-	33, // 45: sessiond.usersessions.v1.UserSessions.List:input_type -> sessiond.usersessions.v1.ListRequest
-	35, // 46: sessiond.usersessions.v1.UserSessions.Count:input_type -> sessiond.usersessions.v1.CountRequest
-	37, // 47: sessiond.usersessions.v1.UserSessions.CountByClient:input_type -> sessiond.usersessions.v1.CountByClientRequest
-	39, // 48: sessiond.usersessions.v1.UserSessions.Stream:input_type -> sessiond.usersessions.v1.StreamRequest
-	40, // 49: sessiond.usersessions.v1.UserSessions.Watch:input_type -> sessiond.usersessions.v1.WatchRequest
-	41, // 50: sessiond.usersessions.v1.UserSessions.GetRecords:input_type -> sessiond.usersessions.v1.GetRecordsRequest
-	16, // 51: sessiond.usersessions.v1.UserSessions.PutRecord:input_type -> sessiond.usersessions.v1.Record
-	43, // 52: sessiond.usersessions.v1.UserSessions.ListRecords:input_type -> sessiond.usersessions.v1.ListRecordsRequest
-	45, // 53: sessiond.usersessions.v1.UserSessions.DeleteRecord:input_type -> sessiond.usersessions.v1.DeleteRecordRequest
-	46, // 54: sessiond.usersessions.v1.UserSessions.Enqueue:input_type -> sessiond.usersessions.v1.Deliveries
-	47, // 55: sessiond.usersessions.v1.UserSessions.Claim:input_type -> sessiond.usersessions.v1.ClaimRequest
-	48, // 56: sessiond.usersessions.v1.UserSessions.Finish:input_type -> sessiond.usersessions.v1.FinishRequest
-	20, // 57: sessiond.usersessions.v1.UserSessions.ListDeliveries:input_type -> sessiond.usersessions.v1.DeliveryFilter
-	53, // 58: sessiond.usersessions.v1.UserSessions.ProbeWrite:input_type -> sessiond.spi.v1.Empty
-	53, // 59: sessiond.usersessions.v1.UserSessions.WriteTimeout:input_type -> sessiond.spi.v1.Empty
-	3,  // 60: sessiond.usersessions.v1.UserSessions.Rotate:input_type -> sessiond.usersessions.v1.RotateRequest
-	54, // 61: sessiond.usersessions.v1.UserSessions.Create:output_type -> sessiond.spi.v1.ItemErrors
-	23, // 62: sessiond.usersessions.v1.UserSessions.Get:output_type -> sessiond.usersessions.v1.GetResponse
-	54, // 63: sessiond.usersessions.v1.UserSessions.Update:output_type -> sessiond.spi.v1.ItemErrors
-	54, // 64: sessiond.usersessions.v1.UserSessions.Touch:output_type -> sessiond.spi.v1.ItemErrors
-	54, // 65: sessiond.usersessions.v1.UserSessions.PutClientSessions:output_type -> sessiond.spi.v1.ItemErrors
-	53, // 66: sessiond.usersessions.v1.UserSessions.DeleteClientSessions:output_type -> sessiond.spi.v1.Empty
-	29, // 67: sessiond.usersessions.v1.UserSessions.Delete:output_type -> sessiond.usersessions.v1.DeleteResponse
-	29, // 68: sessiond.usersessions.v1.UserSessions.DeleteMatching:output_type -> sessiond.usersessions.v1.DeleteResponse
-	32, // 69: sessiond.usersessions.v1.UserSessions.DeleteExpired:output_type -> sessiond.usersessions.v1.DeleteExpiredResponse
-	34, // 70: sessiond.usersessions.v1.UserSessions.List:output_type -> sessiond.usersessions.v1.Sessions
-	36, // 71: sessiond.usersessions.v1.UserSessions.Count:output_type -> sessiond.usersessions.v1.CountResponse
-	38, // 72: sessiond.usersessions.v1.UserSessions.CountByClient:output_type -> sessiond.usersessions.v1.CountByClientResponse
-	34, // 73: sessiond.usersessions.v1.UserSessions.Stream:output_type -> sessiond.usersessions.v1.Sessions
-	14, // 74: sessiond.usersessions.v1.UserSessions.Watch:output_type -> sessiond.usersessions.v1.Change
-	42, // 75: sessiond.usersessions.v1.UserSessions.GetRecords:output_type -> sessiond.usersessions.v1.GetRecordsResponse
-	16, // 76: sessiond.usersessions.v1.UserSessions.PutRecord:output_type -> sessiond.usersessions.v1.Record
-	44, // 77: sessiond.usersessions.v1.UserSessions.ListRecords:output_type -> sessiond.usersessions.v1.Records
-	53, // 78: sessiond.usersessions.v1.UserSessions.DeleteRecord:output_type -> sessiond.spi.v1.Empty
-	53, // 79: sessiond.usersessions.v1.UserSessions.Enqueue:output_type -> sessiond.spi.v1.Empty
-	46, // 80: sessiond.usersessions.v1.UserSessions.Claim:output_type -> sessiond.usersessions.v1.Deliveries
-	53, // 81: sessiond.usersessions.v1.UserSessions.Finish:output_type -> sessiond.spi.v1.Empty
-	46, // 82: sessiond.usersessions.v1.UserSessions.ListDeliveries:output_type -> sessiond.usersessions.v1.Deliveries
-	53, // 83: sessiond.usersessions.v1.UserSessions.ProbeWrite:output_type -> sessiond.spi.v1.Empty
-	4,  // 84: sessiond.usersessions.v1.UserSessions.WriteTimeout:output_type -> sessiond.usersessions.v1.WriteTimeoutResponse
-	54, // 85: sessiond.usersessions.v1.UserSessions.Rotate:output_type -> sessiond.spi.v1.ItemErrors
-	61, // [61:86] is the sub-list for method output_type
-	36, // [36:61] is the sub-list for method input_type
-	36, // [36:36] is the sub-list for extension type_name
-	36, // [36:36] is the sub-list for extension extendee
-	0,  // [0:36] is the sub-list for field type_name
+	1,  // 31: sessiond.usersessions.v1.WatchRequest.kinds:type_name -> sessiond.usersessions.v1.ChangeKind
+	17, // 32: sessiond.usersessions.v1.GetRecordsResponse.records:type_name -> sessiond.usersessions.v1.MaybeRecord
+	16, // 33: sessiond.usersessions.v1.Records.records:type_name -> sessiond.usersessions.v1.Record
+	18, // 34: sessiond.usersessions.v1.Deliveries.deliveries:type_name -> sessiond.usersessions.v1.Delivery
+	19, // 35: sessiond.usersessions.v1.FinishRequest.outcomes:type_name -> sessiond.usersessions.v1.DeliveryOutcome
+	8,  // 36: sessiond.usersessions.v1.UserSession.ClientsEntry.value:type_name -> sessiond.usersessions.v1.ClientSession
+	21, // 37: sessiond.usersessions.v1.UserSessions.Create:input_type -> sessiond.usersessions.v1.CreateRequest
+	22, // 38: sessiond.usersessions.v1.UserSessions.Get:input_type -> sessiond.usersessions.v1.GetRequest
+	24, // 39: sessiond.usersessions.v1.UserSessions.Update:input_type -> sessiond.usersessions.v1.UpdateRequest
+	25, // 40: sessiond.usersessions.v1.UserSessions.Touch:input_type -> sessiond.usersessions.v1.TouchRequest
+	26, // 41: sessiond.usersessions.v1.UserSessions.PutClientSessions:input_type -> sessiond.usersessions.v1.PutClientSessionsRequest
+	27, // 42: sessiond.usersessions.v1.UserSessions.DeleteClientSessions:input_type -> sessiond.usersessions.v1.DeleteClientSessionsRequest
+	28, // 43: sessiond.usersessions.v1.UserSessions.Delete:input_type -> sessiond.usersessions.v1.DeleteRequest
+	30, // 44: sessiond.usersessions.v1.UserSessions.DeleteMatching:input_type -> sessiond.usersessions.v1.DeleteMatchingRequest
+	31, // 45: sessiond.usersessions.v1.UserSessions.DeleteExpired:input_type -> sessiond.usersessions.v1.DeleteExpiredRequest
+	33, // 46: sessiond.usersessions.v1.UserSessions.List:input_type -> sessiond.usersessions.v1.ListRequest
+	35, // 47: sessiond.usersessions.v1.UserSessions.Count:input_type -> sessiond.usersessions.v1.CountRequest
+	37, // 48: sessiond.usersessions.v1.UserSessions.CountByClient:input_type -> sessiond.usersessions.v1.CountByClientRequest
+	39, // 49: sessiond.usersessions.v1.UserSessions.Stream:input_type -> sessiond.usersessions.v1.StreamRequest
+	40, // 50: sessiond.usersessions.v1.UserSessions.Watch:input_type -> sessiond.usersessions.v1.WatchRequest
+	41, // 51: sessiond.usersessions.v1.UserSessions.GetRecords:input_type -> sessiond.usersessions.v1.GetRecordsRequest
+	16, // 52: sessiond.usersessions.v1.UserSessions.PutRecord:input_type -> sessiond.usersessions.v1.Record
+	43, // 53: sessiond.usersessions.v1.UserSessions.ListRecords:input_type -> sessiond.usersessions.v1.ListRecordsRequest
+	45, // 54: sessiond.usersessions.v1.UserSessions.DeleteRecord:input_type -> sessiond.usersessions.v1.DeleteRecordRequest
+	46, // 55: sessiond.usersessions.v1.UserSessions.Enqueue:input_type -> sessiond.usersessions.v1.Deliveries
+	47, // 56: sessiond.usersessions.v1.UserSessions.Claim:input_type -> sessiond.usersessions.v1.ClaimRequest
+	48, // 57: sessiond.usersessions.v1.UserSessions.Finish:input_type -> sessiond.usersessions.v1.FinishRequest
+	20, // 58: sessiond.usersessions.v1.UserSessions.ListDeliveries:input_type -> sessiond.usersessions.v1.DeliveryFilter
+	53, // 59: sessiond.usersessions.v1.UserSessions.ProbeWrite:input_type -> sessiond.spi.v1.Empty
+	53, // 60: sessiond.usersessions.v1.UserSessions.WriteTimeout:input_type -> sessiond.spi.v1.Empty
+	3,  // 61: sessiond.usersessions.v1.UserSessions.Rotate:input_type -> sessiond.usersessions.v1.RotateRequest
+	54, // 62: sessiond.usersessions.v1.UserSessions.Create:output_type -> sessiond.spi.v1.ItemErrors
+	23, // 63: sessiond.usersessions.v1.UserSessions.Get:output_type -> sessiond.usersessions.v1.GetResponse
+	54, // 64: sessiond.usersessions.v1.UserSessions.Update:output_type -> sessiond.spi.v1.ItemErrors
+	54, // 65: sessiond.usersessions.v1.UserSessions.Touch:output_type -> sessiond.spi.v1.ItemErrors
+	54, // 66: sessiond.usersessions.v1.UserSessions.PutClientSessions:output_type -> sessiond.spi.v1.ItemErrors
+	53, // 67: sessiond.usersessions.v1.UserSessions.DeleteClientSessions:output_type -> sessiond.spi.v1.Empty
+	29, // 68: sessiond.usersessions.v1.UserSessions.Delete:output_type -> sessiond.usersessions.v1.DeleteResponse
+	29, // 69: sessiond.usersessions.v1.UserSessions.DeleteMatching:output_type -> sessiond.usersessions.v1.DeleteResponse
+	32, // 70: sessiond.usersessions.v1.UserSessions.DeleteExpired:output_type -> sessiond.usersessions.v1.DeleteExpiredResponse
+	34, // 71: sessiond.usersessions.v1.UserSessions.List:output_type -> sessiond.usersessions.v1.Sessions
+	36, // 72: sessiond.usersessions.v1.UserSessions.Count:output_type -> sessiond.usersessions.v1.CountResponse
+	38, // 73: sessiond.usersessions.v1.UserSessions.CountByClient:output_type -> sessiond.usersessions.v1.CountByClientResponse
+	34, // 74: sessiond.usersessions.v1.UserSessions.Stream:output_type -> sessiond.usersessions.v1.Sessions
+	14, // 75: sessiond.usersessions.v1.UserSessions.Watch:output_type -> sessiond.usersessions.v1.Change
+	42, // 76: sessiond.usersessions.v1.UserSessions.GetRecords:output_type -> sessiond.usersessions.v1.GetRecordsResponse
+	16, // 77: sessiond.usersessions.v1.UserSessions.PutRecord:output_type -> sessiond.usersessions.v1.Record
+	44, // 78: sessiond.usersessions.v1.UserSessions.ListRecords:output_type -> sessiond.usersessions.v1.Records
+	53, // 79: sessiond.usersessions.v1.UserSessions.DeleteRecord:output_type -> sessiond.spi.v1.Empty
+	53, // 80: sessiond.usersessions.v1.UserSessions.Enqueue:output_type -> sessiond.spi.v1.Empty
+	46, // 81: sessiond.usersessions.v1.UserSessions.Claim:output_type -> sessiond.usersessions.v1.Deliveries
+	53, // 82: sessiond.usersessions.v1.UserSessions.Finish:output_type -> sessiond.spi.v1.Empty
+	46, // 83: sessiond.usersessions.v1.UserSessions.ListDeliveries:output_type -> sessiond.usersessions.v1.Deliveries
+	53, // 84: sessiond.usersessions.v1.UserSessions.ProbeWrite:output_type -> sessiond.spi.v1.Empty
+	4,  // 85: sessiond.usersessions.v1.UserSessions.WriteTimeout:output_type -> sessiond.usersessions.v1.WriteTimeoutResponse
+	54, // 86: sessiond.usersessions.v1.UserSessions.Rotate:output_type -> sessiond.spi.v1.ItemErrors
+	62, // [62:87] is the sub-list for method output_type
+	37, // [37:62] is the sub-list for method input_type
+	37, // [37:37] is the sub-list for extension type_name
+	37, // [37:37] is the sub-list for extension extendee
+	0,  // [0:37] is the sub-list for field type_name
 }
 
 func init() { file_spi_usersessions_usersessionspb_usersessions_proto_init() }

@@ -68,6 +68,7 @@ type UserSessionsClient interface {
 	CountByClient(ctx context.Context, in *CountByClientRequest, opts ...grpc.CallOption) (*CountByClientResponse, error)
 	// Stream sends one message per page.
 	Stream(ctx context.Context, in *StreamRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[Sessions], error)
+	// Watch sends every change the request's interest wants, and the SUBSCRIBED one.
 	Watch(ctx context.Context, in *WatchRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[Change], error)
 	GetRecords(ctx context.Context, in *GetRecordsRequest, opts ...grpc.CallOption) (*GetRecordsResponse, error)
 	PutRecord(ctx context.Context, in *Record, opts ...grpc.CallOption) (*Record, error)
@@ -382,6 +383,7 @@ type UserSessionsServer interface {
 	CountByClient(context.Context, *CountByClientRequest) (*CountByClientResponse, error)
 	// Stream sends one message per page.
 	Stream(*StreamRequest, grpc.ServerStreamingServer[Sessions]) error
+	// Watch sends every change the request's interest wants, and the SUBSCRIBED one.
 	Watch(*WatchRequest, grpc.ServerStreamingServer[Change]) error
 	GetRecords(context.Context, *GetRecordsRequest) (*GetRecordsResponse, error)
 	PutRecord(context.Context, *Record) (*Record, error)
