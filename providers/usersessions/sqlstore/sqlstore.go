@@ -26,7 +26,9 @@ import (
 	"github.com/sessiond/sessiond/spi/usersessions"
 )
 
-// Feed is where a Store announces the changes of each write.
+// Feed is where a Store announces the changes of each write. A write that is one
+// statement (Touch and Rotate on PostgreSQL) announces them in it when the Feed is an
+// InlineFeed, and calls only Publish.
 type Feed interface {
 	// Stage runs inside the writing transaction, before it commits; an error rolls the
 	// write back. PostgreSQL's NOTIFY belongs here: it is delivered on commit only.

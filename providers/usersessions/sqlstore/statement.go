@@ -189,10 +189,15 @@ func (s *Store) runRefresh(ctx context.Context, op, q string, args []any, candid
 }
 
 // touchOne is Touch in one statement (see above). Should the statement meet a dead
-// connection, the touch is made again in a transaction: touches commute, so applying one
-// twice changes nothing.
+// connection, the touch is made again in a transaction, within the same time: touches
+// commute, so applying one twice changes nothing.
 func (s *Store) touchOne(ctx context.Context, touches []usersessions.Touch, errs []error, clients map[usersessions.ClientKey]clock) ([]error, error) {
 	const op = "touch user sessions"
+	if s.writeTimeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, s.writeTimeout)
+		defer cancel()
+	}
 	clientRows := make([][]any, 0, len(clients))
 	for k, c := range clients {
 		clientRows = append(clientRows, append(clientKeyValues(k), c.last, c.expires))
