@@ -105,6 +105,7 @@ type Store struct {
 	// can be part of it, or none); inline is that feed.
 	oneStatement bool
 	inline       InlineFeed
+	prepared     statements
 	// maxHeld bounds the client sessions a PostgreSQL stream holds (maxHeld, lower in tests).
 	maxHeld int
 	// splitClients is the least estimate of client sessions read on two connections

@@ -5,8 +5,10 @@ import (
 	"database/sql/driver"
 	"errors"
 	"fmt"
+	"io"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/jmoiron/sqlx"
 
@@ -40,7 +42,7 @@ import (
 // connection the server closed, which a transaction's BEGIN would have found and replaced
 // unseen), after which the caller writes again in a transaction, whose BEGIN is retried
 // on another connection.
-func (s *Store) statement(ctx context.Context, op string, fn func(ctx context.Context, q sqlx.QueryerContext) error) (stale bool, err error) {
+func (s *Store) statement(ctx context.Context, op string, fn func(ctx context.Context, conn *sqlx.Conn) error) (stale bool, err error) {
 	if err := s.usable(ctx); err != nil {
 		return false, fmt.Errorf("%s: %w", op, err)
 	}
@@ -156,12 +158,104 @@ func (s *Store) notifyArgs(changes []usersessions.Change) ([]any, error) {
 	return append([]any{notes.Channel, notes.Head, notes.Tail}, args...), nil
 }
 
+// statements holds the refresh statements prepared on each connection of the pool.
+//
+// lib/pq sends a statement with arguments unnamed, so that PostgreSQL parses and plans it
+// at every call; a refresh's statement, with its CTEs, costs more to parse and plan than the
+// four round trips it saves (about 2.0 ms against 0.9 ms for the transaction's five
+// commands on a loaded 2-core machine). Prepared once per connection, it is parsed once,
+// and planned once PostgreSQL's plan cache settles on a generic plan. database/sql's Stmt
+// would prepare it too, but it executes a statement again on another connection after
+// driver.ErrBadConn, which lib/pq also reports once the statement has gone out; hence
+// the driver's connection, through sql.Conn.Raw, and this cache by connection.
+type statements struct {
+	mu sync.Mutex
+	m  map[any]map[string]driver.Stmt // by driver connection, then text
+}
+
+// maxPreparedConns bounds the connections statements remembers: a connection the pool
+// closed is never seen again, so past it the memory is cleared (the statements of live
+// connections are prepared again, under new names).
+const maxPreparedConns = 256
+
+// query runs q, prepared on dc if it was not yet, with args, and returns its rows.
+func (st *statements) query(ctx context.Context, dc any, q string, args []any) ([]written, error) {
+	st.mu.Lock()
+	stmt := st.m[dc][q]
+	st.mu.Unlock()
+	if stmt == nil {
+		pc, ok := dc.(driver.ConnPrepareContext)
+		if !ok {
+			return nil, fmt.Errorf("driver connection %T cannot prepare: %w", dc, spi.ErrInvalid)
+		}
+		var err error
+		if stmt, err = pc.PrepareContext(ctx, q); err != nil {
+			return nil, err
+		}
+		st.mu.Lock()
+		if st.m == nil || len(st.m) >= maxPreparedConns {
+			st.m = map[any]map[string]driver.Stmt{}
+		}
+		if st.m[dc] == nil {
+			st.m[dc] = map[string]driver.Stmt{}
+		}
+		st.m[dc][q] = stmt
+		st.mu.Unlock()
+	}
+	sq, ok := stmt.(driver.StmtQueryContext)
+	if !ok {
+		return nil, fmt.Errorf("driver statement %T cannot query: %w", stmt, spi.ErrInvalid)
+	}
+	values := make([]driver.NamedValue, len(args))
+	for i, a := range args {
+		if v, ok := a.(driver.Valuer); ok {
+			var err error
+			if a, err = v.Value(); err != nil {
+				return nil, err
+			}
+		}
+		values[i] = driver.NamedValue{Ordinal: i + 1, Value: a}
+	}
+	rs, err := sq.QueryContext(ctx, values)
+	if err != nil {
+		return nil, err
+	}
+	defer rs.Close()
+	var out []written
+	dest := make([]driver.Value, 5)
+	for {
+		switch err := rs.Next(dest); {
+		case errors.Is(err, io.EOF):
+			return out, nil
+		case err != nil:
+			return nil, err
+		}
+		offline, _ := dest[3].(bool)
+		out = append(out, written{What: asText(dest[0]), clientKeyRow: clientKeyRow{RealmID: asText(dest[1]), UserSessionID: asText(dest[2]), Offline: offline, ClientID: asText(dest[4])}})
+	}
+}
+
+// asText is a text column as the driver hands it.
+func asText(v driver.Value) string {
+	switch x := v.(type) {
+	case string:
+		return x
+	case []byte:
+		return string(x)
+	}
+	return ""
+}
+
 // runRefresh sends the statement q with args and returns the client and user sessions it
 // wrote; the changes of those, of the candidates given, are published.
 func (s *Store) runRefresh(ctx context.Context, op, q string, args []any, candidates []usersessions.Change) (clients map[usersessions.ClientKey]bool, sessions map[usersessions.Key]bool, stale bool, err error) {
 	var rows []written
-	stale, err = s.statement(ctx, op, func(ctx context.Context, db sqlx.QueryerContext) error {
-		return sqlx.SelectContext(ctx, db, &rows, s.rebind(q), args...)
+	stale, err = s.statement(ctx, op, func(ctx context.Context, conn *sqlx.Conn) error {
+		return conn.Raw(func(dc any) error {
+			var err error
+			rows, err = s.prepared.query(ctx, dc, s.rebind(q), args)
+			return err
+		})
 	})
 	if err != nil {
 		return nil, nil, stale, err
