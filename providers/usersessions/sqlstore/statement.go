@@ -22,7 +22,9 @@ import (
 // user sessions of the items whose client session was written (s, reading c's RETURNING),
 // then notify the change feed of the rows written (n, reading both); the statement returns
 // the keys written, from which the items' results follow. One round trip where the
-// transaction took five, and a connection that is never idle inside a transaction.
+// transaction took five, and a connection that is never idle inside a transaction. The
+// statement is prepared once per connection (statements), as parsing and planning it at
+// every call cost more than the round trips saved.
 //
 // The notification's payloads are built in Go (Notes, from the provider's feed) for every
 // change the batch could make, each change a part with the payload it goes in; the
@@ -35,7 +37,7 @@ import (
 // The statement is its own commit: an answer lost after it was sent leaves its outcome
 // unknown, as a lost COMMIT answer does (statement).
 
-// statement runs fn, which sends one statement on q, as a write: in the statement's
+// statement runs fn, which sends one statement on conn, as a write: in the statement's
 // implicit transaction, under the write guard and the write timeout. A failure after the
 // statement may have reached the database wraps usersessions.ErrOutcomeUnknown; stale
 // says it is a connection lib/pq found dead (driver.ErrBadConn: most often a pooled
