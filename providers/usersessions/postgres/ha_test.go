@@ -70,6 +70,7 @@ func TestWriteProbeSaysWhyTheDatabaseCannotWrite(t *testing.T) {
 
 	t.Run("synchronous standby gone", func(t *testing.T) {
 		waitFor(t, "the provider to write on the primary again", func() bool { return probeWrite(t, p) == nil })
+		mustCreate(t, p, testSession("touched-hung"))
 		// A synchronous standby that never connects: every commit waits for it.
 		primary.SQL(t, "ALTER SYSTEM SET synchronous_standby_names = 'nobody'", "SELECT pg_reload_conf()")
 		defer primary.SQL(t, "ALTER SYSTEM RESET synchronous_standby_names", "SELECT pg_reload_conf()")
@@ -93,6 +94,20 @@ func TestWriteProbeSaysWhyTheDatabaseCannotWrite(t *testing.T) {
 		// refusal would have been a lie.
 		if got := primary.SQL(t, "SELECT count(*) FROM user_session WHERE id = 'hung'"); got != "1" {
 			t.Errorf("the write of unknown outcome: %s rows on the primary, want 1 (applied locally)", got)
+		}
+		// A refresh's Touch is one statement, its own commit: the same holds of it.
+		later := time.Now().Add(time.Hour).UTC().Truncate(time.Microsecond)
+		started = time.Now()
+		_, err = p.Touch(context.Background(), []usersessions.Touch{{Session: testSession("touched-hung").Key(), LastRefresh: later, ExpiresAt: later.Add(time.Hour)}})
+		took = time.Since(started)
+		if !errors.Is(err, usersessions.ErrOutcomeUnknown) || !errors.Is(err, spi.ErrUnavailable) {
+			t.Fatalf("Touch with commits waiting = %v, want usersessions.ErrOutcomeUnknown (and spi.ErrUnavailable)", err)
+		}
+		if took < 900*time.Millisecond || took > 3*time.Second {
+			t.Errorf("Touch with commits waiting took %v, want about the statement timeout (1s)", took)
+		}
+		if got := primary.SQL(t, "SELECT last_refresh = '"+later.Format(time.RFC3339Nano)+"' FROM user_session WHERE id = 'touched-hung'"); got != "t" {
+			t.Errorf("the touch of unknown outcome: moved on the primary = %s, want t (applied locally)", got)
 		}
 	})
 }

@@ -3,8 +3,9 @@
 //
 // The statements are sqlstore's. This package opens the pool, applies the schema and
 // carries the change feed: every write NOTIFYs a channel named after the schema inside its
-// transaction, and Watch LISTENs on it, so each node sees every node's changes (its own
-// included) within milliseconds of their commit.
+// transaction (a refresh's write, one statement, inside that statement), and Watch LISTENs
+// on it, so each node sees every node's changes (its own included) within milliseconds of
+// their commit.
 //
 // Migrations use github.com/pressly/goose/v3, with the SQL files embedded (embed.FS): plain
 // versioned SQL that an operator can read and apply by hand with the goose CLI, a Provider

@@ -5,11 +5,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/jmoiron/sqlx"
 	"github.com/lib/pq"
 
+	"github.com/sessiond/sessiond/providers/usersessions/sqlstore"
 	"github.com/sessiond/sessiond/spi"
 	"github.com/sessiond/sessiond/spi/usersessions"
 )
@@ -83,50 +85,72 @@ func encode(changes []usersessions.Change) ([]string, error) {
 	if len(changes) == 0 {
 		return nil, nil
 	}
-	origin := changes[0].Origin
-	var out []string
-	cur := payload{Origin: origin}
-	flush := func() error {
-		b, err := json.Marshal(cur)
-		if err != nil {
-			return err
-		}
-		out = append(out, string(b))
-		cur.Changes = nil
-		return nil
+	head, parts, chunks, err := pack(changes)
+	if err != nil {
+		return nil, err
 	}
+	var out []string
+	for from := 0; from < len(parts); {
+		to := from + 1
+		for to < len(parts) && chunks[to] == chunks[from] {
+			to++
+		}
+		out = append(out, head+strings.Join(parts[from:to], ",")+tail)
+		from = to
+	}
+	return out, nil
+}
+
+// tail ends a payload that head and parts began.
+const tail = "]}"
+
+// pack encodes changes, all of one origin, as the parts of as few payloads as fit the
+// limit: payload i is head, the parts whose chunk is i (consecutive) joined by ",", then
+// tail, which is the JSON of a payload of those changes. A payload without some of its
+// parts fits too: that is what lets a statement send the changes it made of a batch.
+func pack(changes []usersessions.Change) (head string, parts []string, chunks []int64, err error) {
+	origin := changes[0].Origin
+	head = `{"c":[`
+	if origin != "" {
+		o, err := json.Marshal(origin)
+		if err != nil {
+			return "", nil, nil, err
+		}
+		head = `{"n":` + string(o) + `,"c":[`
+	}
+	var chunk int64
 	size := len(origin) + 16 // the envelope
 	for _, c := range changes {
 		w := toWire(c)
 		b, err := json.Marshal(w)
 		if err != nil {
-			return nil, err
+			return "", nil, nil, err
 		}
 		if len(b)+len(origin)+16 > maxPayload && c.Kind == usersessions.RecordChanged {
 			// A watcher could not tell which record to re-read; the write is refused instead.
-			return nil, fmt.Errorf("change of record %.40q… is too large for a notification: %w", c.Record.Kind+"/"+c.Record.Key, spi.ErrInvalid)
+			return "", nil, nil, fmt.Errorf("change of record %.40q… is too large for a notification: %w", c.Record.Kind+"/"+c.Record.Key, spi.ErrInvalid)
 		}
 		if len(b)+len(origin)+16 > maxPayload {
 			// Ids this long are not expected; a flush of the realm tells watchers enough.
 			w = wireChange{Kind: usersessions.Flushed, Filter: &wireFilter{Realm: c.Session.RealmID, Offline: usersessions.Both}}
 			if b, err = json.Marshal(w); err != nil || len(b)+len(origin)+16 > maxPayload {
-				return nil, fmt.Errorf("change of %q is too large for a notification: %w", c.Session.RealmID, spi.ErrInvalid)
+				return "", nil, nil, fmt.Errorf("change of %q is too large for a notification: %w", c.Session.RealmID, spi.ErrInvalid)
 			}
 		}
-		if size+len(b)+1 > maxPayload {
-			if err := flush(); err != nil {
-				return nil, err
-			}
+		if size+len(b)+1 > maxPayload && len(parts) > 0 {
+			chunk++
 			size = len(origin) + 16
 		}
-		cur.Changes = append(cur.Changes, w)
+		parts = append(parts, string(b))
+		chunks = append(chunks, chunk)
 		size += len(b) + 1
 	}
-	return out, flush()
+	return head, parts, chunks, nil
 }
 
-// notifier is the store's Feed: NOTIFY inside the writing transaction, which PostgreSQL
-// delivers to every listener when, and only if, it commits.
+// notifier is the store's Feed: NOTIFY inside the writing transaction, or inside the
+// writing statement (Inline), which PostgreSQL delivers to every listener when, and only
+// if, it commits.
 type notifier struct{ channel string }
 
 func (n notifier) Stage(ctx context.Context, tx *sqlx.Tx, changes []usersessions.Change) error {
@@ -139,6 +163,18 @@ func (n notifier) Stage(ctx context.Context, tx *sqlx.Tx, changes []usersessions
 }
 
 func (notifier) Publish([]usersessions.Change) {}
+
+// Inline implements sqlstore.InlineFeed: the payloads Stage would send, in parts.
+func (n notifier) Inline(changes []usersessions.Change) (sqlstore.Notes, error) {
+	if len(changes) == 0 {
+		return sqlstore.Notes{Channel: n.channel}, nil
+	}
+	head, parts, chunks, err := pack(changes)
+	if err != nil {
+		return sqlstore.Notes{}, err
+	}
+	return sqlstore.Notes{Channel: n.channel, Head: head, Tail: tail, Parts: parts, Chunks: chunks}, nil
+}
 
 // Watch implements usersessions.Provider: it LISTENs on the schema's channel on a
 // connection of its own, so it reports the changes of every node sharing the schema,

@@ -86,9 +86,11 @@ func (s *Store) PutClientSessions(ctx context.Context, clients []*usersessions.C
 	return errs, nil
 }
 
-// Rotate implements usersessions.Rotator in one transaction: the client sessions as
-// PutClientSessions writes them, then one UPDATE of the user sessions of those written,
-// as Touch moves them. A refresh with rotation thus waits for one commit.
+// Rotate implements usersessions.Rotator: the client sessions as PutClientSessions writes
+// them, then one UPDATE of the user sessions of those written, as Touch moves them, so
+// that a refresh with rotation waits for one commit. On PostgreSQL a batch of replaces
+// of distinct client sessions, a refresh's, is one statement (rotateOne); anything else,
+// and SQLite, is one transaction (rotateTx).
 func (s *Store) Rotate(ctx context.Context, rotations []usersessions.Rotation) ([]error, error) {
 	clients := make([]*usersessions.ClientSession, len(rotations))
 	for i, r := range rotations {
@@ -98,6 +100,15 @@ func (s *Store) Rotate(ctx context.Context, rotations []usersessions.Rotation) (
 	if len(runs) == 0 {
 		return errs, s.usable(ctx)
 	}
+	if s.oneStatement && len(runs) == 1 && !slices.ContainsFunc(runs[0], func(i int) bool { return clients[i].Version == 0 }) {
+		return s.rotateOne(ctx, rotations, errs, runs[0])
+	}
+	return s.rotateTx(ctx, rotations, clients, errs, runs)
+}
+
+// rotateTx is Rotate in one transaction; errs holds the items' validation and runs the
+// rounds of distinct keys of the valid ones.
+func (s *Store) rotateTx(ctx context.Context, rotations []usersessions.Rotation, clients []*usersessions.ClientSession, errs []error, runs [][]int) ([]error, error) {
 	err := s.write(ctx, "rotate client sessions", func(w *writer) error {
 		for _, run := range runs {
 			if err := s.putClients(ctx, w, clients, run, errs); err != nil {

@@ -361,9 +361,10 @@ func latest[K comparable](m map[K]clock, k K, c clock) {
 	}
 }
 
-// Touch implements usersessions.Provider in one transaction of two statements: the client
-// sessions named (those missing fail their item), then the user sessions of the items
-// still standing. Touches of one key in a batch are folded to the latest first.
+// Touch implements usersessions.Provider: the client sessions named (those missing fail
+// their item), then the user sessions of the items still standing. Touches of one key in a
+// batch are folded to the latest first. On PostgreSQL it is one statement (touchOne); on
+// SQLite one transaction of two statements (touchTx).
 func (s *Store) Touch(ctx context.Context, touches []usersessions.Touch) ([]error, error) {
 	errs := make([]error, len(touches))
 	clients := map[usersessions.ClientKey]clock{}
@@ -380,6 +381,14 @@ func (s *Store) Touch(ctx context.Context, touches []usersessions.Touch) ([]erro
 	if valid == 0 {
 		return errs, s.usable(ctx)
 	}
+	if s.oneStatement {
+		return s.touchOne(ctx, touches, errs, clients)
+	}
+	return s.touchTx(ctx, touches, errs, clients)
+}
+
+// touchTx is Touch in one transaction of two statements; errs holds the items' validation.
+func (s *Store) touchTx(ctx context.Context, touches []usersessions.Touch, errs []error, clients map[usersessions.ClientKey]clock) ([]error, error) {
 	err := s.write(ctx, "touch user sessions", func(w *writer) error {
 		touchedClients := map[usersessions.ClientKey]bool{}
 		if len(clients) > 0 {

@@ -8,6 +8,8 @@
 // travels in one statement (unnest over arrays, or json_each over one JSON document), how a
 // time is bound, and row locking. Every write is one transaction; its changes reach the
 // provider's Feed inside the transaction (PostgreSQL NOTIFY is sent on commit) and after it.
+// On PostgreSQL the writes of a refresh (Touch, Rotate) are one statement in its own
+// implicit transaction, its notification included (statement.go).
 package sqlstore
 
 import (
@@ -24,13 +26,34 @@ import (
 	"github.com/sessiond/sessiond/spi/usersessions"
 )
 
-// Feed is where a Store announces the changes of each write.
+// Feed is where a Store announces the changes of each write. A write that is one
+// statement (Touch and Rotate on PostgreSQL) announces them in it when the Feed is an
+// InlineFeed, and calls only Publish.
 type Feed interface {
 	// Stage runs inside the writing transaction, before it commits; an error rolls the
 	// write back. PostgreSQL's NOTIFY belongs here: it is delivered on commit only.
 	Stage(ctx context.Context, tx *sqlx.Tx, changes []usersessions.Change) error
 	// Publish runs after the transaction committed.
 	Publish(changes []usersessions.Change)
+}
+
+// InlineFeed is a Feed whose announcement can be part of a write's one statement:
+// PostgreSQL's pg_notify in that statement, delivered when, and only if, it commits.
+type InlineFeed interface {
+	Feed
+	// Inline encodes changes, of which the statement will make some, as Notes.
+	Inline(changes []usersessions.Change) (Notes, error)
+}
+
+// Notes is how a statement announces the changes it made of those Inline was given: one
+// payload per chunk that holds a change made, Head, then the parts of the changes made in
+// that chunk in their order, joined by ",", then Tail. A chunk holding all of its parts
+// fits a notification, so any of its subsets does.
+type Notes struct {
+	Channel    string
+	Head, Tail string
+	Parts      []string // one per change
+	Chunks     []int64  // one per change: its payload
 }
 
 // Config is what New needs.
@@ -78,6 +101,11 @@ type Store struct {
 	writeTimeout time.Duration
 	unanswered   func(error) bool
 	guard        func(context.Context) error
+	// oneStatement: Touch and Rotate are one statement each (PostgreSQL, with a feed that
+	// can be part of it, or none); inline is that feed.
+	oneStatement bool
+	inline       InlineFeed
+	prepared     statements
 	// maxHeld bounds the client sessions a PostgreSQL stream holds (maxHeld, lower in tests).
 	maxHeld int
 	// splitClients is the least estimate of client sessions read on two connections
@@ -105,6 +133,9 @@ func New(cfg Config) *Store {
 	if s.feed == nil {
 		s.feed = noFeed{}
 	}
+	s.inline, _ = s.feed.(InlineFeed)
+	_, none := s.feed.(noFeed)
+	s.oneStatement = s.d == Postgres && (s.inline != nil || none)
 	if s.unanswered == nil {
 		s.unanswered = func(error) bool { return false }
 	}
