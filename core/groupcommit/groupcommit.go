@@ -1,4 +1,4 @@
-// Package groupcommit lets concurrent writes share one store call and so one commit; each
+// Package groupcommit lets concurrent writes share store calls and so commits; each
 // caller is answered only after its own write is committed.
 //
 // One transaction per refresh is capped by the disk's commit rate (a one-row update
@@ -9,21 +9,32 @@
 // writes of many requests into one store call, which the providers apply in one
 // transaction.
 //
-// There is no timer and no background goroutine. When nothing is being written, a call
-// goes to the store at once, made by the calling goroutine: at low load the Writer adds no
-// latency. While a store call is in flight, new calls queue; when it returns, the callers
-// it answered go their way and the leadership passes to the caller whose items are oldest
-// in the queue, which sends everything queued (up to Options.MaxBatch items) as the next
-// single store call, and so on until the queue is empty. Every caller blocks until the
-// store call holding its items has returned, and gets its own per-item errors (or the
-// call-level error of that store call): nothing is acknowledged before it is committed.
+// There is no timer and no background goroutine. Up to Options.MaxInFlight store calls of
+// one method are in flight at once. While fewer are, a call goes to the store at once,
+// made by the calling goroutine: at low load the Writer adds no latency. When all are in
+// flight, new calls queue; when one returns, the callers it answered go their way and
+// everything queued that may go (up to Options.MaxBatch items) is sent as the next single
+// store call, made by one of the callers whose items it carries, and so on until the
+// queue is empty. Every caller blocks until the store calls holding its items have
+// returned, and gets its own per-item errors (or the call-level error of such a store
+// call): nothing is acknowledged before it is committed.
 //
-// A batch never holds two items with the same key (Touch: the session key and client id;
-// PutClientSessions and Rotate: the client-session key; Create: the session key); the later one waits
-// for the next batch. A set-based UPDATE given one key twice applies one of them
-// arbitrarily, and the optimistic version check of PutClientSessions must be decided in
-// the order the writes were submitted: items of one key reach the store in submission
-// order, one store call after the other.
+// Why more than one in flight: each store call is a whole transaction — BEGIN, the
+// statements, the change-feed notify, COMMIT with its WAL flush — and with one at a time
+// the next batch waits for all of it, so a moderate load (a batch of one or two) is bound
+// by latency with the CPU and the database idle. With a few in flight their commits
+// overlap, and PostgreSQL flushes the WAL of concurrent commits together. More than a few
+// buys nothing: once the slots are busy the queue grows and batches grow with it, which is
+// the group commit doing its work.
+//
+// A key is never in two store calls in flight at once, nor twice in one (Touch: the
+// session key and client id; PutClientSessions and Rotate: the client-session key;
+// Create: the session key): an item whose key is in flight waits in the queue, and so do
+// the later items of its key, until that store call has returned. A set-based UPDATE
+// given one key twice applies one of them arbitrarily, and the optimistic version check of
+// PutClientSessions and Rotate must be decided in the order the writes were submitted:
+// items of one key reach the store in submission order, one store call after the other.
+// Items of different keys carry no order between them and may overtake each other.
 //
 // Each method has its own queue; they never share a store call.
 package groupcommit
@@ -55,6 +66,11 @@ var (
 type Options struct {
 	// MaxBatch is the most items one store call carries (default 256).
 	MaxBatch int
+	// MaxInFlight is the most store calls of one method in flight at once (default
+	// DefaultMaxInFlight); 1 sends one batch at a time. Each store call in flight holds
+	// one of the store's connections while it runs: calls beyond the pool's size only
+	// wait for one.
+	MaxInFlight int
 	// Timeout bounds each store call (default 10s). Store calls do not end when the
 	// caller that happens to make them goes away; this is what ends them instead.
 	Timeout time.Duration
@@ -62,8 +78,9 @@ type Options struct {
 
 // Defaults of Options.
 const (
-	DefaultMaxBatch = 256
-	DefaultTimeout  = 10 * time.Second
+	DefaultMaxBatch    = 256
+	DefaultMaxInFlight = 4 // measured: bench/refresh, see the package doc
+	DefaultTimeout     = 10 * time.Second
 )
 
 // ErrClosed is returned by the calls made after Close.
@@ -78,7 +95,7 @@ var errPanicked = errors.New("group commit: the store call panicked")
 // these differences:
 //
 //   - A call with more than MaxBatch items, or naming one key twice, is spread over
-//     several store calls, one after the other, and is therefore not applied as one
+//     several store calls, and is therefore not applied as one
 //     transaction. A call-level error then means that at least one of those store calls
 //     failed (its items may or may not be applied, as with any call-level error); items of
 //     the other store calls may be applied.
@@ -104,6 +121,9 @@ type Writer struct {
 func New(store Store, opts Options) *Writer {
 	if opts.MaxBatch <= 0 {
 		opts.MaxBatch = DefaultMaxBatch
+	}
+	if opts.MaxInFlight <= 0 {
+		opts.MaxInFlight = DefaultMaxInFlight
 	}
 	if opts.Timeout <= 0 {
 		opts.Timeout = DefaultTimeout
@@ -164,7 +184,7 @@ func (w *Writer) Rotate(ctx context.Context, rotations []usersessions.Rotation) 
 }
 
 // Close refuses new calls and waits until every call already made has been answered:
-// the store call in flight and those the queued items still need. It does not close the
+// the store calls in flight and those the queued items still need. It does not close the
 // store.
 func (w *Writer) Close() {
 	w.create.refuse()
@@ -181,13 +201,17 @@ func (w *Writer) Close() {
 type Counts struct {
 	Calls     int64 // calls accepted (not those refused after Close or with their ctx already ended)
 	Cancelled int64 // accepted calls withdrawn because their ctx ended before anything was sent
-	Batches   int64 // store calls
-	Items     int64 // items sent in store calls
+	Batches   int64 // store calls answered
+	Items     int64 // items sent in store calls answered
 	Largest   int   // items of the largest store call
 	Queued    int   // items waiting now
+	InFlight  int   // store calls in flight now
+	// MostInFlight is the most store calls in flight at once since New (at most
+	// Options.MaxInFlight): whether the load ever used the slots beyond the first.
+	MostInFlight int
 }
 
-// Add returns the sum of c and o; Largest is the larger of the two.
+// Add returns the sum of c and o; Largest and MostInFlight are the larger of the two.
 func (c Counts) Add(o Counts) Counts {
 	return Counts{
 		Calls:     c.Calls + o.Calls,
@@ -196,6 +220,9 @@ func (c Counts) Add(o Counts) Counts {
 		Items:     c.Items + o.Items,
 		Largest:   max(c.Largest, o.Largest),
 		Queued:    c.Queued + o.Queued,
+		InFlight:  c.InFlight + o.InFlight,
+		// The most of one method: the methods' slots are separate.
+		MostInFlight: max(c.MostInFlight, o.MostInFlight),
 	}
 }
 
