@@ -27,11 +27,13 @@
 // buys nothing: once the slots are busy the queue grows and batches grow with it, which is
 // the group commit doing its work.
 //
-// A key is never in two store calls in flight at once, nor twice in one (Touch: the
-// session key and client id; PutClientSessions and Rotate: the client-session key;
-// Create: the session key): an item whose key is in flight waits in the queue, and so do
-// the later items of its key, until that store call has returned. A set-based UPDATE
-// given one key twice applies one of them arbitrarily, and the optimistic version check of
+// A store call never holds two items of one key (Touch: the session key and client id;
+// PutClientSessions and Rotate: the client-session key; Create: the session key), and no
+// key is in two store calls in flight at once; nor, for Touch and Rotate, which move the
+// user session's idle clock too, is one user session (two transactions locking its row
+// could deadlock). An item whose key is in flight waits in the queue, and so do the later
+// items of its key, until that store call has returned. A set-based UPDATE given one key
+// twice applies one of them arbitrarily, and the optimistic version check of
 // PutClientSessions and Rotate must be decided in the order the writes were submitted:
 // items of one key reach the store in submission order, one store call after the other.
 // Items of different keys carry no order between them and may overtake each other.
@@ -111,11 +113,19 @@ var errPanicked = errors.New("group commit: the store call panicked")
 //
 // A Writer is safe for concurrent use. It starts no goroutine.
 type Writer struct {
-	create *queue[*usersessions.UserSession, usersessions.Key]
-	touch  *queue[usersessions.Touch, usersessions.ClientKey]
-	put    *queue[*usersessions.ClientSession, usersessions.ClientKey]
-	rotate *queue[usersessions.Rotation, usersessions.ClientKey]
+	create *queue[*usersessions.UserSession, usersessions.Key, usersessions.Key]
+	touch  *queue[usersessions.Touch, usersessions.ClientKey, usersessions.Key]
+	put    *queue[*usersessions.ClientSession, usersessions.ClientKey, usersessions.ClientKey]
+	rotate *queue[usersessions.Rotation, usersessions.ClientKey, usersessions.Key]
 }
+
+// Lock keys: what two store calls in flight at once must not both write. Touch and
+// Rotate move the user session's idle clock besides the client session's, so two of them
+// naming one user session (for two clients) would lock its row in two transactions,
+// which could deadlock against each other's other rows.
+func ownKey[K any](k K) K { return k }
+
+func userSessionOf(k usersessions.ClientKey) usersessions.Key { return k.Session }
 
 // New returns a Writer in front of store.
 func New(store Store, opts Options) *Writer {
@@ -134,16 +144,16 @@ func New(store Store, opts Options) *Writer {
 				return usersessions.Key{}, false
 			}
 			return s.Key(), true
-		}),
+		}, ownKey),
 		touch: newQueue("touch", store.Touch, opts, func(t usersessions.Touch) (usersessions.ClientKey, bool) {
 			return usersessions.ClientKey{Session: t.Session, ClientID: t.ClientID}, true
-		}),
+		}, userSessionOf),
 		put: newQueue("put client sessions", store.PutClientSessions, opts, func(c *usersessions.ClientSession) (usersessions.ClientKey, bool) {
 			if c == nil {
 				return usersessions.ClientKey{}, false
 			}
 			return c.Key(), true
-		}),
+		}, ownKey),
 		rotate: newQueue("rotate client sessions", func(ctx context.Context, rs []usersessions.Rotation) ([]error, error) {
 			return usersessions.Rotate(ctx, store, rs)
 		}, opts, func(r usersessions.Rotation) (usersessions.ClientKey, bool) {
@@ -151,7 +161,7 @@ func New(store Store, opts Options) *Writer {
 				return usersessions.ClientKey{}, false
 			}
 			return r.Client.Key(), true
-		}),
+		}, userSessionOf),
 	}
 }
 

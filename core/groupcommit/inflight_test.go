@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/sessiond/sessiond/core/groupcommit"
+	"github.com/sessiond/sessiond/spi/usersessions"
 )
 
 // step is one move of a script against a Writer over the blocking fake store:
@@ -305,4 +306,59 @@ func sameBatches(a, b [][]string) bool {
 		return out
 	}
 	return slices.Equal(join(a), join(b))
+}
+
+// TestOneUserSessionInFlight: Touch and Rotate move the user session's idle clock, so
+// writes of two client sessions of one user session (which may share a store call) are
+// never in two store calls in flight at once: the later waits though a slot is free.
+// PutClientSessions writes the client sessions alone, and its writes of two clients go at
+// once.
+func TestOneUserSessionInFlight(t *testing.T) {
+	client := func(id string) *usersessions.ClientSession {
+		tag := map[string]string{"app": "1", "other": "2"}[id] // the fake store's spec tag
+		return &usersessions.ClientSession{RealmID: "r", UserSessionID: "s", ClientID: id, CurrentRefreshToken: tag}
+	}
+	tests := []struct {
+		name   string
+		call   func(w *groupcommit.Writer, client string) error
+		shared bool // the user session is a lock key
+	}{
+		{"Touch", func(w *groupcommit.Writer, c string) error {
+			return firstErr(w.Touch(t.Context(), []usersessions.Touch{{Session: sessionKey("s"), ClientID: c}}))
+		}, true},
+		{"Rotate", func(w *groupcommit.Writer, c string) error {
+			return firstErr(w.Rotate(t.Context(), []usersessions.Rotation{{Client: client(c)}}))
+		}, true},
+		{"PutClientSessions", func(w *groupcommit.Writer, c string) error {
+			return firstErr(w.PutClientSessions(t.Context(), []*usersessions.ClientSession{client(c)}))
+		}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFakeStore()
+			w := groupcommit.New(f, groupcommit.Options{MaxInFlight: 2})
+			done := make(chan error, 2)
+			go func() { done <- tt.call(w, "app") }()
+			first := f.next(t)
+			go func() { done <- tt.call(w, "other") }()
+			if tt.shared {
+				waitFor(t, "the second write to be queued", func() bool { return w.Stats().Total().Queued == 1 })
+				if st := w.Stats().Total(); st.InFlight != 1 {
+					t.Fatalf("%d store calls in flight, want 1: the second write of user session s went at once", st.InFlight)
+				}
+				first.ok()
+				f.next(t).ok()
+			} else {
+				second := f.next(t) // both in flight at once
+				second.ok()
+				first.ok()
+			}
+			for range 2 {
+				if err := <-done; err != nil {
+					t.Error(err)
+				}
+			}
+			w.Close()
+		})
+	}
 }

@@ -8,7 +8,7 @@ import (
 )
 
 // request is one call to the Writer, waiting for its items to be answered.
-type request[T any, K comparable] struct {
+type request[T any, K, L comparable] struct {
 	ctx context.Context
 	// wake is signalled when the request has been answered or given a batch to send. It
 	// holds one signal at most; the waiter looks at the state under the queue's lock
@@ -20,10 +20,10 @@ type request[T any, K comparable] struct {
 	err       error // the first call-level error of its store calls
 	// batch is the batch this request's goroutine is to send (or is sending): taken from
 	// the queue and counted in flight, but not yet answered.
-	batch []item[T, K]
+	batch []item[T, K, L]
 }
 
-func (r *request[T, K]) signal() {
+func (r *request[T, K, L]) signal() {
 	select {
 	case r.wake <- struct{}{}:
 	default:
@@ -31,11 +31,12 @@ func (r *request[T, K]) signal() {
 }
 
 // item is one element of a call, queued.
-type item[T any, K comparable] struct {
-	req   *request[T, K]
+type item[T any, K, L comparable] struct {
+	req   *request[T, K, L]
 	index int // in the call
 	v     T
-	key   K
+	key   K    // never twice in one batch
+	lock  L    // never in two batches in flight: what the store call locks
 	keyed bool // false for elements without a key (nil), which the store refuses per item
 }
 
@@ -45,38 +46,41 @@ type item[T any, K comparable] struct {
 // the lock, as soon as a slot is free and something queued may go: when a call comes,
 // when a store call returns, when a caller withdraws. It is handed to a caller that has
 // items in it and no batch of its own to send, whose goroutine makes the store call; so
-// every store call is made by a caller waiting for its own items. No key is in two
-// batches in flight: an item whose key is in flight stays queued, and so do the later
-// items of its key, until the store call holding that key has returned.
+// every store call is made by a caller waiting for its own items. No lock key (the key,
+// or the user session it belongs to) is in two batches in flight: an item whose lock key
+// is in flight stays queued, and so do the later items of its key, until the store call
+// holding it has returned.
 //
 // So nothing is queued while no batch is in flight, except the items of callers whose ctx
 // has ended and which are about to withdraw them (take leaves those alone).
-type queue[T any, K comparable] struct {
+type queue[T any, K, L comparable] struct {
 	op      string
 	call    func(context.Context, []T) ([]error, error)
 	key     func(T) (K, bool)
+	lock    func(K) L
 	max     int
 	slots   int
 	timeout time.Duration
 
 	mu       sync.Mutex
 	idle     sync.Cond // broadcast when nothing is queued or in flight
-	pending  []item[T, K]
-	flying   map[K]struct{} // keys of the items in flight
+	pending  []item[T, K, L]
+	flying   map[L]struct{} // lock keys of the items in flight
 	inFlight int            // batches taken and not yet answered
 	closed   bool
 	stats    Counts
 }
 
-func newQueue[T any, K comparable](op string, call func(context.Context, []T) ([]error, error), opts Options, key func(T) (K, bool)) *queue[T, K] {
-	q := &queue[T, K]{op: op, call: call, key: key, max: opts.MaxBatch, slots: opts.MaxInFlight, timeout: opts.Timeout,
-		flying: map[K]struct{}{}}
+func newQueue[T any, K, L comparable](op string, call func(context.Context, []T) ([]error, error), opts Options,
+	key func(T) (K, bool), lock func(K) L) *queue[T, K, L] {
+	q := &queue[T, K, L]{op: op, call: call, key: key, lock: lock, max: opts.MaxBatch, slots: opts.MaxInFlight, timeout: opts.Timeout,
+		flying: map[L]struct{}{}}
 	q.idle.L = &q.mu
 	return q
 }
 
 // do is one call to the Writer.
-func (q *queue[T, K]) do(ctx context.Context, vs []T) ([]error, error) {
+func (q *queue[T, K, L]) do(ctx context.Context, vs []T) ([]error, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -91,10 +95,13 @@ func (q *queue[T, K]) do(ctx context.Context, vs []T) ([]error, error) {
 		q.mu.Unlock()
 		return q.call(ctx, vs)
 	}
-	r := &request[T, K]{ctx: ctx, wake: make(chan struct{}, 1), remaining: len(vs), errs: make([]error, len(vs))}
+	r := &request[T, K, L]{ctx: ctx, wake: make(chan struct{}, 1), remaining: len(vs), errs: make([]error, len(vs))}
 	for i, v := range vs {
-		k, ok := q.key(v)
-		q.pending = append(q.pending, item[T, K]{req: r, index: i, v: v, key: k, keyed: ok})
+		it := item[T, K, L]{req: r, index: i, v: v}
+		if it.key, it.keyed = q.key(v); it.keyed {
+			it.lock = q.lock(it.key)
+		}
+		q.pending = append(q.pending, it)
 	}
 	// With a slot free, this caller's items go at once (usually in a batch it sends
 	// itself): at low load the Writer adds no latency.
@@ -104,7 +111,7 @@ func (q *queue[T, K]) do(ctx context.Context, vs []T) ([]error, error) {
 }
 
 // wait blocks until r is answered, sending the batches it is handed meanwhile.
-func (q *queue[T, K]) wait(ctx context.Context, r *request[T, K]) ([]error, error) {
+func (q *queue[T, K, L]) wait(ctx context.Context, r *request[T, K, L]) ([]error, error) {
 	done := ctx.Done()
 	for {
 		q.mu.Lock()
@@ -139,7 +146,7 @@ func (q *queue[T, K]) wait(ctx context.Context, r *request[T, K]) ([]error, erro
 
 // dispatch takes batches from the queue and hands them out while a slot is free and
 // something queued may go. The caller holds q.mu.
-func (q *queue[T, K]) dispatch() {
+func (q *queue[T, K, L]) dispatch() {
 	for q.inFlight < q.slots && len(q.pending) > 0 {
 		batch, leader := q.take()
 		if batch == nil {
@@ -154,17 +161,17 @@ func (q *queue[T, K]) dispatch() {
 
 // take removes the next batch from the queue and returns it with the caller to send it,
 // or nil when nothing queued may go now. The batch is the oldest items, at most max,
-// skipping any whose key is in flight or already in the batch (it stays queued, ahead of
+// skipping any whose lock key is in flight or whose key is already in the batch (it stays queued, ahead of
 // later items of its key), and those of callers whose ctx has ended before anything of
 // theirs was sent (they withdraw them; the later items of their keys wait for that). The
 // sender is the oldest caller in the batch that has no batch to send already; when every
 // caller in it has, nothing is taken: one of them will take the next batch once its
 // store call returns. The caller holds q.mu.
-func (q *queue[T, K]) take() ([]item[T, K], *request[T, K]) {
+func (q *queue[T, K, L]) take() ([]item[T, K, L], *request[T, K, L]) {
 	var (
 		chosen []int
 		seen   map[K]struct{}
-		leader *request[T, K]
+		leader *request[T, K, L]
 	)
 	for i, it := range q.pending {
 		if len(chosen) == q.max {
@@ -180,7 +187,7 @@ func (q *queue[T, K]) take() ([]item[T, K], *request[T, K]) {
 			continue
 		}
 		if it.keyed {
-			if _, busy := q.flying[it.key]; busy {
+			if _, busy := q.flying[it.lock]; busy {
 				continue
 			}
 			if _, dup := seen[it.key]; dup {
@@ -199,7 +206,7 @@ func (q *queue[T, K]) take() ([]item[T, K], *request[T, K]) {
 	if leader == nil {
 		return nil, nil
 	}
-	batch := make([]item[T, K], len(chosen))
+	batch := make([]item[T, K, L], len(chosen))
 	rest := q.pending[:0]
 	next := 0
 	for i, it := range q.pending {
@@ -215,7 +222,7 @@ func (q *queue[T, K]) take() ([]item[T, K], *request[T, K]) {
 	for _, it := range batch {
 		it.req.sent = true
 		if it.keyed {
-			q.flying[it.key] = struct{}{}
+			q.flying[it.lock] = struct{}{}
 		}
 	}
 	return batch, leader
@@ -223,7 +230,7 @@ func (q *queue[T, K]) take() ([]item[T, K], *request[T, K]) {
 
 // flush makes the store call of the batch r was handed and answers its callers. The
 // store call keeps ctx's values but not its cancellation: others' writes ride on it.
-func (q *queue[T, K]) flush(ctx context.Context, r *request[T, K], batch []item[T, K]) {
+func (q *queue[T, K, L]) flush(ctx context.Context, r *request[T, K, L], batch []item[T, K, L]) {
 	vs := make([]T, len(batch))
 	for i, it := range batch {
 		vs[i] = it.v
@@ -249,7 +256,7 @@ func (q *queue[T, K]) flush(ctx context.Context, r *request[T, K], batch []item[
 
 // finish answers the callers of the batch r sent, frees its keys and its slot, and hands
 // out what may go now.
-func (q *queue[T, K]) finish(r *request[T, K], batch []item[T, K], errs []error, err error, panicked bool) {
+func (q *queue[T, K, L]) finish(r *request[T, K, L], batch []item[T, K, L], errs []error, err error, panicked bool) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	q.stats.Batches++
@@ -257,7 +264,7 @@ func (q *queue[T, K]) finish(r *request[T, K], batch []item[T, K], errs []error,
 	q.stats.Largest = max(q.stats.Largest, len(batch))
 	for i, it := range batch {
 		if it.keyed {
-			delete(q.flying, it.key)
+			delete(q.flying, it.lock)
 		}
 		req := it.req
 		if err != nil {
@@ -281,14 +288,14 @@ func (q *queue[T, K]) finish(r *request[T, K], batch []item[T, K], errs []error,
 
 // withdraw removes the items of r, none of which was sent, from the queue. The caller
 // holds q.mu.
-func (q *queue[T, K]) withdraw(r *request[T, K]) {
+func (q *queue[T, K, L]) withdraw(r *request[T, K, L]) {
 	q.drop(r)
 	q.stats.Cancelled++
 	q.settle()
 }
 
 // drop removes r's queued items. The caller holds q.mu.
-func (q *queue[T, K]) drop(r *request[T, K]) {
+func (q *queue[T, K, L]) drop(r *request[T, K, L]) {
 	rest := q.pending[:0]
 	for _, it := range q.pending {
 		if it.req != r {
@@ -301,7 +308,7 @@ func (q *queue[T, K]) drop(r *request[T, K]) {
 
 // settle hands out what may go now, and wakes Close when nothing is left. The caller
 // holds q.mu.
-func (q *queue[T, K]) settle() {
+func (q *queue[T, K, L]) settle() {
 	q.dispatch()
 	if q.inFlight == 0 && len(q.pending) == 0 {
 		q.idle.Broadcast()
@@ -309,14 +316,14 @@ func (q *queue[T, K]) settle() {
 }
 
 // refuse makes new calls fail with ErrClosed.
-func (q *queue[T, K]) refuse() {
+func (q *queue[T, K, L]) refuse() {
 	q.mu.Lock()
 	q.closed = true
 	q.mu.Unlock()
 }
 
 // drain waits until nothing is queued or in flight.
-func (q *queue[T, K]) drain() {
+func (q *queue[T, K, L]) drain() {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	for q.inFlight > 0 || len(q.pending) > 0 {
@@ -324,7 +331,7 @@ func (q *queue[T, K]) drain() {
 	}
 }
 
-func (q *queue[T, K]) counts() Counts {
+func (q *queue[T, K, L]) counts() Counts {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	c := q.stats
