@@ -20,7 +20,7 @@ func TestGroupCommitMaxInFlight(t *testing.T) {
 	}{
 		{[]string{"--group-commit-max-in-flight=8"}, []string{"SESSIOND_GROUP_COMMIT_MAX_IN_FLIGHT=2"}, 8},
 		{nil, []string{"SESSIOND_GROUP_COMMIT_MAX_IN_FLIGHT=2"}, 2},
-		{[]string{"--group-commit-max-in-flight=1"}, nil, 1},
+		{[]string{"--group-commit-max-in-flight=3"}, nil, 3},
 		{[]string{"--group-commit-max-in-flight=64"}, nil, 64},
 	} {
 		if s := resolve(t, ProfileDev, tc.flags, tc.env, testDescs()); s.GroupCommitInFlight != tc.want {

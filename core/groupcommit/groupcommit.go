@@ -21,11 +21,18 @@
 //
 // Why more than one in flight: each store call is a whole transaction — BEGIN, the
 // statements, the change-feed notify, COMMIT with its WAL flush — and with one at a time
-// the next batch waits for all of it, so a moderate load (a batch of one or two) is bound
-// by latency with the CPU and the database idle. With a few in flight their commits
-// overlap, and PostgreSQL flushes the WAL of concurrent commits together. More than a few
-// buys nothing: once the slots are busy the queue grows and batches grow with it, which is
-// the group commit doing its work.
+// the next batch waits for all of it, so a moderate load (a batch of one or two) can be
+// bound by the latency of a commit while CPU and database idle. With a few in flight
+// their commits overlap, and PostgreSQL flushes the WAL of concurrent commits together.
+// Why one by default: every extra store call costs CPU (a gRPC call to the plugin, a
+// transaction, a change-feed notification every node reads) and batches shrink as slots
+// are added, so where the CPU is the limit more in flight is slower. bench/refresh on a
+// 2-core machine with its CPU busy (load 8–14), against the build before this option
+// (one in flight), medians of 3 rounds with rotation off/on: 2 in flight 0.88×/0.88× at
+// c=16 and 0.81×/0.74× at c=64, 4 in flight 0.71×/0.68× and 0.85×/0.52×, with 7–77% more
+// CPU per refresh; one in flight 1.10×/1.13× and 0.89×/0.92× (noise). Raise it
+// (group-commit-max-in-flight) for a node whose commits wait on a slow disk or a distant
+// server with CPU to spare.
 //
 // A store call never holds two items of one key (Touch: the session key and client id;
 // PutClientSessions and Rotate: the client-session key; Create: the session key), and no
@@ -69,9 +76,9 @@ type Options struct {
 	// MaxBatch is the most items one store call carries (default 256).
 	MaxBatch int
 	// MaxInFlight is the most store calls of one method in flight at once (default
-	// DefaultMaxInFlight); 1 sends one batch at a time. Each store call in flight holds
-	// one of the store's connections while it runs: calls beyond the pool's size only
-	// wait for one.
+	// DefaultMaxInFlight: one batch at a time; the package doc says why). Each store call
+	// in flight holds one of the store's connections while it runs: calls beyond the
+	// pool's size only wait for one.
 	MaxInFlight int
 	// Timeout bounds each store call (default 10s). Store calls do not end when the
 	// caller that happens to make them goes away; this is what ends them instead.
@@ -81,7 +88,7 @@ type Options struct {
 // Defaults of Options.
 const (
 	DefaultMaxBatch    = 256
-	DefaultMaxInFlight = 4 // measured: bench/refresh, see the package doc
+	DefaultMaxInFlight = 1 // measured with bench/refresh: see the package doc
 	DefaultTimeout     = 10 * time.Second
 )
 

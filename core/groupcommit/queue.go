@@ -169,7 +169,7 @@ func (q *queue[T, K, L]) dispatch() {
 // store call returns. The caller holds q.mu.
 func (q *queue[T, K, L]) take() ([]item[T, K, L], *request[T, K, L]) {
 	var (
-		chosen []int
+		chosen = make([]int, 0, min(len(q.pending), q.max))
 		seen   map[K]struct{}
 		leader *request[T, K, L]
 	)

@@ -92,8 +92,8 @@ func (rt *Runtime) wire(opts Options, issuerBase string) (*httpapi.Server, error
 	rt.store = sessionStore
 	rt.storeReady = newCachedCheck(storeCheckName, readinessEvery, rt.storeCheck)
 	// Concurrent refreshes share one store call, and so one commit (group commit); each
-	// is answered once its own write is committed. A few store calls go at once
-	// (group-commit-max-in-flight), so that their commits overlap.
+	// is answered once its own write is committed. group-commit-max-in-flight lets
+	// store calls go at once, so that their commits overlap.
 	// A group-commit store call ends when the store would end the write anyway: the
 	// callers of a batch whose commit hangs get their answer at the store's bound, not at
 	// the group commit's default.
