@@ -57,6 +57,7 @@ const (
 	keyConsoleOIDCViewRole  = "admin-console-oidc-viewer-role"
 	keyCleanupInterval      = "cleanup-interval"
 	keyCleanupBatchSize     = "cleanup-batch-size"
+	keyGroupCommitInFlight  = "group-commit-max-in-flight"
 	keyCacheMaxEntries      = "cache-max-entries"
 	keyVerifiedTokenCache   = "verified-token-cache-max-entries"
 	keyMetricsEnabled       = "metrics-enabled"
@@ -132,6 +133,9 @@ const (
 	maxCacheMaxEntries = 1000000000
 	// Ten million verified tokens is more than any node sees again within their lifetimes.
 	maxVerifiedTokenCache = 10000000
+	// Each session write in flight holds a store connection; beyond 64 the pool, not the
+	// commits, is what they wait for.
+	maxGroupCommitInFlight = 64
 )
 
 // DefaultConfigFile is read when no --config is given; its absence is not an error.
@@ -213,6 +217,8 @@ func ServerOptions() []ServerOption {
 			Help: "How often expired user and client sessions are removed from the store (Keycloak's scheduled-task interval is 900 s); the first pass runs at start-up. At least 1s."},
 		{Name: keyCleanupBatchSize, Type: spi.Int, Default: "1000",
 			Help: "Most expired user sessions one cleanup statement removes; a pass repeats batches, pausing between them, so live traffic is not held up. Also the page size of the recompute of stored expiries after a realm's timeouts change. From 1 to 100000."},
+		{Name: keyGroupCommitInFlight, Type: spi.Int, Default: "1",
+			Help: "Most session writes of one kind (refresh touches, rotations, client-session writes, creations) a node has in flight to the user-sessions store at once. Concurrent refreshes beyond that queue and share the next write, and so one commit (group commit); each is answered only after its own write has committed. More in flight lets commits overlap (PostgreSQL flushes the log of concurrent commits together), which helps when each commit waits on a slow disk or a distant server and the node has CPU to spare; each write costs CPU, and where the CPU is the limit more in flight is slower (hence the default of one at a time). Each write in flight holds one of the store's connections (the postgres provider's max-open-conns), so keep it well below that. From 1 to 64."},
 		{Name: keyCacheMaxEntries, Type: spi.Int, Default: "10000",
 			Help: "Most user sessions (online and offline) kept in the in-process session cache; the least recently used is forgotten first, never deleted from the store. The offline preload stops when the cache is full. About 350 bytes a cached session, most of it outside the Go heap (not under GOMEMLIMIT). From 1 to 1000000000."},
 		{Name: keyVerifiedTokenCache, Type: spi.Int, Default: "32768",

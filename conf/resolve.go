@@ -39,6 +39,9 @@ type Settings struct {
 	// user sessions one delete removes (core/cleanup Options).
 	CleanupInterval  time.Duration
 	CleanupBatchSize int
+	// GroupCommitInFlight is core/groupcommit's Options.MaxInFlight: the most session
+	// writes of one kind in flight to the store at once (0: the package's default).
+	GroupCommitInFlight int
 	// CacheMaxEntries bounds the in-process session cache (core/cache Options.MaxEntries).
 	CacheMaxEntries int
 	// VerifiedTokenCache bounds the verified-token cache, as core/token's
@@ -396,6 +399,11 @@ func (r *resolver) server() map[string]string {
 			r.s.CleanupInterval, _ = time.ParseDuration(v)
 			if r.s.CleanupInterval < minCleanupInterval {
 				r.invalid(st, "a duration of at least "+minCleanupInterval.String())
+			}
+		case keyGroupCommitInFlight:
+			r.s.GroupCommitInFlight, _ = strconv.Atoi(v)
+			if r.s.GroupCommitInFlight < 1 || r.s.GroupCommitInFlight > maxGroupCommitInFlight {
+				r.invalid(st, fmt.Sprintf("a whole number from 1 to %d", maxGroupCommitInFlight))
 			}
 		case keyCacheMaxEntries:
 			r.s.CacheMaxEntries, _ = strconv.Atoi(v)

@@ -61,8 +61,14 @@ func firstErr(errs []error, err error) error {
 // number of acknowledged rotations plus one, no version was acknowledged twice, and the
 // stored token is the last acknowledged one), every acknowledged touch is there (the user
 // session's last refresh is the latest acknowledged), and store calls carried more than
-// one item.
+// one item. It runs with one store call in flight at a time and with several.
 func TestEmbeddedRotations(t *testing.T) {
+	for _, slots := range []int{1, 4} {
+		t.Run(fmt.Sprintf("slots=%d", slots), func(t *testing.T) { embeddedRotations(t, slots) })
+	}
+}
+
+func embeddedRotations(t *testing.T, slots int) {
 	const (
 		sessions   = 16
 		perSession = 4 // goroutines per session: 64 in all
@@ -70,7 +76,7 @@ func TestEmbeddedRotations(t *testing.T) {
 	)
 	path := filepath.Join(t.TempDir(), "sessions.db")
 	p := openEmbedded(t, path)
-	w := groupcommit.New(p, groupcommit.Options{})
+	w := groupcommit.New(p, groupcommit.Options{MaxInFlight: slots})
 	base := time.Now().UTC().Truncate(time.Second)
 
 	keys := make([]usersessions.Key, sessions)

@@ -109,13 +109,16 @@ type fakeStore struct {
 	auto func(spec string) error
 
 	mu       sync.Mutex
-	inFlight map[string]int // per method
-	overlap  bool           // two calls of one method were in flight at once
+	inFlight map[string]int            // per method: calls in flight now
+	most     map[string]int            // per method: the most calls in flight at once
+	keys     map[string]map[string]int // per method: calls in flight naming each key
+	clashes  []string                  // a key in two calls in flight at once, or twice in one
 	batches  map[string][][]string
 }
 
 func newFakeStore() *fakeStore {
-	return &fakeStore{calls: make(chan *storeCall), inFlight: map[string]int{}, batches: map[string][][]string{}}
+	return &fakeStore{calls: make(chan *storeCall), inFlight: map[string]int{}, most: map[string]int{},
+		keys: map[string]map[string]int{}, batches: map[string][][]string{}}
 }
 
 // storeCall is one call the fake store got, waiting for its answer.
@@ -135,14 +138,29 @@ type storeReply struct {
 func (f *fakeStore) do(ctx context.Context, method string, specs []string) ([]error, error) {
 	f.mu.Lock()
 	f.inFlight[method]++
-	if f.inFlight[method] > 1 {
-		f.overlap = true
+	f.most[method] = max(f.most[method], f.inFlight[method])
+	if f.keys[method] == nil {
+		f.keys[method] = map[string]int{}
+	}
+	for _, s := range specs {
+		k, _ := parse(s)
+		if k == "nil" {
+			continue // no key: the Writer does not keep nil elements apart
+		}
+		if f.keys[method][k]++; f.keys[method][k] > 1 {
+			f.clashes = append(f.clashes, fmt.Sprintf("%s %s in %v", method, k, specs))
+		}
 	}
 	f.batches[method] = append(f.batches[method], specs)
 	f.mu.Unlock()
 	defer func() {
 		f.mu.Lock()
 		f.inFlight[method]--
+		for _, s := range specs {
+			if k, _ := parse(s); k != "nil" {
+				f.keys[method][k]--
+			}
+		}
 		f.mu.Unlock()
 	}()
 	if f.auto != nil {
@@ -207,6 +225,24 @@ func (f *fakeStore) recorded(method string) [][]string {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return append([][]string(nil), f.batches[method]...)
+}
+
+// checkKeys reports every key the store got in two calls in flight at once, or twice in
+// one call.
+func (f *fakeStore) checkKeys(t *testing.T) {
+	t.Helper()
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, c := range f.clashes {
+		t.Errorf("key in flight twice: %s", c)
+	}
+}
+
+// mostInFlight returns the most calls of method that were in flight at once.
+func (f *fakeStore) mostInFlight(method string) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.most[method]
 }
 
 // next returns the next store call, which must come.
@@ -314,6 +350,48 @@ func succeeded(t *testing.T, p *pending, n int) {
 	for i, e := range errs {
 		if e != nil {
 			t.Errorf("item %d: %v", i, e)
+		}
+	}
+}
+
+// slotCounts are the MaxInFlight values the queueing tests run with. With n slots a test
+// parks n-1 store calls (held unanswered until it ends), so that its own calls queue
+// behind one store call in flight as they do with one slot: the parked calls, of other
+// keys, must change nothing of what the test sees.
+var slotCounts = []int{1, 3}
+
+// forEachSlots runs test once per slot count, as a parallel subtest.
+func forEachSlots(t *testing.T, test func(t *testing.T, slots int)) {
+	for _, n := range slotCounts {
+		t.Run(fmt.Sprintf("slots=%d", n), func(t *testing.T) {
+			t.Parallel()
+			test(t, n)
+		})
+	}
+}
+
+// forEachSlotsAndMethod runs test once per slot count and method.
+func forEachSlotsAndMethod(t *testing.T, test func(t *testing.T, slots int, m method)) {
+	forEachSlots(t, func(t *testing.T, slots int) {
+		forEachMethod(t, func(t *testing.T, m method) { test(t, slots, m) })
+	})
+}
+
+// park makes n calls of m, each alone in a store call that stays in flight until release
+// answers it; release checks that they succeeded.
+func park(t *testing.T, w *groupcommit.Writer, f *fakeStore, m method, n int) (release func()) {
+	t.Helper()
+	var ps []*pending
+	var cs []*storeCall
+	for i := range n {
+		ps = append(ps, start(w, m, t.Context(), fmt.Sprintf("parked%d/0", i)))
+		cs = append(cs, f.next(t))
+	}
+	return func() {
+		t.Helper()
+		for i, c := range cs {
+			c.ok()
+			succeeded(t, ps[i], 1)
 		}
 	}
 }

@@ -42,20 +42,21 @@ func TestLoneCall(t *testing.T) {
 			c.ok()
 			succeeded(t, p, 2)
 		}
-		want := groupcommit.Counts{Calls: 3, Batches: 3, Items: 6, Largest: 2}
+		want := groupcommit.Counts{Calls: 3, Batches: 3, Items: 6, Largest: 2, MostInFlight: 1}
 		if got := m.counts(w.Stats()); got != want {
 			t.Errorf("stats %+v, want %+v", got, want)
 		}
 	})
 }
 
-// TestConcurrentCallersShareOneBatch: the calls made while a store call is in flight go
-// out together in the next store call, once it returns.
+// TestConcurrentCallersShareOneBatch: the calls made while every slot is in flight go
+// out together in the next store call, once one returns.
 func TestConcurrentCallersShareOneBatch(t *testing.T) {
 	const n = 40
-	forEachMethod(t, func(t *testing.T, m method) {
+	forEachSlotsAndMethod(t, func(t *testing.T, slots int, m method) {
 		f := newFakeStore()
-		w := groupcommit.New(f, groupcommit.Options{})
+		w := groupcommit.New(f, groupcommit.Options{MaxInFlight: slots})
+		release := park(t, w, f, m, slots-1)
 		lead := start(w, m, t.Context(), "lead/0")
 		first := f.next(t)
 
@@ -83,10 +84,13 @@ func TestConcurrentCallersShareOneBatch(t *testing.T) {
 		for _, p := range ps {
 			succeeded(t, p, 1)
 		}
+		release()
 		got := m.counts(w.Stats())
-		if want := (groupcommit.Counts{Calls: n + 1, Batches: 2, Items: n + 1, Largest: n}); got != want {
+		p := int64(slots - 1)
+		if want := (groupcommit.Counts{Calls: n + 1 + p, Batches: 2 + p, Items: n + 1 + p, Largest: n, MostInFlight: slots}); got != want {
 			t.Errorf("stats %+v, want %+v", got, want)
 		}
+		f.checkKeys(t)
 	})
 }
 
@@ -111,9 +115,10 @@ func TestPerItemErrors(t *testing.T) {
 		{"bad first", []string{"bad-d/1", "d/1"}},
 		{"duplicate bad", []string{"bad-e/1", "bad-e/2"}}, // split over two store calls
 	}
-	forEachMethod(t, func(t *testing.T, m method) {
+	forEachSlotsAndMethod(t, func(t *testing.T, slots int, m method) {
 		f := newFakeStore()
-		w := groupcommit.New(f, groupcommit.Options{})
+		w := groupcommit.New(f, groupcommit.Options{MaxInFlight: slots})
+		release := park(t, w, f, m, slots-1)
 		lead := start(w, m, t.Context(), "bad-lead/0")
 		first := f.next(t)
 		ps := make([]*pending, len(calls))
@@ -148,6 +153,8 @@ func TestPerItemErrors(t *testing.T) {
 		for i, c := range calls {
 			check(c.name, ps[i], c.specs)
 		}
+		release()
+		f.checkKeys(t)
 	})
 }
 
@@ -155,9 +162,10 @@ func TestPerItemErrors(t *testing.T) {
 // those; the Writer goes on working.
 func TestCallLevelError(t *testing.T) {
 	boom := fmt.Errorf("connection lost: %w", spi.ErrUnavailable)
-	forEachMethod(t, func(t *testing.T, m method) {
+	forEachSlotsAndMethod(t, func(t *testing.T, slots int, m method) {
 		f := newFakeStore()
-		w := groupcommit.New(f, groupcommit.Options{})
+		w := groupcommit.New(f, groupcommit.Options{MaxInFlight: slots})
+		release := park(t, w, f, m, slots-1)
 		lead := start(w, m, t.Context(), "lead/0")
 		first := f.next(t)
 		a := enqueue(t, w, m, t.Context(), "a/1", "a2/1")
@@ -191,6 +199,8 @@ func TestCallLevelError(t *testing.T) {
 		e := start(w, m, t.Context(), "e/1")
 		f.next(t).ok()
 		succeeded(t, e, 1)
+		release()
+		f.checkKeys(t)
 	})
 }
 
@@ -220,9 +230,10 @@ func TestDuplicateKeys(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			forEachMethod(t, func(t *testing.T, m method) {
+			forEachSlotsAndMethod(t, func(t *testing.T, slots int, m method) {
 				f := newFakeStore()
-				w := groupcommit.New(f, groupcommit.Options{})
+				w := groupcommit.New(f, groupcommit.Options{MaxInFlight: slots})
+				release := park(t, w, f, m, slots-1)
 				lead := start(w, m, t.Context(), "a/0")
 				first := f.next(t)
 				var ps []*pending
@@ -241,6 +252,8 @@ func TestDuplicateKeys(t *testing.T) {
 				for i, p := range ps {
 					succeeded(t, p, len(tt.calls[i]))
 				}
+				release()
+				f.checkKeys(t)
 			})
 		})
 	}
@@ -283,10 +296,11 @@ func TestTouchKeyIncludesClient(t *testing.T) {
 // and its items never reach the store; once anything of a call was sent, the caller waits
 // for the result, and the store call is not cancelled with it.
 func TestCancel(t *testing.T) {
-	forEachMethod(t, func(t *testing.T, m method) {
+	forEachSlotsAndMethod(t, func(t *testing.T, slots int, m method) {
 		t.Run("queued", func(t *testing.T) {
 			f := newFakeStore()
-			w := groupcommit.New(f, groupcommit.Options{})
+			w := groupcommit.New(f, groupcommit.Options{MaxInFlight: slots})
+			release := park(t, w, f, m, slots-1)
 			lead := start(w, m, t.Context(), "lead/0")
 			first := f.next(t)
 			// a is the oldest queued call: the one the leadership would pass to.
@@ -308,10 +322,12 @@ func TestCancel(t *testing.T) {
 			}
 			second.ok()
 			succeeded(t, b, 2)
+			release()
+			f.checkKeys(t)
 		})
 		t.Run("sent", func(t *testing.T) {
 			f := newFakeStore()
-			w := groupcommit.New(f, groupcommit.Options{})
+			w := groupcommit.New(f, groupcommit.Options{MaxInFlight: slots})
 			ctx, cancel := context.WithCancel(t.Context())
 			p := start(w, m, ctx, "bad-a/1")
 			c := f.next(t)
@@ -329,7 +345,7 @@ func TestCancel(t *testing.T) {
 			// The second item waits for the next batch (same key); the first is in flight
 			// when the caller gives up, so the caller waits for both.
 			f := newFakeStore()
-			w := groupcommit.New(f, groupcommit.Options{})
+			w := groupcommit.New(f, groupcommit.Options{MaxInFlight: slots})
 			ctx, cancel := context.WithCancel(t.Context())
 			p := start(w, m, ctx, "x/1", "x/2")
 			c := f.next(t)
@@ -344,7 +360,7 @@ func TestCancel(t *testing.T) {
 		})
 		t.Run("before the call", func(t *testing.T) {
 			f := newFakeStore()
-			w := groupcommit.New(f, groupcommit.Options{})
+			w := groupcommit.New(f, groupcommit.Options{MaxInFlight: slots})
 			ctx, cancel := context.WithCancel(t.Context())
 			cancel()
 			if _, err := m.call(w, ctx, []string{"a/1"}); !errors.Is(err, context.Canceled) {
@@ -360,11 +376,12 @@ func TestCancel(t *testing.T) {
 // TestMaxBatch: no store call carries more than MaxBatch items; what does not fit goes in
 // the next, in order.
 func TestMaxBatch(t *testing.T) {
-	forEachMethod(t, func(t *testing.T, m method) {
+	forEachSlotsAndMethod(t, func(t *testing.T, slots int, m method) {
 		f := newFakeStore()
-		w := groupcommit.New(f, groupcommit.Options{MaxBatch: 3})
+		w := groupcommit.New(f, groupcommit.Options{MaxBatch: 3, MaxInFlight: slots})
 
-		// Alone, a call of 7 items goes as 3 + 3 + 1.
+		// Alone, a call of 7 items goes as 3 + 3 + 1, one after the other whatever the
+		// free slots: only the caller's own goroutine makes its store calls.
 		specs := []string{"a1/1", "a2/1", "a3/1", "a4/1", "a5/1", "a6/1", "a7/1"}
 		p := start(w, m, t.Context(), specs...)
 		for _, want := range [][]string{specs[:3], specs[3:6], specs[6:]} {
@@ -377,6 +394,7 @@ func TestMaxBatch(t *testing.T) {
 		succeeded(t, p, len(specs))
 
 		// Queued behind a store call in flight.
+		release := park(t, w, f, m, slots-1)
 		lead := start(w, m, t.Context(), "lead/0")
 		first := f.next(t)
 		a := enqueue(t, w, m, t.Context(), "b1/1", "b2/1", "b3/1", "b4/1")
@@ -392,18 +410,21 @@ func TestMaxBatch(t *testing.T) {
 		succeeded(t, lead, 1)
 		succeeded(t, a, 4)
 		succeeded(t, b, 3)
+		release()
 		if got := m.counts(w.Stats()).Largest; got != 3 {
 			t.Errorf("largest batch %d, want 3", got)
 		}
+		f.checkKeys(t)
 	})
 }
 
-// TestClose: Close waits for the store call in flight and for the ones the queued items
+// TestClose: Close waits for the store calls in flight and for the ones the queued items
 // still need; calls after it fail with ErrClosed.
 func TestClose(t *testing.T) {
-	forEachMethod(t, func(t *testing.T, m method) {
+	forEachSlotsAndMethod(t, func(t *testing.T, slots int, m method) {
 		f := newFakeStore()
-		w := groupcommit.New(f, groupcommit.Options{})
+		w := groupcommit.New(f, groupcommit.Options{MaxInFlight: slots})
+		release := park(t, w, f, m, slots-1)
 		lead := start(w, m, t.Context(), "lead/0")
 		first := f.next(t)
 		queued := enqueue(t, w, m, t.Context(), "q/1")
@@ -457,6 +478,13 @@ func TestClose(t *testing.T) {
 			t.Errorf("second store call carried %v, want %v", second.specs, wantSecond)
 		}
 		second.ok()
+		if slots > 1 {
+			succeeded(t, queued, 1)
+			if isClosed() {
+				t.Fatal("Close returned while the parked store calls were in flight")
+			}
+			release()
+		}
 		select {
 		case <-closed:
 		case <-time.After(hang):
@@ -495,9 +523,10 @@ func TestQueuesAreSeparate(t *testing.T) {
 // TestStoreMisbehaves: a store answering the wrong number of results, or panicking, fails
 // the calls of that store call, and the Writer goes on.
 func TestStoreMisbehaves(t *testing.T) {
-	forEachMethod(t, func(t *testing.T, m method) {
+	forEachSlotsAndMethod(t, func(t *testing.T, slots int, m method) {
 		f := newFakeStore()
-		w := groupcommit.New(f, groupcommit.Options{})
+		w := groupcommit.New(f, groupcommit.Options{MaxInFlight: slots})
+		release := park(t, w, f, m, slots-1)
 
 		p := start(w, m, t.Context(), "a/1", "b/1")
 		f.next(t).reply <- storeReply{errs: []error{nil}}
@@ -536,15 +565,42 @@ func TestStoreMisbehaves(t *testing.T) {
 		after := start(w, m, t.Context(), "after/1")
 		f.next(t).ok()
 		succeeded(t, after, 1)
+
+		// A caller whose store call panics sends nothing more: its items still queued
+		// are dropped, so they hold no slot and no key, and Close does not wait for them.
+		multi := start(w, m, t.Context(), "m/1", "m/2")
+		f.next(t).reply <- storeReply{panic: "store bug"}
+		<-multi.done
+		if multi.panicked == nil {
+			t.Error("the caller whose store call panicked did not panic")
+		}
+		again := start(w, m, t.Context(), "m/3")
+		if c := f.next(t); !slices.Equal(c.specs, []string{"m/3"}) {
+			t.Errorf("store call carried %v, want [m/3]", c.specs)
+		} else {
+			c.ok()
+		}
+		succeeded(t, again, 1)
+		release()
 		w.Close()
+		if got := m.counts(w.Stats()); got.Queued != 0 || got.InFlight != 0 {
+			t.Errorf("after Close: %d queued, %d in flight", got.Queued, got.InFlight)
+		}
+		f.checkKeys(t)
 	})
 }
 
 // TestConcurrentStress runs many callers with overlapping keys and random cancellations
-// against a store that answers at once, and checks the invariants: one store call of a
-// method at a time, no key twice in a batch, batches within MaxBatch, every answered item
-// sent exactly once, no item of a withdrawn call ever sent, and nothing left over.
+// against a store that answers at once, and checks the invariants: at most MaxInFlight
+// store calls of a method at a time, no key in two of them nor twice in one, the items of
+// one key that one caller submitted reach the store in that order, batches within
+// MaxBatch, every answered item sent exactly once, no item of a withdrawn call ever sent,
+// and nothing left over.
 func TestConcurrentStress(t *testing.T) {
+	forEachSlots(t, func(t *testing.T, slots int) { stress(t, slots) })
+}
+
+func stress(t *testing.T, slots int) {
 	const (
 		callers  = 48
 		calls    = 60
@@ -555,13 +611,14 @@ func TestConcurrentStress(t *testing.T) {
 		time.Sleep(20 * time.Microsecond) // let queues build
 		return notFound(spec)
 	}
-	w := groupcommit.New(f, groupcommit.Options{MaxBatch: maxBatch})
+	w := groupcommit.New(f, groupcommit.Options{MaxBatch: maxBatch, MaxInFlight: slots})
 	var tag atomic.Int64
 	var (
 		mu             sync.Mutex
 		answered       = map[string]bool{} // method + spec
 		withdrawn      = map[string]bool{}
 		withdrawnCalls int64
+		caller         = map[int]int{} // tag: the goroutine that submitted it
 	)
 	var wg sync.WaitGroup
 	for g := range callers {
@@ -575,7 +632,11 @@ func TestConcurrentStress(t *testing.T) {
 					if rng.IntN(5) == 0 {
 						prefix = "bad"
 					}
-					specs[i] = fmt.Sprintf("%sk%d/%d", prefix, rng.IntN(6), tag.Add(1))
+					n := int(tag.Add(1))
+					specs[i] = fmt.Sprintf("%sk%d/%d", prefix, rng.IntN(6), n)
+					mu.Lock()
+					caller[n] = g
+					mu.Unlock()
 				}
 				ctx, cancel := context.WithCancel(t.Context())
 				var canceller sync.WaitGroup
@@ -609,12 +670,26 @@ func TestConcurrentStress(t *testing.T) {
 	wg.Wait()
 	w.Close()
 
-	if f.overlap {
-		t.Error("two store calls of one method were in flight at once")
-	}
+	f.checkKeys(t)
 	sent := map[string]int{}
 	for _, m := range methods {
+		if most := f.mostInFlight(m.name); most > slots {
+			t.Errorf("%s: %d store calls in flight at once, MaxInFlight %d", m.name, most, slots)
+		}
+		type keyOf struct {
+			key    string
+			caller int
+		}
+		last := map[keyOf]int{} // the tag of the latest item the store got
 		for _, b := range f.recorded(m.name) {
+			for _, s := range b {
+				k, n := parse(s)
+				by := keyOf{k, caller[n]}
+				if last[by] > n {
+					t.Errorf("%s: %s reached the store after %s/%d of the same caller", m.name, s, k, last[by])
+				}
+				last[by] = n
+			}
 			if len(b) > maxBatch {
 				t.Errorf("%s batch of %d items, MaxBatch %d", m.name, len(b), maxBatch)
 			}
@@ -647,6 +722,9 @@ func TestConcurrentStress(t *testing.T) {
 	if total.Queued != 0 || total.Items != int64(len(sent)) || total.Cancelled > withdrawnCalls ||
 		total.Calls+withdrawnCalls-total.Cancelled != callers*calls {
 		t.Errorf("stats after Close: %+v, with %d calls withdrawn and %d items sent", total, withdrawnCalls, len(sent))
+	}
+	if total.InFlight != 0 || total.MostInFlight > slots {
+		t.Errorf("stats after Close: %+v, MaxInFlight %d", total, slots)
 	}
 	t.Logf("stats: %+v; %d calls withdrawn", total, withdrawnCalls)
 }

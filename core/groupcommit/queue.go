@@ -8,17 +8,22 @@ import (
 )
 
 // request is one call to the Writer, waiting for its items to be answered.
-type request struct {
-	// wake is signalled when the request has been answered or made the leader. It holds
-	// one signal at most; the waiter looks at the state under the queue's lock after each.
+type request[T any, K, L comparable] struct {
+	ctx context.Context
+	// wake is signalled when the request has been answered or given a batch to send. It
+	// holds one signal at most; the waiter looks at the state under the queue's lock
+	// after each.
 	wake      chan struct{}
 	remaining int  // items not answered yet
 	sent      bool // some item went to the store: the call can no longer be withdrawn
 	errs      []error
 	err       error // the first call-level error of its store calls
+	// batch is the batch this request's goroutine is to send (or is sending): taken from
+	// the queue and counted in flight, but not yet answered.
+	batch []item[T, K, L]
 }
 
-func (r *request) signal() {
+func (r *request[T, K, L]) signal() {
 	select {
 	case r.wake <- struct{}{}:
 	default:
@@ -26,44 +31,56 @@ func (r *request) signal() {
 }
 
 // item is one element of a call, queued.
-type item[T any, K comparable] struct {
-	req   *request
+type item[T any, K, L comparable] struct {
+	req   *request[T, K, L]
 	index int // in the call
 	v     T
-	key   K
+	key   K    // never twice in one batch
+	lock  L    // never in two batches in flight: what the store call locks
 	keyed bool // false for elements without a key (nil), which the store refuses per item
 }
 
 // queue batches the calls of one store method.
 //
-// At most one goroutine, the leader, takes batches from the queue and makes the store
-// call; the leader is always a caller waiting for its own items. The leadership is a token:
-// held by the request in leader, passed on to the request owning the oldest queued item
-// when a store call returns (or when the designated leader withdraws), and dropped when
-// the queue is empty. So leader == nil exactly when nothing is queued or in flight.
-type queue[T any, K comparable] struct {
+// At most slots batches are in flight at once. A batch is taken from the queue, under
+// the lock, as soon as a slot is free and something queued may go: when a call comes,
+// when a store call returns, when a caller withdraws. It is handed to a caller that has
+// items in it and no batch of its own to send, whose goroutine makes the store call; so
+// every store call is made by a caller waiting for its own items. No lock key (the key,
+// or the user session it belongs to) is in two batches in flight: an item whose lock key
+// is in flight stays queued, and so do the later items of its key, until the store call
+// holding it has returned.
+//
+// So nothing is queued while no batch is in flight, except the items of callers whose ctx
+// has ended and which are about to withdraw them (take leaves those alone).
+type queue[T any, K, L comparable] struct {
 	op      string
 	call    func(context.Context, []T) ([]error, error)
 	key     func(T) (K, bool)
+	lock    func(K) L
 	max     int
+	slots   int
 	timeout time.Duration
 
-	mu      sync.Mutex
-	idle    sync.Cond // broadcast when leader becomes nil
-	pending []item[T, K]
-	leader  *request
-	closed  bool
-	stats   Counts
+	mu       sync.Mutex
+	idle     sync.Cond // broadcast when nothing is queued or in flight
+	pending  []item[T, K, L]
+	flying   map[L]struct{} // lock keys of the items in flight
+	inFlight int            // batches taken and not yet answered
+	closed   bool
+	stats    Counts
 }
 
-func newQueue[T any, K comparable](op string, call func(context.Context, []T) ([]error, error), opts Options, key func(T) (K, bool)) *queue[T, K] {
-	q := &queue[T, K]{op: op, call: call, key: key, max: opts.MaxBatch, timeout: opts.Timeout}
+func newQueue[T any, K, L comparable](op string, call func(context.Context, []T) ([]error, error), opts Options,
+	key func(T) (K, bool), lock func(K) L) *queue[T, K, L] {
+	q := &queue[T, K, L]{op: op, call: call, key: key, lock: lock, max: opts.MaxBatch, slots: opts.MaxInFlight, timeout: opts.Timeout,
+		flying: map[L]struct{}{}}
 	q.idle.L = &q.mu
 	return q
 }
 
 // do is one call to the Writer.
-func (q *queue[T, K]) do(ctx context.Context, vs []T) ([]error, error) {
+func (q *queue[T, K, L]) do(ctx context.Context, vs []T) ([]error, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -78,24 +95,39 @@ func (q *queue[T, K]) do(ctx context.Context, vs []T) ([]error, error) {
 		q.mu.Unlock()
 		return q.call(ctx, vs)
 	}
-	r := &request{wake: make(chan struct{}, 1), remaining: len(vs), errs: make([]error, len(vs))}
+	r := &request[T, K, L]{ctx: ctx, wake: make(chan struct{}, 1), remaining: len(vs), errs: make([]error, len(vs))}
 	for i, v := range vs {
-		k, ok := q.key(v)
-		q.pending = append(q.pending, item[T, K]{req: r, index: i, v: v, key: k, keyed: ok})
+		it := item[T, K, L]{req: r, index: i, v: v}
+		if it.key, it.keyed = q.key(v); it.keyed {
+			it.lock = q.lock(it.key)
+		}
+		q.pending = append(q.pending, it)
 	}
-	if q.leader == nil {
-		// Nothing in flight: this caller sends its items at once.
-		q.leader = r
-		r.signal()
-	}
+	// With a slot free, this caller's items go at once (usually in a batch it sends
+	// itself): at low load the Writer adds no latency.
+	q.dispatch()
 	q.mu.Unlock()
 	return q.wait(ctx, r)
 }
 
-// wait blocks until r is answered, making the store calls it is asked to lead meanwhile.
-func (q *queue[T, K]) wait(ctx context.Context, r *request) ([]error, error) {
+// wait blocks until r is answered, sending the batches it is handed meanwhile.
+func (q *queue[T, K, L]) wait(ctx context.Context, r *request[T, K, L]) ([]error, error) {
 	done := ctx.Done()
 	for {
+		q.mu.Lock()
+		if batch := r.batch; batch != nil {
+			q.mu.Unlock()
+			q.flush(ctx, r, batch)
+			continue
+		}
+		if r.remaining == 0 {
+			q.mu.Unlock()
+			if r.err != nil {
+				return nil, r.err
+			}
+			return r.errs, nil
+		}
+		q.mu.Unlock()
 		select {
 		case <-r.wake:
 		case <-done:
@@ -108,50 +140,80 @@ func (q *queue[T, K]) wait(ctx context.Context, r *request) ([]error, error) {
 			// Something was sent and may commit: wait for the answer.
 			q.mu.Unlock()
 			done = nil
-			continue
 		}
-		q.mu.Lock()
-		if r.remaining == 0 {
-			q.mu.Unlock()
-			if r.err != nil {
-				return nil, r.err
-			}
-			return r.errs, nil
-		}
-		if q.leader != r {
-			q.mu.Unlock()
-			continue
-		}
-		if !r.sent && ctx.Err() != nil {
-			// Made the leader as its ctx ended: withdraw rather than send.
-			q.withdraw(r)
-			q.mu.Unlock()
-			return nil, ctx.Err()
-		}
-		batch := q.take()
-		q.mu.Unlock()
-		q.flush(ctx, batch)
 	}
 }
 
-// take removes the next batch from the queue: the oldest items, at most max, skipping any
-// whose key is already in the batch (it stays queued, ahead of later items of its key).
-// The caller holds q.mu.
-func (q *queue[T, K]) take() []item[T, K] {
-	batch := make([]item[T, K], 0, min(len(q.pending), q.max))
-	seen := make(map[K]struct{}, cap(batch))
-	rest := q.pending[:0]
-	for _, it := range q.pending {
-		if len(batch) < q.max {
-			if !it.keyed {
-				batch = append(batch, it)
-				continue
-			}
-			if _, dup := seen[it.key]; !dup {
+// dispatch takes batches from the queue and hands them out while a slot is free and
+// something queued may go. The caller holds q.mu.
+func (q *queue[T, K, L]) dispatch() {
+	for q.inFlight < q.slots && len(q.pending) > 0 {
+		batch, leader := q.take()
+		if batch == nil {
+			return
+		}
+		q.inFlight++
+		q.stats.MostInFlight = max(q.stats.MostInFlight, q.inFlight)
+		leader.batch = batch
+		leader.signal()
+	}
+}
+
+// take removes the next batch from the queue and returns it with the caller to send it,
+// or nil when nothing queued may go now. The batch is the oldest items, at most max,
+// skipping any whose lock key is in flight or whose key is already in the batch (it stays queued, ahead of
+// later items of its key), and those of callers whose ctx has ended before anything of
+// theirs was sent (they withdraw them; the later items of their keys wait for that). The
+// sender is the oldest caller in the batch that has no batch to send already; when every
+// caller in it has, nothing is taken: one of them will take the next batch once its
+// store call returns. The caller holds q.mu.
+func (q *queue[T, K, L]) take() ([]item[T, K, L], *request[T, K, L]) {
+	var (
+		chosen = make([]int, 0, min(len(q.pending), q.max))
+		seen   map[K]struct{}
+		leader *request[T, K, L]
+	)
+	for i, it := range q.pending {
+		if len(chosen) == q.max {
+			break
+		}
+		if !it.req.sent && it.req.ctx.Err() != nil {
+			if it.keyed {
+				if seen == nil {
+					seen = map[K]struct{}{}
+				}
 				seen[it.key] = struct{}{}
-				batch = append(batch, it)
+			}
+			continue
+		}
+		if it.keyed {
+			if _, busy := q.flying[it.lock]; busy {
 				continue
 			}
+			if _, dup := seen[it.key]; dup {
+				continue
+			}
+			if seen == nil {
+				seen = map[K]struct{}{}
+			}
+			seen[it.key] = struct{}{}
+		}
+		chosen = append(chosen, i)
+		if leader == nil && it.req.batch == nil {
+			leader = it.req
+		}
+	}
+	if leader == nil {
+		return nil, nil
+	}
+	batch := make([]item[T, K, L], len(chosen))
+	rest := q.pending[:0]
+	next := 0
+	for i, it := range q.pending {
+		if next < len(chosen) && chosen[next] == i {
+			batch[next] = it
+			next++
+			continue
 		}
 		rest = append(rest, it)
 	}
@@ -159,13 +221,16 @@ func (q *queue[T, K]) take() []item[T, K] {
 	q.pending = rest
 	for _, it := range batch {
 		it.req.sent = true
+		if it.keyed {
+			q.flying[it.lock] = struct{}{}
+		}
 	}
-	return batch
+	return batch, leader
 }
 
-// flush makes the store call of one batch and answers its callers. The store call keeps
-// ctx's values but not its cancellation: others' writes ride on it.
-func (q *queue[T, K]) flush(ctx context.Context, batch []item[T, K]) {
+// flush makes the store call of the batch r was handed and answers its callers. The
+// store call keeps ctx's values but not its cancellation: others' writes ride on it.
+func (q *queue[T, K, L]) flush(ctx context.Context, r *request[T, K, L], batch []item[T, K, L]) {
 	vs := make([]T, len(batch))
 	for i, it := range batch {
 		vs[i] = it.v
@@ -173,9 +238,10 @@ func (q *queue[T, K]) flush(ctx context.Context, batch []item[T, K]) {
 	answered := false
 	defer func() {
 		if !answered {
-			// The store call panicked: answer the batch and pass the leadership on, so
-			// that no caller waits forever; the panic goes on up this goroutine.
-			q.finish(batch, nil, fmt.Errorf("%s: %w", q.op, errPanicked))
+			// The store call panicked: answer the batch and free its slot, so that no
+			// caller waits forever; the panic goes on up this goroutine, which will send
+			// nothing more, so r's items still queued are dropped.
+			q.finish(r, batch, nil, fmt.Errorf("%s: %w", q.op, errPanicked), true)
 		}
 	}()
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), q.timeout)
@@ -185,35 +251,51 @@ func (q *queue[T, K]) flush(ctx context.Context, batch []item[T, K]) {
 		err = fmt.Errorf("%s: the store answered %d results for %d items", q.op, len(errs), len(vs))
 	}
 	answered = true
-	q.finish(batch, errs, err)
+	q.finish(r, batch, errs, err, false)
 }
 
-// finish answers the callers of a batch and passes the leadership on.
-func (q *queue[T, K]) finish(batch []item[T, K], errs []error, err error) {
+// finish answers the callers of the batch r sent, frees its keys and its slot, and hands
+// out what may go now.
+func (q *queue[T, K, L]) finish(r *request[T, K, L], batch []item[T, K, L], errs []error, err error, panicked bool) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	q.stats.Batches++
 	q.stats.Items += int64(len(batch))
 	q.stats.Largest = max(q.stats.Largest, len(batch))
 	for i, it := range batch {
-		r := it.req
+		if it.keyed {
+			delete(q.flying, it.lock)
+		}
+		req := it.req
 		if err != nil {
-			if r.err == nil {
-				r.err = err
+			if req.err == nil {
+				req.err = err
 			}
 		} else {
-			r.errs[it.index] = errs[i]
+			req.errs[it.index] = errs[i]
 		}
-		if r.remaining--; r.remaining == 0 {
-			r.signal()
+		if req.remaining--; req.remaining == 0 {
+			req.signal()
 		}
 	}
-	q.handOff()
+	r.batch = nil
+	q.inFlight--
+	if panicked {
+		q.drop(r)
+	}
+	q.settle()
 }
 
 // withdraw removes the items of r, none of which was sent, from the queue. The caller
 // holds q.mu.
-func (q *queue[T, K]) withdraw(r *request) {
+func (q *queue[T, K, L]) withdraw(r *request[T, K, L]) {
+	q.drop(r)
+	q.stats.Cancelled++
+	q.settle()
+}
+
+// drop removes r's queued items. The caller holds q.mu.
+func (q *queue[T, K, L]) drop(r *request[T, K, L]) {
 	rest := q.pending[:0]
 	for _, it := range q.pending {
 		if it.req != r {
@@ -222,44 +304,38 @@ func (q *queue[T, K]) withdraw(r *request) {
 	}
 	clear(q.pending[len(rest):])
 	q.pending = rest
-	q.stats.Cancelled++
-	if q.leader == r {
-		q.handOff()
-	}
 }
 
-// handOff gives the leadership to the owner of the oldest queued item, or drops it when
-// nothing is queued. The caller holds q.mu.
-func (q *queue[T, K]) handOff() {
-	if len(q.pending) == 0 {
-		q.leader = nil
+// settle hands out what may go now, and wakes Close when nothing is left. The caller
+// holds q.mu.
+func (q *queue[T, K, L]) settle() {
+	q.dispatch()
+	if q.inFlight == 0 && len(q.pending) == 0 {
 		q.idle.Broadcast()
-		return
 	}
-	q.leader = q.pending[0].req
-	q.leader.signal()
 }
 
 // refuse makes new calls fail with ErrClosed.
-func (q *queue[T, K]) refuse() {
+func (q *queue[T, K, L]) refuse() {
 	q.mu.Lock()
 	q.closed = true
 	q.mu.Unlock()
 }
 
 // drain waits until nothing is queued or in flight.
-func (q *queue[T, K]) drain() {
+func (q *queue[T, K, L]) drain() {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	for q.leader != nil {
+	for q.inFlight > 0 || len(q.pending) > 0 {
 		q.idle.Wait()
 	}
 }
 
-func (q *queue[T, K]) counts() Counts {
+func (q *queue[T, K, L]) counts() Counts {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	c := q.stats
 	c.Queued = len(q.pending)
+	c.InFlight = q.inFlight
 	return c
 }

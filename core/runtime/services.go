@@ -92,11 +92,12 @@ func (rt *Runtime) wire(opts Options, issuerBase string) (*httpapi.Server, error
 	rt.store = sessionStore
 	rt.storeReady = newCachedCheck(storeCheckName, readinessEvery, rt.storeCheck)
 	// Concurrent refreshes share one store call, and so one commit (group commit); each
-	// is answered once its own write is committed.
+	// is answered once its own write is committed. group-commit-max-in-flight lets
+	// store calls go at once, so that their commits overlap.
 	// A group-commit store call ends when the store would end the write anyway: the
 	// callers of a batch whose commit hangs get their answer at the store's bound, not at
 	// the group commit's default.
-	rt.writer = groupcommit.New(sessionStore, groupcommit.Options{Timeout: writeTimeout})
+	rt.writer = groupcommit.New(sessionStore, groupcommit.Options{Timeout: writeTimeout, MaxInFlight: rt.settings.GroupCommitInFlight})
 	// The cache asks the cache-lifespan provider once per batch of sessions it takes in.
 	// The built-in default's answer is each session's own end, which is what the cache
 	// does when not told: it is not asked, saving a plugin round trip per cache miss.
