@@ -39,7 +39,12 @@ func mapError(err error) error {
 		case pqerror.TooManyConnections, pqerror.TRSerializationFailure, pqerror.TRDeadlockDetected,
 			// A write in a read-only transaction: a standby, or a primary whose
 			// default_transaction_read_only is on (a fence).
-			pqerror.ReadOnlySQLTransaction:
+			pqerror.ReadOnlySQLTransaction,
+			// A prepared statement the server does not have, even prepared again just
+			// before: a pooler in transaction mode, which sessiond does not support
+			// (docs/operator-guide.md), sends the statement to a server connection it was
+			// not prepared on.
+			pqerror.InvalidSQLStatementName:
 			return fmt.Errorf("%w: %w", spi.ErrUnavailable, err)
 		case pqerror.FeatureNotSupported:
 			// A hot standby refuses BEGIN READ WRITE with this generic code ("cannot set
@@ -63,4 +68,12 @@ func mapError(err error) error {
 		return fmt.Errorf("%w: %w", spi.ErrUnavailable, err)
 	}
 	return err
+}
+
+// rolledBack says whether err is the server rolling a whole transaction back for a reason
+// that writing it again may not meet: it chose the transaction as a deadlock's victim
+// (deadlock_detected), or it lost a serialization race (serialization_failure). Nothing of
+// the transaction was applied, so the store writes it again (sqlstore.Config.Retryable).
+func rolledBack(err error) bool {
+	return pq.As(err, pqerror.TRDeadlockDetected, pqerror.TRSerializationFailure) != nil
 }

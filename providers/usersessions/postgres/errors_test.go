@@ -2,6 +2,8 @@ package postgres
 
 import (
 	"errors"
+	"fmt"
+	"io"
 	"testing"
 
 	"github.com/lib/pq"
@@ -31,6 +33,8 @@ func TestServerRefusalsMapToTheirSentinel(t *testing.T) {
 		{"conflict with recovery", pqerror.TRSerializationFailure, "canceling statement due to conflict with recovery", spi.ErrUnavailable},
 		{"connection failure", pqerror.ConnectionFailure, "connection failure", spi.ErrUnavailable},
 		{"too many connections", pqerror.TooManyConnections, "sorry, too many clients already", spi.ErrUnavailable},
+		{"deadlock victim", pqerror.TRDeadlockDetected, "deadlock detected", spi.ErrUnavailable},
+		{"prepared statement gone (a pooler in transaction mode)", pqerror.InvalidSQLStatementName, `prepared statement "1" does not exist`, spi.ErrUnavailable},
 		{"duplicate key", pqerror.UniqueViolation, "duplicate key value violates unique constraint", spi.ErrExists},
 		{"parent gone", pqerror.ForeignKeyViolation, "violates foreign key constraint", spi.ErrNotFound},
 		{"another unsupported feature", pqerror.FeatureNotSupported, "cannot do that", nil},
@@ -48,5 +52,26 @@ func TestServerRefusalsMapToTheirSentinel(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestRolledBackIsWhatAnotherAttemptMayNotMeet: the errors the store writes again are
+// those with which PostgreSQL rolled the whole transaction back for a reason of the moment,
+// and no others (a constraint, a cancel, a lost connection).
+func TestRolledBackIsWhatAnotherAttemptMayNotMeet(t *testing.T) {
+	for _, tc := range []struct {
+		err  error
+		want bool
+	}{
+		{&pq.Error{Severity: "ERROR", Code: pqerror.TRDeadlockDetected}, true},
+		{fmt.Errorf("touch: %w", &pq.Error{Severity: "ERROR", Code: pqerror.TRSerializationFailure}), true},
+		{&pq.Error{Severity: "ERROR", Code: pqerror.UniqueViolation}, false},
+		{&pq.Error{Severity: "ERROR", Code: pqerror.QueryCanceled}, false},
+		{&pq.Error{Severity: "FATAL", Code: pqerror.AdminShutdown}, false},
+		{io.ErrUnexpectedEOF, false},
+	} {
+		if got := rolledBack(tc.err); got != tc.want {
+			t.Errorf("rolledBack(%v) = %v, want %v", tc.err, got, tc.want)
+		}
 	}
 }

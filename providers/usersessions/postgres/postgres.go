@@ -170,6 +170,8 @@ func (p *Provider) Configure(ctx context.Context, cfg spi.Config) error {
 		WriteTimeout: timeout,
 		Unanswered:   unanswered,
 		WriteGuard:   p.guard,
+		Retryable:    rolledBack,
+		Log:          p.log.Named("store"),
 	})
 	p.log.Info("session store ready", "url", where, "schema", schema, "max_open_conns", maxOpen, "change_feed", p.channel)
 	return nil

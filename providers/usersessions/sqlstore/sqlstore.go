@@ -17,9 +17,11 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"sync/atomic"
 	"time"
 
+	"github.com/hashicorp/go-hclog"
 	"github.com/jmoiron/sqlx"
 
 	"github.com/sessiond/sessiond/spi"
@@ -84,6 +86,14 @@ type Config struct {
 	// spi.ErrUnavailable) refuses the write without reaching the database. A provider
 	// that has learnt the database is fenced read-only says so here.
 	WriteGuard func(ctx context.Context) error
+	// Retryable says whether a failed write was rolled back as a whole by the database,
+	// nothing of it applied, for a reason that writing it again may not meet: a deadlock
+	// whose victim it was, a serialization failure. Such a write is made again, at most
+	// writeAttempts times in all within the write timeout, before the error is returned.
+	// When nil, no write is made again.
+	Retryable func(error) bool
+	// Log takes the store's debug messages (a write made again); none when nil.
+	Log hclog.Logger
 }
 
 // Store implements every method of usersessions.Provider except those of spi.Provider and
@@ -101,6 +111,8 @@ type Store struct {
 	writeTimeout time.Duration
 	unanswered   func(error) bool
 	guard        func(context.Context) error
+	retryable    func(error) bool
+	log          hclog.Logger
 	// oneStatement: Touch and Rotate are one statement each (PostgreSQL, with a feed that
 	// can be part of it, or none); inline is that feed.
 	oneStatement bool
@@ -120,7 +132,7 @@ const defaultPageSize = 100
 // New returns a Store over the databases in cfg. It does no I/O.
 func New(cfg Config) *Store {
 	s := &Store{d: cfg.Dialect, db: cfg.DB, w: cfg.Writer, feed: cfg.Feed, origin: cfg.Origin, errs: cfg.Errors, now: cfg.Now, maxHeld: maxHeld, splitClients: splitClients,
-		writeTimeout: cfg.WriteTimeout, unanswered: cfg.Unanswered, guard: cfg.WriteGuard}
+		writeTimeout: cfg.WriteTimeout, unanswered: cfg.Unanswered, guard: cfg.WriteGuard, retryable: cfg.Retryable, log: cfg.Log}
 	if s.w == nil {
 		s.w = s.db
 	}
@@ -138,6 +150,12 @@ func New(cfg Config) *Store {
 	s.oneStatement = s.d == Postgres && (s.inline != nil || none)
 	if s.unanswered == nil {
 		s.unanswered = func(error) bool { return false }
+	}
+	if s.retryable == nil {
+		s.retryable = func(error) bool { return false }
+	}
+	if s.log == nil {
+		s.log = hclog.NewNullLogger()
 	}
 	return s
 }
@@ -229,7 +247,12 @@ func (w *writer) query(ctx context.Context, dest any, q string, args ...any) err
 	return sqlx.SelectContext(ctx, w.tx, dest, w.s.rebind(q), args...)
 }
 
-// write runs fn in one transaction, then announces what it changed.
+// write runs fn in one transaction, then announces what it changed. A transaction the
+// database rolled back for a reason a new attempt may not meet (Config.Retryable: a
+// deadlock, a serialization failure) is made again, fn included, up to writeAttempts
+// times within the one write timeout; so fn must be safe to run again: it starts from
+// what its caller gave it, not from what an earlier attempt left (the writer, with the
+// changes to announce, is a new one each time, and nothing is announced before COMMIT).
 func (s *Store) write(ctx context.Context, op string, fn func(w *writer) error) error {
 	if err := s.usable(ctx); err != nil {
 		return fmt.Errorf("%s: %w", op, err)
@@ -244,22 +267,64 @@ func (s *Store) write(ctx context.Context, op string, fn func(w *writer) error) 
 		ctx, cancel = context.WithTimeout(ctx, s.writeTimeout)
 		defer cancel()
 	}
+	for attempt := 1; ; attempt++ {
+		rolledBack, err := s.writeOnce(ctx, op, fn)
+		if !rolledBack || !s.again(ctx, op, attempt, err) {
+			return err
+		}
+	}
+}
+
+// writeAttempts bounds the attempts of a write the database rolled back (Config.Retryable):
+// a deadlock between two writers is over after one attempt, as its victim's locks are gone;
+// one met again and again is a pattern that waiting a few milliseconds does not break.
+const writeAttempts = 3
+
+// again says whether a write whose attempt-th attempt the database rolled back with err
+// (Config.Retryable) is made once more, after a short wait of its own: the attempts left
+// and the write's time allow it. The wait is random so that the writers that deadlocked
+// do not meet again in step.
+func (s *Store) again(ctx context.Context, op string, attempt int, err error) bool {
+	if attempt >= writeAttempts || ctx.Err() != nil {
+		return false
+	}
+	wait := time.Duration(attempt) * (time.Millisecond + rand.N(4*time.Millisecond))
+	if d, ok := ctx.Deadline(); ok && time.Until(d) < 2*wait {
+		return false
+	}
+	s.log.Debug("writing again: the database rolled the write back", "op", op, "attempt", attempt+1, "wait", wait, "error", err)
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+// writeOnce is one attempt of write, under its time; rolledBack says that it failed as
+// Config.Retryable says, so that nothing of it was applied.
+func (s *Store) writeOnce(ctx context.Context, op string, fn func(w *writer) error) (rolledBack bool, err error) {
+	// A failure is retried only when the database answered it (ctx has not ended: an
+	// answer cut short by the time is no answer) and it says the transaction is gone.
+	retry := func(err error) (bool, error) { return ctx.Err() == nil && s.retryable(err), s.fail(ctx, op, err) }
 	tx, err := s.w.BeginTxx(ctx, nil)
 	if err != nil {
-		return s.fail(ctx, op, err)
+		return false, s.fail(ctx, op, err)
 	}
 	defer tx.Rollback() //nolint:errcheck // after Commit it only reports ErrTxDone
 	w := &writer{s: s, tx: tx}
 	if err := fn(w); err != nil {
-		return s.fail(ctx, op, err)
+		return retry(err)
 	}
 	if len(w.changes) > 0 {
 		if err := s.feed.Stage(ctx, tx, w.changes); err != nil {
-			return s.fail(ctx, op, err)
+			return retry(err)
 		}
 	}
 	if err := ctx.Err(); err != nil { // nothing committed: COMMIT is not sent
-		return s.fail(ctx, op, err)
+		return false, s.fail(ctx, op, err)
 	}
 	if err := tx.Commit(); err != nil {
 		if ctx.Err() != nil || s.unanswered(err) {
@@ -267,9 +332,11 @@ func (s *Store) write(ctx context.Context, op string, fn func(w *writer) error) 
 			if ctx.Err() != nil {
 				err = fmt.Errorf("%w (%w)", ctx.Err(), err)
 			}
-			return fmt.Errorf("%s: %w: %w", op, usersessions.ErrOutcomeUnknown, err)
+			return false, fmt.Errorf("%s: %w: %w", op, usersessions.ErrOutcomeUnknown, err)
 		}
-		return s.fail(ctx, op, err)
+		// An answer to COMMIT that refuses it (a serialization failure found at commit)
+		// rolled the transaction back.
+		return retry(err)
 	}
 	if len(w.changes) > 0 {
 		s.feed.Publish(w.changes)
@@ -278,9 +345,9 @@ func (s *Store) write(ctx context.Context, op string, fn func(w *writer) error) 
 		// The time ran out while the commit waited and the driver cancelled the wait:
 		// PostgreSQL then reports a commit that is local but not confirmed by its
 		// synchronous standbys, which a failover can lose. Not acknowledged as done.
-		return fmt.Errorf("%s: %w: %w while the commit waited (it is applied locally, its replication unconfirmed)", op, usersessions.ErrOutcomeUnknown, err)
+		return false, fmt.Errorf("%s: %w: %w while the commit waited (it is applied locally, its replication unconfirmed)", op, usersessions.ErrOutcomeUnknown, err)
 	}
-	return nil
+	return false, nil
 }
 
 // read runs fn against one snapshot of the database.

@@ -11,6 +11,8 @@ import (
 	"sync"
 
 	"github.com/jmoiron/sqlx"
+	"github.com/lib/pq"
+	"github.com/lib/pq/pqerror"
 
 	"github.com/sessiond/sessiond/spi"
 	"github.com/sessiond/sessiond/spi/usersessions"
@@ -38,12 +40,21 @@ import (
 // unknown, as a lost COMMIT answer does (statement).
 
 // statement runs fn, which sends one statement on conn, as a write: in the statement's
-// implicit transaction, under the write guard and the write timeout. A failure after the
-// statement may have reached the database wraps usersessions.ErrOutcomeUnknown; stale
-// says it is a connection lib/pq found dead (driver.ErrBadConn: most often a pooled
-// connection the server closed, which a transaction's BEGIN would have found and replaced
-// unseen), after which the caller writes again in a transaction, whose BEGIN is retried
-// on another connection.
+// implicit transaction, under the write guard and the write timeout.
+//
+// The server's ERROR in answer to the statement (a *pq.Error of severity ERROR, the
+// query_canceled of the write timeout's cancel included) rolled its implicit transaction
+// back: the statement's end would have been its commit. Such a failure is known, and
+// one that Config.Retryable says a new attempt may not meet (a deadlock, a serialization
+// failure) is sent again, at most writeAttempts times in all, as write does. Any other
+// failure after the statement may have reached the database wraps
+// usersessions.ErrOutcomeUnknown: a lost connection, a FATAL or PANIC (the server ending
+// the session, perhaps after the commit), a time that ran out with no answer, or a commit
+// that waited past the time for a synchronous standby (the server's WARNING, after which
+// the statement ends as applied locally). stale says it is a connection lib/pq found dead
+// (driver.ErrBadConn: most often a pooled connection the server closed, which a
+// transaction's BEGIN would have found and replaced unseen), after which the caller writes
+// again in a transaction, whose BEGIN is retried on another connection.
 func (s *Store) statement(ctx context.Context, op string, fn func(ctx context.Context, conn *sqlx.Conn) error) (stale bool, err error) {
 	if err := s.usable(ctx); err != nil {
 		return false, fmt.Errorf("%s: %w", op, err)
@@ -67,16 +78,16 @@ func (s *Store) statement(ctx context.Context, op string, fn func(ctx context.Co
 		return false, s.fail(ctx, op, err)
 	}
 	defer conn.Close()
-	if err := fn(ctx, conn); err != nil {
-		switch {
-		case ctx.Err() != nil:
-			return false, fmt.Errorf("%s: %w: %w (%w)", op, usersessions.ErrOutcomeUnknown, ctx.Err(), err)
-		case errors.Is(err, driver.ErrBadConn):
-			return true, fmt.Errorf("%s: %w: %w", op, usersessions.ErrOutcomeUnknown, err)
-		case s.unanswered(err):
-			return false, fmt.Errorf("%s: %w: %w", op, usersessions.ErrOutcomeUnknown, err)
+	for attempt := 1; ; attempt++ {
+		err := fn(ctx, conn)
+		if err == nil {
+			break
 		}
-		return false, s.fail(ctx, op, err)
+		// An ERROR leaves the connection ready for the next statement.
+		if refused(err) && s.retryable(err) && s.again(ctx, op, attempt, err) {
+			continue
+		}
+		return s.statementFailed(ctx, op, err)
 	}
 	if err := ctx.Err(); err != nil {
 		// As in write: the commit of the implicit transaction waited past the time and was
@@ -84,6 +95,34 @@ func (s *Store) statement(ctx context.Context, op string, fn func(ctx context.Co
 		return false, fmt.Errorf("%s: %w: %w while the commit waited (it is applied locally, its replication unconfirmed)", op, usersessions.ErrOutcomeUnknown, err)
 	}
 	return false, nil
+}
+
+// statementFailed is the failure of statement's one statement, err: stale and the
+// error to return.
+func (s *Store) statementFailed(ctx context.Context, op string, err error) (stale bool, _ error) {
+	switch {
+	case refused(err) && ctx.Err() != nil:
+		// The write timeout's cancel, answered (query_canceled): the error wraps both.
+		return false, fmt.Errorf("%s: %w (%w)", op, ctx.Err(), s.errs(err))
+	case refused(err):
+		return false, s.fail(ctx, op, err)
+	case ctx.Err() != nil:
+		return false, fmt.Errorf("%s: %w: %w (%w)", op, usersessions.ErrOutcomeUnknown, ctx.Err(), err)
+	case errors.Is(err, driver.ErrBadConn):
+		return true, fmt.Errorf("%s: %w: %w", op, usersessions.ErrOutcomeUnknown, err)
+	case s.unanswered(err):
+		return false, fmt.Errorf("%s: %w: %w", op, usersessions.ErrOutcomeUnknown, err)
+	}
+	return false, s.fail(ctx, op, err)
+}
+
+// refused says whether err is the server's ERROR in answer to a statement, which ends
+// the statement's transaction without applying it. lib/pq's Severity is the field the
+// server localizes (lc_messages): on a server that does not speak English, no error is
+// seen as refused, and the outcome stays unknown, which is the safe side.
+func refused(err error) bool {
+	e := pq.As(err)
+	return e != nil && e.Severity == "ERROR"
 }
 
 // written is a key the statement wrote: What is "c" for a client session, "s" for a user
@@ -202,33 +241,15 @@ type statements struct {
 const maxPreparedConns = 256
 
 // query runs q, prepared on dc if it was not yet, with args, and returns its rows.
+//
+// A statement the server no longer has fails with invalid_sql_statement_name (26000)
+// without running: an operator's DEALLOCATE ALL or DISCARD ALL, or a pooler's
+// server_reset_query, dropped the connection's prepared statements. Then every statement
+// remembered for dc is forgotten (the server most likely has none of them), q is prepared
+// again and run once more; a second failure is returned (a pooler in transaction mode,
+// which may run the statement on another server connection than the one it was prepared
+// on, fails again and again; see docs/operator-guide.md).
 func (st *statements) query(ctx context.Context, dc any, q string, args []any) ([]written, error) {
-	st.mu.Lock()
-	stmt := st.m[dc][q]
-	st.mu.Unlock()
-	if stmt == nil {
-		pc, ok := dc.(driver.ConnPrepareContext)
-		if !ok {
-			return nil, fmt.Errorf("driver connection %T cannot prepare: %w", dc, spi.ErrInvalid)
-		}
-		var err error
-		if stmt, err = pc.PrepareContext(ctx, q); err != nil {
-			return nil, err
-		}
-		st.mu.Lock()
-		if st.m == nil || len(st.m) >= maxPreparedConns {
-			st.m = map[any]map[string]driver.Stmt{}
-		}
-		if st.m[dc] == nil {
-			st.m[dc] = map[string]driver.Stmt{}
-		}
-		st.m[dc][q] = stmt
-		st.mu.Unlock()
-	}
-	sq, ok := stmt.(driver.StmtQueryContext)
-	if !ok {
-		return nil, fmt.Errorf("driver statement %T cannot query: %w", stmt, spi.ErrInvalid)
-	}
 	values := make([]driver.NamedValue, len(args))
 	for i, a := range args {
 		if v, ok := a.(driver.Valuer); ok {
@@ -238,6 +259,64 @@ func (st *statements) query(ctx context.Context, dc any, q string, args []any) (
 			}
 		}
 		values[i] = driver.NamedValue{Ordinal: i + 1, Value: a}
+	}
+	stmt, err := st.prepare(ctx, dc, q)
+	if err != nil {
+		return nil, err
+	}
+	out, err := run(ctx, stmt, values)
+	if pq.As(err, pqerror.InvalidSQLStatementName) == nil {
+		return out, err
+	}
+	st.forget(dc)
+	if stmt, err = st.prepare(ctx, dc, q); err != nil {
+		return nil, err
+	}
+	return run(ctx, stmt, values)
+}
+
+// prepare returns q prepared on dc, preparing it if it was not yet.
+func (st *statements) prepare(ctx context.Context, dc any, q string) (driver.Stmt, error) {
+	st.mu.Lock()
+	stmt := st.m[dc][q]
+	st.mu.Unlock()
+	if stmt != nil {
+		return stmt, nil
+	}
+	pc, ok := dc.(driver.ConnPrepareContext)
+	if !ok {
+		return nil, fmt.Errorf("driver connection %T cannot prepare: %w", dc, spi.ErrInvalid)
+	}
+	stmt, err := pc.PrepareContext(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.m == nil || len(st.m) >= maxPreparedConns {
+		st.m = map[any]map[string]driver.Stmt{}
+	}
+	if st.m[dc] == nil {
+		st.m[dc] = map[string]driver.Stmt{}
+	}
+	st.m[dc][q] = stmt
+	return stmt, nil
+}
+
+// forget drops the statements remembered for dc, which its server no longer has. They are
+// not closed: closing a statement the server does not have costs a round trip for nothing
+// (and the server's memory of any it still has ends with the connection).
+func (st *statements) forget(dc any) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	delete(st.m, dc)
+}
+
+// run executes the prepared stmt with values and returns its rows.
+func run(ctx context.Context, stmt driver.Stmt, values []driver.NamedValue) ([]written, error) {
+	sq, ok := stmt.(driver.StmtQueryContext)
+	if !ok {
+		return nil, fmt.Errorf("driver statement %T cannot query: %w", stmt, spi.ErrInvalid)
 	}
 	rs, err := sq.QueryContext(ctx, values)
 	if err != nil {
