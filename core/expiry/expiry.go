@@ -118,10 +118,10 @@ func (r Rules) UserSessionEnds(s Session) time.Time { return r.userSession(s, fa
 
 func (r Rules) userSession(s Session, explain bool) Expiry {
 	s = s.normal()
-	idle := r.userIdle(s)
+	idle := r.userIdle(s, explain)
 	var max *Limit
 	var ignored []string
-	if m, ok := r.userMax(s); ok {
+	if m, ok := r.userMax(s, explain); ok {
 		l := m.limit(s.Started)
 		max = &l
 	} else if conf := r.Realm.Timeouts; conf.OfflineSessionMax > 0 && explain {
@@ -151,8 +151,8 @@ func (r Rules) clientSession(c *realm.Client, s Session, cs ClientSession, expla
 	s = s.normal()
 	cs = cs.normal(s)
 	user := r.userSession(s, explain)
-	idle := r.clientIdle(c, s)
-	max, ignored := r.clientMax(c, s, cs, user.Max)
+	idle := r.clientIdle(c, s, explain)
+	max, ignored := r.clientMax(c, s, cs, user.Max, explain)
 	parent := Limit{Source: "user session", Ends: user.ExpiresAt}
 	if explain {
 		parent.Note = "the user session ends by " + user.EndsBy + ": " + user.Why
@@ -193,11 +193,11 @@ func (r Rules) AccessToken(c *realm.Client, s Session, cs ClientSession, issuedA
 	var p pick
 	switch {
 	case implicit:
-		p = setting("accessTokenLifespanForImplicitFlow", conf.AccessTokenLifespanImplicit, t.AccessTokenLifespanImplicit)
+		p = setting(true, "accessTokenLifespanForImplicitFlow", conf.AccessTokenLifespanImplicit, t.AccessTokenLifespanImplicit)
 	case c != nil && c.AccessTokenLifespan > 0:
-		p = attribute(realm.AttrAccessTokenLifespan, c.AccessTokenLifespan)
+		p = attribute(true, realm.AttrAccessTokenLifespan, c.AccessTokenLifespan)
 	default:
-		p = setting("accessTokenLifespan", conf.AccessTokenLifespan, t.AccessTokenLifespan)
+		p = setting(true, "accessTokenLifespan", conf.AccessTokenLifespan, t.AccessTokenLifespan)
 	}
 	l := p.limit(issuedAt)
 	if end := r.RefreshToken(c, s, cs); end.Before(l.Ends) {

@@ -78,7 +78,10 @@ func TestUserSession(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			check(t, rules(tc.t).UserSession(tc.s), tc.want)
+			r := rules(tc.t)
+			got := r.UserSession(tc.s)
+			check(t, got, tc.want)
+			sameTimes(t, r.userSession(tc.s, false), got)
 		})
 	}
 }
@@ -154,7 +157,10 @@ func TestClientSession(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			check(t, rules(tc.t).ClientSession(tc.client, tc.s, tc.cs), tc.want)
+			r := rules(tc.t)
+			got := r.ClientSession(tc.client, tc.s, tc.cs)
+			check(t, got, tc.want)
+			sameTimes(t, r.clientSession(tc.client, tc.s, tc.cs, false), got)
 		})
 	}
 }
