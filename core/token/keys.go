@@ -152,7 +152,7 @@ type key struct {
 	secret      []byte           // HS512 keys
 	// signers of the active key, by JWS header typ: the header says what a token is, and
 	// each verifier in sessiond checks it.
-	signers map[string]jose.Signer
+	signers map[string]*compactSigner
 }
 
 // verifies returns what checks a signature made with k.
@@ -466,17 +466,19 @@ func (k *key) makeSigners() error {
 		types = []string{typJWT, typAction, typSSO}
 		sk.Key = k.secret
 	}
-	k.signers = make(map[string]jose.Signer, len(types))
+	k.signers = make(map[string]*compactSigner, len(types))
 	for _, typ := range types {
 		opts := (&jose.SignerOptions{}).WithType(jose.ContentType(typ))
 		if k.secret != nil {
 			opts = opts.WithHeader(jose.HeaderKey("kid"), k.id)
 		}
-		s, err := jose.NewSigner(sk, opts)
+		js, err := jose.NewSigner(sk, opts)
 		if err != nil {
 			return err
 		}
-		k.signers[typ] = s
+		if k.signers[typ], err = newCompactSigner(k, js); err != nil {
+			return err
+		}
 	}
 	return nil
 }

@@ -14,7 +14,9 @@
 // JOSE is github.com/go-jose/go-jose/v4: maintained, used by go-oidc, Vault and Kubernetes,
 // and it makes the caller name the algorithms it accepts when parsing, so "none" and
 // HMAC-with-the-public-key confusion are closed by construction rather than by checks we
-// could forget. Claims are encoded here (not with go-jose/jwt) to control their exact shape.
+// could forget. Claims are encoded here (not with go-jose/jwt) to control their exact shape,
+// and signatures are computed here under a header go-jose encodes once per key and type
+// (jws.go), which a test holds to what a go-jose Signer writes.
 package token
 
 import (
