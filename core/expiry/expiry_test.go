@@ -81,7 +81,7 @@ func TestUserSession(t *testing.T) {
 			r := rules(tc.t)
 			got := r.UserSession(tc.s)
 			check(t, got, tc.want)
-			sameTimes(t, r.userSession(tc.s, false), got)
+			sameTimes(t, r.userSession(tc.s, false).expiry(), got)
 		})
 	}
 }
@@ -160,7 +160,7 @@ func TestClientSession(t *testing.T) {
 			r := rules(tc.t)
 			got := r.ClientSession(tc.client, tc.s, tc.cs)
 			check(t, got, tc.want)
-			sameTimes(t, r.clientSession(tc.client, tc.s, tc.cs, false), got)
+			sameTimes(t, r.clientSession(tc.client, tc.s, tc.cs, false).expiry(), got)
 		})
 	}
 }

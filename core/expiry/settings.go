@@ -122,18 +122,17 @@ func (r Rules) clientIdle(c *realm.Client, s Session, explain bool) pick {
 // offline sessions. Seed 000 says "Client Offline Session Max is only evaluated in the client
 // if Offline Session Max Limited is Enabled at the realm level"; the seeds win, so here the
 // attribute is ignored then, and Explain says so.
-func (r Rules) clientMax(c *realm.Client, s Session, cs ClientSession, userMax *Limit, explain bool) (*Limit, []string) {
+func (r Rules) clientMax(c *realm.Client, s Session, cs ClientSession, userMax *Limit, explain bool) (max Limit, ok bool, ignored []string) {
 	t := r.Realm.Timeouts.Effective()
 	c = orNone(c)
 	if s.Offline && !t.OfflineSessionMaxLimited {
-		var ignored []string
 		if c.OfflineSessionMax > 0 && explain {
 			ignored = append(ignored, fmt.Sprintf("client attribute %s (%s): offlineSessionMaxLifespanEnabled is off (seed 000)", realm.AttrOfflineSessionMax, c.OfflineSessionMax))
 		}
 		if t.ClientOfflineSessionMax > 0 && explain {
 			ignored = append(ignored, fmt.Sprintf("realm clientOfflineSessionMaxLifespan (%s): offlineSessionMaxLifespanEnabled is off (seed 000)", t.ClientOfflineSessionMax))
 		}
-		return nil, ignored
+		return Limit{}, false, ignored
 	}
 	attr, attrName, realmValue, realmName := c.SessionMax, realm.AttrSessionMax, t.ClientSessionMax, "clientSessionMaxLifespan"
 	if s.Offline {
@@ -147,7 +146,7 @@ func (r Rules) clientMax(c *realm.Client, s Session, cs ClientSession, userMax *
 			l.Note = "cut at the user session's max (" + userMax.Source + ")"
 		}
 	}
-	return &l, nil
+	return l, true, nil
 }
 
 // override picks the client attribute, else the realm's client-level value, else fallback.
