@@ -193,20 +193,32 @@ func (r Rules) RefreshToken(c *realm.Client, s Session, cs ClientSession) time.T
 // RefreshToken's bound (seed 002: "Access-token validity is always bounded by the refresh
 // token's lifespan").
 func (r Rules) AccessToken(c *realm.Client, s Session, cs ClientSession, issuedAt time.Time, implicit bool) Limit {
+	return r.accessToken(c, s, cs, issuedAt, implicit, true)
+}
+
+// AccessTokenEnds is AccessToken(c, s, cs, issuedAt, implicit).Ends without the
+// explanation (Source, Note), for issuing, which needs only the exp.
+func (r Rules) AccessTokenEnds(c *realm.Client, s Session, cs ClientSession, issuedAt time.Time, implicit bool) time.Time {
+	return r.accessToken(c, s, cs, issuedAt, implicit, false).Ends
+}
+
+func (r Rules) accessToken(c *realm.Client, s Session, cs ClientSession, issuedAt time.Time, implicit, explain bool) Limit {
 	conf, t := r.Realm.Timeouts, r.Realm.Timeouts.Effective()
 	var p pick
 	switch {
 	case implicit:
-		p = setting(true, "accessTokenLifespanForImplicitFlow", conf.AccessTokenLifespanImplicit, t.AccessTokenLifespanImplicit)
+		p = setting(explain, "accessTokenLifespanForImplicitFlow", conf.AccessTokenLifespanImplicit, t.AccessTokenLifespanImplicit)
 	case c != nil && c.AccessTokenLifespan > 0:
-		p = attribute(true, realm.AttrAccessTokenLifespan, c.AccessTokenLifespan)
+		p = attribute(explain, realm.AttrAccessTokenLifespan, c.AccessTokenLifespan)
 	default:
-		p = setting(true, "accessTokenLifespan", conf.AccessTokenLifespan, t.AccessTokenLifespan)
+		p = setting(explain, "accessTokenLifespan", conf.AccessTokenLifespan, t.AccessTokenLifespan)
 	}
 	l := p.limit(issuedAt)
 	if end := r.RefreshToken(c, s, cs); end.Before(l.Ends) {
 		l.Ends = end
-		l.Note = "cut at the session's end"
+		if explain {
+			l.Note = "cut at the session's end"
+		}
 	}
 	return l
 }

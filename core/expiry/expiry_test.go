@@ -224,6 +224,9 @@ func TestAccessToken(t *testing.T) {
 			if got.Seconds != tc.secs || got.Source != tc.source || !got.Ends.Equal(tc.ends) {
 				t.Errorf("got %ds from %q ending %s, want %ds from %q ending %s", got.Seconds, got.Source, got.Ends, tc.secs, tc.source, tc.ends)
 			}
+			if ends := rules(tc.t).AccessTokenEnds(tc.client, tc.s, tc.cs, tc.cs.LastRefresh, tc.implicit); !ends.Equal(tc.ends) {
+				t.Errorf("AccessTokenEnds %s, want %s", ends, tc.ends)
+			}
 		})
 	}
 }
