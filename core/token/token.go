@@ -213,11 +213,7 @@ func (s *Service) Issue(ctx context.Context, realm string, c Claims) (*Token, er
 	if c.JKT != "" {
 		w.Cnf = &Cnf{JKT: c.JKT}
 	}
-	payload, err := json.Marshal(w)
-	if err != nil {
-		return nil, err
-	}
-	raw, kid, err := s.sign(ctx, realm, c.Type, payload)
+	raw, kid, err := s.sign(ctx, realm, c.Type, w.appendJSON(make([]byte, 0, w.jsonSize())))
 	if err != nil {
 		return nil, err
 	}
