@@ -460,25 +460,16 @@ const (
 
 func (k *key) makeSigners() error {
 	types := []string{typAccess, typLogout, typSET, typJWT}
-	sk := jose.SigningKey{Algorithm: jose.SignatureAlgorithm(k.alg), Key: jose.JSONWebKey{Key: k.private, KeyID: k.id}}
 	if k.secret != nil {
-		// go-jose writes the kid of a JSONWebKey only for keys with a public part.
 		types = []string{typJWT, typAction, typSSO}
-		sk.Key = k.secret
 	}
 	k.signers = make(map[string]*compactSigner, len(types))
 	for _, typ := range types {
-		opts := (&jose.SignerOptions{}).WithType(jose.ContentType(typ))
-		if k.secret != nil {
-			opts = opts.WithHeader(jose.HeaderKey("kid"), k.id)
-		}
-		js, err := jose.NewSigner(sk, opts)
+		s, err := newCompactSigner(k, typ)
 		if err != nil {
 			return err
 		}
-		if k.signers[typ], err = newCompactSigner(k, js); err != nil {
-			return err
-		}
+		k.signers[typ] = s
 	}
 	return nil
 }

@@ -15,8 +15,8 @@
 // and it makes the caller name the algorithms it accepts when parsing, so "none" and
 // HMAC-with-the-public-key confusion are closed by construction rather than by checks we
 // could forget. Claims are encoded here (not with go-jose/jwt) to control their exact shape,
-// and signatures are computed here under a header go-jose encodes once per key and type
-// (jws.go), which a test holds to what a go-jose Signer writes.
+// and tokens are signed here under a header encoded once per key and type (jws.go), which
+// a test holds to what a go-jose Signer writes.
 package token
 
 import (
