@@ -25,6 +25,7 @@ test:
 	cd plugins/examples && $(GO) vet ./... && $(GO) test -race -count=1 -timeout 20m ./...
 	$(GO) test -run '^$$' -fuzz '^FuzzVerify$$' -fuzztime $(FUZZTIME) ./core/token/
 	$(GO) test -run '^$$' -fuzz '^FuzzVerifyAction$$' -fuzztime $(FUZZTIME) ./core/token/
+	$(GO) test -run '^$$' -fuzz '^FuzzWireJSON$$' -fuzztime $(FUZZTIME) ./core/token/
 	$(GO) test -run '^$$' -fuzz '^FuzzTokenEndpoint$$' -fuzztime $(FUZZTIME) ./core/httpapi/
 	$(GO) test -run '^$$' -fuzz '^FuzzIntrospect$$' -fuzztime $(FUZZTIME) ./core/httpapi/
 	$(GO) test -run '^$$' -fuzz '^FuzzRevoke$$' -fuzztime $(FUZZTIME) ./core/httpapi/

@@ -159,6 +159,9 @@ func TestCleanup_seed003_deletesExactlyTheExpired(t *testing.T) {
 								for id, cs := range us.Clients {
 									c, _ := r.Realm.Client(id)
 									e := r.ClientSession(c, SessionOf(us), ClientSessionOf(cs))
+									if !cs.ExpiresAt.Equal(e.StoredExpiresAt) {
+										t.Fatalf("%s client %s: stamped %s, ClientSession stores %s", where, id, cs.ExpiresAt, e.StoredExpiresAt)
+									}
 									if ends := r.ClientSessionEnds(c, SessionOf(us), ClientSessionOf(cs)); !ends.Equal(e.ExpiresAt) {
 										t.Fatalf("%s client %s: ClientSessionEnds %s, ClientSession ends %s", where, id, ends, e.ExpiresAt)
 									}

@@ -110,24 +110,24 @@ func (r Rules) window() time.Duration {
 // Online: min(last refresh + SSO idle, started + SSO max), the remember-me values used for
 // remember-me logins when they are > 0 and longer. Offline: last refresh + offline idle,
 // and started + offline max only when Offline Session Max Limited is on.
-func (r Rules) UserSession(s Session) Expiry { return r.userSession(s, true) }
+func (r Rules) UserSession(s Session) Expiry { return r.userSession(s, true).expiry() }
 
 // UserSessionEnds is UserSession(s).ExpiresAt without the explanation (Why, Ignored), for
 // the checks a token request makes, which need the explanation only when they refuse.
 func (r Rules) UserSessionEnds(s Session) time.Time { return r.userSession(s, false).ExpiresAt }
 
-func (r Rules) userSession(s Session, explain bool) Expiry {
+func (r Rules) userSession(s Session, explain bool) computed {
 	s = s.normal()
-	idle := r.userIdle(s)
+	idle := r.userIdle(s, explain)
 	var max *Limit
 	var ignored []string
-	if m, ok := r.userMax(s); ok {
+	if m, ok := r.userMax(s, explain); ok {
 		l := m.limit(s.Started)
 		max = &l
 	} else if conf := r.Realm.Timeouts; conf.OfflineSessionMax > 0 && explain {
 		ignored = append(ignored, fmt.Sprintf("realm offlineSessionMaxLifespan (%s): offlineSessionMaxLifespanEnabled is off, offline sessions expire only by idle", conf.OfflineSessionMax))
 	}
-	e := r.expiry(idle.limit(s.LastRefresh), max, nil, explain)
+	e := r.combine(idle.limit(s.LastRefresh), max, nil, explain)
 	e.Ignored = ignored
 	return e
 }
@@ -138,7 +138,7 @@ func (r Rules) userSession(s Session, explain bool) Expiry {
 // settings, else the user session's (remember-me aware); online and offline alike, its max
 // is cut at the user session's max, and the whole is cut at the user session's end.
 func (r Rules) ClientSession(c *realm.Client, s Session, cs ClientSession) Expiry {
-	return r.clientSession(c, s, cs, true)
+	return r.clientSession(c, s, cs, true).expiry()
 }
 
 // ClientSessionEnds is ClientSession(c, s, cs).ExpiresAt without the explanation, as
@@ -147,17 +147,21 @@ func (r Rules) ClientSessionEnds(c *realm.Client, s Session, cs ClientSession) t
 	return r.clientSession(c, s, cs, false).ExpiresAt
 }
 
-func (r Rules) clientSession(c *realm.Client, s Session, cs ClientSession, explain bool) Expiry {
+func (r Rules) clientSession(c *realm.Client, s Session, cs ClientSession, explain bool) computed {
 	s = s.normal()
 	cs = cs.normal(s)
 	user := r.userSession(s, explain)
-	idle := r.clientIdle(c, s)
-	max, ignored := r.clientMax(c, s, cs, user.Max)
+	idle := r.clientIdle(c, s, explain)
+	var max *Limit
+	m, hasMax, ignored := r.clientMax(c, s, cs, user.maxLimit(), explain)
+	if hasMax {
+		max = &m
+	}
 	parent := Limit{Source: "user session", Ends: user.ExpiresAt}
 	if explain {
 		parent.Note = "the user session ends by " + user.EndsBy + ": " + user.Why
 	}
-	e := r.expiry(idle.limit(cs.LastRefresh), max, &parent, explain)
+	e := r.combine(idle.limit(cs.LastRefresh), max, &parent, explain)
 	e.Ignored = ignored
 	return e
 }
@@ -179,7 +183,7 @@ func (r Rules) ClientSessionValid(c *realm.Client, s Session, cs ClientSession, 
 func (r Rules) RefreshToken(c *realm.Client, s Session, cs ClientSession) time.Time {
 	e := r.clientSession(c, s, cs, false)
 	user := r.userSession(s, false)
-	return earliest(e.Idle.Ends, endOf(e.Max), user.Idle.Ends, endOf(user.Max))
+	return earliest(e.Idle.Ends, endOf(e.maxLimit()), user.Idle.Ends, endOf(user.maxLimit()))
 }
 
 // AccessToken returns the lifespan and exp of an access token issued at issuedAt: the
@@ -189,29 +193,78 @@ func (r Rules) RefreshToken(c *realm.Client, s Session, cs ClientSession) time.T
 // RefreshToken's bound (seed 002: "Access-token validity is always bounded by the refresh
 // token's lifespan").
 func (r Rules) AccessToken(c *realm.Client, s Session, cs ClientSession, issuedAt time.Time, implicit bool) Limit {
+	return r.accessToken(c, s, cs, issuedAt, implicit, true)
+}
+
+// AccessTokenEnds is AccessToken(c, s, cs, issuedAt, implicit).Ends without the
+// explanation (Source, Note), for issuing, which needs only the exp.
+func (r Rules) AccessTokenEnds(c *realm.Client, s Session, cs ClientSession, issuedAt time.Time, implicit bool) time.Time {
+	return r.accessToken(c, s, cs, issuedAt, implicit, false).Ends
+}
+
+func (r Rules) accessToken(c *realm.Client, s Session, cs ClientSession, issuedAt time.Time, implicit, explain bool) Limit {
 	conf, t := r.Realm.Timeouts, r.Realm.Timeouts.Effective()
 	var p pick
 	switch {
 	case implicit:
-		p = setting("accessTokenLifespanForImplicitFlow", conf.AccessTokenLifespanImplicit, t.AccessTokenLifespanImplicit)
+		p = setting(explain, "accessTokenLifespanForImplicitFlow", conf.AccessTokenLifespanImplicit, t.AccessTokenLifespanImplicit)
 	case c != nil && c.AccessTokenLifespan > 0:
-		p = attribute(realm.AttrAccessTokenLifespan, c.AccessTokenLifespan)
+		p = attribute(explain, realm.AttrAccessTokenLifespan, c.AccessTokenLifespan)
 	default:
-		p = setting("accessTokenLifespan", conf.AccessTokenLifespan, t.AccessTokenLifespan)
+		p = setting(explain, "accessTokenLifespan", conf.AccessTokenLifespan, t.AccessTokenLifespan)
 	}
 	l := p.limit(issuedAt)
 	if end := r.RefreshToken(c, s, cs); end.Before(l.Ends) {
 		l.Ends = end
-		l.Note = "cut at the session's end"
+		if explain {
+			l.Note = "cut at the session's end"
+		}
 	}
 	return l
 }
 
-// expiry combines idle, max and the parent user session (nil for a user session).
+// computed is an Expiry whose limits are held by value, so that computing one allocates
+// nothing: the checks and stamps of every token request read only its times. expiry
+// returns it as an Expiry.
+type computed struct {
+	Expiry            // Max and UserSession are nil: max and parent hold them
+	max, parent       Limit
+	hasMax, hasParent bool
+}
+
+func (c computed) expiry() Expiry {
+	e := c.Expiry
+	e.Max, e.UserSession = c.maxLimit(), c.parentLimit()
+	return e
+}
+
+func (c *computed) maxLimit() *Limit {
+	if !c.hasMax {
+		return nil
+	}
+	return &c.max
+}
+
+func (c *computed) parentLimit() *Limit {
+	if !c.hasParent {
+		return nil
+	}
+	return &c.parent
+}
+
+// combine combines idle, max and the parent user session (nil for a user session).
 // explain: with Why.
-func (r Rules) expiry(idle Limit, max, parent *Limit, explain bool) Expiry {
+func (r Rules) combine(idle Limit, max, parent *Limit, explain bool) computed {
 	w := r.window()
-	e := Expiry{Idle: idle, Max: max, UserSession: parent, IdleWindowSeconds: int64(w / time.Second)}
+	var c computed
+	if max != nil {
+		c.max, c.hasMax = *max, true
+	}
+	if parent != nil {
+		c.parent, c.hasParent = *parent, true
+	}
+	e := &c.Expiry
+	*e = Expiry{Idle: idle, IdleWindowSeconds: int64(w / time.Second)}
 	e.ExpiresAt, e.EndsBy = idle.Ends.Add(w), EndsByIdle
 	// On a tie the hard limit is named: it would have ended the session without the idle one.
 	if max != nil && !max.Ends.After(e.ExpiresAt) {
@@ -222,9 +275,9 @@ func (r Rules) expiry(idle Limit, max, parent *Limit, explain bool) Expiry {
 		e.ExpiresAt, e.EndsBy = parent.Ends, EndsByUserSession
 	}
 	if explain {
-		e.Why = e.why(w)
+		e.Why = c.expiry().why(w)
 	}
-	return e
+	return c
 }
 
 func (e Expiry) why(w time.Duration) string {

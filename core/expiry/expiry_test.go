@@ -78,7 +78,10 @@ func TestUserSession(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			check(t, rules(tc.t).UserSession(tc.s), tc.want)
+			r := rules(tc.t)
+			got := r.UserSession(tc.s)
+			check(t, got, tc.want)
+			sameTimes(t, r.userSession(tc.s, false).expiry(), got)
 		})
 	}
 }
@@ -154,7 +157,10 @@ func TestClientSession(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			check(t, rules(tc.t).ClientSession(tc.client, tc.s, tc.cs), tc.want)
+			r := rules(tc.t)
+			got := r.ClientSession(tc.client, tc.s, tc.cs)
+			check(t, got, tc.want)
+			sameTimes(t, r.clientSession(tc.client, tc.s, tc.cs, false).expiry(), got)
 		})
 	}
 }
@@ -217,6 +223,9 @@ func TestAccessToken(t *testing.T) {
 			got := rules(tc.t).AccessToken(tc.client, tc.s, tc.cs, tc.cs.LastRefresh, tc.implicit)
 			if got.Seconds != tc.secs || got.Source != tc.source || !got.Ends.Equal(tc.ends) {
 				t.Errorf("got %ds from %q ending %s, want %ds from %q ending %s", got.Seconds, got.Source, got.Ends, tc.secs, tc.source, tc.ends)
+			}
+			if ends := rules(tc.t).AccessTokenEnds(tc.client, tc.s, tc.cs, tc.cs.LastRefresh, tc.implicit); !ends.Equal(tc.ends) {
+				t.Errorf("AccessTokenEnds %s, want %s", ends, tc.ends)
 			}
 		})
 	}

@@ -58,13 +58,14 @@ func (r Rules) Explain(us *usersessions.UserSession, now time.Time) Explanation 
 // Stamp sets ExpiresAt on a session row and on each of its client session rows to their
 // StoredExpiresAt, so that cleanup (DeleteExpired with before = now) removes a row at the
 // first pass after it stops being valid, and not before: each row by its own rules, so a
-// remember-me timeout never keeps an ordinary session (seed 003).
+// remember-me timeout never keeps an ordinary session (seed 003). Every refresh stamps, so
+// the times are computed without the explanation, which they do not depend on.
 func (r Rules) Stamp(us *usersessions.UserSession) {
 	s := SessionOf(us)
-	us.ExpiresAt = r.UserSession(s).StoredExpiresAt
+	us.ExpiresAt = r.userSession(s, false).StoredExpiresAt
 	for id, cs := range us.Clients {
 		c, _ := r.client(id)
-		cs.ExpiresAt = r.ClientSession(c, s, ClientSessionOf(cs)).StoredExpiresAt
+		cs.ExpiresAt = r.clientSession(c, s, ClientSessionOf(cs), false).StoredExpiresAt
 	}
 }
 

@@ -1,6 +1,7 @@
 package expiry
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -72,5 +73,33 @@ func check(t *testing.T, got Expiry, w want) {
 	}
 	if got.Why == "" {
 		t.Error("no Why")
+	}
+}
+
+// sameTimes checks that an Expiry computed without the explanation (the checks' and
+// Stamp's) has the same limits and ends as the explained one: only the texts may differ.
+func sameTimes(t *testing.T, brief, full Expiry) {
+	t.Helper()
+	limits := func(l *Limit) string {
+		if l == nil {
+			return "none"
+		}
+		return fmt.Sprintf("%ds from %s ends %s", l.Seconds, l.From, l.Ends)
+	}
+	if b, f := limits(&brief.Idle), limits(&full.Idle); b != f {
+		t.Errorf("idle without explanation %s, with %s", b, f)
+	}
+	if b, f := limits(brief.Max), limits(full.Max); b != f {
+		t.Errorf("max without explanation %s, with %s", b, f)
+	}
+	if b, f := limits(brief.UserSession), limits(full.UserSession); b != f {
+		t.Errorf("user session without explanation %s, with %s", b, f)
+	}
+	if !brief.ExpiresAt.Equal(full.ExpiresAt) || !brief.StoredExpiresAt.Equal(full.StoredExpiresAt) || brief.EndsBy != full.EndsBy {
+		t.Errorf("without explanation expires %s (stored %s) by %s, with %s (stored %s) by %s",
+			brief.ExpiresAt, brief.StoredExpiresAt, brief.EndsBy, full.ExpiresAt, full.StoredExpiresAt, full.EndsBy)
+	}
+	if brief.Why != "" || brief.UserSession != nil && brief.UserSession.Note != "" {
+		t.Errorf("an explanation computed without asking: %q", brief.Why)
 	}
 }

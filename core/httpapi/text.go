@@ -32,15 +32,16 @@ func checkRequestText(r *http.Request) error {
 	return checkValues("query parameter", q)
 }
 
-// checkValues checks the names and values of a form or query.
+// checkValues checks the names and values of a form or query. What to call a value is
+// built only for one that fails: every token request passes here.
 func checkValues(what string, vs url.Values) error {
 	for k, v := range vs {
-		if err := checkText(what+" name", k); err != nil {
-			return err
+		if checkText("", k) != nil {
+			return checkText(what+" name", k)
 		}
 		for _, x := range v {
-			if err := checkText(what+" "+k, x); err != nil {
-				return err
+			if checkText("", x) != nil {
+				return checkText(what+" "+k, x)
 			}
 		}
 	}

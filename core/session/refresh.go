@@ -262,7 +262,7 @@ func (s *Service) plan(r *realm.Realm, c *realm.Client, t *token.Token, us *user
 // missingScopes returns the scope values of requested that granted lacks.
 func missingScopes(requested, granted string) string {
 	var missing []string
-	for _, v := range strings.Fields(requested) {
+	for v := range strings.FieldsSeq(requested) {
 		if !hasScope(granted, v) {
 			missing = append(missing, v)
 		}

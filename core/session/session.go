@@ -232,7 +232,7 @@ func firstErr(errs []error, err error) error {
 
 // hasScope reports whether a space-separated scope holds one value.
 func hasScope(scope, value string) bool {
-	for _, v := range strings.Fields(scope) {
+	for v := range strings.FieldsSeq(scope) {
 		if v == value {
 			return true
 		}

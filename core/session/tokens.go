@@ -86,7 +86,7 @@ func (s *Service) issue(ctx context.Context, in issue) (*Grant, error) {
 		// id accepts the token without special configuration.
 		Type: token.Bearer, Subject: us.UserID, Audience: []string{in.client.ClientID},
 		ClientID: in.client.ClientID, SessionID: us.ID, Scope: in.scope, Username: us.LoginUsername, IssuedAt: now,
-		Expiry: rules.AccessToken(in.client, sf, cf, now, in.implicit).Ends, JKT: in.jkt,
+		Expiry: rules.AccessTokenEnds(in.client, sf, cf, now, in.implicit), JKT: in.jkt,
 	}
 	g := &Grant{
 		SessionID: us.ID, UserID: us.UserID, TokenType: string(token.Bearer), IssuedAt: now,

@@ -152,7 +152,7 @@ type key struct {
 	secret      []byte           // HS512 keys
 	// signers of the active key, by JWS header typ: the header says what a token is, and
 	// each verifier in sessiond checks it.
-	signers map[string]jose.Signer
+	signers map[string]*compactSigner
 }
 
 // verifies returns what checks a signature made with k.
@@ -460,19 +460,12 @@ const (
 
 func (k *key) makeSigners() error {
 	types := []string{typAccess, typLogout, typSET, typJWT}
-	sk := jose.SigningKey{Algorithm: jose.SignatureAlgorithm(k.alg), Key: jose.JSONWebKey{Key: k.private, KeyID: k.id}}
 	if k.secret != nil {
-		// go-jose writes the kid of a JSONWebKey only for keys with a public part.
 		types = []string{typJWT, typAction, typSSO}
-		sk.Key = k.secret
 	}
-	k.signers = make(map[string]jose.Signer, len(types))
+	k.signers = make(map[string]*compactSigner, len(types))
 	for _, typ := range types {
-		opts := (&jose.SignerOptions{}).WithType(jose.ContentType(typ))
-		if k.secret != nil {
-			opts = opts.WithHeader(jose.HeaderKey("kid"), k.id)
-		}
-		s, err := jose.NewSigner(sk, opts)
+		s, err := newCompactSigner(k, typ)
 		if err != nil {
 			return err
 		}

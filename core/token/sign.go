@@ -43,12 +43,11 @@ func (m *KeyManager) sign(ctx context.Context, realm string, f family, typ strin
 		return "", "", err
 	}
 	k := set.active[f]
-	jws, err := k.signers[typ].Sign(payload)
+	raw, err = k.signers[typ].sign(payload)
 	if err != nil {
 		return "", "", fmt.Errorf("sign in realm %q: %w", realm, err)
 	}
-	raw, err = jws.CompactSerialize()
-	return raw, k.id, err
+	return raw, k.id, nil
 }
 
 // Logout is the typ claim of a back-channel logout token, as Keycloak sets it. Verify never

@@ -14,7 +14,9 @@
 // JOSE is github.com/go-jose/go-jose/v4: maintained, used by go-oidc, Vault and Kubernetes,
 // and it makes the caller name the algorithms it accepts when parsing, so "none" and
 // HMAC-with-the-public-key confusion are closed by construction rather than by checks we
-// could forget. Claims are encoded here (not with go-jose/jwt) to control their exact shape.
+// could forget. Claims are encoded here (not with go-jose/jwt) to control their exact shape,
+// and tokens are signed here under a header encoded once per key and type (jws.go), which
+// a test holds to what a go-jose Signer writes.
 package token
 
 import (
@@ -211,11 +213,7 @@ func (s *Service) Issue(ctx context.Context, realm string, c Claims) (*Token, er
 	if c.JKT != "" {
 		w.Cnf = &Cnf{JKT: c.JKT}
 	}
-	payload, err := json.Marshal(w)
-	if err != nil {
-		return nil, err
-	}
-	raw, kid, err := s.sign(ctx, realm, c.Type, payload)
+	raw, kid, err := s.sign(ctx, realm, c.Type, w.appendJSON(make([]byte, 0, w.jsonSize())))
 	if err != nil {
 		return nil, err
 	}
