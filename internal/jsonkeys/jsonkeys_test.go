@@ -1,0 +1,179 @@
+package jsonkeys
+
+import (
+	"encoding/json"
+	"errors"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+type inner struct {
+	Name  string            `json:"name"`
+	Notes map[string]string `json:"notes"`
+}
+
+type embedded struct {
+	Promoted string `json:"promoted"`
+}
+
+type outer struct {
+	UserID  string           `json:"user_id"`
+	Untaggd string           // matched by its Go name
+	Skipped string           `json:"-"`
+	Inner   inner            `json:"inner"`
+	Ptr     *inner           `json:"ptr"`
+	List    []inner          `json:"list"`
+	Map     map[string]inner `json:"map"`
+	Raw     json.RawMessage  `json:"raw"`
+	Any     any              `json:"any"`
+	When    time.Time        `json:"when"`
+	embedded
+}
+
+func TestCheck(t *testing.T) {
+	for _, tc := range []struct {
+		name, body string
+		v          any
+		path, key  string
+		field      string // "" with path set: a duplicate
+	}{
+		{name: "accepted", body: `{"user_id":"u","Untaggd":"x","inner":{"name":"n","notes":{"a":"1","A":"2"}},"ptr":{"name":"p"},"list":[{"name":"a"},{"name":"b"}],"map":{"k":{"name":"v"},"K":{"name":"w"}},"raw":{"X":1,"x":2},"any":{"A":1,"a":2},"when":"2026-01-01T00:00:00Z","promoted":"p"}`, v: &outer{}},
+		{name: "accepted scalar", body: `"x"`, v: new(string)},
+		{name: "accepted empty", body: `{}`, v: &outer{}},
+		{name: "same key in sibling objects", body: `{"list":[{"name":"a"},{"name":"a"}]}`, v: &outer{}},
+		{name: "duplicate top-level", body: `{"user_id":"a","user_id":"b"}`, v: &outer{}, path: "user_id", key: "user_id"},
+		{name: "duplicate nested", body: `{"inner":{"name":"a","name":"b"}}`, v: &outer{}, path: "inner.name", key: "name"},
+		{name: "duplicate in array element", body: `{"list":[{"name":"a"},{"name":"a","name":"b"}]}`, v: &outer{}, path: "list[1].name", key: "name"},
+		{name: "duplicate map key", body: `{"inner":{"notes":{"a":"1","a":"2"}}}`, v: &outer{}, path: "inner.notes.a", key: "a"},
+		{name: "duplicate in raw message", body: `{"raw":{"x":1,"x":2}}`, v: &outer{}, path: "raw.x", key: "x"},
+		{name: "duplicate in interface", body: `{"any":[{"x":1,"x":2}]}`, v: &outer{}, path: "any[0].x", key: "x"},
+		{name: "duplicate with nil target", body: `[{"a":{"b":[1,{"c":1,"c":1}]}}]`, v: nil, path: `[0].a.b[1].c`, key: "c"},
+		{name: "duplicate odd key", body: `{"map":{"a.b":{},"a.b":{}}}`, v: &outer{}, path: `map["a.b"]`, key: "a.b"},
+		{name: "duplicate by escape", body: `{"user_id":"a","user\u005fid":"b"}`, v: &outer{}, path: "user_id", key: "user_id"},
+		{name: "wrong case top-level", body: `{"USER_ID":"a"}`, v: &outer{}, path: "USER_ID", key: "USER_ID", field: "user_id"},
+		{name: "wrong case after exact", body: `{"user_id":"a","User_Id":"b"}`, v: &outer{}, path: "User_Id", key: "User_Id", field: "user_id"},
+		{name: "wrong case nested", body: `{"ptr":{"Name":"a"}}`, v: &outer{}, path: "ptr.Name", key: "Name", field: "name"},
+		{name: "wrong case in array element", body: `{"list":[{"name":"a"},{"NAME":"a"}]}`, v: &outer{}, path: "list[1].NAME", key: "NAME", field: "name"},
+		{name: "wrong case under map", body: `{"map":{"k":{"nAme":"v"}}}`, v: &outer{}, path: "map.k.nAme", key: "nAme", field: "name"},
+		{name: "wrong case untagged", body: `{"untaggd":"x"}`, v: &outer{}, path: "untaggd", key: "untaggd", field: "Untaggd"},
+		{name: "wrong case promoted", body: `{"Promoted":"x"}`, v: &outer{}, path: "Promoted", key: "Promoted", field: "promoted"},
+		{name: "wrong case long s", body: `{"promoted":"x","inner":{"name":"n"},"uſer_id":"x"}`, v: &outer{}, path: `["uſer_id"]`, key: "uſer_id", field: "user_id"},
+		{name: "wrong case slice root", body: `[{"name":"a"},{"Name":"b"}]`, v: &[]inner{}, path: "[1].Name", key: "Name", field: "name"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := Check([]byte(tc.body), tc.v)
+			if tc.path == "" {
+				if err != nil {
+					t.Fatalf("Check: %v", err)
+				}
+				return
+			}
+			var ke *Error
+			if !errors.As(err, &ke) {
+				t.Fatalf("Check = %v, want a *Error", err)
+			}
+			if ke.Path != tc.path || ke.Key != tc.key || ke.Field != tc.field {
+				t.Fatalf("Check = %+v, want path %q key %q field %q", ke, tc.path, tc.key, tc.field)
+			}
+			if !strings.Contains(err.Error(), tc.path) {
+				t.Fatalf("message %q does not name %q", err, tc.path)
+			}
+			// The offset is just past the key: what precedes it ends with the key's quote.
+			if ke.Offset <= 0 || ke.Offset > int64(len(tc.body)) || tc.body[ke.Offset-1] != '"' {
+				t.Fatalf("offset %d is not just past a key of %s", ke.Offset, tc.body)
+			}
+
+		})
+	}
+}
+
+// TestCheckEncodingJSONAgrees pins the premise: encoding/json takes each refused body
+// (so the check is what refuses it), and a wrong-case key fills the field.
+func TestCheckEncodingJSONAgrees(t *testing.T) {
+	var v outer
+	if err := json.Unmarshal([]byte(`{"USER_ID":"a","uſer_id":"b","user_id":"c","user_id":"d"}`), &v); err != nil || v.UserID != "d" {
+		t.Fatalf("encoding/json: %v, user_id %q", err, v.UserID)
+	}
+	var s struct {
+		Token string `json:"token"`
+	}
+	if err := json.Unmarshal([]byte(`{"to\u212aen":"kelvin"}`), &s); err != nil || s.Token != "kelvin" {
+		t.Fatalf("encoding/json with the Kelvin sign: %v, %q", err, s.Token)
+	}
+	if err := Check([]byte(`{"to\u212aen":"kelvin"}`), &s); err == nil {
+		t.Fatal("Check took the Kelvin sign for k")
+	}
+}
+
+// TestCheckDeep: nesting as deep as a 64 KiB body allows (and far deeper) costs a slice,
+// not the goroutine stack, and time linear in the size.
+func TestCheckDeep(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		open   string
+		close  string
+		depth  int
+		target any
+	}{
+		{"arrays", "[", "]", 1 << 17, nil},
+		{"objects", `{"a":`, "}", 1 << 16, nil},
+		{"objects into any", `{"a":`, "}", 1 << 16, new(any)},
+		{"arrays into a struct", "[", "]", 1 << 17, &outer{}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			small := strings.Repeat(tc.open, tc.depth/16) + "1" + strings.Repeat(tc.close, tc.depth/16)
+			big := strings.Repeat(tc.open, tc.depth) + "1" + strings.Repeat(tc.close, tc.depth)
+			start := time.Now()
+			if err := Check([]byte(small), tc.target); err != nil {
+				t.Fatalf("Check(small): %v", err)
+			}
+			tSmall := time.Since(start)
+			start = time.Now()
+			if err := Check([]byte(big), tc.target); err != nil {
+				t.Fatalf("Check(big): %v", err)
+			}
+			tBig := time.Since(start)
+			// 16 times the size: linear is ~16 times the time, quadratic ~256 times.
+			if tBig > 80*tSmall+50*time.Millisecond {
+				t.Fatalf("16x the depth took %v against %v: not linear", tBig, tSmall)
+			}
+			// A duplicate at the bottom is still found, with its whole path.
+			dup := strings.Repeat(tc.open, tc.depth/16) + `{"x":1,"x":2}` + strings.Repeat(tc.close, tc.depth/16)
+			var ke *Error
+			if err := Check([]byte(dup), tc.target); !errors.As(err, &ke) || !strings.HasSuffix(ke.Path, "x") {
+				t.Fatalf("Check(dup at the bottom) = %v", err)
+			}
+		})
+	}
+}
+
+// TestCheckWide: many keys in one object, or many objects, cost linear time.
+func TestCheckWide(t *testing.T) {
+	var b strings.Builder
+	b.WriteString("{")
+	for i := range 50000 {
+		if i > 0 {
+			b.WriteString(",")
+		}
+		b.WriteString(`"k` + strings.Repeat("x", i%7) + string(rune('a'+i%26)) + strconv.Itoa(i) + `":[{"name":"n"}]`)
+	}
+	b.WriteString("}")
+	start := time.Now()
+	if err := Check([]byte(b.String()), &map[string][]inner{}); err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(start); d > 10*time.Second {
+		t.Fatalf("50000 keys took %v", d)
+	}
+}
+
+// TestCheckSyntax: malformed JSON is the decoder's error, never a panic or a nil.
+func TestCheckSyntax(t *testing.T) {
+	for _, body := range []string{``, `{`, `{"a"`, `{"a":}`, `[1,]`, `{"a":1,}`, `}`, `{"a":1}}`, `[{]`} {
+		if err := Check([]byte(body), &outer{}); err == nil {
+			t.Errorf("Check(%q) = nil", body)
+		}
+	}
+}
