@@ -30,7 +30,7 @@ type Error struct {
 	Path   string
 	Key    string
 	Field  string // the field Key matches only by case; "" for a duplicate key
-	Offset int64  // just after the key, in bytes from the start of the document
+	Offset int64  // where the key starts (its opening quote), in bytes from the document's start
 }
 
 func (e *Error) Error() string {
@@ -52,6 +52,7 @@ func Check(data []byte, v any) error {
 	var stack []frame
 	next := typeOf(reflect.TypeOf(v))
 	for read := false; ; read = true {
+		before := dec.InputOffset()
 		tok, err := dec.Token()
 		if errors.Is(err, io.EOF) && len(stack) == 0 && read {
 			return nil
@@ -72,7 +73,7 @@ func Check(data []byte, v any) error {
 				key, _ := tok.(string) // the decoder allows nothing else here
 				top.key, top.wantKey = key, false
 				if _, seen := top.keys[key]; seen {
-					return &Error{Path: path(stack), Key: key, Offset: dec.InputOffset()}
+					return &Error{Path: path(stack), Key: key, Offset: keyStart(data, before)}
 				}
 				if top.keys == nil {
 					top.keys = map[string]struct{}{}
@@ -81,7 +82,7 @@ func Check(data []byte, v any) error {
 				var field string
 				next, field = member(top.t, key)
 				if field != "" {
-					return &Error{Path: path(stack), Key: key, Field: field, Offset: dec.InputOffset()}
+					return &Error{Path: path(stack), Key: key, Field: field, Offset: keyStart(data, before)}
 				}
 				continue
 			case top.object:
@@ -98,6 +99,15 @@ func Check(data []byte, v any) error {
 			stack = append(stack, frame{t: next, index: -1})
 		}
 	}
+}
+
+// keyStart is where the key read from offset on starts: past the white space and the comma
+// the decoder had not yet consumed.
+func keyStart(data []byte, offset int64) int64 {
+	for offset < int64(len(data)) && data[offset] != '"' {
+		offset++
+	}
+	return offset
 }
 
 // frame is an object or array being read: the type it is decoded into (nil: not known or
