@@ -57,6 +57,10 @@ func Check(data []byte, v any) error {
 		if errors.Is(err, io.EOF) && len(stack) == 0 && read {
 			return nil
 		}
+		if err == nil && len(stack) == 0 && read {
+			// The decoder reads a stream of values; a document is one.
+			return errors.New("data after the JSON value")
+		}
 		if errors.Is(err, io.EOF) {
 			return io.ErrUnexpectedEOF
 		}

@@ -174,7 +174,7 @@ func TestCheckWide(t *testing.T) {
 
 // TestCheckSyntax: malformed JSON is the decoder's error, never a panic or a nil.
 func TestCheckSyntax(t *testing.T) {
-	for _, body := range []string{``, `{`, `{"a"`, `{"a":}`, `[1,]`, `{"a":1,}`, `}`, `{"a":1}}`, `[{]`} {
+	for _, body := range []string{``, `{`, `{"a"`, `{"a":}`, `[1,]`, `{"a":1,}`, `}`, `{"a":1}}`, `[{]`, `""0`, `{} {}`} {
 		if err := Check([]byte(body), &outer{}); err == nil {
 			t.Errorf("Check(%q) = nil", body)
 		}
