@@ -12,16 +12,15 @@
 package jsonkeys
 
 import (
-	"bytes"
 	"encoding"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"reflect"
 	"strconv"
 	"strings"
 	"sync"
+	"unicode/utf8"
 )
 
 // Error is a refused key. Path is where the key is, from the document's root: "user_id",
@@ -44,74 +43,134 @@ func (e *Error) Error() string {
 // matches a field of the struct it is decoded into only without regard to case. v is what
 // data is (or will be) decoded into, as given to json.Unmarshal; nil checks duplicates
 // only. Keys of maps, and of values decoded by their own UnmarshalJSON or into an
-// interface, are checked for duplicates only. A syntax error is returned as the decoder's
-// own error: callers decode first and report those their way.
+// interface, are checked for duplicates only. data that is not one JSON value (or nests
+// deeper than encoding/json's 10000 levels) is refused with encoding/json's own error:
+// callers decode first and report those their way.
 func Check(data []byte, v any) error {
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.UseNumber() // numbers are not read, only passed over
-	var stack []frame
-	next := typeOf(reflect.TypeOf(v))
-	for read := false; ; read = true {
-		before := dec.InputOffset()
-		tok, err := dec.Token()
-		if errors.Is(err, io.EOF) && len(stack) == 0 && read {
-			return nil
-		}
-		if err == nil && len(stack) == 0 && read {
-			// The decoder reads a stream of values; a document is one.
-			return errors.New("data after the JSON value")
-		}
-		if errors.Is(err, io.EOF) {
-			return io.ErrUnexpectedEOF
-		}
-		if err != nil {
+	if !json.Valid(data) {
+		var x any
+		if err := json.Unmarshal(data, &x); err != nil {
 			return err
 		}
-		if n := len(stack); n > 0 {
-			top := &stack[n-1]
-			switch {
-			case tok == json.Delim('}') || tok == json.Delim(']'):
-				stack = stack[:n-1]
+		return errors.New("not a JSON value")
+	}
+	// From here data is valid JSON: the scan below need not check its syntax.
+	s := scan{data: data}
+	var stack []frame
+	next := typeOf(reflect.TypeOf(v))
+	for {
+		s.space()
+		switch data[s.i] {
+		case '{':
+			s.i++
+			stack = append(stack, frame{object: true, t: next})
+		case '[':
+			s.i++
+			stack = append(stack, frame{t: next, index: -1})
+		case '"':
+			s.str()
+		default:
+			s.literal()
+		}
+		// Past a value or an opening bracket: close what ends, then read the next member's
+		// key or the next element's index.
+		for {
+			if len(stack) == 0 {
+				return nil // valid JSON: only white space follows
+			}
+			top := &stack[len(stack)-1]
+			s.space()
+			c := data[s.i]
+			if c == '}' || c == ']' {
+				s.i++
+				stack = stack[:len(stack)-1]
 				continue
-			case top.object && top.wantKey:
-				key, _ := tok.(string) // the decoder allows nothing else here
-				top.key, top.wantKey = key, false
-				if _, seen := top.keys[key]; seen {
-					return &Error{Path: path(stack), Key: key, Offset: keyStart(data, before)}
-				}
-				if top.keys == nil {
-					top.keys = map[string]struct{}{}
-				}
-				top.keys[key] = struct{}{}
-				var field string
-				next, field = member(top.t, key)
-				if field != "" {
-					return &Error{Path: path(stack), Key: key, Field: field, Offset: keyStart(data, before)}
-				}
-				continue
-			case top.object:
-				top.wantKey = true // this is the member's value
-			default:
+			}
+			if c == ',' {
+				s.i++
+				s.space()
+			}
+			if !top.object {
 				top.index++
 				next = element(top.t)
+				break
 			}
-		}
-		switch tok {
-		case json.Delim('{'):
-			stack = append(stack, frame{object: true, wantKey: true, t: next})
-		case json.Delim('['):
-			stack = append(stack, frame{t: next, index: -1})
+			start := s.i
+			key := s.key()
+			top.key = key
+			if _, seen := top.keys[key]; seen {
+				return &Error{Path: path(stack), Key: key, Offset: int64(start)}
+			}
+			if top.keys == nil {
+				top.keys = map[string]struct{}{}
+			}
+			top.keys[key] = struct{}{}
+			var field string
+			next, field = member(top.t, key)
+			if field != "" {
+				return &Error{Path: path(stack), Key: key, Field: field, Offset: int64(start)}
+			}
+			s.space()
+			s.i++ // the colon
+			break
 		}
 	}
 }
 
-// keyStart is where the key read from offset on starts: past the white space and the comma
-// the decoder had not yet consumed.
-func keyStart(data []byte, offset int64) int64 {
-	for offset < int64(len(data)) && data[offset] != '"' {
-		offset++
+// scan walks valid JSON.
+type scan struct {
+	data []byte
+	i    int
+}
+
+func (s *scan) space() {
+	for s.i < len(s.data) {
+		switch s.data[s.i] {
+		case ' ', '\t', '\n', '\r':
+			s.i++
+		default:
+			return
+		}
 	}
-	return offset
+}
+
+// str passes the string at i and says whether it holds an escape.
+func (s *scan) str() (escaped bool) {
+	s.i++ // the opening quote
+	for s.data[s.i] != '"' {
+		if s.data[s.i] == '\\' {
+			escaped = true
+			s.i++
+		}
+		s.i++
+	}
+	s.i++
+	return escaped
+}
+
+// key reads the string at i as encoding/json decodes it: escapes resolved, invalid UTF-8
+// replaced by U+FFFD (so "\xff" and "\xfe" are one key to it, and here).
+func (s *scan) key() string {
+	start := s.i
+	escaped := s.str()
+	raw := s.data[start+1 : s.i-1]
+	if !escaped && utf8.Valid(raw) {
+		return string(raw)
+	}
+	var k string
+	_ = json.Unmarshal(s.data[start:s.i], &k) // valid JSON: a string decodes
+	return k
+}
+
+// literal passes a number, true, false or null.
+func (s *scan) literal() {
+	for s.i < len(s.data) {
+		switch s.data[s.i] {
+		case ',', ']', '}', ' ', '\t', '\n', '\r':
+			return
+		}
+		s.i++
+	}
 }
 
 // frame is an object or array being read: the type it is decoded into (nil: not known or

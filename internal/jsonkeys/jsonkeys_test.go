@@ -107,23 +107,28 @@ func TestCheckEncodingJSONAgrees(t *testing.T) {
 	}
 }
 
-// TestCheckDeep: nesting far deeper than a 64 KiB body allows (or encoding/json's 10000
-// levels) costs a slice, not the goroutine stack, and time linear in the size.
+// TestCheckDeep: nesting as deep as encoding/json takes (10000 levels), many times over,
+// costs a slice, not the goroutine stack, and time linear in the size; deeper is refused
+// as encoding/json refuses it.
 func TestCheckDeep(t *testing.T) {
+	const depth = 9999
 	for _, tc := range []struct {
 		name        string
 		open, close string
-		depth       int
 		target      any
 	}{
-		{"arrays", "[", "]", 1 << 16, nil},
-		{"objects", `{"a":`, "}", 1 << 15, nil},
-		{"objects into any", `{"a":`, "}", 1 << 15, new(any)},
-		{"arrays into a struct", "[", "]", 1 << 16, &outer{}},
+		{"arrays", "[", "]", nil},
+		{"objects", `{"a":`, "}", nil},
+		{"objects into any", `{"a":`, "}", new(any)},
+		{"arrays into a struct", "[", "]", &outer{}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			nested := func(depth int, inner string) []byte {
-				return []byte(strings.Repeat(tc.open, depth) + inner + strings.Repeat(tc.close, depth))
+			nested := func(depth int, inner string) string {
+				return strings.Repeat(tc.open, depth) + inner + strings.Repeat(tc.close, depth)
+			}
+			// n nests of depth d side by side in an array.
+			copies := func(n, d int) []byte {
+				return []byte("[" + strings.Repeat(nested(d, "1")+",", n-1) + nested(d, "1") + "]")
 			}
 			// The fastest of three runs, against the noise of a shared machine.
 			fastest := func(body []byte) time.Duration {
@@ -137,16 +142,25 @@ func TestCheckDeep(t *testing.T) {
 				}
 				return best
 			}
-			small, big := fastest(nested(tc.depth/8, "1")), fastest(nested(tc.depth, "1"))
-			t.Logf("depth %d: %v, 8x: %v", tc.depth/8, small, big)
-			// 8 times the size: linear is about 8 times the time, quadratic 64 times.
-			if big > 24*small+20*time.Millisecond {
-				t.Fatalf("8x the depth took %v against %v: not linear", big, small)
+			shallow, deep, wide := fastest(copies(16, depth/8)), fastest(copies(2, depth)), fastest(copies(16, depth))
+			t.Logf("16 nests of %d: %v; 2 of %d: %v; 16 of %d: %v", depth/8, shallow, depth, deep, depth, wide)
+			// The same size 8 times deeper: linear is about the same time, quadratic in the
+			// depth 8 times.
+			if deep > 5*shallow+50*time.Millisecond {
+				t.Fatalf("8x the depth took %v against %v: not linear", deep, shallow)
 			}
-			// A duplicate at the bottom is still found, with its whole path.
+			// 8 times the size: linear is about 8 times the time, quadratic 64 times.
+			if wide > 24*deep+20*time.Millisecond {
+				t.Fatalf("8x the size took %v against %v: not linear", wide, deep)
+			}
+			// A duplicate at the bottom is found, with its whole path.
 			var ke *Error
-			if err := Check(nested(tc.depth/4, `{"x":1,"x":2}`), tc.target); !errors.As(err, &ke) || !strings.HasSuffix(ke.Path, "x") {
+			if err := Check([]byte(nested(depth-1, `{"x":1,"x":2}`)), tc.target); !errors.As(err, &ke) || !strings.HasSuffix(ke.Path, "x") {
 				t.Fatalf("Check(a duplicate at the bottom) = %v", err)
+			}
+			// Deeper than encoding/json reads is an error, not a crash.
+			if err := Check([]byte(nested(1<<16, "1")), tc.target); err == nil || errors.As(err, &ke) {
+				t.Fatalf("Check(65536 levels) = %v, want encoding/json's error", err)
 			}
 		})
 	}
