@@ -6,9 +6,9 @@
 // log see another request than the one sessiond acts on.
 //
 // Check runs over bytes already read and bounded by the caller, next to the decode it
-// guards; it does not decode. It walks the tokens with an explicit stack, so neither the
-// depth of nesting nor the number of keys costs more than linear time or any goroutine
-// stack.
+// guards; it does not decode. After json.Valid it scans the bytes once with an explicit
+// stack, so neither the depth of nesting nor the number of keys costs more than linear time
+// or any goroutine stack.
 package jsonkeys
 
 import (
