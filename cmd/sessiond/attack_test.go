@@ -389,6 +389,7 @@ func TestAttack(t *testing.T) {
 		{"ForgedTokens", forgedTokens},
 		{"UnknownRealmClientAndOversizedBody", unknownAndOversized},
 		{"NULAndInvalidUTF8Get400", nulAndInvalidUTF8},
+		{"DuplicateAndWrongCaseJSONKeysGet400", duplicateAndWrongCaseKeys},
 		{"LogoutWithRetiredRefreshTokenRefused", logoutWithRetiredToken},
 		{"LogoutWithNotBeforeRevokedTokenRefused", logoutWithNotBeforeRevoked},
 		{"ConcurrentRefreshesWithinGraceKeepLineage", concurrentRefreshes},
@@ -737,6 +738,46 @@ func nulAndInvalidUTF8(t *testing.T, tg *target) {
 	// Nothing was written: the session is as it was, and refreshes.
 	if r, err := c.refreshIn("attack", s.RefreshToken); err != nil || r.status != http.StatusOK {
 		t.Errorf("the session after the bad requests: %v %s", err, r.summary())
+	}
+}
+
+// duplicateAndWrongCaseKeys sends JSON bodies with a key given twice or in another case than
+// the field's, which encoding/json would read as the last one or as the field: 400
+// invalid_request naming the key, on PostgreSQL through the store plugin, and nothing
+// written.
+func duplicateAndWrongCaseKeys(t *testing.T, tg *target) {
+	c := tg.api(t)
+	s := tg.open(t, c, "attack", "dupkeys", false)
+	for _, tc := range []struct{ name, path, body, desc string }{
+		{"user_id twice", "/realms/attack/sessions", `{"client_id":"` + persistClient + `","user_id":"dupkeys-id","user_id":"dupkeys-other","username":"u"}`, "duplicate key user_id"},
+		{"note twice", "/realms/attack/sessions", `{"client_id":"` + persistClient + `","user_id":"dupkeys-other","notes":{"k":"a","k":"b"}}`, "duplicate key notes.k"},
+		{"USER_ID", "/realms/attack/sessions", `{"client_id":"` + persistClient + `","USER_ID":"dupkeys-other","username":"u"}`, "key USER_ID matches the field"},
+		{"attach client_id twice", "/realms/attack/sessions/" + s.SessionID + "/clients", `{"client_id":"` + persistClient + `","client_id":"` + persistClient + `"}`, "duplicate key client_id"},
+	} {
+		req, err := http.NewRequest(http.MethodPost, c.base+tc.path, strings.NewReader(tc.body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Authorization", "Bearer "+c.frontendToken())
+		req.Header.Set("Content-Type", "application/json")
+		r, err := c.do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.status != http.StatusBadRequest || r.Error != "invalid_request" || !strings.Contains(r.body, tc.desc) {
+			t.Errorf("%s: %s, want 400 invalid_request naming %q", tc.name, r.summary(), tc.desc)
+		}
+	}
+	if r := tg.adminDo(t, c, http.MethodPut, "attack/not-before", `{"action":"clear","action":"now"}`); r.status != http.StatusBadRequest || !strings.Contains(r.body, "duplicate key action") {
+		t.Errorf("not-before with action twice: %s, want 400 naming the key", r.summary())
+	}
+	// Nothing was written: no session for the other user, and the session refreshes (no
+	// not-before policy revoked it).
+	if r := tg.adminDo(t, c, http.MethodGet, "attack/users/dupkeys-other/sessions", ""); r.status != http.StatusOK || strings.TrimSpace(r.body) != "[]" {
+		t.Errorf("sessions of the user the refused bodies named: %s, want none", r.summary())
+	}
+	if r, err := c.refreshIn("attack", s.RefreshToken); err != nil || r.status != http.StatusOK {
+		t.Errorf("the session after the refused bodies: %v %s", err, r.summary())
 	}
 }
 

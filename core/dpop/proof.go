@@ -24,6 +24,8 @@ import (
 	"time"
 
 	"github.com/go-jose/go-jose/v4"
+
+	"github.com/sessiond/sessiond/internal/jsonkeys"
 )
 
 // The OAuth error codes of RFC 9449.
@@ -142,6 +144,11 @@ func Parse(raw string) (*Proof, error) {
 	if err := json.Unmarshal(hb, &h); err != nil {
 		return nil, invalid("the DPoP proof's header is not a JSON object of the expected types")
 	}
+	// go-jose reads the header again, case-sensitively: a "TYP" beside "typ" would be the
+	// typ checked here and not the one go-jose and other verifiers see.
+	if err := jsonkeys.Check(hb, &h); err != nil {
+		return nil, invalid("the DPoP proof's header: %s", err)
+	}
 	switch {
 	case h.Typ != typ:
 		return nil, invalid("the DPoP proof's typ is %s, not %q", quote(h.Typ), typ)
@@ -177,6 +184,11 @@ func Parse(raw string) (*Proof, error) {
 	var c claims
 	if err := json.Unmarshal(payload, &c); err != nil {
 		return nil, invalid("the DPoP proof's claims are not a JSON object of the expected types")
+	}
+	// Another reader of the proof (a resource server, a log) must see the htm, htu and jti
+	// checked here: not the first of two, or an "HTM" encoding/json took for htm.
+	if err := jsonkeys.Check(payload, &c); err != nil {
+		return nil, invalid("the DPoP proof's claims: %s", err)
 	}
 	switch {
 	case c.JTI == nil || *c.JTI == "":

@@ -18,6 +18,7 @@ import (
 	"github.com/sessiond/sessiond/core/dpop"
 	"github.com/sessiond/sessiond/core/login"
 	"github.com/sessiond/sessiond/core/session"
+	"github.com/sessiond/sessiond/internal/jsonkeys"
 )
 
 // maxBody bounds every request body: the largest legitimate one is a form carrying a
@@ -390,8 +391,8 @@ func parseForm(r *http.Request) error {
 	return err
 }
 
-// decodeJSON reads a JSON body of at most maxBody bytes into v, refusing unknown fields
-// and trailing data.
+// decodeJSON reads a JSON body of at most maxBody bytes into v, refusing unknown fields,
+// trailing data, duplicate keys and keys that match a field only by case.
 func decodeJSON(w http.ResponseWriter, r *http.Request, v any) error {
 	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	if err != nil || mt != "application/json" {
@@ -416,6 +417,11 @@ func decodeJSON(w http.ResponseWriter, r *http.Request, v any) error {
 	}
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 		return &session.Error{Code: session.InvalidRequest, Description: "malformed JSON body: data after the object"}
+	}
+	// encoding/json keeps the last of a duplicate key and fills a field from a key that
+	// matches it only by case; a proxy or an audit log may read the first or the exact one.
+	if err := jsonkeys.Check(body, v); err != nil {
+		return &session.Error{Code: session.InvalidRequest, Description: "refused JSON body: " + err.Error()}
 	}
 	// A \u0000 escape decodes to NUL.
 	return checkDecoded(reflect.ValueOf(v), "JSON")

@@ -13,6 +13,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/sessiond/sessiond/internal/jsonkeys"
 )
 
 // realmFile is the part of Keycloak's RealmRepresentation that sessiond reads, with its field
@@ -156,6 +158,17 @@ func decodeStrict(data []byte, v any) error {
 	}
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 		return errors.New("unexpected data after the realm representation")
+	}
+	// encoding/json keeps the last of a key given twice and reads "RedirectUris" as
+	// redirectUris; Keycloak and an operator's diff or review read the file otherwise.
+	if err := jsonkeys.Check(data, v); err != nil {
+		var ke *jsonkeys.Error
+		if errors.As(err, &ke) {
+			// position counts the bytes before offset as the column: one past the key's quote
+			// is the column of the quote.
+			return fmt.Errorf("%s: %w", position(data, ke.Offset+1), err)
+		}
+		return err
 	}
 	return nil
 }
