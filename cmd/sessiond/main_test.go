@@ -441,3 +441,21 @@ func TestPluginsListShowsEveryProvider(t *testing.T) {
 		}
 	}
 }
+
+// The suite's own variables stay set in the shell that runs it (and in os.Environ, which
+// the daemons of these tests inherit): the binary must neither refuse them nor show them
+// as options. conf's TestTestSuiteVariablesAreNotConfiguration covers the loader.
+func TestTestSuiteVariablesDoNotStopTheBinary(t *testing.T) {
+	t.Parallel()
+	env := append(os.Environ(),
+		"SESSIOND_TEST_POSTGRES_URL="+testpg.URL(),
+		"SESSIOND_TEST_REDIS_URL=redis://127.0.0.1:6379",
+		"SESSIOND_TEST_NATS_URL=nats://127.0.0.1:4222")
+	code, out := runBinary(t, env, "show-config", "start-dev")
+	if code != 0 {
+		t.Fatalf("show-config start-dev with SESSIOND_TEST_* set exited %d:\n%s", code, out)
+	}
+	if strings.Contains(out, "SESSIOND_TEST") || strings.Contains(out, "test-postgres-url") {
+		t.Errorf("show-config shows a test-suite variable:\n%s", out)
+	}
+}
