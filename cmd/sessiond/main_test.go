@@ -50,7 +50,23 @@ func sessiondBinary(t *testing.T) string {
 	return binPath
 }
 
+// raceExitSleep is how long, in milliseconds, a race-enabled process these tests start
+// waits before it exits (GORACE's atexit_sleep_ms), where the race detector's default is
+// 1000: its goroutines still running at exit get that long to make a racy access. The
+// binary is built with -race, so every daemon stopped, every plugin process (they get
+// GORACE through the host's allowlist) and every CLI run that exits 0 slept a second
+// before exiting (status 0 only: os.Exit with another skips it): a second per daemon stop
+// and per successful `sessiond admin`, `show-config` or `plugins list` run, of which the
+// package has well over a hundred. 100 ms keeps a window for late races; a
+// GORACE that sets atexit_sleep_ms itself wins.
+const raceExitSleep = "atexit_sleep_ms=100"
+
 func TestMain(m *testing.M) {
+	// Set for the processes the tests start (they inherit os.Environ); the race runtime of
+	// this test binary read GORACE when it started.
+	if g := os.Getenv("GORACE"); !strings.Contains(g, "atexit_sleep_ms") {
+		os.Setenv("GORACE", strings.TrimSpace(g+" "+raceExitSleep))
+	}
 	code := m.Run()
 	if binPath != "" {
 		os.RemoveAll(filepath.Dir(binPath))
