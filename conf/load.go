@@ -18,6 +18,12 @@ const envPrefix = "SESSIOND_"
 // environment of plugin processes; it is not configuration.
 const pluginCookie = "SESSIOND_PLUGIN"
 
+// testPrefix is reserved for the test suite's own variables (SESSIOND_TEST_POSTGRES_URL,
+// SESSIOND_TEST_REDIS_URL, SESSIOND_TEST_NATS_URL…), which a shell running the tests keeps
+// set while it runs sessiond binaries; they are not configuration, and no option may start
+// with "test-".
+const testPrefix = envPrefix + "TEST_"
+
 // layer is what one source set, keys as written (without dashes or env prefix).
 type layer struct {
 	kind SourceKind
@@ -154,7 +160,7 @@ func loadFile(path string, src Source, explicit bool, environ []string, probs *p
 func loadEnv(environ []string, probs *problems) layer {
 	ly := layer{kind: FromEnv, k: koanf.New("."), src: map[string]Source{}}
 	transform := func(name, value string) (string, any) {
-		if name == pluginCookie {
+		if name == pluginCookie || strings.HasPrefix(name, testPrefix) {
 			return "", nil
 		}
 		key := strings.ReplaceAll(strings.ToLower(strings.TrimPrefix(name, envPrefix)), "_", "-")

@@ -6,6 +6,7 @@ import (
 	"regexp"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -290,6 +291,38 @@ func TestPeek(t *testing.T) {
 func TestPluginCookieIsNotConfiguration(t *testing.T) {
 	inDir(t, "")
 	resolve(t, ProfileStart, nil, []string{"SESSIOND_PLUGIN=cookie", "PATH=/bin", "OTHER_HTTP_PORT=1"}, testDescs())
+}
+
+// The test suite's variables stay set in the shell that runs sessiond binaries: they must
+// neither fail loading nor become options, whatever follows the prefix; a variable that
+// merely looks like one (no underscore after TEST) is still an unknown option.
+func TestTestSuiteVariablesAreNotConfiguration(t *testing.T) {
+	inDir(t, "")
+	reserved := []string{
+		"SESSIOND_TEST_POSTGRES_URL=postgres://postgres@127.0.0.1:5432/sessiond_test",
+		"SESSIOND_TEST_REDIS_URL=redis://127.0.0.1:6379",
+		"SESSIOND_TEST_NATS_URL=nats://127.0.0.1:4222",
+		"SESSIOND_TEST_=empty-rest",
+		"SESSIOND_TEST_WITH-HYPHEN=not a valid key either",
+	}
+	s := resolve(t, ProfileStart, nil, append([]string{"SESSIOND_HTTP_PORT=8081"}, reserved...), testDescs())
+	for _, e := range s.Effective() {
+		if strings.HasPrefix(e.Source.Name, "SESSIOND_TEST") || strings.HasPrefix(e.Key, "test") {
+			t.Errorf("a test-suite variable became option %s = %q (%s)", e.Key, e.Value, e.Source)
+		}
+	}
+	if got := Peek(nil, reserved, "test-postgres-url"); len(got) != 0 {
+		t.Errorf("Peek sees a test-suite variable as an option: %+v", got)
+	}
+	for _, o := range ServerOptions() {
+		if strings.HasPrefix(o.Name, "test-") {
+			t.Errorf("server option %s has the env variable %s, which the test suite's prefix %s hides", o.Name, EnvVar(o.Name), testPrefix)
+		}
+	}
+	_, err := loadResolve(ProfileStart, nil, []string{"SESSIOND_TESTPOSTGRES_URL=x"}, testDescs())
+	if err == nil || !strings.Contains(err.Error(), "unknown option") || !strings.Contains(err.Error(), "SESSIOND_TESTPOSTGRES_URL") {
+		t.Errorf("SESSIOND_TESTPOSTGRES_URL: %v, want an unknown option naming the variable", err)
+	}
 }
 
 func errString(err error) string {

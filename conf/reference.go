@@ -41,6 +41,10 @@ in the configuration file (` + "`" + DefaultConfigFile + "`" + `, one ` + "`key=
 (` + "`--key=value` or `--key value`" + `). Durations are Go durations (` + "`90s`, `1h30m`" + `) or whole
 seconds.
 
+` + "`SESSIOND_PLUGIN`" + ` (the plugin handshake) and the variables starting ` + "`SESSIOND_TEST_`" + ` (the
+test suite's, such as ` + "`SESSIOND_TEST_POSTGRES_URL`" + `) are not options: sessiond ignores them,
+so they may stay set in a shell that runs it.
+
 Provider options are ` + "`spi-<spi>-<provider>-<option>`" + `. Because SPI names, provider ids
 and option names all contain hyphens, the unambiguous form
 ` + "`spi-<spi>--<provider>--<option>`" + ` (env: ` + "`__`" + ` for ` + "`--`" + `) is accepted too.

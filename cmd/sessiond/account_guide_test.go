@@ -11,14 +11,16 @@ import (
 // TestAccountGuide runs docs/account-console.md's commands as written: start-dev, the REST
 // API calls with alice's access token (whose output must be the one the page shows), and a
 // realm file with the page's account-console client, whose console then sends the browser
-// to the realm's authorization endpoint. Only the port and the binary's path differ.
+// to the realm's authorization endpoint. Only the port, the binary's path and the folder
+// the daemons run in differ: each runs in a temporary folder of its own, where start-dev's
+// embedded store (data/sessiond.db) goes, not in the checkout, which other tests share.
 func TestAccountGuide(t *testing.T) {
+	t.Parallel()
 	raw, err := os.ReadFile(filepath.Join("..", "..", "docs", "account-console.md"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	guide := string(raw)
-	root, _ := filepath.Abs(filepath.Join("..", ".."))
 	bin := sessiondBinary(t)
 	port := freePort(t)
 	local := func(s string) string {
@@ -27,7 +29,7 @@ func TestAccountGuide(t *testing.T) {
 		return strings.ReplaceAll(s, "127.0.0.1:8080", "127.0.0.1:"+port)
 	}
 	start := local(guideBlock(t, guide, "account:start"))
-	guideDaemon(t, root, "exec "+strings.TrimSpace(start))
+	guideDaemon(t, t.TempDir(), "exec "+strings.TrimSpace(start))
 
 	got := guideRun(t, t.TempDir(), local(guideBlock(t, guide, "account:api")))
 	if want := guideBlock(t, guide, "account:api-output"); got != want {
@@ -44,7 +46,7 @@ func TestAccountGuide(t *testing.T) {
 	if err := os.WriteFile(file, []byte(`{"realm": "myrealm", "enabled": true, "clients": [`+client+`]}`), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	guideDaemon(t, root, "exec "+bin+" start-dev --http-host=127.0.0.1 --http-port="+port2+" --realm-file="+file)
+	guideDaemon(t, t.TempDir(), "exec "+bin+" start-dev --http-host=127.0.0.1 --http-port="+port2+" --realm-file="+file)
 	c := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	resp, err := c.Get(base + "/realms/myrealm/account/")
 	if err != nil {

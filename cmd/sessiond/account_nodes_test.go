@@ -135,6 +135,7 @@ func (b *lbBrowser) signIn() (csrf, current string) {
 // either. Signed in again, an administrator's logout of the user session on one node ends
 // the console's sign-in on the other.
 func TestAccountConsoleSignInHoldsAcrossNodesAndARestart(t *testing.T) {
+	t.Parallel()
 	var realmFile string
 	a, b, dbURL := startTwoNodesWith(t, func(t *testing.T) string {
 		realmFile = filepath.Join(t.TempDir(), "account-realm.json")

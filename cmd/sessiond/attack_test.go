@@ -360,7 +360,7 @@ func segment(v any) string {
 }
 
 // TestAttack runs issue 15's attack list against `sessiond start` on PostgreSQL. Subtests
-// that need no server of their own share one; the slow ones run in parallel with the rest.
+// that need no server of their own share one; the slow ones run beside the rest.
 func TestAttack(t *testing.T) {
 	t.Parallel()
 	tg := startTarget(t)
@@ -377,6 +377,30 @@ func TestAttack(t *testing.T) {
 
 	// First and alone, so that the store's counters see the probes and nothing else.
 	t.Run("ReadinessProbeFloodCostsFewStoreRoundTrips", func(t *testing.T) { readinessFlood(t, tg) })
+
+	// The slow senders spend their time waiting for the server's read timeouts
+	// (httpapi.ReadHeaderTimeout, 10 s, and ReadTimeout, 30 s) on one idle connection each.
+	// As parallel subtests they would hold two of go test's -parallel slots (GOMAXPROCS, 2
+	// on CI) idle for that long while every other test of the package waited for one; so
+	// they run beside the rest as plain subtests in goroutines of their own, which hold no
+	// slot (as TestPluginNewToARunningProvider's do), started here and waited for before
+	// the server stops (cleanups run last first).
+	var slow sync.WaitGroup
+	t.Cleanup(slow.Wait)
+	begun := make(chan struct{}, 2) // t.Run may not be called once the cleanups have begun
+	for _, a := range []struct {
+		name string
+		body bool
+	}{{"SlowHeadersCutOff", false}, {"SlowBodyIsCutOff", true}} {
+		slow.Go(func() {
+			t.Run(a.name, func(t *testing.T) {
+				begun <- struct{}{}
+				slowSender(t, tg, a.body)
+			})
+		})
+	}
+	<-begun
+	<-begun
 
 	for _, a := range []struct {
 		name string
@@ -396,8 +420,6 @@ func TestAttack(t *testing.T) {
 		{"WrongSecretFloodIsThrottledAndAuditedInBoundedLines", wrongSecretFlood},
 		{"UnauthenticatedFloodAuditBounded", unauthenticatedFlood},
 		{"LoginRequestFloodStopsWritingPendingLogins", loginRequestFlood},
-		{"SlowHeadersCutOff", func(t *testing.T, tg *target) { slowSender(t, tg, false) }},
-		{"SlowBodyIsCutOff", func(t *testing.T, tg *target) { slowSender(t, tg, true) }},
 		{"SigningKeyInDatabaseIsEncrypted", keysEncrypted},
 		{"KeyWithoutKEKCannotSign", keyWithoutKEK},
 		{"PluginEnvironmentHasNoSecrets", pluginEnvironment},

@@ -24,6 +24,7 @@ import (
 // Applications (the admin API then shows none), and signs out. No page may report an error.
 // With -update it saves each page as docs/img/account-*.png.
 func TestBrowserAccount_signInDevicesSignOutAnotherRevoke(t *testing.T) {
+	t.Parallel()
 	const adminToken = "admin-token-of-the-account-browser-test-0123"
 	const frontendToken = "frontend-token-of-the-account-browser-test-01"
 	d := startDaemon(t, "--admin-token="+adminToken, "--frontend-token="+frontendToken)

@@ -15,6 +15,7 @@ import (
 // going to either. Signed in on node A, the operator is signed in on node B with the same
 // CSRF token; signed out on node B, the old cookie opens nothing on node A either.
 func TestConsoleSessionHoldsAcrossTwoNodesSharingPostgreSQL(t *testing.T) {
+	t.Parallel()
 	a, b, _ := startTwoNodes(t)
 	jar, _ := cookiejar.New(nil)
 	client := &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}

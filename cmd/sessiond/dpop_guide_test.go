@@ -13,6 +13,7 @@ import (
 // a replay, a refresh without a proof, UserInfo both ways, client_credentials). Only the
 // port differs, and the embedded store's file goes to the test's folder.
 func TestDPoPGuide(t *testing.T) {
+	t.Parallel()
 	raw, err := os.ReadFile(filepath.Join("..", "..", "docs", "dpop.md"))
 	if err != nil {
 		t.Fatal(err)

@@ -50,7 +50,23 @@ func sessiondBinary(t *testing.T) string {
 	return binPath
 }
 
+// raceExitSleep is how long, in milliseconds, a race-enabled process these tests start
+// waits before it exits (GORACE's atexit_sleep_ms), where the race detector's default is
+// 1000: its goroutines still running at exit get that long to make a racy access. The
+// binary is built with -race, so every daemon stopped, every plugin process (they get
+// GORACE through the host's allowlist) and every CLI run that exits 0 slept a second
+// before exiting (status 0 only: os.Exit with another skips it): a second per daemon stop
+// and per successful `sessiond admin`, `show-config` or `plugins list` run, of which the
+// package has well over a hundred. 100 ms keeps a window for late races; a
+// GORACE that sets atexit_sleep_ms itself wins.
+const raceExitSleep = "atexit_sleep_ms=100"
+
 func TestMain(m *testing.M) {
+	// Set for the processes the tests start (they inherit os.Environ); the race runtime of
+	// this test binary read GORACE when it started.
+	if g := os.Getenv("GORACE"); !strings.Contains(g, "atexit_sleep_ms") {
+		os.Setenv("GORACE", strings.TrimSpace(g+" "+raceExitSleep))
+	}
 	code := m.Run()
 	if binPath != "" {
 		os.RemoveAll(filepath.Dir(binPath))
@@ -439,5 +455,23 @@ func TestPluginsListShowsEveryProvider(t *testing.T) {
 		if !strings.Contains(out, want) {
 			t.Errorf("plugins list does not show %q:\n%s", want, out)
 		}
+	}
+}
+
+// The suite's own variables stay set in the shell that runs it (and in os.Environ, which
+// the daemons of these tests inherit): the binary must neither refuse them nor show them
+// as options. conf's TestTestSuiteVariablesAreNotConfiguration covers the loader.
+func TestTestSuiteVariablesDoNotStopTheBinary(t *testing.T) {
+	t.Parallel()
+	env := append(os.Environ(),
+		"SESSIOND_TEST_POSTGRES_URL="+testpg.URL(),
+		"SESSIOND_TEST_REDIS_URL=redis://127.0.0.1:6379",
+		"SESSIOND_TEST_NATS_URL=nats://127.0.0.1:4222")
+	code, out := runBinary(t, env, "show-config", "start-dev")
+	if code != 0 {
+		t.Fatalf("show-config start-dev with SESSIOND_TEST_* set exited %d:\n%s", code, out)
+	}
+	if strings.Contains(out, "SESSIOND_TEST") || strings.Contains(out, "test-postgres-url") {
+		t.Errorf("show-config shows a test-suite variable:\n%s", out)
 	}
 }

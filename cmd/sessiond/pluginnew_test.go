@@ -19,6 +19,7 @@ import (
 // folders (bin/ and ../sessiond-my-lifespan become temporary ones) and the port changed.
 // The four run at once and share the go build cache.
 func TestPluginNewToARunningProvider(t *testing.T) {
+	t.Parallel()
 	raw, err := os.ReadFile(filepath.Join("..", "..", "docs", "plugin-author-guide.md"))
 	if err != nil {
 		t.Fatal(err)

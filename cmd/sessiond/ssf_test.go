@@ -388,6 +388,7 @@ func ssfCall(t *testing.T, method, u, bearer, body string) (int, string) {
 // also when it was down when the session ended. The stream is created on one node and the
 // sessions end on both: streams live in the shared store.
 func TestSharedSignals_everySessionEndOnceAcrossNodesAndAnOutage(t *testing.T) {
+	t.Parallel()
 	fe := &loginFrontend{}
 	feSrv := httptest.NewServer(fe)
 	defer feSrv.Close()
@@ -663,6 +664,7 @@ func TestSharedSignals_everySessionEndOnceAcrossNodesAndAnOutage(t *testing.T) {
 // the guide logged out, each verified with the realm's JWKS. Only the ports and the binary's
 // path differ.
 func TestSharedSignalsGuide(t *testing.T) {
+	t.Parallel()
 	raw, err := os.ReadFile(filepath.Join("..", "..", "docs", "shared-signals.md"))
 	if err != nil {
 		t.Fatal(err)
