@@ -72,9 +72,7 @@ func (s *Store) PutClientSessions(ctx context.Context, clients []*usersessions.C
 	if len(runs) == 0 {
 		return errs, s.usable(ctx)
 	}
-	given := slices.Clone(errs)
-	err := s.write(ctx, "put client sessions", func(w *writer) error {
-		copy(errs, given) // an attempt made again starts afresh (write)
+	err := s.writeItems(ctx, "put client sessions", errs, func(w *writer) error {
 		for _, run := range runs {
 			if err := s.putClients(ctx, w, clients, run, errs); err != nil {
 				return err
@@ -111,9 +109,7 @@ func (s *Store) Rotate(ctx context.Context, rotations []usersessions.Rotation) (
 // rotateTx is Rotate in one transaction; errs holds the items' validation and runs the
 // rounds of distinct keys of the valid ones.
 func (s *Store) rotateTx(ctx context.Context, rotations []usersessions.Rotation, clients []*usersessions.ClientSession, errs []error, runs [][]int) ([]error, error) {
-	given := slices.Clone(errs)
-	err := s.write(ctx, "rotate client sessions", func(w *writer) error {
-		copy(errs, given) // an attempt made again starts afresh (write)
+	err := s.writeItems(ctx, "rotate client sessions", errs, func(w *writer) error {
 		for _, run := range runs {
 			if err := s.putClients(ctx, w, clients, run, errs); err != nil {
 				return err

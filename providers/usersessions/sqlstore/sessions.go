@@ -111,9 +111,7 @@ func (s *Store) Create(ctx context.Context, sessions []*usersessions.UserSession
 	if len(todo) == 0 {
 		return errs, s.usable(ctx)
 	}
-	given := slices.Clone(errs)
-	err := s.write(ctx, "create user sessions", func(w *writer) error {
-		copy(errs, given) // an attempt made again starts afresh (write)
+	err := s.writeItems(ctx, "create user sessions", errs, func(w *writer) error {
 		args, err := s.d.args(sessionBatch, rows)
 		if err != nil {
 			return err
@@ -267,9 +265,7 @@ func (s *Store) Update(ctx context.Context, sessions []*usersessions.UserSession
 	if len(runs) == 0 {
 		return errs, s.usable(ctx)
 	}
-	given := slices.Clone(errs)
-	err := s.write(ctx, "update user sessions", func(w *writer) error {
-		copy(errs, given) // an attempt made again starts afresh (write)
+	err := s.writeItems(ctx, "update user sessions", errs, func(w *writer) error {
 		for _, run := range runs {
 			rows := make([][]any, len(run))
 			for j, i := range run {
@@ -393,9 +389,7 @@ func (s *Store) Touch(ctx context.Context, touches []usersessions.Touch) ([]erro
 
 // touchTx is Touch in one transaction of two statements; errs holds the items' validation.
 func (s *Store) touchTx(ctx context.Context, touches []usersessions.Touch, errs []error, clients map[usersessions.ClientKey]clock) ([]error, error) {
-	given := slices.Clone(errs)
-	err := s.write(ctx, "touch user sessions", func(w *writer) error {
-		copy(errs, given) // an attempt made again starts afresh (write)
+	err := s.writeItems(ctx, "touch user sessions", errs, func(w *writer) error {
 		touchedClients := map[usersessions.ClientKey]bool{}
 		if len(clients) > 0 {
 			var rows [][]any

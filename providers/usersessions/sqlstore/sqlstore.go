@@ -18,6 +18,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -273,6 +274,17 @@ func (s *Store) write(ctx context.Context, op string, fn func(w *writer) error) 
 			return err
 		}
 	}
+}
+
+// writeItems is write for a batch whose fn records per-item failures in errs: each
+// attempt starts from errs as given (the items' validation), so that a failure recorded
+// by an attempt the database rolled back is not reported for an item written by the next.
+func (s *Store) writeItems(ctx context.Context, op string, errs []error, fn func(w *writer) error) error {
+	given := slices.Clone(errs)
+	return s.write(ctx, op, func(w *writer) error {
+		copy(errs, given)
+		return fn(w)
+	})
 }
 
 // writeAttempts bounds the attempts of a write the database rolled back (Config.Retryable):
