@@ -19,7 +19,6 @@ import (
 	"reflect"
 	"strconv"
 	"strings"
-	"sync"
 	"unicode/utf8"
 )
 
@@ -56,6 +55,7 @@ func Check(data []byte, v any) error {
 	}
 	// From here data is valid JSON: the scan below need not check its syntax.
 	s := scan{data: data}
+	fields := fieldSets{}
 	var stack []frame
 	next := typeOf(reflect.TypeOf(v))
 	for {
@@ -106,7 +106,7 @@ func Check(data []byte, v any) error {
 			}
 			top.keys[key] = struct{}{}
 			var field string
-			next, field = member(top.t, key)
+			next, field = fields.member(top.t, key)
 			if field != "" {
 				return &Error{Path: path(stack), Key: key, Field: field, Offset: int64(start)}
 			}
@@ -176,12 +176,11 @@ func (s *scan) literal() {
 // frame is an object or array being read: the type it is decoded into (nil: not known or
 // not checked), and where in it the reader is.
 type frame struct {
-	t       reflect.Type
-	object  bool
-	wantKey bool
-	key     string              // object: the current member's key
-	keys    map[string]struct{} // object: the keys so far
-	index   int                 // array: the current element's index
+	t      reflect.Type
+	object bool
+	key    string              // object: the current member's key
+	keys   map[string]struct{} // object: the keys so far
+	index  int                 // array: the current element's index
 }
 
 // path names the current key of the innermost frame, from the root.
@@ -252,7 +251,7 @@ func element(t reflect.Type) reflect.Type {
 }
 
 // member is the type of an object member's value, or the field key matches only by case.
-func member(t reflect.Type, key string) (reflect.Type, string) {
+func (fields fieldSets) member(t reflect.Type, key string) (reflect.Type, string) {
 	switch {
 	case t == nil:
 		return nil, ""
@@ -261,7 +260,7 @@ func member(t reflect.Type, key string) (reflect.Type, string) {
 	case t.Kind() != reflect.Struct:
 		return nil, ""
 	}
-	fs := fieldsOf(t)
+	fs := fields.of(t)
 	if ft, ok := fs[key]; ok {
 		return typeOf(ft), ""
 	}
@@ -275,14 +274,17 @@ func member(t reflect.Type, key string) (reflect.Type, string) {
 	return nil, "" // unknown: refused by DisallowUnknownFields where the caller wants that
 }
 
-var fieldCache sync.Map // reflect.Type → map[string]reflect.Type
+// fieldSets are the JSON names of the struct types one Check has met, each type's worked
+// out once per Check: a document holds few types (arrays repeat them), and a cache kept
+// between calls would be state shared by every caller of the package.
+type fieldSets map[reflect.Type]map[string]reflect.Type
 
-// fieldsOf is the JSON names of a struct's fields as encoding/json sees them: exported
-// fields by tag or name, "-" left out, the fields of embedded structs promoted, the
-// shallowest name winning (and at one depth, the one tagged field; else none).
-func fieldsOf(t reflect.Type) map[string]reflect.Type {
-	if fs, ok := fieldCache.Load(t); ok {
-		return fs.(map[string]reflect.Type)
+// of is the JSON names of a struct's fields as encoding/json sees them: exported fields by
+// tag or name, "-" left out, the fields of embedded structs promoted, the shallowest name
+// winning (and at one depth, the one tagged field; else none).
+func (fields fieldSets) of(t reflect.Type) map[string]reflect.Type {
+	if fs, ok := fields[t]; ok {
+		return fs
 	}
 	type found struct {
 		t       reflect.Type
@@ -349,6 +351,6 @@ func fieldsOf(t reflect.Type) map[string]reflect.Type {
 			fs[name] = f.t
 		}
 	}
-	fieldCache.Store(t, fs)
+	fields[t] = fs
 	return fs
 }

@@ -14,6 +14,8 @@ func checkTokens(data []byte, v any) error {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.UseNumber() // numbers are not read, only passed over
 	var stack []frame
+	var wantKey []bool // by frame: an object's next token is a key
+	fields := fieldSets{}
 	next := typeOf(reflect.TypeOf(v))
 	for read := false; ; read = true {
 		before := dec.InputOffset()
@@ -35,11 +37,11 @@ func checkTokens(data []byte, v any) error {
 			top := &stack[n-1]
 			switch {
 			case tok == json.Delim('}') || tok == json.Delim(']'):
-				stack = stack[:n-1]
+				stack, wantKey = stack[:n-1], wantKey[:n-1]
 				continue
-			case top.object && top.wantKey:
+			case top.object && wantKey[n-1]:
 				key, _ := tok.(string) // the decoder allows nothing else here
-				top.key, top.wantKey = key, false
+				top.key, wantKey[n-1] = key, false
 				if _, seen := top.keys[key]; seen {
 					return &Error{Path: path(stack), Key: key, Offset: keyStart(data, before)}
 				}
@@ -48,13 +50,13 @@ func checkTokens(data []byte, v any) error {
 				}
 				top.keys[key] = struct{}{}
 				var field string
-				next, field = member(top.t, key)
+				next, field = fields.member(top.t, key)
 				if field != "" {
 					return &Error{Path: path(stack), Key: key, Field: field, Offset: keyStart(data, before)}
 				}
 				continue
 			case top.object:
-				top.wantKey = true // this is the member's value
+				wantKey[n-1] = true // this is the member's value
 			default:
 				top.index++
 				next = element(top.t)
@@ -62,9 +64,9 @@ func checkTokens(data []byte, v any) error {
 		}
 		switch tok {
 		case json.Delim('{'):
-			stack = append(stack, frame{object: true, wantKey: true, t: next})
+			stack, wantKey = append(stack, frame{object: true, t: next}), append(wantKey, true)
 		case json.Delim('['):
-			stack = append(stack, frame{t: next, index: -1})
+			stack, wantKey = append(stack, frame{t: next, index: -1}), append(wantKey, false)
 		}
 	}
 }
