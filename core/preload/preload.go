@@ -501,6 +501,10 @@ func (r *Runner) failed(ctx context.Context, cancel context.CancelCauseFunc, j j
 func (r *Runner) finish(parent context.Context, cause error) {
 	switch {
 	case cause == nil:
+		// Every partition was read, so what was read is the total. The count beside the
+		// stream is cancelled when the stream ends: on a fast preload it may not have
+		// answered yet, which left Total unknown (-1) on a preload that was done.
+		r.total.CompareAndSwap(-1, r.loaded.Load())
 		r.set(Done, "")
 		st := r.Status()
 		r.d.Log.Info("offline sessions preloaded", "sessions", st.Imported, "read", st.Loaded,

@@ -736,3 +736,24 @@ func TestTheRuntimeIsToldHowManySessionsAreComing(t *testing.T) {
 		t.Errorf("Expect was told %v, want [500] once", expected)
 	}
 }
+
+// slowCount is a store whose Count answers only when its context ends, as a count of a
+// large table that is still running when a fast stream is done.
+type slowCount struct{ *store }
+
+func (s slowCount) Count(ctx context.Context, _ usersessions.Filter) (int64, error) {
+	<-ctx.Done()
+	return 0, ctx.Err()
+}
+
+func TestDonePreloadKnowsItsTotalWhenTheCountDidNotAnswer(t *testing.T) {
+	s := newStore(t, "this-node")
+	fill(t, s, 250, "a", "b")
+	c := newCache(t, s, 10000)
+	r := preload.New(preload.Deps{Store: slowCount{s}, Cache: c, Planner: eager(3, 40), Realms: func() []string { return []string{"a", "b"} },
+		Now: func() time.Time { return t0 }, Log: hclog.NewNullLogger()})
+	st := run(t, r)
+	if st.State != preload.Done || st.Loaded != 500 || st.Total != 500 {
+		t.Fatalf("status %s: state %s, loaded %d, total %d; want done, 500 of 500", st, st.State, st.Loaded, st.Total)
+	}
+}
